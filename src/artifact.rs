@@ -1,0 +1,341 @@
+//! The run record (`restore_drill_<ts>.json`): its types, redaction, and atomic writer.
+//!
+//! The record is rewritten after every step (temp file, fsync, rename), so a crash or a
+//! kill leaves a valid record of how far the drill got.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::playbook::Section;
+
+pub const SCHEMA_ID: &str = "restore-drill/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunRecord {
+    /// Always `restore-drill/v1`.
+    pub schema: String,
+    pub run_id: String,
+    pub drill: DrillInfo,
+    pub mode: Mode,
+    pub host: String,
+    pub operators: Vec<String>,
+    pub tool_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_s: f64,
+    pub status: RunStatus,
+    /// One-line answer to "did the drill pass, and if not, why".
+    pub summary: String,
+    pub workdir: String,
+    pub steps: Vec<StepRecord>,
+    pub gates: Vec<GateRecord>,
+    pub rto: RtoRecord,
+    pub rpo: Option<RpoRecord>,
+    /// Files the drill produced (backups, manifests) with their size and checksum.
+    pub files: Vec<FileRecord>,
+    /// What the drill created (workdir, services, databases) and whether cleanup removed it.
+    pub resources: Vec<ResourceRecord>,
+    pub warnings: Vec<String>,
+    /// Paths of this run's artifacts (json, log, reports).
+    pub artifacts: Map<String, Value>,
+    /// Set when the runner itself broke (status `error`).
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DrillInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub playbook: String,
+    pub playbook_sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Automated,
+    Walkthrough,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Passed,
+    Failed,
+    Error,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Passed => "passed",
+            RunStatus::Failed => "failed",
+            RunStatus::Error => "error",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    NotRun,
+    Running,
+    Passed,
+    Failed,
+    TimedOut,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::NotRun => "not_run",
+            StepStatus::Running => "running",
+            StepStatus::Passed => "passed",
+            StepStatus::Failed => "failed",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, StepStatus::Failed | StepStatus::TimedOut)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StepRecord {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub phase: String,
+    pub section: Section,
+    pub status: StepStatus,
+    pub started_at: Option<String>,
+    pub duration_s: f64,
+    /// Seconds counted for this step in the RTO when it is assumed (a manual step in an automated run).
+    pub assumed_s: Option<f64>,
+    pub attempts: u32,
+    pub runbook: Option<String>,
+    pub outputs: Map<String, Value>,
+    pub metrics: Map<String, Value>,
+    /// Results of a `sql` step's checks.
+    pub checks: Vec<CheckRecord>,
+    pub error: Option<String>,
+    /// The last lines of the step's output.
+    pub log_tail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CheckRecord {
+    pub name: String,
+    pub passed: bool,
+    /// What was found, or why the check failed.
+    pub detail: String,
+    pub expected: Option<Value>,
+    pub actual: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateKind {
+    Rto,
+    Rpo,
+    MaxDuration,
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    Passed,
+    Failed,
+    /// The drill did not get far enough to measure it.
+    NotEvaluated,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GateRecord {
+    pub name: String,
+    pub kind: GateKind,
+    pub status: GateStatus,
+    pub target: Option<String>,
+    pub measured: Option<String>,
+    pub target_s: Option<f64>,
+    pub measured_s: Option<f64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RtoRecord {
+    pub target_s: Option<f64>,
+    pub measured_s: f64,
+    /// The phases counted in the RTO.
+    pub counted_phases: Vec<String>,
+    pub phases: Vec<PhaseRecord>,
+    /// Phases whose time includes an assumed (not measured) duration.
+    pub assumed_phases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseRecord {
+    pub phase: String,
+    pub seconds: f64,
+    pub counted: bool,
+    pub assumed: bool,
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RpoRecord {
+    pub target_s: Option<f64>,
+    pub measured_s: Option<f64>,
+    /// The timestamp of the newest restored data, as `rpo_from` rendered it.
+    pub source: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileRecord {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    pub blake3: Option<String>,
+    /// The step that produced or hashed it.
+    pub step: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceRecord {
+    /// `workdir`, `service`, `database`, `cluster`, `file`.
+    pub kind: String,
+    /// A path, a pid, a connection url (redacted).
+    pub id: String,
+    pub step: Option<String>,
+    /// Whether cleanup removed it (false: left behind).
+    pub removed: bool,
+    pub detail: Option<String>,
+}
+
+/// Replaces every secret value with `***` wherever it appears.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn add(&mut self, secret: &str) {
+        // Very short values would redact unrelated text; they are not worth hiding.
+        if secret.len() >= 3 && !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_string());
+            // Longest first, so a secret containing another is replaced whole.
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    pub fn redact_value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if self.secrets.iter().any(|x| s.contains(x.as_str())) {
+                    *s = self.redact(s);
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
+        }
+    }
+
+    /// The record as JSON with every secret replaced.
+    pub fn record_json(&self, record: &RunRecord) -> serde_json::Result<Value> {
+        let mut value = serde_json::to_value(record)?;
+        self.redact_value(&mut value);
+        Ok(value)
+    }
+}
+
+/// Writes `bytes` to `path` so that readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads a stored record (for `report`, `history`, `status`).
+pub fn read(path: &Path) -> anyhow::Result<RunRecord> {
+    use anyhow::Context as _;
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a restore-drill record", path.display()))
+}
+
+/// The record files in a directory, oldest first.
+pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("restore_drill_") && n.ends_with(".json"))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_nested_strings_longest_first() {
+        let mut r = Redactor::default();
+        r.add("hunter2");
+        r.add("hunter2hunter2");
+        let mut v = serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2"});
+        r.redact_value(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"}));
+    }
+
+    #[test]
+    fn atomic_write_replaces_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,129 @@
+//! Subcommands and flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "restore-drill",
+    version,
+    about = "Run restore drills from TOML playbooks: back up, checksum, restore in isolation, verify, probe, clean up, and gate on RTO/RPO.",
+    after_help = crate::exit::HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a drill; writes restore_drill_<ts>.json, .md and .log into the artifacts directory.
+    #[command(after_help = crate::exit::HELP)]
+    Run(RunArgs),
+    /// Parse and check playbooks; runs nothing. Exits 2 when one is invalid.
+    Validate {
+        #[arg(required = true)]
+        playbooks: Vec<PathBuf>,
+    },
+    /// Show the resolved steps of a playbook without running anything.
+    Plan {
+        playbook: PathBuf,
+        /// Override a var of the playbook.
+        #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+        vars: Vec<(String, String)>,
+    },
+    /// Render a report from a stored restore_drill_<ts>.json.
+    Report {
+        artifact: PathBuf,
+        /// A minijinja template (markdown format only); default: the built-in report.
+        #[arg(long)]
+        template: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Md)]
+        format: ReportFormatArg,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends.
+    History {
+        #[arg(default_value = "artifacts/restore")]
+        dir: PathBuf,
+    },
+    /// For monitoring: exits 0 only when a drill passed within --max-age.
+    Status {
+        #[arg(default_value = "artifacts/restore")]
+        dir: PathBuf,
+        /// How recent the last passing drill must be, e.g. 35d.
+        #[arg(long, default_value = "35d", value_parser = humantime::parse_duration)]
+        max_age: std::time::Duration,
+        /// Only drills with this name.
+        #[arg(long)]
+        drill: Option<String>,
+    },
+    /// Print a JSON Schema.
+    Schema { which: SchemaKind },
+    /// Write a starter playbook.
+    Init {
+        #[arg(long, value_enum, default_value_t = InitEngine::Sqlite)]
+        engine: InitEngine,
+        /// Where to write it (default: <engine>-drill.toml).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    pub playbook: PathBuf,
+    /// Override a var of the playbook (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Where the record, report and log go.
+    #[arg(long, default_value = "artifacts/restore")]
+    pub artifacts: PathBuf,
+    /// Step through interactively: read each runbook, confirm manual steps.
+    #[arg(long)]
+    pub walkthrough: bool,
+    /// Who takes part (repeatable); recorded in the artifact.
+    #[arg(long = "operator", value_name = "NAME")]
+    pub operators: Vec<String>,
+    /// Keep the work directory (restored data) for inspection.
+    #[arg(long)]
+    pub keep_workdir: bool,
+    /// Plain progress lines, no spinners.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Also write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write Prometheus metrics (text format) here.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormatArg {
+    Md,
+    Html,
+    Junit,
+    Prom,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Playbook,
+    Artifact,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitEngine {
+    Sqlite,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}

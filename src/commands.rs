@@ -1,0 +1,250 @@
+//! What each subcommand does; every one ends in an exit code.
+
+use std::path::Path;
+
+use crate::artifact::{self, RunStatus};
+use crate::cli::{Command, InitEngine, ReportFormatArg, RunArgs, SchemaKind};
+use crate::exit::ExitCode;
+use crate::playbook::{self, LoadError};
+use crate::report::{self, Format, TemplateSource};
+use crate::runner::{self, RunError, RunOptions, gates::fmt_secs};
+use crate::template::human_bytes;
+
+pub fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run(args) => run(args),
+        Command::Validate { playbooks } => validate(&playbooks),
+        Command::Plan { playbook, vars } => plan(&playbook, vars),
+        Command::Report { artifact, template, format, output } => report(&artifact, template.as_deref(), format, output.as_deref()),
+        Command::History { dir } => history(&dir),
+        Command::Status { dir, max_age, drill } => status(&dir, max_age, drill.as_deref()),
+        Command::Schema { which } => {
+            print!("{}", match which {
+                SchemaKind::Playbook => crate::schema::playbook(),
+                SchemaKind::Artifact => crate::schema::artifact(),
+            });
+            ExitCode::Passed
+        }
+        Command::Init { engine, output } => init(engine, output.as_deref()),
+    }
+}
+
+fn load(path: &Path) -> Result<playbook::LoadedPlaybook, ExitCode> {
+    playbook::load(path).map_err(|e| {
+        eprintln!("{e}");
+        match e {
+            LoadError::Io { .. } | LoadError::Invalid { .. } => ExitCode::Usage,
+        }
+    })
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let pb = match load(&args.playbook) {
+        Ok(pb) => pb,
+        Err(code) => return code,
+    };
+    let opts = RunOptions {
+        vars: args.vars,
+        artifacts_dir: args.artifacts,
+        walkthrough: args.walkthrough,
+        operators: args.operators,
+        keep_workdir: args.keep_workdir,
+        quiet: args.quiet,
+        junit: args.junit,
+        metrics: args.metrics,
+    };
+    let progress = Box::new(report::progress::Progress::new(opts.quiet));
+    match runner::run(&pb, &opts, vec![progress]) {
+        Ok(result) => result.exit_code(),
+        Err(RunError::Usage(e)) => {
+            eprintln!("error: {e}\nnothing was run");
+            ExitCode::Usage
+        }
+        Err(RunError::Broken(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::Broken
+        }
+    }
+}
+
+fn validate(paths: &[std::path::PathBuf]) -> ExitCode {
+    let mut code = ExitCode::Passed;
+    for path in paths {
+        match load(path) {
+            Ok(pb) => {
+                let n = pb.playbook.all_steps().count();
+                eprintln!("{}: ok ({} steps)", path.display(), n);
+            }
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+fn plan(path: &Path, vars: Vec<(String, String)>) -> ExitCode {
+    let pb = match load(path) {
+        Ok(pb) => pb,
+        Err(code) => return code,
+    };
+    let opts = RunOptions {
+        vars,
+        artifacts_dir: "artifacts/restore".into(),
+        ..RunOptions::default()
+    };
+    match runner::plan(&pb, &opts) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::Passed
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::Usage
+        }
+    }
+}
+
+fn report(path: &Path, template: Option<&Path>, format: ReportFormatArg, output: Option<&Path>) -> ExitCode {
+    let record = match artifact::read(path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::Usage;
+        }
+    };
+    let format = match format {
+        ReportFormatArg::Md => Format::Markdown,
+        ReportFormatArg::Html => Format::Html,
+        ReportFormatArg::Junit => Format::Junit,
+        ReportFormatArg::Prom => Format::Prometheus,
+    };
+    let template = match template {
+        Some(t) => TemplateSource::File(t.to_path_buf()),
+        None => TemplateSource::from_setting("builtin:markdown", Path::new(".")),
+    };
+    let data = serde_json::to_value(&record).expect("a record serializes");
+    let text = match report::render(format, &data, &template) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::Usage;
+        }
+    };
+    match output {
+        Some(out) => match artifact::write_atomic(out, text.as_bytes()) {
+            Ok(()) => ExitCode::Passed,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                ExitCode::Broken
+            }
+        },
+        None => {
+            print!("{text}");
+            ExitCode::Passed
+        }
+    }
+}
+
+fn records(dir: &Path) -> Result<Vec<artifact::RunRecord>, ExitCode> {
+    let paths = artifact::list(dir).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", dir.display());
+        ExitCode::Usage
+    })?;
+    Ok(paths
+        .iter()
+        .filter_map(|p| match artifact::read(p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("warning: {e:#}");
+                None
+            }
+        })
+        .collect())
+}
+
+fn history(dir: &Path) -> ExitCode {
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if records.is_empty() {
+        eprintln!("no drills recorded in {}", dir.display());
+        return ExitCode::Passed;
+    }
+    println!("{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend", "started", "drill", "status", "duration", "RTO", "RPO", "backup");
+    let mut last_rto: std::collections::HashMap<String, f64> = Default::default();
+    for r in &records {
+        let backup: f64 = r
+            .steps
+            .iter()
+            .filter(|s| s.kind == "backup" || s.kind == "locate")
+            .filter_map(|s| s.outputs.get("bytes").and_then(|b| b.as_f64()))
+            .sum();
+        let rto = r.rto.measured_s;
+        let trend = match last_rto.insert(r.drill.name.clone(), rto) {
+            Some(prev) if prev > 0.0 => format!("RTO {:+.0}%", (rto - prev) / prev * 100.0),
+            _ => String::new(),
+        };
+        println!(
+            "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  {trend}",
+            r.started_at.get(..19).unwrap_or(&r.started_at),
+            r.drill.name,
+            r.status.as_str(),
+            fmt_secs(r.duration_s),
+            fmt_secs(rto),
+            r.rpo.as_ref().and_then(|p| p.measured_s).map_or("-".into(), fmt_secs),
+            if backup > 0.0 { human_bytes(backup) } else { "-".into() },
+        );
+    }
+    ExitCode::Passed
+}
+
+fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(_) => Vec::new(),
+    };
+    let now = jiff::Timestamp::now();
+    let last_pass = records
+        .iter()
+        .filter(|r| r.status == RunStatus::Passed && drill.is_none_or(|d| r.drill.name == d))
+        .filter_map(|r| r.finished_at.as_deref()?.parse::<jiff::Timestamp>().ok().map(|t| (t, r)))
+        .max_by_key(|(t, _)| *t);
+    let what = drill.map_or("any drill".to_string(), |d| format!("drill `{d}`"));
+    match last_pass {
+        Some((t, r)) => {
+            let age = now.duration_since(t).as_secs_f64();
+            if age <= max_age.as_secs_f64() {
+                println!("ok: {what} passed {} ago ({}, {})", fmt_secs(age), r.drill.name, r.run_id);
+                ExitCode::Passed
+            } else {
+                println!("stale: the last passing run of {what} was {} ago ({}), more than {}", fmt_secs(age), r.run_id, humantime::format_duration(max_age));
+                ExitCode::Failed
+            }
+        }
+        None => {
+            println!("missing: no passing run of {what} in {}", dir.display());
+            ExitCode::Failed
+        }
+    }
+}
+
+fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
+    let (name, text) = match engine {
+        InitEngine::Sqlite => ("sqlite-drill.toml", include_str!("../playbooks/sqlite.toml")),
+    };
+    let path = output.unwrap_or(Path::new(name));
+    if path.exists() {
+        eprintln!("error: {} already exists; not overwriting it", path.display());
+        return ExitCode::Usage;
+    }
+    match std::fs::write(path, text) {
+        Ok(()) => {
+            eprintln!("wrote {}; run it with: restore-drill run {}", path.display(), path.display());
+            ExitCode::Passed
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            ExitCode::Broken
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! SQLite through rusqlite: the online backup API for backup and restore, and
+//! `SqlConn` for verification.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use indexmap::IndexMap;
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+use super::SqlConn;
+use crate::runner::cancel::Cancel;
+
+/// Pages copied per backup step: large steps are what makes the backup API fast
+/// (`sqlite3 .backup` copies 100 at a time); 16384 pages of 4 KiB is 64 MiB.
+const PAGES_PER_STEP: i32 = 16384;
+
+const HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// What a backup or restore found in the database it copied.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// When the read transaction the copy came from began: the copy holds every commit before it.
+    pub taken_at: Option<jiff::Timestamp>,
+    pub bytes: u64,
+    pub table_counts: IndexMap<String, u64>,
+    pub indexes: Vec<String>,
+}
+
+pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    ensure!(path.exists(), "database {} does not exist", path.display());
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Copies `source` to `dest` with the online backup API, consistent while the source is
+/// in use: the row counts and the copy come from one read transaction.
+pub fn backup(
+    source: &Path,
+    dest: &Path,
+    checkpoint: bool,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<Snapshot> {
+    if checkpoint {
+        // A checkpoint moves committed WAL content into the main file; it changes no data.
+        let conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .with_context(|| format!("cannot open {} for a WAL checkpoint", source.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .context("WAL checkpoint failed")?;
+    }
+    let src = open_read_only(source)?;
+    src.busy_timeout(Duration::from_secs(10))?;
+    src.execute_batch("BEGIN")?;
+    let taken_at = jiff::Timestamp::now();
+    let tables = user_tables(&src)?;
+    let table_counts = count_rows(&src, &tables)?;
+    let indexes = user_indexes(&src)?;
+    copy_into(&src, dest, cancel, progress)?;
+    src.execute_batch("COMMIT")?;
+    let bytes = fs::metadata(dest)?.len();
+    Ok(Snapshot {
+        taken_at: Some(taken_at),
+        bytes,
+        table_counts,
+        indexes,
+    })
+}
+
+/// Runs the backup API from `src` into a new file at `dest`, written as `dest.partial`
+/// and renamed once complete and synced.
+fn copy_into(src: &Connection, dest: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<()> {
+    let partial = partial_path(dest);
+    let _ = fs::remove_file(&partial);
+    let result = (|| -> anyhow::Result<()> {
+        let mut dst = Connection::open(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        // The partial file is thrown away on any failure, so it needs no journal.
+        dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
+        let page_size: i64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        {
+            let backup = Backup::new(src, &mut dst)?;
+            loop {
+                cancel.check()?;
+                let step = backup.step(PAGES_PER_STEP)?;
+                let p = backup.progress();
+                let total = p.pagecount.max(0) as u64 * page_size as u64;
+                let done = (p.pagecount - p.remaining).max(0) as u64 * page_size as u64;
+                progress(done, total);
+                match step {
+                    StepResult::Done => break,
+                    StepResult::More => {}
+                    StepResult::Busy | StepResult::Locked => std::thread::sleep(Duration::from_millis(50)),
+                    _ => {}
+                }
+            }
+        }
+        dst.close().map_err(|(_, e)| e)?;
+        fs::File::open(&partial)?.sync_all()?;
+        fs::rename(&partial, dest).with_context(|| format!("cannot rename to {}", dest.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    result
+}
+
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    dest.with_file_name(name)
+}
+
+/// Restores the backup file `from` into `target` (which must not exist), then proves the
+/// result is a real database with tables in it.
+pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<Snapshot> {
+    check_backup_file(from)?;
+    let src = open_read_only(from)?;
+    copy_into(&src, target, cancel, progress).context("restore failed")?;
+    drop(src);
+    let conn = open_read_only(target)?;
+    let problems = quick_check(&conn)?;
+    if !problems.is_empty() {
+        bail!("restored database fails quick_check: {}", problems.join("; "));
+    }
+    let tables = user_tables(&conn)?;
+    ensure!(!tables.is_empty(), "restored database has no tables: the backup {} is empty", from.display());
+    Ok(Snapshot {
+        taken_at: None,
+        bytes: fs::metadata(target)?.len(),
+        table_counts: count_rows(&conn, &tables)?,
+        indexes: user_indexes(&conn)?,
+    })
+}
+
+/// Refuses what is not a SQLite database before anything is written.
+pub fn check_backup_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let meta = fs::metadata(path).with_context(|| format!("backup {} not found", path.display()))?;
+    ensure!(meta.is_file(), "backup {} is not a file", path.display());
+    ensure!(meta.len() > 0, "backup {} is empty (0 bytes): nothing to restore", path.display());
+    let mut header = [0u8; 16];
+    let n = fs::File::open(path)?.read(&mut header)?;
+    ensure!(
+        n == 16 && &header == HEADER,
+        "backup {} is not a SQLite database (bad header)",
+        path.display()
+    );
+    Ok(())
+}
+
+fn user_tables(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    names(
+        conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+}
+
+fn user_indexes(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    names(
+        conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+}
+
+fn names(conn: &Connection, sql: &str) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn count_rows(conn: &Connection, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>> {
+    let existing = user_tables(conn)?;
+    tables
+        .iter()
+        .map(|t| {
+            ensure!(existing.contains(t), "table `{t}` does not exist");
+            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", quote(t)), [], |r| r.get(0))?;
+            Ok((t.clone(), n as u64))
+        })
+        .collect()
+}
+
+fn quick_check(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let rows = names(conn, "PRAGMA quick_check")?;
+    Ok(rows.into_iter().filter(|r| r != "ok").collect())
+}
+
+/// A verification connection. Opened read-only unless it has statements to execute.
+pub struct SqliteConn {
+    path: PathBuf,
+    conn: Connection,
+    cancel_key: Option<(u64, std::sync::Arc<Cancel>)>,
+}
+
+impl SqliteConn {
+    pub fn open(path: &Path, writable: bool) -> anyhow::Result<Self> {
+        let conn = if writable {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)?;
+            }
+            Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?
+        } else {
+            open_read_only(path)?
+        };
+        conn.busy_timeout(Duration::from_secs(10))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn,
+            cancel_key: None,
+        })
+    }
+
+    /// Interrupts a running query when the step is cancelled.
+    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<Cancel>) {
+        let handle = self.conn.get_interrupt_handle();
+        let key = cancel.on_cancel(move || handle.interrupt());
+        self.cancel_key = Some((key, cancel));
+    }
+}
+
+impl Drop for SqliteConn {
+    fn drop(&mut self) {
+        if let Some((key, cancel)) = self.cancel_key.take() {
+            cancel.remove_hook(key);
+        }
+    }
+}
+
+impl SqlConn for SqliteConn {
+    fn execute_batch(&mut self, sql: &str) -> anyhow::Result<()> {
+        Ok(self.conn.execute_batch(sql)?)
+    }
+
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let cells = (0..columns)
+                .map(|i| row.get_ref(i).map(to_json))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(cells);
+        }
+        Ok(out)
+    }
+
+    fn tables(&mut self) -> anyhow::Result<Vec<String>> {
+        user_tables(&self.conn)
+    }
+
+    fn indexes(&mut self) -> anyhow::Result<Vec<String>> {
+        user_indexes(&self.conn)
+    }
+
+    fn count_rows(&mut self, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>> {
+        count_rows(&self.conn, tables)
+    }
+
+    fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>> {
+        if quick {
+            return quick_check(&self.conn);
+        }
+        parallel_integrity_check(&self.path, &user_tables(&self.conn)?)
+    }
+
+    fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(format!(
+                "{} row {} references missing {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?.map_or("?".into(), |id| id.to_string()),
+                r.get::<_, String>(2)?
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// `PRAGMA integrity_check(table)` for every table, spread over the cores, each worker on
+/// its own connection; the schema table is checked too.
+fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut work: Vec<String> = tables.to_vec();
+    work.push("sqlite_schema".into());
+    let queue = std::sync::Mutex::new(work);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(tables.len() + 1);
+    let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> anyhow::Result<Vec<String>> {
+                    let conn = open_read_only(path)?;
+                    let mut problems = Vec::new();
+                    while let Some(table) = queue.lock().unwrap().pop() {
+                        let rows = names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
+                        problems.extend(rows.into_iter().filter(|r| r != "ok"));
+                    }
+                    Ok(problems)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("integrity worker panicked")).collect()
+    });
+    let mut problems = Vec::new();
+    for r in results {
+        problems.extend(r?);
+    }
+    Ok(problems)
+}
+
+fn to_json(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => Value::from(f),
+        ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::from(format!("<{} bytes>", b.len())),
+    }
+}

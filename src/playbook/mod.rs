@@ -1,0 +1,280 @@
+//! Loading a playbook: parse, deserialize section by section, validate.
+//!
+//! Each section and each step is deserialized on its own so that one run of `validate`
+//! reports every problem, each with the place in the file it comes from.
+
+mod diagnostic;
+mod fields;
+mod model;
+mod spans;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+pub use diagnostic::{Diagnostic, line_col};
+pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, default_phase, kind_fields};
+pub use model::*;
+
+/// A playbook read from disk and found valid.
+#[derive(Debug, Clone)]
+pub struct LoadedPlaybook {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub playbook: Playbook,
+}
+
+impl LoadedPlaybook {
+    /// The directory relative paths in the playbook are resolved against.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// Every step with its section, in the order the runner sees them.
+    pub fn all_steps(&self) -> impl Iterator<Item = (Section, &Step)> {
+        self.playbook.all_steps()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Setup,
+    Steps,
+    Cleanup,
+}
+
+impl Section {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Setup => "setup",
+            Section::Steps => "steps",
+            Section::Cleanup => "cleanup",
+        }
+    }
+}
+
+impl Playbook {
+    pub fn all_steps(&self) -> impl Iterator<Item = (Section, &Step)> {
+        let tag = |section| move |step| (section, step);
+        self.setup
+            .iter()
+            .map(tag(Section::Setup))
+            .chain(self.steps.iter().map(tag(Section::Steps)))
+            .chain(self.cleanup.iter().map(tag(Section::Cleanup)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read playbook {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_all(.file, .text, .diagnostics))]
+    Invalid {
+        file: String,
+        text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render_all(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out: String = diagnostics
+        .iter()
+        .map(|d| d.render(file, text) + "\n")
+        .collect();
+    let n = diagnostics.len();
+    out.push_str(&format!(
+        "{file}: {n} problem{} found",
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+pub fn load(path: &Path) -> Result<LoadedPlaybook, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |diagnostics| LoadError::Invalid {
+        file: path.display().to_string(),
+        text: text.clone(),
+        diagnostics,
+    };
+    let playbook = parse(&text).map_err(invalid)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let problems = validate::validate(&playbook, &text, dir);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok(LoadedPlaybook {
+        path: path.to_path_buf(),
+        sha256: hex(&Sha256::digest(text.as_bytes())),
+        playbook,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deserializes the document into the model, collecting every problem.
+pub fn parse(text: &str) -> Result<Playbook, Vec<Diagnostic>> {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        return Err(errors.iter().map(toml_diagnostic).collect());
+    }
+    let mut sections = Sections::default();
+    let mut diags = Vec::new();
+    for (key, value) in root.get_ref() {
+        let name: &str = key.get_ref();
+        match name {
+            "version" => sections.version = de(value, &mut diags),
+            "drill" => sections.drill = de(value, &mut diags),
+            "vars" => sections.vars = de(value, &mut diags),
+            "secrets" => sections.secrets = de(value, &mut diags),
+            "gates" => sections.gates = de(value, &mut diags),
+            "report" => sections.report = de(value, &mut diags),
+            "setup" => sections.setup = de_steps(value, &mut diags),
+            "steps" => sections.steps = de_steps(value, &mut diags),
+            "cleanup" => sections.cleanup = de_steps(value, &mut diags),
+            _ => diags.push(unknown_field(name, Some(key.span()), TOP_LEVEL)),
+        }
+    }
+    if !root.get_ref().keys().any(|k| k.get_ref() == "version") {
+        diags.push(Diagnostic::new("missing field `version`", Some(0..0)).with_help("add `version = 1` at the top"));
+    }
+    if !root.get_ref().keys().any(|k| k.get_ref() == "drill") {
+        diags.push(Diagnostic::new("missing table `[drill]`", Some(0..0)).with_help("add `[drill]` with at least `name = \"...\"`"));
+    }
+    match sections.finish() {
+        Some(playbook) if diags.is_empty() => Ok(playbook),
+        _ => Err(diags),
+    }
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "version", "drill", "vars", "secrets", "gates", "report", "setup", "steps", "cleanup",
+];
+
+#[derive(Default)]
+struct Sections {
+    version: Option<u32>,
+    drill: Option<DrillMeta>,
+    vars: Option<indexmap::IndexMap<String, serde_json::Value>>,
+    secrets: Option<indexmap::IndexMap<String, SecretSource>>,
+    gates: Option<Gates>,
+    report: Option<ReportSettings>,
+    setup: Option<Vec<Step>>,
+    steps: Option<Vec<Step>>,
+    cleanup: Option<Vec<Step>>,
+}
+
+impl Sections {
+    fn finish(self) -> Option<Playbook> {
+        Some(Playbook {
+            version: self.version?,
+            drill: self.drill?,
+            vars: self.vars.unwrap_or_default(),
+            secrets: self.secrets.unwrap_or_default(),
+            gates: self.gates.unwrap_or_default(),
+            report: self.report.unwrap_or_default(),
+            setup: self.setup.unwrap_or_default(),
+            steps: self.steps.unwrap_or_default(),
+            cleanup: self.cleanup.unwrap_or_default(),
+        })
+    }
+}
+
+fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    T::deserialize(ValueDeserializer::from(value.clone()))
+        .map_err(|e| diags.push(serde_diagnostic(&e, value.span())))
+        .ok()
+}
+
+/// Steps one by one, so that a mistake in one does not hide the mistakes in the next.
+fn de_steps(value: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<Vec<Step>> {
+    let Some(items) = value.get_ref().as_array() else {
+        diags.push(Diagnostic::new(
+            format!("expected an array of tables (`[[...]]`), found {}", value.get_ref().type_str()),
+            Some(value.span()),
+        ));
+        return None;
+    };
+    let before = diags.len();
+    let steps: Vec<Step> = items.iter().filter_map(|item| de(item, diags)).collect();
+    (diags.len() == before).then_some(steps)
+}
+
+fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
+    Diagnostic::new(err.message().trim().to_string(), err.span())
+}
+
+/// serde's messages, made shorter where they list every field of a step.
+fn serde_diagnostic(err: &toml::de::Error, fallback: std::ops::Range<usize>) -> Diagnostic {
+    let message = err.message().trim();
+    let span = err.span().or(Some(fallback));
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let known: Vec<&str> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        return unknown_field(field, span, &known);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((variant, expected)) = rest.split_once('`')
+    {
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return Diagnostic::new(format!("unknown value `{variant}`"), span)
+            .with_help(format!("expected one of: {}", known.join(", ")));
+    }
+    Diagnostic::new(message.to_string(), span)
+}
+
+fn unknown_field(field: &str, span: Option<std::ops::Range<usize>>, known: &[&str]) -> Diagnostic {
+    let diag = Diagnostic::new(format!("unknown field `{field}`"), span);
+    match closest(field, known) {
+        Some(suggestion) => diag.with_help(format!("did you mean `{suggestion}`?")),
+        None if known.len() <= 12 => diag.with_help(format!("expected one of: {}", known.join(", "))),
+        None => diag,
+    }
+}
+
+/// The known name nearest to a misspelling, if it is near enough to be a typo.
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+

@@ -1,0 +1,398 @@
+//! Checks that need the whole playbook: ids, fields per kind, durations, template names.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, line_col};
+use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
+use super::model::{Builtin, Check, Engine, Playbook, Step, StepKind};
+use super::spans::{Seg, SpanIndex};
+use super::{Section, closest};
+use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
+
+pub fn validate(pb: &Playbook, text: &str, dir: &Path) -> Vec<Diagnostic> {
+    let mut v = Validator {
+        pb,
+        text,
+        spans: SpanIndex::parse(text),
+        diags: Vec::new(),
+    };
+    v.header();
+    v.vars();
+    v.steps();
+    v.gates();
+    v.report(dir);
+    v.diags
+}
+
+struct Validator<'a> {
+    pb: &'a Playbook,
+    text: &'a str,
+    spans: SpanIndex<'a>,
+    diags: Vec<Diagnostic>,
+}
+
+/// What a template may name at a given place.
+struct Scope<'s> {
+    roots: &'s [&'s str],
+    /// Steps that have run before this place.
+    earlier: &'s HashSet<&'s str>,
+    /// Every step id in the playbook (to tell "runs later" from "unknown").
+    all: &'s HashSet<&'s str>,
+    /// Vars defined before this place.
+    vars: &'s [&'s str],
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+impl<'a> Validator<'a> {
+    fn error(&mut self, message: impl Into<String>, span: Option<Range<usize>>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::new(message, span));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn header(&mut self) {
+        if self.pb.version != 1 {
+            let span = self.spans.value(&[Seg::Key("version")]);
+            self.error(format!("unsupported playbook version {}", self.pb.version), span)
+                .help = Some("this restore-drill reads version 1".into());
+        }
+        let name = &self.pb.drill.name;
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'));
+        if !valid {
+            let span = self.spans.value(&[Seg::Key("drill"), Seg::Key("name")]);
+            self.error(format!("drill name `{name}` is not [a-z0-9_-]+"), span)
+                .help = Some("the name is used in file names; use lowercase letters, digits, `_` and `-`".into());
+        }
+    }
+
+    fn vars(&mut self) {
+        let all_steps = HashSet::new();
+        let names: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        for (i, (name, value)) in self.pb.vars.iter().enumerate() {
+            let Value::String(src) = value else { continue };
+            let scope = Scope {
+                roots: &["vars", "env", "drill", "secrets"],
+                earlier: &all_steps,
+                all: &all_steps,
+                vars: &names[..i],
+            };
+            let path = [Seg::Key("vars"), Seg::Key(name)];
+            self.template(src, false, &scope, &path);
+        }
+    }
+
+    fn steps(&mut self) {
+        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut earlier: HashSet<&str> = HashSet::new();
+        for section in [Section::Setup, Section::Steps, Section::Cleanup] {
+            let steps = match section {
+                Section::Setup => &self.pb.setup,
+                Section::Steps => &self.pb.steps,
+                Section::Cleanup => &self.pb.cleanup,
+            };
+            for (i, step) in steps.iter().enumerate() {
+                let path = [Seg::Key(section.as_str()), Seg::Index(i)];
+                self.step_id(step, &path, &mut seen);
+                self.step_fields(step, &path);
+                self.step_durations(step, &path);
+                let scope = Scope {
+                    roots: STEP_ROOTS,
+                    earlier: &earlier,
+                    all: &all,
+                    vars: &vars,
+                };
+                self.step_templates(step, &path, &scope);
+                if let Some(checks) = &step.checks {
+                    self.checks(step, checks, &path);
+                }
+                earlier.insert(step.id.as_str());
+            }
+        }
+    }
+
+    fn step_id(&mut self, step: &'a Step, path: &[Seg<'_>], seen: &mut HashMap<&'a str, Range<usize>>) {
+        let span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
+        if !is_identifier(&step.id) {
+            self.error(format!("step id `{}` is not an identifier", step.id), span.clone())
+                .help = Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
+        }
+        if let Some(first) = seen.get(step.id.as_str()) {
+            let (line, _) = line_col(self.text, first.start);
+            self.error(format!("duplicate step id `{}`", step.id), span)
+                .help = Some(format!("the first step with this id is on line {line}"));
+        } else if let Some(span) = span {
+            seen.insert(&step.id, span);
+        }
+    }
+
+    fn step_fields(&mut self, step: &Step, path: &[Seg<'_>]) {
+        let kind = step.kind.as_str();
+        let allowed = kind_fields(step.kind);
+        let present = self.spans.keys(path);
+        for (key, span) in &present {
+            if !COMMON.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
+                let help = match closest(key, allowed) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("fields of a {kind} step: {}", allowed.join(", ")),
+                };
+                self.error(format!("field `{key}` does not apply to a `{kind}` step"), Some(span.clone()))
+                    .help = Some(help);
+            }
+        }
+        let id_span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
+        let what = match step.engine {
+            Some(e) => format!("{kind} step `{}` (engine {})", step.id, e.as_str()),
+            None => format!("{kind} step `{}`", step.id),
+        };
+        for alternatives in required_fields(step) {
+            if !present.iter().any(|(k, _)| alternatives.contains(&k.as_str())) {
+                let needs = match alternatives {
+                    [one] => format!("`{one}`"),
+                    many => format!("one of `{}`", many.join("`, `")),
+                };
+                self.error(format!("{what} needs {needs}"), id_span.clone());
+            }
+        }
+        if step.kind == StepKind::Sql && step.engine == Some(Engine::Files) {
+            let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
+            self.error("`sql` steps take engine sqlite, postgres or mysql", span);
+        }
+    }
+
+    fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {
+        let Ok(Value::Object(fields)) = serde_json::to_value(step) else {
+            return;
+        };
+        for field in DURATION_FIELDS {
+            if let Some(Value::String(s)) = fields.get(*field) {
+                self.duration(s, &[path, &[Seg::Key(field)]].concat());
+            }
+        }
+        if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
+            self.duration(timeout, &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat());
+        }
+    }
+
+    fn duration(&mut self, s: &str, path: &[Seg<'_>]) {
+        if template::has_template_syntax(s) {
+            return;
+        }
+        if let Err(e) = humantime::parse_duration(s) {
+            let span = self.spans.value(path);
+            self.error(format!("bad duration `{s}`: {e}"), span).help =
+                Some("durations look like \"90s\", \"15m\", \"1h 30m\"".into());
+        }
+    }
+
+    fn step_templates(&mut self, step: &Step, path: &[Seg<'_>], scope: &Scope<'_>) {
+        if let Some(when) = &step.when {
+            self.template(when, true, scope, &[path, &[Seg::Key("when")]].concat());
+        }
+        let value = serde_json::to_value(step).unwrap_or(Value::Null);
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut Vec::new(), &mut strings);
+        for (field_path, src) in strings {
+            let segs: Vec<Seg<'_>> = path
+                .iter()
+                .copied()
+                .chain(field_path.iter().map(|p| match p {
+                    PathPart::Key(k) => Seg::Key(k),
+                    PathPart::Index(i) => Seg::Index(*i),
+                }))
+                .collect();
+            self.template(src, false, scope, &segs);
+        }
+    }
+
+    fn checks(&mut self, step: &Step, checks: &[Check], path: &[Seg<'_>]) {
+        for (i, check) in checks.iter().enumerate() {
+            let cpath = [path, &[Seg::Key("checks"), Seg::Index(i)]].concat();
+            let span = self.spans.value(&[&cpath[..], &[Seg::Key("name")]].concat());
+            let problem = match (&check.query, check.builtin) {
+                (Some(_), Some(_)) => Some("has both `query` and `builtin`: choose one".to_string()),
+                (None, None) => Some("needs a `query` or a `builtin`".to_string()),
+                (Some(_), None)
+                    if check.expect.is_none()
+                        && check.expect_rows.is_none()
+                        && check.min.is_none()
+                        && check.max.is_none() =>
+                {
+                    Some("has a query but no expectation (`expect`, `expect_rows`, `min` or `max`): it could never fail".to_string())
+                }
+                (None, Some(Builtin::TablesExist)) if check.tables.is_none() && check.compare_to.is_none() => {
+                    Some("`tables_exist` needs `tables` (or `compare_to`)".to_string())
+                }
+                (None, Some(Builtin::IndexesExist)) if check.indexes.is_none() && check.compare_to.is_none() => {
+                    Some("`indexes_exist` needs `indexes` (or `compare_to`)".to_string())
+                }
+                (None, Some(Builtin::TableCounts)) if check.compare_to.is_none() => {
+                    Some("`table_counts` needs `compare_to`, e.g. \"{{ steps.backup.table_counts }}\"".to_string())
+                }
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                self.error(format!("check `{}` of step `{}` {problem}", check.name, step.id), span);
+            }
+        }
+    }
+
+    fn gates(&mut self) {
+        let gates = &self.pb.gates;
+        for key in ["rto", "rpo"] {
+            let value = if key == "rto" { &gates.rto } else { &gates.rpo };
+            if let Some(s) = value {
+                self.duration(s, &[Seg::Key("gates"), Seg::Key(key)]);
+            }
+        }
+        if gates.rpo.is_some() && gates.rpo_from.is_none() {
+            let span = self.spans.key(&[Seg::Key("gates"), Seg::Key("rpo")]);
+            self.error("`rpo` needs `rpo_from`: the timestamp of the newest restored data", span);
+        }
+        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        let scope = Scope {
+            roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
+            earlier: &all,
+            all: &all,
+            vars: &vars,
+        };
+        if let Some(src) = &gates.rpo_from {
+            self.template(src, false, &scope, &[Seg::Key("gates"), Seg::Key("rpo_from")]);
+        }
+        for (i, gate) in gates.custom.iter().enumerate() {
+            let path = [Seg::Key("gates"), Seg::Key("custom"), Seg::Index(i), Seg::Key("check")];
+            self.template(&gate.check, true, &scope, &path);
+        }
+    }
+
+    fn report(&mut self, dir: &Path) {
+        let template = &self.pb.report.template;
+        if let Some(name) = template.strip_prefix("builtin:") {
+            if !crate::report::BUILTIN_TEMPLATES.contains(&name) {
+                let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
+                self.error(format!("unknown builtin template `{name}`"), span).help = Some(format!(
+                    "builtins: {}",
+                    crate::report::BUILTIN_TEMPLATES.join(", ")
+                ));
+            }
+        } else if !dir.join(template).is_file() {
+            let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
+            self.error(format!("report template `{template}` not found (relative to the playbook)"), span);
+        }
+    }
+
+    /// Parses a template (or expression) and checks every name it reads.
+    fn template(&mut self, src: &str, is_expression: bool, scope: &Scope<'_>, path: &[Seg<'_>]) {
+        if !is_expression && !template::has_template_syntax(src) {
+            return;
+        }
+        let span = self.spans.value(path);
+        let names = match template::referenced_names(src, is_expression) {
+            Ok(names) => names,
+            Err(e) => {
+                self.error(format!("template error: {e}"), span);
+                return;
+            }
+        };
+        for name in names {
+            if let Some(problem) = unknown_name(&name, scope) {
+                self.error(problem.0, span.clone()).help = problem.1;
+            }
+        }
+    }
+}
+
+/// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
+fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>)> {
+    let mut parts = name.split('.');
+    let root = parts.next()?;
+    let member = parts.next();
+    if !scope.roots.contains(&root) {
+        let hint = closest(root, scope.roots)
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("templates here can read: {}", scope.roots.join(", ")));
+        return Some((format!("unknown name `{root}` in template"), Some(hint)));
+    }
+    let member = member?;
+    match root {
+        "steps" if !scope.earlier.contains(member) => {
+            if scope.all.contains(member) {
+                Some((
+                    format!("template references step `{member}`, which runs later"),
+                    Some("a step can only read the outputs of steps that ran before it".into()),
+                ))
+            } else {
+                let ids: Vec<&str> = scope.all.iter().copied().collect();
+                Some((
+                    format!("template references unknown step `{member}`"),
+                    closest(member, &ids).map(|s| format!("did you mean `{s}`?")),
+                ))
+            }
+        }
+        "vars" if !scope.vars.contains(&member) => Some((
+            format!("template references unknown var `{member}`"),
+            closest(member, scope.vars)
+                .map(|s| format!("did you mean `{s}`?"))
+                .or_else(|| Some("vars are defined in [vars], and can only use earlier vars".into())),
+        )),
+        "drill" if !DRILL_FIELDS.contains(&member) => Some((
+            format!("`drill.{member}` does not exist"),
+            Some(format!("drill offers: {}", DRILL_FIELDS.join(", "))),
+        )),
+        _ => None,
+    }
+}
+
+enum PathPart {
+    Key(String),
+    Index(usize),
+}
+
+/// Every templated string leaf of a step with its path.
+fn collect_strings<'v>(value: &'v Value, path: &mut Vec<PathPart>, out: &mut Vec<(Vec<PathPart>, &'v str)>) {
+    match value {
+        Value::String(s) => {
+            let skip = matches!(path.last(), Some(PathPart::Key(k)) if NOT_TEMPLATED.contains(&k.as_str()));
+            if !skip {
+                out.push((path.iter().map(PathPart::clone_part).collect(), s));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(PathPart::Index(i));
+                collect_strings(item, path, out);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                path.push(PathPart::Key(k.clone()));
+                collect_strings(v, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+impl PathPart {
+    fn clone_part(&self) -> Self {
+        match self {
+            PathPart::Key(k) => PathPart::Key(k.clone()),
+            PathPart::Index(i) => PathPart::Index(*i),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Reports are pure functions from the (redacted) run record to bytes: markdown and HTML
+//! through minijinja templates, JUnit XML and Prometheus text exposition in code.
+
+pub mod progress;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::artifact::{GateStatus, RunRecord, RunStatus, StepStatus};
+use crate::playbook::ReportFormat;
+use crate::template;
+
+pub const BUILTIN_TEMPLATES: &[&str] = &["markdown", "html"];
+const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
+const HTML: &str = include_str!("../../templates/report.html.j2");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+    Junit,
+    Prometheus,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Markdown => "markdown",
+            Format::Html => "html",
+            Format::Junit => "junit",
+            Format::Prometheus => "prometheus",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Html => "html",
+            Format::Junit => "junit.xml",
+            Format::Prometheus => "prom",
+        }
+    }
+}
+
+impl From<ReportFormat> for Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Markdown => Format::Markdown,
+            ReportFormat::Html => Format::Html,
+            ReportFormat::Junit => Format::Junit,
+            ReportFormat::Prometheus => Format::Prometheus,
+        }
+    }
+}
+
+/// Where the markdown report's template comes from.
+#[derive(Debug, Clone)]
+pub enum TemplateSource {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+impl TemplateSource {
+    /// `builtin:<name>` or a path relative to `base` (the playbook's directory).
+    pub fn from_setting(setting: &str, base: &Path) -> Self {
+        match setting.strip_prefix("builtin:") {
+            Some("html") => TemplateSource::Builtin(HTML),
+            Some(_) => TemplateSource::Builtin(MARKDOWN),
+            None => TemplateSource::File(base.join(setting)),
+        }
+    }
+
+    fn load(&self) -> anyhow::Result<(String, String)> {
+        match self {
+            TemplateSource::Builtin(src) => Ok(("report.md".into(), src.to_string())),
+            TemplateSource::File(path) => {
+                let src = std::fs::read_to_string(path).with_context(|| format!("cannot read template {}", path.display()))?;
+                Ok((path.file_name().unwrap_or_default().to_string_lossy().into_owned(), src))
+            }
+        }
+    }
+}
+
+/// Renders `data` (the redacted record as JSON) in `format`.
+pub fn render(format: Format, data: &Value, markdown_template: &TemplateSource) -> anyhow::Result<String> {
+    match format {
+        Format::Markdown => {
+            let (name, src) = markdown_template.load()?;
+            render_template(&name, &src, data)
+        }
+        Format::Html => render_template("report.html", HTML, data),
+        Format::Junit => Ok(junit(&typed(data)?)),
+        Format::Prometheus => Ok(prometheus(&typed(data)?)),
+    }
+}
+
+fn typed(data: &Value) -> anyhow::Result<RunRecord> {
+    serde_json::from_value(data.clone()).context("the record does not match the artifact schema")
+}
+
+fn render_template(name: &str, src: &str, data: &Value) -> anyhow::Result<String> {
+    template::environment()
+        .render_named_str(name, src, data)
+        .map_err(|e| anyhow::anyhow!("template {name}: {}", template::describe(&e)))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One test suite for the drill: a test case per step and per gate.
+pub fn junit(r: &RunRecord) -> String {
+    let mut cases = String::new();
+    let mut failures = 0;
+    let mut skipped = 0;
+    for s in &r.steps {
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.3}\">",
+            xml_escape(&r.drill.name),
+            s.section.as_str(),
+            xml_escape(&s.name),
+            s.duration_s
+        );
+        match s.status {
+            StepStatus::Failed | StepStatus::TimedOut => {
+                failures += 1;
+                let msg = s.error.as_deref().unwrap_or("failed");
+                let _ = write!(
+                    cases,
+                    "\n      <failure message=\"{}\">{}</failure>\n    ",
+                    xml_escape(msg),
+                    xml_escape(s.log_tail.as_deref().unwrap_or(msg))
+                );
+            }
+            StepStatus::Skipped | StepStatus::NotRun | StepStatus::Running => {
+                skipped += 1;
+                let _ = write!(cases, "<skipped message=\"{}\"/>", s.status.as_str());
+            }
+            StepStatus::Passed => {}
+        }
+        cases.push_str("</testcase>\n");
+    }
+    for g in &r.gates {
+        let _ = write!(cases, "    <testcase classname=\"{}.gates\" name=\"{}\" time=\"0\">", xml_escape(&r.drill.name), xml_escape(&g.name));
+        match g.status {
+            GateStatus::Failed => {
+                failures += 1;
+                let _ = write!(cases, "<failure message=\"{}\"/>", xml_escape(&g.detail));
+            }
+            GateStatus::NotEvaluated => {
+                skipped += 1;
+                let _ = write!(cases, "<skipped message=\"{}\"/>", xml_escape(&g.detail));
+            }
+            GateStatus::Passed => {}
+        }
+        cases.push_str("</testcase>\n");
+    }
+    let tests = r.steps.len() + r.gates.len();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        xml_escape(&r.drill.name),
+        r.duration_s,
+        xml_escape(&r.started_at)
+    )
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Prometheus text exposition, for node_exporter's textfile collector or a pushgateway.
+pub fn prometheus(r: &RunRecord) -> String {
+    let drill = label(&r.drill.name);
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{drill=\"{drill}\"{labels}}} {value}");
+        }
+    };
+    let finished = r
+        .finished_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
+    metric("restore_drill_success", "1 when the drill passed.", vec![(String::new(), f64::from(u8::from(r.status == RunStatus::Passed)))]);
+    metric("restore_drill_last_run_timestamp_seconds", "When the drill finished (unix time).", vec![(String::new(), finished)]);
+    metric("restore_drill_duration_seconds", "Wall time of the whole drill.", vec![(String::new(), r.duration_s)]);
+    metric("restore_drill_rto_seconds", "Measured recovery time over the RTO phases.", vec![(String::new(), r.rto.measured_s)]);
+    if let Some(t) = r.rto.target_s {
+        metric("restore_drill_rto_target_seconds", "The RTO target.", vec![(String::new(), t)]);
+    }
+    if let Some(m) = r.rpo.as_ref().and_then(|p| p.measured_s) {
+        metric("restore_drill_rpo_seconds", "Age of the newest restored data.", vec![(String::new(), m)]);
+    }
+    metric(
+        "restore_drill_step_duration_seconds",
+        "Duration of each step.",
+        r.steps.iter().map(|s| (format!(",step=\"{}\",phase=\"{}\"", label(&s.id), label(&s.phase)), s.duration_s)).collect(),
+    );
+    metric(
+        "restore_drill_gate_passed",
+        "1 when the gate passed, 0 when it failed or was not evaluated.",
+        r.gates.iter().map(|g| (format!(",gate=\"{}\"", label(&g.name)), f64::from(u8::from(g.status == GateStatus::Passed)))).collect(),
+    );
+    let backup_bytes: f64 = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == "backup" || s.kind == "locate")
+        .filter_map(|s| s.outputs.get("bytes").and_then(Value::as_f64))
+        .sum();
+    metric("restore_drill_backup_bytes", "Size of the backups the drill restored.", vec![(String::new(), backup_bytes)]);
+    out
+}

@@ -1,0 +1,128 @@
+//! Progress on stderr: a spinner (or a byte bar) while a step runs and a line per step
+//! when it ends. Plain lines when stderr is not a terminal or with `--quiet`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::artifact::{GateStatus, RunRecord, StepRecord, StepStatus};
+use crate::runner::events::{Event, Observer};
+use crate::runner::gates::fmt_secs;
+use crate::template::human_bytes;
+
+pub struct Progress {
+    fancy: bool,
+    bar: Option<ProgressBar>,
+    bytes_mode: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            fancy: !quiet && std::io::stderr().is_terminal(),
+            bar: None,
+            bytes_mode: false,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+
+    fn start_spinner(&mut self, step: &StepRecord) {
+        if !self.fancy {
+            return;
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
+        bar.set_message(step.name.clone());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.bar = Some(bar);
+        self.bytes_mode = false;
+    }
+
+    fn show_bytes(&mut self, done: u64, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        if !self.bytes_mode {
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            self.bytes_mode = true;
+        }
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+
+    fn finish_step(&mut self, step: &StepRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let (mark, word) = match step.status {
+            StepStatus::Passed => ("✔", "passed"),
+            StepStatus::Failed => ("✘", "FAILED"),
+            StepStatus::TimedOut => ("✘", "TIMED OUT"),
+            StepStatus::Skipped => ("-", "skipped"),
+            StepStatus::NotRun | StepStatus::Running => ("?", step.status.as_str()),
+        };
+        let time = match step.assumed_s {
+            Some(a) => format!("{} (assumed)", fmt_secs(a)),
+            None => fmt_secs(step.duration_s),
+        };
+        let mut text = format!("  {mark} {:<8} {:<44} {word:<9} {time}", step.phase, truncate(&step.name, 44));
+        if let Some(bytes) = step.outputs.get("bytes").and_then(|b| b.as_f64()) {
+            text.push_str(&format!("  {}", human_bytes(bytes)));
+        }
+        if let Some(err) = &step.error {
+            text.push_str(&format!("\n      {err}"));
+        }
+        self.line(&text);
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+impl Observer for Progress {
+    fn on_event(&mut self, event: &Event<'_>, record: &RunRecord) -> std::io::Result<()> {
+        match event {
+            Event::DrillStarted => self.line(&format!(
+                "restore-drill: {} ({})",
+                record.drill.title.as_deref().unwrap_or(&record.drill.name),
+                record.run_id
+            )),
+            Event::StepStarted(step) => self.start_spinner(step),
+            Event::StepProgress { done, total, .. } => self.show_bytes(*done, *total),
+            Event::StepFinished(step) => self.finish_step(step),
+            Event::GateEvaluated(gate) => {
+                let mark = match gate.status {
+                    GateStatus::Passed => "✔",
+                    GateStatus::Failed => "✘",
+                    GateStatus::NotEvaluated => "-",
+                };
+                self.line(&format!("  {mark} gate {:<39} {}", gate.name, gate.detail));
+            }
+            Event::Notice(text) => self.line(&format!("  ! {text}")),
+            Event::DrillFinished => {
+                self.line(&format!("{}", record.summary));
+                for (kind, path) in &record.artifacts {
+                    self.line(&format!("  {kind:<10} {}", path.as_str().unwrap_or_default()));
+                }
+            }
+        }
+        Ok(())
+    }
+}

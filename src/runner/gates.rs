@@ -1,0 +1,184 @@
+//! Timing gates: per-step `max_duration`, the drill's RTO and RPO, and custom expressions.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::context::Context;
+use crate::artifact::{GateKind, GateRecord, GateStatus, PhaseRecord, RpoRecord, RtoRecord, StepRecord, StepStatus};
+use crate::playbook::{Gates, Section};
+use crate::template;
+
+pub fn fmt_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 90.0 {
+        format!("{s:.1}s")
+    } else {
+        humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
+    }
+}
+
+fn gate(name: &str, kind: GateKind, passed: bool, target_s: Option<f64>, measured_s: Option<f64>, detail: String) -> GateRecord {
+    GateRecord {
+        name: name.to_string(),
+        kind,
+        status: if passed { GateStatus::Passed } else { GateStatus::Failed },
+        target: target_s.map(fmt_secs),
+        measured: measured_s.map(fmt_secs),
+        target_s,
+        measured_s,
+        detail,
+    }
+}
+
+pub fn not_evaluated(name: &str, kind: GateKind, target_s: Option<f64>, why: &str) -> GateRecord {
+    GateRecord {
+        name: name.to_string(),
+        kind,
+        status: GateStatus::NotEvaluated,
+        target: target_s.map(fmt_secs),
+        measured: None,
+        target_s,
+        measured_s: None,
+        detail: why.to_string(),
+    }
+}
+
+pub fn max_duration(step: &StepRecord, max: Duration) -> GateRecord {
+    let target = max.as_secs_f64();
+    let passed = step.duration_s <= target;
+    let detail = if passed {
+        format!("{} took {} (limit {})", step.id, fmt_secs(step.duration_s), fmt_secs(target))
+    } else {
+        format!("{} took {}, over its limit of {}", step.id, fmt_secs(step.duration_s), fmt_secs(target))
+    };
+    gate(&format!("{} under {}", step.name, fmt_secs(target)), GateKind::MaxDuration, passed, Some(target), Some(step.duration_s), detail)
+}
+
+/// Per-phase time of the drill's `[[steps]]`; assumed (manual) time counts where given.
+pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
+    let counted = |phase: &str| match &gates.rto_phases {
+        Some(list) => list.iter().any(|p| p == phase),
+        None => phase != "backup" && phase != "setup",
+    };
+    let mut phases: Vec<PhaseRecord> = Vec::new();
+    for step in steps.iter().filter(|s| s.section == Section::Steps) {
+        if matches!(step.status, StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running) {
+            continue;
+        }
+        let seconds = step.assumed_s.unwrap_or(step.duration_s);
+        let index = match phases.iter().position(|p| p.phase == step.phase) {
+            Some(i) => i,
+            None => {
+                phases.push(PhaseRecord {
+                    phase: step.phase.clone(),
+                    seconds: 0.0,
+                    counted: counted(&step.phase),
+                    assumed: false,
+                    steps: Vec::new(),
+                });
+                phases.len() - 1
+            }
+        };
+        let phase = &mut phases[index];
+        phase.seconds += seconds;
+        phase.assumed |= step.assumed_s.is_some();
+        phase.steps.push(step.id.clone());
+    }
+    RtoRecord {
+        target_s: gates.rto.as_deref().and_then(|s| humantime::parse_duration(s).ok()).map(|d| d.as_secs_f64()),
+        measured_s: phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum(),
+        counted_phases: phases.iter().filter(|p| p.counted).map(|p| p.phase.clone()).collect(),
+        assumed_phases: phases.iter().filter(|p| p.counted && p.assumed).map(|p| p.phase.clone()).collect(),
+        phases,
+    }
+}
+
+pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
+    let target = rto.target_s?;
+    let passed = rto.measured_s <= target;
+    let assumed = if rto.assumed_phases.is_empty() {
+        String::new()
+    } else {
+        format!(" (includes assumed time for {})", rto.assumed_phases.join(", "))
+    };
+    let detail = format!(
+        "recovery took {} over phases {}{assumed}; target {}",
+        fmt_secs(rto.measured_s),
+        rto.counted_phases.join(", "),
+        fmt_secs(target)
+    );
+    Some(gate("RTO", GateKind::Rto, passed, Some(target), Some(rto.measured_s), detail))
+}
+
+/// The age of the newest restored data, measured at the drill's start (the "incident").
+pub fn rpo(gates: &Gates, ctx: &Context, drill_started: jiff::Timestamp) -> Option<(RpoRecord, GateRecord)> {
+    let target_s = gates.rpo.as_deref().and_then(|s| humantime::parse_duration(s).ok()).map(|d| d.as_secs_f64());
+    let src = gates.rpo_from.as_deref()?;
+    let rendered = template::render(src, &ctx.jinja()).map_err(|e| template::describe(&e));
+    let measured = rendered.clone().and_then(|s| parse_timestamp(&s)).map(|ts| {
+        let age = drill_started.duration_since(ts).as_secs_f64();
+        age.max(0.0)
+    });
+    let record = RpoRecord {
+        target_s,
+        measured_s: measured.as_ref().ok().copied(),
+        source: rendered.as_ref().ok().cloned(),
+        error: measured.as_ref().err().cloned(),
+    };
+    let gate = match (&measured, target_s) {
+        (Ok(age), Some(target)) => gate(
+            "RPO",
+            GateKind::Rpo,
+            *age <= target,
+            Some(target),
+            Some(*age),
+            format!("newest restored data is from {}, {} before the drill; target {}", record.source.as_deref().unwrap_or("?"), fmt_secs(*age), fmt_secs(target)),
+        ),
+        (Err(e), _) => gate("RPO", GateKind::Rpo, false, target_s, None, format!("cannot measure the RPO: {e}")),
+        (Ok(_), None) => return Some((record, not_evaluated("RPO", GateKind::Rpo, None, "no `rpo` target"))),
+    };
+    Some((record, gate))
+}
+
+/// RFC 3339, SQLite's `YYYY-MM-DD HH:MM:SS` (UTC), or unix seconds.
+pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
+    let s = s.trim();
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        return dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| e.to_string());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return jiff::Timestamp::from_millisecond((secs * 1000.0) as i64).map_err(|e| e.to_string());
+    }
+    Err(format!("`{s}` is not a timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or unix seconds)"))
+}
+
+/// `[[gates.custom]]`: an expression over the drill's data; true passes.
+pub fn custom(name: &str, check: &str, ctx: &Context, rto: &RtoRecord, rpo: Option<&RpoRecord>) -> GateRecord {
+    let mut ctx = ctx.clone();
+    ctx.set("rto", json!(rto));
+    ctx.set("rpo", rpo.map_or(Value::Null, |r| json!(r)));
+    match template::eval(check, &ctx.jinja()) {
+        Ok(v) => gate(name, GateKind::Custom, v.is_true(), None, None, format!("`{check}` is {}", if v.is_true() { "true" } else { "false" })),
+        Err(e) => gate(name, GateKind::Custom, false, None, None, format!("`{check}` could not be evaluated: {}", template::describe(&e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_three_forms() {
+        let a = parse_timestamp("2026-01-02T03:04:05Z").unwrap();
+        let b = parse_timestamp("2026-01-02 03:04:05").unwrap();
+        let c = parse_timestamp(&a.as_second().to_string()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}

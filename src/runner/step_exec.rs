@@ -1,0 +1,107 @@
+//! Running one attempt of a step on a worker thread, so the runner stays free to enforce
+//! its timeout and to notice Ctrl-C: SIGTERM to the step's process groups (and its
+//! cancel hooks), a grace period, then SIGKILL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::cancel::Cancel;
+use super::signals;
+use crate::log::LogSink;
+use crate::playbook::Step;
+use crate::steps::{self, StepCtx, StepOutcome};
+
+/// Between SIGTERM and SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+/// After SIGKILL, how long to wait for the worker before giving up on it.
+const ABANDON_AFTER: Duration = Duration::from_secs(5);
+const TICK: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Finished,
+    TimedOut,
+    Interrupted,
+    /// The step ignored cancellation; its thread was left behind.
+    Abandoned,
+}
+
+/// What a step's worker owns.
+pub struct StepEnv {
+    pub step_id: String,
+    pub workdir: PathBuf,
+    pub log: LogSink,
+    pub sources: Vec<PathBuf>,
+    pub walkthrough: bool,
+}
+
+pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress: &mut dyn FnMut(u64, u64)) -> (StepOutcome, Ending) {
+    let cancel = Arc::new(Cancel::default());
+    let (progress_tx, progress_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let ctx = StepCtx {
+        step_id: env.step_id,
+        workdir: env.workdir,
+        cancel: Arc::clone(&cancel),
+        log: env.log,
+        sources: env.sources,
+        walkthrough: env.walkthrough,
+        progress: progress_tx,
+    };
+    let spawned = std::thread::Builder::new()
+        .name(format!("step-{}", ctx.step_id))
+        .spawn(move || {
+            let outcome = steps::execute(&step, &ctx);
+            let _ = done_tx.send(outcome);
+        });
+    if let Err(e) = spawned {
+        return (StepOutcome::failed(format!("cannot start the step: {e}")), Ending::Finished);
+    }
+
+    let started = Instant::now();
+    let interrupts_before = signals::count();
+    let mut stopping: Option<(Ending, Instant)> = None;
+    let mut killed_at: Option<Instant> = None;
+    loop {
+        let mut last = None;
+        while let Ok(p) = progress_rx.try_recv() {
+            last = Some(p);
+        }
+        if let Some(p) = last {
+            on_progress(p.done, p.total);
+        }
+        match done_rx.recv_timeout(TICK) {
+            Ok(outcome) => return (outcome, stopping.map_or(Ending::Finished, |(why, _)| why)),
+            Err(RecvTimeoutError::Disconnected) => {
+                return (StepOutcome::failed("the step crashed (panicked)"), stopping.map_or(Ending::Finished, |(why, _)| why));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        match (stopping, killed_at) {
+            (None, _) => {
+                let why = if signals::count() > interrupts_before {
+                    Some(Ending::Interrupted)
+                } else if timeout.is_some_and(|t| now - started >= t) {
+                    Some(Ending::TimedOut)
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    cancel.cancel();
+                    stopping = Some((why, now));
+                }
+            }
+            (Some((_, since)), None) if now - since >= GRACE => {
+                cancel.kill_remaining();
+                killed_at = Some(now);
+            }
+            (Some(_), Some(at)) if now - at >= ABANDON_AFTER => {
+                return (StepOutcome::failed("the step did not stop"), Ending::Abandoned);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `backup`: take a fresh backup of a source with the engine's own consistent method.
+
+use std::path::Path;
+
+use anyhow::{bail, ensure};
+
+use super::{StepCtx, StepOutcome, required};
+use crate::artifact::FileRecord;
+use crate::engines::sqlite;
+use crate::outputs;
+use crate::playbook::{Engine, Step};
+
+pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    match step.engine {
+        Some(Engine::Sqlite) => sqlite_backup(step, ctx),
+        Some(other) => bail!("backup engine `{}` is not available in this version", other.as_str()),
+        None => bail!("missing field `engine`"),
+    }
+}
+
+fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let source = Path::new(required(step.source.as_deref(), "source")?);
+    let output = Path::new(required(step.output.as_deref(), "output")?);
+    ensure!(
+        !super::restore::same_place(source, output),
+        "backup output {} is the source itself",
+        output.display()
+    );
+    ensure!(!output.exists(), "backup output {} already exists", output.display());
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let started = std::time::Instant::now();
+    let snap = sqlite::backup(
+        source,
+        output,
+        step.checkpoint.unwrap_or(false),
+        &ctx.cancel,
+        &|done, total| ctx.progress(done, total),
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    ctx.log.write(
+        &ctx.step_id,
+        &format!(
+            "backed up {} to {} ({} bytes, {} tables)",
+            source.display(),
+            output.display(),
+            snap.bytes,
+            snap.table_counts.len()
+        ),
+    );
+    let tables: Vec<&String> = snap.table_counts.keys().collect();
+    let mut outcome = StepOutcome::passed(outputs! {
+        "path" => output.display().to_string(),
+        "source" => source.display().to_string(),
+        "bytes" => snap.bytes,
+        "snapshot_at" => snap.taken_at.map(|t| t.to_string()),
+        "table_counts" => snap.table_counts,
+        "tables" => tables,
+        "indexes" => snap.indexes,
+    });
+    outcome.metrics = outputs! { "bytes_per_s" => snap.bytes as f64 / secs.max(1e-9) };
+    outcome.files.push(FileRecord {
+        path: output.display().to_string(),
+        bytes: snap.bytes,
+        sha256: None,
+        blake3: None,
+        step: ctx.step_id.to_string(),
+    });
+    Ok(outcome)
+}

@@ -1,0 +1,231 @@
+//! `checksum`: hash files while streaming them, and write or verify a manifest in the
+//! `sha256sum -c` / `b3sum --check` format (`<hex>  <path>` per line).
+
+use std::fs::File;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+use sha2::Digest as _;
+
+use super::{StepCtx, StepOutcome};
+use crate::artifact::FileRecord;
+use crate::outputs;
+use crate::playbook::{Algorithm, Step};
+use crate::runner::cancel::Cancel;
+
+/// Read size: large enough that syscalls do not matter, small enough to stay flat.
+const CHUNK: usize = 4 << 20;
+
+pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let algorithm = step.algorithm.unwrap_or(Algorithm::Sha256);
+    let listed = match &step.files {
+        Some(globs) => expand(globs, step.exclude.as_deref().unwrap_or_default())?,
+        None => Vec::new(),
+    };
+    match (&step.manifest, &step.verify) {
+        (Some(manifest), _) => write_manifest(Path::new(manifest), &listed, algorithm, ctx),
+        (None, Some(manifest)) => verify_manifest(Path::new(manifest), &listed, algorithm, ctx),
+        (None, None) => bail!("a checksum step needs `manifest` (to write) or `verify` (to check)"),
+    }
+}
+
+fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    ensure!(!files.is_empty(), "a checksum step that writes a manifest needs `files`");
+    let total: u64 = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let mut text = String::new();
+    let mut hashes = serde_json::Map::new();
+    let mut records = Vec::new();
+    let mut done = 0;
+    for file in files {
+        let (hex, bytes) = hash_file(file, algorithm, &ctx.cancel, &mut |n| {
+            done += n;
+            ctx.progress(done, total);
+        })?;
+        text.push_str(&format!("{hex}  {}\n", file.display()));
+        hashes.insert(file.display().to_string(), hex.clone().into());
+        records.push(file_record(file, bytes, algorithm, hex, &ctx.step_id));
+    }
+    if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(manifest, &text).with_context(|| format!("cannot write {}", manifest.display()))?;
+    ctx.log.write(&ctx.step_id, &format!("wrote {}:\n{text}", manifest.display()));
+    let mut outcome = StepOutcome::passed(outputs! {
+        "manifest" => manifest.display().to_string(),
+        "algorithm" => algorithm_name(algorithm),
+        "bytes" => total,
+        "files" => hashes,
+    });
+    outcome.files = records;
+    Ok(outcome)
+}
+
+fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read manifest {}", manifest.display()))?;
+    let entries = parse_manifest(&text)?;
+    ensure!(!entries.is_empty(), "manifest {} lists no files", manifest.display());
+    let entries: Vec<_> = entries
+        .into_iter()
+        .filter(|(_, path)| only.is_empty() || only.iter().any(|o| o == path))
+        .collect();
+    let total: u64 = entries.iter().map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let mut done = 0;
+    let mut problems = Vec::new();
+    let mut records = Vec::new();
+    for (expected, path) in &entries {
+        match hash_file(path, algorithm, &ctx.cancel, &mut |n| {
+            done += n;
+            ctx.progress(done, total);
+        }) {
+            Ok((actual, bytes)) if actual == *expected => {
+                ctx.log.write(&ctx.step_id, &format!("{}: OK", path.display()));
+                records.push(file_record(path, bytes, algorithm, actual, &ctx.step_id));
+            }
+            Ok((actual, _)) => problems.push(format!(
+                "{}: checksum mismatch (manifest {}…, file {}…)",
+                path.display(),
+                &expected[..12.min(expected.len())],
+                &actual[..12]
+            )),
+            Err(e) => {
+                ctx.cancel.check()?;
+                problems.push(format!("{}: {e:#}", path.display()));
+            }
+        }
+    }
+    let mut outcome = StepOutcome::passed(outputs! {
+        "manifest" => manifest.display().to_string(),
+        "algorithm" => algorithm_name(algorithm),
+        "verified" => records.len(),
+        "failed" => problems.len(),
+        "bytes" => total,
+    });
+    outcome.files = records;
+    if !problems.is_empty() {
+        ctx.log.write(&ctx.step_id, &problems.join("\n"));
+        outcome.log_tail = Some(problems.join("\n"));
+        return Ok(outcome.fail(format!("checksum verification failed: {}", problems.join("; "))));
+    }
+    Ok(outcome)
+}
+
+/// Lines of `<hex>  <path>` (`sha256sum` text mode) or `<hex> *<path>` (binary mode).
+fn parse_manifest(text: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let (hex, rest) = line
+                .split_once(' ')
+                .with_context(|| format!("manifest line {} is not `<hash>  <path>`", i + 1))?;
+            let path = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).unwrap_or(rest);
+            ensure!(
+                hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+                "manifest line {} has no 64-digit hash",
+                i + 1
+            );
+            Ok((hex.to_lowercase(), PathBuf::from(path)))
+        })
+        .collect()
+}
+
+fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let exclude: Vec<glob::Pattern> = exclude
+        .iter()
+        .map(|p| glob::Pattern::new(p).with_context(|| format!("bad exclude pattern `{p}`")))
+        .collect::<Result<_, _>>()?;
+    let mut files = Vec::new();
+    for pattern in globs {
+        let before = files.len();
+        for entry in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+            let path = entry?;
+            if path.is_file() && !exclude.iter().any(|x| x.matches_path(&path)) {
+                files.push(path);
+            }
+        }
+        ensure!(files.len() > before, "no file matches `{pattern}`");
+    }
+    Ok(files)
+}
+
+/// Hashes a file in fixed-size chunks; `progress` receives the bytes of each chunk.
+pub fn hash_file(path: &Path, algorithm: Algorithm, cancel: &Cancel, progress: &mut dyn FnMut(u64)) -> anyhow::Result<(String, u64)> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut sha = sha2::Sha256::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut bytes = 0u64;
+    loop {
+        cancel.check()?;
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        match algorithm {
+            Algorithm::Sha256 => sha.update(&buf[..n]),
+            // blake3 hashes one chunk on every core.
+            Algorithm::Blake3 => {
+                b3.update_rayon(&buf[..n]);
+            }
+        }
+        bytes += n as u64;
+        progress(n as u64);
+    }
+    let hex = match algorithm {
+        Algorithm::Sha256 => hex(&sha.finalize()),
+        Algorithm::Blake3 => b3.finalize().to_hex().to_string(),
+    };
+    Ok((hex, bytes))
+}
+
+/// Fills `buf` unless the file ends first.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sha256 => "sha256",
+        Algorithm::Blake3 => "blake3",
+    }
+}
+
+fn file_record(path: &Path, bytes: u64, algorithm: Algorithm, hex: String, step: &str) -> FileRecord {
+    let (sha256, blake3) = match algorithm {
+        Algorithm::Sha256 => (Some(hex), None),
+        Algorithm::Blake3 => (None, Some(hex)),
+    };
+    FileRecord {
+        path: path.display().to_string(),
+        bytes,
+        sha256,
+        blake3,
+        step: step.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_sha256sum_modes() {
+        let h = "a".repeat(64);
+        let m = parse_manifest(&format!("{h}  dir/a b.db\n{h} *c.db\n")).unwrap();
+        assert_eq!(m[0].1, PathBuf::from("dir/a b.db"));
+        assert_eq!(m[1].1, PathBuf::from("c.db"));
+        assert!(parse_manifest("nothex  x\n").is_err());
+    }
+}

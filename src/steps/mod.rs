@@ -1,0 +1,130 @@
+//! One module per step kind; each turns a rendered step into a `StepOutcome`.
+//!
+//! A step's failure is a value (`StepOutcome` with `passed = false`), never a panic or an
+//! early return of the runner, so the record and report are always written.
+
+mod backup;
+mod checksum;
+mod exec;
+mod locate;
+mod manual;
+mod restore;
+pub mod sql;
+mod wait;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
+use serde_json::{Map, Value};
+
+use crate::artifact::{CheckRecord, FileRecord};
+use crate::log::LogSink;
+use crate::playbook::{Step, StepKind};
+use crate::runner::cancel::Cancel;
+
+/// What a running step may use.
+pub struct StepCtx {
+    pub step_id: String,
+    pub workdir: PathBuf,
+    pub cancel: Arc<Cancel>,
+    pub log: LogSink,
+    /// Paths the playbook backs up from: a restore must never write to them.
+    pub sources: Vec<PathBuf>,
+    pub walkthrough: bool,
+    pub progress: Sender<Progress>,
+}
+
+/// Bytes done out of a total, for the progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+impl StepCtx {
+    pub fn progress(&self, done: u64, total: u64) {
+        let _ = self.progress.send(Progress { done, total });
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct StepOutcome {
+    pub passed: bool,
+    pub error: Option<String>,
+    pub outputs: Map<String, Value>,
+    pub metrics: Map<String, Value>,
+    pub checks: Vec<CheckRecord>,
+    pub files: Vec<FileRecord>,
+    pub log_tail: Option<String>,
+    /// Seconds to count in the RTO instead of the measured duration (assumed manual work).
+    pub assumed_s: Option<f64>,
+}
+
+impl StepOutcome {
+    pub fn passed(outputs: Map<String, Value>) -> Self {
+        Self {
+            passed: true,
+            outputs,
+            ..Self::default()
+        }
+    }
+
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            passed: false,
+            error: Some(error.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Marks the outcome failed with `error`, keeping what was gathered.
+    pub fn fail(mut self, error: impl Into<String>) -> Self {
+        self.passed = false;
+        self.error = Some(error.into());
+        self
+    }
+}
+
+/// Runs a rendered step.
+pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
+    let result = match step.kind {
+        StepKind::Backup => backup::run(step, ctx),
+        StepKind::Locate => locate::run(step, ctx),
+        StepKind::Checksum => checksum::run(step, ctx),
+        StepKind::Restore => restore::run(step, ctx),
+        StepKind::Sql => sql::run(step, ctx),
+        StepKind::Exec => exec::run(step, ctx),
+        StepKind::Manual => manual::run(step, ctx),
+        StepKind::Wait => wait::run(step, ctx),
+        StepKind::Http | StepKind::Service => Err(anyhow::anyhow!(
+            "`{}` steps are not available in this version of restore-drill",
+            step.kind.as_str()
+        )),
+    };
+    result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")))
+}
+
+/// A required field of a rendered step (validation has already said it is present).
+pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Result<&'s T> {
+    value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
+}
+
+/// Parses a humantime duration field.
+pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    value
+        .map(|s| {
+            humantime::parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
+        })
+        .transpose()
+}
+
+/// An object from `key = value` pairs.
+#[macro_export]
+macro_rules! outputs {
+    ($($key:expr => $value:expr),* $(,)?) => {{
+        let mut map = serde_json::Map::new();
+        $(map.insert($key.to_string(), serde_json::json!($value));)*
+        map
+    }};
+}

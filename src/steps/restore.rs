@@ -1,0 +1,122 @@
+//! `restore`: put a backup back, into a place that can never be production.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+
+use super::{StepCtx, StepOutcome, required};
+use crate::engines::sqlite;
+use crate::outputs;
+use crate::playbook::{Engine, Step};
+
+pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    match step.engine {
+        Some(Engine::Sqlite) => sqlite_restore(step, ctx),
+        Some(other) => bail!("restore engine `{}` is not available in this version", other.as_str()),
+        None => bail!("missing field `engine`"),
+    }
+}
+
+fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let from = Path::new(required(step.from.as_deref(), "from")?);
+    let target = Path::new(required(step.target.as_deref(), "target")?);
+    refuse_unsafe_target(target, from, &ctx.sources)?;
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    let progress = |done, total| ctx.progress(done, total);
+    let mut outputs = outputs! { "target" => target.display().to_string(), "from" => from.display().to_string() };
+    let snap = if target.exists() {
+        ensure!(
+            step.overwrite == Some(true),
+            "target {} already exists; refusing to restore over it (set `overwrite = true` to replace it; a safety copy is kept)",
+            target.display()
+        );
+        let safety = safety_copy_path(target);
+        fs::copy(target, &safety)
+            .with_context(|| format!("cannot make a safety copy of {}", target.display()))?;
+        ctx.log.write(&ctx.step_id, &format!("safety copy: {}", safety.display()));
+        // Restore beside the target and swap it in only once the restore is proven;
+        // on any failure the target is put back from the safety copy.
+        let staged = staged_path(target);
+        let result = sqlite::restore(from, &staged, &ctx.cancel, &progress)
+            .and_then(|snap| fs::rename(&staged, target).map(|_| snap).map_err(Into::into));
+        match result {
+            Ok(snap) => {
+                fs::remove_file(&safety)?;
+                outputs.insert("safety_copy".into(), "created, removed after success".into());
+                snap
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&staged);
+                fs::rename(&safety, target)
+                    .with_context(|| format!("restore failed ({e:#}) and putting back {} failed", target.display()))?;
+                return Err(e.context(format!("{} was put back from its safety copy", target.display())));
+            }
+        }
+    } else {
+        sqlite::restore(from, target, &ctx.cancel, &progress)?
+    };
+    ctx.log.write(
+        &ctx.step_id,
+        &format!("restored {} into {} ({} bytes)", from.display(), target.display(), snap.bytes),
+    );
+    outputs.insert("bytes".into(), snap.bytes.into());
+    outputs.insert("table_counts".into(), serde_json::to_value(&snap.table_counts)?);
+    outputs.insert("indexes".into(), snap.indexes.into());
+    Ok(StepOutcome::passed(outputs))
+}
+
+/// Refuses a target that is (or resolves to) a source of the playbook or the backup itself.
+pub fn refuse_unsafe_target(target: &Path, from: &Path, sources: &[PathBuf]) -> anyhow::Result<()> {
+    for source in sources {
+        ensure!(
+            !same_place(target, source),
+            "refusing to restore into {}: it is a source of this playbook ({}); a drill restores into an isolated target",
+            target.display(),
+            source.display()
+        );
+    }
+    ensure!(
+        !same_place(target, from),
+        "refusing to restore into {}: it is the backup being restored",
+        target.display()
+    );
+    Ok(())
+}
+
+/// True when two paths name the same file: the same inode, or the same resolved path.
+pub fn same_place(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) {
+        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    resolve(a) == resolve(b)
+}
+
+/// The absolute path with symlinks resolved as far as the path exists.
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolve(parent).join(name),
+        _ => std::env::current_dir().unwrap_or_default().join(path),
+    }
+}
+
+fn safety_copy_path(target: &Path) -> PathBuf {
+    let ts = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
+    with_suffix(target, &format!(".pre-restore-{ts}"))
+}
+
+fn staged_path(target: &Path) -> PathBuf {
+    with_suffix(target, &format!(".restoring-{}", std::process::id()))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}

@@ -1,0 +1,265 @@
+//! `sql`: run statements and verification checks against a database, for any engine
+//! that implements `SqlConn`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::bail;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::{StepCtx, StepOutcome, required};
+use crate::artifact::CheckRecord;
+use crate::engines::SqlConn;
+use crate::engines::sqlite::SqliteConn;
+use crate::playbook::{Builtin, Check, Engine, Step};
+
+pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let database = required(step.database.as_deref(), "database")?;
+    let mut conn = connect(step.engine, database, step.execute.is_some(), ctx)?;
+    if let Some(sql) = &step.execute {
+        conn.execute_batch(sql)?;
+        ctx.log.write(&ctx.step_id, &format!("executed {} bytes of SQL", sql.len()));
+    }
+    let checks: Vec<CheckRecord> = step
+        .checks
+        .iter()
+        .flatten()
+        .map(|check| run_check(conn.as_mut(), check))
+        .collect();
+    for c in &checks {
+        let mark = if c.passed { "ok" } else { "FAILED" };
+        ctx.log.write(&ctx.step_id, &format!("check {}: {mark}: {}", c.name, c.detail));
+    }
+    let mut outputs = serde_json::Map::new();
+    outputs.insert("value".into(), checks.first().and_then(|c| c.actual.clone()).unwrap_or(Value::Null));
+    outputs.insert(
+        "checks".into(),
+        checks.iter().map(|c| (c.name.clone(), Value::Bool(c.passed))).collect::<serde_json::Map<_, _>>().into(),
+    );
+    let failed: Vec<String> = checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let mut outcome = StepOutcome::passed(outputs);
+    outcome.checks = checks;
+    if !failed.is_empty() {
+        outcome.log_tail = Some(failed.join("\n"));
+        let n = failed.len();
+        return Ok(outcome.fail(format!("{n} check{} failed: {}", if n == 1 { "" } else { "s" }, failed.join("; "))));
+    }
+    Ok(outcome)
+}
+
+fn connect(engine: Option<Engine>, database: &str, writable: bool, ctx: &StepCtx) -> anyhow::Result<Box<dyn SqlConn>> {
+    match engine {
+        Some(Engine::Sqlite) => {
+            let mut conn = SqliteConn::open(Path::new(database), writable)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
+        Some(other) => bail!("sql engine `{}` is not available in this version", other.as_str()),
+        None => bail!("missing field `engine`"),
+    }
+}
+
+/// Runs one check; an error (bad SQL, missing table) is a failed check, not a crash.
+pub fn run_check(conn: &mut dyn SqlConn, check: &Check) -> CheckRecord {
+    let result = match (&check.query, check.builtin) {
+        (Some(query), _) => query_check(conn, check, query),
+        (None, Some(builtin)) => builtin_check(conn, check, builtin),
+        (None, None) => Err(anyhow::anyhow!("needs a `query` or a `builtin`")),
+    };
+    result.unwrap_or_else(|e| CheckRecord {
+        name: check.name.clone(),
+        passed: false,
+        detail: format!("{e:#}"),
+        expected: None,
+        actual: None,
+    })
+}
+
+fn record(check: &Check, passed: bool, detail: String, expected: Option<Value>, actual: Option<Value>) -> CheckRecord {
+    CheckRecord {
+        name: check.name.clone(),
+        passed,
+        detail,
+        expected,
+        actual,
+    }
+}
+
+fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Result<CheckRecord> {
+    let rows = conn.query(query)?;
+    let first = rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+    let mut failures = Vec::new();
+    if let Some(expect) = &check.expect
+        && !loosely_equal(expect, &first)
+    {
+        failures.push(format!("expected {expect}, got {first}"));
+    }
+    if let Some(expect_rows) = &check.expect_rows {
+        match expect_rows {
+            Value::Number(n) if n.as_u64() != Some(rows.len() as u64) => {
+                failures.push(format!("expected {n} rows, got {}", rows.len()));
+            }
+            Value::Array(expected) if !rows_equal(expected, &rows) => {
+                failures.push(format!("expected rows {expect_rows}, got {}", json!(rows)));
+            }
+            Value::Number(_) | Value::Array(_) => {}
+            other => bail!("`expect_rows` must be a number of rows or an array of rows, not {other}"),
+        }
+    }
+    if let Some(min) = &check.min
+        && !(number(&first).zip(number(min)).is_some_and(|(v, m)| v >= m))
+    {
+        failures.push(format!("expected at least {min}, got {first}"));
+    }
+    if let Some(max) = &check.max
+        && !(number(&first).zip(number(max)).is_some_and(|(v, m)| v <= m))
+    {
+        failures.push(format!("expected at most {max}, got {first}"));
+    }
+    let expected = check.expect.clone().or_else(|| check.expect_rows.clone());
+    Ok(if failures.is_empty() {
+        record(check, true, format!("got {first}"), expected, Some(first))
+    } else {
+        record(check, false, failures.join("; "), expected, Some(first))
+    })
+}
+
+fn builtin_check(conn: &mut dyn SqlConn, check: &Check, builtin: Builtin) -> anyhow::Result<CheckRecord> {
+    Ok(match builtin {
+        Builtin::Integrity => {
+            let problems = conn.integrity_problems(check.quick.unwrap_or(false))?;
+            problem_record(check, problems, "integrity check passed")
+        }
+        Builtin::ForeignKeys => {
+            let problems = conn.foreign_key_problems()?;
+            problem_record(check, problems, "every foreign key holds")
+        }
+        Builtin::TablesExist => {
+            let wanted = names_from(check.tables.as_deref(), check.compare_to.as_ref(), "tables")?;
+            let present = conn.tables()?;
+            missing_record(check, &wanted, &present, ("table", "tables"))
+        }
+        Builtin::IndexesExist => {
+            let wanted = names_from(check.indexes.as_deref(), check.compare_to.as_ref(), "indexes")?;
+            let present = conn.indexes()?;
+            missing_record(check, &wanted, &present, ("index", "indexes"))
+        }
+        Builtin::TableCounts => table_counts(conn, check)?,
+    })
+}
+
+fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
+    if problems.is_empty() {
+        return record(check, true, ok.into(), None, None);
+    }
+    let shown: Vec<&String> = problems.iter().take(10).collect();
+    let more = problems.len().saturating_sub(10);
+    let mut detail = format!("{} problem(s): {}", problems.len(), shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "));
+    if more > 0 {
+        detail.push_str(&format!("; and {more} more"));
+    }
+    record(check, false, detail, None, Some(json!(problems.len())))
+}
+
+fn missing_record(check: &Check, wanted: &[String], present: &[String], (one, many): (&str, &str)) -> CheckRecord {
+    let missing: Vec<&String> = wanted.iter().filter(|w| !present.contains(w)).collect();
+    if missing.is_empty() {
+        record(check, true, format!("all {} {many} present", wanted.len()), Some(json!(wanted)), None)
+    } else {
+        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        record(check, false, format!("missing {}: {}", if missing.len() == 1 { one } else { many }, list.join(", ")), Some(json!(wanted)), Some(json!(missing)))
+    }
+}
+
+/// An explicit list, or the names (keys or items) of `compare_to`.
+fn names_from(list: Option<&[String]>, compare_to: Option<&Value>, field: &str) -> anyhow::Result<Vec<String>> {
+    if let Some(list) = list {
+        return Ok(list.to_vec());
+    }
+    match compare_to {
+        Some(Value::Object(map)) => Ok(map.keys().cloned().collect()),
+        Some(Value::Array(items)) => Ok(items.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_string)).collect()),
+        _ => bail!("needs `{field}` or a `compare_to` list"),
+    }
+}
+
+fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
+    let Some(Value::Object(expected)) = &check.compare_to else {
+        bail!("`compare_to` must be a map of table to row count, such as {{{{ steps.backup.table_counts }}}}");
+    };
+    let tolerance = check.tolerance.unwrap_or(0);
+    let present = conn.tables()?;
+    let mut actual: IndexMap<String, Value> = IndexMap::new();
+    let mut problems = Vec::new();
+    for (table, want) in expected {
+        if check.tables.as_ref().is_some_and(|only| !only.contains(table)) {
+            continue;
+        }
+        let Some(want) = want.as_u64() else {
+            bail!("expected count for `{table}` is not a number: {want}");
+        };
+        if !present.contains(table) {
+            problems.push(format!("{table}: missing (source had {want} rows)"));
+            actual.insert(table.clone(), Value::Null);
+            continue;
+        }
+        let got = conn.count_rows(std::slice::from_ref(table))?[table];
+        actual.insert(table.clone(), json!(got));
+        if got.abs_diff(want) > tolerance {
+            problems.push(format!("{table}: {got} rows, source had {want}"));
+        }
+    }
+    let compared = actual.len();
+    let actual = Some(json!(actual));
+    Ok(if problems.is_empty() {
+        record(check, true, format!("{compared} tables match the source"), check.compare_to.clone(), actual)
+    } else {
+        record(check, false, problems.join("; "), check.compare_to.clone(), actual)
+    })
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    }
+}
+
+/// Equal as the same JSON, or as numbers (`1` = `1.0` = `"1"`), or as text.
+pub fn loosely_equal(expected: &Value, actual: &Value) -> bool {
+    if expected == actual {
+        return true;
+    }
+    match (number(expected), number(actual)) {
+        (Some(a), Some(b)) if !matches!(expected, Value::Bool(_)) || matches!(actual, Value::Bool(_) | Value::Number(_)) => a == b,
+        _ => match (expected, actual) {
+            (Value::String(a), b) | (b, Value::String(a)) => *a == b.to_string(),
+            _ => false,
+        },
+    }
+}
+
+fn rows_equal(expected: &[Value], rows: &[Vec<Value>]) -> bool {
+    expected.len() == rows.len()
+        && expected.iter().zip(rows).all(|(e, row)| match e {
+            Value::Array(cells) => cells.len() == row.len() && cells.iter().zip(row).all(|(a, b)| loosely_equal(a, b)),
+            single => row.len() == 1 && loosely_equal(single, &row[0]),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loose_equality() {
+        assert!(loosely_equal(&json!(3), &json!(3.0)));
+        assert!(loosely_equal(&json!("3"), &json!(3)));
+        assert!(loosely_equal(&json!("ok"), &json!("ok")));
+        assert!(!loosely_equal(&json!(3), &json!(4)));
+        assert!(!loosely_equal(&json!("ok"), &json!(null)));
+    }
+}

@@ -1,0 +1,189 @@
+//! The one minijinja environment: strict about undefined names, with a few helpers.
+//!
+//! Every string of a step is a template. A string that is exactly one `{{ expression }}`
+//! renders to the expression's native value for the fields that want data rather than
+//! text (`compare_to`, `expect`, ...), so `compare_to = "{{ steps.backup.table_counts }}"`
+//! yields a map, not its printed form.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+
+/// Top-level names a step template may use.
+pub const STEP_ROOTS: &[&str] = &["vars", "env", "drill", "steps", "secrets"];
+/// Functions registered in the environment (and minijinja's own globals).
+const FUNCTIONS: &[&str] = &[
+    "path_exists",
+    "now",
+    "range",
+    "dict",
+    "namespace",
+    "lipsum",
+    "cycler",
+    "joiner",
+    "debug",
+];
+/// What `drill.<x>` offers.
+pub const DRILL_FIELDS: &[&str] = &[
+    "name",
+    "title",
+    "run_id",
+    "ts",
+    "workdir",
+    "artifacts_dir",
+    "playbook_dir",
+    "mode",
+];
+
+pub fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        configure(&mut env);
+        env
+    })
+}
+
+fn configure(env: &mut Environment<'_>) {
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_function("path_exists", |path: String| {
+        std::path::Path::new(&path).exists()
+    });
+    env.add_function("now", || jiff::Timestamp::now().to_string());
+    env.add_filter("bytes", human_bytes);
+    env.add_filter("secs", crate::runner::gates::fmt_secs);
+    env.add_filter("mark", status_mark);
+}
+
+/// `passed` → ✅ and so on, for reports.
+pub fn status_mark(status: String) -> &'static str {
+    match status.as_str() {
+        "passed" => "✅",
+        "failed" | "timed_out" | "error" => "❌",
+        "aborted" => "⛔",
+        "skipped" => "⏭️",
+        "not_evaluated" | "not_run" => "⚪",
+        _ => "…",
+    }
+}
+
+/// `1536 | bytes` → "1.5 KiB".
+pub fn human_bytes(n: f64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{} B", n as u64)
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn has_template_syntax(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// The inner expression when `s` is exactly one `{{ ... }}` and nothing else.
+pub fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner.trim())
+}
+
+pub fn render(src: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    if !has_template_syntax(src) {
+        return Ok(src.to_string());
+    }
+    environment().render_str(src, ctx)
+}
+
+pub fn eval(expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
+    let value = environment().compile_expression(expr)?.eval(ctx)?;
+    if value.is_undefined() {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            format!("`{expr}` is undefined"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Renders a string field; with `native`, a lone `{{ expr }}` keeps the value's type.
+pub fn render_value(
+    src: &str,
+    ctx: &Value,
+    native: bool,
+) -> Result<serde_json::Value, minijinja::Error> {
+    if native && let Some(expr) = single_expression(src) {
+        let value = eval(expr, ctx)?;
+        return serde_json::to_value(&value).map_err(|e| {
+            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+        });
+    }
+    render(src, ctx).map(serde_json::Value::String)
+}
+
+/// The dotted names (`steps.backup.path`) a template or expression reads but does not define.
+pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<String>, String> {
+    let mut env = Environment::new();
+    configure(&mut env);
+    let names = if is_expression {
+        env.compile_expression(src)
+            .map_err(|e| describe(&e))?
+            .undeclared_variables(true)
+    } else {
+        env.template_from_str(src)
+            .map_err(|e| describe(&e))?
+            .undeclared_variables(true)
+    };
+    Ok(names
+        .into_iter()
+        .filter(|n| !FUNCTIONS.contains(&n.as_str()))
+        .collect())
+}
+
+/// A one-line description of a minijinja error, without its debug dump.
+pub fn describe(err: &minijinja::Error) -> String {
+    let mut msg = match err.detail() {
+        Some(detail) => format!("{}: {detail}", err.kind()),
+        None => err.kind().to_string(),
+    };
+    if let Some(line) = err.line()
+        && line > 1
+    {
+        msg.push_str(&format!(" (template line {line})"));
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_expression_keeps_its_type() {
+        let ctx = Value::from_serialize(serde_json::json!({"steps": {"b": {"counts": {"t": 3}}}}));
+        let v = render_value("{{ steps.b.counts }}", &ctx, true).unwrap();
+        assert_eq!(v, serde_json::json!({"t": 3}));
+        let v = render_value("{{ steps.b.counts.t }} rows", &ctx, true).unwrap();
+        assert_eq!(v, serde_json::json!("3 rows"));
+    }
+
+    #[test]
+    fn undefined_names_are_errors() {
+        let ctx = Value::from_serialize(serde_json::json!({"vars": {}}));
+        assert!(render("{{ vars.missing }}", &ctx).is_err());
+        assert!(eval("vars.missing", &ctx).is_err());
+    }
+
+    #[test]
+    fn finds_referenced_step_outputs() {
+        let names = referenced_names("{{ steps.backup.path }}/x {{ vars.a }}", false).unwrap();
+        assert!(names.contains("steps.backup.path"), "{names:?}");
+        assert!(names.contains("vars.a"), "{names:?}");
+    }
+}
