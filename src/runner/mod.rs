@@ -8,6 +8,7 @@ pub mod gates;
 pub mod process;
 pub mod signals;
 mod plan;
+pub mod resources;
 mod step_exec;
 
 pub use plan::plan;
@@ -93,6 +94,7 @@ struct Runner<'a> {
     /// The first error writing artifacts: the drill's result cannot be trusted to be kept.
     write_error: Option<String>,
     interrupted: bool,
+    resources: resources::Resources,
 }
 
 impl<'a> Runner<'a> {
@@ -175,6 +177,7 @@ impl<'a> Runner<'a> {
             started_at,
             write_error: None,
             interrupted: false,
+            resources: Default::default(),
         };
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
@@ -227,7 +230,38 @@ impl<'a> Runner<'a> {
             }
             self.run_step(Section::Cleanup, step);
         }
+        if self.interrupted && signals::count() > already.max(1) {
+            for (kind, id, step) in self.resources.pending() {
+                let msg = format!("left behind by the second interrupt: {kind} {id} (from step `{step}`)");
+                self.record.warnings.push(msg.clone());
+                self.notice(&msg);
+            }
+        } else {
+            self.tear_down_resources();
+        }
         self.remove_workdir();
+    }
+
+    /// Stops services, drops scratch databases, removes clusters: whatever steps registered.
+    fn tear_down_resources(&mut self) {
+        for torn in self.resources.tear_down_all() {
+            let removed = torn.result.is_ok();
+            let detail = torn.result.err().map(|e| format!("{e:#}"));
+            if let Some(d) = &detail {
+                let msg = format!("{} {} was not removed: {d}", torn.kind, torn.id);
+                self.record.warnings.push(msg.clone());
+                self.notice(&msg);
+            }
+            self.log.write("teardown", &format!("{} {}: {}", torn.kind, torn.id, detail.as_deref().unwrap_or("removed")));
+            self.record.resources.push(ResourceRecord {
+                kind: torn.kind,
+                id: self.redactor.redact(&torn.id),
+                step: Some(torn.step),
+                removed,
+                detail,
+            });
+        }
+        self.write_record();
     }
 
     fn remove_workdir(&mut self) {
@@ -292,6 +326,7 @@ impl<'a> Runner<'a> {
                 log: self.log.clone(),
                 sources: self.sources.clone(),
                 walkthrough: self.opts.walkthrough,
+                resources: self.resources.clone(),
             };
             let (outcome, ending) = step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
                 self.record.steps[index].metrics.insert("bytes_done".into(), done.into());

@@ -35,6 +35,7 @@ pub struct StepEnv {
     pub log: LogSink,
     pub sources: Vec<PathBuf>,
     pub walkthrough: bool,
+    pub resources: super::resources::Resources,
 }
 
 pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress: &mut dyn FnMut(u64, u64)) -> (StepOutcome, Ending) {
@@ -48,6 +49,7 @@ pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress:
         log: env.log,
         sources: env.sources,
         walkthrough: env.walkthrough,
+        resources: env.resources,
         progress: progress_tx,
     };
     let spawned = std::thread::Builder::new()

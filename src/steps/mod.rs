@@ -32,6 +32,8 @@ pub struct StepCtx {
     /// Paths the playbook backs up from: a restore must never write to them.
     pub sources: Vec<PathBuf>,
     pub walkthrough: bool,
+    /// Register here what the step creates outside the workdir, with its teardown.
+    pub resources: crate::runner::resources::Resources,
     pub progress: Sender<Progress>,
 }
 

@@ -1,0 +1,31 @@
+# The two commands a newcomer runs: `make restore-drill` and `make test`.
+CARGO    ?= cargo
+PLAYBOOK ?= playbooks/sqlite.toml
+ARGS     ?=
+BIN      := target/release/restore-drill
+
+.PHONY: restore-drill build test lint schemas bench
+
+## Run the default drill (or PLAYBOOK=...) with the release build.
+restore-drill: build
+	$(BIN) run $(PLAYBOOK) $(ARGS)
+
+build:
+	$(CARGO) build --release --locked
+
+## The whole test suite (unit + integration against real engines).
+test:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## Regenerate the committed JSON Schemas from the Rust types.
+schemas:
+	$(CARGO) run --quiet --locked -- schema playbook > schemas/playbook.schema.json
+	$(CARGO) run --quiet --locked -- schema artifact > schemas/restore_drill.schema.json
+
+## Speed against the standard tools (SIZE_MB=1024 for 1 GiB).
+bench: build
+	scripts/bench.sh

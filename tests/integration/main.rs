@@ -1,0 +1,178 @@
+//! The one integration-test binary: the real `restore-drill` against real SQLite files,
+//! real processes (and, in their modules, real database servers).
+//!
+//! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
+//! directory, optional files beside it, then `run()` and assertions on the outcome.
+
+mod sqlite;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+pub struct Drill {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    subcommand: String,
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drill {
+    /// A drill whose `playbook.toml` is `toml`.
+    pub fn new(toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("playbook.toml"), toml).expect("write playbook");
+        Self {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+            subcommand: "run".into(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(self, rel: &str, content: &[u8]) -> Self {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn subcommand(mut self, s: &str) -> Self {
+        self.subcommand = s.into();
+        self
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restore-drill"));
+        cmd.current_dir(self.dir.path());
+        cmd.arg(&self.subcommand).arg("playbook.toml");
+        if self.subcommand == "run" {
+            cmd.args(["--artifacts", "artifacts", "--quiet"]);
+        }
+        cmd.args(&self.args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(self) -> Outcome {
+        let out = self.command().output().expect("run restore-drill");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+}
+
+impl Outcome {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fails the test with everything the run printed when the exit code differs.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\n--- stderr\n{}\n--- stdout\n{}",
+            self.code, self.stderr, self.stdout
+        );
+        self
+    }
+
+    fn artifact(&self, ext: &str) -> PathBuf {
+        let dir = self.dir.path().join("artifacts");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("no artifacts dir: {e}\n{}", self.stderr))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(ext))
+            .collect();
+        found.sort();
+        found.pop().unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
+    }
+
+    pub fn record(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.artifact(".json")).unwrap()).unwrap()
+    }
+
+    pub fn report(&self) -> String {
+        std::fs::read_to_string(self.artifact(".md")).unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.artifact(".log")).unwrap()
+    }
+
+    pub fn step(&self, id: &str) -> Value {
+        self.record()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}"))
+            .clone()
+    }
+
+    pub fn gate(&self, name: &str) -> Value {
+        self.record()["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("no gate {name}: {}", self.record()["gates"]))
+            .clone()
+    }
+}
+
+/// Creates a small SQLite database with related tables, foreign keys and indexes.
+pub fn make_db(path: &Path, rows: i64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE services (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+         CREATE TABLE dispatches (id INTEGER PRIMARY KEY, service_id INTEGER NOT NULL REFERENCES services(id), created_at TEXT NOT NULL);
+         CREATE INDEX idx_dispatches_service ON dispatches(service_id);
+         INSERT INTO services VALUES (1, 'api'), (2, 'worker');
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+         INSERT INTO dispatches SELECT i, 1 + i % 2, '2026-01-01T00:00:00Z' FROM n;"
+    ))
+    .unwrap();
+}
+
+/// Whether servers are required here (CI): a missing one is then a failure.
+pub fn servers_required() -> bool {
+    std::env::var("RESTORE_DRILL_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+/// Says loudly that a suite is skipped, or fails when servers are required.
+pub fn skip_or_fail(suite: &str, why: &str) {
+    if servers_required() {
+        panic!("{suite}: {why} (RESTORE_DRILL_REQUIRE_SERVERS=1)");
+    }
+    eprintln!("\n*** SKIPPED {suite}: {why} ***\n");
+}
