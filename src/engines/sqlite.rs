@@ -34,7 +34,9 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     ensure!(path.exists(), "database {} does not exist", path.display());
     Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .with_context(|| format!("cannot open {}", path.display()))
 }
@@ -76,11 +78,17 @@ pub fn backup(
 
 /// Runs the backup API from `src` into a new file at `dest`, written as `dest.partial`
 /// and renamed once complete and synced.
-fn copy_into(src: &Connection, dest: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<()> {
+fn copy_into(
+    src: &Connection,
+    dest: &Path,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<()> {
     let partial = partial_path(dest);
     let _ = fs::remove_file(&partial);
     let result = (|| -> anyhow::Result<()> {
-        let mut dst = Connection::open(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut dst = Connection::open(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
         // The partial file is thrown away on any failure, so it needs no journal.
         dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
         let page_size: i64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -96,14 +104,17 @@ fn copy_into(src: &Connection, dest: &Path, cancel: &Cancel, progress: &dyn Fn(u
                 match step {
                     StepResult::Done => break,
                     StepResult::More => {}
-                    StepResult::Busy | StepResult::Locked => std::thread::sleep(Duration::from_millis(50)),
+                    StepResult::Busy | StepResult::Locked => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
                     _ => {}
                 }
             }
         }
         dst.close().map_err(|(_, e)| e)?;
         fs::File::open(&partial)?.sync_all()?;
-        fs::rename(&partial, dest).with_context(|| format!("cannot rename to {}", dest.display()))?;
+        fs::rename(&partial, dest)
+            .with_context(|| format!("cannot rename to {}", dest.display()))?;
         Ok(())
     })();
     if result.is_err() {
@@ -120,7 +131,12 @@ fn partial_path(dest: &Path) -> PathBuf {
 
 /// Restores the backup file `from` into `target` (which must not exist), then proves the
 /// result is a real database with tables in it.
-pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<Snapshot> {
+pub fn restore(
+    from: &Path,
+    target: &Path,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<Snapshot> {
     check_backup_file(from)?;
     let src = open_read_only(from)?;
     copy_into(&src, target, cancel, progress).context("restore failed")?;
@@ -128,10 +144,17 @@ pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u6
     let conn = open_read_only(target)?;
     let problems = quick_check(&conn)?;
     if !problems.is_empty() {
-        bail!("restored database fails quick_check: {}", problems.join("; "));
+        bail!(
+            "restored database fails quick_check: {}",
+            problems.join("; ")
+        );
     }
     let tables = user_tables(&conn)?;
-    ensure!(!tables.is_empty(), "restored database has no tables: the backup {} is empty", from.display());
+    ensure!(
+        !tables.is_empty(),
+        "restored database has no tables: the backup {} is empty",
+        from.display()
+    );
     Ok(Snapshot {
         taken_at: None,
         bytes: fs::metadata(target)?.len(),
@@ -143,9 +166,14 @@ pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u6
 /// Refuses what is not a SQLite database before anything is written.
 pub fn check_backup_file(path: &Path) -> anyhow::Result<()> {
     use std::io::Read as _;
-    let meta = fs::metadata(path).with_context(|| format!("backup {} not found", path.display()))?;
+    let meta =
+        fs::metadata(path).with_context(|| format!("backup {} not found", path.display()))?;
     ensure!(meta.is_file(), "backup {} is not a file", path.display());
-    ensure!(meta.len() > 0, "backup {} is empty (0 bytes): nothing to restore", path.display());
+    ensure!(
+        meta.len() > 0,
+        "backup {} is empty (0 bytes): nothing to restore",
+        path.display()
+    );
     let mut header = [0u8; 16];
     let n = fs::File::open(path)?.read(&mut header)?;
     ensure!(
@@ -186,7 +214,10 @@ fn count_rows(conn: &Connection, tables: &[String]) -> anyhow::Result<IndexMap<S
         .iter()
         .map(|t| {
             ensure!(existing.contains(t), "table `{t}` does not exist");
-            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", quote(t)), [], |r| r.get(0))?;
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {}", quote(t)), [], |r| {
+                    r.get(0)
+                })?;
             Ok((t.clone(), n as u64))
         })
         .collect()
@@ -282,7 +313,8 @@ impl SqlConn for SqliteConn {
             Ok(format!(
                 "{} row {} references missing {}",
                 r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?.map_or("?".into(), |id| id.to_string()),
+                r.get::<_, Option<i64>>(1)?
+                    .map_or("?".into(), |id| id.to_string()),
                 r.get::<_, String>(2)?
             ))
         })?;
@@ -296,7 +328,9 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
     let mut work: Vec<String> = tables.to_vec();
     work.push("sqlite_schema".into());
     let queue = std::sync::Mutex::new(work);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(tables.len() + 1);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(tables.len() + 1);
     let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -304,14 +338,18 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
                     let conn = open_read_only(path)?;
                     let mut problems = Vec::new();
                     while let Some(table) = queue.lock().unwrap().pop() {
-                        let rows = names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
+                        let rows =
+                            names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
                         problems.extend(rows.into_iter().filter(|r| r != "ok"));
                     }
                     Ok(problems)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("integrity worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("integrity worker panicked"))
+            .collect()
     });
     let mut problems = Vec::new();
     for r in results {

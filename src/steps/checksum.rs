@@ -30,9 +30,20 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     }
 }
 
-fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    ensure!(!files.is_empty(), "a checksum step that writes a manifest needs `files`");
-    let total: u64 = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+fn write_manifest(
+    manifest: &Path,
+    files: &[PathBuf],
+    algorithm: Algorithm,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    ensure!(
+        !files.is_empty(),
+        "a checksum step that writes a manifest needs `files`"
+    );
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     let mut text = String::new();
     let mut hashes = serde_json::Map::new();
     let mut records = Vec::new();
@@ -49,8 +60,12 @@ fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx:
     if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(manifest, &text).with_context(|| format!("cannot write {}", manifest.display()))?;
-    ctx.log.write(&ctx.step_id, &format!("wrote {}:\n{text}", manifest.display()));
+    std::fs::write(manifest, &text)
+        .with_context(|| format!("cannot write {}", manifest.display()))?;
+    ctx.log.write(
+        &ctx.step_id,
+        &format!("wrote {}:\n{text}", manifest.display()),
+    );
     let mut outcome = StepOutcome::passed(outputs! {
         "manifest" => manifest.display().to_string(),
         "algorithm" => algorithm_name(algorithm),
@@ -61,15 +76,28 @@ fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx:
     Ok(outcome)
 }
 
-fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read manifest {}", manifest.display()))?;
+fn verify_manifest(
+    manifest: &Path,
+    only: &[PathBuf],
+    algorithm: Algorithm,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
     let entries = parse_manifest(&text)?;
-    ensure!(!entries.is_empty(), "manifest {} lists no files", manifest.display());
+    ensure!(
+        !entries.is_empty(),
+        "manifest {} lists no files",
+        manifest.display()
+    );
     let entries: Vec<_> = entries
         .into_iter()
         .filter(|(_, path)| only.is_empty() || only.iter().any(|o| o == path))
         .collect();
-    let total: u64 = entries.iter().map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let total: u64 = entries
+        .iter()
+        .map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     let mut done = 0;
     let mut problems = Vec::new();
     let mut records = Vec::new();
@@ -79,7 +107,8 @@ fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx:
             ctx.progress(done, total);
         }) {
             Ok((actual, bytes)) if actual == *expected => {
-                ctx.log.write(&ctx.step_id, &format!("{}: OK", path.display()));
+                ctx.log
+                    .write(&ctx.step_id, &format!("{}: OK", path.display()));
                 records.push(file_record(path, bytes, algorithm, actual, &ctx.step_id));
             }
             Ok((actual, _)) => problems.push(format!(
@@ -105,7 +134,10 @@ fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx:
     if !problems.is_empty() {
         ctx.log.write(&ctx.step_id, &problems.join("\n"));
         outcome.log_tail = Some(problems.join("\n"));
-        return Ok(outcome.fail(format!("checksum verification failed: {}", problems.join("; "))));
+        return Ok(outcome.fail(format!(
+            "checksum verification failed: {}",
+            problems.join("; ")
+        )));
     }
     Ok(outcome)
 }
@@ -119,7 +151,10 @@ fn parse_manifest(text: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
             let (hex, rest) = line
                 .split_once(' ')
                 .with_context(|| format!("manifest line {} is not `<hash>  <path>`", i + 1))?;
-            let path = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).unwrap_or(rest);
+            let path = rest
+                .strip_prefix(' ')
+                .or_else(|| rest.strip_prefix('*'))
+                .unwrap_or(rest);
             ensure!(
                 hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
                 "manifest line {} has no 64-digit hash",
@@ -150,7 +185,12 @@ fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> 
 }
 
 /// Hashes a file in fixed-size chunks; `progress` receives the bytes of each chunk.
-pub fn hash_file(path: &Path, algorithm: Algorithm, cancel: &Cancel, progress: &mut dyn FnMut(u64)) -> anyhow::Result<(String, u64)> {
+pub fn hash_file(
+    path: &Path,
+    algorithm: Algorithm,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = vec![0u8; CHUNK];
     let mut sha = sha2::Sha256::new();
@@ -202,7 +242,13 @@ fn algorithm_name(a: Algorithm) -> &'static str {
     }
 }
 
-fn file_record(path: &Path, bytes: u64, algorithm: Algorithm, hex: String, step: &str) -> FileRecord {
+fn file_record(
+    path: &Path,
+    bytes: u64,
+    algorithm: Algorithm,
+    hex: String,
+    step: &str,
+) -> FileRecord {
     let (sha256, blake3) = match algorithm {
         Algorithm::Sha256 => (Some(hex), None),
         Algorithm::Blake3 => (None, Some(hex)),

@@ -116,7 +116,8 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {
     value
         .map(|s| {
-            humantime::parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
+            humantime::parse_duration(s)
+                .map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
         })
         .transpose()
 }

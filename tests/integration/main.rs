@@ -113,7 +113,9 @@ impl Outcome {
             .filter(|p| p.to_string_lossy().ends_with(ext))
             .collect();
         found.sort();
-        found.pop().unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
+        found
+            .pop()
+            .unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
     }
 
     pub fn record(&self) -> Value {

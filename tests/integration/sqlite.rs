@@ -81,17 +81,26 @@ fn a_good_backup_restores_and_passes() {
     assert_eq!(r["status"], "passed");
     assert_eq!(r["schema"], "restore-drill/v1");
     assert_eq!(out.step("verify")["checks"].as_array().unwrap().len(), 5);
-    assert_eq!(out.step("restore")["outputs"]["table_counts"]["dispatches"], 500);
+    assert_eq!(
+        out.step("restore")["outputs"]["table_counts"]["dispatches"],
+        500
+    );
     assert!(out.path().join("cleaned").exists());
     assert!(out.report().contains("✅ PASSED"), "{}", out.report());
     let workdir = r["workdir"].as_str().unwrap();
-    assert!(!Path::new(workdir).exists(), "workdir {workdir} left behind");
+    assert!(
+        !Path::new(workdir).exists(),
+        "workdir {workdir} left behind"
+    );
 }
 
 fn sha256_of(path: &Path) -> String {
     use sha2::Digest as _;
     let bytes = std::fs::read(path).unwrap();
-    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 const FLIP_BYTES: &str = r#"
@@ -106,9 +115,15 @@ fn a_backup_corrupted_after_its_manifest_fails_checksum_verification() {
     let out = drill(FLIP_BYTES, "", "").run().expect_code(1);
     let v = out.step("verify_backup");
     assert_eq!(v["status"], "failed");
-    assert!(v["error"].as_str().unwrap().contains("checksum mismatch"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("checksum mismatch"),
+        "{v}"
+    );
     assert_eq!(out.step("restore")["status"], "not_run");
-    assert!(out.path().join("cleaned").exists(), "cleanup must run after a failure");
+    assert!(
+        out.path().join("cleaned").exists(),
+        "cleanup must run after a failure"
+    );
     assert!(out.report().contains("checksum mismatch"));
 }
 
@@ -121,7 +136,12 @@ kind = "exec"
 run = "sha256sum -c '{{ steps.manifest.manifest }}'"
 "#;
     let out = drill("", "", more).run().expect_code(0);
-    assert!(out.step("coreutils")["outputs"]["stdout"].as_str().unwrap().contains(": OK"));
+    assert!(
+        out.step("coreutils")["outputs"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(": OK")
+    );
 }
 
 #[test]
@@ -136,13 +156,35 @@ execute = "DROP TABLE dispatches"
 "#;
     let out = drill("", drop_table, "").run().expect_code(1);
     let checks = out.step("verify")["checks"].clone();
-    let by_name = |n: &str| checks.as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
+    let by_name = |n: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_name("tables")["passed"], false);
-    assert!(by_name("tables")["detail"].as_str().unwrap().contains("dispatches"));
+    assert!(
+        by_name("tables")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dispatches")
+    );
     assert_eq!(by_name("counts")["passed"], false);
-    assert!(by_name("counts")["detail"].as_str().unwrap().contains("dispatches: missing"));
+    assert!(
+        by_name("counts")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dispatches: missing")
+    );
     assert_eq!(by_name("integrity")["passed"], true);
-    assert!(out.report().contains("| dispatches | 500 | missing | ❌ |"), "{}", out.report());
+    assert!(
+        out.report().contains("| dispatches | 500 | missing | ❌ |"),
+        "{}",
+        out.report()
+    );
 }
 
 #[test]
@@ -157,20 +199,27 @@ execute = "DELETE FROM dispatches WHERE id <= 3"
 "#;
     let out = drill("", lose_rows, "").run().expect_code(1);
     let detail = out.step("verify")["error"].as_str().unwrap().to_string();
-    assert!(detail.contains("dispatches: 497 rows, source had 500"), "{detail}");
+    assert!(
+        detail.contains("dispatches: 497 rows, source had 500"),
+        "{detail}"
+    );
 
     let tolerant = BASE
         .replace("#BEFORE_VERIFY#", "")
         .replace("#AFTER_RESTORE#", lose_rows)
         .replace("#MORE#", "")
-        .replace("compare_to = \"{{ steps.backup.table_counts }}\"", "compare_to = \"{{ steps.backup.table_counts }}\"\ntolerance = 3");
+        .replace(
+            "compare_to = \"{{ steps.backup.table_counts }}\"",
+            "compare_to = \"{{ steps.backup.table_counts }}\"\ntolerance = 3",
+        );
     let d = Drill::new(&tolerant);
     make_db(&d.path().join("src.db"), 500);
     d.run().expect_code(0);
 }
 
 #[test]
-fn a_broken_index_fails_integrity_an_orphan_fails_foreign_keys_a_dropped_index_fails_indexes_exist() {
+fn a_broken_index_fails_integrity_an_orphan_fails_foreign_keys_a_dropped_index_fails_indexes_exist()
+{
     let sabotage = r#"
 [[steps]]
 id = "sabotage"
@@ -189,7 +238,15 @@ DROP INDEX idx_dispatches_service;
 "#;
     let out = drill("", sabotage, "").run().expect_code(1);
     let checks = out.step("verify")["checks"].clone();
-    let passed = |n: &str| checks.as_array().unwrap().iter().find(|c| c["name"] == n).unwrap()["passed"].clone();
+    let passed = |n: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()["passed"]
+            .clone()
+    };
     assert_eq!(passed("integrity"), false, "{checks}");
     assert_eq!(passed("fks"), false, "{checks}");
     assert_eq!(passed("indexes"), false, "{checks}");
@@ -224,7 +281,14 @@ duration = "1ms"
         let restore = out.step("restore");
         assert_eq!(restore["status"], "failed", "{name}");
         let error = restore["error"].as_str().unwrap();
-        assert!(error.contains(if name == "empty" { "is empty" } else { "not found" }), "{name}: {error}");
+        assert!(
+            error.contains(if name == "empty" {
+                "is empty"
+            } else {
+                "not found"
+            }),
+            "{name}: {error}"
+        );
         assert_eq!(out.step("after")["status"], "not_run");
     }
 }
@@ -242,8 +306,16 @@ engine = "sqlite"
 from = "garbage.db"
 target = "{{ drill.workdir }}/restored.db"
 "#;
-    let out = Drill::new(toml).file("garbage.db", &[7u8; 8192]).run().expect_code(1);
-    assert!(out.step("restore")["error"].as_str().unwrap().contains("not a SQLite database"));
+    let out = Drill::new(toml)
+        .file("garbage.db", &[7u8; 8192])
+        .run()
+        .expect_code(1);
+    assert!(
+        out.step("restore")["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a SQLite database")
+    );
 }
 
 #[test]
@@ -256,7 +328,11 @@ duration = "400ms"
 max_duration = "100ms"
 "#;
     let out = drill("", "", slow).run().expect_code(1);
-    assert_eq!(out.step("slow")["status"], "passed", "the step's own work succeeded");
+    assert_eq!(
+        out.step("slow")["status"],
+        "passed",
+        "the step's own work succeeded"
+    );
     let gate = out.gate("Slow under 100ms");
     assert_eq!(gate["status"], "failed");
     assert_eq!(gate["kind"], "max_duration");
@@ -288,8 +364,15 @@ timeout = "500ms"
     assert!(step["error"].as_str().unwrap().contains("timed out"));
     assert!(out.path().join("cleaned").exists());
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let ps = Command::new("pgrep").args(["-f", &format!("sleep {marker}")]).output().unwrap();
-    assert!(ps.stdout.is_empty(), "processes left behind: {}", String::from_utf8_lossy(&ps.stdout));
+    let ps = Command::new("pgrep")
+        .args(["-f", &format!("sleep {marker}")])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "processes left behind: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
 }
 
 #[test]
@@ -309,7 +392,10 @@ run = "echo about to fail; echo bad news >&2; exit 3"
     assert_eq!(out.step("mark")["status"], "passed");
     assert!(out.path().join("cleaned").exists());
     assert!(out.log().contains("[boom] stderr: bad news"));
-    assert!(out.report().contains("bad news"), "failures show their log tail");
+    assert!(
+        out.report().contains("bad news"),
+        "failures show their log tail"
+    );
 }
 
 #[test]
@@ -363,13 +449,25 @@ fn a_restore_into_the_source_is_refused_and_the_source_is_unchanged() {
             .replace("#BEFORE_VERIFY#", "")
             .replace("#AFTER_RESTORE#", "")
             .replace("#MORE#", "")
-            .replace("target = \"{{ drill.workdir }}/r/restored.db\"", &format!("target = \"{target}\"\noverwrite = true"));
+            .replace(
+                "target = \"{{ drill.workdir }}/r/restored.db\"",
+                &format!("target = \"{target}\"\noverwrite = true"),
+            );
         std::fs::write(d.path().join("playbook.toml"), toml).unwrap();
         let out = d.command().output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{target}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(sha256_of(&source), before, "{target}: the source changed");
     }
-    let record = std::fs::read_dir(d.path().join("artifacts")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    let record = std::fs::read_dir(d.path().join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
     let text = std::fs::read_to_string(record).unwrap();
     assert!(text.contains("it is a source of this playbook"), "{text}");
 }
@@ -405,15 +503,34 @@ target = "existing.db"
     let before = sha256_of(&existing);
     let out = d.command().output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(sha256_of(&existing), before, "refused restore changed the target");
+    assert_eq!(
+        sha256_of(&existing),
+        before,
+        "refused restore changed the target"
+    );
 
-    std::fs::write(d.path().join("playbook.toml"), target_toml("overwrite = true")).unwrap();
+    std::fs::write(
+        d.path().join("playbook.toml"),
+        target_toml("overwrite = true"),
+    )
+    .unwrap();
     let out = d.command().output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let conn = rusqlite::Connection::open(&existing).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM dispatches", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM dispatches", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 10, "overwrite replaced the target");
-    let leftovers: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.contains("pre-restore") || n.contains("restoring")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("pre-restore") || n.contains("restoring"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -438,7 +555,14 @@ overwrite = true
     let before = sha256_of(&d.path().join("existing.db"));
     let out = d.run().expect_code(1);
     assert_eq!(sha256_of(&out.path().join("existing.db")), before);
-    assert!(out.step("restore")["error"].as_str().unwrap().contains("put back"), "{}", out.step("restore"));
+    assert!(
+        out.step("restore")["error"]
+            .as_str()
+            .unwrap()
+            .contains("put back"),
+        "{}",
+        out.step("restore")
+    );
 }
 
 #[test]
@@ -455,18 +579,41 @@ run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2;
         .replace("#AFTER_RESTORE#", "")
         .replace("#MORE#", more)
         .replace("[gates]", "[secrets]\npw = { env = \"DRILL_TEST_SECRET\" }\n[report]\nformats = [\"markdown\", \"html\"]\n[gates]");
-    let d = Drill::new(&toml).env("DRILL_TEST_SECRET", secret).arg("--junit").arg("junit.xml").arg("--metrics").arg("drill.prom");
+    let d = Drill::new(&toml)
+        .env("DRILL_TEST_SECRET", secret)
+        .arg("--junit")
+        .arg("junit.xml")
+        .arg("--metrics")
+        .arg("drill.prom");
     make_db(&d.path().join("src.db"), 10);
     let out = d.run().expect_code(1);
     let record = out.record().to_string();
-    assert!(record.contains("connecting with ***"), "the secret was usable and redacted: {record}");
+    assert!(
+        record.contains("connecting with ***"),
+        "the secret was usable and redacted: {record}"
+    );
     for (what, text) in [
         ("record", record),
         ("log", out.log()),
         ("report", out.report()),
         ("stderr", out.stderr.clone()),
-        ("junit", std::fs::read_to_string(out.path().join("junit.xml")).unwrap()),
-        ("html", std::fs::read_to_string(out.path().join("artifacts").read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "html")).unwrap()).unwrap()),
+        (
+            "junit",
+            std::fs::read_to_string(out.path().join("junit.xml")).unwrap(),
+        ),
+        (
+            "html",
+            std::fs::read_to_string(
+                out.path()
+                    .join("artifacts")
+                    .read_dir()
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.extension().is_some_and(|e| e == "html"))
+                    .unwrap(),
+            )
+            .unwrap(),
+        ),
     ] {
         assert!(!text.contains(secret), "the secret leaked into the {what}");
     }
@@ -474,9 +621,20 @@ run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2;
 
 #[test]
 fn a_missing_secret_is_a_usage_error_and_nothing_runs() {
-    let toml = BASE.replace("#BEFORE_VERIFY#", "").replace("#AFTER_RESTORE#", "").replace("#MORE#", "").replace("[gates]", "[secrets]\npw = { env = \"DRILL_TEST_UNSET_SECRET\" }\n[gates]");
+    let toml = BASE
+        .replace("#BEFORE_VERIFY#", "")
+        .replace("#AFTER_RESTORE#", "")
+        .replace("#MORE#", "")
+        .replace(
+            "[gates]",
+            "[secrets]\npw = { env = \"DRILL_TEST_UNSET_SECRET\" }\n[gates]",
+        );
     let out = Drill::new(&toml).run().expect_code(2);
-    assert!(out.stderr.contains("DRILL_TEST_UNSET_SECRET"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DRILL_TEST_UNSET_SECRET"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.path().join("cleaned").exists());
 }
 
@@ -497,7 +655,12 @@ assume = "{assume}"
     let out = drill(&manual("20m"), "", "").run().expect_code(1);
     let rto = out.gate("RTO");
     assert_eq!(rto["status"], "failed", "{rto}");
-    assert!(out.record()["rto"]["assumed_phases"].as_array().unwrap().contains(&serde_json::json!("decide")));
+    assert!(
+        out.record()["rto"]["assumed_phases"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("decide"))
+    );
     assert!(out.report().contains("*(assumed)*"));
 
     let out = drill(&manual("5m"), "", "").run().expect_code(0);
@@ -533,7 +696,10 @@ target = "{{{{ drill.workdir }}}}/restored.db"
 "#
         )
     };
-    for (age, code, status) in [("2 hours ago", 1, "failed"), ("10 minutes ago", 0, "passed")] {
+    for (age, code, status) in [
+        ("2 hours ago", 1, "failed"),
+        ("10 minutes ago", 0, "passed"),
+    ] {
         let d = Drill::new(&toml(age));
         make_db(&d.path().join("backups/nightly.db"), 5);
         let out = d.run().expect_code(code);
@@ -581,8 +747,27 @@ query = "SELECT * FROM nope"
 expect = 1
 "#;
     let out = drill("", "", checks).run().expect_code(1);
-    let results: Vec<(String, bool)> = out.step("queries")["checks"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["passed"].as_bool().unwrap())).collect();
-    assert_eq!(results, vec![("exact".into(), true), ("wrong".into(), false), ("too few".into(), false), ("rows".into(), true), ("bad sql".into(), false)]);
+    let results: Vec<(String, bool)> = out.step("queries")["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            ("exact".into(), true),
+            ("wrong".into(), false),
+            ("too few".into(), false),
+            ("rows".into(), true),
+            ("bad sql".into(), false)
+        ]
+    );
     assert_eq!(out.step("queries")["outputs"]["value"], 2);
 }
 
@@ -611,34 +796,94 @@ verify = "B3SUMS"
     };
     let corrupt = "[[steps]]\nid = \"corrupt\"\nkind = \"exec\"\nrun = \"printf Z | dd of=data/b.bin bs=1 seek=10 conv=notrunc 2>/dev/null\"";
     for (extra, code) in [("", 0), (corrupt, 1)] {
-        let out = Drill::new(&toml(extra)).file("data/a.bin", &vec![1u8; 100_000]).file("data/b.bin", &vec![2u8; 9_000_000]).run().expect_code(code);
+        let out = Drill::new(&toml(extra))
+            .file("data/a.bin", &vec![1u8; 100_000])
+            .file("data/b.bin", &vec![2u8; 9_000_000])
+            .run()
+            .expect_code(code);
         if code == 0 {
             let manifest = std::fs::read_to_string(out.path().join("B3SUMS")).unwrap();
             assert_eq!(manifest.lines().count(), 2);
         } else {
-            assert!(out.step("check")["error"].as_str().unwrap().contains("data/b.bin"));
+            assert!(
+                out.step("check")["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("data/b.bin")
+            );
         }
     }
 }
 
 #[test]
 fn every_run_leaves_a_json_record_a_report_and_a_log() {
-    let out = drill("", "", "").arg("--junit").arg("j.xml").arg("--metrics").arg("m.prom").run().expect_code(0);
+    let out = drill("", "", "")
+        .arg("--junit")
+        .arg("j.xml")
+        .arg("--metrics")
+        .arg("m.prom")
+        .run()
+        .expect_code(0);
     let r = out.record();
-    for key in ["run_id", "drill", "mode", "host", "operators", "tool_version", "started_at", "finished_at", "duration_s", "status", "steps", "gates", "rto", "rpo", "files"] {
+    for key in [
+        "run_id",
+        "drill",
+        "mode",
+        "host",
+        "operators",
+        "tool_version",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "status",
+        "steps",
+        "gates",
+        "rto",
+        "rpo",
+        "files",
+    ] {
         assert!(r.get(key).is_some(), "record lacks {key}");
     }
     assert_eq!(r["drill"]["playbook_sha256"].as_str().unwrap().len(), 64);
-    assert!(r["files"].as_array().unwrap().iter().any(|f| f["sha256"].is_string()));
+    assert!(
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["sha256"].is_string())
+    );
     assert!(out.log().contains("[backup] backed up"));
     let junit = std::fs::read_to_string(out.path().join("j.xml")).unwrap();
     assert!(junit.contains("failures=\"0\""), "{junit}");
     let prom = std::fs::read_to_string(out.path().join("m.prom")).unwrap();
-    assert!(prom.contains("restore_drill_success{drill=\"t\"} 1"), "{prom}");
+    assert!(
+        prom.contains("restore_drill_success{drill=\"t\"} 1"),
+        "{prom}"
+    );
 
     // `report` renders the stored record again, also through a custom template.
-    let json = out.path().join("artifacts").read_dir().unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
-    std::fs::write(out.path().join("t.j2"), "{{ drill.name }}: {{ status }} in {{ steps | length }} steps").unwrap();
-    let rendered = Command::new(env!("CARGO_BIN_EXE_restore-drill")).current_dir(out.path()).arg("report").arg(&json).args(["--template", "t.j2"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&rendered.stdout), "t: passed in 6 steps");
+    let json = out
+        .path()
+        .join("artifacts")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    std::fs::write(
+        out.path().join("t.j2"),
+        "{{ drill.name }}: {{ status }} in {{ steps | length }} steps",
+    )
+    .unwrap();
+    let rendered = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .current_dir(out.path())
+        .arg("report")
+        .arg(&json)
+        .args(["--template", "t.j2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rendered.stdout),
+        "t: passed in 6 steps"
+    );
 }
