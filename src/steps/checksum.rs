@@ -184,17 +184,28 @@ fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> 
     Ok(files)
 }
 
-/// Hashes a file in fixed-size chunks; `progress` receives the bytes of each chunk.
+/// Hashes a file in fixed-size pieces; `progress` receives the bytes of each piece.
 pub fn hash_file(
     path: &Path,
     algorithm: Algorithm,
     cancel: &Cancel,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(String, u64)> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    match algorithm {
+        Algorithm::Sha256 => sha256_file(file, cancel, progress),
+        Algorithm::Blake3 => blake3_file(&file, cancel, progress),
+    }
+}
+
+/// SHA-256 is single-threaded (SHA-NI where the CPU has it): buffered reads keep up.
+fn sha256_file(
+    mut file: File,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
     let mut buf = vec![0u8; CHUNK];
     let mut sha = sha2::Sha256::new();
-    let mut b3 = blake3::Hasher::new();
     let mut bytes = 0u64;
     loop {
         cancel.check()?;
@@ -202,21 +213,50 @@ pub fn hash_file(
         if n == 0 {
             break;
         }
-        match algorithm {
-            Algorithm::Sha256 => sha.update(&buf[..n]),
-            // blake3 hashes one chunk on every core.
-            Algorithm::Blake3 => {
-                b3.update_rayon(&buf[..n]);
-            }
-        }
+        sha.update(&buf[..n]);
         bytes += n as u64;
         progress(n as u64);
     }
-    let hex = match algorithm {
-        Algorithm::Sha256 => hex(&sha.finalize()),
-        Algorithm::Blake3 => b3.finalize().to_hex().to_string(),
-    };
-    Ok((hex, bytes))
+    Ok((hex(&sha.finalize()), bytes))
+}
+
+/// Bytes of the file mapped at a time: resident memory stays bounded by this.
+const WINDOW: u64 = 64 << 20;
+
+/// BLAKE3 hashes on every core; it is fed memory-mapped windows of the file, like b3sum,
+/// so no core is spent copying the file into a buffer, and each window is unmapped
+/// before the next so memory stays flat whatever the file's size.
+fn blake3_file(
+    file: &File,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
+    let len = file.metadata()?.len();
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0;
+    while offset < len {
+        cancel.check()?;
+        // A file truncated under a live map faults on access: check it still has the bytes.
+        anyhow::ensure!(
+            file.metadata()?.len() >= len,
+            "the file shrank while it was hashed"
+        );
+        let size = WINDOW.min(len - offset) as usize;
+        // SAFETY: a read-only private map of a file we opened; it is dropped before the
+        // next window, and the length was checked just above.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(size)
+                .populate()
+                .map(file)?
+        };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        hasher.update_rayon(&map);
+        offset += size as u64;
+        progress(size as u64);
+    }
+    Ok((hasher.finalize().to_hex().to_string(), len))
 }
 
 /// Fills `buf` unless the file ends first.
