@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+pub mod operator;
 mod plan;
 pub mod process;
 pub mod resources;
@@ -99,6 +100,7 @@ struct Runner<'a> {
     write_error: Option<String>,
     interrupted: bool,
     resources: resources::Resources,
+    operator: Option<operator::Operator>,
 }
 
 impl<'a> Runner<'a> {
@@ -211,6 +213,7 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
+            operator: opts.walkthrough.then(operator::Operator::start),
         };
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
@@ -386,6 +389,9 @@ impl<'a> Runner<'a> {
             Err(e) => return self.conclude_without_running(index, StepStatus::Failed, e),
         };
 
+        if let Some(skip) = self.confirm(section, &rendered) {
+            return self.conclude_without_running(index, StepStatus::Skipped, skip);
+        }
         self.record.steps[index].status = StepStatus::Running;
         self.record.steps[index].started_at = Some(jiff::Timestamp::now().to_string());
         self.emit_step(index, |s| Event::StepStarted(s));
@@ -398,7 +404,7 @@ impl<'a> Runner<'a> {
                 workdir: self.workdir.clone(),
                 log: self.log.clone(),
                 sources: self.sources.clone(),
-                walkthrough: self.opts.walkthrough,
+                operator: self.operator.clone(),
                 resources: self.resources.clone(),
             };
             let (outcome, ending) =
@@ -477,6 +483,38 @@ impl<'a> Runner<'a> {
             self.write_record();
         }
         status
+    }
+
+    /// In a walkthrough, shows the step's runbook and waits for the operator before the
+    /// drill's own steps (manual steps ask for themselves; setup and cleanup just run).
+    /// Returns why the step is skipped, if the operator says so.
+    fn confirm(&mut self, section: Section, step: &Step) -> Option<String> {
+        let operator = self.operator.as_ref()?;
+        if section != Section::Steps || step.kind == StepKind::Manual {
+            return None;
+        }
+        let runbook = step
+            .runbook
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("(no runbook)");
+        let prompt = format!(
+            "\n── next: {} ({}) ──\n{runbook}\n\nPress Enter to run it (or type `skip`): ",
+            step.title(),
+            step.kind.as_str()
+        );
+        match operator.ask(&prompt) {
+            operator::Answer::Line(a) if a.eq_ignore_ascii_case("skip") => {
+                Some("skipped by the operator".into())
+            }
+            operator::Answer::Line(_) => None,
+            // Stdin closed: nobody left to confirm, the drill goes on.
+            operator::Answer::Gone if signals::count() == 0 => None,
+            operator::Answer::Gone => {
+                self.interrupted = true;
+                Some("interrupted before it started".into())
+            }
+        }
     }
 
     /// Records a step that never started (skipped, or its fields could not be rendered).

@@ -43,7 +43,7 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"paged dba, go\n")
+        .write_all(b"paged dba, go\nskip\n")
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
@@ -52,7 +52,12 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Page the database owner"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Page the database owner"), "{stderr}");
+    assert!(
+        stderr.contains("── next: Restore step (wait)"),
+        "each step is shown before it runs: {stderr}"
+    );
     let json = d
         .path()
         .join("artifacts")
@@ -72,6 +77,10 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     );
     assert!(decide["duration_s"].as_f64().unwrap() >= 0.2);
     assert!(r["rto"]["assumed_phases"].as_array().unwrap().is_empty());
+    assert_eq!(
+        r["steps"][1]["status"], "skipped",
+        "the operator skipped it"
+    );
 }
 
 #[test]
