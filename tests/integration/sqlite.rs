@@ -977,3 +977,32 @@ run = "echo {{ steps.backup.no_such_output }}"
     );
     assert!(error.contains("undefined"), "{error}");
 }
+
+#[test]
+fn a_var_that_cannot_render_is_a_usage_error_that_leaves_nothing_behind() {
+    let toml = BASE
+        .replace("#BEFORE_VERIFY#", "")
+        .replace("#AFTER_RESTORE#", "")
+        .replace("#MORE#", "")
+        .replace("name = \"t\"", "name = \"varfail\"")
+        .replace(
+            "source = \"src.db\"",
+            "source = \"{{ env.DRILL_TEST_UNSET_VAR }}\"",
+        );
+    let workdirs = || -> Vec<_> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("restore-drill-varfail-")
+            })
+            .collect()
+    };
+    let out = Drill::new(&toml).run().expect_code(2);
+    assert!(out.stderr.contains("vars.source"), "{}", out.stderr);
+    let left = std::fs::read_dir(out.path().join("artifacts")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "files were left in artifacts/");
+    assert!(workdirs().is_empty(), "a work directory was left behind");
+}
