@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+mod lock;
 pub mod process;
 pub mod signals;
 mod plan;
@@ -95,6 +96,8 @@ struct Runner<'a> {
     write_error: Option<String>,
     interrupted: bool,
     resources: resources::Resources,
+    /// Held until the runner is dropped, after the last artifact is written.
+    lock: lock::DrillLock,
 }
 
 impl<'a> Runner<'a> {
@@ -105,6 +108,9 @@ impl<'a> Runner<'a> {
         std::fs::create_dir_all(&opts.artifacts_dir).map_err(|e| {
             RunError::Broken(format!("cannot create artifacts directory {}: {e}", opts.artifacts_dir.display()))
         })?;
+        let run_id = format!("{}-{}-{:04x}", book.drill.name, ts, std::process::id() & 0xffff);
+        // Before anything is created: a second run of the same drill stops here, untouched.
+        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id).map_err(RunError::Usage)?;
         let stem = unique_stem(&opts.artifacts_dir, &ts);
         let json_path = stem.with_extension("json");
 
@@ -135,7 +141,6 @@ impl<'a> Runner<'a> {
         let log = LogSink::create(&log_path, Arc::clone(&redactor))
             .map_err(|e| RunError::Broken(format!("cannot create {}: {e}", log_path.display())))?;
 
-        let run_id = format!("{}-{}-{:04x}", book.drill.name, ts, std::process::id() & 0xffff);
         let mode = if opts.walkthrough { Mode::Walkthrough } else { Mode::Automated };
         let mut ctx = Context::default();
         ctx.set("env", context::env_value());
@@ -178,6 +183,7 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
+            lock,
         };
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
@@ -187,6 +193,11 @@ impl<'a> Runner<'a> {
             detail: None,
         });
         signals::install();
+        if let Some(holder) = runner.lock.took_over.clone() {
+            let msg = format!("took over the lock {} left by a run that died ({holder})", runner.lock.path.display());
+            runner.record.warnings.push(msg.clone());
+            runner.notice(&msg);
+        }
         runner.emit(Event::DrillStarted);
         Ok(runner)
     }
