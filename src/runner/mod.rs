@@ -246,6 +246,13 @@ impl<'a> Runner<'a> {
                 let msg = format!("left behind by the second interrupt: {kind} {id} (from step `{step}`)");
                 self.record.warnings.push(msg.clone());
                 self.notice(&msg);
+                self.record.resources.push(ResourceRecord {
+                    kind,
+                    id: self.redactor.redact(&id),
+                    step: Some(step),
+                    removed: false,
+                    detail: Some("teardown skipped by a second interrupt".into()),
+                });
             }
         } else {
             self.tear_down_resources();
