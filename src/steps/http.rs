@@ -338,14 +338,6 @@ fn conclude(
         "probes" => probes,
     });
     let Err(why) = verdict else { return outcome };
-    let last = match &answer {
-        Ok(r) => format!(
-            "last response: HTTP {}: {}",
-            r.status,
-            redact(&one_line(&truncate(&r.body, EXCERPT)))
-        ),
-        Err(e) => format!("last error: {}", redact(e)),
-    };
     let over = crate::runner::gates::fmt_secs(started.elapsed().as_secs_f64());
     outcome.log_tail = Some(match &answer {
         Ok(r) => format!(
@@ -358,9 +350,15 @@ fn conclude(
         ),
         Err(e) => format!("{} {}\n{}", request.method, redact(&request.url), redact(e)),
     });
-    outcome.fail(format!(
-        "{why} after {probes} attempt(s) over {over}; {last}"
-    ))
+    let attempts = format!("after {probes} attempt(s) over {over}");
+    outcome.fail(match &answer {
+        Ok(r) => format!(
+            "{why} {attempts}; last response: HTTP {}: {}",
+            r.status,
+            redact(&one_line(&truncate(&r.body, EXCERPT)))
+        ),
+        Err(e) => format!("no response {attempts}: {}", redact(e)),
+    })
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary, marked when cut.

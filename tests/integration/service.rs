@@ -739,6 +739,34 @@ fn sigterm_is_handled_like_sigint() {
 }
 
 #[test]
+fn sigint_while_a_service_starts_or_a_probe_retries_stops_promptly() {
+    let url = format!("http://127.0.0.1:{}/healthz", closed_port());
+    let cases = [
+        ("app", "run = \"echo booting; exec sleep 1000\"\nready = { log_line = \"never\", timeout = \"60s\" }".to_string()),
+        ("probe", format!("run = \"echo ready; exec sleep 1000\"\nready = {{ log_line = \"ready\" }}\n[[steps]]\nid = \"probe\"\nkind = \"http\"\nurl = \"{url}\"\nretry_until = \"60s\"")),
+    ];
+    for (step, service) in cases {
+        let marker = Marker::new();
+        let run = Running::start(marker.on(Drill::new(&service_drill(&service, ""))));
+        run.wait_running(step);
+        std::thread::sleep(Duration::from_millis(300));
+        let signalled = Instant::now();
+        run.signal(libc::SIGINT);
+        let out = run.finish().expect_code(130);
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "{step}: took {:?}",
+            signalled.elapsed()
+        );
+        assert_eq!(out.step(step)["error"], "interrupted");
+        assert_eq!(out.record()["status"], "aborted");
+        assert!(out.path().join("cleaned").exists());
+        assert_eq!(resource(&out.record(), "service")["removed"], true);
+        marker.assert_none_left();
+    }
+}
+
+#[test]
 fn a_second_interrupt_skips_cleanup_and_reports_what_was_left() {
     let marker = Marker::new();
     let slow_cleanup = r#"[[cleanup]]
