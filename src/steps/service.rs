@@ -187,7 +187,10 @@ impl Service {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("cannot start the service")?;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the service `{program}`"))?;
         let output = Output::capture(&mut child, ctx, ready_line);
         Ok(Arc::new(Self {
             pid: child.id() as i32,

@@ -583,6 +583,24 @@ ready = { log_line = "listening", timeout = "10s" }"#;
 }
 
 #[test]
+fn missing_service_program_fails_naming_it() {
+    let service = r#"argv = ["/nonexistent/cortex", "--db", "x.db"]"#;
+    let out = Drill::new(&service_drill(service, "")).run().expect_code(1);
+    let error = out.step("app")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("cannot start the service `/nonexistent/cortex`"),
+        "{error}"
+    );
+    assert!(
+        out.record()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["kind"] != "service")
+    );
+}
+
+#[test]
 fn service_ready_by_log_line_passes_and_one_that_never_gets_ready_fails() {
     let marker = Marker::new();
     let good = r#"run = "echo booting; sleep 0.3; echo 'listening on :8080'; exec sleep 1000"
