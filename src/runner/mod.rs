@@ -95,6 +95,8 @@ struct Runner<'a> {
     /// The first error writing artifacts: the drill's result cannot be trusted to be kept.
     write_error: Option<String>,
     interrupted: bool,
+    /// Interrupts already acted on (see `StepEnv::interrupts_before`).
+    interrupts_handled: usize,
     resources: resources::Resources,
     /// Held until the runner is dropped, after the last artifact is written.
     lock: lock::DrillLock,
@@ -182,6 +184,7 @@ impl<'a> Runner<'a> {
             started_at,
             write_error: None,
             interrupted: false,
+            interrupts_handled: 0,
             resources: Default::default(),
             lock,
         };
@@ -234,6 +237,7 @@ impl<'a> Runner<'a> {
             self.notice("interrupted: stopping the running step and cleaning up (Ctrl-C again to skip cleanup)");
         }
         let already = signals::count();
+        self.interrupts_handled = already;
         for step in steps {
             if self.interrupted && signals::count() > already.max(1) {
                 self.notice(&format!("second interrupt: cleanup step `{}` and those after it skipped", step.id));
@@ -345,6 +349,7 @@ impl<'a> Runner<'a> {
                 sources: self.sources.clone(),
                 walkthrough: self.opts.walkthrough,
                 resources: self.resources.clone(),
+                interrupts_before: self.interrupts_handled,
             };
             let (outcome, ending) = step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
                 self.record.steps[index].metrics.insert("bytes_done".into(), done.into());
@@ -365,6 +370,7 @@ impl<'a> Runner<'a> {
         let duration = started.elapsed().as_secs_f64();
         if ending == Ending::Interrupted {
             self.interrupted = true;
+            self.interrupts_handled = signals::count();
         }
         if step.kind == StepKind::Backup
             && outcome.passed

@@ -36,9 +36,14 @@ pub struct StepEnv {
     pub sources: Vec<PathBuf>,
     pub walkthrough: bool,
     pub resources: super::resources::Resources,
+    /// Interrupts already acted on: one more stops the step. Taken by the runner before
+    /// it marks the step running, so a signal sent the moment the record says "running"
+    /// is not missed.
+    pub interrupts_before: usize,
 }
 
 pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress: &mut dyn FnMut(u64, u64)) -> (StepOutcome, Ending) {
+    let interrupts_before = env.interrupts_before;
     let cancel = Arc::new(Cancel::default());
     let (progress_tx, progress_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -63,7 +68,6 @@ pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress:
     }
 
     let started = Instant::now();
-    let interrupts_before = signals::count();
     let mut stopping: Option<(Ending, Instant)> = None;
     let mut killed_at: Option<Instant> = None;
     loop {

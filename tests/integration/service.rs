@@ -238,7 +238,17 @@ impl Running {
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
 
-    fn finish(self) -> Outcome {
+    /// Waits for the drill to end (at most a minute: a hung drill fails the test instead
+    /// of hanging it).
+    fn finish(mut self) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("the drill did not end within a minute of being signalled");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let out = self.child.wait_with_output().unwrap();
         Outcome {
             code: out.status.code().unwrap_or(-1),
