@@ -400,7 +400,19 @@ fn http_status_expectations_are_checked() {
     Drill::new(&probe(&server.url("/missing"), "expect_status = 404"))
         .run()
         .expect_code(0);
+    // A malformed expectation is an invalid playbook: nothing runs.
     let out = Drill::new(&probe(&server.url("/created"), r#"expect_status = "2x""#))
+        .run()
+        .expect_code(2);
+    assert!(
+        out.stderr.contains("`2x` is not a status code"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("playbook.toml:"), "{}", out.stderr);
+    // A templated one can only be judged when it is rendered.
+    let templated = "expect_status = \"{{ vars.code }}\"\n[vars]\ncode = \"2x\"";
+    let out = Drill::new(&probe(&server.url("/created"), templated))
         .run()
         .expect_code(1);
     assert!(
