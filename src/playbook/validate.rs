@@ -199,6 +199,16 @@ impl<'a> Validator<'a> {
             let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
             self.error("`sql` steps take engine sqlite, postgres or mysql", span);
         }
+        if let Some(problem) = step
+            .expect_status
+            .as_ref()
+            .and_then(crate::steps::http::expect_status_problem)
+        {
+            let span = self
+                .spans
+                .value(&[path, &[Seg::Key("expect_status")]].concat());
+            self.error(problem, span);
+        }
     }
 
     fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {

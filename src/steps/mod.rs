@@ -6,7 +6,7 @@
 mod backup;
 mod checksum;
 mod exec;
-mod http;
+pub mod http;
 mod locate;
 mod manual;
 mod restore;
