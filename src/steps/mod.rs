@@ -8,6 +8,7 @@ mod checksum;
 mod exec;
 mod locate;
 mod manual;
+mod postgres;
 mod restore;
 pub mod sql;
 mod wait;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
+use crate::engines::postgres::PgConn;
 use crate::engines::sqlite::SqliteConn;
 use crate::playbook::{Builtin, Check, Engine, Step};
 
@@ -52,6 +53,11 @@ fn connect(engine: Option<Engine>, database: &str, writable: bool, ctx: &StepCtx
     match engine {
         Some(Engine::Sqlite) => {
             let mut conn = SqliteConn::open(Path::new(database), writable)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
+        Some(Engine::Postgres) => {
+            let mut conn = PgConn::open(database)?;
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }

@@ -1,0 +1,68 @@
+//! `pg_restore` into a database the drill created (in a throwaway cluster or as a
+//! scratch database), then what the restored database holds.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use indexmap::IndexMap;
+
+use super::catalog;
+use super::tool;
+use super::url::{PgUrl, with_password};
+use crate::runner::cancel::Cancel;
+
+pub struct RestoreRequest<'a> {
+    pub pg_restore: &'a Path,
+    pub archive: &'a Path,
+    pub target: &'a PgUrl,
+    pub jobs: Option<u32>,
+    pub scratch: &'a Path,
+    pub cancel: &'a Cancel,
+}
+
+/// Restores without owners and privileges: the roles of the source need not exist
+/// where a drill restores, and the data and schema are what a drill verifies.
+pub fn pg_restore(req: &RestoreRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Result<()> {
+    let mut args: Vec<String> = vec![
+        "--no-owner".into(),
+        "--no-privileges".into(),
+        "--no-password".into(),
+        "--exit-on-error".into(),
+        format!("--dbname={}", req.target.public),
+    ];
+    let jobs = req.jobs.unwrap_or(1).max(1);
+    if jobs > 1 {
+        args.push(format!("--jobs={jobs}"));
+    }
+    args.push(req.archive.display().to_string());
+    let (expr, _passfile) =
+        with_password(duct::cmd(req.pg_restore, &args), req.target, req.scratch)?;
+    let total = super::dump::size_of(req.archive);
+    let running = tool::start(
+        expr,
+        "pg_restore",
+        &req.scratch.join("pg_restore.stderr"),
+        req.cancel,
+    )?;
+    let mut db = req.target.connect().ok();
+    running.wait(req.cancel, &mut || {
+        // The restored database's size against the archive's: a rough progress.
+        if let Some(c) = db.as_mut()
+            && let Ok(row) = c.query_one("SELECT pg_database_size(current_database())", &[])
+        {
+            progress((row.get::<_, i64>(0).max(0) as u64).min(total), total);
+        }
+    })?;
+    progress(total, total);
+    Ok(())
+}
+
+/// Exact counts of every table of the restored database.
+pub fn restored_counts(target: &PgUrl) -> anyhow::Result<(IndexMap<String, u64>, Vec<String>)> {
+    let mut client = target
+        .connect()
+        .context("cannot connect to the restored database")?;
+    let tables = catalog::tables(&mut client)?;
+    let counts = catalog::count_rows(&mut client, &tables)?;
+    Ok((counts, catalog::indexes(&mut client)?))
+}
