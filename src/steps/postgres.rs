@@ -247,7 +247,9 @@ fn restore_into(
         ),
     );
     let mut outcome = StepOutcome::passed(outputs! {
-        "target" => target.public.clone(),
+        // As given (a scratch database's url may carry the password later steps need;
+        // the record redacts it as a secret).
+        "target" => target.given.clone(),
         "from" => from.display().to_string(),
         "database" => target.dbname(),
         "bytes" => bytes,

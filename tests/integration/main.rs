@@ -4,6 +4,7 @@
 //! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
+mod postgres;
 mod sqlite;
 mod validate;
 

@@ -19,6 +19,9 @@ pub struct PgUrl {
     /// The URI without its password: safe for argv, logs and the record.
     pub public: String,
     pub password: Option<String>,
+    /// The url as given, password included: only for later steps' templates (the
+    /// record, log and report redact secrets).
+    pub given: String,
 }
 
 impl std::fmt::Debug for PgUrl {
@@ -53,6 +56,7 @@ impl PgUrl {
             config,
             public,
             password,
+            given: url.to_string(),
         })
     }
 
@@ -69,6 +73,7 @@ impl PgUrl {
             config,
             public: replace_dbname(&self.public, dbname),
             password: self.password.clone(),
+            given: replace_dbname(&self.given, dbname),
         }
     }
 
