@@ -33,11 +33,13 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
     let output = Path::new(required(step.output.as_deref(), "output")?);
     let format = Format::parse(step.format.as_deref())?;
-    if let Some(c) = step.compression.as_deref().filter(|c| *c != "none") {
-        bail!(
-            "backup/postgres: `compression = \"{c}\"` is not supported (pg_dump's own compression applies)"
-        );
-    }
+    let zstd = match step.compression.as_deref() {
+        None | Some("none") => false,
+        Some("zstd") => true,
+        Some(other) => bail!(
+            "backup/postgres: `compression` must be \"zstd\" or \"none\", not \"{other}\" (without it pg_dump compresses with zlib)"
+        ),
+    };
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let scratch = scratch_dir(ctx)?;
     let started = std::time::Instant::now();
@@ -49,6 +51,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         bins: &bins,
         scratch: &scratch,
         cancel: &ctx.cancel,
+        zstd,
     };
     let d = dump::dump(&req, &|done, total| ctx.progress(done, total))?;
     let secs = started.elapsed().as_secs_f64();

@@ -417,6 +417,7 @@ engine = "postgres"
 url = "@URL@"
 format = "custom"
 output = "{{ drill.workdir }}/b/app.dump"
+#BACKUP#
 [[steps]]
 id = "manifest"
 kind = "checksum"
@@ -777,4 +778,59 @@ fn as_root_the_ephemeral_restore_demands_os_user() {
         .expect_code(1);
     let error = out.step("restore")["error"].as_str().unwrap().to_string();
     assert!(error.contains("os_user = \"postgres\""), "{error}");
+}
+
+const STREAMED: &str = r#"
+[[steps]]
+id = "is_zstd"
+kind = "exec"
+run = "test \"$(head -c4 '{{ steps.backup.path }}' | od -An -tx1 | tr -d ' \\n')\" = 28b52ffd"
+[[steps]]
+id = "restore_streamed"
+kind = "restore"
+engine = "postgres"
+from = "{{ steps.backup.path }}"
+isolation = "ephemeral"
+os_user = "{{ vars.os_user }}"
+[[steps]]
+id = "verify_streamed"
+kind = "sql"
+engine = "postgres"
+database = "{{ steps.restore_streamed.target }}"
+[[steps.checks]]
+name = "counts"
+builtin = "table_counts"
+compare_to = "{{ steps.backup.table_counts }}"
+"#;
+
+/// zstd: a real zstd frame on disk, restored in parallel (decompressed first) and
+/// streamed (decompressed on the fly into pg_restore), both complete.
+#[test]
+fn zstd_backup_restores_in_parallel_and_streamed() {
+    let Some(server) = PgServer::start("postgres") else {
+        return;
+    };
+    let splices = [
+        ("#BACKUP#", "compression = \"zstd\""),
+        ("#AFTER_RESTORE#", STREAMED),
+    ];
+    let out = custom_drill(&server, EPHEMERAL, &splices)
+        .run()
+        .expect_code(0);
+    let backup = out.step("backup");
+    assert_eq!(backup["outputs"]["table_counts"]["shop.order_items"], 30000);
+    for id in ["verify", "verify_streamed"] {
+        let step = out.step(id);
+        assert!(
+            step["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["passed"] == true),
+            "{step}"
+        );
+    }
+    let log = out.log();
+    assert!(log.contains("app.dump into postgresql://"), "{log}");
+    cluster_gone(&out);
 }

@@ -4,6 +4,8 @@
 //! works. The transaction stays open until pg_dump is done, as the export requires.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use indexmap::IndexMap;
@@ -13,7 +15,10 @@ use super::catalog;
 use super::conn::db_message;
 use super::tool;
 use super::url::{PgUrl, with_password};
+use super::zstd;
+use crate::log::tail_file;
 use crate::runner::cancel::Cancel;
+use crate::runner::process;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -47,6 +52,8 @@ pub struct DumpRequest<'a> {
     /// A private directory for the password file and pg_dump's messages.
     pub scratch: &'a Path,
     pub cancel: &'a Cancel,
+    /// `compression = "zstd"`: an uncompressed custom archive, zstd-compressed here.
+    pub zstd: bool,
 }
 
 pub struct Dumped {
@@ -108,11 +115,13 @@ fn dump_in_snapshot(
     let (snapshot_at, database, db_size): (String, String, i64) =
         (row.get(0), row.get(1), row.get(2));
 
-    let mut args: Vec<String> = vec![
-        req.format.flag().into(),
-        format!("--file={}", req.output.display()),
-        "--no-password".into(),
-    ];
+    let mut args: Vec<String> = vec![req.format.flag().into(), "--no-password".into()];
+    if req.zstd {
+        // Uncompressed to stdout: the drill compresses (see `zstd`).
+        args.push("--compress=0".into());
+    } else {
+        args.push(format!("--file={}", req.output.display()));
+    }
     if jobs > 1 {
         args.push(format!("--jobs={jobs}"));
     }
@@ -122,33 +131,14 @@ fn dump_in_snapshot(
     args.push(format!("--dbname={}", req.url.public));
     let pg_dump = req.bins.client("pg_dump")?;
     let (expr, _passfile) = with_password(duct::cmd(&pg_dump, &args), req.url, req.scratch)?;
-    let running = tool::start(
-        expr,
-        "pg_dump",
-        &req.scratch.join("pg_dump.stderr"),
-        req.cancel,
-    )?;
-
-    // Counting runs while pg_dump copies: both read the same snapshot.
-    let gathered = (|| -> anyhow::Result<_> {
-        let tables = catalog::tables(tx)?;
-        let counts = catalog::count_rows(tx, &tables)?;
-        let indexes = catalog::indexes(tx)?;
-        let fks = catalog::foreign_keys(tx)?
-            .into_iter()
-            .map(|fk| fk.name)
-            .collect::<Vec<_>>();
-        Ok((counts, indexes, fks))
-    })();
-    let (table_counts, indexes, foreign_keys) = match gathered {
-        Ok(g) => g,
-        Err(e) => {
-            running.kill(req.cancel);
-            return Err(e.context("counting rows in the dump's snapshot"));
-        }
-    };
     let total = db_size.max(0) as u64;
-    running.wait(req.cancel, &mut || progress(size_of(req.output), total))?;
+    // Counting runs while pg_dump copies: both read the same snapshot.
+    let gather_source = || gather(tx).context("counting rows in the dump's snapshot");
+    let (table_counts, indexes, foreign_keys) = if req.zstd {
+        dump_zstd(expr, req, gather_source, progress, total)?
+    } else {
+        dump_to_file(expr, req, gather_source, progress, total)?
+    };
     tx.batch_execute("COMMIT")?;
     let bytes = size_of(req.output);
     progress(bytes, bytes);
@@ -162,6 +152,101 @@ fn dump_in_snapshot(
         foreign_keys,
         notes,
     })
+}
+
+/// Row counts, indexes and foreign keys of the source, read in the dump's snapshot.
+type Gathered = (IndexMap<String, u64>, Vec<String>, Vec<String>);
+
+fn gather(tx: &mut postgres::Client) -> anyhow::Result<Gathered> {
+    let tables = catalog::tables(tx)?;
+    let counts = catalog::count_rows(tx, &tables)?;
+    let indexes = catalog::indexes(tx)?;
+    let fks = catalog::foreign_keys(tx)?
+        .into_iter()
+        .map(|fk| fk.name)
+        .collect();
+    Ok((counts, indexes, fks))
+}
+
+/// pg_dump writes the archive itself (`--file`).
+fn dump_to_file(
+    expr: duct::Expression,
+    req: &DumpRequest<'_>,
+    gather: impl FnOnce() -> anyhow::Result<Gathered>,
+    progress: &dyn Fn(u64, u64),
+    total: u64,
+) -> anyhow::Result<Gathered> {
+    let running = tool::start(
+        expr,
+        "pg_dump",
+        &req.scratch.join("pg_dump.stderr"),
+        req.cancel,
+    )?;
+    let gathered = match gather() {
+        Ok(g) => g,
+        Err(e) => {
+            running.kill(req.cancel);
+            return Err(e);
+        }
+    };
+    running.wait(req.cancel, &mut || progress(size_of(req.output), total))?;
+    Ok(gathered)
+}
+
+/// pg_dump's uncompressed archive streams through a pipe into the zstd encoder, on a
+/// thread of its own, while this one counts.
+fn dump_zstd(
+    expr: duct::Expression,
+    req: &DumpRequest<'_>,
+    gather: impl FnOnce() -> anyhow::Result<Gathered>,
+    progress: &dyn Fn(u64, u64),
+    total: u64,
+) -> anyhow::Result<Gathered> {
+    let stderr = req.scratch.join("pg_dump.stderr");
+    let reader = process::in_new_group(expr.stdin_null().stderr_path(&stderr).unchecked())
+        .reader()
+        .context("cannot start pg_dump")?;
+    let pgid = reader.pids().first().copied().unwrap_or(0) as i32;
+    req.cancel.register_group(pgid);
+    let read = AtomicU64::new(0);
+    let (gathered, compressed) = std::thread::scope(|s| {
+        let compressor =
+            s.spawn(|| zstd::compress(&reader, req.output, &|n| read.store(n, Ordering::Relaxed)));
+        let gathered = gather();
+        if gathered.is_err() {
+            process::signal_group(pgid, libc::SIGKILL);
+        }
+        while !compressor.is_finished() {
+            progress(read.load(Ordering::Relaxed), total);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (
+            gathered,
+            compressor.join().expect("the zstd compressor panicked"),
+        )
+    });
+    let status = loop {
+        match reader.try_wait() {
+            Ok(Some(out)) => break Ok(out.status),
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => break Err(e),
+        }
+    };
+    process::signal_group(pgid, libc::SIGKILL);
+    req.cancel.unregister_group(pgid);
+    let gathered = gathered?;
+    let status = status.context("waiting for pg_dump")?;
+    if req.cancel.is_cancelled() {
+        bail!("pg_dump was stopped (cancelled)");
+    }
+    if !status.success() {
+        bail!(
+            "pg_dump failed ({status}): {}",
+            tail_file(&stderr, 15, 4096)
+        );
+    }
+    compressed?;
+    Ok(gathered)
 }
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -216,18 +301,24 @@ fn remove_output(output: &Path) {
     };
 }
 
-/// The database a dump was taken from, read from its table of contents (`pg_restore -l`).
+/// The database a dump was taken from, read from its table of contents
+/// (`pg_restore --list`); a damaged archive fails here with pg_restore's message.
 pub fn dumped_database(pg_restore: &Path, archive: &Path) -> anyhow::Result<Option<String>> {
-    let out = duct::cmd(
-        pg_restore,
-        [std::ffi::OsStr::new("--list"), archive.as_os_str()],
-    )
-    .stdin_null()
-    .stderr_capture()
-    .stdout_capture()
-    .unchecked()
-    .run()
-    .context("cannot run pg_restore --list")?;
+    let out = if zstd::is_zstd(archive) {
+        let (pipe_r, mut pipe_w) = std::io::pipe()?;
+        let list = duct::cmd(pg_restore, ["--list"]).stdin_file(pipe_r);
+        std::thread::scope(|s| {
+            let feeder = s.spawn(move || zstd::decompress(archive, &mut pipe_w));
+            let out = capture(list);
+            feeder.join().expect("the zstd decompressor panicked")?;
+            out
+        })?
+    } else {
+        capture(duct::cmd(
+            pg_restore,
+            [std::ffi::OsStr::new("--list"), archive.as_os_str()],
+        ))?
+    };
     if !out.status.success() {
         bail!(
             "{} is not a readable pg_dump archive: {}",
@@ -241,4 +332,12 @@ pub fn dumped_database(pg_restore: &Path, archive: &Path) -> anyhow::Result<Opti
             .strip_prefix("dbname:")
             .map(|d| d.trim().to_string())
     }))
+}
+
+fn capture(expr: duct::Expression) -> anyhow::Result<std::process::Output> {
+    expr.stderr_capture()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .context("cannot run pg_restore --list")
 }

@@ -10,5 +10,6 @@ pub mod restore;
 pub mod scratch;
 pub mod tool;
 pub mod url;
+pub mod zstd;
 
 pub use conn::PgConn;

@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 use super::catalog;
 use super::tool;
 use super::url::{PgUrl, with_password};
+use super::zstd;
 use crate::runner::cancel::Cancel;
 
 pub struct RestoreRequest<'a> {
@@ -23,6 +24,45 @@ pub struct RestoreRequest<'a> {
 /// Restores without owners and privileges: the roles of the source need not exist
 /// where a drill restores, and the data and schema are what a drill verifies.
 pub fn pg_restore(req: &RestoreRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Result<()> {
+    if !zstd::is_zstd(req.archive) {
+        return run(req, Input::File(req.archive), progress);
+    }
+    if req.jobs.unwrap_or(1) > 1 {
+        // Parallel restore needs a seekable archive: decompress it beside the scratch files.
+        let plain = req.scratch.join("archive.decompressed");
+        let mut file = std::fs::File::create(&plain)?;
+        zstd::decompress(req.archive, &mut file)?;
+        drop(file);
+        let result = run(req, Input::File(&plain), progress);
+        let _ = std::fs::remove_file(&plain);
+        return result;
+    }
+    // One job: decompress on the fly into pg_restore's stdin.
+    let (pipe_r, mut pipe_w) = std::io::pipe()?;
+    std::thread::scope(|s| {
+        let feeder = s.spawn(move || {
+            let fed = zstd::decompress(req.archive, &mut pipe_w);
+            drop(pipe_w);
+            fed
+        });
+        let restored = run(req, Input::Pipe(pipe_r), progress);
+        let fed = feeder.join().expect("the zstd decompressor panicked");
+        // pg_restore's own error explains more than a broken pipe does.
+        restored.and(fed)
+    })
+}
+
+enum Input<'a> {
+    File(&'a Path),
+    /// pg_restore reads the archive from stdin.
+    Pipe(std::io::PipeReader),
+}
+
+fn run(
+    req: &RestoreRequest<'_>,
+    input: Input<'_>,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<()> {
     let mut args: Vec<String> = vec![
         "--no-owner".into(),
         "--no-privileges".into(),
@@ -31,12 +71,20 @@ pub fn pg_restore(req: &RestoreRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyh
         format!("--dbname={}", req.target.public),
     ];
     let jobs = req.jobs.unwrap_or(1).max(1);
-    if jobs > 1 {
-        args.push(format!("--jobs={jobs}"));
+    let mut expr = duct::cmd(req.pg_restore, &args);
+    match input {
+        Input::File(archive) => {
+            if jobs > 1 {
+                args.push(format!("--jobs={jobs}"));
+            }
+            args.push(archive.display().to_string());
+            expr = duct::cmd(req.pg_restore, &args);
+        }
+        // Dropped with the expression once started: pg_restore holds the only read end,
+        // so the feeder sees a broken pipe if pg_restore dies.
+        Input::Pipe(pipe) => expr = expr.stdin_file(pipe),
     }
-    args.push(req.archive.display().to_string());
-    let (expr, _passfile) =
-        with_password(duct::cmd(req.pg_restore, &args), req.target, req.scratch)?;
+    let (expr, _passfile) = with_password(expr, req.target, req.scratch)?;
     let total = super::dump::size_of(req.archive);
     let running = tool::start(
         expr,
