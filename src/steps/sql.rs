@@ -138,7 +138,10 @@ fn builtin_check(conn: &mut dyn SqlConn, check: &Check, builtin: Builtin) -> any
             problem_record(check, problems, "integrity check passed")
         }
         Builtin::ForeignKeys => {
-            let problems = conn.foreign_key_problems()?;
+            let mut problems = conn.foreign_key_problems()?;
+            if let Some(wanted) = &check.compare_to {
+                problems.extend(missing_foreign_keys(conn, wanted)?);
+            }
             problem_record(check, problems, "every foreign key holds")
         }
         Builtin::TablesExist => {
@@ -153,6 +156,15 @@ fn builtin_check(conn: &mut dyn SqlConn, check: &Check, builtin: Builtin) -> any
         }
         Builtin::TableCounts => table_counts(conn, check)?,
     })
+}
+
+/// The constraints of `compare_to` (e.g. the backup's `foreign_keys`) that are gone.
+fn missing_foreign_keys(conn: &mut dyn SqlConn, wanted: &Value) -> anyhow::Result<Vec<String>> {
+    let wanted = names_from(None, Some(wanted), "foreign keys")?;
+    let Some(present) = conn.foreign_key_names()? else {
+        bail!("this engine cannot list foreign keys by name to compare with `compare_to`");
+    };
+    Ok(wanted.into_iter().filter(|w| !present.contains(w)).map(|w| format!("{w} is missing")).collect())
 }
 
 fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {

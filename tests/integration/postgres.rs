@@ -456,6 +456,7 @@ compare_to = "{{ steps.backup.indexes }}"
 [[steps.checks]]
 name = "fks"
 builtin = "foreign_keys"
+compare_to = "{{ steps.backup.foreign_keys }}"
 [[steps.checks]]
 name = "integrity"
 builtin = "integrity"
@@ -533,6 +534,10 @@ fn tampered_restore_fails_every_check_and_still_cleans_up() {
     );
     let fks = detail("fks");
     assert!(fks.contains("orders_total_fk is NOT VALID"), "{fks}");
+    assert!(
+        fks.contains("shop.order_items.order_items_order_id_fkey is missing"),
+        "{fks}"
+    );
     assert!(
         fks.contains("shop.orders.orders_customer_id_fkey")
             && fks.contains("reference missing rows"),

@@ -211,6 +211,10 @@ impl SqlConn for PgConn {
         Ok(problems)
     }
 
+    fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
+        Ok(Some(catalog::foreign_keys(&mut self.client)?.into_iter().map(|fk| fk.name).collect()))
+    }
+
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
         let mut problems = Vec::new();
         for fk in catalog::foreign_keys(&mut self.client)? {
