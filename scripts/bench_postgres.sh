@@ -68,7 +68,7 @@ drill() { # name, steps toml
     || { echo "bench: drill $1 failed" >&2; cat "$work/$1"/artifacts/*.log >&2; exit 1; }
   cat "$work/$1"/artifacts/*.json
 }
-step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s' <<<"$1"; }
+step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s * 100 | round / 100' <<<"$1"; }
 
 t0=$(now); "$BIN/pg_dump" -Fc -f "$work/plain.dump" "$url"; t1=$(now)
 plain_dump=$(secs "$t0" "$t1"); plain_size=$(stat -c %s "$work/plain.dump")
@@ -90,8 +90,8 @@ restore() { # dump
 }
 rec=$(drill restore "$(restore "$work/plain.dump")")
 ours_restore=$(step_s "$rec" restore)
-ours_restore_only=$(jq -r '.steps[] | select(.id == "restore") | .metrics.restore_s' <<<"$rec")
-cluster_up=$(jq -r '.steps[] | select(.id == "restore") | .metrics.cluster_up_s' <<<"$rec")
+ours_restore_only=$(jq -r '.steps[] | select(.id == "restore") | .metrics.restore_s * 100 | round / 100' <<<"$rec")
+cluster_up=$(jq -r '.steps[] | select(.id == "restore") | .metrics.cluster_up_s * 100 | round / 100' <<<"$rec")
 
 psql_ -d postgres -c "CREATE DATABASE empty"
 "$BIN/pg_dump" -Fc -f "$work/empty.dump" "postgresql://postgres@127.0.0.1:$port/empty"

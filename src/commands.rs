@@ -231,6 +231,7 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
 fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
     let (name, text) = match engine {
         InitEngine::Sqlite => ("sqlite-drill.toml", include_str!("../playbooks/sqlite.toml")),
+        InitEngine::Postgres => ("postgres-drill.toml", include_str!("../playbooks/postgres.toml")),
     };
     let path = output.unwrap_or(Path::new(name));
     if path.exists() {

@@ -193,7 +193,7 @@ fn into_scratch(
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let pg_restore_bin = bins.client("pg_restore")?;
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
-    let db = scratch::check_target(target, source_db.as_deref(), None)?;
+    let db = scratch::check_target(target, source_db.as_deref())?;
     scratch::create(target, &db)?;
     {
         let (t, d) = (target.clone(), db.clone());

@@ -212,7 +212,12 @@ impl SqlConn for PgConn {
     }
 
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
-        Ok(Some(catalog::foreign_keys(&mut self.client)?.into_iter().map(|fk| fk.name).collect()))
+        Ok(Some(
+            catalog::foreign_keys(&mut self.client)?
+                .into_iter()
+                .map(|fk| fk.name)
+                .collect(),
+        ))
     }
 
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {

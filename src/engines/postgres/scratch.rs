@@ -22,11 +22,7 @@ fn maintenance(target: &PgUrl) -> anyhow::Result<postgres::Client> {
 
 /// Refuses the target before anything is created: no database name, a reserved one,
 /// the dump's own source database, or one that exists.
-pub fn check_target(
-    target: &PgUrl,
-    source_db: Option<&str>,
-    source_url: Option<&PgUrl>,
-) -> anyhow::Result<String> {
+pub fn check_target(target: &PgUrl, source_db: Option<&str>) -> anyhow::Result<String> {
     let Some(db) = target.config.get_dbname().map(str::to_string) else {
         bail!(
             "target_url {} names no database: name the scratch database the drill creates and drops",
@@ -37,13 +33,6 @@ pub fn check_target(
         !RESERVED.contains(&db.as_str()),
         "refusing to use `{db}` as the scratch database: it is a system database; name a database that does not exist"
     );
-    if let Some(src) = source_url {
-        ensure!(
-            !(src.server() == target.server() && src.dbname() == Some(db.as_str())),
-            "refusing to restore into {}: it is the database the backup was taken from; a drill restores into a scratch database it creates",
-            target.public
-        );
-    }
     ensure!(
         source_db != Some(db.as_str()),
         "refusing to restore into `{db}`: the dump was taken from a database of that name; a drill restores into a scratch database with another name"
