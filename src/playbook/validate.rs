@@ -10,12 +10,13 @@ use super::diagnostic::{Diagnostic, line_col};
 use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
 use super::model::{Builtin, Check, Engine, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Section, closest};
+use super::{Layout, Section, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
 
-pub fn validate(pb: &Playbook, text: &str, dir: &Path) -> Vec<Diagnostic> {
+pub fn validate(pb: &Playbook, layout: &Layout, text: &str, dir: &Path) -> Vec<Diagnostic> {
     let mut v = Validator {
         pb,
+        layout,
         text,
         spans: SpanIndex::parse(text),
         diags: Vec::new(),
@@ -30,6 +31,7 @@ pub fn validate(pb: &Playbook, text: &str, dir: &Path) -> Vec<Diagnostic> {
 
 struct Validator<'a> {
     pb: &'a Playbook,
+    layout: &'a Layout,
     text: &'a str,
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
@@ -61,8 +63,11 @@ impl<'a> Validator<'a> {
     fn header(&mut self) {
         if self.pb.version != 1 {
             let span = self.spans.value(&[Seg::Key("version")]);
-            self.error(format!("unsupported playbook version {}", self.pb.version), span)
-                .help = Some("this restore-drill reads version 1".into());
+            self.error(
+                format!("unsupported playbook version {}", self.pb.version),
+                span,
+            )
+            .help = Some("this restore-drill reads version 1".into());
         }
         let name = &self.pb.drill.name;
         let valid = !name.is_empty()
@@ -72,7 +77,9 @@ impl<'a> Validator<'a> {
         if !valid {
             let span = self.spans.value(&[Seg::Key("drill"), Seg::Key("name")]);
             self.error(format!("drill name `{name}` is not [a-z0-9_-]+"), span)
-                .help = Some("the name is used in file names; use lowercase letters, digits, `_` and `-`".into());
+                .help = Some(
+                "the name is used in file names; use lowercase letters, digits, `_` and `-`".into(),
+            );
         }
     }
 
@@ -93,19 +100,27 @@ impl<'a> Validator<'a> {
     }
 
     fn steps(&mut self) {
-        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        // Ids as written, parsed or not, so a reference to a broken step is not "unknown".
+        let all: HashSet<&str> = self
+            .layout
+            .steps
+            .iter()
+            .filter_map(|(_, _, id, _)| id.as_deref())
+            .collect();
         let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
-        for section in [Section::Setup, Section::Steps, Section::Cleanup] {
+        for (section, raw, id, parsed) in &self.layout.steps {
             let steps = match section {
                 Section::Setup => &self.pb.setup,
                 Section::Steps => &self.pb.steps,
                 Section::Cleanup => &self.pb.cleanup,
             };
-            for (i, step) in steps.iter().enumerate() {
-                let path = [Seg::Key(section.as_str()), Seg::Index(i)];
-                self.step_id(step, &path, &mut seen);
+            let path = [Seg::Key(section.as_str()), Seg::Index(*raw)];
+            if let Some(id) = id {
+                self.step_id(id, &path, &mut seen);
+            }
+            if let Some(step) = parsed.and_then(|i| steps.get(i)) {
                 self.step_fields(step, &path);
                 self.step_durations(step, &path);
                 let scope = Scope {
@@ -118,23 +133,31 @@ impl<'a> Validator<'a> {
                 if let Some(checks) = &step.checks {
                     self.checks(step, checks, &path);
                 }
-                earlier.insert(step.id.as_str());
+            }
+            if let Some(id) = id {
+                earlier.insert(id.as_str());
             }
         }
     }
 
-    fn step_id(&mut self, step: &'a Step, path: &[Seg<'_>], seen: &mut HashMap<&'a str, Range<usize>>) {
+    fn step_id(
+        &mut self,
+        id: &'a str,
+        path: &[Seg<'_>],
+        seen: &mut HashMap<&'a str, Range<usize>>,
+    ) {
         let span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
-        if !is_identifier(&step.id) {
-            self.error(format!("step id `{}` is not an identifier", step.id), span.clone())
-                .help = Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
+        if !is_identifier(id) {
+            self.error(format!("step id `{id}` is not an identifier"), span.clone())
+                .help =
+                Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
-        if let Some(first) = seen.get(step.id.as_str()) {
+        if let Some(first) = seen.get(id) {
             let (line, _) = line_col(self.text, first.start);
-            self.error(format!("duplicate step id `{}`", step.id), span)
-                .help = Some(format!("the first step with this id is on line {line}"));
+            self.error(format!("duplicate step id `{id}`"), span).help =
+                Some(format!("the first step with this id is on line {line}"));
         } else if let Some(span) = span {
-            seen.insert(&step.id, span);
+            seen.insert(id, span);
         }
     }
 
@@ -148,8 +171,11 @@ impl<'a> Validator<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields of a {kind} step: {}", allowed.join(", ")),
                 };
-                self.error(format!("field `{key}` does not apply to a `{kind}` step"), Some(span.clone()))
-                    .help = Some(help);
+                self.error(
+                    format!("field `{key}` does not apply to a `{kind}` step"),
+                    Some(span.clone()),
+                )
+                .help = Some(help);
             }
         }
         let id_span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
@@ -158,7 +184,10 @@ impl<'a> Validator<'a> {
             None => format!("{kind} step `{}`", step.id),
         };
         for alternatives in required_fields(step) {
-            if !present.iter().any(|(k, _)| alternatives.contains(&k.as_str())) {
+            if !present
+                .iter()
+                .any(|(k, _)| alternatives.contains(&k.as_str()))
+            {
                 let needs = match alternatives {
                     [one] => format!("`{one}`"),
                     many => format!("one of `{}`", many.join("`, `")),
@@ -182,7 +211,10 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
-            self.duration(timeout, &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat());
+            self.duration(
+                timeout,
+                &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat(),
+            );
         }
     }
 
@@ -220,7 +252,9 @@ impl<'a> Validator<'a> {
     fn checks(&mut self, step: &Step, checks: &[Check], path: &[Seg<'_>]) {
         for (i, check) in checks.iter().enumerate() {
             let cpath = [path, &[Seg::Key("checks"), Seg::Index(i)]].concat();
-            let span = self.spans.value(&[&cpath[..], &[Seg::Key("name")]].concat());
+            let span = self
+                .spans
+                .value(&[&cpath[..], &[Seg::Key("name")]].concat());
             let problem = match (&check.query, check.builtin) {
                 (Some(_), Some(_)) => Some("has both `query` and `builtin`: choose one".to_string()),
                 (None, None) => Some("needs a `query` or a `builtin`".to_string()),
@@ -244,7 +278,10 @@ impl<'a> Validator<'a> {
                 _ => None,
             };
             if let Some(problem) = problem {
-                self.error(format!("check `{}` of step `{}` {problem}", check.name, step.id), span);
+                self.error(
+                    format!("check `{}` of step `{}` {problem}", check.name, step.id),
+                    span,
+                );
             }
         }
     }
@@ -259,9 +296,17 @@ impl<'a> Validator<'a> {
         }
         if gates.rpo.is_some() && gates.rpo_from.is_none() {
             let span = self.spans.key(&[Seg::Key("gates"), Seg::Key("rpo")]);
-            self.error("`rpo` needs `rpo_from`: the timestamp of the newest restored data", span);
+            self.error(
+                "`rpo` needs `rpo_from`: the timestamp of the newest restored data",
+                span,
+            );
         }
-        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        let all: HashSet<&str> = self
+            .layout
+            .steps
+            .iter()
+            .filter_map(|(_, _, id, _)| id.as_deref())
+            .collect();
         let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
         let scope = Scope {
             roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
@@ -270,10 +315,20 @@ impl<'a> Validator<'a> {
             vars: &vars,
         };
         if let Some(src) = &gates.rpo_from {
-            self.template(src, false, &scope, &[Seg::Key("gates"), Seg::Key("rpo_from")]);
+            self.template(
+                src,
+                false,
+                &scope,
+                &[Seg::Key("gates"), Seg::Key("rpo_from")],
+            );
         }
         for (i, gate) in gates.custom.iter().enumerate() {
-            let path = [Seg::Key("gates"), Seg::Key("custom"), Seg::Index(i), Seg::Key("check")];
+            let path = [
+                Seg::Key("gates"),
+                Seg::Key("custom"),
+                Seg::Index(i),
+                Seg::Key("check"),
+            ];
             self.template(&gate.check, true, &scope, &path);
         }
     }
@@ -282,15 +337,23 @@ impl<'a> Validator<'a> {
         let template = &self.pb.report.template;
         if let Some(name) = template.strip_prefix("builtin:") {
             if !crate::report::BUILTIN_TEMPLATES.contains(&name) {
-                let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
-                self.error(format!("unknown builtin template `{name}`"), span).help = Some(format!(
+                let span = self
+                    .spans
+                    .value(&[Seg::Key("report"), Seg::Key("template")]);
+                self.error(format!("unknown builtin template `{name}`"), span)
+                    .help = Some(format!(
                     "builtins: {}",
                     crate::report::BUILTIN_TEMPLATES.join(", ")
                 ));
             }
         } else if !dir.join(template).is_file() {
-            let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
-            self.error(format!("report template `{template}` not found (relative to the playbook)"), span);
+            let span = self
+                .spans
+                .value(&[Seg::Key("report"), Seg::Key("template")]);
+            self.error(
+                format!("report template `{template}` not found (relative to the playbook)"),
+                span,
+            );
         }
     }
 
@@ -346,7 +409,9 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
             format!("template references unknown var `{member}`"),
             closest(member, scope.vars)
                 .map(|s| format!("did you mean `{s}`?"))
-                .or_else(|| Some("vars are defined in [vars], and can only use earlier vars".into())),
+                .or_else(|| {
+                    Some("vars are defined in [vars], and can only use earlier vars".into())
+                }),
         )),
         "drill" if !DRILL_FIELDS.contains(&member) => Some((
             format!("`drill.{member}` does not exist"),
@@ -362,7 +427,11 @@ enum PathPart {
 }
 
 /// Every templated string leaf of a step with its path.
-fn collect_strings<'v>(value: &'v Value, path: &mut Vec<PathPart>, out: &mut Vec<(Vec<PathPart>, &'v str)>) {
+fn collect_strings<'v>(
+    value: &'v Value,
+    path: &mut Vec<PathPart>,
+    out: &mut Vec<(Vec<PathPart>, &'v str)>,
+) {
     match value {
         Value::String(s) => {
             let skip = matches!(path.last(), Some(PathPart::Key(k)) if NOT_TEMPLATED.contains(&k.as_str()));

@@ -14,7 +14,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_backup(step, ctx),
         Some(Engine::Postgres) => super::postgres::backup(step, ctx),
-        Some(other) => bail!("backup engine `{}` is not available in this version", other.as_str()),
+        Some(other) => bail!(
+            "backup engine `{}` is not available in this version",
+            other.as_str()
+        ),
         None => bail!("missing field `engine`"),
     }
 }
@@ -27,7 +30,11 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "backup output {} is the source itself",
         output.display()
     );
-    ensure!(!output.exists(), "backup output {} already exists", output.display());
+    ensure!(
+        !output.exists(),
+        "backup output {} already exists",
+        output.display()
+    );
     if let Some(parent) = output.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -32,7 +32,8 @@ pub struct StepCtx {
     pub log: LogSink,
     /// Paths the playbook backs up from: a restore must never write to them.
     pub sources: Vec<PathBuf>,
-    pub walkthrough: bool,
+    /// The operator of a walkthrough (None in automated runs).
+    pub operator: Option<crate::runner::operator::Operator>,
     /// Register here what the step creates outside the workdir, with its teardown.
     pub resources: crate::runner::resources::Resources,
     pub progress: Sender<Progress>,
@@ -117,7 +118,8 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {
     value
         .map(|s| {
-            humantime::parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
+            humantime::parse_duration(s)
+                .map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
         })
         .transpose()
 }

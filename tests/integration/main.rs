@@ -4,6 +4,7 @@
 //! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
+mod commands;
 mod postgres;
 mod sqlite;
 mod validate;
@@ -80,6 +81,11 @@ impl Drill {
         cmd
     }
 
+    /// Hands over the directory (for tests that run the binary themselves).
+    pub fn dir_for_tests(self) -> tempfile::TempDir {
+        self.dir
+    }
+
     pub fn run(self) -> Outcome {
         let out = self.command().output().expect("run restore-drill");
         Outcome {
@@ -114,7 +120,9 @@ impl Outcome {
             .filter(|p| p.to_string_lossy().ends_with(ext))
             .collect();
         found.sort();
-        found.pop().unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
+        found
+            .pop()
+            .unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
     }
 
     pub fn record(&self) -> Value {

@@ -305,7 +305,7 @@ fn remove_output(output: &Path) {
 /// (`pg_restore --list`); a damaged archive fails here with pg_restore's message.
 pub fn dumped_database(pg_restore: &Path, archive: &Path) -> anyhow::Result<Option<String>> {
     let out = if zstd::is_zstd(archive) {
-        let (pipe_r, mut pipe_w) = std::io::pipe()?;
+        let (pipe_r, mut pipe_w) = os_pipe::pipe()?;
         let list = duct::cmd(pg_restore, ["--list"]).stdin_file(pipe_r);
         std::thread::scope(|s| {
             let feeder = s.spawn(move || zstd::decompress(archive, &mut pipe_w));

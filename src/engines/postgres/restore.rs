@@ -38,7 +38,7 @@ pub fn pg_restore(req: &RestoreRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyh
         return result;
     }
     // One job: decompress on the fly into pg_restore's stdin.
-    let (pipe_r, mut pipe_w) = std::io::pipe()?;
+    let (pipe_r, mut pipe_w) = os_pipe::pipe()?;
     std::thread::scope(|s| {
         let feeder = s.spawn(move || {
             let fed = zstd::decompress(req.archive, &mut pipe_w);
@@ -55,7 +55,7 @@ pub fn pg_restore(req: &RestoreRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyh
 enum Input<'a> {
     File(&'a Path),
     /// pg_restore reads the archive from stdin.
-    Pipe(std::io::PipeReader),
+    Pipe(os_pipe::PipeReader),
 }
 
 fn run(
