@@ -286,6 +286,33 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// Runs a drill while sampling the process list every 10 ms: the password must never
+/// be in a command line. Returns the outcome and whether a process mentioning `seen`
+/// was ever running.
+fn run_watching_ps(drill: Drill, seen: &str) -> (Outcome, bool) {
+    let mut child = drill
+        .command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut saw = false;
+    while child.try_wait().unwrap().is_none() {
+        let leaks = processes_mentioning(PASSWORD);
+        assert!(leaks.is_empty(), "password in the process list: {leaks:?}");
+        saw |= !processes_mentioning(seen).is_empty();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    let out = Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        dir: drill.dir,
+    };
+    (out, saw)
+}
+
 /// Every artifact the drill wrote, concatenated.
 fn all_artifacts(out: &Outcome) -> String {
     let mut text = String::new();
@@ -343,27 +370,8 @@ fn shipped_playbook_passes_cleans_up_and_hides_the_password() {
         .arg(&format!("pg_url={}", server.plain_url("app")))
         .arg("--var")
         .arg(&format!("os_user={}", os_user()));
-    let mut child = drill
-        .command()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen_tools = false;
-    while child.try_wait().unwrap().is_none() {
-        let leaks = processes_mentioning(PASSWORD);
-        assert!(leaks.is_empty(), "password in the process list: {leaks:?}");
-        seen_tools |= !processes_mentioning("restore-drill-pg-").is_empty();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().unwrap();
-    let out = Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        dir: drill.dir,
-    }
-    .expect_code(0);
+    let (out, seen_tools) = run_watching_ps(drill, "restore-drill-pg-");
+    let out = out.expect_code(0);
     assert!(
         seen_tools,
         "never saw the throwaway cluster's processes while sampling"
@@ -677,9 +685,12 @@ fn scratch_database_is_created_dropped_and_never_an_existing_one() {
         return;
     };
     let target = |db: &str| format!("target_url = \"{}\"", server.secret_url(db));
-    let out = custom_drill(&server, &target("drill_scratch"), &[])
-        .run()
-        .expect_code(0);
+    // The password is in the urls of the steps (a template of the secret) this time.
+    let (out, _) = run_watching_ps(
+        custom_drill(&server, &target("drill_scratch"), &[]),
+        "pg_restore",
+    );
+    let out = out.expect_code(0);
     assert!(
         out.step("verify")["checks"]
             .as_array()
@@ -837,5 +848,45 @@ fn zstd_backup_restores_in_parallel_and_streamed() {
     }
     let log = out.log();
     assert!(log.contains("app.dump into postgresql://"), "{log}");
+    cluster_gone(&out);
+}
+
+const TCP_PROBE: &str = r#"
+[[steps]]
+id = "tcp_with_passfile"
+kind = "exec"
+run = "PGPASSFILE='{{ steps.restore.passfile }}' psql -X -A -t -w '{{ steps.restore.target_tcp }}' -c 'SELECT count(*) FROM shop.orders'"
+[[steps]]
+id = "tcp_without_password"
+kind = "exec"
+run = "PGPASSFILE=/dev/null PGPASSWORD= psql -X -A -t -w '{{ steps.restore.target_tcp }}' -c 'SELECT 1'"
+expect_exit = 2
+"#;
+
+/// `listen`: TCP on 127.0.0.1 for a service, with the generated password from the
+/// passfile; without it the connection is refused.
+#[test]
+fn ephemeral_cluster_listens_on_tcp_only_with_a_password() {
+    let Some(server) = PgServer::start("postgres") else {
+        return;
+    };
+    let target = format!("{EPHEMERAL}\nlisten = \"127.0.0.1\"");
+    let out = custom_drill(&server, &target, &[("#AFTER_RESTORE#", TCP_PROBE)])
+        .run()
+        .expect_code(0);
+    let with = out.step("tcp_with_passfile");
+    assert_eq!(
+        with["outputs"]["stdout"].as_str().unwrap().trim(),
+        "10000",
+        "{with}"
+    );
+    let without = out.step("tcp_without_password");
+    assert!(
+        without["outputs"]["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
+        "{without}"
+    );
     cluster_gone(&out);
 }
