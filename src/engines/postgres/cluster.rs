@@ -72,8 +72,39 @@ pub fn base_dir(os_user: Option<OsUser>) -> anyhow::Result<PathBuf> {
         .keep();
     if let Some(u) = os_user {
         u.chown(&base)?;
+        if let Err(e) = reachable_by(&base, u) {
+            let _ = std::fs::remove_dir(&base);
+            return Err(e);
+        }
     }
     Ok(base)
+}
+
+/// Fails, naming the directory, when `user` could not enter `dir`: every parent needs
+/// search permission for it (a private TMPDIR such as /root/tmp has not).
+fn reachable_by(dir: &Path, user: OsUser) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    for parent in dir.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(parent) else {
+            continue;
+        };
+        let mode = meta.mode();
+        let ok = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        ensure!(
+            ok,
+            "os_user (uid {}) cannot enter {}, so it cannot reach the throwaway cluster in {}; set TMPDIR to a directory every user can traverse, such as /tmp",
+            user.uid,
+            parent.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Resolves `os_user`: required as root (initdb refuses to run as root).
