@@ -135,11 +135,11 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
     }
     let spec = ClusterSpec {
         server_bin: &server_bin,
-        os_user: os_user(step),
+        user,
         listen: step.listen.as_deref(),
         cancel: &ctx.cancel,
     };
-    let cl = cluster::start(&spec, &base, user, &postmaster)?;
+    let cl = cluster::start(&spec, &base, &postmaster)?;
     let up_s = started.elapsed().as_secs_f64();
     ctx.log.write(
         &ctx.step_id,

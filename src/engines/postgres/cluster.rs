@@ -44,7 +44,8 @@ const FAST_SETTINGS: &[&str] = &[
 
 pub struct ClusterSpec<'a> {
     pub server_bin: &'a Path,
-    pub os_user: Option<&'a str>,
+    /// The OS user the server programs run as (see `resolve_user`).
+    pub user: Option<OsUser>,
     /// Also listen on this TCP address (e.g. 127.0.0.1); unix socket only otherwise.
     pub listen: Option<&'a str>,
     pub cancel: &'a Cancel,
@@ -132,9 +133,9 @@ pub fn resolve_user(os_user: Option<&str>) -> anyhow::Result<Option<OsUser>> {
 pub fn start(
     spec: &ClusterSpec<'_>,
     base: &Path,
-    user: Option<OsUser>,
     postmaster: &Postmaster,
 ) -> anyhow::Result<Cluster> {
+    let user = spec.user;
     let datadir = base.join("data");
     let socket_dir = base.to_path_buf();
     ensure!(

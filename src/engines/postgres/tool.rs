@@ -129,10 +129,6 @@ impl Running {
         let _ = self.handle.wait();
         cancel.unregister_group(self.pgid);
     }
-
-    pub fn stderr_path(&self) -> &Path {
-        &self.stderr
-    }
 }
 
 /// Runs a program to completion (see `start` and `Running::wait`).
