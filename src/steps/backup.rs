@@ -39,13 +39,9 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         std::fs::create_dir_all(parent)?;
     }
     let started = std::time::Instant::now();
-    let snap = sqlite::backup(
-        source,
-        output,
-        step.checkpoint.unwrap_or(false),
-        &ctx.cancel,
-        &|done, total| ctx.progress(done, total),
-    )?;
+    let progress = |done, total| ctx.progress(done, total);
+    let copying = ctx.copying(output, &progress);
+    let snap = sqlite::backup(source, output, step.checkpoint.unwrap_or(false), &copying)?;
     let secs = started.elapsed().as_secs_f64();
     ctx.log.write(
         &ctx.step_id,

@@ -47,11 +47,12 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         // Restore beside the target and swap it in only once the restore is proven;
         // on any failure the target is put back from the safety copy.
         let staged = staged_path(target);
-        let result = sqlite::restore(from, &staged, &ctx.cancel, &progress).and_then(|snap| {
-            fs::rename(&staged, target)
-                .map(|_| snap)
-                .map_err(Into::into)
-        });
+        let result =
+            sqlite::restore(from, &staged, &ctx.copying(target, &progress)).and_then(|snap| {
+                fs::rename(&staged, target)
+                    .map(|_| snap)
+                    .map_err(Into::into)
+            });
         match result {
             Ok(snap) => {
                 fs::remove_file(&safety)?;
@@ -76,7 +77,7 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             }
         }
     } else {
-        sqlite::restore(from, target, &ctx.cancel, &progress)?
+        sqlite::restore(from, target, &ctx.copying(target, &progress))?
     };
     ctx.log.write(
         &ctx.step_id,
