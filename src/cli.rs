@@ -119,6 +119,7 @@ pub enum SchemaKind {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InitEngine {
     Sqlite,
+    Postgres,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

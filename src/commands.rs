@@ -274,6 +274,10 @@ fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
             "sqlite-drill.toml",
             include_str!("../templates/init/sqlite.toml"),
         ),
+        InitEngine::Postgres => (
+            "postgres-drill.toml",
+            include_str!("../playbooks/postgres.toml"),
+        ),
     };
     let path = output.unwrap_or(Path::new(name));
     if path.exists() {

@@ -1,5 +1,6 @@
 //! Database engines: how each one backs up, restores, and answers verification queries.
 
+pub mod postgres;
 pub mod sqlite;
 
 use indexmap::IndexMap;
@@ -21,4 +22,9 @@ pub trait SqlConn {
     fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>>;
     /// Foreign keys that do not hold (empty: all hold).
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Names of the foreign key constraints, for `foreign_keys` with `compare_to`; None
+    /// where the engine does not name them.
+    fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
+        Ok(None)
+    }
 }

@@ -9,6 +9,7 @@ mod exec;
 pub mod http;
 mod locate;
 mod manual;
+mod postgres;
 mod restore;
 mod service;
 pub mod sql;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
+use crate::engines::postgres::PgConn;
 use crate::engines::sqlite::SqliteConn;
 use crate::playbook::{Builtin, Check, Engine, Step};
 
@@ -81,6 +82,11 @@ fn connect(
     match engine {
         Some(Engine::Sqlite) => {
             let mut conn = SqliteConn::open(Path::new(database), writable)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
+        Some(Engine::Postgres) => {
+            let mut conn = PgConn::open(database)?;
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }
@@ -180,7 +186,10 @@ fn builtin_check(
             problem_record(check, problems, "integrity check passed")
         }
         Builtin::ForeignKeys => {
-            let problems = conn.foreign_key_problems()?;
+            let mut problems = conn.foreign_key_problems()?;
+            if let Some(wanted) = &check.compare_to {
+                problems.extend(missing_foreign_keys(conn, wanted)?);
+            }
             problem_record(check, problems, "every foreign key holds")
         }
         Builtin::TablesExist => {
@@ -199,6 +208,19 @@ fn builtin_check(
         }
         Builtin::TableCounts => table_counts(conn, check)?,
     })
+}
+
+/// The constraints of `compare_to` (e.g. the backup's `foreign_keys`) that are gone.
+fn missing_foreign_keys(conn: &mut dyn SqlConn, wanted: &Value) -> anyhow::Result<Vec<String>> {
+    let wanted = names_from(None, Some(wanted), "foreign keys")?;
+    let Some(present) = conn.foreign_key_names()? else {
+        bail!("this engine cannot list foreign keys by name to compare with `compare_to`");
+    };
+    Ok(wanted
+        .into_iter()
+        .filter(|w| !present.contains(w))
+        .map(|w| format!("{w} is missing"))
+        .collect())
 }
 
 fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {

@@ -5,6 +5,7 @@
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
 mod commands;
+mod postgres;
 mod service;
 mod sqlite;
 mod validate;
