@@ -1,5 +1,6 @@
 //! Database engines: how each one backs up, restores, and answers verification queries.
 
+pub mod files;
 pub mod sqlite;
 
 use indexmap::IndexMap;

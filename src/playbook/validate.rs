@@ -61,8 +61,11 @@ impl<'a> Validator<'a> {
     fn header(&mut self) {
         if self.pb.version != 1 {
             let span = self.spans.value(&[Seg::Key("version")]);
-            self.error(format!("unsupported playbook version {}", self.pb.version), span)
-                .help = Some("this restore-drill reads version 1".into());
+            self.error(
+                format!("unsupported playbook version {}", self.pb.version),
+                span,
+            )
+            .help = Some("this restore-drill reads version 1".into());
         }
         let name = &self.pb.drill.name;
         let valid = !name.is_empty()
@@ -72,7 +75,9 @@ impl<'a> Validator<'a> {
         if !valid {
             let span = self.spans.value(&[Seg::Key("drill"), Seg::Key("name")]);
             self.error(format!("drill name `{name}` is not [a-z0-9_-]+"), span)
-                .help = Some("the name is used in file names; use lowercase letters, digits, `_` and `-`".into());
+                .help = Some(
+                "the name is used in file names; use lowercase letters, digits, `_` and `-`".into(),
+            );
         }
     }
 
@@ -123,11 +128,19 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn step_id(&mut self, step: &'a Step, path: &[Seg<'_>], seen: &mut HashMap<&'a str, Range<usize>>) {
+    fn step_id(
+        &mut self,
+        step: &'a Step,
+        path: &[Seg<'_>],
+        seen: &mut HashMap<&'a str, Range<usize>>,
+    ) {
         let span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
         if !is_identifier(&step.id) {
-            self.error(format!("step id `{}` is not an identifier", step.id), span.clone())
-                .help = Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
+            self.error(
+                format!("step id `{}` is not an identifier", step.id),
+                span.clone(),
+            )
+            .help = Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
         if let Some(first) = seen.get(step.id.as_str()) {
             let (line, _) = line_col(self.text, first.start);
@@ -148,8 +161,11 @@ impl<'a> Validator<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields of a {kind} step: {}", allowed.join(", ")),
                 };
-                self.error(format!("field `{key}` does not apply to a `{kind}` step"), Some(span.clone()))
-                    .help = Some(help);
+                self.error(
+                    format!("field `{key}` does not apply to a `{kind}` step"),
+                    Some(span.clone()),
+                )
+                .help = Some(help);
             }
         }
         let id_span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
@@ -158,7 +174,10 @@ impl<'a> Validator<'a> {
             None => format!("{kind} step `{}`", step.id),
         };
         for alternatives in required_fields(step) {
-            if !present.iter().any(|(k, _)| alternatives.contains(&k.as_str())) {
+            if !present
+                .iter()
+                .any(|(k, _)| alternatives.contains(&k.as_str()))
+            {
                 let needs = match alternatives {
                     [one] => format!("`{one}`"),
                     many => format!("one of `{}`", many.join("`, `")),
@@ -182,7 +201,10 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
-            self.duration(timeout, &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat());
+            self.duration(
+                timeout,
+                &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat(),
+            );
         }
     }
 
@@ -220,7 +242,9 @@ impl<'a> Validator<'a> {
     fn checks(&mut self, step: &Step, checks: &[Check], path: &[Seg<'_>]) {
         for (i, check) in checks.iter().enumerate() {
             let cpath = [path, &[Seg::Key("checks"), Seg::Index(i)]].concat();
-            let span = self.spans.value(&[&cpath[..], &[Seg::Key("name")]].concat());
+            let span = self
+                .spans
+                .value(&[&cpath[..], &[Seg::Key("name")]].concat());
             let problem = match (&check.query, check.builtin) {
                 (Some(_), Some(_)) => Some("has both `query` and `builtin`: choose one".to_string()),
                 (None, None) => Some("needs a `query` or a `builtin`".to_string()),
@@ -241,10 +265,13 @@ impl<'a> Validator<'a> {
                 (None, Some(Builtin::TableCounts)) if check.compare_to.is_none() => {
                     Some("`table_counts` needs `compare_to`, e.g. \"{{ steps.backup.table_counts }}\"".to_string())
                 }
-                _ => None,
+                _ => files_check_problem(step.kind, check),
             };
             if let Some(problem) = problem {
-                self.error(format!("check `{}` of step `{}` {problem}", check.name, step.id), span);
+                self.error(
+                    format!("check `{}` of step `{}` {problem}", check.name, step.id),
+                    span,
+                );
             }
         }
     }
@@ -259,7 +286,10 @@ impl<'a> Validator<'a> {
         }
         if gates.rpo.is_some() && gates.rpo_from.is_none() {
             let span = self.spans.key(&[Seg::Key("gates"), Seg::Key("rpo")]);
-            self.error("`rpo` needs `rpo_from`: the timestamp of the newest restored data", span);
+            self.error(
+                "`rpo` needs `rpo_from`: the timestamp of the newest restored data",
+                span,
+            );
         }
         let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
         let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
@@ -270,10 +300,20 @@ impl<'a> Validator<'a> {
             vars: &vars,
         };
         if let Some(src) = &gates.rpo_from {
-            self.template(src, false, &scope, &[Seg::Key("gates"), Seg::Key("rpo_from")]);
+            self.template(
+                src,
+                false,
+                &scope,
+                &[Seg::Key("gates"), Seg::Key("rpo_from")],
+            );
         }
         for (i, gate) in gates.custom.iter().enumerate() {
-            let path = [Seg::Key("gates"), Seg::Key("custom"), Seg::Index(i), Seg::Key("check")];
+            let path = [
+                Seg::Key("gates"),
+                Seg::Key("custom"),
+                Seg::Index(i),
+                Seg::Key("check"),
+            ];
             self.template(&gate.check, true, &scope, &path);
         }
     }
@@ -282,15 +322,23 @@ impl<'a> Validator<'a> {
         let template = &self.pb.report.template;
         if let Some(name) = template.strip_prefix("builtin:") {
             if !crate::report::BUILTIN_TEMPLATES.contains(&name) {
-                let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
-                self.error(format!("unknown builtin template `{name}`"), span).help = Some(format!(
+                let span = self
+                    .spans
+                    .value(&[Seg::Key("report"), Seg::Key("template")]);
+                self.error(format!("unknown builtin template `{name}`"), span)
+                    .help = Some(format!(
                     "builtins: {}",
                     crate::report::BUILTIN_TEMPLATES.join(", ")
                 ));
             }
         } else if !dir.join(template).is_file() {
-            let span = self.spans.value(&[Seg::Key("report"), Seg::Key("template")]);
-            self.error(format!("report template `{template}` not found (relative to the playbook)"), span);
+            let span = self
+                .spans
+                .value(&[Seg::Key("report"), Seg::Key("template")]);
+            self.error(
+                format!("report template `{template}` not found (relative to the playbook)"),
+                span,
+            );
         }
     }
 
@@ -316,6 +364,25 @@ impl<'a> Validator<'a> {
 }
 
 /// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
+/// Checks that belong to the other kind (`sql` vs `files`), and files checks missing
+/// what they need.
+fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
+    let files_builtin = check.builtin.is_some_and(Builtin::is_files);
+    match (kind, check.builtin) {
+        (StepKind::Files, _) if check.query.is_some() || !files_builtin => {
+            Some("is not a files check: a `files` step takes builtin files_match, json_valid or file_count".into())
+        }
+        (StepKind::Sql, _) if files_builtin => Some("is a files check: use it in a `kind = \"files\"` step".into()),
+        (_, Some(Builtin::FilesMatch)) if check.manifest.is_none() => {
+            Some("`files_match` needs `manifest`, e.g. \"{{ steps.backup.manifest }}\"".into())
+        }
+        (_, Some(Builtin::FileCount)) if check.min.is_none() && check.max.is_none() => {
+            Some("`file_count` needs `min` or `max`: it could never fail".into())
+        }
+        _ => None,
+    }
+}
+
 fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>)> {
     let mut parts = name.split('.');
     let root = parts.next()?;
@@ -346,7 +413,9 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
             format!("template references unknown var `{member}`"),
             closest(member, scope.vars)
                 .map(|s| format!("did you mean `{s}`?"))
-                .or_else(|| Some("vars are defined in [vars], and can only use earlier vars".into())),
+                .or_else(|| {
+                    Some("vars are defined in [vars], and can only use earlier vars".into())
+                }),
         )),
         "drill" if !DRILL_FIELDS.contains(&member) => Some((
             format!("`drill.{member}` does not exist"),
@@ -362,7 +431,11 @@ enum PathPart {
 }
 
 /// Every templated string leaf of a step with its path.
-fn collect_strings<'v>(value: &'v Value, path: &mut Vec<PathPart>, out: &mut Vec<(Vec<PathPart>, &'v str)>) {
+fn collect_strings<'v>(
+    value: &'v Value,
+    path: &mut Vec<PathPart>,
+    out: &mut Vec<(Vec<PathPart>, &'v str)>,
+) {
     match value {
         Value::String(s) => {
             let skip = matches!(path.last(), Some(PathPart::Key(k)) if NOT_TEMPLATED.contains(&k.as_str()));

@@ -13,7 +13,11 @@ use crate::playbook::{Engine, Step};
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_backup(step, ctx),
-        Some(other) => bail!("backup engine `{}` is not available in this version", other.as_str()),
+        Some(Engine::Files) => super::files::backup(step, ctx),
+        Some(other) => bail!(
+            "backup engine `{}` is not available in this version",
+            other.as_str()
+        ),
         None => bail!("missing field `engine`"),
     }
 }
@@ -26,7 +30,11 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "backup output {} is the source itself",
         output.display()
     );
-    ensure!(!output.exists(), "backup output {} already exists", output.display());
+    ensure!(
+        !output.exists(),
+        "backup output {} already exists",
+        output.display()
+    );
     if let Some(parent) = output.parent() {
         std::fs::create_dir_all(parent)?;
     }

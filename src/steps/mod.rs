@@ -6,6 +6,7 @@
 mod backup;
 mod checksum;
 mod exec;
+mod files;
 mod locate;
 mod manual;
 mod restore;
@@ -99,6 +100,7 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
         StepKind::Exec => exec::run(step, ctx),
         StepKind::Manual => manual::run(step, ctx),
         StepKind::Wait => wait::run(step, ctx),
+        StepKind::Files => files::verify(step, ctx),
         StepKind::Http | StepKind::Service => Err(anyhow::anyhow!(
             "`{}` steps are not available in this version of restore-drill",
             step.kind.as_str()
@@ -116,7 +118,8 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {
     value
         .map(|s| {
-            humantime::parse_duration(s).map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
+            humantime::parse_duration(s)
+                .map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
         })
         .transpose()
 }

@@ -14,7 +14,11 @@ use crate::playbook::{Engine, Step};
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_restore(step, ctx),
-        Some(other) => bail!("restore engine `{}` is not available in this version", other.as_str()),
+        Some(Engine::Files) => super::files::restore(step, ctx),
+        Some(other) => bail!(
+            "restore engine `{}` is not available in this version",
+            other.as_str()
+        ),
         None => bail!("missing field `engine`"),
     }
 }
@@ -27,7 +31,8 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         fs::create_dir_all(parent)?;
     }
     let progress = |done, total| ctx.progress(done, total);
-    let mut outputs = outputs! { "target" => target.display().to_string(), "from" => from.display().to_string() };
+    let mut outputs =
+        outputs! { "target" => target.display().to_string(), "from" => from.display().to_string() };
     let snap = if target.exists() {
         ensure!(
             step.overwrite == Some(true),
@@ -37,23 +42,37 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         let safety = safety_copy_path(target);
         fs::copy(target, &safety)
             .with_context(|| format!("cannot make a safety copy of {}", target.display()))?;
-        ctx.log.write(&ctx.step_id, &format!("safety copy: {}", safety.display()));
+        ctx.log
+            .write(&ctx.step_id, &format!("safety copy: {}", safety.display()));
         // Restore beside the target and swap it in only once the restore is proven;
         // on any failure the target is put back from the safety copy.
         let staged = staged_path(target);
-        let result = sqlite::restore(from, &staged, &ctx.cancel, &progress)
-            .and_then(|snap| fs::rename(&staged, target).map(|_| snap).map_err(Into::into));
+        let result = sqlite::restore(from, &staged, &ctx.cancel, &progress).and_then(|snap| {
+            fs::rename(&staged, target)
+                .map(|_| snap)
+                .map_err(Into::into)
+        });
         match result {
             Ok(snap) => {
                 fs::remove_file(&safety)?;
-                outputs.insert("safety_copy".into(), "created, removed after success".into());
+                outputs.insert(
+                    "safety_copy".into(),
+                    "created, removed after success".into(),
+                );
                 snap
             }
             Err(e) => {
                 let _ = fs::remove_file(&staged);
-                fs::rename(&safety, target)
-                    .with_context(|| format!("restore failed ({e:#}) and putting back {} failed", target.display()))?;
-                return Err(e.context(format!("{} was put back from its safety copy", target.display())));
+                fs::rename(&safety, target).with_context(|| {
+                    format!(
+                        "restore failed ({e:#}) and putting back {} failed",
+                        target.display()
+                    )
+                })?;
+                return Err(e.context(format!(
+                    "{} was put back from its safety copy",
+                    target.display()
+                )));
             }
         }
     } else {
@@ -61,10 +80,18 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     };
     ctx.log.write(
         &ctx.step_id,
-        &format!("restored {} into {} ({} bytes)", from.display(), target.display(), snap.bytes),
+        &format!(
+            "restored {} into {} ({} bytes)",
+            from.display(),
+            target.display(),
+            snap.bytes
+        ),
     );
     outputs.insert("bytes".into(), snap.bytes.into());
-    outputs.insert("table_counts".into(), serde_json::to_value(&snap.table_counts)?);
+    outputs.insert(
+        "table_counts".into(),
+        serde_json::to_value(&snap.table_counts)?,
+    );
     outputs.insert("indexes".into(), snap.indexes.into());
     Ok(StepOutcome::passed(outputs))
 }

@@ -19,7 +19,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let mut conn = connect(step.engine, database, step.execute.is_some(), ctx)?;
     if let Some(sql) = &step.execute {
         conn.execute_batch(sql)?;
-        ctx.log.write(&ctx.step_id, &format!("executed {} bytes of SQL", sql.len()));
+        ctx.log.write(
+            &ctx.step_id,
+            &format!("executed {} bytes of SQL", sql.len()),
+        );
     }
     let checks: Vec<CheckRecord> = step
         .checks
@@ -27,35 +30,70 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         .flatten()
         .map(|check| run_check(conn.as_mut(), check))
         .collect();
+    Ok(outcome_of_checks(checks, ctx))
+}
+
+/// Logs the checks and makes the step's outcome: outputs `value` (the first check's
+/// result) and `checks` (name → passed); failed when any check failed.
+pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome {
     for c in &checks {
         let mark = if c.passed { "ok" } else { "FAILED" };
-        ctx.log.write(&ctx.step_id, &format!("check {}: {mark}: {}", c.name, c.detail));
+        ctx.log.write(
+            &ctx.step_id,
+            &format!("check {}: {mark}: {}", c.name, c.detail),
+        );
     }
     let mut outputs = serde_json::Map::new();
-    outputs.insert("value".into(), checks.first().and_then(|c| c.actual.clone()).unwrap_or(Value::Null));
+    outputs.insert(
+        "value".into(),
+        checks
+            .first()
+            .and_then(|c| c.actual.clone())
+            .unwrap_or(Value::Null),
+    );
     outputs.insert(
         "checks".into(),
-        checks.iter().map(|c| (c.name.clone(), Value::Bool(c.passed))).collect::<serde_json::Map<_, _>>().into(),
+        checks
+            .iter()
+            .map(|c| (c.name.clone(), Value::Bool(c.passed)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
     );
-    let failed: Vec<String> = checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
     let mut outcome = StepOutcome::passed(outputs);
     outcome.checks = checks;
     if !failed.is_empty() {
         outcome.log_tail = Some(failed.join("\n"));
         let n = failed.len();
-        return Ok(outcome.fail(format!("{n} check{} failed: {}", if n == 1 { "" } else { "s" }, failed.join("; "))));
+        return outcome.fail(format!(
+            "{n} check{} failed: {}",
+            if n == 1 { "" } else { "s" },
+            failed.join("; ")
+        ));
     }
-    Ok(outcome)
+    outcome
 }
 
-fn connect(engine: Option<Engine>, database: &str, writable: bool, ctx: &StepCtx) -> anyhow::Result<Box<dyn SqlConn>> {
+fn connect(
+    engine: Option<Engine>,
+    database: &str,
+    writable: bool,
+    ctx: &StepCtx,
+) -> anyhow::Result<Box<dyn SqlConn>> {
     match engine {
         Some(Engine::Sqlite) => {
             let mut conn = SqliteConn::open(Path::new(database), writable)?;
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }
-        Some(other) => bail!("sql engine `{}` is not available in this version", other.as_str()),
+        Some(other) => bail!(
+            "sql engine `{}` is not available in this version",
+            other.as_str()
+        ),
         None => bail!("missing field `engine`"),
     }
 }
@@ -76,7 +114,13 @@ pub fn run_check(conn: &mut dyn SqlConn, check: &Check) -> CheckRecord {
     })
 }
 
-fn record(check: &Check, passed: bool, detail: String, expected: Option<Value>, actual: Option<Value>) -> CheckRecord {
+fn record(
+    check: &Check,
+    passed: bool,
+    detail: String,
+    expected: Option<Value>,
+    actual: Option<Value>,
+) -> CheckRecord {
     CheckRecord {
         name: check.name.clone(),
         passed,
@@ -88,7 +132,11 @@ fn record(check: &Check, passed: bool, detail: String, expected: Option<Value>, 
 
 fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Result<CheckRecord> {
     let rows = conn.query(query)?;
-    let first = rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+    let first = rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut failures = Vec::new();
     if let Some(expect) = &check.expect
         && !loosely_equal(expect, &first)
@@ -104,7 +152,9 @@ fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Re
                 failures.push(format!("expected rows {expect_rows}, got {}", json!(rows)));
             }
             Value::Number(_) | Value::Array(_) => {}
-            other => bail!("`expect_rows` must be a number of rows or an array of rows, not {other}"),
+            other => {
+                bail!("`expect_rows` must be a number of rows or an array of rows, not {other}")
+            }
         }
     }
     if let Some(min) = &check.min
@@ -125,7 +175,11 @@ fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Re
     })
 }
 
-fn builtin_check(conn: &mut dyn SqlConn, check: &Check, builtin: Builtin) -> anyhow::Result<CheckRecord> {
+fn builtin_check(
+    conn: &mut dyn SqlConn,
+    check: &Check,
+    builtin: Builtin,
+) -> anyhow::Result<CheckRecord> {
     Ok(match builtin {
         Builtin::Integrity => {
             let problems = conn.integrity_problems(check.quick.unwrap_or(false))?;
@@ -141,11 +195,18 @@ fn builtin_check(conn: &mut dyn SqlConn, check: &Check, builtin: Builtin) -> any
             missing_record(check, &wanted, &present, ("table", "tables"))
         }
         Builtin::IndexesExist => {
-            let wanted = names_from(check.indexes.as_deref(), check.compare_to.as_ref(), "indexes")?;
+            let wanted = names_from(
+                check.indexes.as_deref(),
+                check.compare_to.as_ref(),
+                "indexes",
+            )?;
             let present = conn.indexes()?;
             missing_record(check, &wanted, &present, ("index", "indexes"))
         }
         Builtin::TableCounts => table_counts(conn, check)?,
+        Builtin::FilesMatch | Builtin::JsonValid | Builtin::FileCount => {
+            bail!("a files check: use it in a `kind = \"files\"` step")
+        }
     })
 }
 
@@ -155,45 +216,87 @@ fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord
     }
     let shown: Vec<&String> = problems.iter().take(10).collect();
     let more = problems.len().saturating_sub(10);
-    let mut detail = format!("{} problem(s): {}", problems.len(), shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "));
+    let mut detail = format!(
+        "{} problem(s): {}",
+        problems.len(),
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     if more > 0 {
         detail.push_str(&format!("; and {more} more"));
     }
     record(check, false, detail, None, Some(json!(problems.len())))
 }
 
-fn missing_record(check: &Check, wanted: &[String], present: &[String], (one, many): (&str, &str)) -> CheckRecord {
+fn missing_record(
+    check: &Check,
+    wanted: &[String],
+    present: &[String],
+    (one, many): (&str, &str),
+) -> CheckRecord {
     let missing: Vec<&String> = wanted.iter().filter(|w| !present.contains(w)).collect();
     if missing.is_empty() {
-        record(check, true, format!("all {} {many} present", wanted.len()), Some(json!(wanted)), None)
+        record(
+            check,
+            true,
+            format!("all {} {many} present", wanted.len()),
+            Some(json!(wanted)),
+            None,
+        )
     } else {
         let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        record(check, false, format!("missing {}: {}", if missing.len() == 1 { one } else { many }, list.join(", ")), Some(json!(wanted)), Some(json!(missing)))
+        record(
+            check,
+            false,
+            format!(
+                "missing {}: {}",
+                if missing.len() == 1 { one } else { many },
+                list.join(", ")
+            ),
+            Some(json!(wanted)),
+            Some(json!(missing)),
+        )
     }
 }
 
 /// An explicit list, or the names (keys or items) of `compare_to`.
-fn names_from(list: Option<&[String]>, compare_to: Option<&Value>, field: &str) -> anyhow::Result<Vec<String>> {
+fn names_from(
+    list: Option<&[String]>,
+    compare_to: Option<&Value>,
+    field: &str,
+) -> anyhow::Result<Vec<String>> {
     if let Some(list) = list {
         return Ok(list.to_vec());
     }
     match compare_to {
         Some(Value::Object(map)) => Ok(map.keys().cloned().collect()),
-        Some(Value::Array(items)) => Ok(items.iter().map(|v| v.as_str().map_or(v.to_string(), str::to_string)).collect()),
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+            .collect()),
         _ => bail!("needs `{field}` or a `compare_to` list"),
     }
 }
 
 fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
     let Some(Value::Object(expected)) = &check.compare_to else {
-        bail!("`compare_to` must be a map of table to row count, such as {{{{ steps.backup.table_counts }}}}");
+        bail!(
+            "`compare_to` must be a map of table to row count, such as {{{{ steps.backup.table_counts }}}}"
+        );
     };
     let tolerance = check.tolerance.unwrap_or(0);
     let present = conn.tables()?;
     let mut actual: IndexMap<String, Value> = IndexMap::new();
     let mut problems = Vec::new();
     for (table, want) in expected {
-        if check.tables.as_ref().is_some_and(|only| !only.contains(table)) {
+        if check
+            .tables
+            .as_ref()
+            .is_some_and(|only| !only.contains(table))
+        {
             continue;
         }
         let Some(want) = want.as_u64() else {
@@ -213,9 +316,21 @@ fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRe
     let compared = actual.len();
     let actual = Some(json!(actual));
     Ok(if problems.is_empty() {
-        record(check, true, format!("{compared} tables match the source"), check.compare_to.clone(), actual)
+        record(
+            check,
+            true,
+            format!("{compared} tables match the source"),
+            check.compare_to.clone(),
+            actual,
+        )
     } else {
-        record(check, false, problems.join("; "), check.compare_to.clone(), actual)
+        record(
+            check,
+            false,
+            problems.join("; "),
+            check.compare_to.clone(),
+            actual,
+        )
     })
 }
 
@@ -234,7 +349,12 @@ pub fn loosely_equal(expected: &Value, actual: &Value) -> bool {
         return true;
     }
     match (number(expected), number(actual)) {
-        (Some(a), Some(b)) if !matches!(expected, Value::Bool(_)) || matches!(actual, Value::Bool(_) | Value::Number(_)) => a == b,
+        (Some(a), Some(b))
+            if !matches!(expected, Value::Bool(_))
+                || matches!(actual, Value::Bool(_) | Value::Number(_)) =>
+        {
+            a == b
+        }
         _ => match (expected, actual) {
             (Value::String(a), b) | (b, Value::String(a)) => *a == b.to_string(),
             _ => false,
@@ -245,7 +365,9 @@ pub fn loosely_equal(expected: &Value, actual: &Value) -> bool {
 fn rows_equal(expected: &[Value], rows: &[Vec<Value>]) -> bool {
     expected.len() == rows.len()
         && expected.iter().zip(rows).all(|(e, row)| match e {
-            Value::Array(cells) => cells.len() == row.len() && cells.iter().zip(row).all(|(a, b)| loosely_equal(a, b)),
+            Value::Array(cells) => {
+                cells.len() == row.len() && cells.iter().zip(row).all(|(a, b)| loosely_equal(a, b))
+            }
             single => row.len() == 1 && loosely_equal(single, &row[0]),
         })
 }

@@ -4,6 +4,7 @@
 //! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
+mod files;
 mod sqlite;
 mod validate;
 
@@ -113,7 +114,9 @@ impl Outcome {
             .filter(|p| p.to_string_lossy().ends_with(ext))
             .collect();
         found.sort();
-        found.pop().unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
+        found
+            .pop()
+            .unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
     }
 
     pub fn record(&self) -> Value {
