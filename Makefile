@@ -27,5 +27,5 @@ schemas:
 	$(CARGO) run --quiet --locked -- schema artifact > schemas/restore_drill.schema.json
 
 ## Speed against the standard tools (SIZE_MB=1024 for 1 GiB).
-bench: build
-	scripts/bench.sh
+bench:
+	$(CARGO) bench --locked --bench speed

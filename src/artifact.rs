@@ -258,10 +258,8 @@ impl Redactor {
 
     pub fn redact_value(&self, value: &mut Value) {
         match value {
-            Value::String(s) => {
-                if self.secrets.iter().any(|x| s.contains(x.as_str())) {
-                    *s = self.redact(s);
-                }
+            Value::String(s) if self.secrets.iter().any(|x| s.contains(x.as_str())) => {
+                *s = self.redact(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
             Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
@@ -296,8 +294,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Reads a stored record (for `report`, `history`, `status`).
 pub fn read(path: &Path) -> anyhow::Result<RunRecord> {
     use anyhow::Context as _;
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a restore-drill record", path.display()))
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a restore-drill record", path.display()))
 }
 
 /// The record files in a directory, oldest first.
@@ -324,9 +324,13 @@ mod tests {
         let mut r = Redactor::default();
         r.add("hunter2");
         r.add("hunter2hunter2");
-        let mut v = serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2"});
+        let mut v =
+            serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2"});
         r.redact_value(&mut v);
-        assert_eq!(v, serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"})
+        );
     }
 
     #[test]

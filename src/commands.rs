@@ -15,14 +15,26 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::Run(args) => run(args),
         Command::Validate { playbooks } => validate(&playbooks),
         Command::Plan { playbook, vars } => plan(&playbook, vars),
-        Command::Report { artifact, template, format, output } => report(&artifact, template.as_deref(), format, output.as_deref()),
+        Command::Report {
+            artifact,
+            template,
+            format,
+            output,
+        } => report(&artifact, template.as_deref(), format, output.as_deref()),
         Command::History { dir } => history(&dir),
-        Command::Status { dir, max_age, drill } => status(&dir, max_age, drill.as_deref()),
+        Command::Status {
+            dir,
+            max_age,
+            drill,
+        } => status(&dir, max_age, drill.as_deref()),
         Command::Schema { which } => {
-            print!("{}", match which {
-                SchemaKind::Playbook => crate::schema::playbook(),
-                SchemaKind::Artifact => crate::schema::artifact(),
-            });
+            print!(
+                "{}",
+                match which {
+                    SchemaKind::Playbook => crate::schema::playbook(),
+                    SchemaKind::Artifact => crate::schema::artifact(),
+                }
+            );
             ExitCode::Passed
         }
         Command::Init { engine, output } => init(engine, output.as_deref()),
@@ -103,7 +115,12 @@ fn plan(path: &Path, vars: Vec<(String, String)>) -> ExitCode {
     }
 }
 
-fn report(path: &Path, template: Option<&Path>, format: ReportFormatArg, output: Option<&Path>) -> ExitCode {
+fn report(
+    path: &Path,
+    template: Option<&Path>,
+    format: ReportFormatArg,
+    output: Option<&Path>,
+) -> ExitCode {
     let record = match artifact::read(path) {
         Ok(r) => r,
         Err(e) => {
@@ -170,7 +187,10 @@ fn history(dir: &Path) -> ExitCode {
         eprintln!("no drills recorded in {}", dir.display());
         return ExitCode::Passed;
     }
-    println!("{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend", "started", "drill", "status", "duration", "RTO", "RPO", "backup");
+    println!(
+        "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend",
+        "started", "drill", "status", "duration", "RTO", "RPO", "backup"
+    );
     let mut last_rto: std::collections::HashMap<String, f64> = Default::default();
     for r in &records {
         let backup: f64 = r
@@ -191,33 +211,53 @@ fn history(dir: &Path) -> ExitCode {
             r.status.as_str(),
             fmt_secs(r.duration_s),
             fmt_secs(rto),
-            r.rpo.as_ref().and_then(|p| p.measured_s).map_or("-".into(), fmt_secs),
-            if backup > 0.0 { human_bytes(backup) } else { "-".into() },
+            r.rpo
+                .as_ref()
+                .and_then(|p| p.measured_s)
+                .map_or("-".into(), fmt_secs),
+            if backup > 0.0 {
+                human_bytes(backup)
+            } else {
+                "-".into()
+            },
         );
     }
     ExitCode::Passed
 }
 
 fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(_) => Vec::new(),
-    };
+    let records = records(dir).unwrap_or_default();
     let now = jiff::Timestamp::now();
     let last_pass = records
         .iter()
         .filter(|r| r.status == RunStatus::Passed && drill.is_none_or(|d| r.drill.name == d))
-        .filter_map(|r| r.finished_at.as_deref()?.parse::<jiff::Timestamp>().ok().map(|t| (t, r)))
+        .filter_map(|r| {
+            r.finished_at
+                .as_deref()?
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| (t, r))
+        })
         .max_by_key(|(t, _)| *t);
     let what = drill.map_or("any drill".to_string(), |d| format!("drill `{d}`"));
     match last_pass {
         Some((t, r)) => {
             let age = now.duration_since(t).as_secs_f64();
             if age <= max_age.as_secs_f64() {
-                println!("ok: {what} passed {} ago ({}, {})", fmt_secs(age), r.drill.name, r.run_id);
+                println!(
+                    "ok: {what} passed {} ago ({}, {})",
+                    fmt_secs(age),
+                    r.drill.name,
+                    r.run_id
+                );
                 ExitCode::Passed
             } else {
-                println!("stale: the last passing run of {what} was {} ago ({}), more than {}", fmt_secs(age), r.run_id, humantime::format_duration(max_age));
+                println!(
+                    "stale: the last passing run of {what} was {} ago ({}), more than {}",
+                    fmt_secs(age),
+                    r.run_id,
+                    humantime::format_duration(max_age)
+                );
                 ExitCode::Failed
             }
         }
@@ -230,16 +270,26 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
 
 fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
     let (name, text) = match engine {
-        InitEngine::Sqlite => ("sqlite-drill.toml", include_str!("../playbooks/sqlite.toml")),
+        InitEngine::Sqlite => (
+            "sqlite-drill.toml",
+            include_str!("../playbooks/sqlite.toml"),
+        ),
     };
     let path = output.unwrap_or(Path::new(name));
     if path.exists() {
-        eprintln!("error: {} already exists; not overwriting it", path.display());
+        eprintln!(
+            "error: {} already exists; not overwriting it",
+            path.display()
+        );
         return ExitCode::Usage;
     }
     match std::fs::write(path, text) {
         Ok(()) => {
-            eprintln!("wrote {}; run it with: restore-drill run {}", path.display(), path.display());
+            eprintln!(
+                "wrote {}; run it with: restore-drill run {}",
+                path.display(),
+                path.display()
+            );
             ExitCode::Passed
         }
         Err(e) => {

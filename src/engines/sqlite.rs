@@ -34,13 +34,15 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     ensure!(path.exists(), "database {} does not exist", path.display());
     Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )
     .with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// Copies `source` to `dest` with the online backup API, consistent while the source is
-/// in use: the row counts and the copy come from one read transaction.
+/// Copies `source` to `dest`, consistent while the source is in use: the copy and the
+/// row counts come from one read snapshot.
 pub fn backup(
     source: &Path,
     dest: &Path,
@@ -59,11 +61,31 @@ pub fn backup(
     let src = open_read_only(source)?;
     src.busy_timeout(Duration::from_secs(10))?;
     src.execute_batch("BEGIN")?;
-    let taken_at = jiff::Timestamp::now();
+    // The first read takes the shared lock (rollback journal) or pins a WAL snapshot.
     let tables = user_tables(&src)?;
-    let table_counts = count_rows(&src, &tables)?;
+    let taken_at = jiff::Timestamp::now();
     let indexes = user_indexes(&src)?;
-    copy_into(&src, dest, cancel, progress)?;
+    let table_counts = if is_wal(&src)? {
+        // A WAL snapshot lives partly in the -wal file: only SQLite can copy it whole,
+        // and only this connection sees exactly this snapshot.
+        let counts = count_rows(&src, &tables)?;
+        copy_with_backup_api(&src, dest, cancel, progress)?;
+        counts
+    } else {
+        // Under the shared lock no writer can change the file, so the file is the
+        // snapshot: copy it at disk speed while a second connection, which sees the
+        // same locked state, counts the rows on the other core.
+        std::thread::scope(|s| {
+            let counter = s.spawn(|| -> anyhow::Result<_> {
+                let conn = open_read_only(source)?;
+                conn.busy_timeout(Duration::from_secs(10))?;
+                count_rows(&conn, &tables)
+            });
+            let copied = copy_file(source, dest, cancel, progress);
+            let counts = counter.join().expect("row counter panicked");
+            copied.and(counts)
+        })?
+    };
     src.execute_batch("COMMIT")?;
     let bytes = fs::metadata(dest)?.len();
     Ok(Snapshot {
@@ -74,13 +96,68 @@ pub fn backup(
     })
 }
 
-/// Runs the backup API from `src` into a new file at `dest`, written as `dest.partial`
-/// and renamed once complete and synced.
-fn copy_into(src: &Connection, dest: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<()> {
-    let partial = partial_path(dest);
-    let _ = fs::remove_file(&partial);
-    let result = (|| -> anyhow::Result<()> {
-        let mut dst = Connection::open(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+fn is_wal(conn: &Connection) -> anyhow::Result<bool> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    Ok(mode.eq_ignore_ascii_case("wal"))
+}
+
+/// Bytes copied per call, between cancellation checks and progress updates.
+const COPY_CHUNK: u64 = 64 << 20;
+
+/// Copies a file with copy_file_range(2) (in-kernel, no user-space buffer), into
+/// `dest.partial` renamed once complete and synced.
+fn copy_file(
+    source: &Path,
+    dest: &Path,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    write_partial(dest, |partial| {
+        let from = fs::File::open(source)?;
+        let to = fs::File::create(partial)?;
+        let total = from.metadata()?.len();
+        let mut done = 0u64;
+        while done < total {
+            cancel.check()?;
+            let len = COPY_CHUNK.min(total - done) as usize;
+            // SAFETY: both descriptors are open for the duration; null offsets use the files' positions.
+            let n = unsafe {
+                libc::copy_file_range(
+                    from.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    len,
+                    0,
+                )
+            };
+            match n {
+                n if n > 0 => done += n as u64,
+                0 => bail!("{} shrank while it was copied", source.display()),
+                _ => {
+                    // No copy_file_range across these file systems: copy through a buffer.
+                    std::io::copy(&mut (&from), &mut (&to))?;
+                    done = total;
+                }
+            }
+            progress(done, total);
+        }
+        to.sync_all()?;
+        Ok(())
+    })
+}
+
+/// Runs the backup API from `src` into `dest.partial`, renamed once complete and synced.
+fn copy_with_backup_api(
+    src: &Connection,
+    dest: &Path,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<()> {
+    write_partial(dest, |partial| {
+        let mut dst = Connection::open(partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
         // The partial file is thrown away on any failure, so it needs no journal.
         dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
         let page_size: i64 = src.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -95,17 +172,30 @@ fn copy_into(src: &Connection, dest: &Path, cancel: &Cancel, progress: &dyn Fn(u
                 progress(done, total);
                 match step {
                     StepResult::Done => break,
-                    StepResult::More => {}
-                    StepResult::Busy | StepResult::Locked => std::thread::sleep(Duration::from_millis(50)),
+                    StepResult::Busy | StepResult::Locked => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
                     _ => {}
                 }
             }
         }
         dst.close().map_err(|(_, e)| e)?;
-        fs::File::open(&partial)?.sync_all()?;
-        fs::rename(&partial, dest).with_context(|| format!("cannot rename to {}", dest.display()))?;
+        fs::File::open(partial)?.sync_all()?;
         Ok(())
-    })();
+    })
+}
+
+/// Writes `dest` through a partial file that is renamed into place only when `write`
+/// succeeds, and removed when it fails.
+fn write_partial(
+    dest: &Path,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let partial = partial_path(dest);
+    let _ = fs::remove_file(&partial);
+    let result = write(&partial).and_then(|()| {
+        fs::rename(&partial, dest).with_context(|| format!("cannot rename to {}", dest.display()))
+    });
     if result.is_err() {
         let _ = fs::remove_file(&partial);
     }
@@ -120,18 +210,39 @@ fn partial_path(dest: &Path) -> PathBuf {
 
 /// Restores the backup file `from` into `target` (which must not exist), then proves the
 /// result is a real database with tables in it.
-pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u64, u64)) -> anyhow::Result<Snapshot> {
+pub fn restore(
+    from: &Path,
+    target: &Path,
+    cancel: &Cancel,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<Snapshot> {
     check_backup_file(from)?;
     let src = open_read_only(from)?;
-    copy_into(&src, target, cancel, progress).context("restore failed")?;
+    src.execute_batch("BEGIN")?;
+    user_tables(&src)
+        .with_context(|| format!("{} is not a readable SQLite database", from.display()))?;
+    let copied = if is_wal(&src)? {
+        copy_with_backup_api(&src, target, cancel, progress)
+    } else {
+        copy_file(from, target, cancel, progress)
+    };
+    copied.context("restore failed")?;
+    src.execute_batch("COMMIT")?;
     drop(src);
     let conn = open_read_only(target)?;
     let problems = quick_check(&conn)?;
     if !problems.is_empty() {
-        bail!("restored database fails quick_check: {}", problems.join("; "));
+        bail!(
+            "restored database fails quick_check: {}",
+            problems.join("; ")
+        );
     }
     let tables = user_tables(&conn)?;
-    ensure!(!tables.is_empty(), "restored database has no tables: the backup {} is empty", from.display());
+    ensure!(
+        !tables.is_empty(),
+        "restored database has no tables: the backup {} is empty",
+        from.display()
+    );
     Ok(Snapshot {
         taken_at: None,
         bytes: fs::metadata(target)?.len(),
@@ -143,9 +254,14 @@ pub fn restore(from: &Path, target: &Path, cancel: &Cancel, progress: &dyn Fn(u6
 /// Refuses what is not a SQLite database before anything is written.
 pub fn check_backup_file(path: &Path) -> anyhow::Result<()> {
     use std::io::Read as _;
-    let meta = fs::metadata(path).with_context(|| format!("backup {} not found", path.display()))?;
+    let meta =
+        fs::metadata(path).with_context(|| format!("backup {} not found", path.display()))?;
     ensure!(meta.is_file(), "backup {} is not a file", path.display());
-    ensure!(meta.len() > 0, "backup {} is empty (0 bytes): nothing to restore", path.display());
+    ensure!(
+        meta.len() > 0,
+        "backup {} is empty (0 bytes): nothing to restore",
+        path.display()
+    );
     let mut header = [0u8; 16];
     let n = fs::File::open(path)?.read(&mut header)?;
     ensure!(
@@ -186,7 +302,10 @@ fn count_rows(conn: &Connection, tables: &[String]) -> anyhow::Result<IndexMap<S
         .iter()
         .map(|t| {
             ensure!(existing.contains(t), "table `{t}` does not exist");
-            let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", quote(t)), [], |r| r.get(0))?;
+            let n: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {}", quote(t)), [], |r| {
+                    r.get(0)
+                })?;
             Ok((t.clone(), n as u64))
         })
         .collect()
@@ -282,7 +401,8 @@ impl SqlConn for SqliteConn {
             Ok(format!(
                 "{} row {} references missing {}",
                 r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?.map_or("?".into(), |id| id.to_string()),
+                r.get::<_, Option<i64>>(1)?
+                    .map_or("?".into(), |id| id.to_string()),
                 r.get::<_, String>(2)?
             ))
         })?;
@@ -296,7 +416,9 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
     let mut work: Vec<String> = tables.to_vec();
     work.push("sqlite_schema".into());
     let queue = std::sync::Mutex::new(work);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(tables.len() + 1);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(tables.len() + 1);
     let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -304,14 +426,18 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
                     let conn = open_read_only(path)?;
                     let mut problems = Vec::new();
                     while let Some(table) = queue.lock().unwrap().pop() {
-                        let rows = names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
+                        let rows =
+                            names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
                         problems.extend(rows.into_iter().filter(|r| r != "ok"));
                     }
                     Ok(problems)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("integrity worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("integrity worker panicked"))
+            .collect()
     });
     let mut problems = Vec::new();
     for r in results {

@@ -46,12 +46,7 @@ impl Diagnostic {
                 let _ = writeln!(out, "{pad}--> {file}:{line}:{col}");
                 let _ = writeln!(out, "{pad} |");
                 let _ = writeln!(out, "{line} | {line_text}");
-                let _ = writeln!(
-                    out,
-                    "{pad} | {}{}",
-                    " ".repeat(col - 1),
-                    "^".repeat(width)
-                );
+                let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(width));
             }
             None => {
                 let _ = writeln!(out, " --> {file}");

@@ -43,7 +43,9 @@ impl LoadedPlaybook {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Section {
     Setup,
@@ -110,12 +112,16 @@ pub fn load(path: &Path) -> Result<LoadedPlaybook, LoadError> {
         text: text.clone(),
         diagnostics,
     };
-    let playbook = parse(&text).map_err(invalid)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let problems = validate::validate(&playbook, &text, dir);
-    if !problems.is_empty() {
-        return Err(invalid(problems));
+    let (parsed, mut problems) = parse_partial(&text);
+    // Semantic checks run on whatever parsed, so one pass reports every problem.
+    if let Some((playbook, layout)) = &parsed {
+        problems.extend(validate::validate(playbook, layout, &text, dir));
     }
+    let playbook = match parsed {
+        Some((playbook, _)) if problems.is_empty() => playbook,
+        _ => return Err(invalid(problems)),
+    };
     Ok(LoadedPlaybook {
         path: path.to_path_buf(),
         sha256: hex(&Sha256::digest(text.as_bytes())),
@@ -129,11 +135,28 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Deserializes the document into the model, collecting every problem.
 pub fn parse(text: &str) -> Result<Playbook, Vec<Diagnostic>> {
+    match parse_partial(text) {
+        (Some((playbook, _)), diags) if diags.is_empty() => Ok(playbook),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Where each step of the file stands, parsed or not: validation walks this so that spans
+/// point at the right table and references to a step that failed to parse do not cascade.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// (section, index in the file's array, the step's `id` text, index among parsed steps)
+    pub steps: Vec<(Section, usize, Option<String>, Option<usize>)>,
+}
+
+/// The playbook as far as it deserializes (steps that fail are left out), and the problems.
+fn parse_partial(text: &str) -> (Option<(Playbook, Layout)>, Vec<Diagnostic>) {
     let (root, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
-        return Err(errors.iter().map(toml_diagnostic).collect());
+        return (None, errors.iter().map(toml_diagnostic).collect());
     }
     let mut sections = Sections::default();
+    let mut layout = Layout::default();
     let mut diags = Vec::new();
     for (key, value) in root.get_ref() {
         let name: &str = key.get_ref();
@@ -144,22 +167,35 @@ pub fn parse(text: &str) -> Result<Playbook, Vec<Diagnostic>> {
             "secrets" => sections.secrets = de(value, &mut diags),
             "gates" => sections.gates = de(value, &mut diags),
             "report" => sections.report = de(value, &mut diags),
-            "setup" => sections.setup = de_steps(value, &mut diags),
-            "steps" => sections.steps = de_steps(value, &mut diags),
-            "cleanup" => sections.cleanup = de_steps(value, &mut diags),
+            "setup" => sections.setup = de_steps(Section::Setup, value, &mut layout, &mut diags),
+            "steps" => sections.steps = de_steps(Section::Steps, value, &mut layout, &mut diags),
+            "cleanup" => {
+                sections.cleanup = de_steps(Section::Cleanup, value, &mut layout, &mut diags)
+            }
             _ => diags.push(unknown_field(name, Some(key.span()), TOP_LEVEL)),
         }
     }
     if !root.get_ref().keys().any(|k| k.get_ref() == "version") {
-        diags.push(Diagnostic::new("missing field `version`", Some(0..0)).with_help("add `version = 1` at the top"));
+        diags.push(
+            Diagnostic::new("missing field `version`", Some(0..0))
+                .with_help("add `version = 1` at the top"),
+        );
     }
     if !root.get_ref().keys().any(|k| k.get_ref() == "drill") {
-        diags.push(Diagnostic::new("missing table `[drill]`", Some(0..0)).with_help("add `[drill]` with at least `name = \"...\"`"));
+        diags.push(
+            Diagnostic::new("missing table `[drill]`", Some(0..0))
+                .with_help("add `[drill]` with at least `name = \"...\"`"),
+        );
     }
-    match sections.finish() {
-        Some(playbook) if diags.is_empty() => Ok(playbook),
-        _ => Err(diags),
-    }
+    let order = |s: &Section| match s {
+        Section::Setup => 0,
+        Section::Steps => 1,
+        Section::Cleanup => 2,
+    };
+    layout
+        .steps
+        .sort_by_key(|(section, i, _, _)| (order(section), *i));
+    (sections.finish().map(|pb| (pb, layout)), diags)
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -202,17 +238,38 @@ fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnos
 }
 
 /// Steps one by one, so that a mistake in one does not hide the mistakes in the next.
-fn de_steps(value: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<Vec<Step>> {
+fn de_steps(
+    section: Section,
+    value: &Spanned<DeValue<'_>>,
+    layout: &mut Layout,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<Step>> {
     let Some(items) = value.get_ref().as_array() else {
         diags.push(Diagnostic::new(
-            format!("expected an array of tables (`[[...]]`), found {}", value.get_ref().type_str()),
+            format!(
+                "expected an array of tables (`[[{}]]`), found {}",
+                section.as_str(),
+                value.get_ref().type_str()
+            ),
             Some(value.span()),
         ));
         return None;
     };
-    let before = diags.len();
-    let steps: Vec<Step> = items.iter().filter_map(|item| de(item, diags)).collect();
-    (diags.len() == before).then_some(steps)
+    let mut steps = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let id = item
+            .get_ref()
+            .as_table()
+            .and_then(|t| t.get("id"))
+            .and_then(|v| v.get_ref().as_str())
+            .map(str::to_string);
+        let parsed = de::<Step>(item, diags).map(|step| {
+            steps.push(step);
+            steps.len() - 1
+        });
+        layout.steps.push((section, i, id, parsed));
+    }
+    Some(steps)
 }
 
 fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
@@ -226,11 +283,7 @@ fn serde_diagnostic(err: &toml::de::Error, fallback: std::ops::Range<usize>) -> 
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once('`')
     {
-        let known: Vec<&str> = expected
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .collect();
+        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         return unknown_field(field, span, &known);
     }
     if let Some(rest) = message.strip_prefix("unknown variant `")
@@ -247,7 +300,9 @@ fn unknown_field(field: &str, span: Option<std::ops::Range<usize>>, known: &[&st
     let diag = Diagnostic::new(format!("unknown field `{field}`"), span);
     match closest(field, known) {
         Some(suggestion) => diag.with_help(format!("did you mean `{suggestion}`?")),
-        None if known.len() <= 12 => diag.with_help(format!("expected one of: {}", known.join(", "))),
+        None if known.len() <= 12 => {
+            diag.with_help(format!("expected one of: {}", known.join(", ")))
+        }
         None => diag,
     }
 }
@@ -276,5 +331,3 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
-
-

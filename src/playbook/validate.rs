@@ -10,12 +10,13 @@ use super::diagnostic::{Diagnostic, line_col};
 use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
 use super::model::{Builtin, Check, Engine, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Section, closest};
+use super::{Layout, Section, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
 
-pub fn validate(pb: &Playbook, text: &str, dir: &Path) -> Vec<Diagnostic> {
+pub fn validate(pb: &Playbook, layout: &Layout, text: &str, dir: &Path) -> Vec<Diagnostic> {
     let mut v = Validator {
         pb,
+        layout,
         text,
         spans: SpanIndex::parse(text),
         diags: Vec::new(),
@@ -30,6 +31,7 @@ pub fn validate(pb: &Playbook, text: &str, dir: &Path) -> Vec<Diagnostic> {
 
 struct Validator<'a> {
     pb: &'a Playbook,
+    layout: &'a Layout,
     text: &'a str,
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
@@ -98,19 +100,27 @@ impl<'a> Validator<'a> {
     }
 
     fn steps(&mut self) {
-        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        // Ids as written, parsed or not, so a reference to a broken step is not "unknown".
+        let all: HashSet<&str> = self
+            .layout
+            .steps
+            .iter()
+            .filter_map(|(_, _, id, _)| id.as_deref())
+            .collect();
         let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
-        for section in [Section::Setup, Section::Steps, Section::Cleanup] {
+        for (section, raw, id, parsed) in &self.layout.steps {
             let steps = match section {
                 Section::Setup => &self.pb.setup,
                 Section::Steps => &self.pb.steps,
                 Section::Cleanup => &self.pb.cleanup,
             };
-            for (i, step) in steps.iter().enumerate() {
-                let path = [Seg::Key(section.as_str()), Seg::Index(i)];
-                self.step_id(step, &path, &mut seen);
+            let path = [Seg::Key(section.as_str()), Seg::Index(*raw)];
+            if let Some(id) = id {
+                self.step_id(id, &path, &mut seen);
+            }
+            if let Some(step) = parsed.and_then(|i| steps.get(i)) {
                 self.step_fields(step, &path);
                 self.step_durations(step, &path);
                 let scope = Scope {
@@ -123,31 +133,31 @@ impl<'a> Validator<'a> {
                 if let Some(checks) = &step.checks {
                     self.checks(step, checks, &path);
                 }
-                earlier.insert(step.id.as_str());
+            }
+            if let Some(id) = id {
+                earlier.insert(id.as_str());
             }
         }
     }
 
     fn step_id(
         &mut self,
-        step: &'a Step,
+        id: &'a str,
         path: &[Seg<'_>],
         seen: &mut HashMap<&'a str, Range<usize>>,
     ) {
         let span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
-        if !is_identifier(&step.id) {
-            self.error(
-                format!("step id `{}` is not an identifier", step.id),
-                span.clone(),
-            )
-            .help = Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
+        if !is_identifier(id) {
+            self.error(format!("step id `{id}` is not an identifier"), span.clone())
+                .help =
+                Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
-        if let Some(first) = seen.get(step.id.as_str()) {
+        if let Some(first) = seen.get(id) {
             let (line, _) = line_col(self.text, first.start);
-            self.error(format!("duplicate step id `{}`", step.id), span)
-                .help = Some(format!("the first step with this id is on line {line}"));
+            self.error(format!("duplicate step id `{id}`"), span).help =
+                Some(format!("the first step with this id is on line {line}"));
         } else if let Some(span) = span {
-            seen.insert(&step.id, span);
+            seen.insert(id, span);
         }
     }
 
@@ -291,7 +301,12 @@ impl<'a> Validator<'a> {
                 span,
             );
         }
-        let all: HashSet<&str> = self.pb.all_steps().map(|(_, s)| s.id.as_str()).collect();
+        let all: HashSet<&str> = self
+            .layout
+            .steps
+            .iter()
+            .filter_map(|(_, _, id, _)| id.as_deref())
+            .collect();
         let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
         let scope = Scope {
             roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
@@ -363,7 +378,6 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
 /// Checks that belong to the other kind (`sql` vs `files`), and files checks missing
 /// what they need.
 fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
@@ -383,6 +397,7 @@ fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
     }
 }
 
+/// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
 fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>)> {
     let mut parts = name.split('.');
     let root = parts.next()?;

@@ -77,15 +77,26 @@ impl TemplateSource {
         match self {
             TemplateSource::Builtin(src) => Ok(("report.md".into(), src.to_string())),
             TemplateSource::File(path) => {
-                let src = std::fs::read_to_string(path).with_context(|| format!("cannot read template {}", path.display()))?;
-                Ok((path.file_name().unwrap_or_default().to_string_lossy().into_owned(), src))
+                let src = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read template {}", path.display()))?;
+                Ok((
+                    path.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                    src,
+                ))
             }
         }
     }
 }
 
 /// Renders `data` (the redacted record as JSON) in `format`.
-pub fn render(format: Format, data: &Value, markdown_template: &TemplateSource) -> anyhow::Result<String> {
+pub fn render(
+    format: Format,
+    data: &Value,
+    markdown_template: &TemplateSource,
+) -> anyhow::Result<String> {
     match format {
         Format::Markdown => {
             let (name, src) = markdown_template.load()?;
@@ -148,7 +159,12 @@ pub fn junit(r: &RunRecord) -> String {
         cases.push_str("</testcase>\n");
     }
     for g in &r.gates {
-        let _ = write!(cases, "    <testcase classname=\"{}.gates\" name=\"{}\" time=\"0\">", xml_escape(&r.drill.name), xml_escape(&g.name));
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{}.gates\" name=\"{}\" time=\"0\">",
+            xml_escape(&r.drill.name),
+            xml_escape(&g.name)
+        );
         match g.status {
             GateStatus::Failed => {
                 failures += 1;
@@ -172,7 +188,9 @@ pub fn junit(r: &RunRecord) -> String {
 }
 
 fn label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Prometheus text exposition, for node_exporter's textfile collector or a pushgateway.
@@ -190,25 +208,68 @@ pub fn prometheus(r: &RunRecord) -> String {
         .as_deref()
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
-    metric("restore_drill_success", "1 when the drill passed.", vec![(String::new(), f64::from(u8::from(r.status == RunStatus::Passed)))]);
-    metric("restore_drill_last_run_timestamp_seconds", "When the drill finished (unix time).", vec![(String::new(), finished)]);
-    metric("restore_drill_duration_seconds", "Wall time of the whole drill.", vec![(String::new(), r.duration_s)]);
-    metric("restore_drill_rto_seconds", "Measured recovery time over the RTO phases.", vec![(String::new(), r.rto.measured_s)]);
+    metric(
+        "restore_drill_success",
+        "1 when the drill passed.",
+        vec![(
+            String::new(),
+            f64::from(u8::from(r.status == RunStatus::Passed)),
+        )],
+    );
+    metric(
+        "restore_drill_last_run_timestamp_seconds",
+        "When the drill finished (unix time).",
+        vec![(String::new(), finished)],
+    );
+    metric(
+        "restore_drill_duration_seconds",
+        "Wall time of the whole drill.",
+        vec![(String::new(), r.duration_s)],
+    );
+    metric(
+        "restore_drill_rto_seconds",
+        "Measured recovery time over the RTO phases.",
+        vec![(String::new(), r.rto.measured_s)],
+    );
     if let Some(t) = r.rto.target_s {
-        metric("restore_drill_rto_target_seconds", "The RTO target.", vec![(String::new(), t)]);
+        metric(
+            "restore_drill_rto_target_seconds",
+            "The RTO target.",
+            vec![(String::new(), t)],
+        );
     }
     if let Some(m) = r.rpo.as_ref().and_then(|p| p.measured_s) {
-        metric("restore_drill_rpo_seconds", "Age of the newest restored data.", vec![(String::new(), m)]);
+        metric(
+            "restore_drill_rpo_seconds",
+            "Age of the newest restored data.",
+            vec![(String::new(), m)],
+        );
     }
     metric(
         "restore_drill_step_duration_seconds",
         "Duration of each step.",
-        r.steps.iter().map(|s| (format!(",step=\"{}\",phase=\"{}\"", label(&s.id), label(&s.phase)), s.duration_s)).collect(),
+        r.steps
+            .iter()
+            .map(|s| {
+                (
+                    format!(",step=\"{}\",phase=\"{}\"", label(&s.id), label(&s.phase)),
+                    s.duration_s,
+                )
+            })
+            .collect(),
     );
     metric(
         "restore_drill_gate_passed",
         "1 when the gate passed, 0 when it failed or was not evaluated.",
-        r.gates.iter().map(|g| (format!(",gate=\"{}\"", label(&g.name)), f64::from(u8::from(g.status == GateStatus::Passed)))).collect(),
+        r.gates
+            .iter()
+            .map(|g| {
+                (
+                    format!(",gate=\"{}\"", label(&g.name)),
+                    f64::from(u8::from(g.status == GateStatus::Passed)),
+                )
+            })
+            .collect(),
     );
     let backup_bytes: f64 = r
         .steps
@@ -216,6 +277,10 @@ pub fn prometheus(r: &RunRecord) -> String {
         .filter(|s| s.kind == "backup" || s.kind == "locate")
         .filter_map(|s| s.outputs.get("bytes").and_then(Value::as_f64))
         .sum();
-    metric("restore_drill_backup_bytes", "Size of the backups the drill restored.", vec![(String::new(), backup_bytes)]);
+    metric(
+        "restore_drill_backup_bytes",
+        "Size of the backups the drill restored.",
+        vec![(String::new(), backup_bytes)],
+    );
     out
 }

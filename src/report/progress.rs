@@ -41,7 +41,9 @@ impl Progress {
             return;
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"),
+        );
         bar.set_message(step.name.clone());
         bar.enable_steady_tick(Duration::from_millis(100));
         self.bar = Some(bar);
@@ -52,9 +54,11 @@ impl Progress {
         let Some(bar) = &self.bar else { return };
         if !self.bytes_mode {
             bar.set_style(
-                ProgressStyle::with_template("  {spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "  {spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             self.bytes_mode = true;
         }
@@ -77,7 +81,11 @@ impl Progress {
             Some(a) => format!("{} (assumed)", fmt_secs(a)),
             None => fmt_secs(step.duration_s),
         };
-        let mut text = format!("  {mark} {:<8} {:<44} {word:<9} {time}", step.phase, truncate(&step.name, 44));
+        let mut text = format!(
+            "  {mark} {:<8} {:<44} {word:<9} {time}",
+            step.phase,
+            truncate(&step.name, 44)
+        );
         if let Some(bytes) = step.outputs.get("bytes").and_then(|b| b.as_f64()) {
             text.push_str(&format!("  {}", human_bytes(bytes)));
         }
@@ -117,9 +125,12 @@ impl Observer for Progress {
             }
             Event::Notice(text) => self.line(&format!("  ! {text}")),
             Event::DrillFinished => {
-                self.line(&format!("{}", record.summary));
+                self.line(&record.summary);
                 for (kind, path) in &record.artifacts {
-                    self.line(&format!("  {kind:<10} {}", path.as_str().unwrap_or_default()));
+                    self.line(&format!(
+                        "  {kind:<10} {}",
+                        path.as_str().unwrap_or_default()
+                    ));
                 }
             }
         }

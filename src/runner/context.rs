@@ -92,5 +92,9 @@ fn last_key(path: &str) -> &str {
 
 /// The process environment as the `env` of templates.
 pub fn env_value() -> Value {
-    Value::Object(std::env::vars().map(|(k, v)| (k, Value::String(v))).collect())
+    Value::Object(
+        std::env::vars()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }

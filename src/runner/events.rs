@@ -6,7 +6,11 @@ use crate::artifact::{GateRecord, RunRecord, StepRecord};
 pub enum Event<'a> {
     DrillStarted,
     StepStarted(&'a StepRecord),
-    StepProgress { step: &'a StepRecord, done: u64, total: u64 },
+    StepProgress {
+        step: &'a StepRecord,
+        done: u64,
+        total: u64,
+    },
     StepFinished(&'a StepRecord),
     GateEvaluated(&'a GateRecord),
     /// Something the operator must know now (an interruption, what cleanup left behind).

@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use crate::artifact::{GateKind, GateRecord, GateStatus, PhaseRecord, RpoRecord, RtoRecord, StepRecord, StepStatus};
+use crate::artifact::{
+    GateKind, GateRecord, GateStatus, PhaseRecord, RpoRecord, RtoRecord, StepRecord, StepStatus,
+};
 use crate::playbook::{Gates, Section};
 use crate::template;
 
@@ -19,11 +21,22 @@ pub fn fmt_secs(s: f64) -> String {
     }
 }
 
-fn gate(name: &str, kind: GateKind, passed: bool, target_s: Option<f64>, measured_s: Option<f64>, detail: String) -> GateRecord {
+fn gate(
+    name: &str,
+    kind: GateKind,
+    passed: bool,
+    target_s: Option<f64>,
+    measured_s: Option<f64>,
+    detail: String,
+) -> GateRecord {
     GateRecord {
         name: name.to_string(),
         kind,
-        status: if passed { GateStatus::Passed } else { GateStatus::Failed },
+        status: if passed {
+            GateStatus::Passed
+        } else {
+            GateStatus::Failed
+        },
         target: target_s.map(fmt_secs),
         measured: measured_s.map(fmt_secs),
         target_s,
@@ -49,11 +62,28 @@ pub fn max_duration(step: &StepRecord, max: Duration) -> GateRecord {
     let target = max.as_secs_f64();
     let passed = step.duration_s <= target;
     let detail = if passed {
-        format!("{} took {} (limit {})", step.id, fmt_secs(step.duration_s), fmt_secs(target))
+        format!(
+            "{} took {} (limit {})",
+            step.id,
+            fmt_secs(step.duration_s),
+            fmt_secs(target)
+        )
     } else {
-        format!("{} took {}, over its limit of {}", step.id, fmt_secs(step.duration_s), fmt_secs(target))
+        format!(
+            "{} took {}, over its limit of {}",
+            step.id,
+            fmt_secs(step.duration_s),
+            fmt_secs(target)
+        )
     };
-    gate(&format!("{} under {}", step.name, fmt_secs(target)), GateKind::MaxDuration, passed, Some(target), Some(step.duration_s), detail)
+    gate(
+        &format!("{} under {}", step.name, fmt_secs(target)),
+        GateKind::MaxDuration,
+        passed,
+        Some(target),
+        Some(step.duration_s),
+        detail,
+    )
 }
 
 /// Per-phase time of the drill's `[[steps]]`; assumed (manual) time counts where given.
@@ -64,7 +94,10 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
     };
     let mut phases: Vec<PhaseRecord> = Vec::new();
     for step in steps.iter().filter(|s| s.section == Section::Steps) {
-        if matches!(step.status, StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running) {
+        if matches!(
+            step.status,
+            StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running
+        ) {
             continue;
         }
         let seconds = step.assumed_s.unwrap_or(step.duration_s);
@@ -87,10 +120,22 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
         phase.steps.push(step.id.clone());
     }
     RtoRecord {
-        target_s: gates.rto.as_deref().and_then(|s| humantime::parse_duration(s).ok()).map(|d| d.as_secs_f64()),
+        target_s: gates
+            .rto
+            .as_deref()
+            .and_then(|s| humantime::parse_duration(s).ok())
+            .map(|d| d.as_secs_f64()),
         measured_s: phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum(),
-        counted_phases: phases.iter().filter(|p| p.counted).map(|p| p.phase.clone()).collect(),
-        assumed_phases: phases.iter().filter(|p| p.counted && p.assumed).map(|p| p.phase.clone()).collect(),
+        counted_phases: phases
+            .iter()
+            .filter(|p| p.counted)
+            .map(|p| p.phase.clone())
+            .collect(),
+        assumed_phases: phases
+            .iter()
+            .filter(|p| p.counted && p.assumed)
+            .map(|p| p.phase.clone())
+            .collect(),
         phases,
     }
 }
@@ -101,7 +146,10 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
     let assumed = if rto.assumed_phases.is_empty() {
         String::new()
     } else {
-        format!(" (includes assumed time for {})", rto.assumed_phases.join(", "))
+        format!(
+            " (includes assumed time for {})",
+            rto.assumed_phases.join(", ")
+        )
     };
     let detail = format!(
         "recovery took {} over phases {}{assumed}; target {}",
@@ -109,18 +157,36 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
         rto.counted_phases.join(", "),
         fmt_secs(target)
     );
-    Some(gate("RTO", GateKind::Rto, passed, Some(target), Some(rto.measured_s), detail))
+    Some(gate(
+        "RTO",
+        GateKind::Rto,
+        passed,
+        Some(target),
+        Some(rto.measured_s),
+        detail,
+    ))
 }
 
 /// The age of the newest restored data, measured at the drill's start (the "incident").
-pub fn rpo(gates: &Gates, ctx: &Context, drill_started: jiff::Timestamp) -> Option<(RpoRecord, GateRecord)> {
-    let target_s = gates.rpo.as_deref().and_then(|s| humantime::parse_duration(s).ok()).map(|d| d.as_secs_f64());
+pub fn rpo(
+    gates: &Gates,
+    ctx: &Context,
+    drill_started: jiff::Timestamp,
+) -> Option<(RpoRecord, GateRecord)> {
+    let target_s = gates
+        .rpo
+        .as_deref()
+        .and_then(|s| humantime::parse_duration(s).ok())
+        .map(|d| d.as_secs_f64());
     let src = gates.rpo_from.as_deref()?;
     let rendered = template::render(src, &ctx.jinja()).map_err(|e| template::describe(&e));
-    let measured = rendered.clone().and_then(|s| parse_timestamp(&s)).map(|ts| {
-        let age = drill_started.duration_since(ts).as_secs_f64();
-        age.max(0.0)
-    });
+    let measured = rendered
+        .clone()
+        .and_then(|s| parse_timestamp(&s))
+        .map(|ts| {
+            let age = drill_started.duration_since(ts).as_secs_f64();
+            age.max(0.0)
+        });
     let record = RpoRecord {
         target_s,
         measured_s: measured.as_ref().ok().copied(),
@@ -134,10 +200,27 @@ pub fn rpo(gates: &Gates, ctx: &Context, drill_started: jiff::Timestamp) -> Opti
             *age <= target,
             Some(target),
             Some(*age),
-            format!("newest restored data is from {}, {} before the drill; target {}", record.source.as_deref().unwrap_or("?"), fmt_secs(*age), fmt_secs(target)),
+            format!(
+                "newest restored data is from {}, {} before the drill; target {}",
+                record.source.as_deref().unwrap_or("?"),
+                fmt_secs(*age),
+                fmt_secs(target)
+            ),
         ),
-        (Err(e), _) => gate("RPO", GateKind::Rpo, false, target_s, None, format!("cannot measure the RPO: {e}")),
-        (Ok(_), None) => return Some((record, not_evaluated("RPO", GateKind::Rpo, None, "no `rpo` target"))),
+        (Err(e), _) => gate(
+            "RPO",
+            GateKind::Rpo,
+            false,
+            target_s,
+            None,
+            format!("cannot measure the RPO: {e}"),
+        ),
+        (Ok(_), None) => {
+            return Some((
+                record,
+                not_evaluated("RPO", GateKind::Rpo, None, "no `rpo` target"),
+            ));
+        }
     };
     Some((record, gate))
 }
@@ -149,22 +232,54 @@ pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
         return Ok(ts);
     }
     if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|e| e.to_string());
+        return dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| e.to_string());
     }
     if let Ok(secs) = s.parse::<f64>() {
-        return jiff::Timestamp::from_millisecond((secs * 1000.0) as i64).map_err(|e| e.to_string());
+        return jiff::Timestamp::from_millisecond((secs * 1000.0) as i64)
+            .map_err(|e| e.to_string());
     }
-    Err(format!("`{s}` is not a timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or unix seconds)"))
+    Err(format!(
+        "`{s}` is not a timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS` UTC, or unix seconds)"
+    ))
 }
 
 /// `[[gates.custom]]`: an expression over the drill's data; true passes.
-pub fn custom(name: &str, check: &str, ctx: &Context, rto: &RtoRecord, rpo: Option<&RpoRecord>) -> GateRecord {
+pub fn custom(
+    name: &str,
+    check: &str,
+    ctx: &Context,
+    rto: &RtoRecord,
+    rpo: Option<&RpoRecord>,
+) -> GateRecord {
     let mut ctx = ctx.clone();
     ctx.set("rto", json!(rto));
     ctx.set("rpo", rpo.map_or(Value::Null, |r| json!(r)));
     match template::eval(check, &ctx.jinja()) {
-        Ok(v) => gate(name, GateKind::Custom, v.is_true(), None, None, format!("`{check}` is {}", if v.is_true() { "true" } else { "false" })),
-        Err(e) => gate(name, GateKind::Custom, false, None, None, format!("`{check}` could not be evaluated: {}", template::describe(&e))),
+        Ok(v) => gate(
+            name,
+            GateKind::Custom,
+            v.is_true(),
+            None,
+            None,
+            format!(
+                "`{check}` is {}",
+                if v.is_true() { "true" } else { "false" }
+            ),
+        ),
+        Err(e) => gate(
+            name,
+            GateKind::Custom,
+            false,
+            None,
+            None,
+            format!(
+                "`{check}` could not be evaluated: {}",
+                template::describe(&e)
+            ),
+        ),
     }
 }
 

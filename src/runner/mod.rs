@@ -5,10 +5,10 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
-pub mod process;
-pub mod signals;
 mod plan;
+pub mod process;
 pub mod resources;
+pub mod signals;
 mod step_exec;
 
 pub use plan::plan;
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::artifact::{
-    self, DrillInfo, GateKind, GateRecord, GateStatus, Mode, Redactor, ResourceRecord, RunRecord, RunStatus, SCHEMA_ID,
-    StepRecord, StepStatus,
+    self, DrillInfo, GateKind, GateRecord, GateStatus, Mode, Redactor, ResourceRecord, RunRecord,
+    RunStatus, SCHEMA_ID, StepRecord, StepStatus,
 };
 use crate::log::LogSink;
 use crate::playbook::{LoadedPlaybook, Section, Step, StepKind, default_phase};
@@ -70,7 +70,11 @@ impl RunResult {
     }
 }
 
-pub fn run(pb: &LoadedPlaybook, opts: &RunOptions, observers: Vec<Box<dyn Observer>>) -> Result<RunResult, RunError> {
+pub fn run(
+    pb: &LoadedPlaybook,
+    opts: &RunOptions,
+    observers: Vec<Box<dyn Observer>>,
+) -> Result<RunResult, RunError> {
     let mut runner = Runner::prepare(pb, opts, observers)?;
     runner.drive();
     Ok(runner.finish())
@@ -98,12 +102,19 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn prepare(pb: &'a LoadedPlaybook, opts: &'a RunOptions, observers: Vec<Box<dyn Observer>>) -> Result<Self, RunError> {
+    fn prepare(
+        pb: &'a LoadedPlaybook,
+        opts: &'a RunOptions,
+        observers: Vec<Box<dyn Observer>>,
+    ) -> Result<Self, RunError> {
         let book = &pb.playbook;
         let started_at = jiff::Timestamp::now();
         let ts = started_at.strftime("%Y%m%dT%H%M%SZ").to_string();
         std::fs::create_dir_all(&opts.artifacts_dir).map_err(|e| {
-            RunError::Broken(format!("cannot create artifacts directory {}: {e}", opts.artifacts_dir.display()))
+            RunError::Broken(format!(
+                "cannot create artifacts directory {}: {e}",
+                opts.artifacts_dir.display()
+            ))
         })?;
         let stem = unique_stem(&opts.artifacts_dir, &ts);
         let json_path = stem.with_extension("json");
@@ -135,8 +146,17 @@ impl<'a> Runner<'a> {
         let log = LogSink::create(&log_path, Arc::clone(&redactor))
             .map_err(|e| RunError::Broken(format!("cannot create {}: {e}", log_path.display())))?;
 
-        let run_id = format!("{}-{}-{:04x}", book.drill.name, ts, std::process::id() & 0xffff);
-        let mode = if opts.walkthrough { Mode::Walkthrough } else { Mode::Automated };
+        let run_id = format!(
+            "{}-{}-{:04x}",
+            book.drill.name,
+            ts,
+            std::process::id() & 0xffff
+        );
+        let mode = if opts.walkthrough {
+            Mode::Walkthrough
+        } else {
+            Mode::Automated
+        };
         let mut ctx = Context::default();
         ctx.set("env", context::env_value());
         ctx.set("secrets", Value::Object(secrets));
@@ -156,11 +176,24 @@ impl<'a> Runner<'a> {
         ctx.set("vars", json!({}));
         ctx.set(
             "steps",
-            Value::Object(pb.all_steps().map(|(_, s)| (s.id.clone(), json!({"status": "not_run"}))).collect()),
+            Value::Object(
+                pb.all_steps()
+                    .map(|(_, s)| (s.id.clone(), json!({"status": "not_run"})))
+                    .collect(),
+            ),
         );
         render_vars(pb, opts, &mut ctx)?;
 
-        let record = initial_record(pb, opts, run_id, mode, &started_at, &workdir, &json_path, &log_path);
+        let record = initial_record(
+            pb,
+            opts,
+            run_id,
+            mode,
+            &started_at,
+            &workdir,
+            &json_path,
+            &log_path,
+        );
         let mut runner = Runner {
             pb,
             opts,
@@ -225,14 +258,19 @@ impl<'a> Runner<'a> {
         let already = signals::count();
         for step in steps {
             if self.interrupted && signals::count() > already.max(1) {
-                self.notice(&format!("second interrupt: cleanup step `{}` and those after it skipped", step.id));
+                self.notice(&format!(
+                    "second interrupt: cleanup step `{}` and those after it skipped",
+                    step.id
+                ));
                 break;
             }
             self.run_step(Section::Cleanup, step);
         }
         if self.interrupted && signals::count() > already.max(1) {
             for (kind, id, step) in self.resources.pending() {
-                let msg = format!("left behind by the second interrupt: {kind} {id} (from step `{step}`)");
+                let msg = format!(
+                    "left behind by the second interrupt: {kind} {id} (from step `{step}`)"
+                );
                 self.record.warnings.push(msg.clone());
                 self.notice(&msg);
             }
@@ -252,7 +290,15 @@ impl<'a> Runner<'a> {
                 self.record.warnings.push(msg.clone());
                 self.notice(&msg);
             }
-            self.log.write("teardown", &format!("{} {}: {}", torn.kind, torn.id, detail.as_deref().unwrap_or("removed")));
+            self.log.write(
+                "teardown",
+                &format!(
+                    "{} {}: {}",
+                    torn.kind,
+                    torn.id,
+                    detail.as_deref().unwrap_or("removed")
+                ),
+            );
             self.record.resources.push(ResourceRecord {
                 kind: torn.kind,
                 id: self.redactor.redact(&torn.id),
@@ -266,9 +312,18 @@ impl<'a> Runner<'a> {
 
     fn remove_workdir(&mut self) {
         let keep = self.opts.keep_workdir;
-        let result = if keep { Ok(()) } else { std::fs::remove_dir_all(&self.workdir) };
+        let result = if keep {
+            Ok(())
+        } else {
+            std::fs::remove_dir_all(&self.workdir)
+        };
         let removed = !keep && result.is_ok();
-        if let Some(r) = self.record.resources.iter_mut().find(|r| r.kind == "workdir") {
+        if let Some(r) = self
+            .record
+            .resources
+            .iter_mut()
+            .find(|r| r.kind == "workdir")
+        {
             r.removed = removed;
             r.detail = match (keep, &result) {
                 (true, _) => Some("kept (--keep-workdir)".into()),
@@ -295,14 +350,32 @@ impl<'a> Runner<'a> {
         let index = self.step_index(section, &step.id);
         if let Some(when) = &step.when {
             match self.ctx.truthy(when) {
-                Ok(false) => return self.conclude_without_running(index, StepStatus::Skipped, format!("skipped: `{when}` is false")),
+                Ok(false) => {
+                    return self.conclude_without_running(
+                        index,
+                        StepStatus::Skipped,
+                        format!("skipped: `{when}` is false"),
+                    );
+                }
                 Ok(true) => {}
-                Err(e) => return self.conclude_without_running(index, StepStatus::Failed, format!("`when` failed: {e}")),
+                Err(e) => {
+                    return self.conclude_without_running(
+                        index,
+                        StepStatus::Failed,
+                        format!("`when` failed: {e}"),
+                    );
+                }
             }
         }
         let rendered = match self.ctx.render_step(step) {
             Ok(s) => s,
-            Err(e) => return self.conclude_without_running(index, StepStatus::Failed, format!("template error in step `{}`: {e}", step.id)),
+            Err(e) => {
+                return self.conclude_without_running(
+                    index,
+                    StepStatus::Failed,
+                    format!("template error in step `{}`: {e}", step.id),
+                );
+            }
         };
         if rendered.name.is_some() {
             self.record.steps[index].name = rendered.title();
@@ -328,18 +401,28 @@ impl<'a> Runner<'a> {
                 walkthrough: self.opts.walkthrough,
                 resources: self.resources.clone(),
             };
-            let (outcome, ending) = step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
-                self.record.steps[index].metrics.insert("bytes_done".into(), done.into());
-                let step = &self.record.steps[index];
-                for o in &mut self.observers {
-                    let _ = o.on_event(&Event::StepProgress { step, done, total }, &self.record);
-                }
-            });
+            let (outcome, ending) =
+                step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
+                    self.record.steps[index]
+                        .metrics
+                        .insert("bytes_done".into(), done.into());
+                    let step = &self.record.steps[index];
+                    for o in &mut self.observers {
+                        let _ =
+                            o.on_event(&Event::StepProgress { step, done, total }, &self.record);
+                    }
+                });
             let retry = !outcome.passed && ending == Ending::Finished && attempts <= step.retries;
             if !retry {
                 break (outcome, ending);
             }
-            self.log.write(&step.id, &format!("attempt {attempts} failed: {}; retrying", outcome.error.as_deref().unwrap_or("?")));
+            self.log.write(
+                &step.id,
+                &format!(
+                    "attempt {attempts} failed: {}; retrying",
+                    outcome.error.as_deref().unwrap_or("?")
+                ),
+            );
             if !interruptible_sleep(limits.retry_delay) {
                 break (outcome, Ending::Interrupted);
             }
@@ -397,7 +480,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Records a step that never started (skipped, or its fields could not be rendered).
-    fn conclude_without_running(&mut self, index: usize, status: StepStatus, why: String) -> StepStatus {
+    fn conclude_without_running(
+        &mut self,
+        index: usize,
+        status: StepStatus,
+        why: String,
+    ) -> StepStatus {
         let rec = &mut self.record.steps[index];
         rec.status = status;
         if status == StepStatus::Skipped {
@@ -440,20 +528,38 @@ impl<'a> Runner<'a> {
                 .iter()
                 .filter(|s| s.section != Section::Cleanup)
                 .all(|s| !matches!(s.status, StepStatus::NotRun | StepStatus::Running));
-        let why = if self.interrupted { "the drill was interrupted" } else { "the drill stopped before recovery finished" };
+        let why = if self.interrupted {
+            "the drill was interrupted"
+        } else {
+            "the drill stopped before recovery finished"
+        };
         if let Some(gate) = gates::rto_gate(&rto) {
-            let gate = if completed { gate } else { gates::not_evaluated("RTO", GateKind::Rto, rto.target_s, why) };
+            let gate = if completed {
+                gate
+            } else {
+                gates::not_evaluated("RTO", GateKind::Rto, rto.target_s, why)
+            };
             self.push_gate(gate);
         }
         self.record.rto = rto;
         if let Some((rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
-            let gate = if completed { gate } else { gates::not_evaluated("RPO", GateKind::Rpo, rpo.target_s, why) };
+            let gate = if completed {
+                gate
+            } else {
+                gates::not_evaluated("RPO", GateKind::Rpo, rpo.target_s, why)
+            };
             self.push_gate(gate);
             self.record.rpo = Some(rpo);
         }
         for custom in &book.gates.custom {
             let gate = if completed {
-                gates::custom(&custom.name, &custom.check, &self.ctx, &self.record.rto, self.record.rpo.as_ref())
+                gates::custom(
+                    &custom.name,
+                    &custom.check,
+                    &self.ctx,
+                    &self.record.rto,
+                    self.record.rpo.as_ref(),
+                )
             } else {
                 gates::not_evaluated(&custom.name, GateKind::Custom, None, why)
             };
@@ -485,8 +591,16 @@ impl<'a> Runner<'a> {
             return RunStatus::Aborted;
         }
         let step_failed = self.record.steps.iter().any(|s| s.status.is_failure());
-        let gate_failed = self.record.gates.iter().any(|g| g.status == GateStatus::Failed);
-        if step_failed || gate_failed { RunStatus::Failed } else { RunStatus::Passed }
+        let gate_failed = self
+            .record
+            .gates
+            .iter()
+            .any(|g| g.status == GateStatus::Failed);
+        if step_failed || gate_failed {
+            RunStatus::Failed
+        } else {
+            RunStatus::Passed
+        }
     }
 
     /// The reports the playbook asks for, plus `--junit` and `--metrics`.
@@ -509,7 +623,9 @@ impl<'a> Runner<'a> {
             wanted.push((report::Format::Prometheus, p.clone()));
         }
         for (format, path) in &wanted {
-            self.record.artifacts.insert(format.name().into(), path.display().to_string().into());
+            self.record
+                .artifacts
+                .insert(format.name().into(), path.display().to_string().into());
         }
         self.record.summary = summary(&self.record);
         let data = match self.redactor.record_json(&self.record) {
@@ -519,7 +635,8 @@ impl<'a> Runner<'a> {
                 return;
             }
         };
-        let template = report::TemplateSource::from_setting(&self.pb.playbook.report.template, &self.pb.dir());
+        let template =
+            report::TemplateSource::from_setting(&self.pb.playbook.report.template, &self.pb.dir());
         for (format, path) in wanted {
             let result = report::render(format, &data, &template)
                 .map_err(|e| format!("cannot render the {} report: {e:#}", format.name()))
@@ -563,9 +680,12 @@ impl<'a> Runner<'a> {
             .record_json(&self.record)
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::to_vec_pretty(&v).map_err(|e| e.to_string()))
-            .and_then(|bytes| artifact::write_atomic(&self.json_path, &bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| {
+                artifact::write_atomic(&self.json_path, &bytes).map_err(|e| e.to_string())
+            });
         if let Err(e) = result {
-            self.write_error.get_or_insert(format!("cannot write {}: {e}", self.json_path.display()));
+            self.write_error
+                .get_or_insert(format!("cannot write {}: {e}", self.json_path.display()));
         }
     }
 }
@@ -591,7 +711,9 @@ struct Limits {
 
 impl Limits {
     fn of(step: &Step) -> Result<Self, String> {
-        let parse = |v: &Option<String>, field| crate::steps::duration(v.as_deref(), field).map_err(|e| e.to_string());
+        let parse = |v: &Option<String>, field| {
+            crate::steps::duration(v.as_deref(), field).map_err(|e| e.to_string())
+        };
         Ok(Self {
             timeout: parse(&step.timeout, "timeout")?,
             max_duration: parse(&step.max_duration, "max_duration")?,
@@ -638,7 +760,9 @@ fn render_vars(pb: &LoadedPlaybook, opts: &RunOptions, ctx: &mut Context) -> Res
             None => match value {
                 Value::String(src) => crate::template::render(src, &ctx.jinja())
                     .map(Value::String)
-                    .map_err(|e| RunError::Usage(format!("vars.{name}: {}", crate::template::describe(&e))))?,
+                    .map_err(|e| {
+                        RunError::Usage(format!("vars.{name}: {}", crate::template::describe(&e)))
+                    })?,
                 other => other.clone(),
             },
         };
@@ -727,7 +851,14 @@ pub fn summary(record: &RunRecord) -> String {
         .steps
         .iter()
         .filter(|s| s.status.is_failure())
-        .map(|s| format!("step `{}` {}: {}", s.id, s.status.as_str().replace('_', " "), s.error.as_deref().unwrap_or("")))
+        .map(|s| {
+            format!(
+                "step `{}` {}: {}",
+                s.id,
+                s.status.as_str().replace('_', " "),
+                s.error.as_deref().unwrap_or("")
+            )
+        })
         .collect();
     reasons.extend(
         record
@@ -736,18 +867,32 @@ pub fn summary(record: &RunRecord) -> String {
             .filter(|g| g.status == GateStatus::Failed)
             .map(|g| format!("gate {} missed: {}", g.name, g.detail)),
     );
-    let ran = record.steps.iter().filter(|s| !matches!(s.status, StepStatus::NotRun)).count();
+    let ran = record
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.status, StepStatus::NotRun))
+        .count();
     match record.status {
         RunStatus::Passed => format!(
             "passed: {ran} steps, {} gates passed",
-            record.gates.iter().filter(|g| g.status == GateStatus::Passed).count()
+            record
+                .gates
+                .iter()
+                .filter(|g| g.status == GateStatus::Passed)
+                .count()
         ),
         RunStatus::Aborted => "aborted: interrupted; cleanup ran".into(),
-        RunStatus::Error => format!("error: {}", record.error.as_deref().unwrap_or("the runner broke")),
+        RunStatus::Error => format!(
+            "error: {}",
+            record.error.as_deref().unwrap_or("the runner broke")
+        ),
         RunStatus::Running => "running".into(),
         RunStatus::Failed => {
             let more = reasons.len().saturating_sub(3);
-            let mut s = format!("failed: {}", reasons.into_iter().take(3).collect::<Vec<_>>().join("; "));
+            let mut s = format!(
+                "failed: {}",
+                reasons.into_iter().take(3).collect::<Vec<_>>().join("; ")
+            );
             if more > 0 {
                 s.push_str(&format!(" (and {more} more)"));
             }

@@ -13,7 +13,15 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
     let book = &pb.playbook;
     let mut ctx = Context::default();
     ctx.set("env", super::context::env_value());
-    ctx.set("secrets", Value::Object(book.secrets.keys().map(|k| (k.clone(), json!("<secret>"))).collect()));
+    ctx.set(
+        "secrets",
+        Value::Object(
+            book.secrets
+                .keys()
+                .map(|k| (k.clone(), json!("<secret>")))
+                .collect(),
+        ),
+    );
     ctx.set(
         "drill",
         json!({
@@ -34,7 +42,11 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
     {
         let _ = writeln!(out, "\nvars:");
         for (k, v) in vars {
-            let _ = writeln!(out, "  {k} = {}", v.as_str().map_or(v.to_string(), str::to_string));
+            let _ = writeln!(
+                out,
+                "  {k} = {}",
+                v.as_str().map_or(v.to_string(), str::to_string)
+            );
         }
     }
     let mut n = 0;
@@ -47,15 +59,26 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
         for (_, step) in steps {
             n += 1;
             let phase = match section {
-                Section::Steps => step.phase.clone().unwrap_or_else(|| default_phase(step).into()),
+                Section::Steps => step
+                    .phase
+                    .clone()
+                    .unwrap_or_else(|| default_phase(step).into()),
                 other => other.as_str().into(),
             };
-            let _ = writeln!(out, "{n:>3}. {} ({} · {} · phase {phase})", step.title(), step.id, step.kind.as_str());
+            let _ = writeln!(
+                out,
+                "{n:>3}. {} ({} · {} · phase {phase})",
+                step.title(),
+                step.id,
+                step.kind.as_str()
+            );
             // Render what can be rendered; fields that read outputs of earlier steps stay as written.
             let shown = ctx.render_step(step).unwrap_or_else(|_| step.clone());
             let fields = serde_json::to_value(&shown).unwrap_or(Value::Null);
             for (key, value) in fields.as_object().into_iter().flatten() {
-                if matches!(key.as_str(), "id" | "kind" | "name" | "phase" | "runbook") || value.is_null() {
+                if matches!(key.as_str(), "id" | "kind" | "name" | "phase" | "runbook")
+                    || value.is_null()
+                {
                     continue;
                 }
                 let text = match value {
@@ -72,11 +95,18 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
     let g = &book.gates;
     let _ = writeln!(out, "\ngates:");
     if let Some(rto) = &g.rto {
-        let phases = g.rto_phases.as_ref().map_or("all but backup".to_string(), |p| p.join(", "));
+        let phases = g
+            .rto_phases
+            .as_ref()
+            .map_or("all but backup".to_string(), |p| p.join(", "));
         let _ = writeln!(out, "  RTO ≤ {rto} over {phases}");
     }
     if let Some(rpo) = &g.rpo {
-        let _ = writeln!(out, "  RPO ≤ {rpo} from {}", g.rpo_from.as_deref().unwrap_or("?"));
+        let _ = writeln!(
+            out,
+            "  RPO ≤ {rpo} from {}",
+            g.rpo_from.as_deref().unwrap_or("?")
+        );
     }
     for c in &g.custom {
         let _ = writeln!(out, "  {}: {}", c.name, c.check);

@@ -38,7 +38,12 @@ pub struct StepEnv {
     pub resources: super::resources::Resources,
 }
 
-pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress: &mut dyn FnMut(u64, u64)) -> (StepOutcome, Ending) {
+pub fn execute(
+    step: Step,
+    env: StepEnv,
+    timeout: Option<Duration>,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> (StepOutcome, Ending) {
     let cancel = Arc::new(Cancel::default());
     let (progress_tx, progress_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -59,7 +64,10 @@ pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress:
             let _ = done_tx.send(outcome);
         });
     if let Err(e) = spawned {
-        return (StepOutcome::failed(format!("cannot start the step: {e}")), Ending::Finished);
+        return (
+            StepOutcome::failed(format!("cannot start the step: {e}")),
+            Ending::Finished,
+        );
     }
 
     let started = Instant::now();
@@ -77,7 +85,10 @@ pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress:
         match done_rx.recv_timeout(TICK) {
             Ok(outcome) => return (outcome, stopping.map_or(Ending::Finished, |(why, _)| why)),
             Err(RecvTimeoutError::Disconnected) => {
-                return (StepOutcome::failed("the step crashed (panicked)"), stopping.map_or(Ending::Finished, |(why, _)| why));
+                return (
+                    StepOutcome::failed("the step crashed (panicked)"),
+                    stopping.map_or(Ending::Finished, |(why, _)| why),
+                );
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
@@ -101,7 +112,10 @@ pub fn execute(step: Step, env: StepEnv, timeout: Option<Duration>, on_progress:
                 killed_at = Some(now);
             }
             (Some(_), Some(at)) if now - at >= ABANDON_AFTER => {
-                return (StepOutcome::failed("the step did not stop"), Ending::Abandoned);
+                return (
+                    StepOutcome::failed("the step did not stop"),
+                    Ending::Abandoned,
+                );
             }
             _ => {}
         }

@@ -30,9 +30,20 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     }
 }
 
-fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    ensure!(!files.is_empty(), "a checksum step that writes a manifest needs `files`");
-    let total: u64 = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+fn write_manifest(
+    manifest: &Path,
+    files: &[PathBuf],
+    algorithm: Algorithm,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    ensure!(
+        !files.is_empty(),
+        "a checksum step that writes a manifest needs `files`"
+    );
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     let mut text = String::new();
     let mut hashes = serde_json::Map::new();
     let mut records = Vec::new();
@@ -49,8 +60,12 @@ fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx:
     if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(manifest, &text).with_context(|| format!("cannot write {}", manifest.display()))?;
-    ctx.log.write(&ctx.step_id, &format!("wrote {}:\n{text}", manifest.display()));
+    std::fs::write(manifest, &text)
+        .with_context(|| format!("cannot write {}", manifest.display()))?;
+    ctx.log.write(
+        &ctx.step_id,
+        &format!("wrote {}:\n{text}", manifest.display()),
+    );
     let mut outcome = StepOutcome::passed(outputs! {
         "manifest" => manifest.display().to_string(),
         "algorithm" => algorithm_name(algorithm),
@@ -61,15 +76,28 @@ fn write_manifest(manifest: &Path, files: &[PathBuf], algorithm: Algorithm, ctx:
     Ok(outcome)
 }
 
-fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    let text = std::fs::read_to_string(manifest).with_context(|| format!("cannot read manifest {}", manifest.display()))?;
+fn verify_manifest(
+    manifest: &Path,
+    only: &[PathBuf],
+    algorithm: Algorithm,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
     let entries = parse_manifest(&text)?;
-    ensure!(!entries.is_empty(), "manifest {} lists no files", manifest.display());
+    ensure!(
+        !entries.is_empty(),
+        "manifest {} lists no files",
+        manifest.display()
+    );
     let entries: Vec<_> = entries
         .into_iter()
         .filter(|(_, path)| only.is_empty() || only.iter().any(|o| o == path))
         .collect();
-    let total: u64 = entries.iter().map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let total: u64 = entries
+        .iter()
+        .map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
     let mut done = 0;
     let mut problems = Vec::new();
     let mut records = Vec::new();
@@ -79,7 +107,8 @@ fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx:
             ctx.progress(done, total);
         }) {
             Ok((actual, bytes)) if actual == *expected => {
-                ctx.log.write(&ctx.step_id, &format!("{}: OK", path.display()));
+                ctx.log
+                    .write(&ctx.step_id, &format!("{}: OK", path.display()));
                 records.push(file_record(path, bytes, algorithm, actual, &ctx.step_id));
             }
             Ok((actual, _)) => problems.push(format!(
@@ -105,7 +134,10 @@ fn verify_manifest(manifest: &Path, only: &[PathBuf], algorithm: Algorithm, ctx:
     if !problems.is_empty() {
         ctx.log.write(&ctx.step_id, &problems.join("\n"));
         outcome.log_tail = Some(problems.join("\n"));
-        return Ok(outcome.fail(format!("checksum verification failed: {}", problems.join("; "))));
+        return Ok(outcome.fail(format!(
+            "checksum verification failed: {}",
+            problems.join("; ")
+        )));
     }
     Ok(outcome)
 }
@@ -119,7 +151,10 @@ fn parse_manifest(text: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
             let (hex, rest) = line
                 .split_once(' ')
                 .with_context(|| format!("manifest line {} is not `<hash>  <path>`", i + 1))?;
-            let path = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*')).unwrap_or(rest);
+            let path = rest
+                .strip_prefix(' ')
+                .or_else(|| rest.strip_prefix('*'))
+                .unwrap_or(rest);
             ensure!(
                 hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
                 "manifest line {} has no 64-digit hash",
@@ -149,12 +184,28 @@ fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> 
     Ok(files)
 }
 
-/// Hashes a file in fixed-size chunks; `progress` receives the bytes of each chunk.
-pub fn hash_file(path: &Path, algorithm: Algorithm, cancel: &Cancel, progress: &mut dyn FnMut(u64)) -> anyhow::Result<(String, u64)> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+/// Hashes a file in fixed-size pieces; `progress` receives the bytes of each piece.
+pub fn hash_file(
+    path: &Path,
+    algorithm: Algorithm,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    match algorithm {
+        Algorithm::Sha256 => sha256_file(file, cancel, progress),
+        Algorithm::Blake3 => blake3_file(&file, cancel, progress),
+    }
+}
+
+/// SHA-256 is single-threaded (SHA-NI where the CPU has it): buffered reads keep up.
+fn sha256_file(
+    mut file: File,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
     let mut buf = vec![0u8; CHUNK];
     let mut sha = sha2::Sha256::new();
-    let mut b3 = blake3::Hasher::new();
     let mut bytes = 0u64;
     loop {
         cancel.check()?;
@@ -162,21 +213,50 @@ pub fn hash_file(path: &Path, algorithm: Algorithm, cancel: &Cancel, progress: &
         if n == 0 {
             break;
         }
-        match algorithm {
-            Algorithm::Sha256 => sha.update(&buf[..n]),
-            // blake3 hashes one chunk on every core.
-            Algorithm::Blake3 => {
-                b3.update_rayon(&buf[..n]);
-            }
-        }
+        sha.update(&buf[..n]);
         bytes += n as u64;
         progress(n as u64);
     }
-    let hex = match algorithm {
-        Algorithm::Sha256 => hex(&sha.finalize()),
-        Algorithm::Blake3 => b3.finalize().to_hex().to_string(),
-    };
-    Ok((hex, bytes))
+    Ok((hex(&sha.finalize()), bytes))
+}
+
+/// Bytes of the file mapped at a time: resident memory stays bounded by this.
+const WINDOW: u64 = 64 << 20;
+
+/// BLAKE3 hashes on every core; it is fed memory-mapped windows of the file, like b3sum,
+/// so no core is spent copying the file into a buffer, and each window is unmapped
+/// before the next so memory stays flat whatever the file's size.
+fn blake3_file(
+    file: &File,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(String, u64)> {
+    let len = file.metadata()?.len();
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0;
+    while offset < len {
+        cancel.check()?;
+        // A file truncated under a live map faults on access: check it still has the bytes.
+        anyhow::ensure!(
+            file.metadata()?.len() >= len,
+            "the file shrank while it was hashed"
+        );
+        let size = WINDOW.min(len - offset) as usize;
+        // SAFETY: a read-only private map of a file we opened; it is dropped before the
+        // next window, and the length was checked just above.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(size)
+                .populate()
+                .map(file)?
+        };
+        let _ = map.advise(memmap2::Advice::Sequential);
+        hasher.update_rayon(&map);
+        offset += size as u64;
+        progress(size as u64);
+    }
+    Ok((hasher.finalize().to_hex().to_string(), len))
 }
 
 /// Fills `buf` unless the file ends first.
@@ -202,7 +282,13 @@ fn algorithm_name(a: Algorithm) -> &'static str {
     }
 }
 
-fn file_record(path: &Path, bytes: u64, algorithm: Algorithm, hex: String, step: &str) -> FileRecord {
+fn file_record(
+    path: &Path,
+    bytes: u64,
+    algorithm: Algorithm,
+    hex: String,
+    step: &str,
+) -> FileRecord {
     let (sha256, blake3) = match algorithm {
         Algorithm::Sha256 => (Some(hex), None),
         Algorithm::Blake3 => (None, Some(hex)),

@@ -1,8 +1,8 @@
 //! `exec`: run a command (through `sh -c`, or an argv) in its own process group; its
 //! output goes to files (memory stays flat), then into the drill's log.
 
-use std::path::PathBuf;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
@@ -24,8 +24,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         .stderr_path(&captured.stderr)
         .unchecked();
     let status = run_in_group(expr, ctx)?;
-    ctx.log.append_file(&ctx.step_id, "stdout", &captured.stdout);
-    ctx.log.append_file(&ctx.step_id, "stderr", &captured.stderr);
+    ctx.log
+        .append_file(&ctx.step_id, "stdout", &captured.stdout);
+    ctx.log
+        .append_file(&ctx.step_id, "stderr", &captured.stderr);
     let stdout = tail_file(&captured.stdout, 200, KEEP_BYTES);
     let stderr = tail_file(&captured.stderr, 200, KEEP_BYTES);
     let mut outcome = StepOutcome::passed(outputs! {
@@ -69,11 +71,19 @@ pub fn command(step: &Step) -> anyhow::Result<duct::Expression> {
 }
 
 /// Starts `expr` in a new process group registered for cancellation, and waits.
-pub fn run_in_group(expr: duct::Expression, ctx: &StepCtx) -> anyhow::Result<std::process::ExitStatus> {
-    let handle = process::in_new_group(expr).start().context("cannot start command")?;
+pub fn run_in_group(
+    expr: duct::Expression,
+    ctx: &StepCtx,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let handle = process::in_new_group(expr)
+        .start()
+        .context("cannot start command")?;
     let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
     ctx.cancel.register_group(pgid);
-    let result = handle.wait().map(|out| out.status).context("waiting for command");
+    let result = handle
+        .wait()
+        .map(|out| out.status)
+        .context("waiting for command");
     // The leader is gone; anything it left running in its group goes with it.
     process::signal_group(pgid, libc::SIGKILL);
     ctx.cancel.unregister_group(pgid);

@@ -22,14 +22,18 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             newest = Some((modified, path, meta.len()));
         }
     }
-    let (modified, path, bytes) = newest.with_context(|| format!("no backup file matches `{pattern}`"))?;
+    let (modified, path, bytes) =
+        newest.with_context(|| format!("no backup file matches `{pattern}`"))?;
     let modified_at = jiff::Timestamp::try_from(modified)?;
     let age_s = SystemTime::now()
         .duration_since(modified)
         .map_or(0.0, |d| d.as_secs_f64());
     ctx.log.write(
         &ctx.step_id,
-        &format!("newest backup: {} ({bytes} bytes, modified {modified_at})", path.display()),
+        &format!(
+            "newest backup: {} ({bytes} bytes, modified {modified_at})",
+            path.display()
+        ),
     );
     Ok(StepOutcome::passed(outputs! {
         "path" => path.display().to_string(),

@@ -22,8 +22,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         return Ok(outcome);
     }
     let mut err = std::io::stderr().lock();
-    writeln!(err, "\n── manual step: {} ──\n{}\n", step.title(), instructions.trim())?;
-    write!(err, "Press Enter when done (or type a note; start with `fail` if it could not be done): ")?;
+    writeln!(
+        err,
+        "\n── manual step: {} ──\n{}\n",
+        step.title(),
+        instructions.trim()
+    )?;
+    write!(
+        err,
+        "Press Enter when done (or type a note; start with `fail` if it could not be done): "
+    )?;
     err.flush()?;
     drop(err);
     let mut answer = String::new();
@@ -33,5 +41,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     if note.to_lowercase().starts_with("fail") {
         bail!("operator reported failure: {note}");
     }
-    Ok(StepOutcome::passed(outputs! { "assumed" => false, "note" => note }))
+    Ok(StepOutcome::passed(
+        outputs! { "assumed" => false, "note" => note },
+    ))
 }

@@ -343,22 +343,14 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Equal as the same JSON, or as numbers (`1` = `1.0` = `"1"`), or as text.
+/// Equal as the same JSON, or as numbers (`1` = `1.0` = `"1"`; SQLite's booleans are 0/1).
 pub fn loosely_equal(expected: &Value, actual: &Value) -> bool {
     if expected == actual {
         return true;
     }
     match (number(expected), number(actual)) {
-        (Some(a), Some(b))
-            if !matches!(expected, Value::Bool(_))
-                || matches!(actual, Value::Bool(_) | Value::Number(_)) =>
-        {
-            a == b
-        }
-        _ => match (expected, actual) {
-            (Value::String(a), b) | (b, Value::String(a)) => *a == b.to_string(),
-            _ => false,
-        },
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 

@@ -146,10 +146,7 @@ run = "f='{{ steps.backup.path }}'; n=$(stat -c %s \"$f\"); printf 'XXXXXXXXXXXX
         );
         let d = Drill::new(&toml)
             .file("tree/config/app.toml", &b"port = 8080\n".repeat(2000))
-            .file(
-                "tree/kb/index.json",
-                &br#"{"articles": [1, 2, 3]}"#.repeat(1),
-            )
+            .file("tree/kb/index.json", br#"{"articles": [1, 2, 3]}"#)
             .file(
                 "tree/kb/big.json",
                 format!("[{}0]", "1234567, ".repeat(20000)).as_bytes(),
@@ -238,7 +235,10 @@ fn raw_entry(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, da
     out.resize(out.len().next_multiple_of(512), 0);
 }
 
-fn malicious_restore(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Outcome {
+/// Name, type, link target, data.
+type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+
+fn malicious_restore(entries: &[RawEntry<'_>]) -> Outcome {
     let mut tar_bytes = Vec::new();
     raw_entry(
         &mut tar_bytes,
@@ -287,7 +287,7 @@ fn listing(dir: &Path) -> Vec<String> {
 #[test]
 fn entries_escaping_the_target_are_refused_and_nothing_lands_outside() {
     use tar::EntryType::{Link, Regular, Symlink};
-    let cases: &[(&str, &[(&str, tar::EntryType, &str, &[u8])])] = &[
+    let cases: &[(&str, &[RawEntry<'_>])] = &[
         ("`..`", &[("../escape", Regular, "", b"pwned")]),
         ("`..` deeper", &[("a/../../escape", Regular, "", b"pwned")]),
         (
