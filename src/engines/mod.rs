@@ -1,6 +1,8 @@
 //! Database engines: how each one backs up, restores, and answers verification queries.
 
+pub mod compress;
 pub mod files;
+pub mod mysql;
 pub mod sqlite;
 
 use indexmap::IndexMap;
@@ -22,4 +24,8 @@ pub trait SqlConn {
     fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>>;
     /// Foreign keys that do not hold (empty: all hold).
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Foreign key constraints, as `table.constraint`, for `foreign_keys` with `compare_to`.
+    fn foreign_keys(&mut self) -> anyhow::Result<Vec<String>> {
+        anyhow::bail!("this engine cannot list its foreign key constraints")
+    }
 }

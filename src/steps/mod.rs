@@ -9,6 +9,7 @@ mod exec;
 mod files;
 mod locate;
 mod manual;
+mod mysql;
 mod restore;
 pub mod sql;
 mod wait;

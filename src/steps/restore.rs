@@ -15,6 +15,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_restore(step, ctx),
         Some(Engine::Files) => super::files::restore(step, ctx),
+        Some(Engine::Mysql) => super::mysql::restore(step, ctx),
         Some(other) => bail!(
             "restore engine `{}` is not available in this version",
             other.as_str()

@@ -90,6 +90,11 @@ fn connect(
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }
+        Some(Engine::Mysql) => {
+            let mut conn = crate::engines::mysql::MysqlConn::open(database)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
         Some(other) => bail!(
             "sql engine `{}` is not available in this version",
             other.as_str()
@@ -186,7 +191,19 @@ fn builtin_check(
             problem_record(check, problems, "integrity check passed")
         }
         Builtin::ForeignKeys => {
-            let problems = conn.foreign_key_problems()?;
+            let mut problems = conn.foreign_key_problems()?;
+            // With `compare_to` (e.g. the backup's `foreign_keys`), the constraints
+            // themselves must be present too, not only hold.
+            if let Some(wanted) = &check.compare_to {
+                let wanted = names_from(None, Some(wanted), "compare_to")?;
+                let present = conn.foreign_keys()?;
+                problems.extend(
+                    wanted
+                        .iter()
+                        .filter(|w| !present.contains(w))
+                        .map(|w| format!("constraint {w} missing")),
+                );
+            }
             problem_record(check, problems, "every foreign key holds")
         }
         Builtin::TablesExist => {

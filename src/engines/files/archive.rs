@@ -16,6 +16,7 @@ use sha2::Digest as _;
 
 use super::Compression;
 use super::manifest::{self, Entry as ManifestEntry, Header};
+use crate::engines::compress::Sink;
 use crate::runner::cancel::Cancel;
 
 /// What was archived.
@@ -248,60 +249,6 @@ impl<R: Read> Read for HashingReader<'_, R> {
         self.count += n as u64;
         (self.progress)(n as u64);
         Ok(n)
-    }
-}
-
-/// The compressor in front of the output file.
-enum Sink<W: Write> {
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    Gzip(flate2::write::GzEncoder<W>),
-    None(W),
-}
-
-impl<W: Write> Sink<W> {
-    fn new(w: W, compression: Compression) -> anyhow::Result<Self> {
-        Ok(match compression {
-            Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(w, 3)?;
-                // Every core compresses (like `zstd -T0`); the frame checksum makes a
-                // corrupted archive fail its restore instead of restoring wrong bytes.
-                let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-                enc.multithread(workers)?;
-                enc.include_checksum(true)?;
-                Sink::Zstd(enc)
-            }
-            Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(
-                w,
-                flate2::Compression::default(),
-            )),
-            Compression::None => Sink::None(w),
-        })
-    }
-
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Sink::Zstd(e) => e.finish(),
-            Sink::Gzip(e) => e.finish(),
-            Sink::None(w) => Ok(w),
-        }
-    }
-}
-
-impl<W: Write> Write for Sink<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::Zstd(e) => e.write(buf),
-            Sink::Gzip(e) => e.write(buf),
-            Sink::None(w) => w.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Zstd(e) => e.flush(),
-            Sink::Gzip(e) => e.flush(),
-            Sink::None(w) => w.flush(),
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! `O_CREAT | O_EXCL | O_NOFOLLOW`, so nothing existing is followed or overwritten.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufWriter, Read};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -23,9 +23,6 @@ pub struct Extracted {
     pub symlink_count: u64,
     pub dir_count: u64,
 }
-
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Extracts `archive` (zstd, gzip or plain tar, told by its first bytes) into `target`,
 /// which exists and is empty.
@@ -44,7 +41,8 @@ pub fn extract(
         inner: File::open(archive)?,
         count: Arc::clone(&read),
     };
-    let mut archive_reader = tar::Archive::new(decompressor(archive, counted)?);
+    let mut archive_reader =
+        tar::Archive::new(crate::engines::compress::decompressor(archive, counted)?);
     let mut out = Extracted::default();
     for entry in archive_reader
         .entries()
@@ -56,19 +54,6 @@ pub fn extract(
         progress(read.load(Ordering::Relaxed), total);
     }
     Ok(out)
-}
-
-fn decompressor(path: &Path, inner: CountingReader) -> anyhow::Result<Box<dyn Read>> {
-    let mut magic = [0u8; 4];
-    let n = File::open(path)?.read(&mut magic)?;
-    let buffered = BufReader::with_capacity(1 << 20, inner);
-    Ok(if n == 4 && magic == ZSTD_MAGIC {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
-    } else if n >= 2 && magic[..2] == GZIP_MAGIC {
-        Box::new(flate2::read::GzDecoder::new(buffered))
-    } else {
-        Box::new(buffered)
-    })
 }
 
 fn extract_entry<R: Read>(
