@@ -207,6 +207,8 @@ fn make_source(server: &Server, db: &str) {
            CONSTRAINT fk_orders_customer FOREIGN KEY (customer_id) REFERENCES customers(id)
          ) ENGINE=InnoDB;
          CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(100)) ENGINE=InnoDB;
+         CREATE TABLE legacy (id INT PRIMARY KEY, label VARCHAR(20)) ENGINE=MyISAM;
+         INSERT INTO legacy SELECT seq, CONCAT('l', seq) FROM seq_1_to_20;
          CREATE TRIGGER trg_orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (note) VALUES (CONCAT('order ', NEW.id));
          CREATE FUNCTION order_count() RETURNS INT READS SQL DATA RETURN (SELECT COUNT(*) FROM orders);
          INSERT INTO customers SELECT seq, CONCAT('c', seq, '@example.com') FROM seq_1_to_50;
@@ -265,7 +267,7 @@ builtin = "integrity"
 [[steps.checks]]
 name = "routine restored"
 query = "SELECT order_count()"
-expect = 400
+expect = "{{ steps.backup.table_counts.orders }}"
 #AFTER_VERIFY#
 "##;
 
@@ -318,7 +320,7 @@ fn a_mysql_drill_passes_and_drops_its_scratch_database() {
     let backup = out.step("backup");
     assert_eq!(
         backup["outputs"]["table_counts"],
-        serde_json::json!({"audit": 400, "customers": 50, "orders": 400})
+        serde_json::json!({"audit": 400, "customers": 50, "legacy": 20, "orders": 400})
     );
     assert_eq!(
         out.step("restore")["outputs"]["table_counts"]["orders"],
@@ -335,4 +337,352 @@ fn a_mysql_drill_passes_and_drops_its_scratch_database() {
     );
     let resources = out.record()["resources"].to_string();
     assert!(resources.contains(&scratch), "{resources}");
+}
+
+/// The checks of `verify` that failed, by name.
+fn failed_checks(out: &Outcome) -> Vec<String> {
+    checks_of(out, "verify")
+        .into_iter()
+        .filter(|(_, passed, _)| !passed)
+        .map(|(n, _, _)| n)
+        .collect()
+}
+
+fn detail_of(out: &Outcome, name: &str) -> String {
+    checks_of(out, "verify")
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+        .unwrap()
+        .2
+}
+
+/// A `sql` step that runs `sql` on the scratch database after the restore.
+fn tamper(sql: &str) -> String {
+    format!(
+        "[[steps]]\nid = \"tamper\"\nkind = \"sql\"\nengine = \"mysql\"\ndatabase = \"{{{{ vars.scratch }}}}\"\nexecute = \"{sql}\"\n"
+    )
+}
+
+/// Rewrites the drill's playbook.
+fn edit_playbook(drill: &Drill, edit: impl Fn(String) -> String) {
+    let path = drill.path().join("playbook.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(toml)).unwrap();
+}
+
+#[test]
+fn a_missing_table_fails_tables_exist_and_table_counts() {
+    let Some(server) = server() else { return };
+    let (drill, _, scratch) = mysql_drill(server, "", &tamper("DROP TABLE audit"), "");
+    let out = drill.run().expect_code(1);
+    assert_eq!(failed_checks(&out), ["tables", "counts"]);
+    assert!(
+        detail_of(&out, "tables").contains("missing table: audit"),
+        "{}",
+        detail_of(&out, "tables")
+    );
+    assert!(detail_of(&out, "counts").contains("audit: missing (source had 400 rows)"));
+    assert!(
+        !server.databases().contains(&scratch),
+        "scratch database left behind after a failed drill"
+    );
+}
+
+#[test]
+fn an_orphan_row_fails_foreign_keys() {
+    let Some(server) = server() else { return };
+    let (drill, source, scratch) = mysql_drill(server, "", "", "");
+    // The orphan is in the source (written with the checks off), so the backup carries
+    // it faithfully: only the foreign key check can tell.
+    server.root(&format!(
+        "SET FOREIGN_KEY_CHECKS = 0; INSERT INTO `{source}`.orders VALUES (9999, 777, 1.00, '2026-02-01 00:00:00');"
+    ));
+    let out = drill.run().expect_code(1);
+    assert_eq!(failed_checks(&out), ["fks"]);
+    let detail = detail_of(&out, "fks");
+    assert!(
+        detail.contains("orders.fk_orders_customer: 1 row(s) reference missing customers(id)"),
+        "{detail}"
+    );
+    assert!(!server.databases().contains(&scratch));
+}
+
+#[test]
+fn a_dropped_index_or_constraint_fails_its_check() {
+    let Some(server) = server() else { return };
+    let (drill, _, _) = mysql_drill(
+        server,
+        "",
+        &tamper("DROP INDEX idx_orders_created ON orders"),
+        "",
+    );
+    let out = drill.run().expect_code(1);
+    assert_eq!(failed_checks(&out), ["indexes"]);
+    assert!(detail_of(&out, "indexes").contains("missing index: idx_orders_created"));
+
+    let (drill, _, _) = mysql_drill(
+        server,
+        "",
+        &tamper("ALTER TABLE orders DROP FOREIGN KEY fk_orders_customer"),
+        "",
+    );
+    let out = drill.run().expect_code(1);
+    assert_eq!(failed_checks(&out), ["fks"]);
+    assert!(detail_of(&out, "fks").contains("constraint orders.fk_orders_customer missing"));
+}
+
+#[test]
+fn a_damaged_table_fails_integrity() {
+    let Some(server) = server() else { return };
+    // Overwrite the head of a restored MyISAM table's index file (after FLUSH TABLES
+    // closed it): CHECK TABLE must report the table as corrupt.
+    let (drill, _, scratch) = mysql_drill(server, "", &tamper("FLUSH TABLES"), "");
+    let damage = format!(
+        "[[steps]]\nid = \"damage\"\nkind = \"exec\"\nrun = \"printf 'CORRUPTCORRUPTCORRUPT' | dd of={}/data/{scratch}/legacy.MYI bs=1 seek=0 conv=notrunc 2>/dev/null\"\n",
+        server.dir.display()
+    );
+    edit_playbook(&drill, |t| {
+        t.replace(
+            "[[steps]]\nid = \"verify\"",
+            &format!("{damage}[[steps]]\nid = \"verify\""),
+        )
+    });
+    let out = drill.run().expect_code(1);
+    assert!(
+        failed_checks(&out).contains(&"integrity".to_string()),
+        "{:?}",
+        checks_of(&out, "verify")
+    );
+    eprintln!("integrity: {}", detail_of(&out, "integrity"));
+    assert!(!server.databases().contains(&scratch));
+}
+
+fn corrupt_step(run: &str) -> String {
+    format!("[[steps]]\nid = \"corrupt\"\nkind = \"exec\"\nphase = \"backup\"\nrun = '''{run}'''\n")
+}
+
+#[test]
+fn a_corrupted_or_truncated_dump_fails_its_restore() {
+    let Some(server) = server() else { return };
+    let cases = [
+        (
+            "zstd",
+            "zstd",
+            r#"f='{{ steps.backup.path }}'; n=$(stat -c %s "$f"); printf 'XXXXXXXXXXXXXXXX' | dd of="$f" bs=1 seek=$((n / 2)) conv=notrunc 2>/dev/null"#,
+        ),
+        (
+            "bad SQL",
+            "none",
+            r#"sed -i 's/^INSERT INTO `orders`/INSERT INTO `orders` GARBAGE/' '{{ steps.backup.path }}'"#,
+        ),
+        (
+            "truncated",
+            "none",
+            r#"f='{{ steps.backup.path }}'; n=$(stat -c %s "$f"); truncate -s $((n - 200)) "$f""#,
+        ),
+    ];
+    for (what, compression, run) in cases {
+        let (drill, _, scratch) = mysql_drill(server, &corrupt_step(run), "", "");
+        edit_playbook(&drill, |t| {
+            t.replace(
+                "compression = \"zstd\"",
+                &format!("compression = \"{compression}\""),
+            )
+        });
+        let out = drill.run().expect_code(1);
+        assert_eq!(out.step("corrupt")["status"], "passed", "{what}");
+        let restore = out.step("restore");
+        assert_eq!(restore["status"], "failed", "{what}: {restore}");
+        eprintln!("{what}: {}", restore["error"]);
+        assert_eq!(out.step("verify")["status"], "not_run", "{what}");
+        assert!(
+            !server.databases().contains(&scratch),
+            "{what}: scratch database left behind"
+        );
+    }
+}
+
+#[test]
+fn an_existing_database_or_the_source_is_refused_as_target() {
+    let Some(server) = server() else { return };
+    let (drill, _, scratch) = mysql_drill(server, "", "", "");
+    server.root(&format!(
+        "CREATE DATABASE `{scratch}`; CREATE TABLE `{scratch}`.keep (id INT);"
+    ));
+    let out = drill.run().expect_code(1);
+    let error = out.step("restore")["error"].as_str().unwrap().to_string();
+    assert!(error.contains("already exists"), "{error}");
+    // Not created by the drill: not dropped by it either.
+    assert!(server.databases().contains(&scratch));
+    server.root(&format!("DROP DATABASE `{scratch}`"));
+
+    let (drill, source, _) = mysql_drill(server, "", "", "");
+    edit_playbook(&drill, |t| {
+        t.replace(
+            "target_url = \"{{ vars.scratch }}\"",
+            "target_url = \"{{ vars.source }}\"",
+        )
+    });
+    let out = drill.run().expect_code(1);
+    let error = out.step("restore")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("the database this backup was taken from"),
+        "{error}"
+    );
+    assert!(server.databases().contains(&source));
+}
+
+#[test]
+fn an_interrupted_drill_drops_its_scratch_database() {
+    let Some(server) = server() else { return };
+    let pause = "[[steps]]\nid = \"pause\"\nkind = \"wait\"\nduration = \"60s\"\n";
+    let (drill, _, scratch) = mysql_drill(server, "", pause, "");
+    let mut child = drill
+        .command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !restore_finished(drill.path()) {
+        assert!(Instant::now() < deadline, "the restore never finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.databases().contains(&scratch));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !server.databases().contains(&scratch),
+        "scratch database left behind after an interrupt"
+    );
+    let record = latest_record(drill.path()).unwrap();
+    assert_eq!(record["status"], "aborted");
+}
+
+fn latest_record(dir: &Path) -> Option<Value> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("artifacts"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    found.sort();
+    serde_json::from_str(&std::fs::read_to_string(found.pop()?).ok()?).ok()
+}
+
+/// Whether the record (rewritten after every step) shows the restore passed.
+fn restore_finished(dir: &Path) -> bool {
+    latest_record(dir).is_some_and(|r| {
+        r["steps"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|s| s["id"] == "restore" && s["status"] == "passed")
+        })
+    })
+}
+
+#[test]
+fn the_password_never_appears_in_artifacts_logs_reports_or_process_arguments() {
+    let Some(server) = server() else { return };
+    let (drill, _, _) = mysql_drill(server, "", "", "");
+    let drill = drill.arg("--keep-workdir");
+    // Watch every process's arguments while the drill runs.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                    let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                        continue;
+                    };
+                    let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    if text.contains("--defaults-extra-file") && !seen.contains(&text) {
+                        seen.push(text.clone());
+                    }
+                    assert!(
+                        !text.contains(PASSWORD),
+                        "password in a process's arguments: {text}"
+                    );
+                }
+            }
+            seen
+        })
+    };
+    let out = drill.run().expect_code(0);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = watcher
+        .join()
+        .expect("the password leaked into a command line");
+    eprintln!("client command lines seen: {seen:?}");
+    for (what, text) in [
+        ("record", out.record().to_string()),
+        ("log", out.log()),
+        ("report", out.report()),
+        ("stderr", out.stderr.clone()),
+    ] {
+        assert!(!text.contains(PASSWORD), "password in the {what}");
+    }
+    let workdir = PathBuf::from(out.record()["workdir"].as_str().unwrap());
+    let files = listing(&workdir);
+    for path in &files {
+        let full = workdir.join(path);
+        if full.is_file() {
+            let bytes = std::fs::read(&full).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(PASSWORD),
+                "password in {path}"
+            );
+        }
+    }
+    assert!(
+        !files.iter().any(|p| p.contains(".my.cnf")),
+        "option file left behind: {files:?}"
+    );
+    let _ = std::fs::remove_dir_all(workdir);
+}
+
+/// Everything under `dir`, as relative paths.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            found.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_shipped_mysql_playbook_passes() {
+    let Some(server) = server() else { return };
+    let source = format!("shop_pb_{}", std::process::id());
+    make_source(server, &source);
+    let playbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/mysql.toml");
+    let text = std::fs::read_to_string(&playbook).unwrap();
+    Drill::new(&text)
+        .subcommand("validate")
+        .run()
+        .expect_code(0);
+    let url = format!("mysql://{USER}@127.0.0.1:{}/{source}", server.port);
+    let out = Drill::new(&text)
+        .arg("--var")
+        .arg(&format!("mysql_url={url}"))
+        .env("MYSQL_PWD", PASSWORD)
+        .run()
+        .expect_code(0);
+    assert_eq!(out.record()["status"], "passed");
+    assert!(!out.log().contains(PASSWORD));
+    let dbs = server.databases();
+    assert!(
+        dbs.iter()
+            .all(|d| !d.starts_with(&format!("{source}_drill"))),
+        "{dbs:?}"
+    );
 }

@@ -294,7 +294,7 @@ fn load(
     process::signal_group(pgid, libc::SIGKILL);
     cancel.unregister_group(pgid);
     drop(option_file);
-    let errors = crate::log::tail_file(&stderr, 20, 4096);
+    let errors = client_errors(&stderr);
     let _ = std::fs::remove_file(&stderr);
     cancel.check()?;
     let status = status.with_context(|| format!("waiting for {program}"))?;
@@ -313,6 +313,18 @@ fn load(
         "the dump is truncated: it lacks mysqldump's `-- Dump completed` line"
     );
     Ok(())
+}
+
+/// The client's `ERROR ...` lines (it may echo the failing statement, which can be
+/// megabytes of data); the end of its stderr when it printed none.
+fn client_errors(stderr: &Path) -> String {
+    let tail = crate::log::tail_file(stderr, 200, 64 * 1024);
+    let errors: Vec<&str> = tail.lines().filter(|l| l.starts_with("ERROR")).collect();
+    if errors.is_empty() {
+        crate::log::tail_file(stderr, 5, 1024)
+    } else {
+        errors.join("\n")
+    }
 }
 
 struct Counting {
