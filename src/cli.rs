@@ -119,6 +119,8 @@ pub enum SchemaKind {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InitEngine {
     Sqlite,
+    Mysql,
+    Files,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

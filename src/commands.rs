@@ -274,6 +274,8 @@ fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
             "sqlite-drill.toml",
             include_str!("../playbooks/sqlite.toml"),
         ),
+        InitEngine::Mysql => ("mysql-drill.toml", include_str!("../playbooks/mysql.toml")),
+        InitEngine::Files => ("files-drill.toml", include_str!("../playbooks/files.toml")),
     };
     let path = output.unwrap_or(Path::new(name));
     if path.exists() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::artifact::{GateStatus, RunRecord, StepRecord, StepStatus};
+use crate::artifact::{GateStatus, Mode, RunRecord, StepRecord, StepStatus};
 use crate::runner::events::{Event, Observer};
 use crate::runner::gates::fmt_secs;
 use crate::template::human_bytes;
@@ -112,6 +112,9 @@ impl Observer for Progress {
                 record.drill.title.as_deref().unwrap_or(&record.drill.name),
                 record.run_id
             )),
+            // A manual step of a walkthrough is waiting at a prompt: no spinner over it.
+            Event::StepStarted(step)
+                if step.kind == "manual" && record.mode == Mode::Walkthrough => {}
             Event::StepStarted(step) => self.start_spinner(step),
             Event::StepProgress { done, total, .. } => self.show_bytes(*done, *total),
             Event::StepFinished(step) => self.finish_step(step),

@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+pub mod operator;
 mod plan;
 pub mod process;
 pub mod resources;
@@ -99,6 +100,7 @@ struct Runner<'a> {
     write_error: Option<String>,
     interrupted: bool,
     resources: resources::Resources,
+    operator: Option<operator::Operator>,
 }
 
 impl<'a> Runner<'a> {
@@ -116,9 +118,6 @@ impl<'a> Runner<'a> {
                 opts.artifacts_dir.display()
             ))
         })?;
-        let stem = unique_stem(&opts.artifacts_dir, &ts);
-        let json_path = stem.with_extension("json");
-
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -142,10 +141,6 @@ impl<'a> Runner<'a> {
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();
-        let log_path = stem.with_extension("log");
-        let log = LogSink::create(&log_path, Arc::clone(&redactor))
-            .map_err(|e| RunError::Broken(format!("cannot create {}: {e}", log_path.display())))?;
-
         let run_id = format!(
             "{}-{}-{:04x}",
             book.drill.name,
@@ -182,7 +177,24 @@ impl<'a> Runner<'a> {
                     .collect(),
             ),
         );
-        render_vars(pb, opts, &mut ctx)?;
+        if let Err(e) = render_vars(pb, opts, &mut ctx) {
+            // Nothing ran: leave nothing behind.
+            let _ = std::fs::remove_dir_all(&workdir);
+            return Err(e);
+        }
+        let claimed = claim_stem(&opts.artifacts_dir, &ts).and_then(|stem| {
+            let log_path = stem.with_extension("log");
+            let log = LogSink::create(&log_path, Arc::clone(&redactor))?;
+            Ok((stem, log_path, log))
+        });
+        let (stem, log_path, log) = claimed.map_err(|e| {
+            let _ = std::fs::remove_dir_all(&workdir);
+            RunError::Broken(format!(
+                "cannot create the run's files in {}: {e}",
+                opts.artifacts_dir.display()
+            ))
+        })?;
+        let json_path = stem.with_extension("json");
 
         let record = initial_record(
             pb,
@@ -211,6 +223,7 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
+            operator: opts.walkthrough.then(operator::Operator::start),
         };
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
@@ -227,11 +240,10 @@ impl<'a> Runner<'a> {
     /// Setup, then the drill's steps if setup passed, then cleanup whatever happened.
     fn drive(&mut self) {
         let book = &self.pb.playbook;
-        let mut stopped = self.run_section(Section::Setup, &book.setup);
+        let stopped = self.run_section(Section::Setup, &book.setup);
         if !stopped {
-            stopped = self.run_section(Section::Steps, &book.steps);
+            self.run_section(Section::Steps, &book.steps);
         }
-        let _ = stopped;
         self.run_cleanup(&book.cleanup);
     }
 
@@ -386,6 +398,9 @@ impl<'a> Runner<'a> {
             Err(e) => return self.conclude_without_running(index, StepStatus::Failed, e),
         };
 
+        if let Some(skip) = self.confirm(section, &rendered) {
+            return self.conclude_without_running(index, StepStatus::Skipped, skip);
+        }
         self.record.steps[index].status = StepStatus::Running;
         self.record.steps[index].started_at = Some(jiff::Timestamp::now().to_string());
         self.emit_step(index, |s| Event::StepStarted(s));
@@ -398,14 +413,11 @@ impl<'a> Runner<'a> {
                 workdir: self.workdir.clone(),
                 log: self.log.clone(),
                 sources: self.sources.clone(),
-                walkthrough: self.opts.walkthrough,
+                operator: self.operator.clone(),
                 resources: self.resources.clone(),
             };
             let (outcome, ending) =
                 step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
-                    self.record.steps[index]
-                        .metrics
-                        .insert("bytes_done".into(), done.into());
                     let step = &self.record.steps[index];
                     for o in &mut self.observers {
                         let _ =
@@ -444,7 +456,6 @@ impl<'a> Runner<'a> {
         rec.assumed_s = outcome.assumed_s;
         rec.outputs = outcome.outputs;
         rec.metrics.extend(outcome.metrics);
-        rec.metrics.remove("bytes_done");
         rec.checks = outcome.checks;
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
@@ -477,6 +488,38 @@ impl<'a> Runner<'a> {
             self.write_record();
         }
         status
+    }
+
+    /// In a walkthrough, shows the step's runbook and waits for the operator before the
+    /// drill's own steps (manual steps ask for themselves; setup and cleanup just run).
+    /// Returns why the step is skipped, if the operator says so.
+    fn confirm(&mut self, section: Section, step: &Step) -> Option<String> {
+        let operator = self.operator.as_ref()?;
+        if section != Section::Steps || step.kind == StepKind::Manual {
+            return None;
+        }
+        let runbook = step
+            .runbook
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("(no runbook)");
+        let prompt = format!(
+            "\n── next: {} ({}) ──\n{runbook}\n\nPress Enter to run it (or type `skip`): ",
+            step.title(),
+            step.kind.as_str()
+        );
+        match operator.ask(&prompt) {
+            operator::Answer::Line(a) if a.eq_ignore_ascii_case("skip") => {
+                Some("skipped by the operator".into())
+            }
+            operator::Answer::Line(_) => None,
+            // Stdin closed: nobody left to confirm, the drill goes on.
+            operator::Answer::Gone if signals::count() == 0 => None,
+            operator::Answer::Gone => {
+                self.interrupted = true;
+                Some("interrupted before it started".into())
+            }
+        }
     }
 
     /// Records a step that never started (skipped, or its fields could not be rendered).
@@ -733,15 +776,25 @@ fn interruptible_sleep(d: Duration) -> bool {
     true
 }
 
-/// `restore_drill_<ts>` in `dir`, with a counter if a run in the same second took it.
-fn unique_stem(dir: &Path, ts: &str) -> PathBuf {
-    let mut stem = dir.join(format!("restore_drill_{ts}"));
-    let mut n = 1;
-    while stem.with_extension("json").exists() {
-        n += 1;
-        stem = dir.join(format!("restore_drill_{ts}_{n}"));
+/// Claims `restore_drill_<ts>` in `dir` by creating its `.json` (a run that started in
+/// the same second gets `_2`, `_3`, ...); creating the file is what makes the claim atomic.
+fn claim_stem(dir: &Path, ts: &str) -> std::io::Result<PathBuf> {
+    for n in 1.. {
+        let stem = match n {
+            1 => dir.join(format!("restore_drill_{ts}")),
+            n => dir.join(format!("restore_drill_{ts}_{n}")),
+        };
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(stem.with_extension("json"))
+        {
+            Ok(_) => return Ok(stem),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
     }
-    stem
+    unreachable!("some suffix is free")
 }
 
 fn render_vars(pb: &LoadedPlaybook, opts: &RunOptions, ctx: &mut Context) -> Result<(), RunError> {

@@ -34,7 +34,7 @@ pub struct StepEnv {
     pub workdir: PathBuf,
     pub log: LogSink,
     pub sources: Vec<PathBuf>,
-    pub walkthrough: bool,
+    pub operator: Option<super::operator::Operator>,
     pub resources: super::resources::Resources,
 }
 
@@ -53,7 +53,7 @@ pub fn execute(
         cancel: Arc::clone(&cancel),
         log: env.log,
         sources: env.sources,
-        walkthrough: env.walkthrough,
+        operator: env.operator,
         resources: env.resources,
         progress: progress_tx,
     };

@@ -2,17 +2,16 @@
 //! duration is recorded; in an automated run its `assume` is counted (and marked assumed),
 //! so the RTO includes detection and decision time.
 
-use std::io::{BufRead as _, Write as _};
-
 use anyhow::bail;
 
 use super::{StepCtx, StepOutcome, duration, required};
 use crate::outputs;
 use crate::playbook::Step;
+use crate::runner::operator::Answer;
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let instructions = required(step.instructions.as_deref(), "instructions")?;
-    if !ctx.walkthrough {
+    let Some(operator) = &ctx.operator else {
         let assumed = duration(step.assume.as_deref(), "assume")?.unwrap_or_default();
         let mut outcome = StepOutcome::passed(outputs! {
             "assumed" => true,
@@ -20,23 +19,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         });
         outcome.assumed_s = Some(assumed.as_secs_f64());
         return Ok(outcome);
-    }
-    let mut err = std::io::stderr().lock();
-    writeln!(
-        err,
-        "\n── manual step: {} ──\n{}\n",
+    };
+    let prompt = format!(
+        "\n── manual step: {} ──\n{}\n\nPress Enter when done (or type a note; start it with `fail` if it could not be done): ",
         step.title(),
         instructions.trim()
-    )?;
-    write!(
-        err,
-        "Press Enter when done (or type a note; start with `fail` if it could not be done): "
-    )?;
-    err.flush()?;
-    drop(err);
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    let note = answer.trim().to_string();
+    );
+    let note = match operator.ask(&prompt) {
+        Answer::Line(note) => note,
+        Answer::Gone => bail!("no answer from the operator"),
+    };
     ctx.log.write(&ctx.step_id, &format!("operator: {note}"));
     if note.to_lowercase().starts_with("fail") {
         bail!("operator reported failure: {note}");

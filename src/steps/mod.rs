@@ -33,7 +33,8 @@ pub struct StepCtx {
     pub log: LogSink,
     /// Paths the playbook backs up from: a restore must never write to them.
     pub sources: Vec<PathBuf>,
-    pub walkthrough: bool,
+    /// The operator of a walkthrough (None in automated runs).
+    pub operator: Option<crate::runner::operator::Operator>,
     /// Register here what the step creates outside the workdir, with its teardown.
     pub resources: crate::runner::resources::Resources,
     pub progress: Sender<Progress>,

@@ -439,3 +439,30 @@ fn the_shipped_files_playbook_runs_without_a_server() {
     assert_eq!(out.step("backup")["outputs"]["file_count"], 203);
     assert_eq!(out.record()["status"], "passed");
 }
+
+#[test]
+fn init_scaffolds_files_and_mysql_playbooks_that_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for engine in ["files", "mysql"] {
+        assert_eq!(
+            cmd(&["init", "--engine", engine]).status.code(),
+            Some(0),
+            "{engine}"
+        );
+        let file = format!("{engine}-drill.toml");
+        let out = cmd(&["validate", &file]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
+mod commands;
 mod files;
 mod mysql;
 mod sqlite;
@@ -79,6 +80,11 @@ impl Drill {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// Hands over the directory (for tests that run the binary themselves).
+    pub fn dir_for_tests(self) -> tempfile::TempDir {
+        self.dir
     }
 
     pub fn run(self) -> Outcome {

@@ -699,11 +699,24 @@ fn tidb_style_options_and_gzip_reach_mysqldump() {
     });
     let out = drill.run().expect_code(0);
     let log = out.log();
-    let dump_line = log.lines().find(|l| l.contains("dump --routines")).expect("the dump command is logged");
+    let dump_line = log
+        .lines()
+        .find(|l| l.contains("dump --routines"))
+        .expect("the dump command is logged");
     assert!(dump_line.contains("--skip-lock-tables"), "{dump_line}");
     assert!(!dump_line.contains("--single-transaction"), "{dump_line}");
-    assert!(dump_line.contains("--routines") && dump_line.contains("--triggers"), "{dump_line}");
-    let path = out.step("backup")["outputs"]["path"].as_str().unwrap().to_string();
-    assert_eq!(out.step("backup")["outputs"]["compression"], "gzip", "{path}");
+    assert!(
+        dump_line.contains("--routines") && dump_line.contains("--triggers"),
+        "{dump_line}"
+    );
+    let path = out.step("backup")["outputs"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        out.step("backup")["outputs"]["compression"],
+        "gzip",
+        "{path}"
+    );
     assert!(!server.databases().contains(&scratch));
 }

@@ -940,3 +940,69 @@ fn a_backup_is_one_consistent_snapshot_while_the_source_is_written_to() {
         assert!(written > 0, "{mode}: the writer never got to write");
     }
 }
+
+#[test]
+fn an_unwritable_artifacts_directory_is_exit_3() {
+    let d = drill("", "", "").file("blocked", b"a file, not a directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .current_dir(d.path())
+        .args(["run", "playbook.toml", "--artifacts", "blocked/restore"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create artifacts directory"));
+}
+
+#[test]
+fn an_undefined_output_at_run_time_fails_the_step_naming_step_and_field() {
+    let more = r#"
+[[steps]]
+id = "uses_missing"
+kind = "exec"
+run = "echo {{ steps.backup.no_such_output }}"
+"#;
+    let out = drill("", "", more).run().expect_code(1);
+    let error = out.step("uses_missing")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("step `uses_missing`") && error.contains("field `run`"),
+        "{error}"
+    );
+    assert!(error.contains("undefined"), "{error}");
+}
+
+#[test]
+fn a_var_that_cannot_render_is_a_usage_error_that_leaves_nothing_behind() {
+    let toml = BASE
+        .replace("#BEFORE_VERIFY#", "")
+        .replace("#AFTER_RESTORE#", "")
+        .replace("#MORE#", "")
+        .replace("name = \"t\"", "name = \"varfail\"")
+        .replace(
+            "source = \"src.db\"",
+            "source = \"{{ env.DRILL_TEST_UNSET_VAR }}\"",
+        );
+    let workdirs = || -> Vec<_> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("restore-drill-varfail-")
+            })
+            .collect()
+    };
+    let out = Drill::new(&toml).run().expect_code(2);
+    assert!(out.stderr.contains("vars.source"), "{}", out.stderr);
+    let left = std::fs::read_dir(out.path().join("artifacts")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "files were left in artifacts/");
+    assert!(workdirs().is_empty(), "a work directory was left behind");
+}

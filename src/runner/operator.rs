@@ -1,0 +1,60 @@
+//! The operator of a walkthrough: lines typed on stdin, read by a thread of their own so
+//! that whoever waits for an answer (the runner before a step, a manual step) can still
+//! notice Ctrl-C.
+
+use std::io::{BufRead as _, Write as _};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::signals;
+
+#[derive(Clone)]
+pub struct Operator {
+    lines: Arc<Mutex<Receiver<String>>>,
+}
+
+/// What the operator answered.
+pub enum Answer {
+    Line(String),
+    /// Ctrl-C, or stdin closed: there is nobody to answer.
+    Gone,
+}
+
+impl Operator {
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("operator".into())
+            .spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("start the operator thread");
+        Self {
+            lines: Arc::new(Mutex::new(rx)),
+        }
+    }
+
+    /// Prints `prompt` on stderr and waits for a line.
+    pub fn ask(&self, prompt: &str) -> Answer {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{prompt}");
+        let _ = err.flush();
+        drop(err);
+        let before = signals::count();
+        let lines = self.lines.lock().unwrap();
+        loop {
+            match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => return Answer::Line(line.trim().to_string()),
+                Err(RecvTimeoutError::Disconnected) => return Answer::Gone,
+                Err(RecvTimeoutError::Timeout) if signals::count() > before => return Answer::Gone,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
