@@ -394,9 +394,15 @@ fn literal_base(pattern: &str) -> (PathBuf, PathBuf) {
     (prefix, base)
 }
 
+/// The path with symlinks resolved as far as it exists (the output does not yet).
 fn absolute(path: &Path) -> PathBuf {
-    fs::canonicalize(path)
-        .unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(path))
+    if let Ok(p) = fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => absolute(parent).join(name),
+        _ => std::env::current_dir().unwrap_or_default().join(path),
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -408,6 +414,19 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excludes_match_names_anywhere_or_paths() {
+        let x = Exclude::new(&["*.tmp".into(), "cache".into(), "kb/drafts/**".into()]).unwrap();
+        assert!(x.excludes(Path::new("/srv/kb/a.tmp"), Path::new("kb/a.tmp")));
+        assert!(x.excludes(Path::new("/srv/kb/x/cache"), Path::new("kb/x/cache")));
+        assert!(x.excludes(
+            Path::new("/srv/kb/drafts/a.json"),
+            Path::new("kb/drafts/a.json")
+        ));
+        assert!(!x.excludes(Path::new("/srv/kb/a.json"), Path::new("kb/a.json")));
+        assert!(!x.excludes(Path::new("/srv/kb/cached"), Path::new("kb/cached")));
+    }
 
     #[test]
     fn names_are_relative_to_the_literal_prefix_parent() {
