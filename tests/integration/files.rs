@@ -466,3 +466,22 @@ fn init_scaffolds_files_and_mysql_playbooks_that_validate() {
         );
     }
 }
+
+#[test]
+fn an_archive_made_by_gnu_tar_restores() {
+    // Interoperability: a pax-format, gzip-compressed archive from GNU tar.
+    let toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"restore\"\nkind = \"restore\"\nengine = \"files\"\nfrom = \"gnu.tgz\"\ntarget_dir = \"{{ drill.workdir }}/r\"\n[[steps]]\nid = \"verify\"\nkind = \"files\"\ndirectory = \"{{ steps.restore.target }}\"\n[[steps.checks]]\nname = \"json\"\nbuiltin = \"json_valid\"\n[[steps.checks]]\nname = \"count\"\nbuiltin = \"file_count\"\nmin = 2\nmax = 2\n";
+    let d = Drill::new(toml)
+        .file("src/a.txt", b"hi\n")
+        .file("src/deep/b.json", br#"{"a": 1}"#);
+    std::os::unix::fs::symlink("a.txt", d.path().join("src/link")).unwrap();
+    let status = std::process::Command::new("tar")
+        .current_dir(d.path())
+        .args(["--format=pax", "-czf", "gnu.tgz", "src"])
+        .status()
+        .expect("GNU tar");
+    assert!(status.success());
+    let out = d.run().expect_code(0);
+    assert_eq!(out.step("restore")["outputs"]["file_count"], 2);
+    assert_eq!(out.step("restore")["outputs"]["symlink_count"], 1);
+}

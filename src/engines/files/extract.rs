@@ -68,6 +68,10 @@ fn extract_entry<R: Read>(
     };
     let dest = target.join(&rel);
     let kind = entry.header().entry_type();
+    if kind == tar::EntryType::XGlobalHeader {
+        // pax global metadata (e.g. `git archive`'s commit id), not a file.
+        return Ok(());
+    }
     let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
     prepare_parents(target, &rel)?;
     match kind {
