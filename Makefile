@@ -10,8 +10,9 @@ BIN      := target/release/restore-drill
 restore-drill: build
 	$(BIN) run $(PLAYBOOK) $(ARGS)
 
+## The tool and the demo service the default drill starts on the restored database.
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bins
 
 ## The whole test suite (unit + integration against real engines).
 test:

@@ -16,6 +16,7 @@ pub const STEP_ROOTS: &[&str] = &["vars", "env", "drill", "steps", "secrets"];
 const FUNCTIONS: &[&str] = &[
     "path_exists",
     "now",
+    "free_port",
     "range",
     "dict",
     "namespace",
@@ -51,9 +52,25 @@ fn configure(env: &mut Environment<'_>) {
         std::path::Path::new(&path).exists()
     });
     env.add_function("now", || jiff::Timestamp::now().to_string());
+    env.add_function("free_port", free_port);
     env.add_filter("bytes", human_bytes);
     env.add_filter("secs", crate::runner::gates::fmt_secs);
     env.add_filter("mark", status_mark);
+}
+
+/// A TCP port on 127.0.0.1 that is free right now, for a service the drill starts. The
+/// port is released before the service binds it, so use it once, in a var (vars render
+/// once, so every step then sees the same port).
+fn free_port() -> Result<u16, minijinja::Error> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("no free port: {e}"),
+            )
+        })
 }
 
 /// `passed` → ✅ and so on, for reports.
@@ -171,6 +188,14 @@ mod tests {
         assert_eq!(v, serde_json::json!({"t": 3}));
         let v = render_value("{{ steps.b.counts.t }} rows", &ctx, true).unwrap();
         assert_eq!(v, serde_json::json!("3 rows"));
+    }
+
+    #[test]
+    fn free_port_gives_a_bindable_port() {
+        let ctx = Value::from_serialize(serde_json::json!({}));
+        let port: u16 = render("{{ free_port() }}", &ctx).unwrap().parse().unwrap();
+        assert!(port > 0);
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
     }
 
     #[test]

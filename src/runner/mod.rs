@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+mod lock;
 pub mod operator;
 mod plan;
 pub mod process;
@@ -101,6 +102,8 @@ struct Runner<'a> {
     interrupted: bool,
     resources: resources::Resources,
     operator: Option<operator::Operator>,
+    /// Held until the runner is dropped, after the last artifact is written.
+    lock: lock::DrillLock,
 }
 
 impl<'a> Runner<'a> {
@@ -118,6 +121,15 @@ impl<'a> Runner<'a> {
                 opts.artifacts_dir.display()
             ))
         })?;
+        let run_id = format!(
+            "{}-{}-{:04x}",
+            book.drill.name,
+            ts,
+            std::process::id() & 0xffff
+        );
+        // Before anything is created: a second run of the same drill stops here, untouched.
+        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)
+            .map_err(RunError::Usage)?;
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -141,12 +153,6 @@ impl<'a> Runner<'a> {
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();
-        let run_id = format!(
-            "{}-{}-{:04x}",
-            book.drill.name,
-            ts,
-            std::process::id() & 0xffff
-        );
         let mode = if opts.walkthrough {
             Mode::Walkthrough
         } else {
@@ -224,6 +230,7 @@ impl<'a> Runner<'a> {
             interrupted: false,
             resources: Default::default(),
             operator: opts.walkthrough.then(operator::Operator::start),
+            lock,
         };
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
@@ -233,6 +240,14 @@ impl<'a> Runner<'a> {
             detail: None,
         });
         signals::install();
+        if let Some(holder) = runner.lock.took_over.clone() {
+            let msg = format!(
+                "took over the lock {} left by a run that died ({holder})",
+                runner.lock.path.display()
+            );
+            runner.record.warnings.push(msg.clone());
+            runner.notice(&msg);
+        }
         runner.emit(Event::DrillStarted);
         Ok(runner)
     }
@@ -267,9 +282,8 @@ impl<'a> Runner<'a> {
         if self.interrupted {
             self.notice("interrupted: stopping the running step and cleaning up (Ctrl-C again to skip cleanup)");
         }
-        let already = signals::count();
         for step in steps {
-            if self.interrupted && signals::count() > already.max(1) {
+            if second_interrupt() {
                 self.notice(&format!(
                     "second interrupt: cleanup step `{}` and those after it skipped",
                     step.id
@@ -278,13 +292,20 @@ impl<'a> Runner<'a> {
             }
             self.run_step(Section::Cleanup, step);
         }
-        if self.interrupted && signals::count() > already.max(1) {
+        if second_interrupt() {
             for (kind, id, step) in self.resources.pending() {
                 let msg = format!(
                     "left behind by the second interrupt: {kind} {id} (from step `{step}`)"
                 );
                 self.record.warnings.push(msg.clone());
                 self.notice(&msg);
+                self.record.resources.push(ResourceRecord {
+                    kind,
+                    id: self.redactor.redact(&id),
+                    step: Some(step),
+                    removed: false,
+                    detail: Some("teardown skipped by a second interrupt".into()),
+                });
             }
         } else {
             self.tear_down_resources();
@@ -416,14 +437,19 @@ impl<'a> Runner<'a> {
                 operator: self.operator.clone(),
                 resources: self.resources.clone(),
             };
-            let (outcome, ending) =
-                step_exec::execute(rendered.clone(), env, limits.timeout, &mut |done, total| {
+            let (outcome, ending) = step_exec::execute(
+                rendered.clone(),
+                env,
+                limits.timeout,
+                usize::from(section == Section::Cleanup),
+                &mut |done, total| {
                     let step = &self.record.steps[index];
                     for o in &mut self.observers {
                         let _ =
                             o.on_event(&Event::StepProgress { step, done, total }, &self.record);
                     }
-                });
+                },
+            );
             let retry = !outcome.passed && ending == Ending::Finished && attempts <= step.retries;
             if !retry {
                 break (outcome, ending);
@@ -763,6 +789,11 @@ impl Limits {
             retry_delay: parse(&step.retry_delay, "retry_delay")?.unwrap_or(Duration::from_secs(1)),
         })
     }
+}
+
+/// A second Ctrl-C (or SIGTERM), wherever it came: what is left of cleanup is skipped.
+fn second_interrupt() -> bool {
+    signals::count() >= 2
 }
 
 fn interruptible_sleep(d: Duration) -> bool {

@@ -46,13 +46,12 @@ impl Operator {
         let _ = write!(err, "{prompt}");
         let _ = err.flush();
         drop(err);
-        let before = signals::count();
         let lines = self.lines.lock().unwrap();
         loop {
             match lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => return Answer::Line(line.trim().to_string()),
                 Err(RecvTimeoutError::Disconnected) => return Answer::Gone,
-                Err(RecvTimeoutError::Timeout) if signals::count() > before => return Answer::Gone,
+                Err(RecvTimeoutError::Timeout) if signals::count() > 0 => return Answer::Gone,
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }

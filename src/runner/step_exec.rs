@@ -38,10 +38,15 @@ pub struct StepEnv {
     pub resources: super::resources::Resources,
 }
 
+/// `interrupts_allowed`: how many interrupting signals the step lives through: 0 for the
+/// drill's steps, 1 for cleanup (only a second Ctrl-C cuts cleanup short). A threshold,
+/// not a count sampled here, so a signal that lands while the step is being announced
+/// still stops it.
 pub fn execute(
     step: Step,
     env: StepEnv,
     timeout: Option<Duration>,
+    interrupts_allowed: usize,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> (StepOutcome, Ending) {
     let cancel = Arc::new(Cancel::default());
@@ -71,7 +76,6 @@ pub fn execute(
     }
 
     let started = Instant::now();
-    let interrupts_before = signals::count();
     let mut stopping: Option<(Ending, Instant)> = None;
     let mut killed_at: Option<Instant> = None;
     loop {
@@ -95,7 +99,7 @@ pub fn execute(
         let now = Instant::now();
         match (stopping, killed_at) {
             (None, _) => {
-                let why = if signals::count() > interrupts_before {
+                let why = if signals::count() > interrupts_allowed {
                     Some(Ending::Interrupted)
                 } else if timeout.is_some_and(|t| now - started >= t) {
                     Some(Ending::TimedOut)

@@ -7,10 +7,12 @@ mod backup;
 mod checksum;
 mod exec;
 mod files;
+mod http;
 mod locate;
 mod manual;
 mod mysql;
 mod restore;
+mod service;
 pub mod sql;
 mod wait;
 
@@ -103,10 +105,8 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
         StepKind::Manual => manual::run(step, ctx),
         StepKind::Wait => wait::run(step, ctx),
         StepKind::Files => files::verify(step, ctx),
-        StepKind::Http | StepKind::Service => Err(anyhow::anyhow!(
-            "`{}` steps are not available in this version of restore-drill",
-            step.kind.as_str()
-        )),
+        StepKind::Http => http::run(step, ctx),
+        StepKind::Service => service::run(step, ctx),
     };
     result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")))
 }

@@ -25,6 +25,7 @@ duration = "1ms"
 
 #[test]
 fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
+    use std::io::Read as _;
     let d = Drill::new(MANUAL)
         .arg("--walkthrough")
         .arg("--operator")
@@ -34,30 +35,43 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     let mut child = d
         .command()
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr_pipe.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut stderr = String::new();
+    let mut wait_for = |text: &str| {
+        while !stderr.contains(text) {
+            let more = rx.recv_timeout(std::time::Duration::from_secs(20));
+            stderr.push_str(&more.unwrap_or_else(|_| panic!("no {text:?} in {stderr}")));
+        }
+        stderr.clone()
+    };
+    wait_for("Page the database owner");
+    // The operator takes a moment: the step's duration is that moment, not its `assume`.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"paged dba, go\nskip\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Page the database owner"), "{stderr}");
-    assert!(
-        stderr.contains("── next: Restore step (wait)"),
-        "each step is shown before it runs: {stderr}"
-    );
+    stdin.write_all(b"paged dba, go\n").unwrap();
+    let stderr = wait_for("── next: Restore step (wait)");
+    stdin.write_all(b"skip\n").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     let json = d
         .path()
         .join("artifacts")

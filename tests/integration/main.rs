@@ -7,6 +7,7 @@
 mod commands;
 mod files;
 mod mysql;
+mod service;
 mod sqlite;
 mod validate;
 
