@@ -27,6 +27,9 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         output,
         compression,
     };
+    // The archive holds every change made before it started (later ones maybe not):
+    // the conservative point for the RPO.
+    let snapshot_at = jiff::Timestamp::now();
     let started = std::time::Instant::now();
     let done = archive::backup(&req, &ctx.cancel, &|d, t| ctx.progress(d, t))?;
     let secs = started.elapsed().as_secs_f64();
@@ -53,7 +56,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "source_bytes" => done.source_bytes,
         "manifest" => done.manifest.display().to_string(),
         "compression" => compression.as_str(),
-        "snapshot_at" => jiff::Timestamp::now().to_string(),
+        "snapshot_at" => snapshot_at.to_string(),
     });
     outcome.metrics = outputs! {
         "bytes_per_s" => done.source_bytes as f64 / secs.max(1e-9),
