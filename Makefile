@@ -2,7 +2,10 @@
 CARGO    ?= cargo
 PLAYBOOK ?= playbooks/sqlite.toml
 ARGS     ?=
-BIN      := target/release/restore-drill
+TARGET   := $(or $(CARGO_TARGET_DIR),target)
+BIN      := $(TARGET)/release/restore-drill
+# The default drill starts this demo service on the restored copy.
+export RESTORE_DRILL_DEMO_SERVICE ?= $(TARGET)/release/restore-drill-demo-service
 
 .PHONY: restore-drill build test lint schemas bench
 

@@ -119,6 +119,7 @@ pub enum SchemaKind {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InitEngine {
     Sqlite,
+    Postgres,
     Mysql,
     Files,
 }

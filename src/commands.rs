@@ -272,7 +272,11 @@ fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
     let (name, text) = match engine {
         InitEngine::Sqlite => (
             "sqlite-drill.toml",
-            include_str!("../playbooks/sqlite.toml"),
+            include_str!("../templates/init/sqlite.toml"),
+        ),
+        InitEngine::Postgres => (
+            "postgres-drill.toml",
+            include_str!("../playbooks/postgres.toml"),
         ),
         InitEngine::Mysql => ("mysql-drill.toml", include_str!("../playbooks/mysql.toml")),
         InitEngine::Files => ("files-drill.toml", include_str!("../playbooks/files.toml")),

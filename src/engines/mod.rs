@@ -3,6 +3,7 @@
 pub mod compress;
 pub mod files;
 pub mod mysql;
+pub mod postgres;
 pub mod sqlite;
 
 use indexmap::IndexMap;
@@ -24,8 +25,9 @@ pub trait SqlConn {
     fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>>;
     /// Foreign keys that do not hold (empty: all hold).
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>>;
-    /// Foreign key constraints, as `table.constraint`, for `foreign_keys` with `compare_to`.
-    fn foreign_keys(&mut self) -> anyhow::Result<Vec<String>> {
-        anyhow::bail!("this engine cannot list its foreign key constraints")
+    /// Names of the foreign key constraints, for `foreign_keys` with `compare_to`; None
+    /// where the engine does not name them.
+    fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
+        Ok(None)
     }
 }

@@ -41,14 +41,22 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     .with_context(|| format!("cannot open {}", path.display()))
 }
 
+/// How a copy runs: it stops when cancelled, reports its progress, and is synced to disk
+/// only when it outlives the drill (a copy in the work directory is thrown away at the end,
+/// and syncing it would cost more than the copy itself).
+pub struct Copying<'a> {
+    pub cancel: &'a Cancel,
+    pub progress: &'a dyn Fn(u64, u64),
+    pub durable: bool,
+}
+
 /// Copies `source` to `dest`, consistent while the source is in use: the copy and the
 /// row counts come from one read snapshot.
 pub fn backup(
     source: &Path,
     dest: &Path,
     checkpoint: bool,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
+    copying: &Copying<'_>,
 ) -> anyhow::Result<Snapshot> {
     if checkpoint {
         // A checkpoint moves committed WAL content into the main file; it changes no data.
@@ -69,7 +77,7 @@ pub fn backup(
         // A WAL snapshot lives partly in the -wal file: only SQLite can copy it whole,
         // and only this connection sees exactly this snapshot.
         let counts = count_rows(&src, &tables)?;
-        copy_with_backup_api(&src, dest, cancel, progress)?;
+        copy_with_backup_api(&src, dest, copying)?;
         counts
     } else {
         // Under the shared lock no writer can change the file, so the file is the
@@ -81,7 +89,7 @@ pub fn backup(
                 conn.busy_timeout(Duration::from_secs(10))?;
                 count_rows(&conn, &tables)
             });
-            let copied = copy_file(source, dest, cancel, progress);
+            let copied = copy_file(source, dest, copying);
             let counts = counter.join().expect("row counter panicked");
             copied.and(counts)
         })?
@@ -105,13 +113,8 @@ fn is_wal(conn: &Connection) -> anyhow::Result<bool> {
 const COPY_CHUNK: u64 = 64 << 20;
 
 /// Copies a file with copy_file_range(2) (in-kernel, no user-space buffer), into
-/// `dest.partial` renamed once complete and synced.
-fn copy_file(
-    source: &Path,
-    dest: &Path,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
-) -> anyhow::Result<()> {
+/// `dest.partial` renamed once complete (and synced, when durable).
+fn copy_file(source: &Path, dest: &Path, copying: &Copying<'_>) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd as _;
     write_partial(dest, |partial| {
         let from = fs::File::open(source)?;
@@ -119,7 +122,7 @@ fn copy_file(
         let total = from.metadata()?.len();
         let mut done = 0u64;
         while done < total {
-            cancel.check()?;
+            copying.cancel.check()?;
             let len = COPY_CHUNK.min(total - done) as usize;
             // SAFETY: both descriptors are open for the duration; null offsets use the files' positions.
             let n = unsafe {
@@ -141,19 +144,21 @@ fn copy_file(
                     done = total;
                 }
             }
-            progress(done, total);
+            (copying.progress)(done, total);
         }
-        to.sync_all()?;
+        if copying.durable {
+            to.sync_all()?;
+        }
         Ok(())
     })
 }
 
-/// Runs the backup API from `src` into `dest.partial`, renamed once complete and synced.
+/// Runs the backup API from `src` into `dest.partial`, renamed once complete (and synced,
+/// when durable).
 fn copy_with_backup_api(
     src: &Connection,
     dest: &Path,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
+    copying: &Copying<'_>,
 ) -> anyhow::Result<()> {
     write_partial(dest, |partial| {
         let mut dst = Connection::open(partial)
@@ -164,12 +169,12 @@ fn copy_with_backup_api(
         {
             let backup = Backup::new(src, &mut dst)?;
             loop {
-                cancel.check()?;
+                copying.cancel.check()?;
                 let step = backup.step(PAGES_PER_STEP)?;
                 let p = backup.progress();
                 let total = p.pagecount.max(0) as u64 * page_size as u64;
                 let done = (p.pagecount - p.remaining).max(0) as u64 * page_size as u64;
-                progress(done, total);
+                (copying.progress)(done, total);
                 match step {
                     StepResult::Done => break,
                     StepResult::Busy | StepResult::Locked => {
@@ -180,7 +185,9 @@ fn copy_with_backup_api(
             }
         }
         dst.close().map_err(|(_, e)| e)?;
-        fs::File::open(partial)?.sync_all()?;
+        if copying.durable {
+            fs::File::open(partial)?.sync_all()?;
+        }
         Ok(())
     })
 }
@@ -210,21 +217,16 @@ fn partial_path(dest: &Path) -> PathBuf {
 
 /// Restores the backup file `from` into `target` (which must not exist), then proves the
 /// result is a real database with tables in it.
-pub fn restore(
-    from: &Path,
-    target: &Path,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
-) -> anyhow::Result<Snapshot> {
+pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Result<Snapshot> {
     check_backup_file(from)?;
     let src = open_read_only(from)?;
     src.execute_batch("BEGIN")?;
     user_tables(&src)
         .with_context(|| format!("{} is not a readable SQLite database", from.display()))?;
     let copied = if is_wal(&src)? {
-        copy_with_backup_api(&src, target, cancel, progress)
+        copy_with_backup_api(&src, target, copying)
     } else {
-        copy_file(from, target, cancel, progress)
+        copy_file(from, target, copying)
     };
     copied.context("restore failed")?;
     src.execute_batch("COMMIT")?;

@@ -262,6 +262,8 @@ pub struct Step {
     pub pg_bin_dir: Option<String>,
     /// restore/postgres: run server commands as this OS user (needed as root).
     pub os_user: Option<String>,
+    /// restore/postgres ephemeral: also listen on this TCP address (e.g. "127.0.0.1").
+    pub listen: Option<String>,
 
     // sql
     /// sql: a path (sqlite) or connection url.

@@ -60,6 +60,19 @@ impl<'a> Validator<'a> {
         self.diags.last_mut().expect("just pushed")
     }
 
+    /// Ids as written, parsed or not, so a reference to a broken step is not "unknown".
+    fn step_ids(&self) -> HashSet<&'a str> {
+        self.layout
+            .steps
+            .iter()
+            .filter_map(|(_, _, id, _)| id.as_deref())
+            .collect()
+    }
+
+    fn var_names(&self) -> Vec<&'a str> {
+        self.pb.vars.keys().map(String::as_str).collect()
+    }
+
     fn header(&mut self) {
         if self.pb.version != 1 {
             let span = self.spans.value(&[Seg::Key("version")]);
@@ -100,14 +113,7 @@ impl<'a> Validator<'a> {
     }
 
     fn steps(&mut self) {
-        // Ids as written, parsed or not, so a reference to a broken step is not "unknown".
-        let all: HashSet<&str> = self
-            .layout
-            .steps
-            .iter()
-            .filter_map(|(_, _, id, _)| id.as_deref())
-            .collect();
-        let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        let (all, vars) = (self.step_ids(), self.var_names());
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
         for (section, raw, id, parsed) in &self.layout.steps {
@@ -198,6 +204,16 @@ impl<'a> Validator<'a> {
         if step.kind == StepKind::Sql && step.engine == Some(Engine::Files) {
             let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
             self.error("`sql` steps take engine sqlite, postgres or mysql", span);
+        }
+        if let Some(problem) = step
+            .expect_status
+            .as_ref()
+            .and_then(crate::steps::http::expect_status_problem)
+        {
+            let span = self
+                .spans
+                .value(&[path, &[Seg::Key("expect_status")]].concat());
+            self.error(problem, span);
         }
     }
 
@@ -301,13 +317,7 @@ impl<'a> Validator<'a> {
                 span,
             );
         }
-        let all: HashSet<&str> = self
-            .layout
-            .steps
-            .iter()
-            .filter_map(|(_, _, id, _)| id.as_deref())
-            .collect();
-        let vars: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        let (all, vars) = (self.step_ids(), self.var_names());
         let scope = Scope {
             roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
             earlier: &all,

@@ -282,12 +282,18 @@ impl<'a> Runner<'a> {
         if self.interrupted {
             self.notice("interrupted: stopping the running step and cleaning up (Ctrl-C again to skip cleanup)");
         }
+        // The application goes first: cleanup steps may drop what it still holds open.
+        if !second_interrupt() {
+            self.tear_down_resources(|kind| kind == "service");
+        }
         for step in steps {
             if second_interrupt() {
-                self.notice(&format!(
+                let msg = format!(
                     "second interrupt: cleanup step `{}` and those after it skipped",
                     step.id
-                ));
+                );
+                self.record.warnings.push(msg.clone());
+                self.notice(&msg);
                 break;
             }
             self.run_step(Section::Cleanup, step);
@@ -308,14 +314,14 @@ impl<'a> Runner<'a> {
                 });
             }
         } else {
-            self.tear_down_resources();
+            self.tear_down_resources(|_| true);
         }
         self.remove_workdir();
     }
 
     /// Stops services, drops scratch databases, removes clusters: whatever steps registered.
-    fn tear_down_resources(&mut self) {
-        for torn in self.resources.tear_down_all() {
+    fn tear_down_resources(&mut self, kind: impl Fn(&str) -> bool) {
+        for torn in self.resources.tear_down_where(kind) {
             let removed = torn.result.is_ok();
             let detail = torn.result.err().map(|e| format!("{e:#}"));
             if let Some(d) = &detail {

@@ -1,7 +1,8 @@
 //! What a drill creates outside its work directory (services, clusters, scratch
 //! databases), each with the action that removes it. Steps register a resource the
 //! moment it exists, so teardown happens even when the step fails halfway or the drill
-//! is interrupted; the runner tears down in reverse order after the cleanup steps.
+//! is interrupted; the runner tears down services before the cleanup steps (they may drop what the
+//! application holds open) and everything else after them, newest first.
 
 use std::sync::{Arc, Mutex};
 
@@ -46,9 +47,16 @@ impl Resources {
         });
     }
 
-    /// Removes every resource, newest first.
-    pub fn tear_down_all(&self) -> Vec<TornDown> {
-        let taken: Vec<Resource> = std::mem::take(&mut *self.inner.lock().unwrap());
+    /// Removes the resources whose kind matches, newest first.
+    pub fn tear_down_where(&self, kind: impl Fn(&str) -> bool) -> Vec<TornDown> {
+        let taken: Vec<Resource> = {
+            let mut all = self.inner.lock().unwrap();
+            let (matching, rest) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|r| kind(&r.kind));
+            *all = rest;
+            matching
+        };
         taken
             .into_iter()
             .rev()

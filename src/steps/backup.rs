@@ -15,10 +15,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         Some(Engine::Sqlite) => sqlite_backup(step, ctx),
         Some(Engine::Files) => super::files::backup(step, ctx),
         Some(Engine::Mysql) => super::mysql::backup(step, ctx),
-        Some(other) => bail!(
-            "backup engine `{}` is not available in this version",
-            other.as_str()
-        ),
+        Some(Engine::Postgres) => super::postgres::backup(step, ctx),
         None => bail!("missing field `engine`"),
     }
 }
@@ -40,13 +37,9 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         std::fs::create_dir_all(parent)?;
     }
     let started = std::time::Instant::now();
-    let snap = sqlite::backup(
-        source,
-        output,
-        step.checkpoint.unwrap_or(false),
-        &ctx.cancel,
-        &|done, total| ctx.progress(done, total),
-    )?;
+    let progress = |done, total| ctx.progress(done, total);
+    let copying = ctx.copying(output, &progress);
+    let snap = sqlite::backup(source, output, step.checkpoint.unwrap_or(false), &copying)?;
     let secs = started.elapsed().as_secs_f64();
     ctx.log.write(
         &ctx.step_id,

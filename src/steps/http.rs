@@ -179,6 +179,22 @@ struct Expect {
     contains: Option<String>,
 }
 
+/// Why `expect_status` (unrendered) is malformed, for validation; None when it is fine
+/// or is a template that only the run can judge.
+pub fn expect_status_problem(value: &Value) -> Option<String> {
+    let items = match value {
+        Value::Array(items) if items.is_empty() => {
+            return Some("`expect_status` is an empty list".into());
+        }
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .filter(|v| !v.as_str().is_some_and(crate::template::has_template_syntax))
+        .find_map(|v| StatusPattern::parse(v).err().map(|e| e.to_string()))
+}
+
 /// `200`, or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StatusPattern {
@@ -381,6 +397,18 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn validation_names_a_bad_expect_status() {
+        assert_eq!(expect_status_problem(&json!([200, "2xx"])), None);
+        assert_eq!(expect_status_problem(&json!("{{ vars.code }}")), None);
+        assert!(
+            expect_status_problem(&json!([200, "20"]))
+                .unwrap()
+                .contains("`20`")
+        );
+        assert!(expect_status_problem(&json!([])).is_some());
+    }
 
     #[test]
     fn status_patterns() {

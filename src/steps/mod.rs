@@ -7,16 +7,17 @@ mod backup;
 mod checksum;
 mod exec;
 mod files;
-mod http;
+pub mod http;
 mod locate;
 mod manual;
 mod mysql;
+mod postgres;
 mod restore;
 mod service;
 pub mod sql;
 mod wait;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
@@ -52,6 +53,26 @@ pub struct Progress {
 impl StepCtx {
     pub fn progress(&self, done: u64, total: u64) {
         let _ = self.progress.send(Progress { done, total });
+    }
+
+    /// How to copy into `dest`: synced only when it outlives the run, i.e. lies outside
+    /// the work directory.
+    pub fn copying<'a>(
+        &'a self,
+        dest: &Path,
+        progress: &'a dyn Fn(u64, u64),
+    ) -> crate::engines::sqlite::Copying<'a> {
+        crate::engines::sqlite::Copying {
+            cancel: &self.cancel,
+            progress,
+            durable: !self.is_throwaway(dest),
+        }
+    }
+
+    /// True for a path inside the work directory, which is removed at the end of the run.
+    pub fn is_throwaway(&self, path: &Path) -> bool {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        absolute(path).starts_with(absolute(&self.workdir))
     }
 }
 

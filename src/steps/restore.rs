@@ -16,10 +16,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         Some(Engine::Sqlite) => sqlite_restore(step, ctx),
         Some(Engine::Files) => super::files::restore(step, ctx),
         Some(Engine::Mysql) => super::mysql::restore(step, ctx),
-        Some(other) => bail!(
-            "restore engine `{}` is not available in this version",
-            other.as_str()
-        ),
+        Some(Engine::Postgres) => super::postgres::restore(step, ctx),
         None => bail!("missing field `engine`"),
     }
 }
@@ -48,11 +45,12 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         // Restore beside the target and swap it in only once the restore is proven;
         // on any failure the target is put back from the safety copy.
         let staged = staged_path(target);
-        let result = sqlite::restore(from, &staged, &ctx.cancel, &progress).and_then(|snap| {
-            fs::rename(&staged, target)
-                .map(|_| snap)
-                .map_err(Into::into)
-        });
+        let result =
+            sqlite::restore(from, &staged, &ctx.copying(target, &progress)).and_then(|snap| {
+                fs::rename(&staged, target)
+                    .map(|_| snap)
+                    .map_err(Into::into)
+            });
         match result {
             Ok(snap) => {
                 fs::remove_file(&safety)?;
@@ -77,7 +75,7 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             }
         }
     } else {
-        sqlite::restore(from, target, &ctx.cancel, &progress)?
+        sqlite::restore(from, target, &ctx.copying(target, &progress))?
     };
     ctx.log.write(
         &ctx.step_id,

@@ -214,9 +214,10 @@ impl Service {
     }
 
     /// SIGTERM to the group, `grace` to exit, SIGKILL, then wait for the group to be gone.
-    /// Safe to call twice. An error means some process of the group survived.
+    /// Safe to call twice: once it succeeded, it does nothing. An error means some process
+    /// of the group survived (teardown then tries again and reports it).
     fn stop(&self) -> anyhow::Result<()> {
-        if self.stopped.swap(true, Ordering::SeqCst) {
+        if self.stopped.load(Ordering::SeqCst) {
             return Ok(());
         }
         if let Some(status) = self.exit_status() {
@@ -242,6 +243,7 @@ impl Service {
         };
         self.output.join(AFTER_KILL);
         self.note(&format!("pid {}: {how}", self.pid));
+        self.stopped.store(true, Ordering::SeqCst);
         Ok(())
     }
 

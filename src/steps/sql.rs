@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
+use crate::engines::postgres::PgConn;
 use crate::engines::sqlite::SqliteConn;
 use crate::playbook::{Builtin, Check, Engine, Step};
 
@@ -92,6 +93,11 @@ fn connect(
         }
         Some(Engine::Mysql) => {
             let mut conn = crate::engines::mysql::MysqlConn::open(database)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
+        Some(Engine::Postgres) => {
+            let mut conn = PgConn::open(database)?;
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }
@@ -192,17 +198,8 @@ fn builtin_check(
         }
         Builtin::ForeignKeys => {
             let mut problems = conn.foreign_key_problems()?;
-            // With `compare_to` (e.g. the backup's `foreign_keys`), the constraints
-            // themselves must be present too, not only hold.
             if let Some(wanted) = &check.compare_to {
-                let wanted = names_from(None, Some(wanted), "compare_to")?;
-                let present = conn.foreign_keys()?;
-                problems.extend(
-                    wanted
-                        .iter()
-                        .filter(|w| !present.contains(w))
-                        .map(|w| format!("constraint {w} missing")),
-                );
+                problems.extend(missing_foreign_keys(conn, wanted)?);
             }
             problem_record(check, problems, "every foreign key holds")
         }
@@ -225,6 +222,19 @@ fn builtin_check(
             bail!("a files check: use it in a `kind = \"files\"` step")
         }
     })
+}
+
+/// The constraints of `compare_to` (e.g. the backup's `foreign_keys`) that are gone.
+fn missing_foreign_keys(conn: &mut dyn SqlConn, wanted: &Value) -> anyhow::Result<Vec<String>> {
+    let wanted = names_from(None, Some(wanted), "foreign keys")?;
+    let Some(present) = conn.foreign_key_names()? else {
+        bail!("this engine cannot list foreign keys by name to compare with `compare_to`");
+    };
+    Ok(wanted
+        .into_iter()
+        .filter(|w| !present.contains(w))
+        .map(|w| format!("{w} is missing"))
+        .collect())
 }
 
 fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {

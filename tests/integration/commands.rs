@@ -72,15 +72,7 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     let status = child.wait().unwrap();
     reader.join().unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    let json = d
-        .path()
-        .join("artifacts")
-        .read_dir()
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let r = newest_record(&d.path().join("artifacts"));
     assert_eq!(r["mode"], "walkthrough");
     assert_eq!(r["operators"], serde_json::json!(["alice", "bob"]));
     let decide = &r["steps"][0];

@@ -7,6 +7,7 @@
 mod commands;
 mod files;
 mod mysql;
+mod postgres;
 mod service;
 mod sqlite;
 mod validate;
@@ -115,16 +116,7 @@ impl Outcome {
     }
 
     fn artifact(&self, ext: &str) -> PathBuf {
-        let dir = self.dir.path().join("artifacts");
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("no artifacts dir: {e}\n{}", self.stderr))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(ext))
-            .collect();
-        found.sort();
-        found
-            .pop()
-            .unwrap_or_else(|| panic!("no *{ext} artifact\n{}", self.stderr))
+        newest_artifact(&self.dir.path().join("artifacts"), ext)
     }
 
     pub fn record(&self) -> Value {
@@ -158,6 +150,24 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no gate {name}: {}", self.record()["gates"]))
             .clone()
     }
+}
+
+/// The newest artifact ending in `ext` in `dir` (e.g. ".json", ".html").
+pub fn newest_artifact(dir: &Path, ext: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("no artifacts in {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(ext))
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no *{ext} in {}", dir.display()))
+}
+
+/// The newest run record in `dir`, parsed.
+pub fn newest_record(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(newest_artifact(dir, ".json")).unwrap()).unwrap()
 }
 
 /// Creates a small SQLite database with related tables, foreign keys and indexes.

@@ -428,7 +428,7 @@ fn a_dropped_index_or_constraint_fails_its_check() {
     );
     let out = drill.run().expect_code(1);
     assert_eq!(failed_checks(&out), ["fks"]);
-    assert!(detail_of(&out, "fks").contains("constraint orders.fk_orders_customer missing"));
+    assert!(detail_of(&out, "fks").contains("orders.fk_orders_customer is missing"));
 }
 
 #[test]

@@ -463,12 +463,8 @@ fn a_restore_into_the_source_is_refused_and_the_source_is_unchanged() {
         );
         assert_eq!(sha256_of(&source), before, "{target}: the source changed");
     }
-    let record = std::fs::read_dir(d.path().join("artifacts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
-    let text = std::fs::read_to_string(record).unwrap();
+    let text =
+        std::fs::read_to_string(newest_artifact(&d.path().join("artifacts"), ".json")).unwrap();
     assert!(text.contains("it is a source of this playbook"), "{text}");
 }
 
@@ -603,16 +599,8 @@ run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2;
         ),
         (
             "html",
-            std::fs::read_to_string(
-                out.path()
-                    .join("artifacts")
-                    .read_dir()
-                    .unwrap()
-                    .map(|e| e.unwrap().path())
-                    .find(|p| p.extension().is_some_and(|e| e == "html"))
-                    .unwrap(),
-            )
-            .unwrap(),
+            std::fs::read_to_string(newest_artifact(&out.path().join("artifacts"), ".html"))
+                .unwrap(),
         ),
     ] {
         assert!(!text.contains(secret), "the secret leaked into the {what}");
@@ -862,14 +850,7 @@ fn every_run_leaves_a_json_record_a_report_and_a_log() {
     );
 
     // `report` renders the stored record again, also through a custom template.
-    let json = out
-        .path()
-        .join("artifacts")
-        .read_dir()
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
     std::fs::write(
         out.path().join("t.j2"),
         "{{ drill.name }}: {{ status }} in {{ steps | length }} steps",

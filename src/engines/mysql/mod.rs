@@ -381,7 +381,14 @@ impl SqlConn for MysqlConn {
         Ok(problems)
     }
 
-    fn foreign_keys(&mut self) -> anyhow::Result<Vec<String>> {
+    fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
+        self.foreign_keys().map(Some)
+    }
+}
+
+impl MysqlConn {
+    /// Every foreign key constraint, as `table.constraint`.
+    pub fn foreign_keys(&mut self) -> anyhow::Result<Vec<String>> {
         Ok(self
             .foreign_key_defs()?
             .into_iter()

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark of the PostgreSQL engine against PostgreSQL's own tools.
+#
+# Starts a private source server, fills it with pgbench (SCALE) plus a poorly
+# compressible table (NOISE_MB of random bytes, like real data), then prints:
+#   - our backup step / plain `pg_dump -Fc`           (target <= 1.03x)
+#   - our zstd backup step / plain `pg_dump -Fc`      (target <= 0.5x, similar size)
+#   - our ephemeral restore step / plain `pg_restore -j JOBS` into a default server
+#   - the throwaway cluster's cost: up (initdb + start) and a whole drill that restores
+#     an empty dump (start, initdb, start, restore, stop, remove)
+#
+#   SCALE=35 NOISE_MB=200 scripts/bench_postgres.sh     # ~ 500 MB + 200 MB
+#
+# Needs: PostgreSQL server programs, jq, a release build (built if missing). As root the
+# servers run as the `postgres` OS user.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=${SCALE:-5}
+NOISE_MB=${NOISE_MB:-20}
+JOBS=${JOBS:-2}
+BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+DRILL=${DRILL:-target/release/restore-drill}
+[ -x "$BIN/initdb" ] || { echo "bench: no PostgreSQL server programs (set PG_BIN)" >&2; exit 2; }
+command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
+[ -x "$DRILL" ] || cargo build --release --quiet
+
+work=$(mktemp -d /tmp/rd-bench-XXXXXX)
+os_user=""
+as_pg() { "$@"; }
+if [ "$(id -u)" = 0 ]; then
+  os_user=postgres
+  chown postgres "$work"
+  as_pg() { runuser -u postgres -- "$@"; }
+fi
+port=$(( 20000 + RANDOM % 20000 ))
+cleanup() {
+  as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+psql_() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work" -p "$port" -U postgres "$@"; }
+
+echo "bench: source server on port $port (scale $SCALE, noise $NOISE_MB MB, jobs $JOBS)"
+as_pg "$BIN/initdb" -D "$work/data" -U postgres -A trust -N --no-instructions >/dev/null
+as_pg "$BIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
+  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" start >/dev/null
+psql_ -d postgres -c "CREATE DATABASE bench"
+"$BIN/pgbench" -i -q -s "$SCALE" -h "$work" -p "$port" -U postgres bench >/dev/null 2>&1
+rows=$(( NOISE_MB * 1024 * 1024 / 256 ))
+psql_ -d bench -c "CREATE TABLE noise AS
+  SELECT i AS id, md5(i::text) AS label,
+         decode(string_agg(md5(random()::text), ''), 'hex') AS payload
+  FROM generate_series(1, $rows) i, generate_series(1, 16) j GROUP BY i"
+size=$(psql_ -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
+echo "bench: database size $size"
+url="postgresql://postgres@127.0.0.1:$port/bench"
+
+# A drill of one step (or two), timed by its own record.
+drill() { # name, steps toml
+  mkdir -p "$work/$1"
+  printf 'version = 1\n[drill]\nname = "%s"\n%s\n' "$1" "$2" > "$work/$1/playbook.toml"
+  "$DRILL" run "$work/$1/playbook.toml" --artifacts "$work/$1/artifacts" --quiet >/dev/null 2>&1 \
+    || { echo "bench: drill $1 failed" >&2; cat "$work/$1"/artifacts/*.log >&2; exit 1; }
+  cat "$work/$1"/artifacts/*.json
+}
+step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s * 100 | round / 100' <<<"$1"; }
+
+t0=$(now); "$BIN/pg_dump" -Fc -f "$work/plain.dump" "$url"; t1=$(now)
+plain_dump=$(secs "$t0" "$t1"); plain_size=$(stat -c %s "$work/plain.dump")
+
+backup() { # id, extra fields
+  printf '[[steps]]\nid = "backup"\nkind = "backup"\nengine = "postgres"\nurl = "%s"\nformat = "custom"\noutput = "%s"\n%s\n' \
+    "$url" "$work/$1.dump" "$2"
+}
+rec=$(drill ours "$(backup ours '')"); ours_dump=$(step_s "$rec" backup); ours_size=$(stat -c %s "$work/ours.dump")
+rec=$(drill zstd "$(backup zstd 'compression = "zstd"')"); zstd_dump=$(step_s "$rec" backup); zstd_size=$(stat -c %s "$work/zstd.dump")
+
+psql_ -d postgres -c "CREATE DATABASE plain_restore"
+t0=$(now); "$BIN/pg_restore" -j "$JOBS" --no-owner -d "postgresql://postgres@127.0.0.1:$port/plain_restore" "$work/plain.dump"; t1=$(now)
+plain_restore=$(secs "$t0" "$t1")
+
+restore() { # dump
+  printf '[[steps]]\nid = "restore"\nkind = "restore"\nengine = "postgres"\nfrom = "%s"\nisolation = "ephemeral"\njobs = %s\nos_user = "%s"\n' \
+    "$1" "$JOBS" "$os_user"
+}
+rec=$(drill restore "$(restore "$work/plain.dump")")
+ours_restore=$(step_s "$rec" restore)
+ours_restore_only=$(jq -r '.steps[] | select(.id == "restore") | .metrics.restore_s * 100 | round / 100' <<<"$rec")
+cluster_up=$(jq -r '.steps[] | select(.id == "restore") | .metrics.cluster_up_s * 100 | round / 100' <<<"$rec")
+
+psql_ -d postgres -c "CREATE DATABASE empty"
+"$BIN/pg_dump" -Fc -f "$work/empty.dump" "postgresql://postgres@127.0.0.1:$port/empty"
+t0=$(now); drill updown "$(restore "$work/empty.dump")" >/dev/null; t1=$(now)
+updown=$(secs "$t0" "$t1")
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+echo
+printf '%-44s %8s  %s\n' "" seconds "ratio / size"
+printf '%-44s %8s  %s\n' "pg_dump -Fc" "$plain_dump" "$(mib "$plain_size")"
+printf '%-44s %8s  %s  (target <= 1.03x)\n' "backup step (custom)" "$ours_dump" "$(ratio "$ours_dump" "$plain_dump") $(mib "$ours_size")"
+printf '%-44s %8s  %s  (target <= 0.50x)\n' "backup step (compression = zstd)" "$zstd_dump" "$(ratio "$zstd_dump" "$plain_dump") $(mib "$zstd_size")"
+printf '%-44s %8s\n' "pg_restore -j $JOBS into the default server" "$plain_restore"
+printf '%-44s %8s  %s\n' "restore step, ephemeral (cluster up + restore)" "$ours_restore" "$(ratio "$ours_restore" "$plain_restore")"
+printf '%-44s %8s  %s\n' "  of which pg_restore into the cluster" "$ours_restore_only" "$(ratio "$ours_restore_only" "$plain_restore")"
+printf '%-44s %8s\n' "  of which cluster up (initdb + start)" "$cluster_up"
+printf '%-44s %8s  %s\n' "whole drill restoring an empty dump" "$updown" "(process + cluster up + down)"

@@ -1,0 +1,148 @@
+//! What a database holds, read from the catalogs: user tables, indexes and foreign keys,
+//! named schema-qualified (`public.accounts`) so that names in different schemas never
+//! collide. Shared by the backup (counted in the dump's snapshot) and verification.
+
+use anyhow::Context as _;
+use indexmap::IndexMap;
+use postgres::GenericClient;
+
+/// Schemas that belong to PostgreSQL, not to the application.
+const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+/// A table as (schema, name).
+pub type Table = (String, String);
+
+pub fn qualified((schema, name): &Table) -> String {
+    format!("{schema}.{name}")
+}
+
+/// `"schema"."name"`, quoted for SQL.
+pub fn quoted((schema, name): &Table) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Ordinary and partitioned tables of the user schemas, without those that extensions
+/// own (their contents come from the extension, not from the dump).
+pub fn tables(c: &mut impl GenericClient) -> anyhow::Result<Vec<Table>> {
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND {USER_SCHEMAS}
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+         ORDER BY 1, 2"
+    );
+    Ok(c.query(&sql, &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Indexes of user tables, schema-qualified.
+pub fn indexes(c: &mut impl GenericClient) -> anyhow::Result<Vec<String>> {
+    let sql = format!(
+        "SELECT n.nspname || '.' || ic.relname FROM pg_index i
+         JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+         WHERE ic.relpersistence <> 't' AND {USER_SCHEMAS} ORDER BY 1"
+    );
+    Ok(c.query(&sql, &[])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// Exact row counts (`count(*)`) of `tables`, in the client's current snapshot.
+pub fn count_rows(
+    c: &mut impl GenericClient,
+    tables: &[Table],
+) -> anyhow::Result<IndexMap<String, u64>> {
+    tables
+        .iter()
+        .map(|t| {
+            let n: i64 = c
+                .query_one(&format!("SELECT count(*) FROM {}", quoted(t)), &[])
+                .with_context(|| format!("cannot count the rows of {}", qualified(t)))?
+                .get(0);
+            Ok((qualified(t), n as u64))
+        })
+        .collect()
+}
+
+/// A foreign key constraint and the columns it ties together.
+pub struct ForeignKey {
+    /// `schema.table.constraint`.
+    pub name: String,
+    pub validated: bool,
+    /// The referencing and the referenced table, as SQL (`regclass` text).
+    pub child: String,
+    pub parent: String,
+    pub child_cols: Vec<String>,
+    pub parent_cols: Vec<String>,
+    /// MATCH FULL: a row with some but not all key columns null also violates it.
+    pub match_full: bool,
+}
+
+/// Foreign keys of user tables; on partitioned tables only the parent's constraint (the
+/// partitions' copies check the same rows).
+pub fn foreign_keys(c: &mut impl GenericClient) -> anyhow::Result<Vec<ForeignKey>> {
+    let sql = format!(
+        "SELECT n.nspname || '.' || t.relname || '.' || con.conname, con.convalidated,
+                con.conrelid::regclass::text, con.confrelid::regclass::text,
+                ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+                      JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.ord)::text[],
+                ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+                      JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.ord)::text[],
+                con.confmatchtype = 'f'
+         FROM pg_constraint con JOIN pg_class t ON t.oid = con.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+         WHERE con.contype = 'f' AND con.conparentid = 0 AND {USER_SCHEMAS} ORDER BY 1"
+    );
+    Ok(c.query(&sql, &[])?
+        .iter()
+        .map(|r| ForeignKey {
+            name: r.get(0),
+            validated: r.get(1),
+            child: r.get(2),
+            parent: r.get(3),
+            child_cols: r.get(4),
+            parent_cols: r.get(5),
+            match_full: r.get(6),
+        })
+        .collect())
+}
+
+impl ForeignKey {
+    /// Counts the referencing rows whose key has no referenced row: one query per
+    /// constraint, an anti-join the planner runs as a hash or merge anti-join.
+    pub fn orphan_query(&self) -> String {
+        let all_set = self
+            .child_cols
+            .iter()
+            .map(|col| format!("c.{col} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let join = self
+            .child_cols
+            .iter()
+            .zip(&self.parent_cols)
+            .map(|(cc, pc)| format!("p.{pc} = c.{cc}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut sql = format!(
+            "SELECT count(*) FROM {child} c WHERE ({all_set} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join}))",
+            child = self.child,
+            parent = self.parent
+        );
+        if self.match_full && self.child_cols.len() > 1 {
+            let cols = self
+                .child_cols
+                .iter()
+                .map(|col| format!("c.{col}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(
+                " OR num_nulls({cols}) BETWEEN 1 AND {}",
+                self.child_cols.len() - 1
+            ));
+        }
+        sql
+    }
+}

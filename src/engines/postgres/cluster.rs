@@ -1,0 +1,351 @@
+//! A throwaway PostgreSQL cluster for an isolated restore: `initdb` into a private
+//! directory, the server on a free port with its unix socket in that directory (TCP
+//! only when asked), tuned for speed because nothing in it must survive a crash
+//! (fsync off, no WAL archiving, minimal WAL). Stopped with an immediate shutdown
+//! and removed at teardown.
+//!
+//! The directory is a fresh 0700 temp directory rather than a folder of the drill's
+//! work directory: as root the server runs as another OS user (initdb refuses root),
+//! which could not enter the work directory without opening it, and the backups in it,
+//! to every local user.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+
+use super::tool::{self, OsUser};
+use super::url::percent_encode;
+use crate::runner::cancel::Cancel;
+use crate::runner::process;
+
+/// The superuser of the throwaway cluster.
+pub const SUPERUSER: &str = "postgres";
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Settings of the throwaway cluster: fast and crash-unsafe, which is fine for data
+/// that is thrown away.
+const FAST_SETTINGS: &[&str] = &[
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "wal_level=minimal",
+    "max_wal_senders=0",
+    "archive_mode=off",
+    "max_wal_size=8GB",
+    "checkpoint_timeout=1h",
+    "autovacuum=off",
+    "maintenance_work_mem=512MB",
+    "logging_collector=off",
+];
+
+pub struct ClusterSpec<'a> {
+    pub server_bin: &'a Path,
+    /// The OS user the server programs run as (see `resolve_user`).
+    pub user: Option<OsUser>,
+    /// Also listen on this TCP address (e.g. 127.0.0.1); unix socket only otherwise.
+    pub listen: Option<&'a str>,
+    pub cancel: &'a Cancel,
+}
+
+/// A running throwaway cluster. Whoever registered its teardown (`Teardown`) stops it.
+pub struct Cluster {
+    pub base: PathBuf,
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    pub listen: Option<String>,
+}
+
+/// The postmaster, shared with the teardown registered before it started.
+#[derive(Clone, Default)]
+pub struct Postmaster(Arc<Mutex<Option<duct::Handle>>>);
+
+/// Creates the private directory (registering its removal is the caller's first job,
+/// through `Postmaster::teardown`), then initdb and start.
+pub fn base_dir(os_user: Option<OsUser>) -> anyhow::Result<PathBuf> {
+    let base = tempfile::Builder::new()
+        .prefix("restore-drill-pg-")
+        .tempdir()
+        .context("cannot create the throwaway cluster's directory")?
+        .keep();
+    if let Some(u) = os_user {
+        u.chown(&base)?;
+        if let Err(e) = reachable_by(&base, u) {
+            let _ = std::fs::remove_dir(&base);
+            return Err(e);
+        }
+    }
+    Ok(base)
+}
+
+/// Fails, naming the directory, when `user` could not enter `dir`: every parent needs
+/// search permission for it (a private TMPDIR such as /root/tmp has not).
+fn reachable_by(dir: &Path, user: OsUser) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    for parent in dir.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(parent) else {
+            continue;
+        };
+        let mode = meta.mode();
+        let ok = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        ensure!(
+            ok,
+            "os_user (uid {}) cannot enter {}, so it cannot reach the throwaway cluster in {}; set TMPDIR to a directory every user can traverse, such as /tmp",
+            user.uid,
+            parent.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Resolves `os_user`: required as root (initdb refuses to run as root).
+pub fn resolve_user(os_user: Option<&str>) -> anyhow::Result<Option<OsUser>> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match (root, os_user) {
+        (true, None) => bail!(
+            "running as root: initdb and postgres refuse to run as root, so set `os_user = \"postgres\"` (or another unprivileged OS user) on this restore step; the throwaway cluster's server commands then run as that user"
+        ),
+        (_, Some(name)) => {
+            let user = OsUser::lookup(name)?;
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            ensure!(
+                root || user.uid == me,
+                "os_user `{name}` differs from the user running the drill: switching users needs root"
+            );
+            Ok((user.uid != me).then_some(user))
+        }
+        (false, None) => Ok(None),
+    }
+}
+
+pub fn start(
+    spec: &ClusterSpec<'_>,
+    base: &Path,
+    postmaster: &Postmaster,
+) -> anyhow::Result<Cluster> {
+    let user = spec.user;
+    let datadir = base.join("data");
+    let socket_dir = base.to_path_buf();
+    ensure!(
+        socket_dir.as_os_str().len() < 90,
+        "the socket path under {} would be too long for a unix socket; set TMPDIR to a shorter directory",
+        socket_dir.display()
+    );
+    let initdb = duct::cmd(
+        spec.server_bin.join("initdb"),
+        [
+            "-D".as_ref(),
+            datadir.as_os_str(),
+            "-U".as_ref(),
+            SUPERUSER.as_ref(),
+            // The socket sits in a 0700 directory: only the cluster's user (and root)
+            // reach it. TCP, when asked for, needs the generated password.
+            "--auth-local=trust".as_ref(),
+            "--auth-host=scram-sha-256".as_ref(),
+            "--encoding=UTF8".as_ref(),
+            "--no-locale".as_ref(),
+            "--no-sync".as_ref(),
+            "--no-instructions".as_ref(),
+        ],
+    )
+    .dir(base);
+    tool::run(
+        tool::as_user(initdb, user),
+        "initdb",
+        &base.join("initdb.log"),
+        spec.cancel,
+    )?;
+
+    let port = free_port()?;
+    let mut args: Vec<String> = vec![
+        "-D".into(),
+        datadir.display().to_string(),
+        "-p".into(),
+        port.to_string(),
+    ];
+    let listen = spec.listen.unwrap_or("");
+    for setting in [
+        format!("listen_addresses={listen}"),
+        format!("unix_socket_directories={}", socket_dir.display()),
+    ]
+    .iter()
+    .map(String::as_str)
+    .chain(FAST_SETTINGS.iter().copied())
+    {
+        args.push("-c".into());
+        args.push(setting.to_string());
+    }
+    let log = base.join("server.log");
+    let expr = tool::as_user(
+        duct::cmd(spec.server_bin.join("postgres"), &args).dir(base),
+        user,
+    )
+    .stdin_null()
+    .stdout_to_stderr()
+    .stderr_path(&log)
+    .unchecked();
+    // Its own process group: the terminal's Ctrl-C does not reach it; teardown stops it.
+    let handle = process::in_new_group(expr)
+        .start()
+        .context("cannot start postgres")?;
+    *postmaster.0.lock().unwrap() = Some(handle);
+    let cluster = Cluster {
+        base: base.to_path_buf(),
+        socket_dir,
+        port,
+        listen: spec.listen.map(str::to_string),
+    };
+    wait_ready(&cluster, postmaster, &log, spec.cancel)?;
+    if let Some(host) = spec.listen {
+        set_tcp_password(&cluster, host)?;
+    }
+    Ok(cluster)
+}
+
+impl Cluster {
+    /// libpq url of `db` over the unix socket.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://{SUPERUSER}@/{}?host={}&port={}",
+            percent_encode(db),
+            percent_encode(&self.socket_dir.display().to_string()),
+            self.port
+        )
+    }
+
+    /// libpq url of `db` over TCP, when the cluster listens there.
+    pub fn tcp_url(&self, db: &str) -> Option<String> {
+        self.listen.as_ref().map(|host| {
+            format!(
+                "postgresql://{SUPERUSER}@{host}:{}/{}",
+                self.port,
+                percent_encode(db)
+            )
+        })
+    }
+
+    /// The libpq password file for TCP connections (`PGPASSFILE`), when listening on TCP.
+    pub fn passfile(&self) -> PathBuf {
+        self.base.join("pgpass")
+    }
+
+    pub fn connect(&self, db: &str) -> anyhow::Result<postgres::Client> {
+        postgres::Config::new()
+            .host_path(&self.socket_dir)
+            .port(self.port)
+            .user(SUPERUSER)
+            .dbname(db)
+            .connect_timeout(Duration::from_secs(5))
+            .connect(postgres::NoTls)
+            .with_context(|| {
+                format!(
+                    "cannot connect to the throwaway cluster in {}",
+                    self.base.display()
+                )
+            })
+    }
+}
+
+fn wait_ready(
+    cluster: &Cluster,
+    postmaster: &Postmaster,
+    log: &Path,
+    cancel: &Cancel,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        cancel.check()?;
+        if let Some(handle) = postmaster.0.lock().unwrap().as_ref()
+            && let Ok(Some(out)) = handle.try_wait()
+        {
+            bail!(
+                "postgres exited ({}) before accepting connections: {}",
+                out.status,
+                crate::log::tail_file(log, 10, 4096)
+            );
+        }
+        if cluster.connect("postgres").is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > READY_DEADLINE {
+            bail!(
+                "postgres did not accept connections within {READY_DEADLINE:?}: {}",
+                crate::log::tail_file(log, 10, 4096)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Gives the superuser a random password for TCP connections, in a 0600 passfile
+/// (`Cluster::passfile`) for the services a drill starts: a copy of production data is
+/// never open to every local user.
+fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut raw = [0u8; 18];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    cluster
+        .connect("postgres")?
+        .batch_execute(&format!("ALTER ROLE {SUPERUSER} PASSWORD '{password}'"))
+        .context("cannot set the TCP password")?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(cluster.passfile())?;
+    writeln!(file, "{host}:{}:*:{SUPERUSER}:{password}", cluster.port)?;
+    Ok(())
+}
+
+/// A port nobody listens on now (the kernel's choice); it names the unix socket too.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Postmaster {
+    /// Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), SIGKILL to
+    /// the whole group if it lingers, then the directory goes. Fails when anything is
+    /// left, so that the record says so.
+    pub fn teardown(&self, base: &Path) -> anyhow::Result<()> {
+        if let Some(handle) = self.0.lock().unwrap().take() {
+            let pid = handle.pids().first().copied().unwrap_or(0) as i32;
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline && matches!(handle.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Backends are in the postmaster's group: none outlives this.
+            process::signal_group(pid, libc::SIGKILL);
+            let _ = handle.wait();
+            let deadline = Instant::now() + STOP_GRACE;
+            while process::group_alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            ensure!(
+                !process::group_alive(pid),
+                "postgres processes of group {pid} are still running"
+            );
+        }
+        if base.exists() {
+            std::fs::remove_dir_all(base)
+                .with_context(|| format!("cannot remove {}", base.display()))?;
+        }
+        Ok(())
+    }
+}

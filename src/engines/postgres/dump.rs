@@ -1,0 +1,343 @@
+//! Backup with `pg_dump`, the row counts taken in the very snapshot the dump reads:
+//! a REPEATABLE READ transaction exports its snapshot (`pg_export_snapshot()`), pg_dump
+//! imports it (`--snapshot`), and the counts run in that transaction while pg_dump
+//! works. The transaction stays open until pg_dump is done, as the export requires.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use indexmap::IndexMap;
+
+use super::bin::Bins;
+use super::catalog;
+use super::conn::db_message;
+use super::tool;
+use super::url::{PgUrl, with_password};
+use super::zstd;
+use crate::log::tail_file;
+use crate::runner::cancel::Cancel;
+use crate::runner::process;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Custom,
+    Directory,
+}
+
+impl Format {
+    pub fn parse(format: Option<&str>) -> anyhow::Result<Self> {
+        match format.unwrap_or("custom") {
+            "custom" => Ok(Self::Custom),
+            "directory" => Ok(Self::Directory),
+            other => bail!("`format` must be \"custom\" or \"directory\", not \"{other}\""),
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Custom => "--format=custom",
+            Self::Directory => "--format=directory",
+        }
+    }
+}
+
+pub struct DumpRequest<'a> {
+    pub url: &'a PgUrl,
+    pub format: Format,
+    pub jobs: Option<u32>,
+    pub output: &'a Path,
+    pub bins: &'a Bins,
+    /// A private directory for the password file and pg_dump's messages.
+    pub scratch: &'a Path,
+    pub cancel: &'a Cancel,
+    /// `compression = "zstd"`: an uncompressed custom archive, zstd-compressed here.
+    pub zstd: bool,
+}
+
+pub struct Dumped {
+    pub database: String,
+    pub bytes: u64,
+    /// When the snapshot was taken (UTC, RFC 3339): the dump holds every commit before.
+    pub snapshot_at: String,
+    /// False when the server could not export a snapshot: the counts then come from a
+    /// snapshot taken just before pg_dump's own.
+    pub same_snapshot: bool,
+    pub table_counts: IndexMap<String, u64>,
+    pub indexes: Vec<String>,
+    pub foreign_keys: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn dump(req: &DumpRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Result<Dumped> {
+    let jobs = req.jobs.unwrap_or(1).max(1);
+    ensure!(
+        jobs == 1 || req.format == Format::Directory,
+        "`jobs = {jobs}` needs `format = \"directory\"`: pg_dump writes a custom-format archive with one job"
+    );
+    ensure!(
+        !req.output.exists(),
+        "backup output {} already exists",
+        req.output.display()
+    );
+    if let Some(parent) = req.output.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut client = req.url.connect()?;
+    let token = client.cancel_token();
+    let hook = req.cancel.on_cancel(move || {
+        let _ = token.cancel_query(postgres::NoTls);
+    });
+    let result = dump_in_snapshot(&mut client, req, jobs, progress);
+    req.cancel.remove_hook(hook);
+    if result.is_err() {
+        remove_output(req.output);
+    }
+    result
+}
+
+fn dump_in_snapshot(
+    client: &mut postgres::Client,
+    req: &DumpRequest<'_>,
+    jobs: u32,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<Dumped> {
+    let mut notes = Vec::new();
+    let snapshot = snapshot_transaction(client, &mut notes)?;
+    let tx = client;
+    // now() is the transaction's start, a little before its snapshot: the RPO is
+    // never flattered.
+    let row = tx.query_one(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_database()::text, pg_database_size(current_database())",
+        &[],
+    )?;
+    let (snapshot_at, database, db_size): (String, String, i64) =
+        (row.get(0), row.get(1), row.get(2));
+
+    let mut args: Vec<String> = vec![req.format.flag().into(), "--no-password".into()];
+    if req.zstd {
+        // Uncompressed to stdout: the drill compresses (see `zstd`).
+        args.push("--compress=0".into());
+    } else {
+        args.push(format!("--file={}", req.output.display()));
+    }
+    if jobs > 1 {
+        args.push(format!("--jobs={jobs}"));
+    }
+    if let Some(s) = &snapshot {
+        args.push(format!("--snapshot={s}"));
+    }
+    args.push(format!("--dbname={}", req.url.public));
+    let pg_dump = req.bins.client("pg_dump")?;
+    let (expr, _passfile) = with_password(duct::cmd(&pg_dump, &args), req.url, req.scratch)?;
+    let total = db_size.max(0) as u64;
+    // Counting runs while pg_dump copies: both read the same snapshot.
+    let gather_source = || gather(tx).context("counting rows in the dump's snapshot");
+    let (table_counts, indexes, foreign_keys) = if req.zstd {
+        dump_zstd(expr, req, gather_source, progress, total)?
+    } else {
+        dump_to_file(expr, req, gather_source, progress, total)?
+    };
+    tx.batch_execute("COMMIT")?;
+    let bytes = size_of(req.output);
+    progress(bytes, bytes);
+    Ok(Dumped {
+        database,
+        bytes,
+        snapshot_at,
+        same_snapshot: snapshot.is_some(),
+        table_counts,
+        indexes,
+        foreign_keys,
+        notes,
+    })
+}
+
+/// Row counts, indexes and foreign keys of the source, read in the dump's snapshot.
+type Gathered = (IndexMap<String, u64>, Vec<String>, Vec<String>);
+
+fn gather(tx: &mut postgres::Client) -> anyhow::Result<Gathered> {
+    let tables = catalog::tables(tx)?;
+    let counts = catalog::count_rows(tx, &tables)?;
+    let indexes = catalog::indexes(tx)?;
+    let fks = catalog::foreign_keys(tx)?
+        .into_iter()
+        .map(|fk| fk.name)
+        .collect();
+    Ok((counts, indexes, fks))
+}
+
+/// pg_dump writes the archive itself (`--file`).
+fn dump_to_file(
+    expr: duct::Expression,
+    req: &DumpRequest<'_>,
+    gather: impl FnOnce() -> anyhow::Result<Gathered>,
+    progress: &dyn Fn(u64, u64),
+    total: u64,
+) -> anyhow::Result<Gathered> {
+    let running = tool::start(
+        expr,
+        "pg_dump",
+        &req.scratch.join("pg_dump.stderr"),
+        req.cancel,
+    )?;
+    let gathered = match gather() {
+        Ok(g) => g,
+        Err(e) => {
+            running.kill(req.cancel);
+            return Err(e);
+        }
+    };
+    running.wait(req.cancel, &mut || progress(size_of(req.output), total))?;
+    Ok(gathered)
+}
+
+/// pg_dump's uncompressed archive streams through a pipe into the zstd encoder, on a
+/// thread of its own, while this one counts.
+fn dump_zstd(
+    expr: duct::Expression,
+    req: &DumpRequest<'_>,
+    gather: impl FnOnce() -> anyhow::Result<Gathered>,
+    progress: &dyn Fn(u64, u64),
+    total: u64,
+) -> anyhow::Result<Gathered> {
+    let stderr = req.scratch.join("pg_dump.stderr");
+    let reader = process::in_new_group(expr.stdin_null().stderr_path(&stderr).unchecked())
+        .reader()
+        .context("cannot start pg_dump")?;
+    let pgid = reader.pids().first().copied().unwrap_or(0) as i32;
+    req.cancel.register_group(pgid);
+    let read = AtomicU64::new(0);
+    let (gathered, compressed) = std::thread::scope(|s| {
+        let compressor =
+            s.spawn(|| zstd::compress(&reader, req.output, &|n| read.store(n, Ordering::Relaxed)));
+        let gathered = gather();
+        if gathered.is_err() {
+            process::signal_group(pgid, libc::SIGKILL);
+        }
+        while !compressor.is_finished() {
+            progress(read.load(Ordering::Relaxed), total);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (
+            gathered,
+            compressor.join().expect("the zstd compressor panicked"),
+        )
+    });
+    let status = loop {
+        match reader.try_wait() {
+            Ok(Some(out)) => break Ok(out.status),
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => break Err(e),
+        }
+    };
+    process::signal_group(pgid, libc::SIGKILL);
+    req.cancel.unregister_group(pgid);
+    let gathered = gathered?;
+    let status = status.context("waiting for pg_dump")?;
+    if req.cancel.is_cancelled() {
+        bail!("pg_dump was stopped (cancelled)");
+    }
+    if !status.success() {
+        bail!(
+            "pg_dump failed ({status}): {}",
+            tail_file(&stderr, 15, 4096)
+        );
+    }
+    compressed?;
+    Ok(gathered)
+}
+
+const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// Opens a REPEATABLE READ transaction on `client` and exports its snapshot for pg_dump.
+/// Where the server cannot export one (a standby before PostgreSQL 10, a pooler in
+/// between), the transaction keeps its own snapshot and a note says so.
+fn snapshot_transaction(
+    client: &mut postgres::Client,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<String>> {
+    client.batch_execute(BEGIN)?;
+    // The export must be the transaction's first statement, outside any savepoint; when
+    // it fails the transaction is aborted and a fresh one begins.
+    match client.query_one("SELECT pg_export_snapshot()", &[]) {
+        Ok(row) => Ok(Some(row.get(0))),
+        Err(e) => {
+            client.batch_execute("ROLLBACK")?;
+            client.batch_execute(BEGIN)?;
+            notes.push(format!(
+                "the server could not export a snapshot ({}); table_counts come from this drill's own snapshot, taken just before pg_dump's",
+                db_message(&e)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Bytes of a file, or of every file under a directory (directory format).
+pub fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| size_of(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn remove_output(output: &Path) {
+    let _ = if output.is_dir() {
+        std::fs::remove_dir_all(output)
+    } else {
+        std::fs::remove_file(output)
+    };
+}
+
+/// The database a dump was taken from, read from its table of contents
+/// (`pg_restore --list`); a damaged archive fails here with pg_restore's message.
+pub fn dumped_database(pg_restore: &Path, archive: &Path) -> anyhow::Result<Option<String>> {
+    let out = if zstd::is_zstd(archive) {
+        let (pipe_r, mut pipe_w) = os_pipe::pipe()?;
+        let list = duct::cmd(pg_restore, ["--list"]).stdin_file(pipe_r);
+        std::thread::scope(|s| {
+            let feeder = s.spawn(move || zstd::decompress(archive, &mut pipe_w));
+            let out = capture(list);
+            feeder.join().expect("the zstd decompressor panicked")?;
+            out
+        })?
+    } else {
+        capture(duct::cmd(
+            pg_restore,
+            [std::ffi::OsStr::new("--list"), archive.as_os_str()],
+        ))?
+    };
+    if !out.status.success() {
+        bail!(
+            "{} is not a readable pg_dump archive: {}",
+            archive.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.trim_start_matches(';')
+            .trim()
+            .strip_prefix("dbname:")
+            .map(|d| d.trim().to_string())
+    }))
+}
+
+fn capture(expr: duct::Expression) -> anyhow::Result<std::process::Output> {
+    expr.stderr_capture()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .context("cannot run pg_restore --list")
+}

@@ -1,0 +1,15 @@
+//! PostgreSQL: `pg_dump` backups counted in the dump's own snapshot, restores into a
+//! throwaway cluster or a scratch database, and `SqlConn` verification.
+
+pub mod bin;
+pub mod catalog;
+pub mod cluster;
+pub mod conn;
+pub mod dump;
+pub mod restore;
+pub mod scratch;
+pub mod tool;
+pub mod url;
+pub mod zstd;
+
+pub use conn::PgConn;

@@ -1,0 +1,284 @@
+//! libpq connection URIs. The password is split off the URI: in-process connections
+//! (the `postgres` crate) may use it, but a command line (`pg_dump`, `pg_restore`) only
+//! ever gets the URI without it, and the password through a 0600 passfile.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// A parsed `postgres://` URI.
+#[derive(Clone)]
+pub struct PgUrl {
+    /// For in-process connections (holds the password).
+    pub config: postgres::Config,
+    /// The URI without its password: safe for argv, logs and the record.
+    pub public: String,
+    pub password: Option<String>,
+    /// The url as given, password included: only for later steps' templates (the
+    /// record, log and report redact secrets).
+    pub given: String,
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.public)
+    }
+}
+
+impl PgUrl {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!(
+                "a PostgreSQL url must start with postgres:// or postgresql:// (got `{}`)",
+                strip_password(url).0
+            );
+        }
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("bad PostgreSQL url `{}`: {e}", strip_password(url).0))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(15));
+        }
+        let (public, mut password) = strip_password(url);
+        // As libpq does: without a password in the url, PGPASSWORD.
+        if password.is_none()
+            && let Ok(p) = std::env::var("PGPASSWORD")
+            && !p.is_empty()
+        {
+            config.password(p.as_str());
+            password = Some(p);
+        }
+        Ok(Self {
+            config,
+            public,
+            password,
+            given: url.to_string(),
+        })
+    }
+
+    /// The database the URI names (libpq's default is the user name).
+    pub fn dbname(&self) -> Option<&str> {
+        self.config.get_dbname().or(self.config.get_user())
+    }
+
+    /// The same server and credentials, another database.
+    pub fn with_dbname(&self, dbname: &str) -> Self {
+        let mut config = self.config.clone();
+        config.dbname(dbname);
+        Self {
+            config,
+            public: replace_dbname(&self.public, dbname),
+            password: self.password.clone(),
+            given: replace_dbname(&self.given, dbname),
+        }
+    }
+
+    /// Where the server is, for comparing two urls: hosts and ports as configured.
+    pub fn server(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(s) => s.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        format!("{}:{:?}", hosts.join(","), self.config.get_ports())
+    }
+
+    pub fn connect(&self) -> anyhow::Result<postgres::Client> {
+        self.config
+            .connect(postgres::NoTls)
+            .with_context(|| format!("cannot connect to {}", self.public))
+    }
+}
+
+/// The URI without the password of its user info or its `password=` parameter, and the
+/// password (percent-decoded).
+pub fn strip_password(url: &str) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return (url.to_string(), None);
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut password = None;
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, hostpart) = authority.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, pass)) => {
+                    password = Some(percent_decode(pass));
+                    format!("{user}{hostpart}")
+                }
+                None => authority.to_string(),
+            }
+        }
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|kv| match kv.strip_prefix("password=") {
+                    Some(p) => {
+                        password = Some(percent_decode(p));
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            }
+        }
+        None => tail.to_string(),
+    };
+    (format!("{scheme}{authority}{tail}"), password)
+}
+
+fn replace_dbname(url: &str, dbname: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{head}{authority}/{}{query}", percent_encode(dbname))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Encodes what may not appear raw in a URI path or query value.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A libpq password file holding one password for any connection of the tool it is
+/// given to (`PGPASSFILE`); created 0600 and removed when dropped.
+pub struct PassFile {
+    path: PathBuf,
+}
+
+impl PassFile {
+    pub fn create(dir: &Path, password: &str) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!(".pgpass-{}-{}", std::process::id(), rand_suffix()));
+        let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create a password file in {}", dir.display()))?;
+        writeln!(file, "*:*:*:*:{escaped}")?;
+        Ok(Self { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PassFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+/// Gives a client tool the url's password through a passfile (never argv), and keeps
+/// an inherited PGPASSWORD from overriding it.
+pub fn with_password(
+    expr: duct::Expression,
+    url: &PgUrl,
+    dir: &Path,
+) -> anyhow::Result<(duct::Expression, Option<PassFile>)> {
+    match &url.password {
+        Some(p) => {
+            let file = PassFile::create(dir, p)?;
+            let expr = expr.env("PGPASSFILE", file.path()).env_remove("PGPASSWORD");
+            Ok((expr, Some(file)))
+        }
+        None => Ok((expr, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_split_off() {
+        let (public, pw) =
+            strip_password("postgres://app:s%3Acret@db.example:5433/shop?sslmode=disable");
+        assert_eq!(
+            public,
+            "postgres://app@db.example:5433/shop?sslmode=disable"
+        );
+        assert_eq!(pw.as_deref(), Some("s:cret"));
+        let (public, pw) = strip_password("postgresql://app@/shop?host=/tmp&password=x%20y&port=5");
+        assert_eq!(public, "postgresql://app@/shop?host=/tmp&port=5");
+        assert_eq!(pw.as_deref(), Some("x y"));
+        let (public, pw) = strip_password("postgres://h/db");
+        assert_eq!((public.as_str(), pw), ("postgres://h/db", None));
+    }
+
+    #[test]
+    fn dbname_is_replaced() {
+        let url = PgUrl::parse("postgres://u:pw@127.0.0.1:5432/app?sslmode=disable").unwrap();
+        let other = url.with_dbname("scratch");
+        assert_eq!(
+            other.public,
+            "postgres://u@127.0.0.1:5432/scratch?sslmode=disable"
+        );
+        assert_eq!(other.dbname(), Some("scratch"));
+        assert_eq!(other.password.as_deref(), Some("pw"));
+    }
+}

@@ -1,0 +1,266 @@
+//! The PostgreSQL arms of `backup` and `restore`: turn a rendered step into engine
+//! calls, register what they create, and report outputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+
+use super::{StepCtx, StepOutcome, required};
+use crate::artifact::FileRecord;
+use crate::engines::postgres::bin::Bins;
+use crate::engines::postgres::catalog::ident;
+use crate::engines::postgres::cluster::{self, ClusterSpec, Postmaster};
+use crate::engines::postgres::dump::{self, DumpRequest, Format};
+use crate::engines::postgres::restore::{self as pg_restore, RestoreRequest};
+use crate::engines::postgres::scratch;
+use crate::engines::postgres::url::PgUrl;
+use crate::outputs;
+use crate::playbook::Step;
+
+/// A private directory of the step for password files and tools' messages.
+fn scratch_dir(ctx: &StepCtx) -> anyhow::Result<PathBuf> {
+    let dir = ctx.workdir.join(".pg").join(&ctx.step_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `os_user`; empty means none (a playbook var left empty when not running as root).
+fn os_user(step: &Step) -> Option<&str> {
+    step.os_user.as_deref().filter(|u| !u.is_empty())
+}
+
+pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
+    let output = Path::new(required(step.output.as_deref(), "output")?);
+    let format = Format::parse(step.format.as_deref())?;
+    let zstd = match step.compression.as_deref() {
+        None | Some("none") => false,
+        Some("zstd") => true,
+        Some(other) => bail!(
+            "backup/postgres: `compression` must be \"zstd\" or \"none\", not \"{other}\" (without it pg_dump compresses with zlib)"
+        ),
+    };
+    let bins = Bins::new(step.pg_bin_dir.as_deref())?;
+    let scratch = scratch_dir(ctx)?;
+    let started = std::time::Instant::now();
+    let req = DumpRequest {
+        url: &url,
+        format,
+        jobs: step.jobs,
+        output,
+        bins: &bins,
+        scratch: &scratch,
+        cancel: &ctx.cancel,
+        zstd,
+    };
+    let d = dump::dump(&req, &|done, total| ctx.progress(done, total))?;
+    let secs = started.elapsed().as_secs_f64();
+    for note in &d.notes {
+        ctx.log.write(&ctx.step_id, note);
+    }
+    ctx.log.write(
+        &ctx.step_id,
+        &format!(
+            "pg_dump of `{}` ({}) to {}: {} bytes in {secs:.1}s, {} tables counted {} (snapshot at {})",
+            d.database,
+            url.public,
+            output.display(),
+            d.bytes,
+            d.table_counts.len(),
+            if d.same_snapshot { "in the dump's own snapshot" } else { "in a separate snapshot" },
+            d.snapshot_at
+        ),
+    );
+    let tables: Vec<&String> = d.table_counts.keys().collect();
+    let mut outcome = StepOutcome::passed(outputs! {
+        "path" => output.display().to_string(),
+        "format" => if format == Format::Custom { "custom" } else { "directory" },
+        "source" => url.public.clone(),
+        "database" => d.database,
+        "bytes" => d.bytes,
+        "snapshot_at" => d.snapshot_at,
+        "counts_in_dump_snapshot" => d.same_snapshot,
+        "table_counts" => d.table_counts,
+        "tables" => tables,
+        "indexes" => d.indexes,
+        "foreign_keys" => d.foreign_keys,
+    });
+    outcome.metrics = outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) };
+    outcome.files.push(FileRecord {
+        path: output.display().to_string(),
+        bytes: d.bytes,
+        sha256: None,
+        blake3: None,
+        step: ctx.step_id.to_string(),
+    });
+    Ok(outcome)
+}
+
+pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let from = Path::new(required(step.from.as_deref(), "from")?);
+    ensure!(from.exists(), "backup {} not found", from.display());
+    match (step.isolation.as_deref(), step.target_url.as_deref()) {
+        (Some("ephemeral"), None) => ephemeral(step, from, ctx),
+        (None, Some(url)) => into_scratch(step, from, &PgUrl::parse(url)?, ctx),
+        (Some(_), Some(_)) => {
+            bail!("set either `isolation = \"ephemeral\"` or `target_url`, not both")
+        }
+        (Some(other), None) => bail!("`isolation` must be \"ephemeral\", not \"{other}\""),
+        (None, None) => bail!("needs `isolation = \"ephemeral\"` or a `target_url`"),
+    }
+}
+
+/// Restores into a throwaway cluster registered for teardown before it exists.
+fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+    let user = cluster::resolve_user(os_user(step))?;
+    let bins = Bins::new(step.pg_bin_dir.as_deref())?;
+    let server_bin = bins.server_dir()?;
+    let pg_restore_bin = Some(server_bin.join("pg_restore"))
+        .filter(|p| p.is_file())
+        .map_or_else(|| bins.client("pg_restore"), Ok)?;
+    // Reading the archive's table of contents first: a damaged dump fails here, clearly,
+    // before a cluster is made.
+    let source_db = dump::dumped_database(&pg_restore_bin, from)?;
+    let started = std::time::Instant::now();
+    let base = cluster::base_dir(user)?;
+    let postmaster = Postmaster::default();
+    {
+        let (pm, b) = (postmaster.clone(), base.clone());
+        ctx.resources.register(
+            "cluster",
+            &base.display().to_string(),
+            &ctx.step_id,
+            move || pm.teardown(&b),
+        );
+    }
+    let spec = ClusterSpec {
+        server_bin: &server_bin,
+        user,
+        listen: step.listen.as_deref(),
+        cancel: &ctx.cancel,
+    };
+    let cl = cluster::start(&spec, &base, &postmaster)?;
+    let up_s = started.elapsed().as_secs_f64();
+    ctx.log.write(
+        &ctx.step_id,
+        &format!(
+            "throwaway cluster in {} up on port {} in {up_s:.2}s (socket in {})",
+            base.display(),
+            cl.port,
+            cl.socket_dir.display()
+        ),
+    );
+    let db = source_db.unwrap_or_else(|| "restored".into());
+    if db != cluster::SUPERUSER {
+        cl.connect("postgres")?
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                ident(&db)
+            ))
+            .with_context(|| format!("cannot create database `{db}` in the throwaway cluster"))?;
+    }
+    let target = PgUrl::parse(&cl.url(&db))?;
+    let mut outcome = restore_into(step, from, &pg_restore_bin, &target, ctx)?;
+    let o = &mut outcome.outputs;
+    o.insert("cluster_dir".into(), base.display().to_string().into());
+    o.insert(
+        "socket_dir".into(),
+        cl.socket_dir.display().to_string().into(),
+    );
+    o.insert("port".into(), cl.port.into());
+    if let Some(tcp) = cl.tcp_url(&db) {
+        o.insert("target_tcp".into(), tcp.into());
+        o.insert(
+            "passfile".into(),
+            cl.passfile().display().to_string().into(),
+        );
+    }
+    outcome.metrics.insert("cluster_up_s".into(), up_s.into());
+    Ok(outcome)
+}
+
+/// Restores into a scratch database on an existing server, registered to be dropped.
+fn into_scratch(
+    step: &Step,
+    from: &Path,
+    target: &PgUrl,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    ensure!(
+        os_user(step).is_none() && step.listen.is_none(),
+        "`os_user` and `listen` apply to `isolation = \"ephemeral\"` only"
+    );
+    let bins = Bins::new(step.pg_bin_dir.as_deref())?;
+    let pg_restore_bin = bins.client("pg_restore")?;
+    let source_db = dump::dumped_database(&pg_restore_bin, from)?;
+    let db = scratch::check_target(target, source_db.as_deref())?;
+    scratch::create(target, &db)?;
+    {
+        let (t, d) = (target.clone(), db.clone());
+        ctx.resources
+            .register("database", &target.public, &ctx.step_id, move || {
+                scratch::drop_database(&t, &d)
+            });
+    }
+    ctx.log.write(
+        &ctx.step_id,
+        &format!("created scratch database `{db}` ({})", target.public),
+    );
+    restore_into(step, from, &pg_restore_bin, target, ctx)
+}
+
+/// pg_restore, amcheck for the integrity check where it can be installed, and the
+/// restored database's counts.
+fn restore_into(
+    step: &Step,
+    from: &Path,
+    pg_restore_bin: &Path,
+    target: &PgUrl,
+    ctx: &StepCtx,
+) -> anyhow::Result<StepOutcome> {
+    let scratch = scratch_dir(ctx)?;
+    let started = std::time::Instant::now();
+    let req = RestoreRequest {
+        pg_restore: pg_restore_bin,
+        archive: from,
+        target,
+        jobs: step.jobs,
+        scratch: &scratch,
+        cancel: &ctx.cancel,
+    };
+    pg_restore::pg_restore(&req, &|done, total| ctx.progress(done, total))?;
+    let secs = started.elapsed().as_secs_f64();
+    let amcheck = target.connect().and_then(|mut c| {
+        c.batch_execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            .map_err(Into::into)
+    });
+    let amcheck_note = match &amcheck {
+        Ok(()) => "amcheck installed for the integrity check".to_string(),
+        Err(e) => format!("amcheck could not be installed ({e:#}); an integrity check will say so"),
+    };
+    let (counts, indexes) = pg_restore::restored_counts(target)?;
+    let bytes = dump::size_of(from);
+    ctx.log.write(
+        &ctx.step_id,
+        &format!(
+            "pg_restore of {} into {}: {bytes} bytes in {secs:.1}s, {} tables; {amcheck_note}",
+            from.display(),
+            target.public,
+            counts.len()
+        ),
+    );
+    let mut outcome = StepOutcome::passed(outputs! {
+        // As given (a scratch database's url may carry the password later steps need;
+        // the record redacts it as a secret).
+        "target" => target.given.clone(),
+        "from" => from.display().to_string(),
+        "database" => target.dbname(),
+        "bytes" => bytes,
+        "table_counts" => counts,
+        "indexes" => indexes,
+        "amcheck" => amcheck.is_ok(),
+    });
+    outcome.metrics =
+        outputs! { "restore_s" => secs, "bytes_per_s" => bytes as f64 / secs.max(1e-9) };
+    Ok(outcome)
+}
