@@ -120,6 +120,8 @@ pub enum SchemaKind {
 pub enum InitEngine {
     Sqlite,
     Postgres,
+    Mysql,
+    Files,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

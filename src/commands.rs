@@ -278,6 +278,8 @@ fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
             "postgres-drill.toml",
             include_str!("../playbooks/postgres.toml"),
         ),
+        InitEngine::Mysql => ("mysql-drill.toml", include_str!("../playbooks/mysql.toml")),
+        InitEngine::Files => ("files-drill.toml", include_str!("../playbooks/files.toml")),
     };
     let path = output.unwrap_or(Path::new(name));
     if path.exists() {

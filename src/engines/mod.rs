@@ -1,5 +1,8 @@
 //! Database engines: how each one backs up, restores, and answers verification queries.
 
+pub mod compress;
+pub mod files;
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 

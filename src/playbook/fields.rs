@@ -68,6 +68,7 @@ pub fn kind_fields(kind: StepKind) -> &'static [&'static str] {
         StepKind::Service => &["run", "argv", "cwd", "env", "ready", "stop_grace"],
         StepKind::Manual => &["instructions", "assume"],
         StepKind::Wait => &["duration"],
+        StepKind::Files => &["directory", "checks"],
     }
 }
 
@@ -80,11 +81,11 @@ pub fn required_fields(step: &Step) -> Vec<&'static [&'static str]> {
         (Backup | Restore | Sql, None) => vec![&["engine"]],
         (Backup, Some(Sqlite)) => vec![&["source"], &["output"]],
         (Backup, Some(Postgres | Mysql)) => vec![&["url"], &["output"]],
-        (Backup, Some(Files)) => vec![&["paths"], &["output"]],
+        (Backup, Some(Engine::Files)) => vec![&["paths"], &["output"]],
         (Restore, Some(Sqlite)) => vec![&["from"], &["target"]],
         (Restore, Some(Postgres)) => vec![&["from"], &["isolation", "target_url"]],
         (Restore, Some(Mysql)) => vec![&["from"], &["target_url"]],
-        (Restore, Some(Files)) => vec![&["from"], &["target_dir"]],
+        (Restore, Some(Engine::Files)) => vec![&["from"], &["target_dir"]],
         (Sql, Some(_)) => vec![&["database"], &["execute", "checks"]],
         (Locate, _) => vec![&["glob"]],
         (Checksum, _) => vec![&["manifest", "verify"]],
@@ -92,6 +93,7 @@ pub fn required_fields(step: &Step) -> Vec<&'static [&'static str]> {
         (Exec | Service, _) => vec![&["run", "argv"]],
         (Manual, _) => vec![&["instructions"]],
         (Wait, _) => vec![&["duration"]],
+        (StepKind::Files, _) => vec![&["directory"], &["checks"]],
     }
 }
 
@@ -101,7 +103,7 @@ pub fn default_phase(step: &Step) -> &'static str {
         StepKind::Backup => "backup",
         StepKind::Checksum if step.verify.is_none() => "backup",
         StepKind::Checksum | StepKind::Locate | StepKind::Restore => "restore",
-        StepKind::Sql | StepKind::Http | StepKind::Exec => "verify",
+        StepKind::Sql | StepKind::Http | StepKind::Exec | StepKind::Files => "verify",
         StepKind::Service => "restart",
         StepKind::Manual => "decide",
         StepKind::Wait => "other",

@@ -133,6 +133,8 @@ pub enum StepKind {
     Manual,
     Locate,
     Wait,
+    /// Verifies a directory tree (a restored `files` backup) with `checks`.
+    Files,
 }
 
 impl StepKind {
@@ -148,6 +150,7 @@ impl StepKind {
             StepKind::Manual => "manual",
             StepKind::Locate => "locate",
             StepKind::Wait => "wait",
+            StepKind::Files => "files",
         }
     }
 }
@@ -270,6 +273,10 @@ pub struct Step {
     /// sql: verifications.
     pub checks: Option<Vec<Check>>,
 
+    // files
+    /// files: the directory whose tree the checks verify.
+    pub directory: Option<String>,
+
     // http
     pub method: Option<String>,
     pub headers: Option<IndexMap<String, String>>,
@@ -343,6 +350,10 @@ pub struct Check {
     pub tolerance: Option<u64>,
     /// integrity: `quick_check` instead of the full check.
     pub quick: Option<bool>,
+    /// files_match: the manifest written by backup/files (`{{ steps.backup.manifest }}`).
+    pub manifest: Option<String>,
+    /// json_valid / file_count: globs under the directory (json_valid: `**/*.json`).
+    pub paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -353,6 +364,22 @@ pub enum Builtin {
     TablesExist,
     IndexesExist,
     TableCounts,
+    /// files: the tree equals the backup's manifest (sizes, sha256, nothing missing or extra).
+    FilesMatch,
+    /// files: every selected file (default `**/*.json`) parses as JSON.
+    JsonValid,
+    /// files: the number of (selected) regular files is within `min`/`max`.
+    FileCount,
+}
+
+impl Builtin {
+    /// Builtins of `files` steps; the others belong to `sql` steps.
+    pub fn is_files(self) -> bool {
+        matches!(
+            self,
+            Builtin::FilesMatch | Builtin::JsonValid | Builtin::FileCount
+        )
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

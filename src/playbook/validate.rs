@@ -291,7 +291,7 @@ impl<'a> Validator<'a> {
                 (None, Some(Builtin::TableCounts)) if check.compare_to.is_none() => {
                     Some("`table_counts` needs `compare_to`, e.g. \"{{ steps.backup.table_counts }}\"".to_string())
                 }
-                _ => None,
+                _ => files_check_problem(step.kind, check),
             };
             if let Some(problem) = problem {
                 self.error(
@@ -385,6 +385,25 @@ impl<'a> Validator<'a> {
                 self.error(problem.0, span.clone()).help = problem.1;
             }
         }
+    }
+}
+
+/// Checks that belong to the other kind (`sql` vs `files`), and files checks missing
+/// what they need.
+fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
+    let files_builtin = check.builtin.is_some_and(Builtin::is_files);
+    match (kind, check.builtin) {
+        (StepKind::Files, _) if check.query.is_some() || !files_builtin => {
+            Some("is not a files check: a `files` step takes builtin files_match, json_valid or file_count".into())
+        }
+        (StepKind::Sql, _) if files_builtin => Some("is a files check: use it in a `kind = \"files\"` step".into()),
+        (_, Some(Builtin::FilesMatch)) if check.manifest.is_none() => {
+            Some("`files_match` needs `manifest`, e.g. \"{{ steps.backup.manifest }}\"".into())
+        }
+        (_, Some(Builtin::FileCount)) if check.min.is_none() && check.max.is_none() => {
+            Some("`file_count` needs `min` or `max`: it could never fail".into())
+        }
+        _ => None,
     }
 }
 

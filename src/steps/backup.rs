@@ -13,11 +13,9 @@ use crate::playbook::{Engine, Step};
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_backup(step, ctx),
+        Some(Engine::Files) => super::files::backup(step, ctx),
+        Some(Engine::Mysql) => super::mysql::backup(step, ctx),
         Some(Engine::Postgres) => super::postgres::backup(step, ctx),
-        Some(other) => bail!(
-            "backup engine `{}` is not available in this version",
-            other.as_str()
-        ),
         None => bail!("missing field `engine`"),
     }
 }

@@ -6,9 +6,11 @@
 mod backup;
 mod checksum;
 mod exec;
+mod files;
 pub mod http;
 mod locate;
 mod manual;
+mod mysql;
 mod postgres;
 mod restore;
 mod service;
@@ -123,6 +125,7 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
         StepKind::Exec => exec::run(step, ctx),
         StepKind::Manual => manual::run(step, ctx),
         StepKind::Wait => wait::run(step, ctx),
+        StepKind::Files => files::verify(step, ctx),
         StepKind::Http => http::run(step, ctx),
         StepKind::Service => service::run(step, ctx),
     };

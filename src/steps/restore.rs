@@ -14,11 +14,9 @@ use crate::playbook::{Engine, Step};
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     match step.engine {
         Some(Engine::Sqlite) => sqlite_restore(step, ctx),
+        Some(Engine::Files) => super::files::restore(step, ctx),
+        Some(Engine::Mysql) => super::mysql::restore(step, ctx),
         Some(Engine::Postgres) => super::postgres::restore(step, ctx),
-        Some(other) => bail!(
-            "restore engine `{}` is not available in this version",
-            other.as_str()
-        ),
         None => bail!("missing field `engine`"),
     }
 }

@@ -31,6 +31,12 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         .flatten()
         .map(|check| run_check(conn.as_mut(), check))
         .collect();
+    Ok(outcome_of_checks(checks, ctx))
+}
+
+/// Logs the checks and makes the step's outcome: outputs `value` (the first check's
+/// result) and `checks` (name → passed); failed when any check failed.
+pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome {
     for c in &checks {
         let mark = if c.passed { "ok" } else { "FAILED" };
         ctx.log.write(
@@ -64,13 +70,13 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     if !failed.is_empty() {
         outcome.log_tail = Some(failed.join("\n"));
         let n = failed.len();
-        return Ok(outcome.fail(format!(
+        return outcome.fail(format!(
             "{n} check{} failed: {}",
             if n == 1 { "" } else { "s" },
             failed.join("; ")
-        )));
+        ));
     }
-    Ok(outcome)
+    outcome
 }
 
 fn connect(
@@ -82,6 +88,11 @@ fn connect(
     match engine {
         Some(Engine::Sqlite) => {
             let mut conn = SqliteConn::open(Path::new(database), writable)?;
+            conn.interrupt_on(Arc::clone(&ctx.cancel));
+            Ok(Box::new(conn))
+        }
+        Some(Engine::Mysql) => {
+            let mut conn = crate::engines::mysql::MysqlConn::open(database)?;
             conn.interrupt_on(Arc::clone(&ctx.cancel));
             Ok(Box::new(conn))
         }
@@ -207,6 +218,9 @@ fn builtin_check(
             missing_record(check, &wanted, &present, ("index", "indexes"))
         }
         Builtin::TableCounts => table_counts(conn, check)?,
+        Builtin::FilesMatch | Builtin::JsonValid | Builtin::FileCount => {
+            bail!("a files check: use it in a `kind = \"files\"` step")
+        }
     })
 }
 

@@ -5,6 +5,8 @@
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
 mod commands;
+mod files;
+mod mysql;
 mod postgres;
 mod service;
 mod sqlite;

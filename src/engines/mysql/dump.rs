@@ -1,0 +1,376 @@
+//! backup/mysql with `mysqldump` (`mariadb-dump`), restore/mysql with the `mysql`
+//! (`mariadb`) client. Both stream: the dump flows from the client's stdout through
+//! the compressor into the file, and back from the file through the decompressor
+//! into the client's stdin. The password goes through an `OptionFile`, never argv.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context as _, bail, ensure};
+use indexmap::IndexMap;
+use mysql::prelude::Queryable as _;
+
+use super::{MysqlConn, OptionFile, Target, base_tables, count_rows, ident};
+use crate::engines::SqlConn as _;
+use crate::engines::compress::{Compression, Sink, decompressor};
+use crate::runner::cancel::Cancel;
+use crate::runner::process;
+
+/// The line mysqldump ends a complete dump with; a dump without it was cut short.
+const COMPLETED: &[u8] = b"-- Dump completed";
+
+#[derive(Debug, Default)]
+pub struct Dumped {
+    pub bytes: u64,
+    pub dump_bytes: u64,
+    pub database: String,
+    pub table_counts: IndexMap<String, u64>,
+    pub indexes: Vec<String>,
+    pub foreign_keys: Vec<String>,
+    pub taken_at: Option<jiff::Timestamp>,
+}
+
+pub struct DumpOptions<'a> {
+    pub output: &'a Path,
+    pub workdir: &'a Path,
+    pub single_transaction: bool,
+    pub skip_lock_tables: bool,
+    pub compression: Compression,
+}
+
+/// Dumps the url's database. Row counts are exact (`COUNT(*)`), taken in a consistent
+/// snapshot just before the dump starts: on a source that is being written to, they
+/// can differ from the dump's own snapshot (use `tolerance`).
+pub fn backup(
+    target: &Target,
+    opts: &DumpOptions<'_>,
+    cancel: &Cancel,
+    log: &dyn Fn(&str),
+) -> anyhow::Result<Dumped> {
+    let database = target
+        .database()
+        .context("the url names no database to back up")?
+        .to_string();
+    ensure!(
+        !opts.output.exists(),
+        "backup output {} already exists",
+        opts.output.display()
+    );
+    let mut conn = MysqlConn::connect(target)?;
+    let c = conn.inner();
+    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+    let tables = base_tables(c)?;
+    let table_counts = count_rows(c, &tables)?;
+    c.query_drop("COMMIT")?;
+    let indexes = conn.indexes()?;
+    let foreign_keys = conn.foreign_keys()?;
+    let taken_at = jiff::Timestamp::now();
+
+    let option_file = OptionFile::create(opts.workdir, "backup", target)?;
+    let program = super::program(&["mariadb-dump", "mysqldump"])?;
+    let mut args = vec![
+        option_file.arg(),
+        "--routines".into(),
+        "--triggers".into(),
+        "--hex-blob".into(),
+        "--no-tablespaces".into(),
+        "--default-character-set=utf8mb4".into(),
+    ];
+    if opts.single_transaction {
+        args.push("--single-transaction".into());
+    }
+    if opts.skip_lock_tables {
+        args.push("--skip-lock-tables".into());
+    }
+    // No --databases: the dump has no CREATE DATABASE / USE, so it restores into any name.
+    args.push("--".into());
+    args.push(database.clone());
+    log(&format!("{program} {}", args[1..].join(" ")));
+
+    let partial = with_suffix(opts.output, ".partial");
+    let result = run_dump(&program, &args, &partial, opts, cancel);
+    drop(option_file);
+    let dump_bytes = match result {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, opts.output)?;
+    Ok(Dumped {
+        bytes: std::fs::metadata(opts.output)?.len(),
+        dump_bytes,
+        database,
+        table_counts,
+        indexes,
+        foreign_keys,
+        taken_at: Some(taken_at),
+    })
+}
+
+/// Runs the dump program with its stdout through the compressor into `partial`.
+/// Returns the uncompressed size.
+fn run_dump(
+    program: &str,
+    args: &[String],
+    partial: &Path,
+    opts: &DumpOptions<'_>,
+    cancel: &Cancel,
+) -> anyhow::Result<u64> {
+    let stderr = with_suffix(partial, ".stderr");
+    let (reader, writer) = os_pipe::pipe()?;
+    let expr = duct::cmd(program, args)
+        .stdin_null()
+        .stdout_file(writer)
+        .stderr_path(&stderr)
+        .unchecked();
+    let handle = process::in_new_group(expr)
+        .start()
+        .with_context(|| format!("cannot start {program}"))?;
+    let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
+    cancel.register_group(pgid);
+    let copied = (|| -> anyhow::Result<(u64, Vec<u8>)> {
+        let file = File::create(partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut sink = Sink::new(BufWriter::with_capacity(1 << 20, file), opts.compression)?;
+        let copied = copy_keeping_tail(reader, &mut sink, cancel)?;
+        let file = sink.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(copied)
+    })();
+    let status = handle.wait().map(|o| o.status);
+    process::signal_group(pgid, libc::SIGKILL);
+    cancel.unregister_group(pgid);
+    let errors = crate::log::tail_file(&stderr, 20, 4096);
+    let _ = std::fs::remove_file(&stderr);
+    cancel.check()?;
+    let status = status.with_context(|| format!("waiting for {program}"))?;
+    ensure!(status.success(), "{program} failed ({status}): {errors}");
+    let (bytes, tail) = copied?;
+    ensure!(
+        contains(&tail, COMPLETED),
+        "{program} exited without finishing the dump (no `-- Dump completed` line): {errors}"
+    );
+    Ok(bytes)
+}
+
+/// Copies everything, and keeps the last bytes to look for the completion line.
+fn copy_keeping_tail(
+    mut from: impl Read,
+    to: &mut impl Write,
+    cancel: &Cancel,
+) -> anyhow::Result<(u64, Vec<u8>)> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut tail: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        cancel.check()?;
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok((total, tail));
+        }
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 512 {
+            tail.drain(..tail.len() - 512);
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The source database a dump names in its header (`-- Host: ...  Database: shop`).
+pub fn dump_source_database(path: &Path) -> anyhow::Result<Option<String>> {
+    let mut head = Vec::new();
+    decompressor(path, File::open(path)?)?
+        .take(4096)
+        .read_to_end(&mut head)?;
+    let text = String::from_utf8_lossy(&head);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("-- Host:"))
+        .find_map(|l| l.split("Database: ").nth(1))
+        .map(|d| d.trim().to_string()))
+}
+
+/// Creates the database `target` names (it must not exist), then calls `created` at
+/// once (to register its removal), then loads the dump into it through the client.
+pub fn restore(
+    from: &Path,
+    target: &Target,
+    workdir: &Path,
+    cancel: &Cancel,
+    created: &dyn Fn(),
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<(u64, IndexMap<String, u64>)> {
+    let database = target
+        .database()
+        .context("target_url names no database to restore into")?
+        .to_string();
+    let total = std::fs::metadata(from)
+        .with_context(|| format!("backup {} not found", from.display()))?
+        .len();
+    ensure!(total > 0, "backup {} is empty (0 bytes)", from.display());
+    if let Some(source) = dump_source_database(from)? {
+        ensure!(
+            source != database,
+            "refusing to restore into `{database}`: it is the database this backup was taken from"
+        );
+    }
+    let server = target.with_database(None);
+    let mut conn = server.connect()?;
+    ensure!(
+        !super::database_exists(&mut conn, &database)?,
+        "refusing to restore into `{database}`: it already exists; a drill restores into a scratch database it creates (and drops)"
+    );
+    conn.query_drop(format!(
+        "CREATE DATABASE {} CHARACTER SET utf8mb4",
+        ident(&database)
+    ))?;
+    created();
+    load(from, target, workdir, cancel, total, progress)?;
+    let mut conn = target.connect()?;
+    let tables = base_tables(&mut conn)?;
+    ensure!(
+        !tables.is_empty(),
+        "the restored database has no tables: the backup {} holds none",
+        from.display()
+    );
+    Ok((total, count_rows(&mut conn, &tables)?))
+}
+
+/// Feeds the (decompressed) dump to the client's stdin, aborting on the first error.
+fn load(
+    from: &Path,
+    target: &Target,
+    workdir: &Path,
+    cancel: &Cancel,
+    total: u64,
+    progress: &dyn Fn(u64, u64),
+) -> anyhow::Result<()> {
+    let option_file = OptionFile::create(workdir, "restore", target)?;
+    let program = super::program(&["mariadb", "mysql"])?;
+    let database = target.database().unwrap_or_default().to_string();
+    let stderr = workdir.join(".restore.client.stderr");
+    let (reader, mut writer) = os_pipe::pipe()?;
+    let args = [
+        option_file.arg(),
+        "--default-character-set=utf8mb4".into(),
+        format!("--database={database}"),
+    ];
+    let expr = duct::cmd(&program, &args)
+        .stdin_file(reader)
+        .stdout_null()
+        .stderr_path(&stderr)
+        .unchecked();
+    let handle = process::in_new_group(expr)
+        .start()
+        .with_context(|| format!("cannot start {program}"))?;
+    drop(args);
+    let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
+    cancel.register_group(pgid);
+    let counted = Counting::new(File::open(from)?);
+    let read = counted.count.clone();
+    let fed = (|| -> anyhow::Result<Vec<u8>> {
+        let dump = decompressor(from, counted)?;
+        let progress_reader = ProgressReader {
+            inner: dump,
+            read,
+            total,
+            progress,
+        };
+        let (_, tail) =
+            copy_keeping_tail(progress_reader, &mut writer, cancel).context("corrupt backup")?;
+        Ok(tail)
+    })();
+    // Closing stdin ends the client's input; on a failure it ends it early.
+    drop(writer);
+    let status = handle.wait().map(|o| o.status);
+    process::signal_group(pgid, libc::SIGKILL);
+    cancel.unregister_group(pgid);
+    drop(option_file);
+    let errors = client_errors(&stderr);
+    let _ = std::fs::remove_file(&stderr);
+    cancel.check()?;
+    let status = status.with_context(|| format!("waiting for {program}"))?;
+    let tail = match fed {
+        // A client that stops reading (on an SQL error) breaks the pipe: its own
+        // error message says why.
+        Err(e) if !status.success() => bail!("{program} failed ({status}): {errors} ({e:#})"),
+        other => other?,
+    };
+    ensure!(
+        status.success(),
+        "{program} failed loading the dump ({status}): {errors}"
+    );
+    ensure!(
+        contains(&tail, COMPLETED),
+        "the dump is truncated: it lacks mysqldump's `-- Dump completed` line"
+    );
+    Ok(())
+}
+
+/// The client's `ERROR ...` lines (it may echo the failing statement, which can be
+/// megabytes of data); the end of its stderr when it printed none.
+fn client_errors(stderr: &Path) -> String {
+    let tail = crate::log::tail_file(stderr, 200, 64 * 1024);
+    let errors: Vec<&str> = tail.lines().filter(|l| l.starts_with("ERROR")).collect();
+    if errors.is_empty() {
+        crate::log::tail_file(stderr, 5, 1024)
+    } else {
+        errors.join("\n")
+    }
+}
+
+struct Counting {
+    inner: File,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counting {
+    fn new(inner: File) -> Self {
+        Self {
+            inner,
+            count: Default::default(),
+        }
+    }
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reports the compressed bytes read so far against the file's size.
+struct ProgressReader<'a, R> {
+    inner: R,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+    progress: &'a dyn Fn(u64, u64),
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(
+            self.read.load(std::sync::atomic::Ordering::Relaxed),
+            self.total,
+        );
+        Ok(n)
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    name.into()
+}

@@ -1,0 +1,432 @@
+//! MySQL, MariaDB and MySQL-compatible servers (TiDB): connection urls, the option file
+//! that carries the password to the command-line clients, and `SqlConn` through the
+//! `mysql` crate for verification.
+
+pub mod dump;
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use indexmap::IndexMap;
+use mysql::consts::ColumnType;
+use mysql::prelude::Queryable as _;
+use serde_json::Value;
+
+use super::SqlConn;
+
+/// A parsed `mysql://user:password@host:port/database?socket=...` url.
+#[derive(Clone)]
+pub struct Target {
+    pub opts: mysql::Opts,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        // The crate's own error would echo the url, password included.
+        let opts = mysql::Opts::from_url(url).map_err(|e| {
+            anyhow::anyhow!(
+                "bad mysql url `{}`: {}",
+                redact_url(url),
+                e.to_string().replace(url, "<url>")
+            )
+        })?;
+        Ok(Self { opts })
+    }
+
+    pub fn database(&self) -> Option<&str> {
+        self.opts.get_db_name().filter(|d| !d.is_empty())
+    }
+
+    /// The url without its password: safe to log and to name a resource.
+    pub fn display(&self) -> String {
+        let user = self.opts.get_user().unwrap_or("");
+        let db = self.database().unwrap_or("");
+        match self.opts.get_socket() {
+            Some(socket) => format!("mysql://{user}@localhost/{db}?socket={socket}"),
+            None => format!(
+                "mysql://{user}@{}:{}/{db}",
+                self.opts.get_ip_or_hostname(),
+                self.opts.get_tcp_port()
+            ),
+        }
+    }
+
+    /// The same server with another (or no) database selected.
+    pub fn with_database(&self, db: Option<&str>) -> Self {
+        let opts = mysql::OptsBuilder::from_opts(self.opts.clone()).db_name(db);
+        Self { opts: opts.into() }
+    }
+
+    pub fn connect(&self) -> anyhow::Result<mysql::Conn> {
+        mysql::Conn::new(self.opts.clone())
+            .with_context(|| format!("cannot connect to {}", self.display()))
+    }
+}
+
+/// `mysql://user:secret@host` → `mysql://user:***@host`, for messages about bad urls.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A `[client]` option file, mode 0600, removed when dropped: how the password reaches
+/// mysqldump and the mysql client without appearing in any process's arguments.
+pub struct OptionFile {
+    pub path: PathBuf,
+}
+
+impl OptionFile {
+    pub fn create(dir: &Path, name: &str, target: &Target) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!(".{name}.my.cnf"));
+        let _ = fs::remove_file(&path);
+        let mut text = String::from("[client]\n");
+        let mut line =
+            |key: &str, value: &str| text.push_str(&format!("{key}=\"{}\"\n", quote_option(value)));
+        if let Some(user) = target.opts.get_user() {
+            line("user", user);
+        }
+        if let Some(pass) = target.opts.get_pass() {
+            line("password", pass);
+        }
+        match target.opts.get_socket() {
+            Some(socket) => line("socket", socket),
+            None => {
+                line("host", &target.opts.get_ip_or_hostname());
+                line("port", &target.opts.get_tcp_port().to_string());
+                // As the crate does: host and port mean TCP, even for `localhost`.
+                line("protocol", "TCP");
+            }
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(text.as_bytes())?;
+        Ok(Self { path })
+    }
+
+    /// The first argument of a client: `--defaults-extra-file=...`.
+    pub fn arg(&self) -> String {
+        format!("--defaults-extra-file={}", self.path.display())
+    }
+}
+
+impl Drop for OptionFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn quote_option(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// `name` quoted as a MySQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The first of `names` found on PATH (MariaDB's own names first: its `mysqldump`
+/// alias warns that it is deprecated).
+pub fn program(names: &[&str]) -> anyhow::Result<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        if std::env::split_paths(&path).any(|dir| dir.join(name).is_file()) {
+            return Ok(name.to_string());
+        }
+    }
+    bail!(
+        "none of {} found on PATH (install the MariaDB or MySQL client)",
+        names.join(", ")
+    )
+}
+
+/// Base tables of the connection's current database, by name.
+pub fn base_tables(conn: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
+    Ok(conn.query(
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' ORDER BY table_name",
+    )?)
+}
+
+pub fn count_rows(
+    conn: &mut mysql::Conn,
+    tables: &[String],
+) -> anyhow::Result<IndexMap<String, u64>> {
+    let existing = base_tables(conn)?;
+    tables
+        .iter()
+        .map(|t| {
+            anyhow::ensure!(existing.contains(t), "table `{t}` does not exist");
+            let n: Option<u64> = conn.query_first(format!("SELECT COUNT(*) FROM {}", ident(t)))?;
+            Ok((t.clone(), n.unwrap_or(0)))
+        })
+        .collect()
+}
+
+pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<bool> {
+    let found: Option<String> = conn.exec_first(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
+        (name,),
+    )?;
+    Ok(found.is_some())
+}
+
+/// A verification connection.
+pub struct MysqlConn {
+    conn: mysql::Conn,
+    opts: mysql::Opts,
+    cancel_key: Option<(u64, std::sync::Arc<crate::runner::cancel::Cancel>)>,
+}
+
+impl Drop for MysqlConn {
+    fn drop(&mut self) {
+        if let Some((key, cancel)) = self.cancel_key.take() {
+            cancel.remove_hook(key);
+        }
+    }
+}
+
+impl MysqlConn {
+    pub fn open(url: &str) -> anyhow::Result<Self> {
+        let target = Target::parse(url)?;
+        anyhow::ensure!(
+            target.database().is_some(),
+            "the url {} names no database",
+            target.display()
+        );
+        Self::connect(&target)
+    }
+
+    pub fn connect(target: &Target) -> anyhow::Result<Self> {
+        Ok(Self {
+            conn: target.connect()?,
+            opts: target.with_database(None).opts,
+            cancel_key: None,
+        })
+    }
+
+    /// On cancel, a second connection kills the running query (`KILL QUERY`).
+    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<crate::runner::cancel::Cancel>) {
+        let id = self.conn.connection_id();
+        let opts = self.opts.clone();
+        let key = cancel.on_cancel(move || {
+            if let Ok(mut killer) = mysql::Conn::new(opts.clone()) {
+                let _ = killer.query_drop(format!("KILL QUERY {id}"));
+            }
+        });
+        self.cancel_key = Some((key, cancel));
+    }
+
+    pub fn inner(&mut self) -> &mut mysql::Conn {
+        &mut self.conn
+    }
+
+    /// Foreign keys: (table, constraint, columns, referenced table, referenced columns).
+    fn foreign_key_defs(&mut self) -> anyhow::Result<Vec<ForeignKey>> {
+        let rows: Vec<(String, String, String, String, String)> = self.conn.query(
+            "SELECT table_name, constraint_name, column_name, referenced_table_name, referenced_column_name \
+             FROM information_schema.key_column_usage \
+             WHERE table_schema = DATABASE() AND referenced_table_name IS NOT NULL \
+             ORDER BY table_name, constraint_name, ordinal_position",
+        )?;
+        let mut fks: Vec<ForeignKey> = Vec::new();
+        for (table, name, column, ref_table, ref_column) in rows {
+            match fks.last_mut() {
+                Some(fk) if fk.table == table && fk.name == name => {
+                    fk.columns.push(column);
+                    fk.ref_columns.push(ref_column);
+                }
+                _ => fks.push(ForeignKey {
+                    table,
+                    name,
+                    columns: vec![column],
+                    ref_table,
+                    ref_columns: vec![ref_column],
+                }),
+            }
+        }
+        Ok(fks)
+    }
+}
+
+struct ForeignKey {
+    table: String,
+    name: String,
+    columns: Vec<String>,
+    ref_table: String,
+    ref_columns: Vec<String>,
+}
+
+impl ForeignKey {
+    /// Rows of the child whose (non-null) key has no parent row. The dump loads with
+    /// FOREIGN_KEY_CHECKS=0, so a restore can hold rows that the constraint forbids.
+    fn orphans_query(&self) -> String {
+        let join: Vec<String> = self
+            .columns
+            .iter()
+            .zip(&self.ref_columns)
+            .map(|(c, r)| format!("c.{} = p.{}", ident(c), ident(r)))
+            .collect();
+        let not_null: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("c.{} IS NOT NULL", ident(c)))
+            .collect();
+        format!(
+            "SELECT COUNT(*) FROM {} c LEFT JOIN {} p ON {} WHERE {} AND p.{} IS NULL",
+            ident(&self.table),
+            ident(&self.ref_table),
+            join.join(" AND "),
+            not_null.join(" AND "),
+            ident(&self.ref_columns[0])
+        )
+    }
+}
+
+impl SqlConn for MysqlConn {
+    fn execute_batch(&mut self, sql: &str) -> anyhow::Result<()> {
+        Ok(self.conn.query_drop(sql)?)
+    }
+
+    fn query(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {
+        let mut result = self.conn.query_iter(sql)?;
+        let mut out = Vec::new();
+        if let Some(set) = result.iter() {
+            for row in set {
+                let row = row?;
+                let cells = row
+                    .columns_ref()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| to_json(row.as_ref(i), col.column_type()))
+                    .collect();
+                out.push(cells);
+            }
+        }
+        Ok(out)
+    }
+
+    fn tables(&mut self) -> anyhow::Result<Vec<String>> {
+        base_tables(&mut self.conn)
+    }
+
+    fn indexes(&mut self) -> anyhow::Result<Vec<String>> {
+        Ok(self.conn.query(
+            "SELECT DISTINCT index_name FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND index_name <> 'PRIMARY' ORDER BY index_name",
+        )?)
+    }
+
+    fn count_rows(&mut self, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>> {
+        count_rows(&mut self.conn, tables)
+    }
+
+    /// `CHECK TABLE` on every table; anything but an `OK` status is a problem.
+    fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>> {
+        let tables = base_tables(&mut self.conn)?;
+        if tables.is_empty() {
+            return Ok(vec!["the database has no tables".into()]);
+        }
+        let list: Vec<String> = tables.iter().map(|t| ident(t)).collect();
+        let sql = format!(
+            "CHECK TABLE {}{}",
+            list.join(", "),
+            if quick { " QUICK" } else { "" }
+        );
+        let rows: Vec<(String, String, String, String)> = self.conn.query(sql)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, _, kind, text)| {
+                kind.eq_ignore_ascii_case("error")
+                    || (kind.eq_ignore_ascii_case("status") && text != "OK")
+            })
+            .map(|(table, _, kind, text)| format!("{table}: {kind}: {text}"))
+            .collect())
+    }
+
+    fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for fk in self.foreign_key_defs()? {
+            let orphans: Option<u64> = self.conn.query_first(fk.orphans_query())?;
+            if let Some(n) = orphans.filter(|n| *n > 0) {
+                problems.push(format!(
+                    "{}.{}: {n} row(s) reference missing {}({})",
+                    fk.table,
+                    fk.name,
+                    fk.ref_table,
+                    fk.ref_columns.join(", ")
+                ));
+            }
+        }
+        Ok(problems)
+    }
+
+    fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
+        self.foreign_keys().map(Some)
+    }
+}
+
+impl MysqlConn {
+    /// Every foreign key constraint, as `table.constraint`.
+    pub fn foreign_keys(&mut self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .foreign_key_defs()?
+            .into_iter()
+            .map(|fk| format!("{}.{}", fk.table, fk.name))
+            .collect())
+    }
+}
+
+/// A text-protocol cell as JSON, numbers as numbers.
+fn to_json(v: Option<&mysql::Value>, ty: ColumnType) -> Value {
+    use mysql::Value as V;
+    match v {
+        None | Some(V::NULL) => Value::Null,
+        Some(V::Int(i)) => Value::from(*i),
+        Some(V::UInt(u)) => Value::from(*u),
+        Some(V::Float(f)) => Value::from(*f),
+        Some(V::Double(f)) => Value::from(*f),
+        Some(V::Bytes(b)) => {
+            let text = String::from_utf8_lossy(b);
+            let number = match ty {
+                ColumnType::MYSQL_TYPE_TINY
+                | ColumnType::MYSQL_TYPE_SHORT
+                | ColumnType::MYSQL_TYPE_INT24
+                | ColumnType::MYSQL_TYPE_LONG
+                | ColumnType::MYSQL_TYPE_LONGLONG
+                | ColumnType::MYSQL_TYPE_YEAR => text
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .ok()
+                    .or_else(|| text.parse::<u64>().map(Value::from).ok()),
+                ColumnType::MYSQL_TYPE_FLOAT
+                | ColumnType::MYSQL_TYPE_DOUBLE
+                | ColumnType::MYSQL_TYPE_DECIMAL
+                | ColumnType::MYSQL_TYPE_NEWDECIMAL => text.parse::<f64>().ok().map(Value::from),
+                _ => None,
+            };
+            number.unwrap_or_else(|| Value::from(text.into_owned()))
+        }
+        Some(other) => Value::from(other.as_sql(true)),
+    }
+}
