@@ -46,7 +46,7 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
 /// and syncing it would cost more than the copy itself).
 pub struct Copying<'a> {
     pub cancel: &'a Cancel,
-    pub progress: &'a dyn Fn(u64, u64),
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
     pub durable: bool,
 }
 
@@ -81,16 +81,14 @@ pub fn backup(
         counts
     } else {
         // Under the shared lock no writer can change the file, so the file is the
-        // snapshot: copy it at disk speed while a second connection, which sees the
-        // same locked state, counts the rows on the other core.
+        // snapshot: copy it at disk speed on another thread while this connection, the
+        // one holding the lock, counts the rows. (A second connection must not count: a
+        // writer waiting for our lock holds PENDING, which refuses it a new shared lock,
+        // and the three would wait on each other until the busy timeout.)
         std::thread::scope(|s| {
-            let counter = s.spawn(|| -> anyhow::Result<_> {
-                let conn = open_read_only(source)?;
-                conn.busy_timeout(Duration::from_secs(10))?;
-                count_rows(&conn, &tables)
-            });
-            let copied = copy_file(source, dest, copying);
-            let counts = counter.join().expect("row counter panicked");
+            let copier = s.spawn(|| copy_file(source, dest, copying));
+            let counts = count_rows(&src, &tables);
+            let copied = copier.join().expect("file copier panicked");
             copied.and(counts)
         })?
     };

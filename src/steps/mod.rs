@@ -60,7 +60,7 @@ impl StepCtx {
     pub fn copying<'a>(
         &'a self,
         dest: &Path,
-        progress: &'a dyn Fn(u64, u64),
+        progress: &'a (dyn Fn(u64, u64) + Sync),
     ) -> crate::engines::sqlite::Copying<'a> {
         crate::engines::sqlite::Copying {
             cancel: &self.cancel,
