@@ -425,7 +425,12 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
                 s.spawn(|| -> anyhow::Result<Vec<String>> {
                     let conn = open_read_only(path)?;
                     let mut problems = Vec::new();
-                    while let Some(table) = queue.lock().unwrap().pop() {
+                    loop {
+                        // Take the next table and let go of the queue before checking it
+                        // (a guard in a `while let` condition would live through the body
+                        // and make the workers take turns).
+                        let next = queue.lock().unwrap().pop();
+                        let Some(table) = next else { break };
                         let rows =
                             names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
                         problems.extend(rows.into_iter().filter(|r| r != "ok"));

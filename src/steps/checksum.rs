@@ -248,7 +248,6 @@ fn blake3_file(
             memmap2::MmapOptions::new()
                 .offset(offset)
                 .len(size)
-                .populate()
                 .map(file)?
         };
         let _ = map.advise(memmap2::Advice::Sequential);
