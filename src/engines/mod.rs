@@ -7,6 +7,8 @@ pub mod postgres;
 pub mod sqlite;
 
 use indexmap::IndexMap;
+
+use crate::runner::cancel::Cancel;
 use serde_json::Value;
 
 /// What the `sql` step needs from a connection; each engine implements it.
@@ -30,4 +32,13 @@ pub trait SqlConn {
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
     }
+}
+
+/// How a copy runs: it stops when cancelled, reports its progress, and is synced to disk
+/// only when it outlives the drill (a copy in the work directory is thrown away at the end,
+/// and syncing it would cost more than the copy itself).
+pub struct Copying<'a> {
+    pub cancel: &'a Cancel,
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    pub durable: bool,
 }

@@ -11,7 +11,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
-use super::SqlConn;
+use super::{Copying, SqlConn};
 use crate::runner::cancel::Cancel;
 
 /// Pages copied per backup step: large steps are what makes the backup API fast
@@ -39,15 +39,6 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )
     .with_context(|| format!("cannot open {}", path.display()))
-}
-
-/// How a copy runs: it stops when cancelled, reports its progress, and is synced to disk
-/// only when it outlives the drill (a copy in the work directory is thrown away at the end,
-/// and syncing it would cost more than the copy itself).
-pub struct Copying<'a> {
-    pub cancel: &'a Cancel,
-    pub progress: &'a (dyn Fn(u64, u64) + Sync),
-    pub durable: bool,
 }
 
 /// Copies `source` to `dest`, consistent while the source is in use: the copy and the

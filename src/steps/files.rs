@@ -31,7 +31,8 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     // the conservative point for the RPO.
     let snapshot_at = jiff::Timestamp::now();
     let started = std::time::Instant::now();
-    let done = archive::backup(&req, &ctx.cancel, &|d, t| ctx.progress(d, t))?;
+    let progress = |d, t| ctx.progress(d, t);
+    let done = archive::backup(&req, &ctx.copying(output, &progress))?;
     let secs = started.elapsed().as_secs_f64();
     for s in &done.skipped {
         ctx.log.write(&ctx.step_id, &format!("skipped {s}"));

@@ -61,8 +61,8 @@ impl StepCtx {
         &'a self,
         dest: &Path,
         progress: &'a (dyn Fn(u64, u64) + Sync),
-    ) -> crate::engines::sqlite::Copying<'a> {
-        crate::engines::sqlite::Copying {
+    ) -> crate::engines::Copying<'a> {
+        crate::engines::Copying {
             cancel: &self.cancel,
             progress,
             durable: !self.is_throwaway(dest),

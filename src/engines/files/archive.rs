@@ -16,6 +16,7 @@ use sha2::Digest as _;
 
 use super::Compression;
 use super::manifest::{self, Entry as ManifestEntry, Header};
+use crate::engines::Copying;
 use crate::engines::compress::Sink;
 use crate::runner::cancel::Cancel;
 
@@ -53,11 +54,7 @@ pub struct Request<'a> {
     pub compression: Compression,
 }
 
-pub fn backup(
-    req: &Request<'_>,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
-) -> anyhow::Result<Archived> {
+pub fn backup(req: &Request<'_>, copying: &Copying<'_>) -> anyhow::Result<Archived> {
     ensure!(
         !req.output.exists(),
         "backup output {} already exists",
@@ -87,8 +84,7 @@ pub fn backup(
         &partial,
         &manifest_path,
         total,
-        cancel,
-        progress,
+        copying,
     );
     match result {
         Ok(mut archived) => {
@@ -113,9 +109,9 @@ fn write_archive(
     partial: &Path,
     manifest_path: &Path,
     total: u64,
-    cancel: &Cancel,
-    progress: &dyn Fn(u64, u64),
+    copying: &Copying<'_>,
 ) -> anyhow::Result<Archived> {
+    let (cancel, progress) = (copying.cancel, copying.progress);
     let file =
         File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
     let sink = Sink::new(BufWriter::with_capacity(1 << 20, file), req.compression)?;
@@ -175,8 +171,10 @@ fn write_archive(
     }
     let sink = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
     let file = sink.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    manifest.finish()?;
+    if copying.durable {
+        file.sync_all()?;
+    }
+    manifest.finish(copying.durable)?;
     Ok(out)
 }
 

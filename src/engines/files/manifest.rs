@@ -68,9 +68,12 @@ impl Writer {
         Ok(())
     }
 
-    pub fn finish(self) -> anyhow::Result<()> {
+    /// Flushes the manifest, and syncs it when it outlives the run.
+    pub fn finish(self, durable: bool) -> anyhow::Result<()> {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         Ok(())
     }
 }
