@@ -239,11 +239,17 @@ pub struct Redactor {
 impl Redactor {
     pub fn add(&mut self, secret: &str) {
         // Very short values would redact unrelated text; they are not worth hiding.
-        if secret.len() >= 3 && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_string());
-            // Longest first, so a secret containing another is replaced whole.
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if secret.len() < 3 {
+            return;
         }
+        // A password put into a connection url appears percent-encoded there.
+        for form in [secret.to_string(), percent_encode(secret)] {
+            if !self.secrets.contains(&form) {
+                self.secrets.push(form);
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -273,6 +279,18 @@ impl Redactor {
         self.redact_value(&mut value);
         Ok(value)
     }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix.
@@ -330,6 +348,16 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"})
+        );
+    }
+
+    #[test]
+    fn redacts_the_percent_encoded_form_too() {
+        let mut r = Redactor::default();
+        r.add("p@ss/w:rd");
+        assert_eq!(
+            r.redact("mysql://u:p%40ss%2Fw%3Ard@h/db and p@ss/w:rd"),
+            "mysql://u:***@h/db and ***"
         );
     }
 
