@@ -6,8 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::restore::resolve;
+use super::sql::record;
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::{CheckRecord, FileRecord};
 use crate::engines::files::{Compression, archive, extract, manifest, verify};
@@ -149,16 +151,6 @@ fn refuse_unsafe_target(from: &Path, target: &Path, ctx: &StepCtx) -> anyhow::Re
     Ok(())
 }
 
-fn resolve(path: &Path) -> PathBuf {
-    if let Ok(p) = fs::canonicalize(path) {
-        return p;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolve(parent).join(name),
-        _ => std::env::current_dir().unwrap_or_default().join(path),
-    }
-}
-
 /// The `files` step kind: checks over a directory tree.
 pub fn verify(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let dir = Path::new(required(step.directory.as_deref(), "directory")?);
@@ -182,22 +174,6 @@ fn run_check(dir: &Path, check: &Check, ctx: &StepCtx) -> CheckRecord {
         )),
     };
     result.unwrap_or_else(|e| record(check, false, format!("{e:#}"), None, None))
-}
-
-fn record(
-    check: &Check,
-    passed: bool,
-    detail: String,
-    expected: Option<Value>,
-    actual: Option<Value>,
-) -> CheckRecord {
-    CheckRecord {
-        name: check.name.clone(),
-        passed,
-        detail,
-        expected,
-        actual,
-    }
 }
 
 fn files_match(dir: &Path, check: &Check, ctx: &StepCtx) -> anyhow::Result<CheckRecord> {

@@ -122,7 +122,7 @@ pub fn same_place(a: &Path, b: &Path) -> bool {
 }
 
 /// The absolute path with symlinks resolved as far as the path exists.
-fn resolve(path: &Path) -> PathBuf {
+pub(super) fn resolve(path: &Path) -> PathBuf {
     if let Ok(p) = fs::canonicalize(path) {
         return p;
     }

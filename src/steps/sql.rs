@@ -125,7 +125,7 @@ pub fn run_check(conn: &mut dyn SqlConn, check: &Check) -> CheckRecord {
     })
 }
 
-fn record(
+pub(super) fn record(
     check: &Check,
     passed: bool,
     detail: String,
