@@ -64,6 +64,15 @@ impl<W: Write> Write for Sink<W> {
     }
 }
 
+/// Whether the file starts with zstd's frame magic number.
+pub fn is_zstd(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == ZSTD_MAGIC
+}
+
 /// Reads `inner` (the contents of `path`), decompressing by the file's first bytes:
 /// zstd, gzip, or nothing.
 pub fn decompressor<R: Read + 'static>(path: &Path, inner: R) -> io::Result<Box<dyn Read>> {

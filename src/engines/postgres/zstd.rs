@@ -2,6 +2,7 @@
 //! pipe and the drill compresses it with multithreaded zstd, which is several times
 //! faster than pg_dump's single-threaded zlib at a similar size; on restore the archive
 //! is decompressed on the fly into pg_restore's stdin. Memory stays flat: fixed buffers.
+//! The compressor itself is the engines' shared one (`engines/compress.rs`).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -9,22 +10,12 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-/// zstd's frame magic number.
-const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
-/// Level 3: zstd's default, fast with a ratio close to zlib's default.
-const LEVEL: i32 = 3;
+use crate::engines::compress::{self, Compression, Sink};
+
 const BUF: usize = 1 << 20;
 
 pub fn is_zstd(path: &Path) -> bool {
-    let mut head = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && head == MAGIC
-}
-
-fn threads() -> u32 {
-    std::thread::available_parallelism().map_or(2, |n| n.get() as u32)
+    compress::is_zstd(path)
 }
 
 /// Compresses everything `input` yields into `output`; calls `progress` with the bytes
@@ -36,8 +27,7 @@ pub fn compress(
 ) -> anyhow::Result<u64> {
     let file =
         File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
-    let mut enc = zstd::stream::Encoder::new(BufWriter::with_capacity(BUF, file), LEVEL)?;
-    enc.multithread(threads())?;
+    let mut enc = Sink::new(BufWriter::with_capacity(BUF, file), Compression::Zstd)?;
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
     loop {
@@ -60,7 +50,7 @@ pub fn compress(
 /// stops early (`pg_restore --list` needs only the header) is not an error.
 pub fn decompress(archive: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-    let mut dec = zstd::stream::Decoder::new(file)?;
+    let mut dec = compress::decompressor(archive, file)?;
     match std::io::copy(&mut dec, out) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
