@@ -230,6 +230,19 @@ pub struct ResourceRecord {
     pub detail: Option<String>,
 }
 
+impl FileRecord {
+    /// A file a step produced, before any checksum step hashed it.
+    pub fn produced(path: &std::path::Path, bytes: u64, step: &str) -> Self {
+        Self {
+            path: path.display().to_string(),
+            bytes,
+            sha256: None,
+            blake3: None,
+            step: step.to_string(),
+        }
+    }
+}
+
 /// Replaces every secret value with `***` wherever it appears.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {

@@ -62,12 +62,8 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "indexes" => snap.indexes,
     });
     outcome.metrics = outputs! { "bytes_per_s" => snap.bytes as f64 / secs.max(1e-9) };
-    outcome.files.push(FileRecord {
-        path: output.display().to_string(),
-        bytes: snap.bytes,
-        sha256: None,
-        blake3: None,
-        step: ctx.step_id.to_string(),
-    });
+    outcome
+        .files
+        .push(FileRecord::produced(output, snap.bytes, &ctx.step_id));
     Ok(outcome)
 }

@@ -69,13 +69,9 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         (output.to_path_buf(), done.bytes),
         (done.manifest.clone(), fs::metadata(&done.manifest)?.len()),
     ] {
-        outcome.files.push(FileRecord {
-            path: path.display().to_string(),
-            bytes,
-            sha256: None,
-            blake3: None,
-            step: ctx.step_id.clone(),
-        });
+        outcome
+            .files
+            .push(FileRecord::produced(&path, bytes, &ctx.step_id));
     }
     Ok(outcome)
 }

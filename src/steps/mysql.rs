@@ -58,13 +58,9 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "foreign_keys" => dumped.foreign_keys,
     });
     outcome.metrics = outputs! { "bytes_per_s" => dumped.dump_bytes as f64 / secs.max(1e-9) };
-    outcome.files.push(FileRecord {
-        path: output.display().to_string(),
-        bytes: dumped.bytes,
-        sha256: None,
-        blake3: None,
-        step: ctx.step_id.clone(),
-    });
+    outcome
+        .files
+        .push(FileRecord::produced(output, dumped.bytes, &ctx.step_id));
     Ok(outcome)
 }
 

@@ -86,13 +86,9 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "foreign_keys" => d.foreign_keys,
     });
     outcome.metrics = outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) };
-    outcome.files.push(FileRecord {
-        path: output.display().to_string(),
-        bytes: d.bytes,
-        sha256: None,
-        blake3: None,
-        step: ctx.step_id.to_string(),
-    });
+    outcome
+        .files
+        .push(FileRecord::produced(output, d.bytes, &ctx.step_id));
     Ok(outcome)
 }
 
