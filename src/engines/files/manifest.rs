@@ -80,11 +80,18 @@ impl Writer {
 
 /// Reads the header only (the restore needs the roots, not the entries).
 pub fn read_header(path: &Path) -> anyhow::Result<Header> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open manifest {}", path.display()))?;
     let mut first = String::new();
-    BufReader::new(file).read_line(&mut first)?;
-    let header: Header = serde_json::from_str(&first)
+    BufReader::new(open(path)?).read_line(&mut first)?;
+    parse_header(path, &first)
+}
+
+fn open(path: &Path) -> anyhow::Result<File> {
+    File::open(path).with_context(|| format!("cannot open manifest {}", path.display()))
+}
+
+/// The first line of a manifest, checked to be one this version reads.
+fn parse_header(path: &Path, line: &str) -> anyhow::Result<Header> {
+    let header: Header = serde_json::from_str(line)
         .with_context(|| format!("{} is not a files manifest", path.display()))?;
     if header.format != FORMAT {
         bail!(
@@ -98,19 +105,9 @@ pub fn read_header(path: &Path) -> anyhow::Result<Header> {
 
 /// Every entry, by path: what `files_match` compares a restored tree against.
 pub fn read_entries(path: &Path) -> anyhow::Result<HashMap<String, Entry>> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open manifest {}", path.display()))?;
-    let mut lines = BufReader::new(file).lines();
+    let mut lines = BufReader::new(open(path)?).lines();
     let first = lines.next().transpose()?.unwrap_or_default();
-    let header: Header = serde_json::from_str(&first)
-        .with_context(|| format!("{} is not a files manifest", path.display()))?;
-    if header.format != FORMAT {
-        bail!(
-            "{}: unknown manifest format `{}`",
-            path.display(),
-            header.format
-        );
-    }
+    parse_header(path, &first)?;
     let mut entries = HashMap::new();
     for (i, line) in lines.enumerate() {
         let line = line?;
