@@ -452,3 +452,21 @@ fn to_json(v: rusqlite::types::ValueRef<'_>) -> Value {
         ValueRef::Blob(b) => Value::from(format!("<{} bytes>", b.len())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parallel integrity check scales only if connections do not share one page cache
+    /// behind a global mutex (see .cargo/config.toml).
+    #[test]
+    fn each_connection_has_its_own_page_cache() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options = names(&conn, "PRAGMA compile_options").unwrap();
+        assert!(options.iter().any(|o| o.starts_with("THREADSAFE=1")));
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "bundled SQLite built with SQLITE_ENABLE_MEMORY_MANAGEMENT: {options:?}"
+        );
+    }
+}
