@@ -10,6 +10,7 @@ mod mysql;
 mod postgres;
 mod service;
 mod sqlite;
+mod sqlite_pages;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -14,6 +14,8 @@ use serde_json::Value;
 use super::{Copying, SqlConn};
 use crate::runner::cancel::Cancel;
 
+mod pages;
+
 /// Pages copied per backup step: large steps are what makes the backup API fast
 /// (`sqlite3 .backup` copies 100 at a time); 16384 pages of 4 KiB is 64 MiB.
 const PAGES_PER_STEP: i32 = 16384;
@@ -401,15 +403,45 @@ impl SqlConn for SqliteConn {
     }
 }
 
-/// `PRAGMA integrity_check(table)` for every table, spread over the cores, each worker on
-/// its own connection; the schema table is checked too.
+/// One unit of the parallel integrity check.
+enum IntegrityWork {
+    /// `PRAGMA integrity_check(table)`: the table's b-tree, its rows, and its indexes
+    /// against its rows (the costly part). For `sqlite_schema` it covers the freelist.
+    Table(String),
+    /// What no per-table check covers: every page used exactly once.
+    PageAccounting,
+}
+
+impl IntegrityWork {
+    fn run(&self, conn: &Connection, path: &Path) -> anyhow::Result<Vec<String>> {
+        let rows = match self {
+            Self::Table(table) => {
+                names(conn, &format!("PRAGMA integrity_check({})", quote(table)))?
+            }
+            Self::PageAccounting => match pages::check(conn, path)? {
+                Some(problems) => problems,
+                // Pages still in the WAL: let SQLite walk them.
+                None => names(conn, "PRAGMA quick_check")?,
+            },
+        };
+        Ok(rows.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+/// Everything `PRAGMA integrity_check` checks, spread over the cores, each worker on its
+/// own connection: every table (and the schema table) checked on its own, plus the page
+/// accounting that a per-table check skips.
 fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut work: Vec<String> = tables.to_vec();
-    work.push("sqlite_schema".into());
+    // Popped from the end: the page accounting, one pass over the whole file, goes first.
+    let mut work: Vec<IntegrityWork> = std::iter::once("sqlite_schema")
+        .chain(tables.iter().rev().map(String::as_str))
+        .map(|t| IntegrityWork::Table(t.to_string()))
+        .collect();
+    work.push(IntegrityWork::PageAccounting);
     let queue = std::sync::Mutex::new(work);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .min(tables.len() + 1);
+        .min(tables.len() + 2);
     let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -417,14 +449,12 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
                     let conn = open_read_only(path)?;
                     let mut problems = Vec::new();
                     loop {
-                        // Take the next table and let go of the queue before checking it
+                        // Take the next item and let go of the queue before running it
                         // (a guard in a `while let` condition would live through the body
                         // and make the workers take turns).
                         let next = queue.lock().unwrap().pop();
-                        let Some(table) = next else { break };
-                        let rows =
-                            names(&conn, &format!("PRAGMA integrity_check({})", quote(&table)))?;
-                        problems.extend(rows.into_iter().filter(|r| r != "ok"));
+                        let Some(item) = next else { break };
+                        problems.extend(item.run(&conn, path)?);
                     }
                     Ok(problems)
                 })
