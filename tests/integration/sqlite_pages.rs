@@ -200,3 +200,42 @@ fn pages_no_b_tree_owns_and_pages_owned_twice_fail_integrity() {
     assert!(twice.contains("2nd reference to page 2"), "{twice}");
     assert_eq!(out.step("check2")["status"], "passed");
 }
+
+#[test]
+fn a_timeout_interrupts_every_integrity_worker() {
+    let playbook = |timeout: &str| {
+        format!(
+            "version = 1\n[drill]\nname = \"slow\"\n[[steps]]\nid = \"check\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"slow.db\"\n{timeout}\n[[steps.checks]]\nname = \"integrity\"\nbuiltin = \"integrity\"\n"
+        )
+    };
+    // Narrow rows, three indexes each: a check that takes a while.
+    let mut sql = String::new();
+    for t in 0..2 {
+        sql.push_str(&format!(
+            "CREATE TABLE t{t} (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c INTEGER);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150000)
+             INSERT INTO t{t} SELECT i, random(), hex(randomblob(8)), random() FROM n;
+             CREATE INDEX t{t}_a ON t{t}(a); CREATE INDEX t{t}_b ON t{t}(b); CREATE INDEX t{t}_ca ON t{t}(c, a);"
+        ));
+    }
+    let whole = Drill::new(&playbook(""));
+    let db = whole.path().join("slow.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(&sql).unwrap();
+    drop(conn);
+    let stopped = Drill::new(&playbook("timeout = \"100ms\""));
+    std::fs::copy(&db, stopped.path().join("slow.db")).unwrap();
+
+    let whole = whole.run().expect_code(0).step("check");
+    let stopped = stopped.run().expect_code(1).step("check");
+    assert_eq!(stopped["status"], "timed_out", "{stopped:#}");
+    // Interrupted, not left to finish (or abandoned after the grace period).
+    let (full, cut) = (
+        whole["duration_s"].as_f64().unwrap(),
+        stopped["duration_s"].as_f64().unwrap(),
+    );
+    assert!(
+        cut < full / 2.0,
+        "stopped after {cut}s; the whole check takes {full}s"
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
@@ -313,7 +314,31 @@ fn quick_check(conn: &Connection) -> anyhow::Result<Vec<String>> {
 pub struct SqliteConn {
     path: PathBuf,
     conn: Connection,
-    cancel_key: Option<(u64, std::sync::Arc<Cancel>)>,
+    cancel: Option<Arc<Cancel>>,
+    _interrupt: Option<InterruptOnCancel>,
+}
+
+/// Interrupts whatever a connection is running when the step is cancelled, for as long as
+/// it lives.
+struct InterruptOnCancel {
+    key: u64,
+    cancel: Arc<Cancel>,
+}
+
+impl InterruptOnCancel {
+    fn new(conn: &Connection, cancel: &Arc<Cancel>) -> Self {
+        let handle = conn.get_interrupt_handle();
+        Self {
+            key: cancel.on_cancel(move || handle.interrupt()),
+            cancel: Arc::clone(cancel),
+        }
+    }
+}
+
+impl Drop for InterruptOnCancel {
+    fn drop(&mut self) {
+        self.cancel.remove_hook(self.key);
+    }
 }
 
 impl SqliteConn {
@@ -330,23 +355,15 @@ impl SqliteConn {
         Ok(Self {
             path: path.to_path_buf(),
             conn,
-            cancel_key: None,
+            cancel: None,
+            _interrupt: None,
         })
     }
 
-    /// Interrupts a running query when the step is cancelled.
-    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<Cancel>) {
-        let handle = self.conn.get_interrupt_handle();
-        let key = cancel.on_cancel(move || handle.interrupt());
-        self.cancel_key = Some((key, cancel));
-    }
-}
-
-impl Drop for SqliteConn {
-    fn drop(&mut self) {
-        if let Some((key, cancel)) = self.cancel_key.take() {
-            cancel.remove_hook(key);
-        }
+    /// Interrupts a running query (and the integrity workers) when the step is cancelled.
+    pub fn interrupt_on(&mut self, cancel: Arc<Cancel>) {
+        self._interrupt = Some(InterruptOnCancel::new(&self.conn, &cancel));
+        self.cancel = Some(cancel);
     }
 }
 
@@ -385,7 +402,8 @@ impl SqlConn for SqliteConn {
         if quick {
             return quick_check(&self.conn);
         }
-        parallel_integrity_check(&self.path, &user_tables(&self.conn)?)
+        let cancel = self.cancel.clone().unwrap_or_default();
+        parallel_integrity_check(&self.path, &user_tables(&self.conn)?, &cancel)
     }
 
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
@@ -413,12 +431,12 @@ enum IntegrityWork {
 }
 
 impl IntegrityWork {
-    fn run(&self, conn: &Connection, path: &Path) -> anyhow::Result<Vec<String>> {
+    fn run(&self, conn: &Connection, path: &Path, cancel: &Cancel) -> anyhow::Result<Vec<String>> {
         let rows = match self {
             Self::Table(table) => {
                 names(conn, &format!("PRAGMA integrity_check({})", quote(table)))?
             }
-            Self::PageAccounting => match pages::check(conn, path)? {
+            Self::PageAccounting => match pages::check(conn, path, cancel)? {
                 Some(problems) => problems,
                 // Pages still in the WAL: let SQLite walk them.
                 None => names(conn, "PRAGMA quick_check")?,
@@ -431,7 +449,11 @@ impl IntegrityWork {
 /// Everything `PRAGMA integrity_check` checks, spread over the cores, each worker on its
 /// own connection: every table (and the schema table) checked on its own, plus the page
 /// accounting that a per-table check skips.
-fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Vec<String>> {
+fn parallel_integrity_check(
+    path: &Path,
+    tables: &[String],
+    cancel: &Arc<Cancel>,
+) -> anyhow::Result<Vec<String>> {
     // Popped from the end: the page accounting, one pass over the whole file, goes first.
     let mut work: Vec<IntegrityWork> = std::iter::once("sqlite_schema")
         .chain(tables.iter().rev().map(String::as_str))
@@ -447,14 +469,16 @@ fn parallel_integrity_check(path: &Path, tables: &[String]) -> anyhow::Result<Ve
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<Vec<String>> {
                     let conn = open_read_only(path)?;
+                    let _interrupt = InterruptOnCancel::new(&conn, cancel);
                     let mut problems = Vec::new();
                     loop {
+                        cancel.check()?;
                         // Take the next item and let go of the queue before running it
                         // (a guard in a `while let` condition would live through the body
                         // and make the workers take turns).
                         let next = queue.lock().unwrap().pop();
                         let Some(item) = next else { break };
-                        problems.extend(item.run(&conn, path)?);
+                        problems.extend(item.run(&conn, path, cancel)?);
                     }
                     Ok(problems)
                 })

@@ -18,6 +18,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::Connection;
 
+use crate::runner::cancel::Cancel;
+
 /// SQLite's lock-byte offset: the page holding it is never used.
 const PENDING_BYTE: u64 = 0x4000_0000;
 /// SQLite refuses b-trees deeper than this (BTCURSOR_MAX_DEPTH).
@@ -30,15 +32,23 @@ const MAX_PROBLEMS: usize = 100;
 /// Checks the page accounting of the database `conn` has open at `path`. `None` when the
 /// file alone does not hold the database (committed pages still in the WAL): the caller
 /// then runs `PRAGMA quick_check`, which does the same through SQLite.
-pub fn check(conn: &Connection, path: &Path) -> anyhow::Result<Option<Vec<String>>> {
+pub fn check(
+    conn: &Connection,
+    path: &Path,
+    cancel: &Cancel,
+) -> anyhow::Result<Option<Vec<String>>> {
     // A read transaction for the whole walk: no writer can change the file under us.
     conn.execute_batch("BEGIN")?;
-    let result = check_in_transaction(conn, path);
+    let result = check_in_transaction(conn, path, cancel);
     conn.execute_batch("COMMIT")?;
     result
 }
 
-fn check_in_transaction(conn: &Connection, path: &Path) -> anyhow::Result<Option<Vec<String>>> {
+fn check_in_transaction(
+    conn: &Connection,
+    path: &Path,
+    cancel: &Cancel,
+) -> anyhow::Result<Option<Vec<String>>> {
     let pragma = |name: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
     };
@@ -62,13 +72,14 @@ fn check_in_transaction(conn: &Connection, path: &Path) -> anyhow::Result<Option
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
 
-    let mut walk = Walk::new(&file, layout);
+    let mut walk = Walk::new(&file, layout, cancel);
     walk.claim_special_pages();
     walk.freelist(be32(&header[32..]), be32(&header[36..]));
     walk.tree(1, "sqlite_schema");
     for (name, root) in &roots {
         walk.tree(*root, name);
     }
+    cancel.check()?;
     Ok(Some(walk.finish()))
 }
 
@@ -134,6 +145,7 @@ impl Kind {
 struct Walk<'a> {
     file: &'a File,
     layout: Layout,
+    cancel: &'a Cancel,
     /// One bit per page: claimed by something already.
     used: Vec<u64>,
     problems: Vec<String>,
@@ -141,10 +153,11 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(file: &'a File, layout: Layout) -> Self {
+    fn new(file: &'a File, layout: Layout, cancel: &'a Cancel) -> Self {
         Self {
             file,
             layout,
+            cancel,
             used: vec![0; layout.page_count as usize / 64 + 1],
             problems: Vec::new(),
             more_problems: 0,
@@ -242,6 +255,9 @@ impl<'a> Walk<'a> {
         let size = self.layout.page_size as usize;
         let mut buf = Vec::new();
         for run in adjacent_runs(pages, RUN_BYTES / size) {
+            if self.cancel.is_cancelled() {
+                return;
+            }
             if let Err(e) = self.read(run[0], run.len(), &mut buf) {
                 self.problem(format!("{owner}: cannot read page {}: {e}", run[0]));
                 continue;
