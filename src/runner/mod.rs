@@ -749,14 +749,17 @@ impl<'a> Runner<'a> {
     }
 
     /// Rewrites the JSON record; the first failure is kept and ends the run as `error`.
+    /// Only the writes of the finished drill are fsynced.
     fn write_record(&mut self) {
+        let durable = self.record.finished_at.is_some();
         let result = self
             .redactor
             .record_json(&self.record)
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::to_vec_pretty(&v).map_err(|e| e.to_string()))
             .and_then(|bytes| {
-                artifact::write_atomic(&self.json_path, &bytes).map_err(|e| e.to_string())
+                artifact::write_replacing(&self.json_path, &bytes, durable)
+                    .map_err(|e| e.to_string())
             });
         if let Err(e) = result {
             self.write_error
