@@ -64,6 +64,7 @@ fn every_valid_page_layout_passes() {
         "reserved.db",
         "wal.db",
         "empty.db",
+        "zero_bytes.db",
     ]);
     let at = |name: &str| d.path().join(name);
     // Pointer-map pages, and a freelist of several trunk pages.
@@ -110,6 +111,7 @@ fn every_valid_page_layout_passes() {
     assert_eq!(std::fs::read(at("reserved.db")).unwrap()[20], 32);
     assert_eq!(sqlite_says(&at("reserved.db")), ["ok"]);
     build(&at("empty.db"), "PRAGMA user_version = 1;");
+    std::fs::write(at("zero_bytes.db"), b"").unwrap();
 
     // WAL with committed pages not yet checkpointed, kept open by a connection so that
     // the WAL is not folded into the file before the check runs.

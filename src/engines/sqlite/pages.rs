@@ -53,6 +53,9 @@ fn check_in_transaction(
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
     };
     let page_count = pragma("page_count")? as u32; // also starts the read transaction
+    if page_count == 0 {
+        return Ok(Some(Vec::new())); // an empty file: nothing to account for
+    }
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if journal.eq_ignore_ascii_case("wal") && wal_has_frames(path) {
         return Ok(None);
