@@ -469,6 +469,7 @@ fn parallel_integrity_check(
             .map(|_| {
                 s.spawn(|| -> anyhow::Result<Vec<String>> {
                     let conn = open_read_only(path)?;
+                    conn.busy_timeout(Duration::from_secs(10))?;
                     let _interrupt = InterruptOnCancel::new(&conn, cancel);
                     let mut problems = Vec::new();
                     loop {
