@@ -1,7 +1,7 @@
 //! The run record (`restore_drill_<ts>.json`): its types, redaction, and atomic writer.
 //!
-//! The record is rewritten after every step (temp file, rename), so a crash or a kill
-//! leaves a valid record of how far the drill got; the last write is also fsynced.
+//! The record is rewritten after every step (temp file, fsync, rename), so a crash or a
+//! kill leaves a valid record of how far the drill got.
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -307,27 +307,25 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix,
-/// and makes it durable (fsync of the file and its directory).
+/// and makes it durable: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_replacing(path, bytes, true)
 }
 
-/// Like [`write_atomic`]; `durable = false` skips the fsyncs: the new content survives a
-/// crash or kill of this process (the rename is atomic) but not necessarily of the
-/// machine. For the record's rewrites between steps, which the final write supersedes;
-/// two fsyncs each were most of a short drill's time.
-pub fn write_replacing(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+/// Like [`write_atomic`]; `sync_dir = false` skips the directory's fsync, so after a
+/// power loss the rename may be lost and the previous content (itself complete and
+/// synced) found instead. For the record's rewrites between steps, which the final,
+/// fully synced write supersedes: the fsyncs were most of a short drill's time.
+pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
-    if durable {
-        file.sync_all()?;
-    }
+    file.sync_all()?;
     drop(file);
     fs::rename(&tmp, path)?;
-    if durable && let Ok(d) = File::open(dir) {
+    if sync_dir && let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())

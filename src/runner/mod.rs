@@ -749,7 +749,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Rewrites the JSON record; the first failure is kept and ends the run as `error`.
-    /// Only the writes of the finished drill are fsynced.
+    /// Only the writes of the finished drill also fsync the directory.
     fn write_record(&mut self) {
         let durable = self.record.finished_at.is_some();
         let result = self
