@@ -1,9 +1,10 @@
 //! SQLite through rusqlite: the online backup API for backup and restore, and
 //! `SqlConn` for verification.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
@@ -431,13 +432,23 @@ enum IntegrityWork {
 }
 
 impl IntegrityWork {
-    fn run(&self, conn: &Connection, path: &Path, cancel: &Cancel) -> anyhow::Result<Vec<String>> {
+    /// Runs this item; the page accounting also puts the rest of `queue` in order.
+    fn run(
+        &self,
+        conn: &Connection,
+        path: &Path,
+        cancel: &Cancel,
+        queue: &Mutex<Vec<IntegrityWork>>,
+    ) -> anyhow::Result<Vec<String>> {
         let rows = match self {
             Self::Table(table) => {
                 names(conn, &format!("PRAGMA integrity_check({})", quote(table)))?
             }
             Self::PageAccounting => match pages::check(conn, path, cancel)? {
-                Some(problems) => problems,
+                Some(found) => {
+                    largest_last(&mut queue.lock().unwrap(), &found.pages_by_table);
+                    found.problems
+                }
                 // Pages still in the WAL: let SQLite walk them.
                 None => names(conn, "PRAGMA quick_check")?,
             },
@@ -446,21 +457,31 @@ impl IntegrityWork {
     }
 }
 
+/// Orders the tables still to check so that the largest is popped first: a large table
+/// started last would leave the other cores idle while it runs.
+fn largest_last(queue: &mut [IntegrityWork], pages: &HashMap<String, u64>) {
+    queue.sort_by_key(|item| match item {
+        IntegrityWork::Table(t) => pages.get(t).copied().unwrap_or(0),
+        IntegrityWork::PageAccounting => u64::MAX,
+    });
+}
+
 /// Everything `PRAGMA integrity_check` checks, spread over the cores, each worker on its
 /// own connection: every table (and the schema table) checked on its own, plus the page
-/// accounting that a per-table check skips.
+/// accounting that a per-table check skips. The accounting goes first: it is quick, and
+/// the sizes it finds order the tables, largest first.
 fn parallel_integrity_check(
     path: &Path,
     tables: &[String],
     cancel: &Arc<Cancel>,
 ) -> anyhow::Result<Vec<String>> {
-    // Popped from the end: the page accounting, one pass over the whole file, goes first.
+    // Popped from the end.
     let mut work: Vec<IntegrityWork> = std::iter::once("sqlite_schema")
         .chain(tables.iter().rev().map(String::as_str))
         .map(|t| IntegrityWork::Table(t.to_string()))
         .collect();
     work.push(IntegrityWork::PageAccounting);
-    let queue = std::sync::Mutex::new(work);
+    let queue = Mutex::new(work);
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(tables.len() + 2);
@@ -479,7 +500,7 @@ fn parallel_integrity_check(
                         // and make the workers take turns).
                         let next = queue.lock().unwrap().pop();
                         let Some(item) = next else { break };
-                        problems.extend(item.run(&conn, path, cancel)?);
+                        problems.extend(item.run(&conn, path, cancel, &queue)?);
                     }
                     Ok(problems)
                 })
@@ -511,6 +532,27 @@ fn to_json(v: rusqlite::types::ValueRef<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_table_is_checked_first() {
+        let mut queue: Vec<IntegrityWork> = ["sqlite_schema", "c", "b", "a"]
+            .map(|t| IntegrityWork::Table(t.into()))
+            .into();
+        let pages = HashMap::from([
+            ("a".to_string(), 10),
+            ("b".to_string(), 1000),
+            ("c".to_string(), 50),
+            ("sqlite_schema".to_string(), 1),
+        ]);
+        largest_last(&mut queue, &pages);
+        let order: Vec<String> = std::iter::from_fn(|| queue.pop())
+            .map(|item| match item {
+                IntegrityWork::Table(t) => t,
+                IntegrityWork::PageAccounting => unreachable!(),
+            })
+            .collect();
+        assert_eq!(order, ["b", "c", "a", "sqlite_schema"]);
+    }
 
     /// The parallel integrity check scales only if connections do not share one page cache
     /// behind a global mutex (see .cargo/config.toml).

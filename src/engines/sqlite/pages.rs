@@ -11,6 +11,7 @@
 //!
 //! Format: <https://www.sqlite.org/fileformat2.html>.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
@@ -29,6 +30,14 @@ const RUN_BYTES: usize = 256 * 1024;
 /// Problems reported before the rest are only counted (`integrity_check` stops at 100).
 const MAX_PROBLEMS: usize = 100;
 
+/// What the page walk found.
+#[derive(Debug, Default)]
+pub struct Accounting {
+    pub problems: Vec<String>,
+    /// Pages per table, its indexes included: how long checking each table will take.
+    pub pages_by_table: HashMap<String, u64>,
+}
+
 /// Checks the page accounting of the database `conn` has open at `path`. `None` when the
 /// file alone does not hold the database (committed pages still in the WAL): the caller
 /// then runs `PRAGMA quick_check`, which does the same through SQLite.
@@ -36,7 +45,7 @@ pub fn check(
     conn: &Connection,
     path: &Path,
     cancel: &Cancel,
-) -> anyhow::Result<Option<Vec<String>>> {
+) -> anyhow::Result<Option<Accounting>> {
     // A read transaction for the whole walk: no writer can change the file under us.
     conn.execute_batch("BEGIN")?;
     let result = check_in_transaction(conn, path, cancel);
@@ -48,13 +57,13 @@ fn check_in_transaction(
     conn: &Connection,
     path: &Path,
     cancel: &Cancel,
-) -> anyhow::Result<Option<Vec<String>>> {
+) -> anyhow::Result<Option<Accounting>> {
     let pragma = |name: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
     };
     let page_count = pragma("page_count")? as u32; // also starts the read transaction
     if page_count == 0 {
-        return Ok(Some(Vec::new())); // an empty file: nothing to account for
+        return Ok(Some(Accounting::default())); // an empty file: nothing to account for
     }
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if journal.eq_ignore_ascii_case("wal") && wal_has_frames(path) {
@@ -70,20 +79,25 @@ fn check_in_transaction(
         page_count,
         autovacuum: pragma("auto_vacuum")? != 0,
     };
-    let roots: Vec<(String, u32)> = conn
-        .prepare("SELECT name, rootpage FROM sqlite_schema WHERE rootpage > 0")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    // (b-tree, the table it belongs to, root page)
+    let roots: Vec<(String, String, u32)> = conn
+        .prepare("SELECT name, tbl_name, rootpage FROM sqlite_schema WHERE rootpage > 0")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
 
     let mut walk = Walk::new(&file, layout, cancel);
     walk.claim_special_pages();
     walk.freelist(be32(&header[32..]), be32(&header[36..]));
-    walk.tree(1, "sqlite_schema");
-    for (name, root) in &roots {
-        walk.tree(*root, name);
+    let mut pages_by_table = HashMap::new();
+    pages_by_table.insert("sqlite_schema".to_string(), walk.tree(1, "sqlite_schema"));
+    for (name, table, root) in &roots {
+        *pages_by_table.entry(table.clone()).or_default() += walk.tree(*root, name);
     }
     cancel.check()?;
-    Ok(Some(walk.finish()))
+    Ok(Some(Accounting {
+        problems: walk.finish(),
+        pages_by_table,
+    }))
 }
 
 fn wal_has_frames(path: &Path) -> bool {
@@ -151,6 +165,7 @@ struct Walk<'a> {
     cancel: &'a Cancel,
     /// One bit per page: claimed by something already.
     used: Vec<u64>,
+    claimed: u64,
     problems: Vec<String>,
     more_problems: usize,
 }
@@ -162,6 +177,7 @@ impl<'a> Walk<'a> {
             layout,
             cancel,
             used: vec![0; layout.page_count as usize / 64 + 1],
+            claimed: 0,
             problems: Vec::new(),
             more_problems: 0,
         }
@@ -190,6 +206,7 @@ impl<'a> Walk<'a> {
             return false;
         }
         self.used[word] |= bit;
+        self.claimed += 1;
         true
     }
 
@@ -242,11 +259,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn tree(&mut self, root: u32, name: &str) {
+    /// Walks the b-tree rooted at `root`; returns how many pages it claimed.
+    fn tree(&mut self, root: u32, name: &str) -> u64 {
+        let before = self.claimed;
         let owner = format!("b-tree `{name}`");
         if self.claim(root, &owner) {
             self.pages(&[root], &owner, 0);
         }
+        self.claimed - before
     }
 
     /// Walks `pages` (siblings, claimed already) and everything below them.
@@ -445,6 +465,39 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_page_is_counted_for_the_table_it_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE small (id INTEGER PRIMARY KEY);
+             INSERT INTO small VALUES (1);
+             CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);
+             CREATE INDEX big_v ON big(v);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO big SELECT i, hex(randomblob(100)) FROM n;",
+        )
+        .unwrap();
+        let found = check(&conn, &path, &Cancel::default()).unwrap().unwrap();
+        assert!(found.problems.is_empty(), "{:?}", found.problems);
+        let pages = &found.pages_by_table;
+        let page_count: u64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pages.values().sum::<u64>(), page_count, "{pages:?}");
+        let big_alone: u64 = conn
+            .query_row("SELECT count(*) FROM dbstat WHERE name = 'big'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            pages["big"] > big_alone,
+            "the index counts for its table: {pages:?}"
+        );
+        assert_eq!(pages["small"], 1);
+    }
 
     #[test]
     fn varints_decode_like_sqlite() {
