@@ -73,9 +73,12 @@ fn check_in_transaction(
     let mut header = [0u8; 100];
     file.read_exact_at(&mut header, 0)?;
     let page_size = pragma("page_size")? as u32;
+    let usable = page_size.saturating_sub(u32::from(header[20]));
+    // SQLite itself refuses to open a file with less (btree.c, lockBtree).
+    anyhow::ensure!(usable >= 480, "the header leaves {usable} usable bytes a page");
     let layout = Layout {
         page_size,
-        usable: page_size - u32::from(header[20]),
+        usable,
         page_count,
         autovacuum: pragma("auto_vacuum")? != 0,
     };
