@@ -36,6 +36,9 @@ pub struct Accounting {
     pub problems: Vec<String>,
     /// Pages per table, its indexes included: how long checking each table will take.
     pub pages_by_table: HashMap<String, u64>,
+    /// Pages of each table's indexes: what its check looks every row up in.
+    pub index_pages_by_table: HashMap<String, u64>,
+    pub page_size: u32,
 }
 
 /// Checks the page accounting of the database `conn` has open at `path`. `None` when the
@@ -75,7 +78,10 @@ fn check_in_transaction(
     let page_size = pragma("page_size")? as u32;
     let usable = page_size.saturating_sub(u32::from(header[20]));
     // SQLite itself refuses to open a file with less (btree.c, lockBtree).
-    anyhow::ensure!(usable >= 480, "the header leaves {usable} usable bytes a page");
+    anyhow::ensure!(
+        usable >= 480,
+        "the header leaves {usable} usable bytes a page"
+    );
     let layout = Layout {
         page_size,
         usable,
@@ -92,14 +98,21 @@ fn check_in_transaction(
     walk.claim_special_pages();
     walk.freelist(be32(&header[32..]), be32(&header[36..]));
     let mut pages_by_table = HashMap::new();
+    let mut index_pages_by_table = HashMap::new();
     pages_by_table.insert("sqlite_schema".to_string(), walk.tree(1, "sqlite_schema"));
     for (name, table, root) in &roots {
-        *pages_by_table.entry(table.clone()).or_default() += walk.tree(*root, name);
+        let pages = walk.tree(*root, name);
+        *pages_by_table.entry(table.clone()).or_default() += pages;
+        if name != table {
+            *index_pages_by_table.entry(table.clone()).or_default() += pages;
+        }
     }
     cancel.check()?;
     Ok(Some(Accounting {
         problems: walk.finish(),
         pages_by_table,
+        index_pages_by_table,
+        page_size,
     }))
 }
 
