@@ -220,8 +220,10 @@ fn sha256_file(
     Ok((hex(&sha.finalize()), bytes))
 }
 
-/// Bytes of the file mapped at a time: resident memory stays bounded by this.
-const WINDOW: u64 = 64 << 20;
+/// Bytes of the file mapped at a time: resident memory stays bounded by this. Each
+/// window costs an unmap (page tables torn down, the other cores' TLBs flushed): at 1 GiB,
+/// 64 MiB windows measured 1.10× b3sum's time, 128 MiB 1.00×, 256 MiB 0.96×.
+const WINDOW: u64 = 128 << 20;
 
 /// BLAKE3 hashes on every core; it is fed memory-mapped windows of the file, like b3sum,
 /// so no core is spent copying the file into a buffer, and each window is unmapped
