@@ -5,12 +5,13 @@
 
 use super::*;
 
-/// A playbook with one `integrity` check per database.
-fn integrity_drill(dbs: &[&str]) -> Drill {
+/// A playbook with one `integrity` check per database, steps `check0`, `check1`, ...,
+/// each with `fields` added.
+fn integrity_drill(dbs: &[&str], fields: &str) -> Drill {
     let mut toml = String::from("version = 1\n[drill]\nname = \"pages\"\n");
     for (i, db) in dbs.iter().enumerate() {
         toml.push_str(&format!(
-            "[[steps]]\nid = \"check{i}\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"{db}\"\ncontinue_on_failure = true\n[[steps.checks]]\nname = \"integrity\"\nbuiltin = \"integrity\"\n"
+            "[[steps]]\nid = \"check{i}\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"{db}\"\ncontinue_on_failure = true\n{fields}\n[[steps.checks]]\nname = \"integrity\"\nbuiltin = \"integrity\"\n"
         ));
     }
     Drill::new(&toml)
@@ -54,18 +55,21 @@ const FILL: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM
 
 #[test]
 fn every_valid_page_layout_passes() {
-    let d = integrity_drill(&[
-        "autovacuum.db",
-        "incremental.db",
-        "small_pages.db",
-        "large_pages.db",
-        "overflow.db",
-        "without_rowid.db",
-        "reserved.db",
-        "wal.db",
-        "empty.db",
-        "zero_bytes.db",
-    ]);
+    let d = integrity_drill(
+        &[
+            "autovacuum.db",
+            "incremental.db",
+            "small_pages.db",
+            "large_pages.db",
+            "overflow.db",
+            "without_rowid.db",
+            "reserved.db",
+            "wal.db",
+            "empty.db",
+            "zero_bytes.db",
+        ],
+        "",
+    );
     let at = |name: &str| d.path().join(name);
     // Pointer-map pages, and a freelist of several trunk pages.
     let churn = format!(
@@ -160,7 +164,7 @@ fn with_free_pages(path: &Path) -> (u32, u32) {
 
 #[test]
 fn pages_no_b_tree_owns_and_pages_owned_twice_fail_integrity() {
-    let d = integrity_drill(&["lost.db", "twice.db", "good.db"]);
+    let d = integrity_drill(&["lost.db", "twice.db", "good.db"], "");
     // The header forgets the freelist: its pages are left owned by nothing.
     let lost = d.path().join("lost.db");
     let (_, leaf) = with_free_pages(&lost);
@@ -205,11 +209,6 @@ fn pages_no_b_tree_owns_and_pages_owned_twice_fail_integrity() {
 
 #[test]
 fn a_timeout_interrupts_every_integrity_worker() {
-    let playbook = |timeout: &str| {
-        format!(
-            "version = 1\n[drill]\nname = \"slow\"\n[[steps]]\nid = \"check\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"slow.db\"\n{timeout}\n[[steps.checks]]\nname = \"integrity\"\nbuiltin = \"integrity\"\n"
-        )
-    };
     // Narrow rows, three indexes each: a check that takes a while.
     let mut sql = String::new();
     for t in 0..2 {
@@ -220,16 +219,16 @@ fn a_timeout_interrupts_every_integrity_worker() {
              CREATE INDEX t{t}_a ON t{t}(a); CREATE INDEX t{t}_b ON t{t}(b); CREATE INDEX t{t}_ca ON t{t}(c, a);"
         ));
     }
-    let whole = Drill::new(&playbook(""));
+    let whole = integrity_drill(&["slow.db"], "");
     let db = whole.path().join("slow.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(&sql).unwrap();
     drop(conn);
-    let stopped = Drill::new(&playbook("timeout = \"100ms\""));
+    let stopped = integrity_drill(&["slow.db"], "timeout = \"100ms\"");
     std::fs::copy(&db, stopped.path().join("slow.db")).unwrap();
 
-    let whole = whole.run().expect_code(0).step("check");
-    let stopped = stopped.run().expect_code(1).step("check");
+    let whole = whole.run().expect_code(0).step("check0");
+    let stopped = stopped.run().expect_code(1).step("check0");
     assert_eq!(stopped["status"], "timed_out", "{stopped:#}");
     // Interrupted, not left to finish (or abandoned after the grace period).
     let (full, cut) = (

@@ -314,8 +314,7 @@ fn quick_check(conn: &Connection) -> anyhow::Result<Vec<String>> {
 pub struct SqliteConn {
     path: PathBuf,
     conn: Connection,
-    cancel: Option<Arc<Cancel>>,
-    _interrupt: Option<InterruptOnCancel>,
+    interrupt: Option<InterruptOnCancel>,
 }
 
 /// Interrupts whatever a connection is running when the step is cancelled, for as long as
@@ -355,15 +354,13 @@ impl SqliteConn {
         Ok(Self {
             path: path.to_path_buf(),
             conn,
-            cancel: None,
-            _interrupt: None,
+            interrupt: None,
         })
     }
 
     /// Interrupts a running query (and the integrity workers) when the step is cancelled.
     pub fn interrupt_on(&mut self, cancel: Arc<Cancel>) {
-        self._interrupt = Some(InterruptOnCancel::new(&self.conn, &cancel));
-        self.cancel = Some(cancel);
+        self.interrupt = Some(InterruptOnCancel::new(&self.conn, &cancel));
     }
 }
 
@@ -402,7 +399,11 @@ impl SqlConn for SqliteConn {
         if quick {
             return quick_check(&self.conn);
         }
-        let cancel = self.cancel.clone().unwrap_or_default();
+        let cancel = self
+            .interrupt
+            .as_ref()
+            .map(|i| Arc::clone(&i.cancel))
+            .unwrap_or_default();
         parallel_integrity_check(&self.path, &user_tables(&self.conn)?, &cancel)
     }
 
@@ -482,6 +483,7 @@ impl WorkQueue {
         }
     }
 
+    /// Takes the next item, letting go of the queue before it is run.
     fn pop(&self) -> Option<IntegrityWork> {
         self.items.lock().unwrap().pop()
     }
@@ -544,13 +546,8 @@ fn parallel_integrity_check(
                     conn.busy_timeout(Duration::from_secs(10))?;
                     let _interrupt = InterruptOnCancel::new(&conn, cancel);
                     let mut problems = Vec::new();
-                    loop {
+                    while let Some(item) = queue.pop() {
                         cancel.check()?;
-                        // Take the next item and let go of the queue before running it
-                        // (a guard in a `while let` condition would live through the body
-                        // and make the workers take turns).
-                        let next = queue.pop();
-                        let Some(item) = next else { break };
                         problems.extend(item.run(&conn, path, cancel, &queue)?);
                     }
                     Ok(problems)

@@ -68,8 +68,7 @@ fn check_in_transaction(
     if page_count == 0 {
         return Ok(Some(Accounting::default())); // an empty file: nothing to account for
     }
-    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if journal.eq_ignore_ascii_case("wal") && wal_has_frames(path) {
+    if super::is_wal(conn)? && wal_has_frames(path) {
         return Ok(None);
     }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
