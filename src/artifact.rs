@@ -1,4 +1,5 @@
-//! The run record (`restore_drill_<ts>.json`): its types, redaction, and atomic writer.
+//! The run record (`restore_drill_<ts>.json`): its types and atomic writer (redaction:
+//! `crate::redact`).
 //!
 //! The record is rewritten after every step (temp file, fsync, rename), so a crash or a
 //! kill leaves a valid record of how far the drill got.
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::playbook::Section;
+pub use crate::redact::Redactor;
 
 pub const SCHEMA_ID: &str = "restore-drill/v1";
 
@@ -243,69 +245,6 @@ impl FileRecord {
     }
 }
 
-/// Replaces every secret value with `***` wherever it appears.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub fn add(&mut self, secret: &str) {
-        // Very short values would redact unrelated text; they are not worth hiding.
-        if secret.len() < 3 {
-            return;
-        }
-        // A password put into a connection url appears percent-encoded there.
-        for form in [secret.to_string(), percent_encode(secret)] {
-            if !self.secrets.contains(&form) {
-                self.secrets.push(form);
-            }
-        }
-        // Longest first, so a secret containing another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "***");
-            }
-        }
-        out
-    }
-
-    pub fn redact_value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) if self.secrets.iter().any(|x| s.contains(x.as_str())) => {
-                *s = self.redact(s);
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
-            _ => {}
-        }
-    }
-
-    /// The record as JSON with every secret replaced.
-    pub fn record_json(&self, record: &RunRecord) -> serde_json::Result<Value> {
-        let mut value = serde_json::to_value(record)?;
-        self.redact_value(&mut value);
-        Ok(value)
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix,
 /// and makes it durable: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -358,30 +297,6 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_nested_strings_longest_first() {
-        let mut r = Redactor::default();
-        r.add("hunter2");
-        r.add("hunter2hunter2");
-        let mut v =
-            serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2"});
-        r.redact_value(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"})
-        );
-    }
-
-    #[test]
-    fn redacts_the_percent_encoded_form_too() {
-        let mut r = Redactor::default();
-        r.add("p@ss/w:rd");
-        assert_eq!(
-            r.redact("mysql://u:p%40ss%2Fw%3Ard@h/db and p@ss/w:rd"),
-            "mysql://u:***@h/db and ***"
-        );
-    }
 
     #[test]
     fn atomic_write_replaces_content() {
