@@ -255,15 +255,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// power loss the rename may be lost and the previous content (itself complete and
 /// synced) found instead. For the record's rewrites between steps, which the final,
 /// fully synced write supersedes: the fsyncs were most of a short drill's time.
+///
+/// A write that fails (a full disk, say) removes its temp file: `path` keeps its
+/// previous content and nothing else is left.
 pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if sync_dir && let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -306,5 +314,21 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: the rename fails after the temp file was written.
+        let p = dir.path().join("r.json");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("inside"), b"keep").unwrap();
+        assert!(write_atomic(&p, b"new").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.json"], "the temp file was left behind");
+        assert_eq!(fs::read(p.join("inside")).unwrap(), b"keep");
     }
 }

@@ -128,8 +128,7 @@ impl<'a> Runner<'a> {
             std::process::id() & 0xffff
         );
         // Before anything is created: a second run of the same drill stops here, untouched.
-        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)
-            .map_err(RunError::Usage)?;
+        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)?;
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -193,7 +192,8 @@ impl<'a> Runner<'a> {
         }
         let claimed = claim_stem(&opts.artifacts_dir, &ts).and_then(|stem| {
             let log_path = stem.with_extension("log");
-            let log = LogSink::create(&log_path, Arc::clone(&redactor))?;
+            let log = LogSink::create(&log_path, Arc::clone(&redactor))
+                .inspect_err(|_| drop(std::fs::remove_file(stem.with_extension("json"))))?;
             Ok((stem, log_path, log))
         });
         let (stem, log_path, log) = claimed.map_err(|e| {
@@ -650,6 +650,10 @@ impl<'a> Runner<'a> {
     }
 
     fn finish(mut self) -> RunResult {
+        if let Some(e) = self.log.error() {
+            self.record.warnings.push(e.clone());
+            self.write_error.get_or_insert(e);
+        }
         self.evaluate_drill_gates();
         let finished = jiff::Timestamp::now();
         self.record.finished_at = Some(finished.to_string());
@@ -727,6 +731,8 @@ impl<'a> Runner<'a> {
                         .map_err(|e| format!("cannot write {}: {e}", path.display()))
                 });
             if let Err(e) = result {
+                // Not listed as written: it is not there.
+                self.record.artifacts.remove(format.name());
                 self.record.warnings.push(e.clone());
                 self.write_error.get_or_insert(e);
             }

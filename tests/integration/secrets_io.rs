@@ -191,3 +191,149 @@ fn a_secret_reaches_no_terminal_line_and_no_artifact() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Artifacts that cannot be written: the tool breaking (exit 3), named by path, no debris.
+
+const SMALL: &str = r#"
+version = 1
+[drill]
+name = "small"
+[report]
+formats = ["markdown", "html"]
+[[steps]]
+id = "talk"
+kind = "exec"
+# 200 KB of output: the log alone fills a 64 KiB filesystem.
+run = "head -c 200000 /dev/zero | tr '\\0' x; echo"
+"#;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The tool's binary, runnable by `nobody` (a target dir under a private home is not:
+/// then a hard link, or a copy, in `dir`).
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_restore-drill"));
+    let runs = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return bin;
+    }
+    let local = dir.join("restore-drill");
+    if std::fs::hard_link(&bin, &local).is_err() {
+        std::fs::copy(&bin, &local).unwrap();
+    }
+    local
+}
+
+/// Runs `restore-drill run playbook.toml --quiet --artifacts <artifacts>` in `dir` inside
+/// a private mount namespace, after `setup` (shell) made the artifacts filesystem there;
+/// `ls -A` of the artifacts folder, taken before the namespace is gone, is in `listing`.
+/// None (and a loud note) where this machine lets no one mount.
+fn in_private_mounts(dir: &Path, setup: &str, artifacts: &str) -> Option<std::process::Output> {
+    let script = format!(
+        "{setup} || exit 99\n\"$BIN\" run playbook.toml --quiet --artifacts {artifacts}\nrc=$?\nls -A {artifacts} > listing\nexit $rc"
+    );
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        cmd.arg("--map-root-user");
+    }
+    let out = cmd
+        .args(["--mount", "sh", "-c", &script])
+        .current_dir(dir)
+        .env("BIN", env!("CARGO_BIN_EXE_restore-drill"))
+        .output();
+    match out {
+        Ok(o) if o.status.code() != Some(99) => Some(o),
+        other => {
+            eprintln!(
+                "\n*** SKIPPED a part of {}: cannot mount in a private namespace here ({other:?}) ***\n",
+                std::thread::current().name().unwrap_or("?")
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_read_only_artifacts_folder_is_exit_3_naming_the_path() {
+    // Mode 555: as root, permissions do not apply, so the run is made as `nobody`.
+    let d = Drill::new(SMALL);
+    let dir = d.path();
+    let ro = dir.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary_for_nobody(dir));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+    };
+    let out = cmd
+        .current_dir(dir)
+        .args(["run", "playbook.toml", "--quiet", "--artifacts", "ro"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("ro/.restore-drill-small.lock") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&ro).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    // A read-only filesystem (EROFS): a read-only bind mount, which binds root too.
+    let ro2 = dir.join("ro2");
+    std::fs::create_dir(&ro2).unwrap();
+    if let Some(out) = in_private_mounts(
+        dir,
+        "mount --bind ro2 ro2 && mount -o remount,bind,ro ro2",
+        "ro2",
+    ) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("ro2/.restore-drill-small.lock")
+                && stderr.contains("Read-only file system"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_is_exit_3_naming_the_file_and_leaves_no_temp_file() {
+    let d = Drill::new(SMALL);
+    let dir = d.path();
+    std::fs::create_dir(dir.join("full")).unwrap();
+    let Some(out) = in_private_mounts(dir, "mount -t tmpfs -o size=64k tmpfs full", "full") else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot write full/restore_drill_")
+            && stderr.contains("No space left on device"),
+        "the error names the file: {stderr}"
+    );
+    let listing = std::fs::read_to_string(dir.join("listing")).unwrap();
+    assert!(
+        listing.lines().all(|name| !name.contains(".tmp")),
+        "temp files left behind:\n{listing}"
+    );
+    assert!(listing.contains(".json"), "{listing}");
+}
