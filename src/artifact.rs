@@ -1,4 +1,5 @@
-//! The run record (`restore_drill_<ts>.json`): its types, redaction, and atomic writer.
+//! The run record (`restore_drill_<ts>.json`): its types and atomic writer (redaction:
+//! `crate::redact`).
 //!
 //! The record is rewritten after every step (temp file, fsync, rename), so a crash or a
 //! kill leaves a valid record of how far the drill got.
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::playbook::Section;
+pub use crate::redact::Redactor;
 
 pub const SCHEMA_ID: &str = "restore-drill/v1";
 
@@ -243,69 +245,6 @@ impl FileRecord {
     }
 }
 
-/// Replaces every secret value with `***` wherever it appears.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub fn add(&mut self, secret: &str) {
-        // Very short values would redact unrelated text; they are not worth hiding.
-        if secret.len() < 3 {
-            return;
-        }
-        // A password put into a connection url appears percent-encoded there.
-        for form in [secret.to_string(), percent_encode(secret)] {
-            if !self.secrets.contains(&form) {
-                self.secrets.push(form);
-            }
-        }
-        // Longest first, so a secret containing another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "***");
-            }
-        }
-        out
-    }
-
-    pub fn redact_value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) if self.secrets.iter().any(|x| s.contains(x.as_str())) => {
-                *s = self.redact(s);
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
-            _ => {}
-        }
-    }
-
-    /// The record as JSON with every secret replaced.
-    pub fn record_json(&self, record: &RunRecord) -> serde_json::Result<Value> {
-        let mut value = serde_json::to_value(record)?;
-        self.redact_value(&mut value);
-        Ok(value)
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix,
 /// and makes it durable: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -316,15 +255,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// power loss the rename may be lost and the previous content (itself complete and
 /// synced) found instead. For the record's rewrites between steps, which the final,
 /// fully synced write supersedes: the fsyncs were most of a short drill's time.
+///
+/// A write that fails (a full disk, say) removes its temp file: `path` keeps its
+/// previous content and nothing else is left.
 pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, path)?;
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     if sync_dir && let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
@@ -360,30 +307,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_nested_strings_longest_first() {
-        let mut r = Redactor::default();
-        r.add("hunter2");
-        r.add("hunter2hunter2");
-        let mut v =
-            serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2"});
-        r.redact_value(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***"})
-        );
-    }
-
-    #[test]
-    fn redacts_the_percent_encoded_form_too() {
-        let mut r = Redactor::default();
-        r.add("p@ss/w:rd");
-        assert_eq!(
-            r.redact("mysql://u:p%40ss%2Fw%3Ard@h/db and p@ss/w:rd"),
-            "mysql://u:***@h/db and ***"
-        );
-    }
-
-    #[test]
     fn atomic_write_replaces_content() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.json");
@@ -391,5 +314,21 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: the rename fails after the temp file was written.
+        let p = dir.path().join("r.json");
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("inside"), b"keep").unwrap();
+        assert!(write_atomic(&p, b"new").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["r.json"], "the temp file was left behind");
+        assert_eq!(fs::read(p.join("inside")).unwrap(), b"keep");
     }
 }

@@ -11,6 +11,9 @@ use crate::artifact::Redactor;
 pub struct LogSink {
     file: Arc<Mutex<File>>,
     redactor: Arc<Redactor>,
+    path: Arc<Path>,
+    /// The first failed write (a full disk): the log is incomplete from there on.
+    error: Arc<Mutex<Option<String>>>,
 }
 
 impl LogSink {
@@ -19,7 +22,14 @@ impl LogSink {
         Ok(Self {
             file: Arc::new(Mutex::new(file)),
             redactor,
+            path: path.into(),
+            error: Arc::default(),
         })
+    }
+
+    /// Why the log is incomplete, naming it, when a write failed.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok()?.clone()
     }
 
     /// Appends `text` line by line as `[step] line`.
@@ -29,8 +39,14 @@ impl LogSink {
         for line in text.lines() {
             out.push_str(&format!("[{step}] {line}\n"));
         }
-        if let Ok(mut f) = self.file.lock() {
-            let _ = f.write_all(out.as_bytes());
+        let result = match self.file.lock() {
+            Ok(mut f) => f.write_all(out.as_bytes()),
+            Err(_) => return,
+        };
+        if let Err(e) = result
+            && let Ok(mut first) = self.error.lock()
+        {
+            first.get_or_insert_with(|| format!("cannot write {}: {e}", self.path.display()));
         }
     }
 

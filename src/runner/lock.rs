@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::RunError;
+
 pub struct DrillLock {
     file: File,
     pub path: PathBuf,
@@ -22,8 +24,10 @@ pub struct DrillLock {
 }
 
 impl DrillLock {
-    /// Takes the drill's lock, or says who holds it.
-    pub fn acquire(artifacts_dir: &Path, drill: &str, run_id: &str) -> Result<Self, String> {
+    /// Takes the drill's lock, or says who holds it (a usage error: nothing was run).
+    /// A lock that cannot be opened, locked or written is the tool breaking (exit 3),
+    /// named by its path: a read-only or full artifacts directory, say.
+    pub fn acquire(artifacts_dir: &Path, drill: &str, run_id: &str) -> Result<Self, RunError> {
         let path = artifacts_dir.join(format!(".restore-drill-{drill}.lock"));
         let mut file = OpenOptions::new()
             .read(true)
@@ -31,18 +35,18 @@ impl DrillLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| format!("cannot open the lock {}: {e}", path.display()))?;
+            .map_err(|e| broken("open", &path, e))?;
         // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(format!(
+                return Err(RunError::Usage(format!(
                     "another run of drill `{drill}` is in progress ({}); lock {}",
                     holder(&read_all(&mut file)),
                     path.display()
-                ));
+                )));
             }
-            return Err(format!("cannot lock {}: {err}", path.display()));
+            return Err(broken("lock", &path, err));
         }
         let previous = read_all(&mut file);
         let took_over = (!previous.trim().is_empty()).then(|| holder(&previous));
@@ -56,7 +60,7 @@ impl DrillLock {
             .set_len(0)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(format!("{me}\n").as_bytes()));
-        written.map_err(|e| format!("cannot write the lock {}: {e}", path.display()))?;
+        written.map_err(|e| broken("write", &path, e))?;
         Ok(Self {
             file,
             path,
@@ -70,6 +74,10 @@ impl Drop for DrillLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
     }
+}
+
+fn broken(doing: &str, path: &Path, e: std::io::Error) -> RunError {
+    RunError::Broken(format!("cannot {doing} the lock {}: {e}", path.display()))
 }
 
 fn read_all(file: &mut File) -> String {
@@ -109,7 +117,9 @@ mod tests {
         let first = DrillLock::acquire(dir.path(), "d", "run-1").unwrap();
         assert!(first.took_over.is_none());
         // flock locks belong to the open file: a second open in the same process conflicts too.
-        let err = DrillLock::acquire(dir.path(), "d", "run-2").err().unwrap();
+        let Err(RunError::Usage(err)) = DrillLock::acquire(dir.path(), "d", "run-2") else {
+            panic!("a held lock is a usage error");
+        };
         assert!(
             err.contains(&format!("pid {}", std::process::id())),
             "{err}"

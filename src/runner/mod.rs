@@ -128,8 +128,7 @@ impl<'a> Runner<'a> {
             std::process::id() & 0xffff
         );
         // Before anything is created: a second run of the same drill stops here, untouched.
-        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)
-            .map_err(RunError::Usage)?;
+        let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)?;
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -186,11 +185,15 @@ impl<'a> Runner<'a> {
         if let Err(e) = render_vars(pb, opts, &mut ctx) {
             // Nothing ran: leave nothing behind.
             let _ = std::fs::remove_dir_all(&workdir);
-            return Err(e);
+            return Err(match e {
+                RunError::Usage(m) => RunError::Usage(redactor.redact(&m)),
+                other => other,
+            });
         }
         let claimed = claim_stem(&opts.artifacts_dir, &ts).and_then(|stem| {
             let log_path = stem.with_extension("log");
-            let log = LogSink::create(&log_path, Arc::clone(&redactor))?;
+            let log = LogSink::create(&log_path, Arc::clone(&redactor))
+                .inspect_err(|_| drop(std::fs::remove_file(stem.with_extension("json"))))?;
             Ok((stem, log_path, log))
         });
         let (stem, log_path, log) = claimed.map_err(|e| {
@@ -212,6 +215,7 @@ impl<'a> Runner<'a> {
             &json_path,
             &log_path,
         );
+        let runner_redactor = Arc::clone(&redactor);
         let mut runner = Runner {
             pb,
             opts,
@@ -229,7 +233,9 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
-            operator: opts.walkthrough.then(operator::Operator::start),
+            operator: opts
+                .walkthrough
+                .then(|| operator::Operator::start(Arc::clone(&runner_redactor))),
             lock,
         };
         runner.record.resources.push(ResourceRecord {
@@ -585,7 +591,8 @@ impl<'a> Runner<'a> {
         self.emit_step(index, |s| Event::StepFinished(s));
     }
 
-    fn push_gate(&mut self, gate: GateRecord) {
+    fn push_gate(&mut self, mut gate: GateRecord) {
+        let _ = self.redactor.scrub(&mut gate);
         self.record.gates.push(gate);
         let gate = self.record.gates.last().expect("just pushed");
         for o in &mut self.observers {
@@ -643,6 +650,10 @@ impl<'a> Runner<'a> {
     }
 
     fn finish(mut self) -> RunResult {
+        if let Some(e) = self.log.error() {
+            self.record.warnings.push(e.clone());
+            self.write_error.get_or_insert(e);
+        }
         self.evaluate_drill_gates();
         let finished = jiff::Timestamp::now();
         self.record.finished_at = Some(finished.to_string());
@@ -703,7 +714,7 @@ impl<'a> Runner<'a> {
                 .insert(format.name().into(), path.display().to_string().into());
         }
         self.record.summary = summary(&self.record);
-        let data = match self.redactor.record_json(&self.record) {
+        let data = match self.redactor.scrub(&mut self.record) {
             Ok(d) => d,
             Err(e) => {
                 self.write_error = Some(format!("cannot serialize the record: {e}"));
@@ -720,6 +731,8 @@ impl<'a> Runner<'a> {
                         .map_err(|e| format!("cannot write {}: {e}", path.display()))
                 });
             if let Err(e) = result {
+                // Not listed as written: it is not there.
+                self.record.artifacts.remove(format.name());
                 self.record.warnings.push(e.clone());
                 self.write_error.get_or_insert(e);
             }
@@ -727,9 +740,10 @@ impl<'a> Runner<'a> {
     }
 
     fn notice(&mut self, message: &str) {
-        self.log.write("restore-drill", message);
+        let message = self.redactor.redact(message);
+        self.log.write("restore-drill", &message);
         for o in &mut self.observers {
-            let _ = o.on_event(&Event::Notice(message), &self.record);
+            let _ = o.on_event(&Event::Notice(&message), &self.record);
         }
     }
 
@@ -749,12 +763,14 @@ impl<'a> Runner<'a> {
     }
 
     /// Rewrites the JSON record; the first failure is kept and ends the run as `error`.
-    /// Only the writes of the finished drill also fsync the directory.
+    /// Only the writes of the finished drill also fsync the directory. Every event
+    /// passes here first: the record is scrubbed of secrets in place (templates keep the
+    /// raw outputs in `ctx`), so no observer ever sees one.
     fn write_record(&mut self) {
         let durable = self.record.finished_at.is_some();
         let result = self
             .redactor
-            .record_json(&self.record)
+            .scrub(&mut self.record)
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::to_vec_pretty(&v).map_err(|e| e.to_string()))
             .and_then(|bytes| {

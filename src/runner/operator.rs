@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::signals;
+use crate::redact::Redactor;
 
 #[derive(Clone)]
 pub struct Operator {
     lines: Arc<Mutex<Receiver<String>>>,
+    /// Prompts show rendered runbooks and instructions: secrets redacted.
+    redactor: Arc<Redactor>,
 }
 
 /// What the operator answered.
@@ -22,7 +25,7 @@ pub enum Answer {
 }
 
 impl Operator {
-    pub fn start() -> Self {
+    pub fn start(redactor: Arc<Redactor>) -> Self {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("operator".into())
@@ -37,13 +40,14 @@ impl Operator {
             .expect("start the operator thread");
         Self {
             lines: Arc::new(Mutex::new(rx)),
+            redactor,
         }
     }
 
     /// Prints `prompt` on stderr and waits for a line.
     pub fn ask(&self, prompt: &str) -> Answer {
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{prompt}");
+        let _ = write!(err, "{}", self.redactor.redact_cow(prompt));
         let _ = err.flush();
         drop(err);
         let lines = self.lines.lock().unwrap();

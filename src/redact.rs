@@ -1,0 +1,272 @@
+//! Secrets out of everything a person, a file or a cron mail sees.
+//!
+//! One `Redactor` holds the values of the playbook's `[secrets]`. The runner scrubs its
+//! record with it before every event, so the progress lines, the end summary, the JSON
+//! record and every report only ever see `***`; the log and the walkthrough prompts
+//! redact their text with the same one.
+//!
+//! A secret is found as given, with JSON or Rust string escapes (how a value is quoted
+//! in a check's detail), without surrounding whitespace, and percent-encoded in any mix
+//! (`p%40ss`, `p%40ss%2fw`, `%70@ss`, `+` for a space): how a password sits in a
+//! connection url.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// What a secret is replaced with.
+pub const MASK: &str = "***";
+
+/// Replaces every secret value with `***` wherever it appears.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// The literal forms of every secret, longest first.
+    literal: Vec<String>,
+    /// The secrets as given, longest first, for the percent-encoded search.
+    raw: Vec<Vec<u8>>,
+}
+
+impl Redactor {
+    pub fn add(&mut self, secret: &str) {
+        // Very short values would redact unrelated text; they are not worth hiding.
+        if secret.trim().len() < 3 {
+            return;
+        }
+        let escaped = |s: String| s[1..s.len() - 1].to_string();
+        let forms = [
+            secret.to_string(),
+            secret.trim().to_string(),
+            escaped(serde_json::to_string(secret).unwrap_or_default()),
+            escaped(format!("{secret:?}")),
+        ];
+        for form in forms {
+            if form.len() >= 3 && !self.literal.contains(&form) {
+                self.literal.push(form);
+            }
+        }
+        for form in [secret, secret.trim()] {
+            let form = form.as_bytes().to_vec();
+            if !self.raw.contains(&form) {
+                self.raw.push(form);
+            }
+        }
+        // Longest first, so a secret containing another is replaced whole.
+        self.literal.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.raw.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+    }
+
+    pub fn redact(&self, text: &str) -> String {
+        self.redact_cow(text).into_owned()
+    }
+
+    /// `text` itself when it holds no secret (the common case costs no copy).
+    pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        if self.raw.is_empty() {
+            return out;
+        }
+        for secret in &self.literal {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MASK));
+            }
+        }
+        if out.contains('%') || out.contains('+') {
+            for secret in &self.raw {
+                if let Some(replaced) = replace_encoded(&out, secret) {
+                    out = Cow::Owned(replaced);
+                }
+            }
+        }
+        out
+    }
+
+    /// Redacts every string (and map key) in `value`; true when something was replaced.
+    pub fn redact_value(&self, value: &mut Value) -> bool {
+        match value {
+            Value::String(s) => match self.redact_cow(s) {
+                Cow::Borrowed(_) => false,
+                Cow::Owned(r) => {
+                    *s = r;
+                    true
+                }
+            },
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.redact_value(v) | changed),
+            Value::Object(map) => {
+                let keys_leak = map
+                    .keys()
+                    .any(|k| matches!(self.redact_cow(k), Cow::Owned(_)));
+                if keys_leak {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| (self.redact(&k), v))
+                        .collect::<Map<_, _>>();
+                }
+                map.values_mut()
+                    .fold(keys_leak, |changed, v| self.redact_value(v) | changed)
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces every secret in `item` itself (whatever its fields: it goes through its
+    /// serde form) and returns that form, redacted.
+    pub fn scrub<T: Serialize + DeserializeOwned>(
+        &self,
+        item: &mut T,
+    ) -> serde_json::Result<Value> {
+        let mut value = serde_json::to_value(&*item)?;
+        if self.redact_value(&mut value) {
+            *item = T::deserialize(&value)?;
+        }
+        Ok(value)
+    }
+}
+
+/// `text` with every percent-encoded spelling of `secret` (any mix of raw bytes and `%XX`
+/// in either case, `+` for a space) replaced; None when there is none.
+fn replace_encoded(text: &str, secret: &[u8]) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match encoded_match(&bytes[i..], secret) {
+            Some(len) => {
+                out.extend_from_slice(&bytes[copied..i]);
+                out.extend_from_slice(MASK.as_bytes());
+                i += len;
+                copied = i;
+            }
+            None => i += 1,
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    // A match starts at `%` or at the secret's first byte (a char's first byte) and ends
+    // after a whole char or an escape: the text stays valid UTF-8.
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The length of the spelling of `secret` at the start of `text`, if one is there.
+fn encoded_match(text: &[u8], secret: &[u8]) -> Option<usize> {
+    let mut j = 0;
+    for &want in secret {
+        let got = *text.get(j)?;
+        if got == want || (want == b' ' && got == b'+') {
+            j += 1;
+        } else if got == b'%' && hex_byte(text.get(j + 1..j + 3)?) == Some(want) {
+            j += 3;
+        } else {
+            return None;
+        }
+    }
+    Some(j)
+}
+
+fn hex_byte(two: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(two[0])? * 16 + digit(two[1])?) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(secrets: &[&str]) -> Redactor {
+        let mut r = Redactor::default();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    #[test]
+    fn redacts_nested_strings_and_keys_longest_first() {
+        let r = with(&["hunter2", "hunter2hunter2"]);
+        let mut v = serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2", "hunter2": 1});
+        assert!(r.redact_value(&mut v));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***", "***": 1})
+        );
+        assert!(!r.redact_value(&mut v), "nothing left to replace");
+    }
+
+    #[test]
+    fn redacts_every_percent_encoded_spelling() {
+        let r = with(&["p@ss/w:rd!"]);
+        for url in [
+            "mysql://u:p%40ss%2Fw%3Ard%21@h/db",
+            "mysql://u:p%40ss%2fw%3ard!@h/db",
+            "mysql://u:p%40ss/w:rd!@h/db",
+            "mysql://u:%70%40ss/w:rd%21@h/db",
+        ] {
+            assert_eq!(r.redact(url), "mysql://u:***@h/db", "{url}");
+        }
+        assert_eq!(r.redact("a p@ss/w:rd! b"), "a *** b");
+        // Not a spelling of it: left alone.
+        assert_eq!(r.redact("p%40ss%2Fw%3Ard"), "p%40ss%2Fw%3Ard");
+        assert_eq!(with(&["two words"]).redact("q=two+words&x=1"), "q=***&x=1");
+    }
+
+    #[test]
+    fn redacts_quoted_and_trimmed_forms() {
+        let r = with(&["say \"hi\"\\now\n"]);
+        let quoted = serde_json::to_string("token=say \"hi\"\\now\n").unwrap();
+        assert_eq!(r.redact(&quoted), "\"token=***\"");
+        assert_eq!(r.redact(&format!("{:?}", "say \"hi\"\\now\n")), "\"***\"");
+        assert_eq!(r.redact("x say \"hi\"\\now y"), "x *** y");
+    }
+
+    #[test]
+    fn keeps_text_valid_around_multibyte_chars() {
+        let r = with(&["gëhéim"]);
+        assert_eq!(r.redact("ä g%C3%ABh%c3%a9im ö gëhéim"), "ä *** ö ***");
+        assert_eq!(r.redact("100% sure"), "100% sure");
+        assert_eq!(r.redact("ends with %"), "ends with %");
+        assert_eq!(r.redact("ends with %4"), "ends with %4");
+    }
+
+    #[test]
+    fn short_values_are_not_secrets_worth_hiding() {
+        let r = with(&["ab", "  x "]);
+        assert!(r.is_empty());
+        assert_eq!(r.redact("ab x"), "ab x");
+    }
+
+    #[test]
+    fn scrub_replaces_inside_a_typed_value() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Item {
+            name: String,
+            detail: Option<String>,
+            n: u32,
+        }
+        let r = with(&["s3cret"]);
+        let mut item = Item {
+            name: "uses s3cret".into(),
+            detail: Some("s%33cret".into()),
+            n: 7,
+        };
+        let value = r.scrub(&mut item).unwrap();
+        assert_eq!(
+            item,
+            Item {
+                name: "uses ***".into(),
+                detail: Some("***".into()),
+                n: 7
+            }
+        );
+        assert_eq!(value["name"], "uses ***");
+    }
+}

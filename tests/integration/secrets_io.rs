@@ -1,0 +1,339 @@
+//! What a person or cron mail sees never holds a secret (issue 9, item 4), and the
+//! artifacts' I/O failures are exit 3 naming the path and leave no temp file (items 5, 6).
+
+use std::path::Path;
+use std::process::Command;
+
+use super::*;
+
+/// Has `@`, `/`, `:` and `!`: characters a connection url must percent-encode.
+const SECRET: &str = "Sx7-p@ss/w:rd!k9";
+
+/// Every form of [`SECRET`] a leak could take: as is, fully percent-encoded, the way the
+/// playbook below encodes it by hand (`!` left raw, `/` as lowercase `%2f`).
+fn secret_forms() -> [&'static str; 3] {
+    [SECRET, "Sx7-p%40ss%2Fw%3Ard%21k9", "Sx7-p%40ss%2fw%3Ard!k9"]
+}
+
+const LEAKY: &str = r#"
+version = 1
+[drill]
+name = "leaky"
+[secrets]
+pw = { env = "DRILL_LEAK_SECRET" }
+[vars]
+# The password put into a url by hand, as users do: only what must be, lowercase hex.
+enc = "{{ secrets.pw | replace('@', '%40') | replace('/', '%2f') | replace(':', '%3A') }}"
+[report]
+formats = ["markdown", "html", "junit", "prometheus"]
+[gates]
+rto = "15m"
+
+[[steps]]
+id = "exec_output"
+kind = "exec"
+name = "log in as {{ secrets.pw }}"
+runbook = "log in with {{ secrets.pw }}, then check"
+run = "echo 'stdout {{ secrets.pw }}'; echo 'stderr {{ secrets.pw }}' >&2; exit 3"
+continue_on_failure = true
+
+[[steps]]
+id = "check_value"
+kind = "sql"
+engine = "sqlite"
+database = "db.sqlite"
+continue_on_failure = true
+[[steps.checks]]
+name = "token"
+query = "SELECT 'token={{ secrets.pw }}'"
+expect = "token=something else"
+
+[[steps]]
+id = "error_message"
+kind = "sql"
+engine = "sqlite"
+database = "no-such-{{ secrets.pw }}/x.db"
+continue_on_failure = true
+[[steps.checks]]
+name = "one"
+query = "SELECT 1"
+expect = 1
+
+[[steps]]
+id = "url_in_output"
+kind = "exec"
+run = "echo 'DATABASE_URL=postgres://drill:{{ vars.enc }}@db.internal/prod' >&2; exit 1"
+continue_on_failure = true
+
+[[steps]]
+id = "postgres_url"
+kind = "sql"
+engine = "postgres"
+database = "postgres://drill:{{ vars.enc }}@127.0.0.1:1/prod"
+continue_on_failure = true
+[[steps.checks]]
+name = "one"
+query = "SELECT 1"
+expect = 1
+
+[[steps]]
+id = "http_url"
+kind = "http"
+url = "http://drill:{{ vars.enc }}@127.0.0.1:1/health"
+continue_on_failure = true
+"#;
+
+/// Every file under `dir` (hidden ones too), with its content.
+fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            out.push((path, text));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_secret_reaches_no_terminal_line_and_no_artifact() {
+    let d = Drill::new(LEAKY);
+    rusqlite::Connection::open(d.path().join("db.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER)")
+        .unwrap();
+    // Without --quiet (the progress display a person sees; plain lines, as stderr is not
+    // a terminal here), with it, and as a walkthrough (its prompts show the runbook; no
+    // one answers: stdin is closed, so the drill goes on).
+    for mode in ["progress", "--quiet", "--walkthrough"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restore-drill"));
+        cmd.current_dir(d.path())
+            .args(["run", "playbook.toml", "--artifacts", "artifacts"])
+            .args(["--junit", "artifacts/junit.xml"])
+            .args(["--metrics", "artifacts/drill.prom"])
+            .env("DRILL_LEAK_SECRET", SECRET);
+        if mode != "progress" {
+            cmd.arg(mode);
+        }
+        let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let record = newest_record(&d.path().join("artifacts"));
+        // The secret was used (each step saw it) and is shown as ***.
+        let step = |id: &str| {
+            record["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(step("exec_output")["outputs"]["stdout"], "stdout ***");
+        assert_eq!(step("exec_output")["name"], "log in as ***");
+        assert_eq!(
+            step("exec_output")["runbook"],
+            "log in with ***, then check"
+        );
+        assert_eq!(step("check_value")["checks"][0]["actual"], "token=***");
+        assert!(
+            step("error_message")["error"]
+                .as_str()
+                .unwrap()
+                .contains("no-such-***"),
+            "{}",
+            step("error_message")
+        );
+        assert_eq!(
+            step("http_url")["outputs"]["url"],
+            "http://drill:***@127.0.0.1:1/health"
+        );
+        assert!(
+            stderr.contains("token=***") && stderr.contains("log in as ***"),
+            "the failed check is on stderr: {stderr}"
+        );
+        if mode == "--walkthrough" {
+            assert!(stderr.contains("log in with ***, then check"), "{stderr}");
+        }
+        let log =
+            std::fs::read_to_string(newest_artifact(&d.path().join("artifacts"), ".log")).unwrap();
+        assert!(
+            log.contains("DATABASE_URL=postgres://drill:***@db.internal/prod"),
+            "{log}"
+        );
+        let mut seen = vec![
+            ("stdout".to_string(), stdout.into_owned()),
+            ("stderr".to_string(), stderr.into_owned()),
+        ];
+        seen.extend(
+            all_files(&d.path().join("artifacts"))
+                .into_iter()
+                .map(|(p, t)| (p.display().to_string(), t)),
+        );
+        for ext in ["json", "log", "md", "html", "xml", "prom"] {
+            assert!(
+                seen.iter().any(|(p, _)| p.ends_with(ext)),
+                "no .{ext} among {:?}",
+                seen.iter().map(|s| &s.0).collect::<Vec<_>>()
+            );
+        }
+        for (what, text) in &seen {
+            for form in secret_forms() {
+                assert!(
+                    !text.contains(form),
+                    "{mode}: `{form}` leaked into {what}:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Artifacts that cannot be written: the tool breaking (exit 3), named by path, no debris.
+
+const SMALL: &str = r#"
+version = 1
+[drill]
+name = "small"
+[report]
+formats = ["markdown", "html"]
+[[steps]]
+id = "talk"
+kind = "exec"
+# 200 KB of output: the log alone fills a 64 KiB filesystem.
+run = "head -c 200000 /dev/zero | tr '\\0' x; echo"
+"#;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The tool's binary, runnable by `nobody` (a target dir under a private home is not:
+/// then a hard link, or a copy, in `dir`).
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_restore-drill"));
+    let runs = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return bin;
+    }
+    let local = dir.join("restore-drill");
+    if std::fs::hard_link(&bin, &local).is_err() {
+        std::fs::copy(&bin, &local).unwrap();
+    }
+    local
+}
+
+/// Runs `restore-drill run playbook.toml --quiet --artifacts <artifacts>` in `dir` inside
+/// a private mount namespace, after `setup` (shell) made the artifacts filesystem there;
+/// `ls -A` of the artifacts folder, taken before the namespace is gone, is in `listing`.
+/// None (and a loud note) where this machine lets no one mount.
+fn in_private_mounts(dir: &Path, setup: &str, artifacts: &str) -> Option<std::process::Output> {
+    let script = format!(
+        "{setup} || exit 99\n\"$BIN\" run playbook.toml --quiet --artifacts {artifacts}\nrc=$?\nls -A {artifacts} > listing\nexit $rc"
+    );
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        cmd.arg("--map-root-user");
+    }
+    let out = cmd
+        .args(["--mount", "sh", "-c", &script])
+        .current_dir(dir)
+        .env("BIN", env!("CARGO_BIN_EXE_restore-drill"))
+        .output();
+    match out {
+        Ok(o) if o.status.code() != Some(99) => Some(o),
+        other => {
+            eprintln!(
+                "\n*** SKIPPED a part of {}: cannot mount in a private namespace here ({other:?}) ***\n",
+                std::thread::current().name().unwrap_or("?")
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_read_only_artifacts_folder_is_exit_3_naming_the_path() {
+    // Mode 555: as root, permissions do not apply, so the run is made as `nobody`.
+    let d = Drill::new(SMALL);
+    let dir = d.path();
+    let ro = dir.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary_for_nobody(dir));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+    };
+    let out = cmd
+        .current_dir(dir)
+        .args(["run", "playbook.toml", "--quiet", "--artifacts", "ro"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("ro/.restore-drill-small.lock") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&ro).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    // A read-only filesystem (EROFS): a read-only bind mount, which binds root too.
+    let ro2 = dir.join("ro2");
+    std::fs::create_dir(&ro2).unwrap();
+    if let Some(out) = in_private_mounts(
+        dir,
+        "mount --bind ro2 ro2 && mount -o remount,bind,ro ro2",
+        "ro2",
+    ) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("ro2/.restore-drill-small.lock")
+                && stderr.contains("Read-only file system"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_is_exit_3_naming_the_file_and_leaves_no_temp_file() {
+    let d = Drill::new(SMALL);
+    let dir = d.path();
+    std::fs::create_dir(dir.join("full")).unwrap();
+    let Some(out) = in_private_mounts(dir, "mount -t tmpfs -o size=64k tmpfs full", "full") else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot write full/restore_drill_")
+            && stderr.contains("No space left on device"),
+        "the error names the file: {stderr}"
+    );
+    let listing = std::fs::read_to_string(dir.join("listing")).unwrap();
+    assert!(
+        listing.lines().all(|name| !name.contains(".tmp")),
+        "temp files left behind:\n{listing}"
+    );
+    assert!(listing.contains(".json"), "{listing}");
+}
