@@ -8,6 +8,7 @@ mod commands;
 mod files;
 mod mysql;
 mod postgres;
+mod safety;
 mod service;
 mod sqlite;
 mod sqlite_pages;
