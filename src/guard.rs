@@ -7,6 +7,7 @@
 //!
 //! A leaf module: it knows paths and the playbook's fields, nothing of the runner.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -24,6 +25,7 @@ const MAX_LINKS: u32 = 40;
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     list: Vec<Source>,
+    seen: HashSet<PathBuf>,
     /// Paths this run wrote (restore targets): reading them later makes no source.
     made: Vec<PathBuf>,
 }
@@ -70,10 +72,13 @@ impl Place {
 }
 
 impl Sources {
-    /// Adds a source; an empty path (a field rendered empty) is no path and is skipped.
+    /// Adds a source; an empty path (a field rendered empty) is no path and is skipped,
+    /// and so is one already listed or named inside the last one listed (a glob's matches
+    /// come after their folder: what is inside a source is protected with it).
     pub fn add(&mut self, path: impl Into<PathBuf>, why: impl Into<String>) {
         let path = path.into();
-        if !path.as_os_str().is_empty() {
+        let inside_last = self.list.last().is_some_and(|l| path.starts_with(&l.path));
+        if !path.as_os_str().is_empty() && !inside_last && self.seen.insert(path.clone()) {
             self.list.push(Source {
                 path,
                 why: why.into(),
