@@ -93,8 +93,8 @@ struct Runner<'a> {
     json_path: PathBuf,
     stem: PathBuf,
     observers: Vec<Box<dyn Observer>>,
-    /// Rendered `source` of every backup step that ran: restores must never touch them.
-    sources: Vec<PathBuf>,
+    /// What the playbook reads from: no step may write or remove them.
+    sources: crate::guard::Sources,
     started: Instant,
     started_at: jiff::Timestamp,
     /// The first error writing artifacts: the drill's result cannot be trusted to be kept.
@@ -216,6 +216,7 @@ impl<'a> Runner<'a> {
             &log_path,
         );
         let runner_redactor = Arc::clone(&redactor);
+        let sources = declared_sources(pb, &ctx);
         let mut runner = Runner {
             pb,
             opts,
@@ -227,7 +228,7 @@ impl<'a> Runner<'a> {
             json_path,
             stem,
             observers,
-            sources: Vec::new(),
+            sources,
             started: Instant::now(),
             started_at,
             write_error: None,
@@ -437,6 +438,7 @@ impl<'a> Runner<'a> {
         self.record.steps[index].status = StepStatus::Running;
         self.record.steps[index].started_at = Some(jiff::Timestamp::now().to_string());
         self.emit_step(index, |s| Event::StepStarted(s));
+        self.sources.add_step(&rendered);
         let started = Instant::now();
         let mut attempts = 0;
         let (outcome, ending) = loop {
@@ -481,12 +483,8 @@ impl<'a> Runner<'a> {
         if ending == Ending::Interrupted {
             self.interrupted = true;
         }
-        if step.kind == StepKind::Backup
-            && outcome.passed
-            && let Some(source) = &rendered.source
-        {
-            self.sources.push(PathBuf::from(source));
-        }
+        self.sources
+            .add_outcome(&rendered, outcome.passed, &outcome.outputs);
 
         let rec = &mut self.record.steps[index];
         rec.duration_s = duration;
@@ -851,6 +849,18 @@ fn claim_stem(dir: &Path, ts: &str) -> std::io::Result<PathBuf> {
         }
     }
     unreachable!("some suffix is free")
+}
+
+/// The sources of every backup step, known before anything runs (as far as their fields
+/// render now): a step placed earlier, or a backup skipped by `when`, still protects them.
+fn declared_sources(pb: &LoadedPlaybook, ctx: &Context) -> crate::guard::Sources {
+    let mut sources = crate::guard::Sources::default();
+    for (_, step) in pb.all_steps().filter(|(_, s)| s.kind == StepKind::Backup) {
+        if let Ok(rendered) = ctx.render_step(step) {
+            sources.add_step(&rendered);
+        }
+    }
+    sources
 }
 
 fn render_vars(pb: &LoadedPlaybook, opts: &RunOptions, ctx: &mut Context) -> Result<(), RunError> {

@@ -33,7 +33,7 @@ pub struct StepEnv {
     pub step_id: String,
     pub workdir: PathBuf,
     pub log: LogSink,
-    pub sources: Vec<PathBuf>,
+    pub sources: crate::guard::Sources,
     pub operator: Option<super::operator::Operator>,
     pub resources: super::resources::Resources,
 }

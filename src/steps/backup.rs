@@ -22,19 +22,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
 
 fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let source = Path::new(required(step.source.as_deref(), "source")?);
-    let output = Path::new(required(step.output.as_deref(), "output")?);
+    let given = Path::new(required(step.output.as_deref(), "output")?);
+    // The source is among the sources: checked before anything is created.
+    let output = &ctx.sources.check("output", given)?;
     ensure!(
-        !super::restore::same_place(source, output),
-        "backup output {} is the source itself",
-        output.display()
-    );
-    ensure!(
-        !output.exists(),
+        std::fs::symlink_metadata(output).is_err(),
         "backup output {} already exists",
-        output.display()
+        given.display()
     );
     if let Some(parent) = output.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::guard::create_dirs(parent)?;
     }
     let started = std::time::Instant::now();
     let progress = |done, total| ctx.progress(done, total);
@@ -46,14 +43,14 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         &format!(
             "backed up {} to {} ({} bytes, {} tables)",
             source.display(),
-            output.display(),
+            given.display(),
             snap.bytes,
             snap.table_counts.len()
         ),
     );
     let tables: Vec<&String> = snap.table_counts.keys().collect();
     let mut outcome = StepOutcome::passed(outputs! {
-        "path" => output.display().to_string(),
+        "path" => given.display().to_string(),
         "source" => source.display().to_string(),
         "bytes" => snap.bytes,
         "snapshot_at" => snap.taken_at.map(|t| t.to_string()),
@@ -64,6 +61,6 @@ fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     outcome.metrics = outputs! { "bytes_per_s" => snap.bytes as f64 / secs.max(1e-9) };
     outcome
         .files
-        .push(FileRecord::produced(output, snap.bytes, &ctx.step_id));
+        .push(FileRecord::produced(given, snap.bytes, &ctx.step_id));
     Ok(outcome)
 }

@@ -40,6 +40,12 @@ fn write_manifest(
         !files.is_empty(),
         "a checksum step that writes a manifest needs `files`"
     );
+    // Checked before anything is hashed or created; the files it lists are sources too.
+    let why = "a file this step checksums".to_string();
+    let target = ctx
+        .sources
+        .with(files.iter().map(|f| (f.clone(), why.clone())))
+        .check("manifest", manifest)?;
     let total: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
@@ -57,10 +63,10 @@ fn write_manifest(
         hashes.insert(file.display().to_string(), hex.clone().into());
         records.push(file_record(file, bytes, algorithm, hex, &ctx.step_id));
     }
-    if let Some(parent) = manifest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = target.parent() {
+        crate::guard::create_dirs(parent)?;
     }
-    std::fs::write(manifest, &text)
+    std::fs::write(&target, &text)
         .with_context(|| format!("cannot write {}", manifest.display()))?;
     ctx.log.write(
         &ctx.step_id,

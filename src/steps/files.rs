@@ -8,19 +8,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 use serde_json::json;
 
-use super::restore::resolve;
 use super::sql::record;
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::{CheckRecord, FileRecord};
 use crate::engines::files::{Compression, archive, extract, manifest, verify};
+use crate::guard;
 use crate::outputs;
 use crate::playbook::{Builtin, Check, Step};
 
 pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let paths = required(step.paths.as_ref(), "paths")?;
-    let output = Path::new(required(step.output.as_deref(), "output")?);
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
+    let given = Path::new(required(step.output.as_deref(), "output")?);
+    // The backed-up `paths` are among the sources: checked before anything is created.
+    let output = &ctx.sources.check("output", given)?;
+    ctx.sources.check("manifest", &manifest::path_for(output))?;
+    if let Some(parent) = output.parent() {
+        guard::create_dirs(parent)?;
     }
     let compression = Compression::parse(step.compression.as_deref())?;
     let req = archive::Request {
@@ -45,13 +48,13 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "archived {} files ({} bytes) into {} ({} bytes, {})",
             done.file_count,
             done.source_bytes,
-            output.display(),
+            given.display(),
             done.bytes,
             compression.as_str()
         ),
     );
     let mut outcome = StepOutcome::passed(outputs! {
-        "path" => output.display().to_string(),
+        "path" => given.display().to_string(),
         "bytes" => done.bytes,
         "file_count" => done.file_count,
         "symlink_count" => done.symlink_count,
@@ -66,7 +69,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         "compression_ratio" => done.source_bytes as f64 / (done.bytes.max(1)) as f64,
     };
     for (path, bytes) in [
-        (output.to_path_buf(), done.bytes),
+        (given.to_path_buf(), done.bytes),
         (done.manifest.clone(), fs::metadata(&done.manifest)?.len()),
     ] {
         outcome
@@ -78,20 +81,19 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
 
 pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let from = Path::new(required(step.from.as_deref(), "from")?);
-    let target = Path::new(required(step.target_dir.as_deref(), "target_dir")?);
-    refuse_unsafe_target(from, target, ctx)?;
-    let created = !target.exists();
-    fs::create_dir_all(target).with_context(|| format!("cannot create {}", target.display()))?;
-    if created && !target.starts_with(&ctx.workdir) {
-        // Outside the work directory nothing else removes it.
-        let dir = target.to_path_buf();
+    let given = required(step.target_dir.as_deref(), "target_dir")?;
+    let target = &refuse_unsafe_target(from, Path::new(given), ctx)?;
+    // Only the folders created here are the drill's to remove, never one that was there.
+    let created = guard::create_dirs(target)?;
+    if let Some(outer) = created.first()
+        && !ctx.is_throwaway(outer)
+    {
+        // Outside the work directory nothing else removes them.
         ctx.resources.register(
             "directory",
             &target.display().to_string(),
             &ctx.step_id,
-            move || {
-                fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
-            },
+            move || guard::remove_created(&created),
         );
     }
     let done = extract::extract(from, target, &ctx.cancel, &|d, t| ctx.progress(d, t))?;
@@ -106,7 +108,7 @@ pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         ),
     );
     Ok(StepOutcome::passed(outputs! {
-        "target" => target.display().to_string(),
+        "target" => given,
         "from" => from.display().to_string(),
         "file_count" => done.file_count,
         "symlink_count" => done.symlink_count,
@@ -114,37 +116,37 @@ pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     }))
 }
 
-/// The target must be new or empty, and neither a backed-up directory (the manifest
-/// names them) nor inside one, nor inside the playbook's other sources.
-fn refuse_unsafe_target(from: &Path, target: &Path, ctx: &StepCtx) -> anyhow::Result<()> {
-    if target.exists() {
+/// Where the target really is: refused when it is, contains or lies inside a source of
+/// the playbook or a folder the backup's manifest says it was taken from, or when it
+/// exists and is not an empty directory.
+fn refuse_unsafe_target(from: &Path, given: &Path, ctx: &StepCtx) -> anyhow::Result<PathBuf> {
+    // Where it leads, to check it is new or empty there (the source check below repeats
+    // the resolution and refuses what cannot be resolved).
+    if let Ok(resolved) = guard::resolve(given)
+        && resolved.exists()
+    {
         ensure!(
-            target.is_dir(),
+            resolved.is_dir(),
             "target_dir {} exists and is not a directory",
-            target.display()
+            given.display()
         );
-        let empty = fs::read_dir(target)?.next().is_none();
+        let empty = fs::read_dir(&resolved)?.next().is_none();
         ensure!(
             empty,
             "target_dir {} exists and is not empty; a drill restores into a new or empty directory",
-            target.display()
+            given.display()
         );
     }
-    let resolved = resolve(target);
     let manifest_path = manifest::path_for(from);
-    let mut sources: Vec<PathBuf> = ctx.sources.iter().map(|s| resolve(s)).collect();
-    if manifest_path.exists() {
-        sources.extend(manifest::read_header(&manifest_path)?.roots);
-    }
-    for source in sources {
-        ensure!(
-            !resolved.starts_with(&source),
-            "refusing to restore into {}: it is (or is inside) {}, which this backup was taken from",
-            target.display(),
-            source.display()
-        );
-    }
-    Ok(())
+    let roots = if manifest_path.exists() {
+        manifest::read_header(&manifest_path)?.roots
+    } else {
+        Vec::new()
+    };
+    let why = format!("a folder the backup {} was taken from", from.display());
+    ctx.sources
+        .with(roots.into_iter().map(|r| (r, why.clone())))
+        .check("target_dir", given)
 }
 
 /// The `files` step kind: checks over a directory tree.

@@ -34,8 +34,9 @@ pub struct StepCtx {
     pub workdir: PathBuf,
     pub cancel: Arc<Cancel>,
     pub log: LogSink,
-    /// Paths the playbook backs up from: a restore must never write to them.
-    pub sources: Vec<PathBuf>,
+    /// What the playbook reads from: every path a step writes or removes is checked
+    /// against them first (`sources.check`).
+    pub sources: crate::guard::Sources,
     /// The operator of a walkthrough (None in automated runs).
     pub operator: Option<crate::runner::operator::Operator>,
     /// Register here what the step creates outside the workdir, with its teardown.
@@ -71,8 +72,12 @@ impl StepCtx {
 
     /// True for a path inside the work directory, which is removed at the end of the run.
     pub fn is_throwaway(&self, path: &Path) -> bool {
-        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        absolute(path).starts_with(absolute(&self.workdir))
+        let resolved = |p: &Path| {
+            crate::guard::resolve(p)
+                .or_else(|_| std::path::absolute(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        resolved(path).starts_with(resolved(&self.workdir))
     }
 }
 

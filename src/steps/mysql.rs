@@ -14,9 +14,11 @@ use crate::playbook::Step;
 
 pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let target = Target::parse(required(step.url.as_deref(), "url")?)?;
-    let output = Path::new(required(step.output.as_deref(), "output")?);
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    let given = Path::new(required(step.output.as_deref(), "output")?);
+    // Checked before anything is created; the dump goes where the path really leads.
+    let output = &ctx.sources.check("output", given)?;
+    if let Some(parent) = output.parent() {
+        crate::guard::create_dirs(parent)?;
     }
     let compression = Compression::parse(Some(step.compression.as_deref().unwrap_or("none")))?;
     let opts = dump::DumpOptions {
@@ -37,7 +39,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "dumped `{}` from {} into {} ({} bytes, {} uncompressed, {} tables)",
             dumped.database,
             target.display(),
-            output.display(),
+            given.display(),
             dumped.bytes,
             dumped.dump_bytes,
             dumped.table_counts.len()
@@ -45,7 +47,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     );
     let tables: Vec<&String> = dumped.table_counts.keys().collect();
     let mut outcome = StepOutcome::passed(outputs! {
-        "path" => output.display().to_string(),
+        "path" => given.display().to_string(),
         "source" => target.display(),
         "database" => dumped.database,
         "bytes" => dumped.bytes,
@@ -60,7 +62,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     outcome.metrics = outputs! { "bytes_per_s" => dumped.dump_bytes as f64 / secs.max(1e-9) };
     outcome
         .files
-        .push(FileRecord::produced(output, dumped.bytes, &ctx.step_id));
+        .push(FileRecord::produced(given, dumped.bytes, &ctx.step_id));
     Ok(outcome)
 }
 

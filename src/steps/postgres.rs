@@ -31,7 +31,9 @@ fn os_user(step: &Step) -> Option<&str> {
 
 pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
-    let output = Path::new(required(step.output.as_deref(), "output")?);
+    let given = Path::new(required(step.output.as_deref(), "output")?);
+    // Checked before anything is created; the dump goes where the path really leads.
+    let output = &ctx.sources.check("output", given)?;
     let format = Format::parse(step.format.as_deref())?;
     let zstd = match step.compression.as_deref() {
         None | Some("none") => false,
@@ -64,7 +66,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "pg_dump of `{}` ({}) to {}: {} bytes in {secs:.1}s, {} tables counted {} (snapshot at {})",
             d.database,
             url.public,
-            output.display(),
+            given.display(),
             d.bytes,
             d.table_counts.len(),
             if d.same_snapshot { "in the dump's own snapshot" } else { "in a separate snapshot" },
@@ -73,7 +75,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     );
     let tables: Vec<&String> = d.table_counts.keys().collect();
     let mut outcome = StepOutcome::passed(outputs! {
-        "path" => output.display().to_string(),
+        "path" => given.display().to_string(),
         "format" => if format == Format::Custom { "custom" } else { "directory" },
         "source" => url.public.clone(),
         "database" => d.database,
@@ -88,7 +90,7 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     outcome.metrics = outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) };
     outcome
         .files
-        .push(FileRecord::produced(output, d.bytes, &ctx.step_id));
+        .push(FileRecord::produced(given, d.bytes, &ctx.step_id));
     Ok(outcome)
 }
 

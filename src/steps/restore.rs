@@ -1,13 +1,13 @@
 //! `restore`: put a backup back, into a place that can never be production.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 
 use super::{StepCtx, StepOutcome, required};
 use crate::engines::sqlite;
+use crate::guard;
 use crate::outputs;
 use crate::playbook::{Engine, Step};
 
@@ -23,21 +23,28 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
 
 fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let from = Path::new(required(step.from.as_deref(), "from")?);
-    let target = Path::new(required(step.target.as_deref(), "target")?);
-    refuse_unsafe_target(target, from, &ctx.sources)?;
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
+    let given = required(step.target.as_deref(), "target")?;
+    // Checked (the backup itself is among the sources) before anything is created;
+    // from here on the path it really leads to is used.
+    let target = &ctx.sources.check("target", Path::new(given))?;
+    if let Some(parent) = target.parent() {
+        guard::create_dirs(parent)?;
     }
     let progress = |done, total| ctx.progress(done, total);
-    let mut outputs =
-        outputs! { "target" => target.display().to_string(), "from" => from.display().to_string() };
+    let mut outputs = outputs! { "target" => given, "from" => from.display().to_string() };
     let snap = if target.exists() {
         ensure!(
             step.overwrite == Some(true),
-            "target {} already exists; refusing to restore over it (set `overwrite = true` to replace it; a safety copy is kept)",
-            target.display()
+            "target {given} already exists; refusing to restore over it (set `overwrite = true` to replace it; a safety copy is kept)",
         );
         let safety = safety_copy_path(target);
+        for path in [&safety, &staged_path(target)] {
+            ensure!(
+                fs::symlink_metadata(path).is_err(),
+                "{} already exists; refusing to replace it",
+                path.display()
+            );
+        }
         fs::copy(target, &safety)
             .with_context(|| format!("cannot make a safety copy of {}", target.display()))?;
         ctx.log
@@ -93,43 +100,6 @@ fn sqlite_restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     );
     outputs.insert("indexes".into(), snap.indexes.into());
     Ok(StepOutcome::passed(outputs))
-}
-
-/// Refuses a target that is (or resolves to) a source of the playbook or the backup itself.
-pub fn refuse_unsafe_target(target: &Path, from: &Path, sources: &[PathBuf]) -> anyhow::Result<()> {
-    for source in sources {
-        ensure!(
-            !same_place(target, source),
-            "refusing to restore into {}: it is a source of this playbook ({}); a drill restores into an isolated target",
-            target.display(),
-            source.display()
-        );
-    }
-    ensure!(
-        !same_place(target, from),
-        "refusing to restore into {}: it is the backup being restored",
-        target.display()
-    );
-    Ok(())
-}
-
-/// True when two paths name the same file: the same inode, or the same resolved path.
-pub fn same_place(a: &Path, b: &Path) -> bool {
-    if let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) {
-        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
-    }
-    resolve(a) == resolve(b)
-}
-
-/// The absolute path with symlinks resolved as far as the path exists.
-pub(super) fn resolve(path: &Path) -> PathBuf {
-    if let Ok(p) = fs::canonicalize(path) {
-        return p;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => resolve(parent).join(name),
-        _ => std::env::current_dir().unwrap_or_default().join(path),
-    }
 }
 
 fn safety_copy_path(target: &Path) -> PathBuf {

@@ -8,6 +8,7 @@ mod commands;
 mod files;
 mod mysql;
 mod postgres;
+mod safety;
 mod secrets_io;
 mod service;
 mod sqlite;

@@ -63,14 +63,8 @@ pub fn backup(req: &Request<'_>, copying: &Copying<'_>) -> anyhow::Result<Archiv
     let exclude = Exclude::new(req.exclude)?;
     let mut skipped = Vec::new();
     let (items, roots) = collect(req.paths, &exclude, &mut skipped)?;
-    for root in &roots {
-        ensure!(
-            !req.output.starts_with(root) && !absolute(req.output).starts_with(root),
-            "backup output {} lies inside the tree being archived ({})",
-            req.output.display(),
-            root.display()
-        );
-    }
+    // That the output is not inside what is archived was checked by the step, with the
+    // playbook's other sources (`crate::guard`), before anything was created.
     let total: u64 = items
         .iter()
         .map(|i| if let Kind::File(n) = i.kind { n } else { 0 })
@@ -399,15 +393,11 @@ fn literal_base(pattern: &str) -> (PathBuf, PathBuf) {
     (prefix, base)
 }
 
-/// The path with symlinks resolved as far as it exists (the output does not yet).
+/// Where a path really is (`crate::guard::resolve`), for the manifest's roots.
 fn absolute(path: &Path) -> PathBuf {
-    if let Ok(p) = fs::canonicalize(path) {
-        return p;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => absolute(parent).join(name),
-        _ => std::env::current_dir().unwrap_or_default().join(path),
-    }
+    crate::guard::resolve(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

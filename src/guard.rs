@@ -1,0 +1,438 @@
+//! The one rule for every path a step writes or removes (restore targets, backup
+//! outputs, manifests, downloads, teardown removals): it is resolved as the kernel
+//! would resolve it (symlinks and `..` through every existing ancestor, what does not
+//! exist yet lexically), compared by device and inode as well as by name, **before**
+//! anything is created, and refused when it is, contains or lies inside a *source* of
+//! the playbook: what the drill reads from and must never harm.
+//!
+//! A leaf module: it knows paths and the playbook's fields, nothing of the runner.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::playbook::{Engine, Step, StepKind};
+
+/// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
+const MAX_LINKS: u32 = 40;
+
+/// What a drill must never write to nor remove.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    list: Vec<Source>,
+    seen: HashSet<PathBuf>,
+    /// Paths this run wrote (restore targets): reading them later makes no source.
+    made: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Source {
+    path: PathBuf,
+    /// Why it is a source, e.g. "`source` of step `backup`".
+    why: String,
+}
+
+/// Where a path leads, and the device/inode of it and of each existing ancestor.
+struct Place {
+    resolved: PathBuf,
+    /// (dev, ino) of the path itself, when it exists.
+    id: Option<(u64, u64)>,
+    /// (dev, ino) of the path and every existing ancestor (bind mounts, hard links).
+    chain: Vec<(u64, u64)>,
+}
+
+impl Place {
+    fn of(path: &Path) -> io::Result<Self> {
+        Ok(Self::at(resolve(path)?))
+    }
+
+    /// A source that cannot be resolved is still compared by its lexical path.
+    fn of_source(path: &Path) -> Self {
+        Self::of(path).unwrap_or_else(|_| Self::at(lexical(path)))
+    }
+
+    fn at(resolved: PathBuf) -> Self {
+        let id = fs::metadata(&resolved).ok().map(|m| (m.dev(), m.ino()));
+        let chain = resolved
+            .ancestors()
+            .filter_map(|a| fs::metadata(a).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        Self {
+            resolved,
+            id,
+            chain,
+        }
+    }
+}
+
+impl Sources {
+    /// Adds a source; an empty path (a field rendered empty) is no path and is skipped,
+    /// and so is one already listed or named inside the last one listed (a glob's matches
+    /// come after their folder: what is inside a source is protected with it).
+    pub fn add(&mut self, path: impl Into<PathBuf>, why: impl Into<String>) {
+        let path = path.into();
+        let inside_last = self.list.last().is_some_and(|l| path.starts_with(&l.path));
+        if !path.as_os_str().is_empty() && !inside_last && self.seen.insert(path.clone()) {
+            self.list.push(Source {
+                path,
+                why: why.into(),
+            });
+        }
+    }
+
+    /// The sources a rendered step names, added before it runs: a backup's `source`
+    /// (sqlite) and `paths` (files, each glob expanded), a restore's `from`, the
+    /// `database` of a read-only sqlite `sql` step (unless this run restored it).
+    pub fn add_step(&mut self, step: &Step) {
+        let of = |field: &str| format!("`{field}` of step `{}`", step.id);
+        match step.kind {
+            StepKind::Backup => {
+                if let Some(source) = step.source.as_deref().filter(|_| is_path(step.engine)) {
+                    self.add(source, of("source"));
+                }
+                for pattern in step.paths.iter().flatten() {
+                    for path in expand(pattern) {
+                        self.add(path, of("paths"));
+                    }
+                }
+            }
+            StepKind::Restore => {
+                if let Some(from) = &step.from {
+                    self.add(from, of("from"));
+                }
+            }
+            StepKind::Sql if step.execute.is_none() && step.engine == Some(Engine::Sqlite) => {
+                if let Some(db) = &step.database {
+                    let restored = resolve(Path::new(db)).is_ok_and(|r| self.made.contains(&r));
+                    if !restored {
+                        self.add(db, of("database"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What a step that ran adds: the backup a `locate` found is a source; a restore's
+    /// target is the drill's own (a later read-only check of it makes no source).
+    pub fn add_outcome(&mut self, step: &Step, passed: bool, outputs: &Map<String, Value>) {
+        match step.kind {
+            StepKind::Locate if passed => {
+                if let Some(path) = outputs.get("path").and_then(Value::as_str) {
+                    self.add(path, format!("the backup step `{}` located", step.id));
+                }
+            }
+            StepKind::Restore if passed => {
+                for target in [&step.target, &step.target_dir].into_iter().flatten() {
+                    if let Ok(r) = resolve(Path::new(target)) {
+                        self.made.push(r);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks a path a step is about to write or remove (`field` names it in the error)
+    /// and returns where it really leads, for the step to use. Refused when it is,
+    /// contains or lies inside a source, when it cannot be resolved, or when it is an
+    /// existing file with other hard links (one of them may be a source).
+    pub fn check(&self, field: &str, path: &Path) -> anyhow::Result<PathBuf> {
+        let given = path.display();
+        let target = Place::of(path).map_err(|e| {
+            anyhow::anyhow!("refusing to write {field} {given}: cannot tell where it leads ({e})")
+        })?;
+        let leads = if target.resolved == path {
+            String::new()
+        } else {
+            format!(" (it leads to {})", target.resolved.display())
+        };
+        for source in &self.list {
+            let src = Place::of_source(&source.path);
+            let same = |a: Option<(u64, u64)>, chain: &[(u64, u64)]| {
+                a.is_some_and(|id| chain.contains(&id))
+            };
+            let relation = if target.resolved == src.resolved
+                || (target.id.is_some() && target.id == src.id)
+            {
+                "is"
+            } else if target.resolved.starts_with(&src.resolved) || same(src.id, &target.chain) {
+                "lies inside"
+            } else if src.resolved.starts_with(&target.resolved) || same(target.id, &src.chain) {
+                "contains"
+            } else {
+                continue;
+            };
+            anyhow::bail!(
+                "refusing to write {field} {given}{leads}: it {relation} {}, a source of this playbook ({}); a drill writes only where it cannot harm what it tests",
+                source.path.display(),
+                source.why
+            );
+        }
+        if let Ok(meta) = fs::metadata(&target.resolved)
+            && meta.is_file()
+            && meta.nlink() > 1
+        {
+            anyhow::bail!(
+                "refusing to write {field} {given}{leads}: the file has {} hard links, and another of its names may be a source",
+                meta.nlink()
+            );
+        }
+        Ok(target.resolved)
+    }
+
+    /// The same sources and more, for one step's own check (e.g. the folders a files
+    /// backup's manifest says it was taken from).
+    pub fn with(&self, more: impl IntoIterator<Item = (PathBuf, String)>) -> Self {
+        let mut all = self.clone();
+        for (path, why) in more {
+            all.add(path, why);
+        }
+        all
+    }
+}
+
+/// Only the sqlite engine's `source` is a path (the others are urls).
+fn is_path(engine: Option<Engine>) -> bool {
+    matches!(engine, Some(Engine::Sqlite) | None)
+}
+
+/// A backup pattern's matches; a pattern without glob characters is a path even when
+/// nothing is there yet.
+fn expand(pattern: &str) -> Vec<PathBuf> {
+    if !pattern.contains(['*', '?', '[']) {
+        return vec![PathBuf::from(pattern)];
+    }
+    glob::glob(pattern)
+        .map(|paths| paths.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// The absolute path `path` leads to: symlinks and `..` resolved through every ancestor
+/// that exists, then the rest (what does not exist yet) normalised lexically, which is
+/// where the kernel lands once the missing folders are created. Fails on a symlink loop
+/// or an ancestor that cannot be examined.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut todo: Vec<OsString> = Vec::new();
+    let start = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    push_front(&mut todo, &start);
+    // `base` exists and has no symlink in it; `missing` are the names below it that
+    // do not exist (yet).
+    let mut base = PathBuf::from("/");
+    let mut missing: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            if missing.pop().is_none() {
+                base.pop();
+            }
+            continue;
+        }
+        if !missing.is_empty() {
+            missing.push(name);
+            continue;
+        }
+        let next = base.join(&name);
+        match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links at {}",
+                        next.display()
+                    )));
+                }
+                let to = fs::read_link(&next)?;
+                if to.is_absolute() {
+                    base = PathBuf::from("/");
+                }
+                push_front(&mut todo, &to);
+            }
+            Ok(_) => base = next,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                missing.push(name)
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot examine {}: {e}", next.display()),
+                ));
+            }
+        }
+    }
+    base.extend(missing);
+    Ok(base)
+}
+
+/// `path` made absolute with `.` and `..` removed by name alone.
+fn lexical(path: &Path) -> PathBuf {
+    let mut todo = Vec::new();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    push_front(&mut todo, &cwd.join(path));
+    let mut out = PathBuf::from("/");
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            out.pop();
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Queues the components of `path` to be walked before what is already queued
+/// (`todo` is a stack: its last element is next).
+fn push_front(todo: &mut Vec<OsString>, path: &Path) {
+    let names: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    todo.extend(names.into_iter().rev());
+}
+
+/// Creates `dir` (a resolved path, see [`resolve`]) and its missing parents, and returns
+/// the folders it created, outermost first: what this run may remove, and nothing else.
+pub fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .collect();
+    let mut created = Vec::new();
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => created.push(d.to_path_buf()),
+            // Made by someone else meanwhile: not ours to remove.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", d.display()),
+                ));
+            }
+        }
+    }
+    Ok(created)
+}
+
+/// Removes what [`create_dirs`] created: `created`'s innermost folder with everything
+/// in it (the drill filled it), then each parent it created while it is empty.
+pub fn remove_created(created: &[PathBuf]) -> anyhow::Result<()> {
+    let Some((inner, parents)) = created.split_last() else {
+        return Ok(());
+    };
+    if fs::symlink_metadata(inner).is_ok() {
+        fs::remove_dir_all(inner)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", inner.display()))?;
+    }
+    for parent in parents.iter().rev() {
+        // Not empty: something else was put there, which is not the drill's to remove.
+        let _ = fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(d.path()).unwrap();
+        (d, root)
+    }
+
+    #[test]
+    fn resolves_dotdot_after_a_missing_folder_as_the_kernel_will() {
+        let (_d, root) = tmp();
+        fs::create_dir(root.join("data")).unwrap();
+        fs::write(root.join("data/src.db"), b"x").unwrap();
+        assert_eq!(
+            resolve(&root.join("nope/../data/src.db")).unwrap(),
+            root.join("data/src.db")
+        );
+        assert_eq!(
+            resolve(&root.join("nope/deeper/../../data/new")).unwrap(),
+            root.join("data/new")
+        );
+        assert_eq!(
+            resolve(&root.join("nope/x/../y")).unwrap(),
+            root.join("nope/y")
+        );
+    }
+
+    #[test]
+    fn resolves_symlinks_dangling_ones_and_loops() {
+        let (_d, root) = tmp();
+        fs::create_dir(root.join("data")).unwrap();
+        std::os::unix::fs::symlink("data", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("data/later.db", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        assert_eq!(
+            resolve(&root.join("link/../link/x")).unwrap(),
+            root.join("data/x")
+        );
+        assert_eq!(
+            resolve(&root.join("dangling")).unwrap(),
+            root.join("data/later.db")
+        );
+        assert!(resolve(&root.join("loop/x")).is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_contains_or_lies_inside_a_source() {
+        let (_d, root) = tmp();
+        fs::create_dir_all(root.join("tree/kb")).unwrap();
+        fs::write(root.join("tree/kb/a.json"), b"{}").unwrap();
+        fs::hard_link(root.join("tree/kb/a.json"), root.join("hard.json")).unwrap();
+        let mut s = Sources::default();
+        s.add(root.join("tree/kb"), "test");
+        for (path, relation) in [
+            ("tree/kb", "it is"),
+            ("nope/../tree/kb/new", "lies inside"),
+            ("tree", "contains"),
+            ("hard.json", "hard links"),
+        ] {
+            let e = s.check("target", &root.join(path)).unwrap_err().to_string();
+            assert!(e.contains(relation), "{path}: {e}");
+        }
+        assert_eq!(
+            s.check("target", &root.join("tree/other")).unwrap(),
+            root.join("tree/other")
+        );
+        assert!(!root.join("nope").exists());
+    }
+
+    #[test]
+    fn create_dirs_records_only_what_it_made() {
+        let (_d, root) = tmp();
+        fs::create_dir(root.join("out")).unwrap();
+        let made = create_dirs(&root.join("out/a/b")).unwrap();
+        assert_eq!(made, vec![root.join("out/a"), root.join("out/a/b")]);
+        fs::write(root.join("out/a/b/f"), b"x").unwrap();
+        remove_created(&made).unwrap();
+        assert!(root.join("out").is_dir() && !root.join("out/a").exists());
+        assert_eq!(
+            create_dirs(&root.join("out")).unwrap(),
+            Vec::<PathBuf>::new()
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! A drill never harms what it tests: every path a step writes or removes is refused
+//! when it is, contains or lies inside a source of the playbook, however it is spelled
+//! (`..` through a folder that does not exist yet, symlinks, hard links, absolute paths),
+//! and teardown removes only what the drill created.
+
+use std::os::unix::fs::MetadataExt as _;
+
+use super::*;
+
+/// Everything about `dir` a drill must leave alone: each entry's relative path, kind,
+/// inode and (for files) sha256.
+fn snapshot(dir: &Path) -> Vec<String> {
+    use sha2::Digest as _;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let what = if meta.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(p.clone());
+                "dir".to_string()
+            } else {
+                let sha = sha2::Sha256::digest(std::fs::read(&p).unwrap());
+                let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+                format!("file sha256 {hex}")
+            };
+            found.push(format!("{rel}: {what}, inode {}", meta.ino()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs `d`, then asserts the drill failed at `step` with an error naming `named`, and
+/// that `watched` (the folder holding the source) is exactly as it was.
+fn assert_refused(d: Drill, watched: &str, step: &str, named: &str, case: &str) -> Outcome {
+    let dir = d.path().join(watched);
+    let before = snapshot(&dir);
+    assert!(!before.is_empty(), "{case}: nothing to watch");
+    let out = d.run();
+    assert_eq!(
+        out.code, 1,
+        "{case}: exit code {}\n{}",
+        out.code, out.stderr
+    );
+    let rec = out.step(step);
+    assert_eq!(rec["status"], "failed", "{case}: {rec}");
+    let error = rec["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(named),
+        "{case}: the error does not name {named}: {error}"
+    );
+    assert_eq!(snapshot(&dir), before, "{case}: the source changed");
+    out
+}
+
+const SQLITE: &str = r#"
+version = 1
+[drill]
+name = "t"
+[[steps]]
+id = "backup"
+kind = "backup"
+engine = "sqlite"
+source = "data/src.db"
+output = "{{ drill.workdir }}/backup.db"
+[[steps]]
+id = "restore"
+kind = "restore"
+engine = "sqlite"
+from = "other.db"
+target = "TARGET"
+overwrite = true
+"#;
+
+/// A live database `data/src.db`, a different database `other.db` to restore from (so
+/// an overwrite changes the source's bytes), and the playbook with `target` spliced in.
+fn sqlite_restore_into(target: &str) -> Drill {
+    let d = with_dir(Drill::new(&SQLITE.replace("TARGET", target)));
+    make_db(&d.path().join("data/src.db"), 50);
+    make_db(&d.path().join("other.db"), 7);
+    std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
+    d
+}
+
+/// Item 1: `nope/../data/src.db` with `nope` missing resolves to the source.
+#[test]
+fn a_sqlite_restore_through_a_missing_folder_and_dotdot_is_refused() {
+    let d = sqlite_restore_into("nope/../data/src.db");
+    let out = assert_refused(d, "data", "restore", "nope/../data/src.db", "nope/..");
+    assert!(
+        !out.path().join("nope").exists(),
+        "a folder was created before the target was checked"
+    );
+}
+
+/// The variants of item 1 refused before: the same source through a symlink, a hard
+/// link, `sub/..`, a symlinked folder and its absolute path.
+#[test]
+fn a_sqlite_restore_into_the_source_however_spelled_is_refused() {
+    type Setup = fn(&Path);
+    let cases: [(&str, Setup); 5] = [
+        ("alias.db", |p| {
+            std::os::unix::fs::symlink(p.join("data/src.db"), p.join("alias.db")).unwrap()
+        }),
+        ("hard.db", |p| {
+            std::fs::hard_link(p.join("data/src.db"), p.join("hard.db")).unwrap()
+        }),
+        ("data/sub/../src.db", |_| {}),
+        ("linked/src.db", |p| {
+            std::os::unix::fs::symlink("data", p.join("linked")).unwrap()
+        }),
+        ("@DIR@/data/src.db", |_| {}),
+    ];
+    for (target, setup) in cases {
+        let d = sqlite_restore_into(target);
+        setup(d.path());
+        let target = target.replace("@DIR@", &d.path().display().to_string());
+        assert_refused(d, "data", "restore", &target, &target);
+    }
+}
+
+/// A backup's output through a symlink (or `..` through a missing folder) onto its source.
+#[test]
+fn a_backup_output_onto_its_source_is_refused() {
+    for (output, setup) in [
+        ("out.db", true),
+        ("nope/../data/src.db", false),
+        ("data/sub/../src.db", false),
+    ] {
+        let toml = SQLITE
+            .replace("{{ drill.workdir }}/backup.db", output)
+            .replace("TARGET", "{{ drill.workdir }}/r.db");
+        let d = Drill::new(&toml);
+        make_db(&d.path().join("data/src.db"), 50);
+        make_db(&d.path().join("other.db"), 7);
+        std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
+        if setup {
+            std::os::unix::fs::symlink("data/src.db", d.path().join("out.db")).unwrap();
+        }
+        let out = assert_refused(d, "data", "backup", output, output);
+        assert!(!out.path().join("nope").exists(), "{output}");
+    }
+}
+
+const FILES: &str = r#"
+version = 1
+[drill]
+name = "t"
+[[steps]]
+id = "backup"
+kind = "backup"
+engine = "files"
+paths = PATHS
+output = "{{ drill.workdir }}/b/tree.tar.zst"
+[[steps]]
+id = "restore"
+kind = "restore"
+engine = "files"
+from = "{{ steps.backup.path }}"
+target_dir = "TARGET"
+"#;
+
+fn files_restore_into(paths: &str, target: &str) -> Drill {
+    let d = with_dir(Drill::new(
+        &FILES.replace("PATHS", paths).replace("TARGET", target),
+    ))
+    .file("tree/config/app.toml", b"port = 8080\n")
+    .file("tree/kb/index.json", br#"{"articles": 2}"#)
+    .file("tree/kb/a/1.json", br#"{"id": 1}"#);
+    std::fs::create_dir_all(d.path().join("tree/kb/empty")).unwrap();
+    std::fs::create_dir_all(d.path().join("tree/emptydir")).unwrap();
+    d
+}
+
+/// Item 2: `nope/../tree/kb` is the backed-up `kb/`; teardown used to delete it.
+#[test]
+fn a_files_restore_through_a_missing_folder_and_dotdot_is_refused() {
+    let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "nope/../tree/kb");
+    let out = assert_refused(d, "tree", "restore", "nope/../tree/kb", "nope/..");
+    assert!(!out.path().join("nope").exists());
+}
+
+/// Item 2: a files backup's `paths` are sources, also when the restore reads an archive
+/// without its manifest (which names the folders it was taken from).
+#[test]
+fn a_files_restore_into_an_empty_folder_of_a_backed_up_tree_is_refused() {
+    let toml = r#"
+version = 1
+[drill]
+name = "t"
+[[steps]]
+id = "backup"
+kind = "backup"
+engine = "files"
+paths = ["tree"]
+output = "{{ drill.workdir }}/b/tree.tar"
+compression = "none"
+[[steps]]
+id = "lose_manifest"
+kind = "exec"
+run = "rm '{{ steps.backup.manifest }}'"
+[[steps]]
+id = "restore"
+kind = "restore"
+engine = "files"
+from = "{{ steps.backup.path }}"
+target_dir = "tree/emptydir"
+"#;
+    let d = Drill::new(toml)
+        .file("tree/config/app.toml", b"port = 8080\n")
+        .file("tree/kb/index.json", b"{}");
+    std::fs::create_dir_all(d.path().join("tree/emptydir")).unwrap();
+    assert_refused(d, "tree", "restore", "tree/emptydir", "tree/emptydir");
+}
+
+/// The variants of item 2 refused before: a symlinked folder, an absolute path, `sub/..`
+/// into the tree.
+#[test]
+fn a_files_restore_into_the_backed_up_tree_however_spelled_is_refused() {
+    let paths = r#"["tree/config", "tree/kb"]"#;
+    for target in [
+        "kblink/restored",
+        "@DIR@/tree/kb/restored",
+        "tree/config/../kb/restored",
+    ] {
+        let d = files_restore_into(paths, target);
+        std::os::unix::fs::symlink("tree/kb", d.path().join("kblink")).unwrap();
+        let target = target.replace("@DIR@", &d.path().display().to_string());
+        assert_refused(d, "tree", "restore", &target, &target);
+    }
+}
+
+/// A files backup's output inside the tree it archives (here through `..`).
+#[test]
+fn a_files_backup_output_inside_its_tree_is_refused() {
+    for output in ["tree/kb/tree.tar.zst", "nope/../tree/kb/a/tree.tar.zst"] {
+        let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "{{ drill.workdir }}/r");
+        let toml = std::fs::read_to_string(d.path().join("playbook.toml")).unwrap();
+        let toml = toml.replace("{{ drill.workdir }}/b/tree.tar.zst", output);
+        std::fs::write(d.path().join("playbook.toml"), toml).unwrap();
+        let out = assert_refused(d, "tree", "backup", output, output);
+        assert!(!out.path().join("nope").exists(), "{output}");
+    }
+}
+
+/// Item 3: a checksum manifest written over the live database.
+#[test]
+fn a_checksum_manifest_onto_a_source_is_refused() {
+    // The live database is a source as a backup's `source`, and as the `database` of a
+    // read-only check that ran before.
+    let backup_source = r#"
+version = 1
+[drill]
+name = "t"
+[[steps]]
+id = "backup"
+kind = "backup"
+engine = "sqlite"
+source = "data/src.db"
+output = "{{ drill.workdir }}/backup.db"
+[[steps]]
+id = "sums"
+kind = "checksum"
+files = ["{{ steps.backup.path }}"]
+manifest = "data/src.db"
+"#;
+    let checked_live = r#"
+version = 1
+[drill]
+name = "t"
+[[steps]]
+id = "live"
+kind = "sql"
+engine = "sqlite"
+database = "data/src.db"
+[[steps.checks]]
+name = "rows"
+query = "SELECT count(*) FROM dispatches"
+expect = 50
+[[steps]]
+id = "sums"
+kind = "checksum"
+files = ["other.db"]
+manifest = "data/sub/../src.db"
+"#;
+    for (case, toml, named) in [
+        ("a backup's source", backup_source, "data/src.db"),
+        (
+            "a read-only check's database",
+            checked_live,
+            "data/sub/../src.db",
+        ),
+    ] {
+        let d = Drill::new(toml);
+        make_db(&d.path().join("data/src.db"), 50);
+        make_db(&d.path().join("other.db"), 7);
+        std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
+        assert_refused(d, "data", "sums", named, case);
+    }
+}
+
+/// Teardown removes what the drill created, and nothing that was there before the run.
+#[test]
+fn teardown_removes_only_the_folders_the_drill_created() {
+    let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "out/new/restored");
+    std::fs::create_dir_all(d.path().join("out")).unwrap();
+    std::fs::write(d.path().join("out/keep.txt"), b"mine").unwrap();
+    let out = d.run().expect_code(0);
+    assert_eq!(
+        listing(&out.path().join("out")),
+        vec!["keep.txt".to_string()]
+    );
+}
+
+/// The playbook with `@DIR@` replaced by the drill's folder (for absolute paths).
+fn with_dir(d: Drill) -> Drill {
+    let path = d.path().join("playbook.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        toml.replace("@DIR@", &d.path().display().to_string()),
+    )
+    .unwrap();
+    d
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
