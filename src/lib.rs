@@ -7,6 +7,7 @@ pub mod engines;
 pub mod exit;
 pub mod log;
 pub mod playbook;
+pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod schema;

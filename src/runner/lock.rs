@@ -6,19 +6,42 @@
 //! free, and is taken over. The file names the holder (pid, host, start time) for the
 //! message the second run prints, and is emptied on a clean release, so leftover content
 //! tells that the previous holder died without releasing it.
+//!
+//! It is also the run's state file: the process groups and clusters the run started and
+//! has not stopped yet (`processes`, rewritten on every change), which the next run stops
+//! if this one dies (see `leftovers`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
 
+use crate::proc::{Tracked, stat};
+
 pub struct DrillLock {
-    file: File,
+    state: Arc<State>,
     pub path: PathBuf,
     /// Who held the lock last without releasing it (a run that died), when someone did.
     pub took_over: Option<String>,
+    /// What that run left recorded, each stamped with its run id and boot.
+    pub inherited: Vec<Tracked>,
+}
+
+/// The open lock file and what this run writes into it.
+struct State {
+    file: Mutex<Written>,
+    me: serde_json::Map<String, Value>,
+}
+
+struct Written {
+    file: File,
+    /// Length of the last content written (a shorter one is padded over it first).
+    len: u64,
+    released: bool,
 }
 
 impl DrillLock {
@@ -46,30 +69,96 @@ impl DrillLock {
         }
         let previous = read_all(&mut file);
         let took_over = (!previous.trim().is_empty()).then(|| holder(&previous));
-        let me = json!({
-            "pid": std::process::id(),
-            "host": gethostname::gethostname().to_string_lossy(),
-            "started_at": jiff::Timestamp::now().to_string(),
-            "run_id": run_id,
-        });
-        let written = file
-            .set_len(0)
-            .and_then(|_| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(format!("{me}\n").as_bytes()));
-        written.map_err(|e| format!("cannot write the lock {}: {e}", path.display()))?;
+        let inherited = inherited(&previous);
+        let mut me = serde_json::Map::new();
+        me.insert("pid".into(), std::process::id().into());
+        me.insert(
+            "host".into(),
+            gethostname::gethostname().to_string_lossy().into(),
+        );
+        me.insert(
+            "started_at".into(),
+            jiff::Timestamp::now().to_string().into(),
+        );
+        me.insert("run_id".into(), run_id.into());
+        me.insert("boot_id".into(), stat::boot_id().into());
+        let state = State {
+            file: Mutex::new(Written {
+                file,
+                len: previous.len() as u64,
+                released: false,
+            }),
+            me,
+        };
+        // The dead run's processes stay recorded until this run has stopped them.
+        state
+            .write(&inherited)
+            .map_err(|e| format!("cannot write the lock {}: {e}", path.display()))?;
         Ok(Self {
-            file,
+            state: Arc::new(state),
             path,
             took_over,
+            inherited,
         })
+    }
+
+    /// Writes the run's process groups and clusters into the lock file (for `Registry`).
+    pub fn recorder(&self) -> impl Fn(&[Tracked]) + Send + Sync + 'static {
+        let state = Arc::clone(&self.state);
+        move |processes| {
+            let _ = state.write(processes);
+        }
+    }
+}
+
+impl State {
+    /// Rewrites the content in place (the file must stay the one that is locked): the
+    /// new content, padded with spaces over the old one, then cut to length, so that a
+    /// run killed in between still leaves valid JSON.
+    fn write(&self, processes: &[Tracked]) -> std::io::Result<()> {
+        let mut w = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.released {
+            return Ok(());
+        }
+        let mut content = self.me.clone();
+        content.insert("processes".into(), json!(processes));
+        let mut bytes = format!("{}\n", Value::Object(content)).into_bytes();
+        let len = bytes.len() as u64;
+        bytes.resize(len.max(w.len) as usize, b' ');
+        w.file.write_all_at(&bytes, 0)?;
+        w.file.set_len(len)?;
+        w.len = len;
+        Ok(())
     }
 }
 
 impl Drop for DrillLock {
     /// Empties the file; closing it releases the lock.
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        let mut w = self
+            .state
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        w.released = true;
+        let _ = w.file.set_len(0);
     }
+}
+
+/// The processes a dead holder recorded, stamped with its run id and boot.
+fn inherited(content: &str) -> Vec<Tracked> {
+    let Ok(v) = serde_json::from_str::<Value>(content.trim()) else {
+        return Vec::new();
+    };
+    let Ok(mut list) = serde_json::from_value::<Vec<Tracked>>(v["processes"].clone()) else {
+        return Vec::new();
+    };
+    let text = |k: &str| v[k].as_str().map(str::to_string);
+    for t in &mut list {
+        t.run_id = t.run_id.take().or_else(|| text("run_id"));
+        t.boot_id = t.boot_id.take().or_else(|| text("boot_id"));
+    }
+    list
 }
 
 fn read_all(file: &mut File) -> String {

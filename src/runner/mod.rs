@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+mod leftovers;
 mod lock;
 pub mod operator;
 mod plan;
@@ -101,6 +102,8 @@ struct Runner<'a> {
     write_error: Option<String>,
     interrupted: bool,
     resources: resources::Resources,
+    /// The process groups and clusters running now, written into the lock file.
+    procs: crate::proc::Registry,
     operator: Option<operator::Operator>,
     /// Held until the runner is dropped, after the last artifact is written.
     lock: lock::DrillLock,
@@ -130,6 +133,10 @@ impl<'a> Runner<'a> {
         // Before anything is created: a second run of the same drill stops here, untouched.
         let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)
             .map_err(RunError::Usage)?;
+        // What the steps start is marked as this run's, dies with it (see crate::proc).
+        crate::proc::kernel::set_run_id(&run_id);
+        let _ = crate::proc::kernel::become_subreaper();
+        let procs = crate::proc::Registry::new(lock.recorder());
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -229,6 +236,7 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
+            procs,
             operator: opts.walkthrough.then(operator::Operator::start),
             lock,
         };
@@ -248,6 +256,7 @@ impl<'a> Runner<'a> {
             runner.record.warnings.push(msg.clone());
             runner.notice(&msg);
         }
+        runner.stop_leftovers();
         runner.emit(Event::DrillStarted);
         Ok(runner)
     }
@@ -442,6 +451,7 @@ impl<'a> Runner<'a> {
                 sources: self.sources.clone(),
                 operator: self.operator.clone(),
                 resources: self.resources.clone(),
+                procs: self.procs.for_step(&step.id),
             };
             let (outcome, ending) = step_exec::execute(
                 rendered.clone(),
