@@ -15,8 +15,8 @@ use super::stat;
 /// group once it runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tracked {
-    /// `service`, `cluster`, or the kind of the step whose command it is (`exec`,
-    /// `backup`, `restore`, ...).
+    /// `service`, `cluster`, `workdir`, or the kind of the step whose command it is
+    /// (`exec`, `backup`, `restore`, ...).
     pub kind: String,
     pub step: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +27,8 @@ pub struct Tracked {
     /// The leader's program name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
-    /// A cluster's private directory (the data directory is `data` inside it).
+    /// A cluster's private directory (the data directory is `data` inside it), or the
+    /// run's work directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// The run that started it and that machine boot, once a later run inherited it.
@@ -101,10 +102,15 @@ impl Registry {
     /// A cluster about to be created in `dir`; its server's group comes later
     /// (`set_group`).
     pub fn cluster(&self, dir: &Path) -> Key {
+        self.directory("cluster", dir)
+    }
+
+    /// A directory the run created (`workdir`, `cluster`), to remove if the run dies.
+    pub fn directory(&self, kind: &str, dir: &Path) -> Key {
         if self.shared.is_none() {
             return Key(0);
         }
-        let mut entry = self.entry("cluster");
+        let mut entry = self.entry(kind);
         entry.dir = Some(dir.to_path_buf());
         self.add(entry)
     }

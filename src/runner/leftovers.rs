@@ -25,13 +25,15 @@ const GRACE: Duration = Duration::from_secs(5);
 const AFTER_KILL: Duration = Duration::from_secs(2);
 /// The prefix of a throwaway cluster's directory (see `engines::postgres::cluster`).
 const CLUSTER_PREFIX: &str = "restore-drill-pg-";
+/// The prefix of a run's work directory (`restore-drill-<drill>-`).
+const WORKDIR_PREFIX: &str = "restore-drill-";
 
 /// What became of one thing the dead run left.
 #[derive(Debug)]
 pub struct Leftover {
-    /// `process group 1234`, or a cluster's directory.
+    /// `process group 1234`, or a cluster's or work directory.
     pub id: String,
-    pub step: String,
+    pub step: Option<String>,
     /// Gone now (stopped, or already gone).
     pub removed: bool,
     pub detail: String,
@@ -54,7 +56,7 @@ impl Runner<'_> {
             self.record.resources.push(ResourceRecord {
                 kind: "leftover".into(),
                 id: self.redactor.redact(&left.id),
-                step: Some(left.step),
+                step: left.step,
                 removed: left.removed,
                 detail: Some(self.redactor.redact(&left.detail)),
             });
@@ -64,7 +66,9 @@ impl Runner<'_> {
 
 /// Stops every entry, keeping each recorded in `registry` until it is dealt with (a run
 /// killed while stopping them leaves them to the next one).
-pub fn stop(inherited: Vec<Tracked>, registry: &Registry) -> Vec<Leftover> {
+pub fn stop(mut inherited: Vec<Tracked>, registry: &Registry) -> Vec<Leftover> {
+    // Processes first: a directory goes once nothing of the run runs in it.
+    inherited.sort_by_key(|t| t.kind == "workdir");
     let keys: Vec<_> = inherited.iter().map(|t| registry.add(t.clone())).collect();
     inherited
         .into_iter()
@@ -95,8 +99,10 @@ fn stop_one(t: &Tracked) -> Leftover {
         (None, kind) => kind.to_string(),
     };
     let of = format!("{what} of step `{}` of run {run}", t.step);
-    if t.kind == "cluster" {
-        return stop_cluster(t, run, same_boot, &of);
+    match t.kind.as_str() {
+        "cluster" => return stop_cluster(t, run, same_boot, &of),
+        "workdir" => return remove_workdir(t, run),
+        _ => {}
     }
     let Some(pgid) = t.pgid else {
         return leftover(
@@ -125,7 +131,7 @@ fn stop_one(t: &Tracked) -> Leftover {
 fn leftover(t: &Tracked, id: String, removed: bool, detail: String) -> Leftover {
     Leftover {
         id,
-        step: t.step.clone(),
+        step: (!t.step.is_empty()).then(|| t.step.clone()),
         removed,
         detail,
         notable: true,
@@ -229,7 +235,7 @@ fn stop_cluster(t: &Tracked, run: &str, same_boot: bool, of: &str) -> Leftover {
         notes.push("directory kept".into());
         return leftover(t, id, false, format!("{of}: {}", notes.join("; ")));
     }
-    let removed = match remove_cluster_dir(&dir) {
+    let removed = match remove_dir(&dir, CLUSTER_PREFIX) {
         Ok(true) => {
             notes.push("directory removed".into());
             true
@@ -256,13 +262,33 @@ fn server_in(dir: &Path) -> Option<i32> {
     (!s.is_zombie() && stat::cwd(pid)? == data).then_some(pid)
 }
 
-/// Removes a throwaway cluster's directory: only one named as the cluster engine names
-/// them, and not through a symlink. Ok(false): it was already gone.
-fn remove_cluster_dir(dir: &Path) -> Result<bool, String> {
+/// The dead run's work directory (its copies of the data included).
+fn remove_workdir(t: &Tracked, run: &str) -> Leftover {
+    let Some(dir) = t.dir.clone() else {
+        return leftover(t, "?".into(), true, "no directory recorded".into());
+    };
+    let (removed, how) = match remove_dir(&dir, WORKDIR_PREFIX) {
+        Ok(true) => (true, "removed".to_string()),
+        Ok(false) => (true, "already gone".to_string()),
+        Err(e) => (false, e),
+    };
+    let mut left = leftover(
+        t,
+        dir.display().to_string(),
+        removed,
+        format!("work directory of run {run}: {how}"),
+    );
+    left.notable = how != "already gone";
+    left
+}
+
+/// Removes a directory the dead run created: only one named as restore-drill names
+/// them (`prefix`), and not through a symlink. Ok(false): it was already gone.
+fn remove_dir(dir: &Path, prefix: &str) -> Result<bool, String> {
     let named = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(CLUSTER_PREFIX));
+        .is_some_and(|n| n.starts_with(prefix));
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -270,7 +296,7 @@ fn remove_cluster_dir(dir: &Path) -> Result<bool, String> {
     };
     if !named || !meta.is_dir() || !dir.is_absolute() {
         return Err(format!(
-            "{} is not a throwaway cluster's directory: kept",
+            "{} is not a directory restore-drill made: kept",
             dir.display()
         ));
     }

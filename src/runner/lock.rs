@@ -133,7 +133,8 @@ impl State {
 }
 
 impl Drop for DrillLock {
-    /// Empties the file; closing it releases the lock.
+    /// Empties the file and releases the lock (explicitly: a registry handle that
+    /// outlives the runner keeps the file open, and writes nothing more).
     fn drop(&mut self) {
         let mut w = self
             .state
@@ -142,6 +143,8 @@ impl Drop for DrillLock {
             .unwrap_or_else(PoisonError::into_inner);
         w.released = true;
         let _ = w.file.set_len(0);
+        // SAFETY: flock(2) on a descriptor the state owns; no memory is shared.
+        unsafe { libc::flock(w.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
@@ -211,6 +214,43 @@ mod tests {
             again.took_over.is_none(),
             "a clean release leaves no holder behind"
         );
+    }
+
+    #[test]
+    fn the_lock_records_the_runs_processes_and_hands_a_dead_runs_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".restore-drill-d.lock");
+        let read = || -> Value {
+            serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap()
+        };
+        let first = DrillLock::acquire(dir.path(), "d", "run-1").unwrap();
+        let registry = crate::proc::Registry::new(first.recorder());
+        let me = std::process::id() as i32;
+        let key = registry.for_step("app").group("service", me);
+        registry.directory("workdir", Path::new("/tmp/restore-drill-d-x"));
+        assert_eq!(read()["processes"][0]["pgid"], me);
+        assert_eq!(read()["processes"].as_array().unwrap().len(), 2);
+        registry.remove(key);
+        assert_eq!(read()["processes"].as_array().unwrap().len(), 1);
+        // The run dies: its content stays in the file (simulated after a clean release).
+        let key = registry.for_step("app").group("service", me);
+        let left = std::fs::read_to_string(&path).unwrap();
+        drop(first);
+        registry.remove(key);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "", "released");
+        std::fs::write(&path, &left).unwrap();
+
+        let second = DrillLock::acquire(dir.path(), "d", "run-2").unwrap();
+        assert!(second.took_over.is_some());
+        let inherited = &second.inherited;
+        assert_eq!(inherited.len(), 2);
+        assert!(inherited.iter().all(|t| t.run_id.as_deref() == Some("run-1")));
+        assert!(inherited.iter().all(|t| t.boot_id == stat::boot_id()));
+        // Still recorded, under the new holder, until the new run has dealt with them.
+        let now = read();
+        assert_eq!(now["run_id"], "run-2");
+        assert_eq!(now["processes"][1]["run_id"], "run-1");
+        assert_eq!(now["processes"].as_array().unwrap().len(), 2);
     }
 
     #[test]

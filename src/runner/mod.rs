@@ -160,6 +160,10 @@ impl<'a> Runner<'a> {
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();
+        if !opts.keep_workdir {
+            // Removed by the next run if this one dies (`leftovers`).
+            procs.directory("workdir", &workdir);
+        }
         let mode = if opts.walkthrough {
             Mode::Walkthrough
         } else {

@@ -68,10 +68,25 @@ impl Drop for Reap {
     }
 }
 
-/// A drill running in the background.
+/// A drill running in the background; interrupted if the test fails before it ends.
 struct Background {
     child: Child,
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.child.try_wait().is_ok_and(|s| s.is_none()) {
+            // SAFETY: kill(2) on the child this test started.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.child.try_wait().is_ok_and(|s| s.is_none()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Background {
@@ -84,12 +99,12 @@ impl Background {
             .expect("start restore-drill");
         Self {
             child,
-            dir: drill.dir_for_tests(),
+            dir: Some(drill.dir_for_tests()),
         }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().unwrap().path()
     }
 
     fn step_status(&self, id: &str) -> Option<String> {
@@ -127,7 +142,7 @@ impl Background {
     fn sigkill(mut self) -> tempfile::TempDir {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.dir
+        self.dir.take().unwrap()
     }
 }
 
@@ -217,6 +232,11 @@ fn killed_run_leaves_nothing_after_the_next(kind: &str, running: &str) {
         .unwrap_or_else(|| panic!("group {pgid} not in the lock file: {lock}"));
     assert_eq!(entry["kind"], kind, "{entry}");
     assert_eq!(entry["step"], "tree", "{entry}");
+    let workdir = newest_record(&run.path().join("artifacts"))["workdir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&workdir).is_dir());
 
     let dir = run.sigkill();
     // The kernel ends the leader (parent-death signal); its children live on for now.
@@ -241,6 +261,9 @@ fn killed_run_leaves_nothing_after_the_next(kind: &str, running: &str) {
     let detail = left["detail"].as_str().unwrap();
     assert!(detail.contains("stopped by SIGTERM"), "{detail}");
     assert!(detail.contains(kind), "{detail}");
+    // The dead run's work directory goes too.
+    assert!(!Path::new(&workdir).exists(), "{workdir} left behind");
+    assert_eq!(leftover(&record, &workdir)["removed"], true);
     let warnings = record["warnings"].to_string();
     assert!(warnings.contains("took over the lock"), "{warnings}");
     assert!(
