@@ -89,6 +89,8 @@ enum Group {
     NotOurs,
     Stopped(&'static str),
     Survived,
+    /// Another user's processes (the dead run ran as root, this one does not).
+    Denied,
 }
 
 fn stop_one(t: &Tracked) -> Leftover {
@@ -149,6 +151,10 @@ fn describe(group: &Group, pgid: i32) -> (bool, String) {
         ),
         Group::Stopped(how) => (true, format!("stopped by {how}")),
         Group::Survived => (false, format!("process group {pgid} survived SIGKILL")),
+        Group::Denied => (
+            false,
+            format!("not permitted to signal process group {pgid} (another user's): left alone"),
+        ),
     }
 }
 
@@ -171,7 +177,11 @@ fn stop_group(pgid: i32, ours: impl Fn(&Stat) -> bool, first: i32) -> Group {
     if !members.iter().any(ours) {
         return Group::NotOurs;
     }
-    process::signal_group(pgid, first);
+    if !process::signal_group(pgid, first)
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    {
+        return Group::Denied;
+    }
     if wait_gone(pgid, GRACE) {
         return Group::Stopped(if first == libc::SIGQUIT {
             "SIGQUIT"

@@ -244,7 +244,11 @@ mod tests {
         assert!(second.took_over.is_some());
         let inherited = &second.inherited;
         assert_eq!(inherited.len(), 2);
-        assert!(inherited.iter().all(|t| t.run_id.as_deref() == Some("run-1")));
+        assert!(
+            inherited
+                .iter()
+                .all(|t| t.run_id.as_deref() == Some("run-1"))
+        );
         assert!(inherited.iter().all(|t| t.boot_id == stat::boot_id()));
         // Still recorded, under the new holder, until the new run has dealt with them.
         let now = read();
