@@ -44,7 +44,7 @@ pub struct Leftover {
 impl Runner<'_> {
     /// Stops what the run whose lock was taken over left, and records it.
     pub(super) fn stop_leftovers(&mut self) {
-        let inherited = std::mem::take(&mut self.lock.inherited);
+        let inherited = self.lock.take_inherited();
         for left in stop(inherited, &self.procs) {
             let line = format!("{}: {}", left.id, left.detail);
             self.log.write("leftovers", &line);

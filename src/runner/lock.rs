@@ -27,8 +27,12 @@ pub struct DrillLock {
     pub path: PathBuf,
     /// Who held the lock last without releasing it (a run that died), when someone did.
     pub took_over: Option<String>,
-    /// What that run left recorded, each stamped with its run id and boot.
-    pub inherited: Vec<Tracked>,
+    /// What that run left recorded, each stamped with its run id and boot, until this
+    /// run takes it to stop it (`take_inherited`).
+    inherited: Vec<Tracked>,
+    /// The dead run's content, put back if this run ends before taking `inherited`
+    /// (a usage error): its processes stay for the next run to stop.
+    previous: String,
 }
 
 /// The open lock file and what this run writes into it.
@@ -99,7 +103,13 @@ impl DrillLock {
             path,
             took_over,
             inherited,
+            previous,
         })
+    }
+
+    /// What the run that died left recorded (once: this run now answers for it).
+    pub fn take_inherited(&mut self) -> Vec<Tracked> {
+        std::mem::take(&mut self.inherited)
     }
 
     /// Writes the run's process groups and clusters into the lock file (for `Registry`).
@@ -133,8 +143,9 @@ impl State {
 }
 
 impl Drop for DrillLock {
-    /// Empties the file and releases the lock (explicitly: a registry handle that
-    /// outlives the runner keeps the file open, and writes nothing more).
+    /// Empties the file (or puts back what a dead run left, if this run never took it)
+    /// and releases the lock (explicitly: a registry handle that outlives the runner
+    /// keeps the file open, and writes nothing more).
     fn drop(&mut self) {
         let mut w = self
             .state
@@ -142,7 +153,15 @@ impl Drop for DrillLock {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         w.released = true;
-        let _ = w.file.set_len(0);
+        let keep = if self.inherited.is_empty() {
+            ""
+        } else {
+            self.previous.as_str()
+        };
+        let _ = w
+            .file
+            .set_len(0)
+            .and_then(|_| w.file.write_all_at(keep.as_bytes(), 0));
         // SAFETY: flock(2) on a descriptor the state owns; no memory is shared.
         unsafe { libc::flock(w.file.as_raw_fd(), libc::LOCK_UN) };
     }
@@ -242,7 +261,11 @@ mod tests {
 
         let second = DrillLock::acquire(dir.path(), "d", "run-2").unwrap();
         assert!(second.took_over.is_some());
-        let inherited = &second.inherited;
+        // A run that ends before taking them (a usage error) puts them back.
+        drop(second);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), left);
+        let mut second = DrillLock::acquire(dir.path(), "d", "run-2").unwrap();
+        let inherited = &second.take_inherited();
         assert_eq!(inherited.len(), 2);
         assert!(
             inherited
