@@ -222,7 +222,8 @@ pub struct FileRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceRecord {
-    /// `workdir`, `service`, `database`, `cluster`, `file`.
+    /// `workdir`, `service`, `database`, `cluster`, `file`, or `leftover` (what a run
+    /// that died left, stopped or removed by this one).
     pub kind: String,
     /// A path, a pid, a connection url (redacted).
     pub id: String,

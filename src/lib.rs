@@ -8,6 +8,7 @@ pub mod exit;
 pub mod guard;
 pub mod log;
 pub mod playbook;
+pub mod proc;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -1,23 +1,37 @@
 //! Stopping a running step: a flag in-process work polls, and the process groups and
-//! interrupt hooks of the work that cannot poll.
+//! interrupt hooks of the work that cannot poll. The groups are also recorded in the
+//! run's registry while they run (see `crate::proc::registry`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::process;
+use crate::proc::{Key, Registry};
 
 type Hook = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 pub struct Cancel {
     flag: AtomicBool,
-    groups: Mutex<Vec<i32>>,
+    groups: Mutex<Vec<(i32, Key)>>,
+    /// Where groups are recorded, and the kind of step they belong to.
+    registry: Registry,
+    kind: String,
     hooks: Mutex<Vec<(u64, Hook)>>,
     next_hook: Mutex<u64>,
 }
 
 impl Cancel {
+    /// A step's cancel, recording its process groups in `registry` as `kind`.
+    pub fn tracking(registry: Registry, kind: &str) -> Self {
+        Self {
+            registry,
+            kind: kind.into(),
+            ..Self::default()
+        }
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
@@ -44,7 +58,8 @@ impl Cancel {
     }
 
     pub fn register_group(&self, pgid: i32) {
-        self.groups.lock().unwrap().push(pgid);
+        let key = self.registry.group(&self.kind, pgid);
+        self.groups.lock().unwrap().push((pgid, key));
         // A group started after the cancel still has to go.
         if self.is_cancelled() {
             process::signal_group(pgid, libc::SIGTERM);
@@ -52,7 +67,11 @@ impl Cancel {
     }
 
     pub fn unregister_group(&self, pgid: i32) {
-        self.groups.lock().unwrap().retain(|g| *g != pgid);
+        let mut groups = self.groups.lock().unwrap();
+        for (_, key) in groups.iter().filter(|(g, _)| *g == pgid) {
+            self.registry.remove(*key);
+        }
+        groups.retain(|(g, _)| *g != pgid);
     }
 
     /// Registers work to run on cancel (e.g. interrupting a SQLite query); returns a key.
@@ -73,14 +92,14 @@ impl Cancel {
         for (_, hook) in self.hooks.lock().unwrap().iter() {
             hook();
         }
-        for pgid in self.groups.lock().unwrap().iter() {
+        for (pgid, _) in self.groups.lock().unwrap().iter() {
             process::signal_group(*pgid, libc::SIGTERM);
         }
     }
 
     /// SIGKILL for whatever group is still registered (after the grace period).
     pub fn kill_remaining(&self) {
-        for pgid in self.groups.lock().unwrap().iter() {
+        for (pgid, _) in self.groups.lock().unwrap().iter() {
             process::signal_group(*pgid, libc::SIGKILL);
         }
     }

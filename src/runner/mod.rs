@@ -5,6 +5,7 @@ pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
+mod leftovers;
 mod lock;
 pub mod operator;
 mod plan;
@@ -101,6 +102,8 @@ struct Runner<'a> {
     write_error: Option<String>,
     interrupted: bool,
     resources: resources::Resources,
+    /// The process groups and clusters running now, written into the lock file.
+    procs: crate::proc::Registry,
     operator: Option<operator::Operator>,
     /// Held until the runner is dropped, after the last artifact is written.
     lock: lock::DrillLock,
@@ -129,6 +132,10 @@ impl<'a> Runner<'a> {
         );
         // Before anything is created: a second run of the same drill stops here, untouched.
         let lock = lock::DrillLock::acquire(&opts.artifacts_dir, &book.drill.name, &run_id)?;
+        // What the steps start is marked as this run's, dies with it (see crate::proc).
+        crate::proc::kernel::set_run_id(&run_id);
+        let _ = crate::proc::kernel::become_subreaper();
+        let procs = crate::proc::Registry::new(lock.recorder());
         let mut redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
@@ -152,6 +159,10 @@ impl<'a> Runner<'a> {
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();
+        if !opts.keep_workdir {
+            // Removed by the next run if this one dies (`leftovers`).
+            procs.directory("workdir", &workdir);
+        }
         let mode = if opts.walkthrough {
             Mode::Walkthrough
         } else {
@@ -234,6 +245,7 @@ impl<'a> Runner<'a> {
             write_error: None,
             interrupted: false,
             resources: Default::default(),
+            procs,
             operator: opts
                 .walkthrough
                 .then(|| operator::Operator::start(Arc::clone(&runner_redactor))),
@@ -255,6 +267,7 @@ impl<'a> Runner<'a> {
             runner.record.warnings.push(msg.clone());
             runner.notice(&msg);
         }
+        runner.stop_leftovers();
         runner.emit(Event::DrillStarted);
         Ok(runner)
     }
@@ -450,6 +463,7 @@ impl<'a> Runner<'a> {
                 sources: self.sources.clone(),
                 operator: self.operator.clone(),
                 resources: self.resources.clone(),
+                procs: self.procs.for_step(&step.id),
             };
             let (outcome, ending) = step_exec::execute(
                 rendered.clone(),

@@ -36,6 +36,8 @@ pub struct StepEnv {
     pub sources: crate::guard::Sources,
     pub operator: Option<super::operator::Operator>,
     pub resources: super::resources::Resources,
+    /// The run's registry of process groups, for this step.
+    pub procs: crate::proc::Registry,
 }
 
 /// `interrupts_allowed`: how many interrupting signals the step lives through: 0 for the
@@ -49,7 +51,7 @@ pub fn execute(
     interrupts_allowed: usize,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> (StepOutcome, Ending) {
-    let cancel = Arc::new(Cancel::default());
+    let cancel = Arc::new(Cancel::tracking(env.procs.clone(), step.kind.as_str()));
     let (progress_tx, progress_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
     let ctx = StepCtx {
@@ -60,6 +62,7 @@ pub fn execute(
         sources: env.sources,
         operator: env.operator,
         resources: env.resources,
+        procs: env.procs,
         progress: progress_tx,
     };
     let spawned = std::thread::Builder::new()

@@ -75,9 +75,7 @@ pub fn run_in_group(
     expr: duct::Expression,
     ctx: &StepCtx,
 ) -> anyhow::Result<std::process::ExitStatus> {
-    let handle = process::in_new_group(expr)
-        .start()
-        .context("cannot start command")?;
+    let handle = process::start(process::in_new_group(expr)).context("cannot start command")?;
     let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
     ctx.cancel.register_group(pgid);
     let result = handle

@@ -41,6 +41,9 @@ pub struct StepCtx {
     pub operator: Option<crate::runner::operator::Operator>,
     /// Register here what the step creates outside the workdir, with its teardown.
     pub resources: crate::runner::resources::Resources,
+    /// Register here the process groups and clusters the step starts, until they are
+    /// stopped: the next run stops them if this one dies.
+    pub procs: crate::proc::Registry,
     pub progress: Sender<Progress>,
 }
 

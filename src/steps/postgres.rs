@@ -121,7 +121,7 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
     let started = std::time::Instant::now();
     let base = cluster::base_dir(user)?;
-    let postmaster = Postmaster::default();
+    let postmaster = Postmaster::tracked(&ctx.procs, &base);
     {
         let (pm, b) = (postmaster.clone(), base.clone());
         ctx.resources.register(

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read};
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,7 @@ use super::{StepCtx, StepOutcome, duration};
 use crate::log::LogSink;
 use crate::outputs;
 use crate::playbook::Step;
+use crate::proc::{self, kernel};
 use crate::runner::process;
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -171,6 +172,9 @@ struct Service {
     stopped: AtomicBool,
     step_id: String,
     log: LogSink,
+    /// Its entry in the run's registry of process groups, removed once it is stopped.
+    procs: proc::Registry,
+    tracked: proc::Key,
 }
 
 impl Service {
@@ -181,19 +185,27 @@ impl Service {
         grace: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let mut cmd = command(step)?;
-        // Its own group: the terminal's Ctrl-C reaches only the runner, which then stops
-        // the service in order, and teardown can signal everything the service started.
-        cmd.process_group(0)
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start the service `{program}`"))?;
+        // Its own group: the terminal's Ctrl-C reaches only the runner, which then stops
+        // the service in order, and teardown can signal everything the service started.
+        // Started on the spawner thread: it outlives this step's thread, and dies with
+        // restore-drill.
+        let mut child = kernel::spawn(
+            move || {
+                kernel::lead_group(&mut cmd, libc::SIGKILL);
+                cmd.spawn()
+            },
+            |c| vec![c.id()],
+        )
+        .with_context(|| format!("cannot start the service `{program}`"))?;
+        let pid = child.id() as i32;
+        let tracked = ctx.procs.group("service", pid);
         let output = Output::capture(&mut child, ctx, ready_line);
         Ok(Arc::new(Self {
-            pid: child.id() as i32,
+            pid,
             child: Mutex::new(child),
             started: Instant::now(),
             grace,
@@ -201,6 +213,8 @@ impl Service {
             stopped: AtomicBool::new(false),
             step_id: ctx.step_id.clone(),
             log: ctx.log.clone(),
+            procs: ctx.procs.clone(),
+            tracked,
         }))
     }
 
@@ -243,6 +257,7 @@ impl Service {
         };
         self.output.join(AFTER_KILL);
         self.note(&format!("pid {}: {how}", self.pid));
+        self.procs.remove(self.tracked);
         self.stopped.store(true, Ordering::SeqCst);
         Ok(())
     }

@@ -7,6 +7,7 @@
 mod commands;
 mod files;
 mod mysql;
+mod orphans;
 mod postgres;
 mod safety;
 mod secrets_io;

@@ -270,7 +270,7 @@ fn os_user() -> &'static str {
 }
 
 /// Processes whose command line contains `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
         if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
@@ -474,9 +474,9 @@ builtin = "table_counts"
 compare_to = "{{ steps.backup.table_counts }}"
 "#;
 
-const EPHEMERAL: &str = "isolation = \"ephemeral\"\njobs = 2\nos_user = \"{{ vars.os_user }}\"";
+pub const EPHEMERAL: &str = "isolation = \"ephemeral\"\njobs = 2\nos_user = \"{{ vars.os_user }}\"";
 
-fn custom_drill(server: &PgServer, target: &str, splices: &[(&str, &str)]) -> Drill {
+pub fn custom_drill(server: &PgServer, target: &str, splices: &[(&str, &str)]) -> Drill {
     let mut toml = CUSTOM
         .replace("@URL@", &server.secret_url("app"))
         .replace("#TARGET#", target);

@@ -126,8 +126,7 @@ fn run_dump(
         .stdout_file(writer)
         .stderr_path(&stderr)
         .unchecked();
-    let handle = process::in_new_group(expr)
-        .start()
+    let handle = process::start(process::in_new_group(expr))
         .with_context(|| format!("cannot start {program}"))?;
     let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
     cancel.register_group(pgid);
@@ -268,8 +267,7 @@ fn load(
         .stdout_null()
         .stderr_path(&stderr)
         .unchecked();
-    let handle = process::in_new_group(expr)
-        .start()
+    let handle = process::start(process::in_new_group(expr))
         .with_context(|| format!("cannot start {program}"))?;
     drop(args);
     let pgid = handle.pids().first().copied().unwrap_or(0) as i32;

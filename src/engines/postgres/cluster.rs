@@ -18,6 +18,7 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::tool::{self, OsUser};
 use super::url::percent_encode;
+use crate::proc::{Key, Registry};
 use crate::runner::cancel::Cancel;
 use crate::runner::process;
 
@@ -59,9 +60,15 @@ pub struct Cluster {
     pub listen: Option<String>,
 }
 
-/// The postmaster, shared with the teardown registered before it started.
+/// The postmaster, shared with the teardown registered before it started, and the
+/// cluster's entry in the run's registry of processes (so that the next run stops the
+/// server and removes the directory if this run dies).
 #[derive(Clone, Default)]
-pub struct Postmaster(Arc<Mutex<Option<duct::Handle>>>);
+pub struct Postmaster {
+    handle: Arc<Mutex<Option<duct::Handle>>>,
+    procs: Registry,
+    key: Option<Key>,
+}
 
 /// Creates the private directory (registering its removal is the caller's first job,
 /// through `Postmaster::teardown`), then initdb and start.
@@ -197,10 +204,13 @@ pub fn start(
     .stderr_path(&log)
     .unchecked();
     // Its own process group: the terminal's Ctrl-C does not reach it; teardown stops it.
-    let handle = process::in_new_group(expr)
-        .start()
-        .context("cannot start postgres")?;
-    *postmaster.0.lock().unwrap() = Some(handle);
+    // If restore-drill dies, the kernel asks it for an immediate shutdown (SIGQUIT).
+    let handle =
+        process::start(process::leading(expr, libc::SIGQUIT)).context("cannot start postgres")?;
+    if let (Some(key), Some(pid)) = (postmaster.key, handle.pids().first()) {
+        postmaster.procs.set_group(key, *pid as i32);
+    }
+    *postmaster.handle.lock().unwrap() = Some(handle);
     let cluster = Cluster {
         base: base.to_path_buf(),
         socket_dir,
@@ -267,7 +277,7 @@ fn wait_ready(
     let started = Instant::now();
     loop {
         cancel.check()?;
-        if let Some(handle) = postmaster.0.lock().unwrap().as_ref()
+        if let Some(handle) = postmaster.handle.lock().unwrap().as_ref()
             && let Ok(Some(out)) = handle.try_wait()
         {
             bail!(
@@ -318,11 +328,21 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Postmaster {
+    /// The server-to-be of a cluster in `base`, recorded in `procs` from now on, before
+    /// anything is created.
+    pub fn tracked(procs: &Registry, base: &Path) -> Self {
+        Self {
+            handle: Arc::default(),
+            procs: procs.clone(),
+            key: Some(procs.cluster(base)),
+        }
+    }
+
     /// Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), SIGKILL to
     /// the whole group if it lingers, then the directory goes. Fails when anything is
     /// left, so that the record says so.
     pub fn teardown(&self, base: &Path) -> anyhow::Result<()> {
-        if let Some(handle) = self.0.lock().unwrap().take() {
+        if let Some(handle) = self.handle.lock().unwrap().take() {
             let pid = handle.pids().first().copied().unwrap_or(0) as i32;
             // SAFETY: kill(2) on our own child.
             unsafe { libc::kill(pid, libc::SIGQUIT) };
@@ -345,6 +365,9 @@ impl Postmaster {
         if base.exists() {
             std::fs::remove_dir_all(base)
                 .with_context(|| format!("cannot remove {}", base.display()))?;
+        }
+        if let Some(key) = self.key {
+            self.procs.remove(key);
         }
         Ok(())
     }

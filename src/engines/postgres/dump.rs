@@ -203,9 +203,10 @@ fn dump_zstd(
     total: u64,
 ) -> anyhow::Result<Gathered> {
     let stderr = req.scratch.join("pg_dump.stderr");
-    let reader = process::in_new_group(expr.stdin_null().stderr_path(&stderr).unchecked())
-        .reader()
-        .context("cannot start pg_dump")?;
+    let reader = process::reader(process::in_new_group(
+        expr.stdin_null().stderr_path(&stderr).unchecked(),
+    ))
+    .context("cannot start pg_dump")?;
     let pgid = reader.pids().first().copied().unwrap_or(0) as i32;
     req.cancel.register_group(pgid);
     let read = AtomicU64::new(0);

@@ -66,13 +66,12 @@ pub fn start(
     stderr_file: &Path,
     cancel: &Cancel,
 ) -> anyhow::Result<Running> {
-    let handle = process::in_new_group(
+    let handle = process::start(process::in_new_group(
         expr.stdin_null()
             .stdout_to_stderr()
             .stderr_path(stderr_file)
             .unchecked(),
-    )
-    .start()
+    ))
     .with_context(|| format!("cannot start {what}"))?;
     let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
     cancel.register_group(pgid);
