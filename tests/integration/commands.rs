@@ -4,41 +4,34 @@ use super::*;
 use std::io::Write as _;
 use std::process::Stdio;
 
-const MANUAL: &str = r#"
-version = 1
-[drill]
-name = "walk"
-[gates]
-rto = "15m"
-[[steps]]
-id = "decide"
-kind = "manual"
-phase = "decide"
-instructions = "Page the database owner and agree to restore."
-assume = "3m"
-[[steps]]
-id = "restore_step"
-kind = "wait"
-phase = "restore"
-duration = "1ms"
-"#;
+/// A manual decision (assumed to take 3 minutes), then a quick restore step.
+fn walk() -> Playbook {
+    let decide = manual(
+        "decide",
+        "decide",
+        "Page the database owner and agree to restore.",
+    );
+    pb("walk")
+        .gate("rto", "15m")
+        .step(decide.set("assume", "3m"))
+        .step(wait("restore_step", "1ms").set("phase", "restore"))
+}
+
+/// `d` started as a walkthrough, with its stdin to answer on.
+fn walkthrough(d: &Drill, stderr: Stdio) -> std::process::Child {
+    let mut cmd = d.command();
+    cmd.arg("--walkthrough")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    cmd.stderr(stderr).spawn().unwrap()
+}
 
 #[test]
 fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     use std::io::Read as _;
-    let d = Drill::new(MANUAL)
-        .arg("--walkthrough")
-        .arg("--operator")
-        .arg("alice")
-        .arg("--operator")
-        .arg("bob");
-    let mut child = d
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let d = walk().drill().arg("--operator").arg("alice");
+    let d = d.arg("--operator").arg("bob");
+    let mut child = walkthrough(&d, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     let mut stderr_pipe = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -91,36 +84,18 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
 
 #[test]
 fn an_operator_can_fail_a_manual_step() {
-    let d = Drill::new(MANUAL).arg("--walkthrough");
-    let mut child = d
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"fail: nobody answered\n")
-        .unwrap();
+    let d = walk().drill();
+    let mut child = walkthrough(&d, Stdio::null());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"fail: nobody answered\n").unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
 
 #[test]
 fn plan_shows_resolved_steps_and_runs_nothing() {
-    let out = Drill::new(
-        &super::sqlite::BASE
-            .replace("#BEFORE_VERIFY#", "")
-            .replace("#AFTER_RESTORE#", "")
-            .replace("#MORE#", ""),
-    )
-    .subcommand("plan")
-    .arg("--var")
-    .arg("source=elsewhere.db")
-    .run()
-    .expect_code(0);
+    let plan = super::sqlite::playbook().drill().subcommand("plan");
+    let out = plan.arg("--var").arg("source=elsewhere.db").run();
+    let out = out.expect_code(0);
     assert!(
         out.stdout.contains("source: elsewhere.db"),
         "{}",
@@ -133,25 +108,15 @@ fn plan_shows_resolved_steps_and_runs_nothing() {
     );
     assert!(out.stdout.contains("RTO ≤ 15m"));
     assert!(!out.path().join("artifacts").exists());
-    let bad = Drill::new(MANUAL)
-        .subcommand("plan")
-        .arg("--var")
-        .arg("nope=1")
-        .run()
-        .expect_code(2);
-    assert!(bad.stderr.contains("no var `nope`"), "{}", bad.stderr);
+    let bad = walk().drill().subcommand("plan").arg("--var").arg("nope=1");
+    bad.run().expect_code(2).stderr_has("no var `nope`");
 }
 
 fn runs(passing: bool, n: usize) -> Outcome {
-    let step = if passing {
-        ""
-    } else {
-        "[[steps]]\nid = \"boom\"\nkind = \"exec\"\nrun = \"exit 1\"\n"
-    };
-    let d = Drill::new(&format!("{MANUAL}{step}"));
+    let boom = (!passing).then(|| exec("boom", "exit 1"));
+    let d = walk().step(boom).drill();
     for _ in 0..n {
-        let out = d.command().output().unwrap();
-        assert!(out.status.code().is_some());
+        assert_ne!(d.run_again().code, -1, "killed by a signal");
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     Outcome {
@@ -165,15 +130,8 @@ fn runs(passing: bool, n: usize) -> Outcome {
 #[test]
 fn history_lists_past_drills_and_status_watches_for_a_recent_pass() {
     let out = runs(true, 2);
-    let cmd = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .current_dir(out.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let history = cmd(&["history", "artifacts"]);
-    let text = String::from_utf8_lossy(&history.stdout);
+    let cmd = |args: &[&str]| restore_drill(out.path(), args);
+    let text = cmd(&["history", "artifacts"]).stdout;
     assert_eq!(
         text.lines().filter(|l| l.contains("walk")).count(),
         2,
@@ -185,58 +143,26 @@ fn history_lists_past_drills_and_status_watches_for_a_recent_pass() {
         "a trend against the previous run: {text}"
     );
 
-    assert_eq!(
-        cmd(&["status", "artifacts", "--max-age", "1h"])
-            .status
-            .code(),
-        Some(0)
-    );
+    cmd(&["status", "artifacts", "--max-age", "1h"]).expect_code(0);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let stale = cmd(&["status", "artifacts", "--max-age", "1s"]);
-    assert_eq!(
-        stale.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&stale.stdout)
-    );
-    assert_eq!(
-        cmd(&["status", "artifacts", "--drill", "other"])
-            .status
-            .code(),
-        Some(1)
-    );
+    cmd(&["status", "artifacts", "--max-age", "1s"]).expect_code(1);
+    cmd(&["status", "artifacts", "--drill", "other"]).expect_code(1);
 }
 
 #[test]
 fn status_ignores_failed_drills() {
     let out = runs(false, 1);
-    let status = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-        .current_dir(out.path())
-        .args(["status", "artifacts"])
-        .output()
-        .unwrap();
-    assert_eq!(status.status.code(), Some(1), "a failed drill is no proof");
-    assert!(String::from_utf8_lossy(&status.stdout).contains("missing"));
+    // A failed drill is no proof.
+    let status = restore_drill(out.path(), &["status", "artifacts"]).expect_code(1);
+    assert!(status.stdout.contains("missing"));
 }
 
 #[test]
 fn init_writes_a_starter_playbook_that_validates_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
-    let cmd = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    assert_eq!(cmd(&["init"]).status.code(), Some(0));
-    assert_eq!(
-        cmd(&["validate", "sqlite-drill.toml"]).status.code(),
-        Some(0)
-    );
-    assert_eq!(
-        cmd(&["init"]).status.code(),
-        Some(2),
-        "init must not overwrite"
-    );
+    let cmd = |args: &[&str]| restore_drill(dir.path(), args);
+    cmd(&["init"]).expect_code(0);
+    cmd(&["validate", "sqlite-drill.toml"]).expect_code(0);
+    // init must not overwrite.
+    cmd(&["init"]).expect_code(2);
 }

@@ -2,52 +2,32 @@
 //! malicious), the real binary.
 
 use super::*;
-use sha2::Digest as _;
 
-const BASE: &str = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "files"
-paths = ["tree/config", "tree/kb"]
-exclude = ["*.tmp"]
-#COMPRESSION#
-output = "{{ drill.workdir }}/b/tree.tar.zst"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "files"
-from = "{{ steps.backup.path }}"
-target_dir = "{{ drill.workdir }}/r"
-#AFTER_RESTORE#
-[[steps]]
-id = "verify"
-kind = "files"
-directory = "{{ steps.restore.target }}"
-continue_on_failure = true
-[[steps.checks]]
-name = "match"
-builtin = "files_match"
-manifest = "{{ steps.backup.manifest }}"
-[[steps.checks]]
-name = "json"
-builtin = "json_valid"
-[[steps.checks]]
-name = "count"
-builtin = "file_count"
-paths = ["kb/**/*.json"]
-min = 3
-max = 3
-"#;
+/// A backup of `tree/config` and `tree/kb` (without `*.tmp`), its restore, and `verify`
+/// (`match`, `json`, `count`: three JSON files under kb), which goes on after a failure.
+fn tree_playbook(compression: Option<&str>) -> Playbook {
+    let output = "{{ drill.workdir }}/b/tree.tar.zst";
+    let mut backup = files_backup(&["tree/config", "tree/kb"], output);
+    backup = backup.set("exclude", list(&["*.tmp"]));
+    if let Some(compression) = compression {
+        backup = backup.set("compression", compression);
+    }
+    let restore = files_restore("{{ steps.backup.path }}", "{{ drill.workdir }}/r");
+    let count = builtin("count", "file_count").set("paths", list(&["kb/**/*.json"]));
+    let verify = files_check("verify", "{{ steps.restore.target }}")
+        .set("continue_on_failure", true)
+        .checks([
+            builtin("match", "files_match").set("manifest", "{{ steps.backup.manifest }}"),
+            builtin("json", "json_valid"),
+            count.set("min", 3).set("max", 3),
+        ]);
+    pb("t").step([backup, restore, verify])
+}
 
-fn tree_drill(compression: &str, after_restore: &str) -> Drill {
-    let toml = BASE
-        .replace("#COMPRESSION#", compression)
-        .replace("#AFTER_RESTORE#", after_restore);
-    let d = Drill::new(&toml)
+/// A drill of `playbook` with the tree: five files (one left out), a symlink.
+fn tree_drill(playbook: Playbook) -> Drill {
+    let d = playbook
+        .drill()
         .file("tree/config/app.toml", b"port = 8080\n")
         .file("tree/kb/index.json", br#"{"articles": 2}"#)
         .file(
@@ -63,160 +43,108 @@ fn tree_drill(compression: &str, after_restore: &str) -> Drill {
     d
 }
 
-fn check(step: &Value, name: &str) -> Value {
-    step["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-        .clone()
-}
-
 #[test]
 fn a_tree_round_trips_with_every_compression() {
-    for compression in ["", "compression = \"gzip\"", "compression = \"none\""] {
-        let out = tree_drill(compression, "").run().expect_code(0);
+    for compression in [None, Some("gzip"), Some("none")] {
+        let out = tree_drill(tree_playbook(compression)).run().expect_code(0);
         let backup = out.step("backup");
-        assert_eq!(backup["outputs"]["file_count"], 4, "{compression}");
-        assert_eq!(backup["outputs"]["symlink_count"], 1);
-        assert_eq!(out.step("restore")["outputs"]["file_count"], 4);
+        assert_eq!(backup.output("file_count"), 4, "{compression:?}");
+        assert_eq!(backup.output("symlink_count"), 1);
+        assert_eq!(out.output("restore", "file_count"), 4);
         let verify = out.step("verify");
-        assert_eq!(
-            check(&verify, "match")["detail"],
-            "5 entries match the backup (102 bytes)"
-        );
-        assert_eq!(check(&verify, "json")["detail"], "3 JSON files parse");
-        assert_eq!(check(&verify, "count")["actual"], 3);
+        let matched = verify.check("match");
+        assert_eq!(matched["detail"], "5 entries match the backup (102 bytes)");
+        assert_eq!(verify.check("json")["detail"], "3 JSON files parse");
+        assert_eq!(verify.check("count")["actual"], 3);
     }
 }
 
 #[test]
 fn the_manifest_lists_every_file_with_its_sha256() {
-    let out = tree_drill("", "")
-        .arg("--keep-workdir")
-        .run()
-        .expect_code(0);
-    let manifest =
-        std::fs::read_to_string(out.step("backup")["outputs"]["manifest"].as_str().unwrap())
-            .unwrap();
+    let d = tree_drill(tree_playbook(None)).arg("--keep-workdir");
+    let out = d.run().expect_code(0);
+    let path = out.output("backup", "manifest");
+    let manifest = std::fs::read_to_string(path.as_str().unwrap()).unwrap();
     let lines: Vec<Value> = manifest
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["format"], "restore-drill-files/v1");
-    let app = lines
-        .iter()
-        .find(|l| l["path"] == "config/app.toml")
-        .expect("app.toml listed");
+    let entry = |path: &str| lines.iter().find(|l| l["path"] == path).cloned();
+    let app = entry("config/app.toml").expect("app.toml listed");
     assert_eq!(app["bytes"], 12);
-    let want: String = sha2::Sha256::digest(b"port = 8080\n")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(app["sha256"], want);
+    assert_eq!(app["sha256"], sha256_hex(b"port = 8080\n"));
     assert!(
         !manifest.contains("scratch.tmp"),
         "excluded file archived:\n{manifest}"
     );
-    assert_eq!(
-        lines.iter().find(|l| l["path"] == "kb/latest").unwrap()["symlink"],
-        "a/1.json"
-    );
+    assert_eq!(entry("kb/latest").unwrap()["symlink"], "a/1.json");
 }
 
 #[test]
 fn a_corrupted_archive_fails_its_restore() {
     // Overwrite bytes in the middle of the compressed archive (the zstd frame checksum
     // and tar header checksums must catch it) for each compression.
-    for (compression, name) in [("", "zstd"), ("compression = \"gzip\"", "gzip")] {
-        let corrupt = r#"
-[[steps]]
-id = "corrupt"
-kind = "exec"
-phase = "backup"
-run = "f='{{ steps.backup.path }}'; n=$(stat -c %s \"$f\"); printf 'XXXXXXXXXXXXXXXX' | dd of=\"$f\" bs=1 seek=$((n / 2)) conv=notrunc 2>/dev/null"
-"#;
-        let toml = BASE
-            .replace("#COMPRESSION#", compression)
-            .replace("#AFTER_RESTORE#", "");
-        let toml = toml.replace(
-            "[[steps]]\nid = \"restore\"",
-            &format!("{corrupt}[[steps]]\nid = \"restore\""),
-        );
-        let d = Drill::new(&toml)
+    for (compression, name) in [(None, "zstd"), (Some("gzip"), "gzip")] {
+        let corrupted = tree_playbook(compression).before("restore", corrupt_backup());
+        let out = corrupted
+            .drill()
             .file("tree/config/app.toml", &b"port = 8080\n".repeat(2000))
             .file("tree/kb/index.json", br#"{"articles": [1, 2, 3]}"#)
             .file(
                 "tree/kb/big.json",
                 format!("[{}0]", "1234567, ".repeat(20000)).as_bytes(),
-            );
-        let out = d.run().expect_code(1);
+            )
+            .run()
+            .expect_code(1);
         let restore = out.step("restore");
-        assert_eq!(restore["status"], "failed", "{name}: {restore}");
-        let error = restore["error"].as_str().unwrap();
+        restore.failed();
+        let error = restore.message();
         assert!(
             error.contains("corrupt")
                 || error.contains("checksum")
                 || error.contains("failed to read"),
             "{name}: {error}"
         );
-        assert_eq!(out.step("verify")["status"], "not_run");
+        out.step("verify").status("not_run");
     }
 }
 
 #[test]
 fn a_missing_changed_or_extra_file_fails_files_match() {
-    let tamper = r#"
-[[steps]]
-id = "tamper"
-kind = "exec"
-run = "cd '{{ steps.restore.target }}' && rm kb/a/2.json && printf 'port = 9090\n' > config/app.toml && echo x > config/extra.txt"
-"#;
-    let out = tree_drill("", tamper).run().expect_code(1);
-    let m = check(&out.step("verify"), "match");
-    assert_eq!(m["passed"], false);
-    let detail = m["detail"].as_str().unwrap();
-    assert!(detail.contains("kb/a/2.json: missing"), "{detail}");
-    assert!(
-        detail.contains("config/app.toml: sha256 differs"),
-        "{detail}"
+    let tamper = exec(
+        "tamper",
+        "cd '{{ steps.restore.target }}' && rm kb/a/2.json && printf 'port = 9090\n' > config/app.toml && echo x > config/extra.txt",
     );
-    assert!(detail.contains("config/extra.txt: extra"), "{detail}");
+    let out = tree_drill(tree_playbook(None).after("restore", tamper)).run();
+    let verify = out.expect_code(1).step("verify");
+    let matched = verify.check("match");
+    matched.failed_with("kb/a/2.json: missing");
+    matched
+        .says("config/app.toml: sha256 differs")
+        .says("config/extra.txt: extra");
     // The other checks still ran and judged for themselves.
-    assert_eq!(check(&out.step("verify"), "count")["passed"], false);
-    assert_eq!(check(&out.step("verify"), "json")["passed"], true);
+    verify.check("count").failed();
+    verify.check("json").passed();
 }
 
 #[test]
 fn a_truncated_json_file_fails_json_valid() {
     // The truncated file is in the source: the backup is faithful (files_match passes),
     // and json_valid is what catches the damage.
-    let out = tree_drill("", "")
-        .file("tree/kb/a/2.json", br#"{"id": 2, "body": "rot"#)
-        .run()
-        .expect_code(1);
-    let verify = out.step("verify");
-    assert_eq!(check(&verify, "match")["passed"], true);
-    let json = check(&verify, "json");
-    assert_eq!(json["passed"], false);
-    assert!(
-        json["detail"]
-            .as_str()
-            .unwrap()
-            .contains("kb/a/2.json: EOF while parsing"),
-        "{json}"
-    );
+    let d = tree_drill(tree_playbook(None)).file("tree/kb/a/2.json", br#"{"id": 2, "body": "rot"#);
+    let verify = d.run().expect_code(1).step("verify");
+    verify.check("match").passed();
+    verify
+        .check("json")
+        .failed_with("kb/a/2.json: EOF while parsing");
 }
 
 #[test]
 fn file_count_fails_outside_its_bounds() {
-    let out = tree_drill("", "")
-        .file("tree/kb/a/3.json", b"{}")
-        .run()
-        .expect_code(1);
-    let count = check(&out.step("verify"), "count");
-    assert_eq!(count["passed"], false);
+    let d = tree_drill(tree_playbook(None)).file("tree/kb/a/3.json", b"{}");
+    let count = d.run().expect_code(1).check("count");
+    count.failed();
     assert_eq!(count["detail"], "4 files, expected at most 3");
 }
 
@@ -251,41 +179,10 @@ fn malicious_restore(entries: &[RawEntry<'_>]) -> Outcome {
         raw_entry(&mut tar_bytes, name, *kind, link, data);
     }
     tar_bytes.extend_from_slice(&[0u8; 1024]);
-    let toml = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "files"
-from = "evil.tar"
-target_dir = "out/inner"
-"#;
-    let d = Drill::new(toml).file("evil.tar", &tar_bytes);
+    let restore = files_restore("evil.tar", "out/inner");
+    let d = pb("t").step(restore).drill().file("evil.tar", &tar_bytes);
     std::fs::create_dir_all(d.path().join("outside")).unwrap();
     d.run().expect_code(1)
-}
-
-/// Everything under `dir`, as relative paths (none when teardown removed `dir`).
-fn listing(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack: Vec<_> = dir
-        .exists()
-        .then(|| dir.to_path_buf())
-        .into_iter()
-        .collect();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            found.push(p.strip_prefix(dir).unwrap().display().to_string());
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            }
-        }
-    }
-    found.sort();
-    found
 }
 
 #[test]
@@ -320,9 +217,7 @@ fn entries_escaping_the_target_are_refused_and_nothing_lands_outside() {
     ];
     for (what, entries) in cases {
         let out = malicious_restore(entries);
-        let restore = out.step("restore");
-        let error = restore["error"].as_str().unwrap();
-        assert!(error.contains("refusing entry"), "{what}: {error}");
+        out.step("restore").says("refusing entry");
         let root = out.path();
         assert_eq!(
             listing(&root.join("outside")),
@@ -355,15 +250,10 @@ fn a_symlink_inside_the_target_is_restored() {
     raw_entry(&mut tar_bytes, "a/b.txt", Regular, "", b"fine\n");
     raw_entry(&mut tar_bytes, "a/c/link", Symlink, "../b.txt", b"");
     tar_bytes.extend_from_slice(&[0u8; 1024]);
-    let toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"restore\"\nkind = \"restore\"\nengine = \"files\"\nfrom = \"ok.tar\"\ntarget_dir = \"out\"\n[[steps]]\nid = \"read\"\nkind = \"exec\"\nrun = \"cat out/a/c/link > seen.txt\"\n";
-    let out = Drill::new(toml)
-        .file("ok.tar", &tar_bytes)
-        .run()
-        .expect_code(0);
-    assert_eq!(
-        std::fs::read_to_string(out.path().join("seen.txt")).unwrap(),
-        "fine\n"
-    );
+    let read = exec("read", "cat out/a/c/link > seen.txt");
+    let playbook = pb("t").step(files_restore("ok.tar", "out")).step(read);
+    let out = playbook.drill().file("ok.tar", &tar_bytes).run();
+    assert_eq!(out.expect_code(0).file("seen.txt"), "fine\n");
 }
 
 #[test]
@@ -372,110 +262,56 @@ fn a_restore_into_the_backed_up_tree_or_a_non_empty_dir_is_refused() {
         ("tree/kb/restored", "a source of this playbook"),
         ("tree", "not empty"),
     ] {
-        let toml = BASE
-            .replace("#COMPRESSION#", "")
-            .replace("#AFTER_RESTORE#", "")
-            .replace("{{ drill.workdir }}/r", target);
-        let out = tree_drill_from(&toml).run().expect_code(1);
-        let error = out.step("restore")["error"].as_str().unwrap().to_string();
-        assert!(error.contains(why), "{target}: {error}");
+        let into = tree_playbook(None).edit("restore", |s| s.set("target_dir", target));
+        let d = into.drill().file("tree/config/app.toml", b"port = 8080\n");
+        let out = d.file("tree/kb/index.json", b"{}").run().expect_code(1);
+        out.step("restore").failed_with(why);
     }
-}
-
-fn tree_drill_from(toml: &str) -> Drill {
-    Drill::new(toml)
-        .file("tree/config/app.toml", b"port = 8080\n")
-        .file("tree/kb/index.json", b"{}")
 }
 
 #[test]
 fn files_checks_belong_to_files_steps() {
-    let toml = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "v"
-kind = "files"
-directory = "."
-[[steps.checks]]
-name = "wrong"
-builtin = "integrity"
-[[steps.checks]]
-name = "count"
-builtin = "file_count"
-[[steps]]
-id = "s"
-kind = "sql"
-engine = "sqlite"
-database = "x.db"
-[[steps.checks]]
-name = "misplaced"
-builtin = "json_valid"
-"#;
-    let out = Drill::new(toml).subcommand("validate").run().expect_code(2);
-    assert!(
-        out.stderr
-            .contains("check `wrong` of step `v` is not a files check"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("`file_count` needs `min` or `max`"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("check `misplaced` of step `s` is a files check"),
-        "{}",
-        out.stderr
-    );
+    let files = files_check("v", ".").checks([
+        builtin("wrong", "integrity"),
+        builtin("count", "file_count"),
+    ]);
+    let sql = sql("s", "sqlite", "x.db").checks(builtin("misplaced", "json_valid"));
+    let out = pb("t").step([files, sql]).drill().validate().expect_code(2);
+    out.stderr_has("check `wrong` of step `v` is not a files check");
+    out.stderr_has("`file_count` needs `min` or `max`");
+    out.stderr_has("check `misplaced` of step `s` is a files check");
 }
 
 #[test]
 fn the_shipped_files_playbook_runs_without_a_server() {
     let playbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/files.toml");
-    let d = Drill::new(&std::fs::read_to_string(&playbook).unwrap());
-    d.subcommand("validate").run().expect_code(0);
-    let d = Drill::new(&std::fs::read_to_string(&playbook).unwrap());
-    let out = d.run().expect_code(0);
-    assert_eq!(out.step("backup")["outputs"]["file_count"], 203);
-    assert_eq!(out.record()["status"], "passed");
+    let text = std::fs::read_to_string(&playbook).unwrap();
+    Drill::new(&text).validate().expect_code(0);
+    let out = Drill::new(&text).run().expect_code(0);
+    assert_eq!(out.output("backup", "file_count"), 203);
+    out.status("passed");
 }
 
 #[test]
 fn init_scaffolds_files_and_mysql_playbooks_that_validate() {
     let dir = tempfile::tempdir().unwrap();
-    let cmd = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
     for engine in ["files", "mysql"] {
-        assert_eq!(
-            cmd(&["init", "--engine", engine]).status.code(),
-            Some(0),
-            "{engine}"
-        );
+        restore_drill(dir.path(), &["init", "--engine", engine]).expect_code(0);
         let file = format!("{engine}-drill.toml");
-        let out = cmd(&["validate", &file]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        restore_drill(dir.path(), &["validate", &file]).expect_code(0);
     }
 }
 
 #[test]
 fn an_archive_made_by_gnu_tar_restores() {
     // Interoperability: a pax-format, gzip-compressed archive from GNU tar.
-    let toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"restore\"\nkind = \"restore\"\nengine = \"files\"\nfrom = \"gnu.tgz\"\ntarget_dir = \"{{ drill.workdir }}/r\"\n[[steps]]\nid = \"verify\"\nkind = \"files\"\ndirectory = \"{{ steps.restore.target }}\"\n[[steps.checks]]\nname = \"json\"\nbuiltin = \"json_valid\"\n[[steps.checks]]\nname = \"count\"\nbuiltin = \"file_count\"\nmin = 2\nmax = 2\n";
-    let d = Drill::new(toml)
+    let verify = files_check("verify", "{{ steps.restore.target }}").checks([
+        builtin("json", "json_valid"),
+        builtin("count", "file_count").set("min", 2).set("max", 2),
+    ]);
+    let restore = files_restore("gnu.tgz", "{{ drill.workdir }}/r");
+    let d = pb("t").step([restore, verify]).drill();
+    let d = d
         .file("src/a.txt", b"hi\n")
         .file("src/deep/b.json", br#"{"a": 1}"#);
     std::os::unix::fs::symlink("a.txt", d.path().join("src/link")).unwrap();
@@ -485,7 +321,7 @@ fn an_archive_made_by_gnu_tar_restores() {
         .status()
         .expect("GNU tar");
     assert!(status.success());
-    let out = d.run().expect_code(0);
-    assert_eq!(out.step("restore")["outputs"]["file_count"], 2);
-    assert_eq!(out.step("restore")["outputs"]["symlink_count"], 1);
+    let restore = d.run().expect_code(0).step("restore");
+    assert_eq!(restore.output("file_count"), 2);
+    assert_eq!(restore.output("symlink_count"), 1);
 }

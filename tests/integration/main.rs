@@ -2,15 +2,20 @@
 //! real processes (and, in their modules, real database servers).
 //!
 //! `Drill` is a small builder in the manner of just's `Test`: a playbook in a fresh
-//! directory, optional files beside it, then `run()` and assertions on the outcome.
+//! directory, optional files beside it, then `run()` and assertions on the outcome. The
+//! kit builds playbooks from fragments (`kit.rs`) and holds the expectations on an
+//! outcome (`expect.rs`); `server.rs` starts throwaway PostgreSQL and MariaDB servers.
 
 mod commands;
+mod expect;
 mod files;
+mod kit;
 mod mysql;
 mod orphans;
 mod postgres;
 mod safety;
 mod secrets_io;
+mod server;
 mod service;
 mod sqlite;
 mod sqlite_pages;
@@ -20,6 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+
+pub use expect::*;
+pub use kit::*;
+pub use server::{Engine, Server};
 
 pub struct Drill {
     dir: tempfile::TempDir,
@@ -112,9 +121,12 @@ impl Outcome {
     /// Fails the test with everything the run printed when the exit code differs.
     pub fn expect_code(self, code: i32) -> Self {
         assert_eq!(
-            self.code, code,
-            "exit code {} (expected {code})\n--- stderr\n{}\n--- stdout\n{}",
-            self.code, self.stderr, self.stdout
+            self.code,
+            code,
+            "exit code {} (expected {code})\n{}\n--- stdout\n{}",
+            self.code,
+            self.summary(),
+            self.stdout
         );
         self
     }
@@ -133,26 +145,6 @@ impl Outcome {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.artifact(".log")).unwrap()
-    }
-
-    pub fn step(&self, id: &str) -> Value {
-        self.record()["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("no step {id}"))
-            .clone()
-    }
-
-    pub fn gate(&self, name: &str) -> Value {
-        self.record()["gates"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["name"] == name)
-            .unwrap_or_else(|| panic!("no gate {name}: {}", self.record()["gates"]))
-            .clone()
     }
 }
 
@@ -199,5 +191,10 @@ pub fn skip_or_fail(suite: &str, why: &str) {
     if servers_required() {
         panic!("{suite}: {why} (RESTORE_DRILL_REQUIRE_SERVERS=1)");
     }
+    skip(suite, why);
+}
+
+/// Says loudly that a test (or a part of one) is skipped, for a reason no machine fixes.
+pub fn skip(suite: &str, why: &str) {
     eprintln!("\n*** SKIPPED {suite}: {why} ***\n");
 }

@@ -15,92 +15,48 @@ fn secret_forms() -> [&'static str; 3] {
     [SECRET, "Sx7-p%40ss%2Fw%3Ard%21k9", "Sx7-p%40ss%2fw%3Ard!k9"]
 }
 
-const LEAKY: &str = r#"
-version = 1
-[drill]
-name = "leaky"
-[secrets]
-pw = { env = "DRILL_LEAK_SECRET" }
-[vars]
-# The password put into a url by hand, as users do: only what must be, lowercase hex.
-enc = "{{ secrets.pw | replace('@', '%40') | replace('/', '%2f') | replace(':', '%3A') }}"
-[report]
-formats = ["markdown", "html", "junit", "prometheus"]
-[gates]
-rto = "15m"
-
-[[steps]]
-id = "exec_output"
-kind = "exec"
-name = "log in as {{ secrets.pw }}"
-runbook = "log in with {{ secrets.pw }}, then check"
-run = "echo 'stdout {{ secrets.pw }}'; echo 'stderr {{ secrets.pw }}' >&2; exit 3"
-continue_on_failure = true
-
-[[steps]]
-id = "check_value"
-kind = "sql"
-engine = "sqlite"
-database = "db.sqlite"
-continue_on_failure = true
-[[steps.checks]]
-name = "token"
-query = "SELECT 'token={{ secrets.pw }}'"
-expect = "token=something else"
-
-[[steps]]
-id = "error_message"
-kind = "sql"
-engine = "sqlite"
-database = "no-such-{{ secrets.pw }}/x.db"
-continue_on_failure = true
-[[steps.checks]]
-name = "one"
-query = "SELECT 1"
-expect = 1
-
-[[steps]]
-id = "url_in_output"
-kind = "exec"
-run = "echo 'DATABASE_URL=postgres://drill:{{ vars.enc }}@db.internal/prod' >&2; exit 1"
-continue_on_failure = true
-
-[[steps]]
-id = "postgres_url"
-kind = "sql"
-engine = "postgres"
-database = "postgres://drill:{{ vars.enc }}@127.0.0.1:1/prod"
-continue_on_failure = true
-[[steps.checks]]
-name = "one"
-query = "SELECT 1"
-expect = 1
-
-[[steps]]
-id = "http_url"
-kind = "http"
-url = "http://drill:{{ vars.enc }}@127.0.0.1:1/health"
-continue_on_failure = true
-"#;
-
-/// Every file under `dir` (hidden ones too), with its content.
-fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(all_files(&path));
-        } else {
-            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-            out.push((path, text));
-        }
-    }
-    out
+/// Steps that put the secret into each place a leak could come from, going on after
+/// each failure.
+fn leaky() -> Playbook {
+    let one = || query("one", "SELECT 1", 1);
+    let exec_output = exec(
+        "exec_output",
+        "echo 'stdout {{ secrets.pw }}'; echo 'stderr {{ secrets.pw }}' >&2; exit 3",
+    );
+    let token = query(
+        "token",
+        "SELECT 'token={{ secrets.pw }}'",
+        "token=something else",
+    );
+    let url_in_output = exec(
+        "url_in_output",
+        "echo 'DATABASE_URL=postgres://drill:{{ vars.enc }}@db.internal/prod' >&2; exit 1",
+    );
+    let postgres_url = "postgres://drill:{{ vars.enc }}@127.0.0.1:1/prod";
+    let steps = [
+        exec_output
+            .set("name", "log in as {{ secrets.pw }}")
+            .set("runbook", "log in with {{ secrets.pw }}, then check"),
+        sql("check_value", "sqlite", "db.sqlite").checks(token),
+        sql("error_message", "sqlite", "no-such-{{ secrets.pw }}/x.db").checks(one()),
+        url_in_output,
+        sql("postgres_url", "postgres", postgres_url).checks(one()),
+        http("http_url", "http://drill:{{ vars.enc }}@127.0.0.1:1/health"),
+    ];
+    // The password put into a url by hand, as users do: only what must be, lowercase hex.
+    let enc = "{{ secrets.pw | replace('@', '%40') | replace('/', '%2f') | replace(':', '%3A') }}";
+    let formats = list(&["markdown", "html", "junit", "prometheus"]);
+    pb("leaky")
+        .secret("pw", "DRILL_LEAK_SECRET")
+        .var("enc", enc)
+        .table("report", "formats", formats)
+        .gate("rto", "15m")
+        .step(steps.map(|s| s.set("continue_on_failure", true)))
 }
 
 #[test]
 fn a_secret_reaches_no_terminal_line_and_no_artifact() {
-    let d = Drill::new(LEAKY);
+    let d = leaky().drill();
     rusqlite::Connection::open(d.path().join("db.sqlite"))
         .unwrap()
         .execute_batch("CREATE TABLE t (x INTEGER)")
@@ -195,22 +151,14 @@ fn a_secret_reaches_no_terminal_line_and_no_artifact() {
 // ---------------------------------------------------------------------------------------
 // Artifacts that cannot be written: the tool breaking (exit 3), named by path, no debris.
 
-const SMALL: &str = r#"
-version = 1
-[drill]
-name = "small"
-[report]
-formats = ["markdown", "html"]
-[[steps]]
-id = "talk"
-kind = "exec"
-# 200 KB of output: the log alone fills a 64 KiB filesystem.
-run = "head -c 200000 /dev/zero | tr '\\0' x; echo"
-"#;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
+/// A drill whose one step prints 200 KB: the log alone fills a 64 KiB filesystem.
+fn small() -> Drill {
+    let talk = exec("talk", "head -c 200000 /dev/zero | tr '\\0' x; echo");
+    let formats = list(&["markdown", "html"]);
+    pb("small")
+        .table("report", "formats", formats)
+        .step(talk)
+        .drill()
 }
 
 /// The tool's binary, runnable by `nobody` (a target dir under a private home is not:
@@ -253,19 +201,27 @@ fn in_private_mounts(dir: &Path, setup: &str, artifacts: &str) -> Option<std::pr
     match out {
         Ok(o) if o.status.code() != Some(99) => Some(o),
         other => {
-            eprintln!(
-                "\n*** SKIPPED a part of {}: cannot mount in a private namespace here ({other:?}) ***\n",
-                std::thread::current().name().unwrap_or("?")
-            );
+            let test = std::thread::current().name().unwrap_or("?").to_string();
+            let why = format!("cannot mount in a private namespace here ({other:?})");
+            skip(&format!("a part of {test}"), &why);
             None
         }
+    }
+}
+
+/// The run ended with exit 3, and its stderr says each of `texts`.
+fn exit_3_saying(out: &std::process::Output, texts: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for text in texts {
+        assert!(stderr.contains(text), "{text:?} is not in: {stderr}");
     }
 }
 
 #[test]
 fn a_read_only_artifacts_folder_is_exit_3_naming_the_path() {
     // Mode 555: as root, permissions do not apply, so the run is made as `nobody`.
-    let d = Drill::new(SMALL);
+    let d = small();
     let dir = d.path();
     let ro = dir.join("ro");
     std::fs::create_dir(&ro).unwrap();
@@ -285,12 +241,7 @@ fn a_read_only_artifacts_folder_is_exit_3_naming_the_path() {
         .args(["run", "playbook.toml", "--quiet", "--artifacts", "ro"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("ro/.restore-drill-small.lock") && stderr.contains("Permission denied"),
-        "{stderr}"
-    );
+    exit_3_saying(&out, &["ro/.restore-drill-small.lock", "Permission denied"]);
     assert_eq!(
         std::fs::read_dir(&ro).unwrap().count(),
         0,
@@ -305,30 +256,28 @@ fn a_read_only_artifacts_folder_is_exit_3_naming_the_path() {
         "mount --bind ro2 ro2 && mount -o remount,bind,ro ro2",
         "ro2",
     ) {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{stderr}");
-        assert!(
-            stderr.contains("ro2/.restore-drill-small.lock")
-                && stderr.contains("Read-only file system"),
-            "{stderr}"
+        exit_3_saying(
+            &out,
+            &["ro2/.restore-drill-small.lock", "Read-only file system"],
         );
     }
 }
 
 #[test]
 fn a_full_disk_is_exit_3_naming_the_file_and_leaves_no_temp_file() {
-    let d = Drill::new(SMALL);
+    let d = small();
     let dir = d.path();
     std::fs::create_dir(dir.join("full")).unwrap();
     let Some(out) = in_private_mounts(dir, "mount -t tmpfs -o size=64k tmpfs full", "full") else {
         return;
     };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("cannot write full/restore_drill_")
-            && stderr.contains("No space left on device"),
-        "the error names the file: {stderr}"
+    // The error names the file.
+    exit_3_saying(
+        &out,
+        &[
+            "cannot write full/restore_drill_",
+            "No space left on device",
+        ],
     );
     let listing = std::fs::read_to_string(dir.join("listing")).unwrap();
     assert!(

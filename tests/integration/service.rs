@@ -7,7 +7,6 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -136,12 +135,13 @@ impl Drop for TestServer {
 fn answer(stream: TcpStream, respond: impl Fn(&str) -> (u16, String)) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
+    let mut lines = BufReader::new(&stream).lines();
+    let line = lines.next().transpose()?.unwrap_or_default();
+    // The headers, up to the empty line: read so that the client is not cut off.
+    for header in lines.by_ref() {
+        if header?.trim().is_empty() {
+            break;
+        }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let (status, body) = respond(&path);
@@ -153,124 +153,19 @@ fn answer(stream: TcpStream, respond: impl Fn(&str) -> (u16, String)) -> std::io
     )
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A drill with a single http step `probe` of `url` (plus `fields`, `key = value` lines).
+fn probe(url: &str, fields: &str) -> Playbook {
+    pb("probe").step(http("probe", url).fields(fields))
 }
 
-/// A drill with a single http step (plus `extra` fields) probing `url`.
-fn probe(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-version = 1
-[drill]
-name = "probe"
-[[steps]]
-id = "probe"
-kind = "http"
-url = "{url}"
-{extra}
-"#
-    )
-}
-
-/// A drill running in the background, to be signalled.
-struct Running {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Running {
-    fn start(drill: Drill) -> Self {
-        let child = drill
-            .command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restore-drill");
-        Self {
-            child,
-            dir: drill.dir,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// The newest record, once one was written.
-    fn record(&self) -> Option<Value> {
-        let dir = self.dir.path().join("artifacts");
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .ok()?
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        found.sort();
-        serde_json::from_str(&std::fs::read_to_string(found.pop()?).ok()?).ok()
-    }
-
-    /// Waits until step `id` is running (as the record says).
-    fn wait_running(&self, id: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let running = self.record().is_some_and(|r| {
-                r["steps"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|s| s["id"] == id && s["status"] == "running")
-            });
-            if running {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("step {id} never started running");
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the child this test started.
-        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
-    }
-
-    /// Waits for the drill to end (at most a minute: a hung drill fails the test instead
-    /// of hanging it).
-    fn finish(mut self) -> Outcome {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("the drill did not end within a minute of being signalled");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = self.child.wait_with_output().unwrap();
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            dir: self.dir,
-        }
-    }
+/// A url nothing answers.
+fn nobody_listening() -> String {
+    format!("http://127.0.0.1:{}/healthz", free_port())
 }
 
 fn pid_alive(pid: i64) -> bool {
     // A zombie has no environ and is as good as gone; /proc/<pid>/stat says which.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-}
-
-fn resource<'r>(record: &'r Value, kind: &str) -> &'r Value {
-    record["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} resource: {}", record["resources"]))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -280,21 +175,18 @@ fn resource<'r>(record: &'r Value, kind: &str) -> &'r Value {
 fn http_probe_passes_on_the_expected_answer() {
     let server =
         TestServer::start(|_, _| (200, r#"{"ok":true,"db":{"state":"up","lag":0}}"#.into()));
-    let extra = r#"expect_status = [200, 204]
+    let fields = r#"expect_status = [200, 204]
 expect_json = { ok = true, db = { state = "up" } }
 expect_body_contains = "lag"
-headers = { Authorization = "Bearer {{ secrets.token }}" }
-[secrets]
-token = { env = "PROBE_TOKEN" }"#;
-    let out = Drill::new(&probe(&server.url("/healthz"), extra))
-        .env("PROBE_TOKEN", "s3cr3t-t0ken")
-        .run()
-        .expect_code(0);
+headers = { Authorization = "Bearer {{ secrets.token }}" }"#;
+    let playbook = probe(&server.url("/healthz"), fields).secret("token", "PROBE_TOKEN");
+    let d = playbook.drill().env("PROBE_TOKEN", "s3cr3t-t0ken");
+    let out = d.run().expect_code(0);
     let step = out.step("probe");
-    assert_eq!(step["outputs"]["status"], 200);
-    assert_eq!(step["outputs"]["probes"], 1);
-    assert!(step["outputs"]["latency_ms"].is_u64());
-    assert!(step["outputs"]["body"].as_str().unwrap().contains("\"up\""));
+    assert_eq!(step.output("status"), 200);
+    assert_eq!(step.output("probes"), 1);
+    assert!(step.output("latency_ms").is_u64());
+    step.output_has("body", "\"up\"");
     assert!(
         !out.log().contains("s3cr3t-t0ken"),
         "a header secret reached the log"
@@ -303,74 +195,33 @@ token = { env = "PROBE_TOKEN" }"#;
 
 #[test]
 fn http_500_fails_with_the_last_response() {
-    let server = TestServer::start(|_, _| {
-        (
-            500,
-            r#"{"error":"database connection pool exhausted"}"#.into(),
-        )
-    });
-    let out = Drill::new(&probe(&server.url("/healthz"), ""))
-        .run()
-        .expect_code(1);
+    let body = r#"{"error":"database connection pool exhausted"}"#;
+    let server = TestServer::start(move |_, _| (500, body.into()));
+    let out = probe(&server.url("/healthz"), "").run().expect_code(1);
     let step = out.step("probe");
-    assert_eq!(step["status"], "failed");
-    let error = step["error"].as_str().unwrap();
-    assert!(error.contains("status 500 is not 2xx"), "{error}");
-    assert!(error.contains("after 1 attempt"), "{error}");
-    assert!(
-        error.contains("HTTP 500") && error.contains("pool exhausted"),
-        "{error}"
-    );
-    let report = out.report();
-    assert!(
-        report.contains("HTTP 500") && report.contains("pool exhausted"),
-        "{report}"
-    );
+    step.failed_with("status 500 is not 2xx")
+        .says("after 1 attempt");
+    step.says("HTTP 500").says("pool exhausted");
+    out.report_has("HTTP 500").report_has("pool exhausted");
 }
 
 #[test]
 fn http_wrong_json_fails_naming_the_field() {
     let server = TestServer::start(|_, _| (200, r#"{"ok":true,"db":"down"}"#.into()));
-    let bad = Drill::new(&probe(
-        &server.url("/readyz"),
-        r#"expect_json = { ok = true, db = "up" }"#,
-    ))
-    .run()
-    .expect_code(1);
-    let error = bad.step("probe")["error"].as_str().unwrap().to_string();
-    assert!(
-        error.contains(r#"$.db is "down", expected "up""#),
-        "{error}"
-    );
-    assert!(
-        bad.report().contains(r#"{"ok":true,"db":"down"}"#),
-        "{}",
-        bad.report()
-    );
-
-    let not_json = TestServer::start(|_, _| (200, "<html>oops</html>".into()));
-    let out = Drill::new(&probe(&not_json.url("/"), "expect_json = { ok = true }"))
+    let expect_up = r#"expect_json = { ok = true, db = "up" }"#;
+    let bad = probe(&server.url("/readyz"), expect_up)
         .run()
         .expect_code(1);
-    assert!(
-        out.step("probe")["error"]
-            .as_str()
-            .unwrap()
-            .contains("not JSON")
-    );
+    bad.step("probe").says(r#"$.db is "down", expected "up""#);
+    bad.report_has(r#"{"ok":true,"db":"down"}"#);
 
-    let body = Drill::new(&probe(
-        &server.url("/"),
-        r#"expect_body_contains = "\"db\":\"up\"""#,
-    ))
-    .run()
-    .expect_code(1);
-    assert!(
-        body.step("probe")["error"]
-            .as_str()
-            .unwrap()
-            .contains("does not contain")
-    );
+    let not_json = TestServer::start(|_, _| (200, "<html>oops</html>".into()));
+    let out = probe(&not_json.url("/"), "expect_json = { ok = true }").run();
+    out.expect_code(1).step("probe").says("not JSON");
+
+    let up = r#"expect_body_contains = "\"db\":\"up\"""#;
+    let body = probe(&server.url("/"), up).run().expect_code(1);
+    body.step("probe").says("does not contain");
 }
 
 #[test]
@@ -379,68 +230,45 @@ fn http_status_expectations_are_checked() {
         "/created" => (201, "{}".into()),
         _ => (404, "{}".into()),
     });
-    Drill::new(&probe(&server.url("/created"), "expect_status = 201"))
-        .run()
-        .expect_code(0);
-    Drill::new(&probe(&server.url("/created"), r#"expect_status = "2xx""#))
-        .run()
-        .expect_code(0);
-    let out = Drill::new(&probe(
-        &server.url("/created"),
-        "expect_status = [200, 204]",
-    ))
-    .run()
-    .expect_code(1);
-    assert!(
-        out.step("probe")["error"]
-            .as_str()
-            .unwrap()
-            .contains("status 201 is not 200 or 204")
-    );
-    Drill::new(&probe(&server.url("/missing"), "expect_status = 404"))
-        .run()
-        .expect_code(0);
+    let created = server.url("/created");
+    for (url, expect) in [
+        (&created, "201"),
+        (&created, r#""2xx""#),
+        (&server.url("/missing"), "404"),
+    ] {
+        probe(url, &format!("expect_status = {expect}"))
+            .run()
+            .expect_code(0);
+    }
+    let out = probe(&created, "expect_status = [200, 204]").run();
+    out.expect_code(1)
+        .step("probe")
+        .says("status 201 is not 200 or 204");
     // A malformed expectation is an invalid playbook: nothing runs.
-    let out = Drill::new(&probe(&server.url("/created"), r#"expect_status = "2x""#))
+    let out = probe(&created, r#"expect_status = "2x""#)
         .run()
         .expect_code(2);
-    assert!(
-        out.stderr.contains("`2x` is not a status code"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("playbook.toml:"), "{}", out.stderr);
+    out.stderr_has("`2x` is not a status code")
+        .stderr_has("playbook.toml:");
     // A templated one can only be judged when it is rendered.
-    let templated = "expect_status = \"{{ vars.code }}\"\n[vars]\ncode = \"2x\"";
-    let out = Drill::new(&probe(&server.url("/created"), templated))
-        .run()
-        .expect_code(1);
-    assert!(
-        out.step("probe")["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a status code")
-    );
+    let templated = probe(&created, r#"expect_status = "{{ vars.code }}""#).var("code", "2x");
+    let out = templated.run().expect_code(1);
+    out.step("probe").says("not a status code");
 }
 
 #[test]
 fn http_never_listening_fails_with_the_connection_error_and_attempts() {
-    let url = format!("http://127.0.0.1:{}/healthz", closed_port());
-    let out = Drill::new(&probe(&url, "retry_until = \"1s\"\ninterval = \"200ms\""))
-        .run()
-        .expect_code(1);
+    let retrying = "retry_until = \"1s\"\ninterval = \"200ms\"";
+    let out = probe(&nobody_listening(), retrying).run().expect_code(1);
     let step = out.step("probe");
-    let error = step["error"].as_str().unwrap();
+    let error = step.message();
     assert!(error.to_lowercase().contains("refused"), "{error}");
-    let probes = step["outputs"]["probes"].as_u64().unwrap();
+    let probes = step.output("probes").as_u64().unwrap();
     assert!(
         probes >= 3,
         "kept probing until retry_until: {probes} attempts"
     );
-    assert!(
-        error.contains(&format!("after {probes} attempt(s)")),
-        "{error}"
-    );
+    step.says(&format!("after {probes} attempt(s)"));
     assert!(out.report().to_lowercase().contains("refused"));
     assert!(step["duration_s"].as_f64().unwrap() < 3.0);
 }
@@ -457,58 +285,40 @@ fn http_probe_that_becomes_healthy_passes_within_retry_until() {
         })
     };
     let server = becomes_healthy();
-    let extra = "retry_until = \"8s\"\ninterval = \"250ms\"\nexpect_json = { ok = true }";
-    let out = Drill::new(&probe(&server.url("/healthz"), extra))
-        .run()
-        .expect_code(0);
+    let fields = "retry_until = \"8s\"\ninterval = \"250ms\"\nexpect_json = { ok = true }";
+    let out = probe(&server.url("/healthz"), fields).run().expect_code(0);
     let step = out.step("probe");
-    assert!(step["outputs"]["probes"].as_u64().unwrap() > 1, "{step}");
+    assert!(step.output("probes").as_u64().unwrap() > 1, "{step}");
     assert!(server.hits() > 1);
 
     // The same server, probed with too short a deadline, fails.
     let server = becomes_healthy();
-    let extra = "retry_until = \"700ms\"\ninterval = \"250ms\"";
-    let out = Drill::new(&probe(&server.url("/healthz"), extra))
-        .run()
-        .expect_code(1);
-    assert!(
-        out.step("probe")["error"]
-            .as_str()
-            .unwrap()
-            .contains("HTTP 503")
-    );
+    let fields = "retry_until = \"700ms\"\ninterval = \"250ms\"";
+    let out = probe(&server.url("/healthz"), fields).run().expect_code(1);
+    out.step("probe").says("HTTP 503");
 }
 
 // ---------------------------------------------------------------------------------------
 // service
 
-/// A drill that starts the demo service on `db` and probes it.
-fn demo_drill(db: &str, readyz_expect: &str) -> String {
-    format!(
-        r#"
-version = 1
-[drill]
-name = "svc"
-[vars]
-port = "{{{{ free_port() }}}}"
-[[steps]]
-id = "app"
-kind = "service"
-argv = ["{DEMO}", "--db", "{db}", "--port", "{{{{ vars.port }}}}"]
-ready = {{ url = "http://127.0.0.1:{{{{ vars.port }}}}/healthz", timeout = "20s" }}
-[[steps]]
-id = "healthz"
-kind = "http"
-url = "http://127.0.0.1:{{{{ vars.port }}}}/healthz"
-expect_json = {{ ok = true }}
-[[steps]]
-id = "readyz"
-kind = "http"
-url = "http://127.0.0.1:{{{{ vars.port }}}}/readyz"
-{readyz_expect}
-"#
-    )
+/// A drill that starts the demo service on `db` and probes it (`readyz` with `expect`).
+fn demo_drill(db: &str, expect: &str) -> Drill {
+    let base = "http://127.0.0.1:{{ vars.port }}";
+    let argv = format!(r#"["{DEMO}", "--db", "{db}", "--port", "{{{{ vars.port }}}}"]"#);
+    let ready = format!(r#"{{ url = "{base}/healthz", timeout = "20s" }}"#);
+    pb("svc")
+        .var("port", "{{ free_port() }}")
+        .step(
+            service("app")
+                .set("argv", raw(argv))
+                .set("ready", raw(ready)),
+        )
+        .step(http("healthz", &format!("{base}/healthz")).fields("expect_json = { ok = true }"))
+        .step(http("readyz", &format!("{base}/readyz")).fields(expect))
+        .drill()
 }
+
+const DB_UP: &str = r#"expect_json = { ok = true, db = "up" }"#;
 
 #[test]
 fn healthy_service_passes_and_is_stopped_at_teardown() {
@@ -516,66 +326,41 @@ fn healthy_service_passes_and_is_stopped_at_teardown() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("restored.db");
     make_db(&db, 50);
-    let toml = demo_drill(
-        db.to_str().unwrap(),
-        r#"expect_json = { ok = true, db = "up" }"#,
-    );
-    let out = marker.on(Drill::new(&toml)).run().expect_code(0);
+    let out = marker.on(demo_drill(db.to_str().unwrap(), DB_UP)).run();
+    let out = out.expect_code(0);
     let app = out.step("app");
     assert_eq!(app["phase"], "restart");
-    let pid = app["outputs"]["pid"].as_i64().unwrap();
+    let pid = app.output("pid").as_i64().unwrap();
     assert!(!pid_alive(pid), "the service still runs after the drill");
-    let record = out.record();
-    let svc = resource(&record, "service");
+    let svc = out.resource("service");
     assert_eq!(svc["id"], pid.to_string());
     assert_eq!(svc["removed"], true);
-    assert_eq!(out.step("readyz")["outputs"]["status"], 200);
-    let log = out.log();
-    assert!(
-        log.contains("[app] stdout: listening on"),
-        "service output streamed into the log:\n{log}"
-    );
-    assert!(log.contains("stopped by SIGTERM"), "{log}");
+    assert_eq!(out.output("readyz", "status"), 200);
+    // Service output streamed into the log.
+    out.log_has("[app] stdout: listening on")
+        .log_has("stopped by SIGTERM");
     marker.assert_none_left();
 }
 
 #[test]
 fn readyz_fails_when_the_service_cannot_read_the_database() {
     let marker = Marker::new();
-    let toml = demo_drill(
-        "/nonexistent/restored.db",
-        r#"expect_json = { ok = true, db = "up" }"#,
-    );
-    let out = marker.on(Drill::new(&toml)).run().expect_code(1);
-    assert_eq!(out.step("healthz")["status"], "passed");
-    let error = out.step("readyz")["error"].as_str().unwrap().to_string();
-    assert!(error.contains("status 503"), "{error}");
-    assert!(
-        out.report().contains("unable to open database file"),
-        "{}",
-        out.report()
-    );
-    assert_eq!(resource(&out.record(), "service")["removed"], true);
+    let out = marker
+        .on(demo_drill("/nonexistent/restored.db", DB_UP))
+        .run();
+    let out = out.expect_code(1);
+    out.step("healthz").passed();
+    out.step("readyz").says("status 503");
+    out.report_has("unable to open database file");
+    assert_eq!(out.resource("service")["removed"], true);
     marker.assert_none_left();
 }
 
-fn service_drill(service: &str, after: &str) -> String {
-    format!(
-        r#"
-version = 1
-[drill]
-name = "svc"
-[[steps]]
-id = "app"
-kind = "service"
-{service}
-{after}
-[[cleanup]]
-id = "mark"
-kind = "exec"
-run = "touch cleaned"
-"#
-    )
+/// A drill with the service `app` (its `fields`), then the given steps, and a cleanup
+/// step that leaves `cleaned`.
+fn service_drill(fields: &str, then: Option<Step>) -> Drill {
+    let app = pb("svc").step(service("app").fields(fields));
+    app.step(then).step(mark_cleaned()).drill()
 }
 
 #[test]
@@ -583,43 +368,28 @@ fn crashing_service_is_reported_with_exit_status_and_log_tail() {
     let marker = Marker::new();
     let service = r#"run = "echo 'starting cortex'; echo 'fatal: state db is corrupt' >&2; exit 3"
 ready = { log_line = "listening", timeout = "10s" }"#;
-    let out = marker
-        .on(Drill::new(&service_drill(service, "")))
-        .run()
-        .expect_code(1);
+    let out = marker.on(service_drill(service, None)).run().expect_code(1);
     let app = out.step("app");
-    let error = app["error"].as_str().unwrap();
-    assert!(
-        error.contains("exited before it was ready: exit status 3"),
-        "{error}"
-    );
+    app.says("exited before it was ready: exit status 3");
     let tail = app["log_tail"].as_str().unwrap();
     assert!(
         tail.contains("fatal: state db is corrupt") && tail.contains("starting cortex"),
         "{tail}"
     );
-    let report = out.report();
-    assert!(report.contains("fatal: state db is corrupt"), "{report}");
-    assert!(out.path().join("cleaned").exists(), "cleanup ran");
+    out.report_has("fatal: state db is corrupt");
+    assert!(out.cleaned(), "cleanup ran");
     marker.assert_none_left();
 }
 
 #[test]
 fn missing_service_program_fails_naming_it() {
     let service = r#"argv = ["/nonexistent/cortex", "--db", "x.db"]"#;
-    let out = Drill::new(&service_drill(service, "")).run().expect_code(1);
-    let error = out.step("app")["error"].as_str().unwrap().to_string();
-    assert!(
-        error.contains("cannot start the service `/nonexistent/cortex`"),
-        "{error}"
-    );
-    assert!(
-        out.record()["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["kind"] != "service")
-    );
+    let out = service_drill(service, None).run().expect_code(1);
+    out.step("app")
+        .says("cannot start the service `/nonexistent/cortex`");
+    let record = out.record();
+    let resources = record["resources"].as_array().unwrap();
+    assert!(resources.iter().all(|r| r["kind"] != "service"));
 }
 
 #[test]
@@ -627,44 +397,26 @@ fn service_ready_by_log_line_passes_and_one_that_never_gets_ready_fails() {
     let marker = Marker::new();
     let good = r#"run = "echo booting; sleep 0.3; echo 'listening on :8080'; exec sleep 1000"
 ready = { log_line = "listening on", timeout = "10s" }"#;
-    let out = marker
-        .on(Drill::new(&service_drill(good, "")))
-        .run()
-        .expect_code(0);
-    assert!(out.step("app")["outputs"]["ready_s"].as_f64().unwrap() >= 0.3);
+    let out = marker.on(service_drill(good, None)).run().expect_code(0);
+    assert!(out.output("app", "ready_s").as_f64().unwrap() >= 0.3);
     marker.assert_none_left();
 
     let marker = Marker::new();
     let never = r#"run = "echo booting; sleep 1000 & sleep 1000"
 ready = { log_line = "listening on", timeout = "1s" }"#;
-    let out = marker
-        .on(Drill::new(&service_drill(never, "")))
-        .run()
-        .expect_code(1);
+    let out = marker.on(service_drill(never, None)).run().expect_code(1);
     let app = out.step("app");
-    assert!(
-        app["error"]
-            .as_str()
-            .unwrap()
-            .contains(r#"never printed "listening on""#),
-        "{app}"
-    );
+    app.says(r#"never printed "listening on""#);
     assert!(app["log_tail"].as_str().unwrap().contains("booting"));
     marker.assert_none_left();
 
     let marker = Marker::new();
-    let url = format!("http://127.0.0.1:{}/healthz", closed_port());
+    let url = nobody_listening();
     let never =
         format!("run = \"exec sleep 1000\"\nready = {{ url = \"{url}\", timeout = \"1s\" }}");
-    let out = marker
-        .on(Drill::new(&service_drill(&never, "")))
-        .run()
-        .expect_code(1);
-    let error = out.step("app")["error"].as_str().unwrap().to_string();
-    assert!(
-        error.contains("never answered 2xx") && error.to_lowercase().contains("refused"),
-        "{error}"
-    );
+    let out = marker.on(service_drill(&never, None)).run().expect_code(1);
+    let error = out.step("app").says("never answered 2xx").message();
+    assert!(error.to_lowercase().contains("refused"), "{error}");
     marker.assert_none_left();
 }
 
@@ -675,16 +427,11 @@ fn service_ignoring_sigterm_is_killed_after_its_grace() {
 ready = { log_line = "up" }
 stop_grace = "1s""#;
     let out = marker
-        .on(Drill::new(&service_drill(stubborn, "")))
+        .on(service_drill(stubborn, None))
         .run()
         .expect_code(0);
-    assert!(
-        out.log()
-            .contains("killed with SIGKILL after ignoring SIGTERM for 1"),
-        "{}",
-        out.log()
-    );
-    assert_eq!(resource(&out.record(), "service")["removed"], true);
+    out.log_has("killed with SIGKILL after ignoring SIGTERM for 1");
+    assert_eq!(out.resource("service")["removed"], true);
     marker.assert_none_left();
 }
 
@@ -693,78 +440,53 @@ stop_grace = "1s""#;
 
 #[test]
 fn a_timeout_kills_the_whole_process_group() {
+    let hang = |run: &str, timeout: &str| {
+        pb("to")
+            .step(exec("hang", run).set("timeout", timeout))
+            .drill()
+    };
     let marker = Marker::new();
-    let toml = r#"
-version = 1
-[drill]
-name = "to"
-[[steps]]
-id = "hang"
-kind = "exec"
-run = "sleep 1000 & sleep 1000"
-timeout = "1s"
-"#;
     let started = Instant::now();
-    let out = marker.on(Drill::new(toml)).run().expect_code(1);
-    assert_eq!(out.step("hang")["status"], "timed_out");
+    let out = marker.on(hang("sleep 1000 & sleep 1000", "1s")).run();
+    out.expect_code(1).step("hang").status("timed_out");
     assert!(started.elapsed() < Duration::from_secs(10));
     marker.assert_none_left();
 
     // The same command with room to finish is not killed: the check can pass.
     let marker = Marker::new();
-    let quick = toml
-        .replace("sleep 1000 & sleep 1000", "sleep 0.2 & sleep 0.2")
-        .replace("1s", "10s");
-    marker.on(Drill::new(&quick)).run().expect_code(0);
+    let quick = hang("sleep 0.2 & sleep 0.2", "10s");
+    marker.on(quick).run().expect_code(0);
     marker.assert_none_left();
 }
 
-/// A service, then a long step to interrupt, then cleanup.
-fn interruptible(cleanup: &str) -> String {
-    format!(
-        r#"
-version = 1
-[drill]
-name = "intr"
-[[steps]]
-id = "app"
-kind = "service"
-run = "echo ready; exec sleep 1000"
-ready = {{ log_line = "ready" }}
-[[steps]]
-id = "long"
-kind = "exec"
-run = "sleep 1000 & sleep 1000"
-[[steps]]
-id = "after"
-kind = "exec"
-run = "touch after"
-{cleanup}
-[[cleanup]]
-id = "mark"
-kind = "exec"
-run = "touch cleaned"
-"#
-    )
+/// A service, then a long step to interrupt, then cleanup (`slow_cleanup` first).
+fn interruptible(slow_cleanup: Option<Step>) -> Drill {
+    let app = service("app").set("run", "echo ready; exec sleep 1000");
+    pb("intr")
+        .step(app.set("ready", raw(r#"{ log_line = "ready" }"#)))
+        .step(exec("long", "sleep 1000 & sleep 1000"))
+        .step(exec("after", "touch after"))
+        .step(slow_cleanup)
+        .step(mark_cleaned())
+        .drill()
 }
 
 fn interrupt_with(signal: i32) {
     let marker = Marker::new();
-    let run = Running::start(marker.on(Drill::new(&interruptible(""))));
+    let mut run = marker.on(interruptible(None)).start();
     run.wait_running("long");
     run.signal(signal);
     let out = run.finish().expect_code(130);
-    let record = out.record();
-    assert_eq!(record["status"], "aborted");
+    out.status("aborted");
     assert_eq!(out.step("long")["error"], "interrupted");
-    assert_eq!(out.step("after")["status"], "not_run");
-    assert_eq!(out.step("mark")["status"], "passed");
-    assert!(out.path().join("cleaned").exists(), "cleanup ran");
+    out.step("after").status("not_run");
+    out.step("mark").passed();
+    assert!(out.cleaned(), "cleanup ran");
     assert!(!out.path().join("after").exists());
-    assert_eq!(resource(&record, "service")["removed"], true);
-    assert_eq!(resource(&record, "workdir")["removed"], true);
-    assert!(!Path::new(record["workdir"].as_str().unwrap()).exists());
-    assert!(out.report().contains("ABORTED"));
+    assert_eq!(out.resource("service")["removed"], true);
+    assert_eq!(out.resource("workdir")["removed"], true);
+    assert!(!Path::new(out.record()["workdir"].as_str().unwrap()).exists());
+    out.report_has("ABORTED");
     marker.assert_none_left();
 }
 
@@ -780,14 +502,22 @@ fn sigterm_is_handled_like_sigint() {
 
 #[test]
 fn sigint_while_a_service_starts_or_a_probe_retries_stops_promptly() {
-    let url = format!("http://127.0.0.1:{}/healthz", closed_port());
+    let retrying = http("probe", &nobody_listening()).set("retry_until", "60s");
     let cases = [
-        ("app", "run = \"echo booting; exec sleep 1000\"\nready = { log_line = \"never\", timeout = \"60s\" }".to_string()),
-        ("probe", format!("run = \"echo ready; exec sleep 1000\"\nready = {{ log_line = \"ready\" }}\n[[steps]]\nid = \"probe\"\nkind = \"http\"\nurl = \"{url}\"\nretry_until = \"60s\"")),
+        (
+            "app",
+            "run = \"echo booting; exec sleep 1000\"\nready = { log_line = \"never\", timeout = \"60s\" }",
+            None,
+        ),
+        (
+            "probe",
+            "run = \"echo ready; exec sleep 1000\"\nready = { log_line = \"ready\" }",
+            Some(retrying),
+        ),
     ];
-    for (step, service) in cases {
+    for (step, service, then) in cases {
         let marker = Marker::new();
-        let run = Running::start(marker.on(Drill::new(&service_drill(&service, ""))));
+        let mut run = marker.on(service_drill(service, then)).start();
         run.wait_running(step);
         std::thread::sleep(Duration::from_millis(300));
         let signalled = Instant::now();
@@ -799,9 +529,9 @@ fn sigint_while_a_service_starts_or_a_probe_retries_stops_promptly() {
             signalled.elapsed()
         );
         assert_eq!(out.step(step)["error"], "interrupted");
-        assert_eq!(out.record()["status"], "aborted");
-        assert!(out.path().join("cleaned").exists());
-        assert_eq!(resource(&out.record(), "service")["removed"], true);
+        out.status("aborted");
+        assert!(out.cleaned());
+        assert_eq!(out.resource("service")["removed"], true);
         marker.assert_none_left();
     }
 }
@@ -809,140 +539,81 @@ fn sigint_while_a_service_starts_or_a_probe_retries_stops_promptly() {
 #[test]
 fn a_second_interrupt_skips_cleanup_and_reports_what_was_left() {
     let marker = Marker::new();
-    let slow_cleanup = r#"[[cleanup]]
-id = "slow"
-kind = "exec"
-run = "sleep 1000""#;
-    let run = Running::start(marker.on(Drill::new(&interruptible(slow_cleanup))));
+    let slow = exec("slow", "sleep 1000").in_cleanup();
+    let mut run = marker.on(interruptible(Some(slow))).start();
     run.wait_running("long");
     run.signal(libc::SIGINT);
     run.wait_running("slow");
     run.signal(libc::SIGINT);
     let out = run.finish().expect_code(130);
-    let record = out.record();
-    assert_eq!(record["status"], "aborted");
-    assert_eq!(
-        out.step("mark")["status"],
-        "not_run",
-        "the rest of cleanup was skipped"
-    );
+    out.status("aborted");
+    // The rest of cleanup was skipped.
+    out.step("mark").status("not_run");
     // Services stop before the cleanup steps, so the application was already gone.
-    assert_eq!(resource(&record, "service")["removed"], true);
-    let warnings = record["warnings"].to_string();
+    assert_eq!(out.resource("service")["removed"], true);
+    let warnings = out.record()["warnings"].to_string();
     assert!(
         warnings.contains("second interrupt: cleanup step `mark` and those after it skipped"),
         "{warnings}"
     );
-    let report = out.report();
-    assert!(
-        report.contains("## Warnings") && report.contains("cleanup step `mark`"),
-        "{report}"
-    );
+    out.report_has("## Warnings")
+        .report_has("cleanup step `mark`");
     marker.assert_none_left();
 }
 
 #[test]
 fn kept_workdir_is_recorded_and_reported_as_a_leftover() {
-    let toml = r#"
-version = 1
-[drill]
-name = "keep"
-[[steps]]
-id = "w"
-kind = "exec"
-run = "touch '{{ drill.workdir }}/x'"
-"#;
-    let out = Drill::new(toml).arg("--keep-workdir").run().expect_code(0);
-    let record = out.record();
-    let workdir = resource(&record, "workdir");
+    let keep = pb("keep").step(exec("w", "touch '{{ drill.workdir }}/x'"));
+    let out = keep.drill().arg("--keep-workdir").run().expect_code(0);
+    let workdir = out.resource("workdir");
     assert_eq!(workdir["removed"], false);
     let path = workdir["id"].as_str().unwrap();
     assert!(Path::new(path).join("x").exists());
-    assert!(
-        out.report()
-            .contains(&format!("workdir `{path}` was not removed")),
-        "{}",
-        out.report()
-    );
+    out.report_has(&format!("workdir `{path}` was not removed"));
     std::fs::remove_dir_all(path).unwrap();
 
-    let out = Drill::new(toml).run().expect_code(0);
-    assert_eq!(resource(&out.record(), "workdir")["removed"], true);
+    let out = keep.run().expect_code(0);
+    assert_eq!(out.resource("workdir")["removed"], true);
     assert!(!out.report().contains("## Warnings"));
 }
 
 // ---------------------------------------------------------------------------------------
 // lock
 
-const LOCKED: &str = r#"
-version = 1
-[drill]
-name = "locked"
-[[steps]]
-id = "long"
-kind = "exec"
-run = "sleep 1000"
-"#;
+/// The drill `locked`, whose one step runs `run`.
+fn locked(run: &str) -> Playbook {
+    pb("locked").step(exec("long", run))
+}
 
 #[test]
 fn a_second_concurrent_run_exits_2_naming_the_holder() {
     let marker = Marker::new();
-    let first = Running::start(marker.on(Drill::new(LOCKED)));
+    let mut first = marker.on(locked("sleep 1000").drill()).start();
     first.wait_running("long");
-    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"));
-    second.current_dir(first.dir.path()).args([
+    let args = [
         "run",
         "playbook.toml",
         "--artifacts",
         "artifacts",
         "--quiet",
-    ]);
-    let out = second.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    ];
+    let second = restore_drill(first.path(), &args).expect_code(2);
+    let stderr = &second.stderr;
     assert!(
         stderr.contains("another run of drill `locked` is in progress"),
         "{stderr}"
     );
     assert!(stderr.contains(&format!("pid {}", first.pid())), "{stderr}");
     assert!(stderr.contains("started at"), "{stderr}");
-    let jsons = std::fs::read_dir(first.dir.path().join("artifacts"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let artifacts = listing(&first.path().join("artifacts"));
+    let jsons = artifacts.iter().filter(|n| n.ends_with(".json")).count();
     assert_eq!(jsons, 1, "the refused run wrote nothing");
 
     first.signal(libc::SIGINT);
     let dir = first.finish().expect_code(130).dir;
     // Once the first is done, the lock is free: the same drill runs again.
-    std::fs::write(
-        dir.path().join("playbook.toml"),
-        LOCKED.replace("sleep 1000", "true"),
-    )
-    .unwrap();
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-        .current_dir(dir.path())
-        .args([
-            "run",
-            "playbook.toml",
-            "--artifacts",
-            "artifacts",
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        again.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    std::fs::write(dir.path().join("playbook.toml"), locked("true").toml()).unwrap();
+    restore_drill(dir.path(), &args).expect_code(0);
     marker.assert_none_left();
 }
 
@@ -954,17 +625,15 @@ fn a_stale_lock_from_a_dead_run_is_taken_over() {
     let lock = format!(
         r#"{{"pid":{dead_pid},"host":"h","started_at":"2026-01-01T00:00:00Z","run_id":"old"}}"#
     );
-    let toml = LOCKED.replace("sleep 1000", "true");
-    let out = Drill::new(&toml)
-        .file("artifacts/.restore-drill-locked.lock", lock.as_bytes())
-        .run()
-        .expect_code(0);
+    let d = locked("true").drill();
+    let d = d.file("artifacts/.restore-drill-locked.lock", lock.as_bytes());
+    let out = d.run().expect_code(0);
     let warnings = out.record()["warnings"].to_string();
     assert!(
         warnings.contains(&format!("left by a run that died (pid {dead_pid}")),
         "{warnings}"
     );
-    assert!(out.report().contains("took over the lock"));
+    out.report_has("took over the lock");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -974,24 +643,15 @@ fn a_stale_lock_from_a_dead_run_is_taken_over() {
 fn default_sqlite_playbook_starts_the_demo_service_and_probes_it() {
     let marker = Marker::new();
     let toml = include_str!("../../playbooks/sqlite.toml");
-    let out = marker
-        .on(Drill::new(toml))
-        .arg("--var")
-        .arg("source_db=cortex.db")
-        .arg("--var")
-        .arg(&format!("demo_service={DEMO}"))
-        .run()
-        .expect_code(0);
-    assert_eq!(out.step("service")["status"], "passed");
-    assert_eq!(out.step("healthz")["outputs"]["body"], r#"{"ok":true}"#);
+    let d = marker.on(Drill::new(toml));
+    let d = d.arg("--var").arg("source_db=cortex.db");
+    let out = d.arg("--var").arg(&format!("demo_service={DEMO}")).run();
+    let out = out.expect_code(0);
+    out.step("service").passed();
+    assert_eq!(out.output("healthz", "body"), r#"{"ok":true}"#);
     let readyz = out.step("readyz");
     assert_eq!(readyz["phase"], "verify");
-    assert!(
-        readyz["outputs"]["body"]
-            .as_str()
-            .unwrap()
-            .contains(r#""db":"up""#)
-    );
-    assert_eq!(resource(&out.record(), "service")["removed"], true);
+    readyz.output_has("body", r#""db":"up""#);
+    assert_eq!(out.resource("service")["removed"], true);
     marker.assert_none_left();
 }

@@ -2,91 +2,54 @@
 
 use super::*;
 
-pub const BASE: &str = r#"
-version = 1
-[drill]
-name = "t"
-[vars]
-source = "src.db"
-[gates]
-rto = "15m"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "sqlite"
-source = "{{ vars.source }}"
-output = "{{ drill.workdir }}/b/backup.db"
-[[steps]]
-id = "manifest"
-kind = "checksum"
-files = ["{{ steps.backup.path }}"]
-manifest = "{{ drill.workdir }}/b/SHA256SUMS"
-#BEFORE_VERIFY#
-[[steps]]
-id = "verify_backup"
-kind = "checksum"
-verify = "{{ steps.manifest.manifest }}"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "{{ steps.backup.path }}"
-target = "{{ drill.workdir }}/r/restored.db"
-#AFTER_RESTORE#
-[[steps]]
-id = "verify"
-kind = "sql"
-engine = "sqlite"
-database = "{{ steps.restore.target }}"
-[[steps.checks]]
-name = "tables"
-builtin = "tables_exist"
-tables = ["services", "dispatches"]
-[[steps.checks]]
-name = "counts"
-builtin = "table_counts"
-compare_to = "{{ steps.backup.table_counts }}"
-[[steps.checks]]
-name = "integrity"
-builtin = "integrity"
-[[steps.checks]]
-name = "fks"
-builtin = "foreign_keys"
-[[steps.checks]]
-name = "indexes"
-builtin = "indexes_exist"
-indexes = ["idx_dispatches_service"]
-#MORE#
-[[cleanup]]
-id = "mark"
-kind = "exec"
-run = "touch cleaned"
-"#;
+/// The SQLite drill: backup of `vars.source`, its manifest, `verify_backup`, `restore`,
+/// `verify` (five checks), and a cleanup step that leaves `cleaned`.
+pub fn playbook() -> Playbook {
+    let restored = "{{ drill.workdir }}/r/restored.db";
+    pb("t")
+        .var("source", "src.db")
+        .gate("rto", "15m")
+        .step(sqlite_backup(
+            "{{ vars.source }}",
+            "{{ drill.workdir }}/b/backup.db",
+        ))
+        .step(manifest_steps())
+        .step(sqlite_restore("{{ steps.backup.path }}", restored))
+        .step(
+            sql("verify", "sqlite", "{{ steps.restore.target }}").checks([
+                builtin("tables", "tables_exist")
+                    .set("tables", raw(r#"["services", "dispatches"]"#)),
+                builtin("counts", "table_counts")
+                    .set("compare_to", "{{ steps.backup.table_counts }}"),
+                builtin("integrity", "integrity"),
+                builtin("fks", "foreign_keys"),
+                builtin("indexes", "indexes_exist")
+                    .set("indexes", raw(r#"["idx_dispatches_service"]"#)),
+            ]),
+        )
+        .step(mark_cleaned())
+}
 
-/// The base drill with text spliced in at the markers.
-pub fn drill(before_verify: &str, after_restore: &str, more: &str) -> Drill {
-    let toml = BASE
-        .replace("#BEFORE_VERIFY#", before_verify)
-        .replace("#AFTER_RESTORE#", after_restore)
-        .replace("#MORE#", more);
-    let d = Drill::new(&toml);
-    make_db(&d.path().join("src.db"), 500);
-    d
+/// A drill of `playbook` with a 500-row `src.db` beside it.
+pub fn drill_of(playbook: Playbook) -> Drill {
+    playbook.drill().db("src.db", 500)
+}
+
+/// Statements run on the restored copy.
+fn tamper_restored(statements: &str) -> Step {
+    tamper("sqlite", "{{ steps.restore.target }}", statements)
 }
 
 #[test]
 fn a_good_backup_restores_and_passes() {
-    let out = drill("", "", "").run().expect_code(0);
+    let out = drill_of(playbook()).run().expect_code(0);
+    out.status("passed");
     let r = out.record();
-    assert_eq!(r["status"], "passed");
     assert_eq!(r["schema"], "restore-drill/v1");
     assert_eq!(out.step("verify")["checks"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        out.step("restore")["outputs"]["table_counts"]["dispatches"],
-        500
-    );
-    assert!(out.path().join("cleaned").exists());
-    assert!(out.report().contains("✅ PASSED"), "{}", out.report());
+    assert_eq!(out.output("restore", "table_counts")["dispatches"], 500);
+    assert!(out.cleaned());
+    out.report_has("✅ PASSED");
     let workdir = r["workdir"].as_str().unwrap();
     assert!(
         !Path::new(workdir).exists(),
@@ -94,373 +57,188 @@ fn a_good_backup_restores_and_passes() {
     );
 }
 
-fn sha256_of(path: &Path) -> String {
-    use sha2::Digest as _;
-    let bytes = std::fs::read(path).unwrap();
-    sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-const FLIP_BYTES: &str = r#"
-[[steps]]
-id = "corrupt"
-kind = "exec"
-run = "printf 'XXXXXXXX' | dd of='{{ steps.backup.path }}' bs=1 seek=3000 conv=notrunc 2>/dev/null"
-"#;
-
 #[test]
 fn a_backup_corrupted_after_its_manifest_fails_checksum_verification() {
-    let out = drill(FLIP_BYTES, "", "").run().expect_code(1);
-    let v = out.step("verify_backup");
-    assert_eq!(v["status"], "failed");
-    assert!(
-        v["error"].as_str().unwrap().contains("checksum mismatch"),
-        "{v}"
-    );
-    assert_eq!(out.step("restore")["status"], "not_run");
-    assert!(
-        out.path().join("cleaned").exists(),
-        "cleanup must run after a failure"
-    );
-    assert!(out.report().contains("checksum mismatch"));
+    let corrupted = playbook().before("verify_backup", corrupt_backup());
+    let out = drill_of(corrupted).run().expect_code(1);
+    out.step("verify_backup").failed_with("checksum mismatch");
+    out.step("restore").status("not_run");
+    assert!(out.cleaned(), "cleanup must run after a failure");
+    out.report_has("checksum mismatch");
 }
 
 #[test]
 fn the_manifest_is_one_sha256sum_accepts() {
-    let more = r#"
-[[steps]]
-id = "coreutils"
-kind = "exec"
-run = "sha256sum -c '{{ steps.manifest.manifest }}'"
-"#;
-    let out = drill("", "", more).run().expect_code(0);
-    assert!(
-        out.step("coreutils")["outputs"]["stdout"]
-            .as_str()
-            .unwrap()
-            .contains(": OK")
-    );
+    let coreutils = exec("coreutils", "sha256sum -c '{{ steps.manifest.manifest }}'");
+    let out = drill_of(playbook().step(coreutils)).run().expect_code(0);
+    out.step("coreutils").output_has("stdout", ": OK");
 }
 
 #[test]
 fn a_restored_database_missing_a_table_fails_tables_exist_and_table_counts() {
-    let drop_table = r#"
-[[steps]]
-id = "sabotage"
-kind = "sql"
-engine = "sqlite"
-database = "{{ steps.restore.target }}"
-execute = "DROP TABLE dispatches"
-"#;
-    let out = drill("", drop_table, "").run().expect_code(1);
-    let checks = out.step("verify")["checks"].clone();
-    let by_name = |n: &str| {
-        checks
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == n)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(by_name("tables")["passed"], false);
-    assert!(
-        by_name("tables")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("dispatches")
-    );
-    assert_eq!(by_name("counts")["passed"], false);
-    assert!(
-        by_name("counts")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("dispatches: missing")
-    );
-    assert_eq!(by_name("integrity")["passed"], true);
-    assert!(
-        out.report().contains("| dispatches | 500 | missing | ❌ |"),
-        "{}",
-        out.report()
-    );
+    let dropped = playbook().after("restore", tamper_restored("DROP TABLE dispatches"));
+    let out = drill_of(dropped).run().expect_code(1);
+    let verify = out.step("verify");
+    verify.check("tables").failed_with("dispatches");
+    verify.check("counts").failed_with("dispatches: missing");
+    verify.check("integrity").passed();
+    out.report_has("| dispatches | 500 | missing | ❌ |");
 }
 
 #[test]
 fn lost_rows_fail_table_counts_unless_within_tolerance() {
-    let lose_rows = r#"
-[[steps]]
-id = "sabotage"
-kind = "sql"
-engine = "sqlite"
-database = "{{ steps.restore.target }}"
-execute = "DELETE FROM dispatches WHERE id <= 3"
-"#;
-    let out = drill("", lose_rows, "").run().expect_code(1);
-    let detail = out.step("verify")["error"].as_str().unwrap().to_string();
-    assert!(
-        detail.contains("dispatches: 497 rows, source had 500"),
-        "{detail}"
+    let lost = playbook().after(
+        "restore",
+        tamper_restored("DELETE FROM dispatches WHERE id <= 3"),
     );
-
-    let tolerant = BASE
-        .replace("#BEFORE_VERIFY#", "")
-        .replace("#AFTER_RESTORE#", lose_rows)
-        .replace("#MORE#", "")
-        .replace(
-            "compare_to = \"{{ steps.backup.table_counts }}\"",
-            "compare_to = \"{{ steps.backup.table_counts }}\"\ntolerance = 3",
-        );
-    let d = Drill::new(&tolerant);
-    make_db(&d.path().join("src.db"), 500);
-    d.run().expect_code(0);
+    let out = drill_of(lost.clone()).run().expect_code(1);
+    out.step("verify")
+        .says("dispatches: 497 rows, source had 500");
+    let tolerant = lost.edit("verify", |s| {
+        s.edit_check("counts", |c| c.set("tolerance", 3))
+    });
+    drill_of(tolerant).run().expect_code(0);
 }
 
 #[test]
 fn a_broken_index_fails_integrity_an_orphan_fails_foreign_keys_a_dropped_index_fails_indexes_exist()
 {
-    let sabotage = r#"
-[[steps]]
-id = "sabotage"
-kind = "sql"
-engine = "sqlite"
-database = "{{ steps.restore.target }}"
-execute = """
-PRAGMA foreign_keys = OFF;
+    let sabotage = tamper_restored(
+        "PRAGMA foreign_keys = OFF;
 INSERT INTO dispatches VALUES (100000, 99, '2026-01-01T00:00:00Z');
 CREATE INDEX idx_extra ON dispatches(created_at);
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema SET sql = 'CREATE INDEX idx_extra ON dispatches(service_id)' WHERE name = 'idx_extra';
 PRAGMA writable_schema = OFF;
 DROP INDEX idx_dispatches_service;
-"""
-"#;
-    let out = drill("", sabotage, "").run().expect_code(1);
-    let checks = out.step("verify")["checks"].clone();
-    let passed = |n: &str| {
-        checks
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == n)
-            .unwrap()["passed"]
-            .clone()
-    };
-    assert_eq!(passed("integrity"), false, "{checks}");
-    assert_eq!(passed("fks"), false, "{checks}");
-    assert_eq!(passed("indexes"), false, "{checks}");
-    assert_eq!(passed("tables"), true);
+",
+    );
+    let out = drill_of(playbook().after("restore", sabotage))
+        .run()
+        .expect_code(1);
+    let verify = out.step("verify");
+    for name in ["integrity", "fks", "indexes"] {
+        verify.check(name).failed();
+    }
+    verify.check("tables").passed();
 }
 
 #[test]
 fn an_empty_or_missing_backup_fails_the_restore() {
-    for (name, prepare) in [("empty", "touch empty.db"), ("missing", "true")] {
-        let toml = format!(
-            r#"
-version = 1
-[drill]
-name = "t"
-[[setup]]
-id = "prepare"
-kind = "exec"
-run = "{prepare}"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "{name}.db"
-target = "{{{{ drill.workdir }}}}/restored.db"
-[[steps]]
-id = "after"
-kind = "wait"
-duration = "1ms"
-"#
-        );
-        let out = Drill::new(&toml).run().expect_code(1);
-        let restore = out.step("restore");
-        assert_eq!(restore["status"], "failed", "{name}");
-        let error = restore["error"].as_str().unwrap();
-        assert!(
-            error.contains(if name == "empty" {
-                "is empty"
-            } else {
-                "not found"
-            }),
-            "{name}: {error}"
-        );
-        assert_eq!(out.step("after")["status"], "not_run");
+    for (name, prepare, says) in [
+        ("empty", "touch empty.db", "is empty"),
+        ("missing", "true", "not found"),
+    ] {
+        let from = format!("{name}.db");
+        let out = pb("t")
+            .step(exec("prepare", prepare).in_setup())
+            .step(sqlite_restore(&from, "{{ drill.workdir }}/restored.db"))
+            .step(wait("after", "1ms"))
+            .run()
+            .expect_code(1);
+        out.step("restore").failed_with(says);
+        out.step("after").status("not_run");
     }
 }
 
 #[test]
 fn a_backup_that_is_not_a_database_fails_the_restore() {
-    let toml = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "garbage.db"
-target = "{{ drill.workdir }}/restored.db"
-"#;
-    let out = Drill::new(toml)
-        .file("garbage.db", &[7u8; 8192])
-        .run()
-        .expect_code(1);
-    assert!(
-        out.step("restore")["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a SQLite database")
-    );
+    let restore = sqlite_restore("garbage.db", "{{ drill.workdir }}/restored.db");
+    let d = pb("t")
+        .step(restore)
+        .drill()
+        .file("garbage.db", &[7u8; 8192]);
+    let out = d.run().expect_code(1);
+    out.step("restore").failed_with("not a SQLite database");
 }
 
 #[test]
 fn a_slow_step_fails_its_max_duration_gate() {
-    let slow = r#"
-[[steps]]
-id = "slow"
-kind = "wait"
-duration = "400ms"
-max_duration = "100ms"
-"#;
-    let out = drill("", "", slow).run().expect_code(1);
-    assert_eq!(
-        out.step("slow")["status"],
-        "passed",
-        "the step's own work succeeded"
-    );
+    let slow = |took: &str| playbook().step(wait("slow", took).set("max_duration", "100ms"));
+    let out = drill_of(slow("400ms")).run().expect_code(1);
+    // The step's own work succeeded.
+    out.step("slow").passed();
     let gate = out.gate("Slow under 100ms");
-    assert_eq!(gate["status"], "failed");
+    gate.failed();
     assert_eq!(gate["kind"], "max_duration");
-    assert_eq!(out.record()["status"], "failed");
+    out.status("failed");
 
-    let fast = slow.replace("400ms", "1ms");
-    let out = drill("", "", &fast).run().expect_code(0);
-    assert_eq!(out.gate("Slow under 100ms")["status"], "passed");
+    let out = drill_of(slow("1ms")).run().expect_code(0);
+    out.gate("Slow under 100ms").passed();
 }
 
 #[test]
 fn a_timeout_kills_the_step_and_its_whole_process_group() {
     // A duration no other process on the machine sleeps for, to find leftovers by.
     let marker = format!("1000.{}", std::process::id());
-    let hang = format!(
-        r#"
-[[steps]]
-id = "hang"
-kind = "exec"
-run = "sh -c 'sleep {marker}' & sleep {marker}"
-timeout = "500ms"
-"#
-    );
+    let run = format!("sh -c 'sleep {marker}' & sleep {marker}");
+    let hang = exec("hang", &run).set("timeout", "500ms");
     let started = std::time::Instant::now();
-    let out = drill("", "", &hang).run().expect_code(1);
+    let out = drill_of(playbook().step(hang)).run().expect_code(1);
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    let step = out.step("hang");
-    assert_eq!(step["status"], "timed_out");
-    assert!(step["error"].as_str().unwrap().contains("timed out"));
-    assert!(out.path().join("cleaned").exists());
+    out.step("hang").status("timed_out").says("timed out");
+    assert!(out.cleaned());
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let ps = Command::new("pgrep")
-        .args(["-f", &format!("sleep {marker}")])
-        .output()
-        .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "processes left behind: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    let left = processes_mentioning(&format!("sleep {marker}"));
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
 #[test]
 fn a_failing_step_stops_the_drill_and_cleanup_still_runs() {
-    let fail = r#"
-[[steps]]
-id = "boom"
-kind = "exec"
-run = "echo about to fail; echo bad news >&2; exit 3"
-"#;
-    let out = drill(fail, "", "").run().expect_code(1);
+    let boom = exec("boom", "echo about to fail; echo bad news >&2; exit 3");
+    let out = drill_of(playbook().before("verify_backup", boom))
+        .run()
+        .expect_code(1);
     let boom = out.step("boom");
-    assert_eq!(boom["status"], "failed");
-    assert_eq!(boom["outputs"]["exit_code"], 3);
+    boom.failed();
+    assert_eq!(boom.output("exit_code"), 3);
     assert!(boom["log_tail"].as_str().unwrap().contains("bad news"));
-    assert_eq!(out.step("verify_backup")["status"], "not_run");
-    assert_eq!(out.step("mark")["status"], "passed");
-    assert!(out.path().join("cleaned").exists());
-    assert!(out.log().contains("[boom] stderr: bad news"));
-    assert!(
-        out.report().contains("bad news"),
-        "failures show their log tail"
-    );
+    out.step("verify_backup").status("not_run");
+    out.step("mark").passed();
+    assert!(out.cleaned());
+    out.log_has("[boom] stderr: bad news");
+    // Failures show their log tail.
+    out.report_has("bad news");
 }
 
 #[test]
 fn continue_on_failure_runs_the_rest_but_the_drill_still_fails() {
-    let fail = r#"
-[[steps]]
-id = "boom"
-kind = "exec"
-run = "exit 1"
-continue_on_failure = true
-"#;
-    let out = drill(fail, "", "").run().expect_code(1);
-    assert_eq!(out.step("verify")["status"], "passed");
+    let boom = exec("boom", "exit 1").set("continue_on_failure", true);
+    let out = drill_of(playbook().before("verify_backup", boom))
+        .run()
+        .expect_code(1);
+    out.step("verify").passed();
 }
 
 #[test]
 fn retries_run_a_failing_step_again() {
-    let flaky = r#"
-[[steps]]
-id = "flaky"
-kind = "exec"
-run = "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ $n -ge 1 ]"
-retries = 2
-retry_delay = "10ms"
-"#;
-    let out = drill("", "", flaky).run().expect_code(0);
+    let flaky = exec(
+        "flaky",
+        "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ $n -ge 1 ]",
+    );
+    let flaky = flaky.set("retries", 2).set("retry_delay", "10ms");
+    let out = drill_of(playbook().step(flaky)).run().expect_code(0);
     assert_eq!(out.step("flaky")["attempts"], 2);
 }
 
 #[test]
 fn when_false_skips_a_step() {
-    let skipped = r#"
-[[steps]]
-id = "never"
-kind = "exec"
-run = "exit 1"
-when = "steps.verify.status == 'failed'"
-"#;
-    let out = drill("", "", skipped).run().expect_code(0);
-    assert_eq!(out.step("never")["status"], "skipped");
+    let never = exec("never", "exit 1").set("when", "steps.verify.status == 'failed'");
+    let out = drill_of(playbook().step(never)).run().expect_code(0);
+    out.step("never").status("skipped");
 }
 
 #[test]
 fn a_restore_into_the_source_is_refused_and_the_source_is_unchanged() {
-    let d = drill("", "", "");
+    let d = drill_of(playbook());
     let source = d.path().join("src.db");
     let before = sha256_of(&source);
     std::os::unix::fs::symlink(&source, d.path().join("alias.db")).unwrap();
     for target in ["src.db", "./src.db", "alias.db"] {
-        let toml = BASE
-            .replace("#BEFORE_VERIFY#", "")
-            .replace("#AFTER_RESTORE#", "")
-            .replace("#MORE#", "")
-            .replace(
-                "target = \"{{ drill.workdir }}/r/restored.db\"",
-                &format!("target = \"{target}\"\noverwrite = true"),
-            );
-        std::fs::write(d.path().join("playbook.toml"), toml).unwrap();
-        let out = d.command().output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{target}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let into = playbook().edit("restore", |s| {
+            s.set("target", target).set("overwrite", true)
+        });
+        d.rewrite(&into).run_again().expect_code(1);
         assert_eq!(sha256_of(&source), before, "{target}: the source changed");
     }
     let text =
@@ -470,61 +248,39 @@ fn a_restore_into_the_source_is_refused_and_the_source_is_unchanged() {
 
 #[test]
 fn an_existing_target_is_refused_without_overwrite_and_kept_safe_with_it() {
-    let target_toml = |extra: &str| {
-        format!(
-            r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "sqlite"
-source = "src.db"
-output = "{{{{ drill.workdir }}}}/backup.db"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "{{{{ steps.backup.path }}}}"
-target = "existing.db"
-{extra}
-"#
-        )
+    let restore_over = |overwrite: bool| {
+        pb("t")
+            .step(sqlite_backup("src.db", "{{ drill.workdir }}/backup.db"))
+            .step(sqlite_restore("{{ steps.backup.path }}", "existing.db"))
+            .edit("restore", |s| {
+                if overwrite {
+                    s.set("overwrite", true)
+                } else {
+                    s
+                }
+            })
     };
-    let d = Drill::new(&target_toml(""));
-    make_db(&d.path().join("src.db"), 10);
-    make_db(&d.path().join("existing.db"), 3);
+    let d = restore_over(false)
+        .drill()
+        .db("src.db", 10)
+        .db("existing.db", 3);
     let existing = d.path().join("existing.db");
     let before = sha256_of(&existing);
-    let out = d.command().output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    d.run_again().expect_code(1);
     assert_eq!(
         sha256_of(&existing),
         before,
         "refused restore changed the target"
     );
 
-    std::fs::write(
-        d.path().join("playbook.toml"),
-        target_toml("overwrite = true"),
-    )
-    .unwrap();
-    let out = d.command().output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.rewrite(&restore_over(true)).run_again().expect_code(0);
     let conn = rusqlite::Connection::open(&existing).unwrap();
     let n: i64 = conn
         .query_row("SELECT count(*) FROM dispatches", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 10, "overwrite replaced the target");
-    let leftovers: Vec<_> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<_> = listing(d.path())
+        .into_iter()
         .filter(|n| n.contains("pre-restore") || n.contains("restoring"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -532,56 +288,40 @@ target = "existing.db"
 
 #[test]
 fn a_failed_overwrite_puts_the_target_back() {
-    let toml = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "broken.db"
-target = "existing.db"
-overwrite = true
-"#;
     let mut broken = b"SQLite format 3\0".to_vec();
     broken.extend(std::iter::repeat_n(0xAB, 8192));
-    let d = Drill::new(toml).file("broken.db", &broken);
-    make_db(&d.path().join("existing.db"), 7);
+    let restore = sqlite_restore("broken.db", "existing.db").set("overwrite", true);
+    let d = pb("t")
+        .step(restore)
+        .drill()
+        .file("broken.db", &broken)
+        .db("existing.db", 7);
     let before = sha256_of(&d.path().join("existing.db"));
     let out = d.run().expect_code(1);
     assert_eq!(sha256_of(&out.path().join("existing.db")), before);
-    assert!(
-        out.step("restore")["error"]
-            .as_str()
-            .unwrap()
-            .contains("put back"),
-        "{}",
-        out.step("restore")
-    );
+    out.step("restore").says("put back");
 }
 
 #[test]
 fn secrets_never_reach_the_record_the_log_or_the_report() {
     let secret = "hunter2-s3cr3t-value";
-    let more = r#"
-[[steps]]
-id = "use_secret"
-kind = "exec"
-run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2; exit 1"
-"#;
-    let toml = BASE
-        .replace("#BEFORE_VERIFY#", "")
-        .replace("#AFTER_RESTORE#", "")
-        .replace("#MORE#", more)
-        .replace("[gates]", "[secrets]\npw = { env = \"DRILL_TEST_SECRET\" }\n[report]\nformats = [\"markdown\", \"html\"]\n[gates]");
-    let d = Drill::new(&toml)
-        .env("DRILL_TEST_SECRET", secret)
+    let use_secret = exec(
+        "use_secret",
+        "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2; exit 1",
+    );
+    let leaky = playbook()
+        .secret("pw", "DRILL_TEST_SECRET")
+        .table("report", "formats", raw(r#"["markdown", "html"]"#))
+        .step(use_secret);
+    let d = leaky
+        .drill()
+        .db("src.db", 10)
+        .env("DRILL_TEST_SECRET", secret);
+    let d = d
         .arg("--junit")
         .arg("junit.xml")
         .arg("--metrics")
         .arg("drill.prom");
-    make_db(&d.path().join("src.db"), 10);
     let out = d.run().expect_code(1);
     let record = out.record().to_string();
     assert!(
@@ -593,15 +333,8 @@ run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2;
         ("log", out.log()),
         ("report", out.report()),
         ("stderr", out.stderr.clone()),
-        (
-            "junit",
-            std::fs::read_to_string(out.path().join("junit.xml")).unwrap(),
-        ),
-        (
-            "html",
-            std::fs::read_to_string(newest_artifact(&out.path().join("artifacts"), ".html"))
-                .unwrap(),
-        ),
+        ("junit", out.file("junit.xml")),
+        ("html", out.artifact_text(".html")),
     ] {
         assert!(!text.contains(secret), "the secret leaked into the {what}");
     }
@@ -609,209 +342,116 @@ run = "echo connecting with {{ secrets.pw }}; echo 'token={{ secrets.pw }}' >&2;
 
 #[test]
 fn a_missing_secret_is_a_usage_error_and_nothing_runs() {
-    let toml = BASE
-        .replace("#BEFORE_VERIFY#", "")
-        .replace("#AFTER_RESTORE#", "")
-        .replace("#MORE#", "")
-        .replace(
-            "[gates]",
-            "[secrets]\npw = { env = \"DRILL_TEST_UNSET_SECRET\" }\n[gates]",
-        );
-    let out = Drill::new(&toml).run().expect_code(2);
-    assert!(
-        out.stderr.contains("DRILL_TEST_UNSET_SECRET"),
-        "{}",
-        out.stderr
-    );
-    assert!(!out.path().join("cleaned").exists());
+    let unset = playbook().secret("pw", "DRILL_TEST_UNSET_SECRET");
+    let out = unset.run().expect_code(2);
+    out.stderr_has("DRILL_TEST_UNSET_SECRET");
+    assert!(!out.cleaned());
 }
 
 #[test]
 fn the_rto_gate_fails_when_recovery_phases_exceed_it() {
-    let manual = |assume: &str| {
-        format!(
-            r#"
-[[steps]]
-id = "decide"
-kind = "manual"
-phase = "decide"
-instructions = "Decide to restore."
-assume = "{assume}"
-"#
-        )
+    let decide = |assume: &str| {
+        let step = manual("decide", "decide", "Decide to restore.").set("assume", assume);
+        drill_of(playbook().before("verify_backup", step))
     };
-    let out = drill(&manual("20m"), "", "").run().expect_code(1);
-    let rto = out.gate("RTO");
-    assert_eq!(rto["status"], "failed", "{rto}");
-    assert!(
-        out.record()["rto"]["assumed_phases"]
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!("decide"))
-    );
-    assert!(out.report().contains("*(assumed)*"));
+    let out = decide("20m").run().expect_code(1);
+    out.gate("RTO").failed();
+    let assumed = &out.record()["rto"]["assumed_phases"];
+    assert!(assumed.as_array().unwrap().contains(&"decide".into()));
+    out.report_has("*(assumed)*");
 
-    let out = drill(&manual("5m"), "", "").run().expect_code(0);
-    assert_eq!(out.gate("RTO")["status"], "passed");
-    assert!(out.gate("RTO")["measured_s"].as_f64().unwrap() >= 300.0);
+    let out = decide("5m").run().expect_code(0);
+    let rto = out.gate("RTO");
+    rto.passed();
+    assert!(rto["measured_s"].as_f64().unwrap() >= 300.0);
 }
 
 #[test]
 fn the_rpo_gate_fails_on_an_old_backup() {
-    let toml = |age: &str| {
-        format!(
-            r#"
-version = 1
-[drill]
-name = "t"
-[gates]
-rpo = "1h"
-rpo_from = "{{{{ steps.locate.modified_at }}}}"
-[[setup]]
-id = "age"
-kind = "exec"
-run = "touch -d '{age}' backups/nightly.db"
-[[steps]]
-id = "locate"
-kind = "locate"
-glob = "backups/*.db"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "{{{{ steps.locate.path }}}}"
-target = "{{{{ drill.workdir }}}}/restored.db"
-"#
-        )
-    };
     for (age, code, status) in [
         ("2 hours ago", 1, "failed"),
         ("10 minutes ago", 0, "passed"),
     ] {
-        let d = Drill::new(&toml(age));
-        make_db(&d.path().join("backups/nightly.db"), 5);
-        let out = d.run().expect_code(code);
-        assert_eq!(out.gate("RPO")["status"], status, "{age}");
+        let aged = pb("t")
+            .gate("rpo", "1h")
+            .gate("rpo_from", "{{ steps.locate.modified_at }}")
+            .step(exec("age", &format!("touch -d '{age}' backups/nightly.db")).in_setup())
+            .step(step("locate", "locate").set("glob", "backups/*.db"))
+            .step(sqlite_restore(
+                "{{ steps.locate.path }}",
+                "{{ drill.workdir }}/restored.db",
+            ));
+        let out = aged.drill().db("backups/nightly.db", 5).run();
+        out.expect_code(code).gate("RPO").status(status);
     }
 }
 
 #[test]
 fn custom_gates_can_fail() {
-    let toml = BASE.replace("#BEFORE_VERIFY#", "").replace("#AFTER_RESTORE#", "").replace("#MORE#", "")
-        .replace("[gates]", "[[gates.custom]]\nname = \"at least 1000 dispatches\"\ncheck = \"steps.restore.table_counts.dispatches >= 1000\"\n[gates]");
-    let d = Drill::new(&toml);
-    make_db(&d.path().join("src.db"), 500);
-    let out = d.run().expect_code(1);
-    assert_eq!(out.gate("at least 1000 dispatches")["status"], "failed");
+    let gate = Table::new("[[gates.custom]]")
+        .set("name", "at least 1000 dispatches")
+        .set("check", "steps.restore.table_counts.dispatches >= 1000");
+    let out = drill_of(playbook().section(gate)).run().expect_code(1);
+    out.gate("at least 1000 dispatches").failed();
 }
 
 #[test]
 fn query_checks_fail_on_wrong_values() {
-    let checks = r#"
-[[steps]]
-id = "queries"
-kind = "sql"
-engine = "sqlite"
-database = "{{ steps.restore.target }}"
-[[steps.checks]]
-name = "exact"
-query = "SELECT count(*) FROM services"
-expect = 2
-[[steps.checks]]
-name = "wrong"
-query = "SELECT count(*) FROM services"
-expect = 3
-[[steps.checks]]
-name = "too few"
-query = "SELECT count(*) FROM dispatches"
-min = 501
-[[steps.checks]]
-name = "rows"
-query = "SELECT id, name FROM services ORDER BY id"
-expect_rows = [[1, "api"], [2, "worker"]]
-[[steps.checks]]
-name = "bad sql"
-query = "SELECT * FROM nope"
-expect = 1
-"#;
-    let out = drill("", "", checks).run().expect_code(1);
-    let results: Vec<(String, bool)> = out.step("queries")["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["passed"].as_bool().unwrap(),
-            )
-        })
+    let count = "SELECT count(*) FROM services";
+    let queries = sql("queries", "sqlite", "{{ steps.restore.target }}").checks([
+        query("exact", count, 2),
+        query("wrong", count, 3),
+        check("too few")
+            .set("query", "SELECT count(*) FROM dispatches")
+            .set("min", 501),
+        check("rows")
+            .set("query", "SELECT id, name FROM services ORDER BY id")
+            .set("expect_rows", raw(r#"[[1, "api"], [2, "worker"]]"#)),
+        query("bad sql", "SELECT * FROM nope", 1),
+    ]);
+    let out = drill_of(playbook().step(queries)).run().expect_code(1);
+    let queries = out.step("queries");
+    let verdicts = [
+        ("exact", true),
+        ("wrong", false),
+        ("too few", false),
+        ("rows", true),
+    ];
+    let want: Vec<(String, bool)> = verdicts
+        .into_iter()
+        .chain([("bad sql", false)])
+        .map(|(n, ok)| (n.to_string(), ok))
         .collect();
-    assert_eq!(
-        results,
-        vec![
-            ("exact".into(), true),
-            ("wrong".into(), false),
-            ("too few".into(), false),
-            ("rows".into(), true),
-            ("bad sql".into(), false)
-        ]
-    );
-    assert_eq!(out.step("queries")["outputs"]["value"], 2);
+    assert_eq!(queries.results(), want);
+    assert_eq!(queries.output("value"), 2);
 }
 
 #[test]
 fn blake3_manifests_verify_and_detect_corruption() {
-    let toml = |corrupt: &str| {
-        format!(
-            r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "sum"
-kind = "checksum"
-algorithm = "blake3"
-files = ["data/*.bin"]
-manifest = "B3SUMS"
-{corrupt}
-[[steps]]
-id = "check"
-kind = "checksum"
-algorithm = "blake3"
-verify = "B3SUMS"
-"#
-        )
-    };
-    let corrupt = "[[steps]]\nid = \"corrupt\"\nkind = \"exec\"\nrun = \"printf Z | dd of=data/b.bin bs=1 seek=10 conv=notrunc 2>/dev/null\"";
-    for (extra, code) in [("", 0), (corrupt, 1)] {
-        let out = Drill::new(&toml(extra))
+    let blake3 = |id: &str| step(id, "checksum").set("algorithm", "blake3");
+    for (damage, code) in [(None, 0), (Some(corrupt("data/b.bin")), 1)] {
+        let sums = blake3("sum").set("files", raw(r#"["data/*.bin"]"#));
+        let out = pb("t")
+            .step(sums.set("manifest", "B3SUMS"))
+            .step(damage)
+            .step(blake3("check").set("verify", "B3SUMS"))
+            .drill()
             .file("data/a.bin", &vec![1u8; 100_000])
             .file("data/b.bin", &vec![2u8; 9_000_000])
             .run()
             .expect_code(code);
         if code == 0 {
-            let manifest = std::fs::read_to_string(out.path().join("B3SUMS")).unwrap();
-            assert_eq!(manifest.lines().count(), 2);
+            assert_eq!(out.file("B3SUMS").lines().count(), 2);
         } else {
-            assert!(
-                out.step("check")["error"]
-                    .as_str()
-                    .unwrap()
-                    .contains("data/b.bin")
-            );
+            out.step("check").says("data/b.bin");
         }
     }
 }
 
 #[test]
 fn every_run_leaves_a_json_record_a_report_and_a_log() {
-    let out = drill("", "", "")
-        .arg("--junit")
-        .arg("j.xml")
-        .arg("--metrics")
-        .arg("m.prom")
-        .run()
-        .expect_code(0);
+    let d = drill_of(playbook()).arg("--junit").arg("j.xml");
+    let out = d.arg("--metrics").arg("m.prom").run().expect_code(0);
     let r = out.record();
     for key in [
         "run_id",
@@ -833,17 +473,12 @@ fn every_run_leaves_a_json_record_a_report_and_a_log() {
         assert!(r.get(key).is_some(), "record lacks {key}");
     }
     assert_eq!(r["drill"]["playbook_sha256"].as_str().unwrap().len(), 64);
-    assert!(
-        r["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["sha256"].is_string())
-    );
-    assert!(out.log().contains("[backup] backed up"));
-    let junit = std::fs::read_to_string(out.path().join("j.xml")).unwrap();
+    let files = r["files"].as_array().unwrap();
+    assert!(files.iter().any(|f| f["sha256"].is_string()));
+    out.log_has("[backup] backed up");
+    let junit = out.file("j.xml");
     assert!(junit.contains("failures=\"0\""), "{junit}");
-    let prom = std::fs::read_to_string(out.path().join("m.prom")).unwrap();
+    let prom = out.file("m.prom");
     assert!(
         prom.contains("restore_drill_success{drill=\"t\"} 1"),
         "{prom}"
@@ -851,32 +486,21 @@ fn every_run_leaves_a_json_record_a_report_and_a_log() {
 
     // `report` renders the stored record again, also through a custom template.
     let json = newest_artifact(&out.path().join("artifacts"), ".json");
-    std::fs::write(
-        out.path().join("t.j2"),
-        "{{ drill.name }}: {{ status }} in {{ steps | length }} steps",
-    )
-    .unwrap();
-    let rendered = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-        .current_dir(out.path())
-        .arg("report")
-        .arg(&json)
-        .args(["--template", "t.j2"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&rendered.stdout),
-        "t: passed in 6 steps"
-    );
+    let template = "{{ drill.name }}: {{ status }} in {{ steps | length }} steps";
+    std::fs::write(out.path().join("t.j2"), template).unwrap();
+    let json = json.to_str().unwrap();
+    let rendered = restore_drill(out.path(), &["report", json, "--template", "t.j2"]);
+    assert_eq!(rendered.stdout, "t: passed in 6 steps");
 }
 
 /// A writer keeps inserting while the drill backs up; the row counts recorded at backup
 /// time must equal what the restored copy holds (one snapshot), in both journal modes.
 #[test]
 fn a_backup_is_one_consistent_snapshot_while_the_source_is_written_to() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     for mode in ["wal", "delete"] {
-        let d = drill("", "", "");
-        let source = d.path().join("src.db");
-        let writer = rusqlite::Connection::open(&source).unwrap();
+        let d = drill_of(playbook());
+        let writer = rusqlite::Connection::open(d.path().join("src.db")).unwrap();
         writer
             .busy_timeout(std::time::Duration::from_secs(30))
             .unwrap();
@@ -885,91 +509,56 @@ fn a_backup_is_one_consistent_snapshot_while_the_source_is_written_to() {
             .unwrap();
         // In WAL mode keep committed rows in the -wal file: the backup must include them.
         writer.execute_batch("PRAGMA wal_autocheckpoint = 0; INSERT INTO dispatches (service_id, created_at) SELECT 1, 'wal' FROM dispatches LIMIT 100;").unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
+            let insert = "INSERT INTO dispatches (service_id, created_at) VALUES (2, 'live')";
             let mut n = 0;
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                writer
-                    .execute(
-                        "INSERT INTO dispatches (service_id, created_at) VALUES (2, 'live')",
-                        [],
-                    )
-                    .unwrap();
+            while !flag.load(Relaxed) {
+                writer.execute(insert, []).unwrap();
                 n += 1;
             }
             n
         });
         let out = d.run();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Relaxed);
         let written = handle.join().unwrap();
         let out = out.expect_code(0);
-        let backed_up = out.step("backup")["outputs"]["table_counts"]["dispatches"]
+        let backed_up = out.output("backup", "table_counts")["dispatches"]
             .as_u64()
             .unwrap();
         assert!(
             backed_up >= 600,
             "{mode}: the backup lost committed rows ({backed_up})"
         );
-        assert_eq!(
-            out.step("restore")["outputs"]["table_counts"]["dispatches"]
-                .as_u64()
-                .unwrap(),
-            backed_up,
-            "{mode}"
-        );
+        let restored = out.output("restore", "table_counts")["dispatches"].as_u64();
+        assert_eq!(restored.unwrap(), backed_up, "{mode}");
         assert!(written > 0, "{mode}: the writer never got to write");
     }
 }
 
 #[test]
 fn an_unwritable_artifacts_directory_is_exit_3() {
-    let d = drill("", "", "").file("blocked", b"a file, not a directory");
-    let out = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-        .current_dir(d.path())
-        .args(["run", "playbook.toml", "--artifacts", "blocked/restore"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot create artifacts directory"));
+    let d = drill_of(playbook()).file("blocked", b"a file, not a directory");
+    let args = ["run", "playbook.toml", "--artifacts", "blocked/restore"];
+    let out = restore_drill(d.path(), &args).expect_code(3);
+    assert!(out.stderr.contains("cannot create artifacts directory"));
 }
 
 #[test]
 fn an_undefined_output_at_run_time_fails_the_step_naming_step_and_field() {
-    let more = r#"
-[[steps]]
-id = "uses_missing"
-kind = "exec"
-run = "echo {{ steps.backup.no_such_output }}"
-"#;
-    let out = drill("", "", more).run().expect_code(1);
-    let error = out.step("uses_missing")["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        error.contains("step `uses_missing`") && error.contains("field `run`"),
-        "{error}"
-    );
-    assert!(error.contains("undefined"), "{error}");
+    let uses_missing = exec("uses_missing", "echo {{ steps.backup.no_such_output }}");
+    let out = drill_of(playbook().step(uses_missing)).run().expect_code(1);
+    let step = out.step("uses_missing");
+    step.says("step `uses_missing`").says("field `run`");
+    step.says("undefined");
 }
 
 #[test]
 fn a_var_that_cannot_render_is_a_usage_error_that_leaves_nothing_behind() {
-    let toml = BASE
-        .replace("#BEFORE_VERIFY#", "")
-        .replace("#AFTER_RESTORE#", "")
-        .replace("#MORE#", "")
-        .replace("name = \"t\"", "name = \"varfail\"")
-        .replace(
-            "source = \"src.db\"",
-            "source = \"{{ env.DRILL_TEST_UNSET_VAR }}\"",
-        );
+    let unrenderable = playbook()
+        .name("varfail")
+        .var("source", "{{ env.DRILL_TEST_UNSET_VAR }}");
     let workdirs = || -> Vec<_> {
         std::fs::read_dir(std::env::temp_dir())
             .unwrap()
@@ -981,17 +570,16 @@ fn a_var_that_cannot_render_is_a_usage_error_that_leaves_nothing_behind() {
             })
             .collect()
     };
-    let out = Drill::new(&toml).run().expect_code(2);
-    assert!(out.stderr.contains("vars.source"), "{}", out.stderr);
+    let out = unrenderable.run().expect_code(2);
+    out.stderr_has("vars.source");
     // The drill's lock file stays (empty) by design; no record or log may.
-    let left: Vec<_> = std::fs::read_dir(out.path().join("artifacts"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
+    let artifacts = out.path().join("artifacts");
+    let mut left = if artifacts.exists() {
+        listing(&artifacts)
+    } else {
+        Vec::new()
+    };
+    left.retain(|n| !n.starts_with('.'));
     assert!(left.is_empty(), "files were left in artifacts/: {left:?}");
     assert!(workdirs().is_empty(), "a work directory was left behind");
 }

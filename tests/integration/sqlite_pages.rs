@@ -8,13 +8,13 @@ use super::*;
 /// A playbook with one `integrity` check per database, steps `check0`, `check1`, ...,
 /// each with `fields` added.
 fn integrity_drill(dbs: &[&str], fields: &str) -> Drill {
-    let mut toml = String::from("version = 1\n[drill]\nname = \"pages\"\n");
-    for (i, db) in dbs.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[steps]]\nid = \"check{i}\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"{db}\"\ncontinue_on_failure = true\n{fields}\n[[steps.checks]]\nname = \"integrity\"\nbuiltin = \"integrity\"\n"
-        ));
-    }
-    Drill::new(&toml)
+    let check = |(i, db): (usize, &&str)| {
+        sql(&format!("check{i}"), "sqlite", db)
+            .set("continue_on_failure", true)
+            .fields(fields)
+            .checks(builtin("integrity", "integrity"))
+    };
+    pb("pages").step(dbs.iter().enumerate().map(check)).drill()
 }
 
 fn sqlite_says(path: &Path) -> Vec<String> {
@@ -195,16 +195,12 @@ fn pages_no_b_tree_owns_and_pages_owned_twice_fail_integrity() {
     }
 
     let out = d.run().expect_code(1);
-    let problems = |id: &str| {
-        let step = out.step(id);
-        assert_eq!(step["status"], "failed", "{step:#}");
-        step["checks"][0]["detail"].to_string()
-    };
+    let problems = |id: &str| out.step(id).failed().check("integrity").message();
     let lost = problems("check0");
     assert!(lost.contains(&format!("Page {leaf}: never used")), "{lost}");
     let twice = problems("check1");
     assert!(twice.contains("2nd reference to page 2"), "{twice}");
-    assert_eq!(out.step("check2")["status"], "passed");
+    out.step("check2").passed();
 }
 
 #[test]
@@ -229,7 +225,7 @@ fn a_timeout_interrupts_every_integrity_worker() {
 
     let whole = whole.run().expect_code(0).step("check0");
     let stopped = stopped.run().expect_code(1).step("check0");
-    assert_eq!(stopped["status"], "timed_out", "{stopped:#}");
+    stopped.status("timed_out");
     // Interrupted, not left to finish (or abandoned after the grace period).
     let (full, cut) = (
         whole["duration_s"].as_f64().unwrap(),

@@ -5,8 +5,7 @@ use super::*;
 /// Runs `validate` and `run` on `toml`; both must exit 2, name `location` and show `snippet`
 /// under a caret, and the run must create nothing.
 fn rejects(toml: &str, message: &str, location: &str, snippet: &str) {
-    let d = Drill::new(toml);
-    let validate = d.subcommand("validate").run().expect_code(2);
+    let validate = Drill::new(toml).validate().expect_code(2);
     let err = &validate.stderr;
     assert!(err.contains(message), "missing {message:?} in:\n{err}");
     assert!(
@@ -25,162 +24,108 @@ fn rejects(toml: &str, message: &str, location: &str, snippet: &str) {
     );
 }
 
-const HEAD: &str = "version = 1\n[drill]\nname = \"t\"\n";
-
 #[test]
 fn an_unknown_field_is_pointed_at_with_a_suggestion() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\ntiemout = \"5s\"\n"
-    );
+    let toml = pb("t").step(wait("w", "1s").set("tiemout", "5s")).toml();
     rejects(
         &toml,
         "unknown field `tiemout`",
         "8:1",
         "8 | tiemout = \"5s\"",
     );
-    let out = Drill::new(&toml).subcommand("validate").run();
-    assert!(out.stderr.contains("did you mean `timeout`?"));
+    Drill::new(&toml)
+        .validate()
+        .stderr_has("did you mean `timeout`?");
 }
 
 #[test]
 fn a_field_of_another_kind_is_refused() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\nsource = \"x.db\"\n"
-    );
-    rejects(
-        &toml,
-        "field `source` does not apply to a `wait` step",
-        "8:1",
-        "source = \"x.db\"",
-    );
+    let toml = pb("t").step(wait("w", "1s").set("source", "x.db")).toml();
+    let message = "field `source` does not apply to a `wait` step";
+    rejects(&toml, message, "8:1", "source = \"x.db\"");
 }
 
 #[test]
 fn a_wrong_type_is_pointed_at() {
-    let toml = format!("{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = 5\n");
-    rejects(
-        &toml,
-        "invalid type: integer `5`, expected a string",
-        "7:12",
-        "duration = 5",
-    );
+    let toml = pb("t").step(step("w", "wait").set("duration", 5)).toml();
+    let message = "invalid type: integer `5`, expected a string";
+    rejects(&toml, message, "7:12", "duration = 5");
 }
 
 #[test]
 fn a_duplicate_step_id_names_the_first() {
-    let step = "[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\n";
-    let toml = format!("{HEAD}{step}{step}");
+    let toml = pb("t").step([wait("w", "1s"), wait("w", "1s")]).toml();
     rejects(&toml, "duplicate step id `w`", "9:6", "id = \"w\"");
-    assert!(
-        Drill::new(&toml)
-            .subcommand("validate")
-            .run()
-            .stderr
-            .contains("line 5")
-    );
+    Drill::new(&toml).validate().stderr_has("line 5");
 }
 
 #[test]
 fn a_template_referencing_an_unknown_step_is_refused() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"backup\"\nkind = \"wait\"\nduration = \"1s\"\n[[steps]]\nid = \"r\"\nkind = \"restore\"\nengine = \"sqlite\"\nfrom = \"{{{{ steps.bakup.path }}}}\"\ntarget = \"t.db\"\n"
-    );
-    rejects(
-        &toml,
-        "template references unknown step `bakup`",
-        "12:8",
-        "from = ",
-    );
-    assert!(
-        Drill::new(&toml)
-            .subcommand("validate")
-            .run()
-            .stderr
-            .contains("did you mean `backup`?")
-    );
+    let restore = sqlite_restore("{{ steps.bakup.path }}", "t.db").set("id", "r");
+    let toml = pb("t").step([wait("backup", "1s"), restore]).toml();
+    let message = "template references unknown step `bakup`";
+    rejects(&toml, message, "12:8", "from = ");
+    Drill::new(&toml)
+        .validate()
+        .stderr_has("did you mean `backup`?");
 }
 
 #[test]
 fn a_template_referencing_a_later_step_is_refused() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"first\"\nkind = \"exec\"\nrun = \"echo {{{{ steps.second.status }}}}\"\n[[steps]]\nid = \"second\"\nkind = \"wait\"\nduration = \"1s\"\n"
-    );
-    rejects(
-        &toml,
-        "references step `second`, which runs later",
-        "7:7",
-        "run = ",
-    );
+    let first = exec("first", "echo {{ steps.second.status }}");
+    let toml = pb("t").step([first, wait("second", "1s")]).toml();
+    let message = "references step `second`, which runs later";
+    rejects(&toml, message, "7:7", "run = ");
 }
 
 #[test]
 fn a_bad_duration_is_refused() {
-    let toml = format!("{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"soon\"\n");
+    let toml = pb("t").step(wait("w", "soon")).toml();
     rejects(&toml, "bad duration `soon`", "7:12", "duration = \"soon\"");
 }
 
 #[test]
 fn an_unknown_kind_or_engine_is_refused() {
-    let toml = format!("{HEAD}[[steps]]\nid = \"w\"\nkind = \"teleport\"\n");
-    rejects(
-        &toml,
-        "unknown value `teleport`",
-        "6:8",
-        "kind = \"teleport\"",
-    );
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"b\"\nkind = \"backup\"\nengine = \"oracle\"\nsource = \"a\"\noutput = \"b\"\n"
-    );
-    rejects(
-        &toml,
-        "unknown value `oracle`",
-        "7:10",
-        "engine = \"oracle\"",
-    );
+    let toml = pb("t").step(step("w", "teleport")).toml();
+    let snippet = "kind = \"teleport\"";
+    rejects(&toml, "unknown value `teleport`", "6:8", snippet);
+    let oracle = step("b", "backup")
+        .set("engine", "oracle")
+        .set("source", "a");
+    let toml = pb("t").step(oracle.set("output", "b")).toml();
+    let snippet = "engine = \"oracle\"";
+    rejects(&toml, "unknown value `oracle`", "7:10", snippet);
 }
 
 #[test]
 fn a_missing_required_field_is_refused() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"b\"\nkind = \"backup\"\nengine = \"sqlite\"\noutput = \"b.db\"\n"
-    );
-    rejects(
-        &toml,
-        "backup step `b` (engine sqlite) needs `source`",
-        "5:6",
-        "id = \"b\"",
-    );
+    let backup = step("b", "backup")
+        .set("engine", "sqlite")
+        .set("output", "b.db");
+    let toml = pb("t").step(backup).toml();
+    let message = "backup step `b` (engine sqlite) needs `source`";
+    rejects(&toml, message, "5:6", "id = \"b\"");
     let toml = "version = 1\n[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\n";
-    let out = Drill::new(toml).subcommand("validate").run().expect_code(2);
-    assert!(
-        out.stderr.contains("missing table `[drill]`"),
-        "{}",
-        out.stderr
-    );
+    let out = Drill::new(toml).validate().expect_code(2);
+    out.stderr_has("missing table `[drill]`");
 }
 
 #[test]
 fn a_check_that_could_never_fail_is_refused() {
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"v\"\nkind = \"sql\"\nengine = \"sqlite\"\ndatabase = \"x.db\"\n[[steps.checks]]\nname = \"count\"\nquery = \"SELECT 1\"\n"
-    );
-    rejects(
-        &toml,
-        "has a query but no expectation",
-        "10:8",
-        "name = \"count\"",
-    );
+    let count = sql("v", "sqlite", "x.db").checks(check("count").set("query", "SELECT 1"));
+    let toml = pb("t").step(count).toml();
+    let message = "has a query but no expectation";
+    rejects(&toml, message, "10:8", "name = \"count\"");
 }
 
 #[test]
 fn every_problem_is_reported_in_one_pass() {
-    let toml = format!(
-        "{HEAD}[gates]\nrto = \"a while\"\n[[steps]]\nid = \"a\"\nkind = \"wait\"\nduration = \"1s\"\ntiemout = \"1s\"\n[[steps]]\nid = \"b\"\nkind = \"wait\"\nduration = \"later\"\n[[steps]]\nid = \"b\"\nkind = \"exec\"\nrun = \"{{{{ vars.nope }}}}\"\n"
-    );
-    let out = Drill::new(&toml)
-        .subcommand("validate")
-        .run()
-        .expect_code(2);
+    let toml = pb("t")
+        .gate("rto", "a while")
+        .step(wait("a", "1s").set("tiemout", "1s"))
+        .step(wait("b", "later"))
+        .step(exec("b", "{{ vars.nope }}"));
+    let out = toml.drill().validate().expect_code(2);
     for expected in [
         "unknown field `tiemout`",
         "bad duration `a while`",
@@ -189,26 +134,15 @@ fn every_problem_is_reported_in_one_pass() {
         "unknown var `nope`",
         "5 problems found",
     ] {
-        assert!(
-            out.stderr.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stderr
-        );
+        out.stderr_has(expected);
     }
 }
 
 #[test]
 fn a_toml_syntax_error_is_located() {
-    let toml = format!("{HEAD}[[steps]\nid = \"w\"\n");
-    let out = Drill::new(&toml)
-        .subcommand("validate")
-        .run()
-        .expect_code(2);
-    assert!(
-        out.stderr.contains("--> playbook.toml:4:"),
-        "{}",
-        out.stderr
-    );
+    let toml = pb("t").toml() + "[[steps]\nid = \"w\"\n";
+    let out = Drill::new(&toml).validate().expect_code(2);
+    out.stderr_has("--> playbook.toml:4:");
 }
 
 fn repo(rel: &str) -> PathBuf {
@@ -229,28 +163,10 @@ fn every_shipped_playbook_is_valid_and_declares_its_schema() {
             "{} must start with the #:schema line",
             path.display()
         );
-        let out = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .arg("validate")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let plan = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .arg("plan")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            plan.status.success(),
-            "plan {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&plan.stderr)
-        );
+        for command in ["validate", "plan"] {
+            let path = path.to_str().unwrap();
+            restore_drill(&repo(""), &[command, path]).expect_code(0);
+        }
         checked += 1;
     }
     assert!(checked >= 1);
@@ -262,13 +178,10 @@ fn the_committed_schemas_are_current() {
         ("playbook", "schemas/playbook.schema.json"),
         ("artifact", "schemas/restore_drill.schema.json"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-            .args(["schema", which])
-            .output()
-            .unwrap();
+        let out = restore_drill(&repo(""), &["schema", which]);
         let committed = std::fs::read_to_string(repo(file)).unwrap_or_default();
         assert!(
-            String::from_utf8_lossy(&out.stdout) == committed,
+            out.stdout == committed,
             "{file} is stale: run `make schemas` and commit the result"
         );
     }
@@ -276,7 +189,8 @@ fn the_committed_schemas_are_current() {
 
 #[test]
 fn the_artifact_of_a_run_matches_its_schema_shape() {
-    let out = super::sqlite::drill("", "", "").run().expect_code(0);
+    let out = super::sqlite::drill_of(super::sqlite::playbook()).run();
+    let out = out.expect_code(0);
     let record = out.record();
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo("schemas/restore_drill.schema.json")).unwrap(),
