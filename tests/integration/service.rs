@@ -719,6 +719,45 @@ timeout = "1s"
     marker.assert_none_left();
 }
 
+#[test]
+fn a_timed_out_step_says_whether_sigterm_sufficed_or_sigkill_was_needed() {
+    let toml = |run: &str| {
+        format!(
+            r#"
+version = 1
+[drill]
+name = "to"
+[[steps]]
+id = "hang"
+kind = "exec"
+run = "{run}"
+timeout = "1s"
+"#
+        )
+    };
+    let marker = Marker::new();
+    let out = marker
+        .on(Drill::new(&toml("sleep 100")))
+        .run()
+        .expect_code(1);
+    let error = out.step("hang")["error"].as_str().unwrap().to_string();
+    assert_eq!(error, "timed out after 1.0s; stopped by SIGTERM");
+    marker.assert_none_left();
+
+    // It ignores SIGTERM (and so does the sleep it starts): 3 s of grace, then SIGKILL.
+    let marker = Marker::new();
+    let started = Instant::now();
+    let out = marker
+        .on(Drill::new(&toml("trap '' TERM; sleep 100")))
+        .run()
+        .expect_code(1);
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    assert_eq!(out.step("hang")["status"], "timed_out");
+    let error = out.step("hang")["error"].as_str().unwrap().to_string();
+    assert_eq!(error, "timed out after 1.0s; SIGKILL was needed");
+    marker.assert_none_left();
+}
+
 /// A service, then a long step to interrupt, then cleanup.
 fn interruptible(cleanup: &str) -> String {
     format!(

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 #[derive(Debug, Default)]
 pub struct Extracted {
