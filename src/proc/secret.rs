@@ -1,8 +1,9 @@
 //! Files that hold a secret (a libpq password file, a MySQL client's option file): created
 //! 0600, never over an existing file or through a symlink, and removed when dropped unless
-//! kept.
+//! kept. `create_private` is the first half, for any file others must not read while it
+//! is written (an extracted file before its own mode is set).
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -16,13 +17,8 @@ pub struct SecretFile {
 impl SecretFile {
     /// Creates `path`, which must not exist, readable by this user only, with `contents`.
     pub fn create(path: &Path, contents: &str) -> anyhow::Result<Self> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut file =
+            create_private(path).with_context(|| format!("cannot create {}", path.display()))?;
         let secret = Self {
             path: path.to_path_buf(),
         };
@@ -40,6 +36,16 @@ impl SecretFile {
     pub fn keep(mut self) -> PathBuf {
         std::mem::take(&mut self.path)
     }
+}
+
+/// Creates `path`, which must not exist (nor be a symlink), readable by this user only.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
 }
 
 impl Drop for SecretFile {
