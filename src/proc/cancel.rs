@@ -102,44 +102,18 @@ impl Cancel {
         }
     }
 
-    /// Sets the flag, runs the hooks, and sends SIGTERM to every registered group.
-    pub fn cancel(&self) {
+    /// Stops the step's work: sets the flag and runs the hooks, then SIGTERM to every
+    /// registered group, up to `grace` for them all to end, and SIGKILL to the groups
+    /// still there (`group::stop_groups`). `Gone` when no process of it was running.
+    pub fn stop(&self, grace: Duration) -> Stopped {
         self.flag.store(true, Ordering::SeqCst);
         for (_, hook) in self.hooks.lock().unwrap().iter() {
             hook();
         }
-        for pgid in self.pgids() {
-            group::signal_group(pgid, libc::SIGTERM);
-        }
-    }
-
-    /// Stops the step's work: `cancel`, up to `grace` for every registered group to end,
-    /// then SIGKILL to the groups still there. `Gone` when it had no process group.
-    pub fn stop(&self, grace: Duration) -> Stopped {
-        self.cancel();
-        let had_groups = !self.pgids().is_empty();
-        let deadline = Instant::now() + grace;
-        loop {
-            let alive: Vec<i32> = self
-                .pgids()
-                .into_iter()
-                .filter(|g| group::group_alive(*g))
-                .collect();
-            if alive.is_empty() {
-                return if had_groups {
-                    Stopped::Term
-                } else {
-                    Stopped::Gone
-                };
-            }
-            if Instant::now() >= deadline {
-                for pgid in alive {
-                    group::signal_group(pgid, libc::SIGKILL);
-                }
-                return Stopped::Kill;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let alive = || self.pgids().into_iter().any(group::group_alive);
+        // Our own children: nothing is denied, and what survives SIGKILL is the worker's
+        // to reap; either way SIGKILL was needed.
+        group::stop_groups(&|| self.pgids(), libc::SIGTERM, grace, &alive).unwrap_or(Stopped::Kill)
     }
 
     pub(super) fn pgids(&self) -> Vec<i32> {
@@ -172,7 +146,7 @@ mod tests {
             })
         };
         drop(dropped);
-        cancel.cancel();
+        cancel.stop(Duration::ZERO);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         drop(guard);
         assert!(cancel.hooks.lock().unwrap().is_empty());

@@ -82,22 +82,39 @@ pub fn stop_group_with(
     grace: Duration,
     alive: &dyn Fn() -> bool,
 ) -> Result<Stopped, NotStopped> {
+    stop_groups(&|| vec![pgid], first, grace, alive)
+}
+
+/// The one way process groups are stopped: `first` to every group `groups` names, up
+/// to `grace` for `alive` to say nothing is left, then SIGKILL to every group it names
+/// then. `Gone` when nothing was alive to begin with.
+pub fn stop_groups(
+    groups: &dyn Fn() -> Vec<i32>,
+    first: i32,
+    grace: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<Stopped, NotStopped> {
     if !alive() {
         return Ok(Stopped::Gone);
     }
-    if !signal_group(pgid, first)
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    {
-        return Err(NotStopped::Denied(pgid));
+    for pgid in groups() {
+        if !signal_group(pgid, first)
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        {
+            return Err(NotStopped::Denied(pgid));
+        }
     }
     if wait_gone(alive, grace) {
         return Ok(Stopped::Term);
     }
-    signal_group(pgid, libc::SIGKILL);
+    let killed = groups();
+    for pgid in &killed {
+        signal_group(*pgid, libc::SIGKILL);
+    }
     if wait_gone(alive, AFTER_KILL) {
         Ok(Stopped::Kill)
     } else {
-        Err(NotStopped::Survived(pgid))
+        Err(NotStopped::Survived(killed.first().copied().unwrap_or(0)))
     }
 }
 
