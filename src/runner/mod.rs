@@ -24,7 +24,7 @@ use crate::artifact::{
 use crate::log::LogSink;
 use crate::operator;
 use crate::playbook::{LoadedPlaybook, Section, Step, StepKind, default_phase};
-use crate::proc::{Stopped, signals};
+use crate::proc::signals;
 use crate::report;
 use crate::resources;
 use context::Context;
@@ -512,15 +512,7 @@ impl<'a> Runner<'a> {
             _ => StepStatus::Failed,
         };
         rec.error = match ending {
-            Ending::TimedOut(how) => Some(format!(
-                "timed out after {}; {}",
-                crate::fmt::fmt_secs(limits.timeout.map_or(0.0, |t| t.as_secs_f64())),
-                match how {
-                    Stopped::Term => "stopped by SIGTERM",
-                    Stopped::Kill => "SIGKILL was needed",
-                    Stopped::Gone => "its work was cancelled",
-                }
-            )),
+            Ending::TimedOut(how) => Some(step_exec::timed_out(limits.timeout, how)),
             Ending::Interrupted => Some("interrupted".into()),
             Ending::Abandoned => Some(format!(
                 "{} (the step did not stop when told to and was abandoned)",

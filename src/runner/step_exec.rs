@@ -120,6 +120,17 @@ pub fn execute(
     }
 }
 
+/// The error of a step stopped at its `timeout`: how long, and how it was stopped.
+pub fn timed_out(timeout: Option<Duration>, how: Stopped) -> String {
+    let after = crate::fmt::fmt_secs(timeout.map_or(0.0, |t| t.as_secs_f64()));
+    let how = match how {
+        Stopped::Term => "stopped by SIGTERM",
+        Stopped::Kill => "SIGKILL was needed",
+        Stopped::Gone => "its work was cancelled",
+    };
+    format!("timed out after {after}; {how}")
+}
+
 fn panicked() -> StepOutcome {
     StepOutcome::failed("the step crashed (panicked)")
 }
