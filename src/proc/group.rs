@@ -68,15 +68,11 @@ pub enum NotStopped {
     Survived(i32),
 }
 
-/// SIGTERM to the group, up to `grace` for every process of it to end, then SIGKILL.
-pub fn stop_group(pgid: i32, grace: Duration) -> Result<Stopped, NotStopped> {
-    stop_group_with(pgid, libc::SIGTERM, grace, &|| group_alive(pgid))
-}
-
-/// `stop_group` with another first signal, and `alive` to tell whether anything of the
-/// group is left (for a group whose leader is our child, it reaps the leader first: a
-/// zombie still counts as a member of its group).
-pub fn stop_group_with(
+/// Stops the group `pgid`: `first` (SIGTERM, or SIGQUIT for PostgreSQL's immediate
+/// shutdown), up to `grace` for every process of it to end, then SIGKILL. `alive` tells
+/// whether anything of it is left (for a group whose leader is our child, it reaps the
+/// leader first: a zombie still counts as a member of its group; see `Leader::stop`).
+pub fn stop_group(
     pgid: i32,
     first: i32,
     grace: Duration,
@@ -146,7 +142,7 @@ mod tests {
 
     fn stop(handle: &duct::Handle, grace: Duration) -> Result<Stopped, NotStopped> {
         let pgid = handle.pids()[0] as i32;
-        stop_group_with(pgid, libc::SIGTERM, grace, &|| {
+        stop_group(pgid, libc::SIGTERM, grace, &|| {
             let _ = handle.try_wait();
             group_alive(pgid)
         })

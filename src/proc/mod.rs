@@ -17,7 +17,7 @@ pub mod stat;
 pub mod tool;
 
 pub use cancel::{Cancel, OnCancel};
-pub use group::{NotStopped, Stopped, stop_group};
+pub use group::{NotStopped, Stopped};
 pub use registry::{Key, Registry, Tracked};
 pub use secret::SecretFile;
 pub use tool::{Leader, OsUser, Running, Tool};

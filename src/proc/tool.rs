@@ -148,9 +148,9 @@ impl Leader {
     }
 
     /// Stops its group: `first` (SIGTERM, or SIGQUIT), up to `grace` for every process
-    /// of it to end, then SIGKILL (see `group::stop_group_with`); reaps it on the way.
+    /// of it to end, then SIGKILL (see `group::stop_group`); reaps it on the way.
     pub fn stop(&self, first: i32, grace: Duration) -> Result<Stopped, NotStopped> {
-        group::stop_group_with(self.pgid, first, grace, &|| {
+        group::stop_group(self.pgid, first, grace, &|| {
             let _ = self.exited();
             group::group_alive(self.pgid)
         })

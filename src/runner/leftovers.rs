@@ -177,7 +177,7 @@ fn stop_group(pgid: i32, ours: impl Fn(&Stat) -> bool, first: i32) -> Group {
     }
     // Not our children: their new parent reaps them, and a zombie does not count.
     let alive = || !stat::group_members(pgid).is_empty();
-    match group::stop_group_with(pgid, first, GRACE, &alive) {
+    match group::stop_group(pgid, first, GRACE, &alive) {
         Ok(Stopped::Gone) => Group::Gone,
         Ok(Stopped::Term) if first == libc::SIGQUIT => Group::Stopped("SIGQUIT"),
         Ok(Stopped::Term) => Group::Stopped("SIGTERM"),
