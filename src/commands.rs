@@ -5,9 +5,10 @@ use std::path::Path;
 use crate::artifact::{self, RunStatus};
 use crate::cli::{Command, InitEngine, ReportFormatArg, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
+use crate::fmt::fmt_secs;
 use crate::playbook::{self, LoadError};
 use crate::report::{self, Format, TemplateSource};
-use crate::runner::{self, RunError, RunOptions, gates::fmt_secs};
+use crate::runner::{self, RunError, RunOptions};
 use crate::template::human_bytes;
 
 pub fn dispatch(command: Command) -> ExitCode {

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::artifact::Redactor;
+use crate::redact::Redactor;
 
 #[derive(Clone)]
 pub struct LogSink {

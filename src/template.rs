@@ -54,7 +54,7 @@ fn configure(env: &mut Environment<'_>) {
     env.add_function("now", || jiff::Timestamp::now().to_string());
     env.add_function("free_port", free_port);
     env.add_filter("bytes", human_bytes);
-    env.add_filter("secs", crate::runner::gates::fmt_secs);
+    env.add_filter("secs", crate::fmt::fmt_secs);
     env.add_filter("mark", status_mark);
 }
 
@@ -62,15 +62,12 @@ fn configure(env: &mut Environment<'_>) {
 /// port is released before the service binds it, so use it once, in a var (vars render
 /// once, so every step then sees the same port).
 fn free_port() -> Result<u16, minijinja::Error> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("no free port: {e}"),
-            )
-        })
+    crate::proc::free_port().map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("no free port: {e}"),
+        )
+    })
 }
 
 /// `passed` → ✅ and so on, for reports.

@@ -8,7 +8,7 @@ pub mod sqlite;
 
 use indexmap::IndexMap;
 
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 use serde_json::Value;
 
 /// What the `sql` step needs from a connection; each engine implements it.

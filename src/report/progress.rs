@@ -7,8 +7,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::artifact::{GateStatus, Mode, RunRecord, StepRecord, StepStatus};
+use crate::fmt::fmt_secs;
 use crate::runner::events::{Event, Observer};
-use crate::runner::gates::fmt_secs;
 use crate::template::human_bytes;
 
 pub struct Progress {

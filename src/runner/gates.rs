@@ -11,15 +11,7 @@ use crate::artifact::{
 use crate::playbook::{Gates, Section};
 use crate::template;
 
-pub fn fmt_secs(s: f64) -> String {
-    if s < 1.0 {
-        format!("{:.0}ms", s * 1000.0)
-    } else if s < 90.0 {
-        format!("{s:.1}s")
-    } else {
-        humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
-    }
-}
+use crate::fmt::fmt_secs;
 
 fn gate(
     name: &str,

@@ -10,19 +10,17 @@
 //! grace period, then SIGKILL; a cluster's directory is removed once its server is gone.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Runner;
-use super::process;
 use crate::artifact::ResourceRecord;
+use crate::proc::group::{self, NotStopped, Stopped};
 use crate::proc::kernel::RUN_ID_VAR;
 use crate::proc::stat::{self, Stat};
 use crate::proc::{Registry, Tracked};
 
 /// Between the first signal and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
-/// After SIGKILL, how long the group may take to disappear.
-const AFTER_KILL: Duration = Duration::from_secs(2);
 /// The prefix of a throwaway cluster's directory (see `engines::postgres::cluster`).
 const CLUSTER_PREFIX: &str = "restore-drill-pg-";
 /// The prefix of a run's work directory (`restore-drill-<drill>-`).
@@ -177,38 +175,15 @@ fn stop_group(pgid: i32, ours: impl Fn(&Stat) -> bool, first: i32) -> Group {
     if !members.iter().any(ours) {
         return Group::NotOurs;
     }
-    if !process::signal_group(pgid, first)
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    {
-        return Group::Denied;
-    }
-    if wait_gone(pgid, GRACE) {
-        return Group::Stopped(if first == libc::SIGQUIT {
-            "SIGQUIT"
-        } else {
-            "SIGTERM"
-        });
-    }
-    process::signal_group(pgid, libc::SIGKILL);
-    if wait_gone(pgid, AFTER_KILL) {
-        Group::Stopped("SIGKILL")
-    } else {
-        Group::Survived
-    }
-}
-
-/// Waits for the group to have no live member (its exited members belong to another
-/// parent now, which may be slow to reap them: zombies do not count).
-fn wait_gone(pgid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if stat::group_members(pgid).is_empty() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // Not our children: their new parent reaps them, and a zombie does not count.
+    let alive = || !stat::group_members(pgid).is_empty();
+    match group::stop_group(pgid, first, GRACE, &alive) {
+        Ok(Stopped::Gone) => Group::Gone,
+        Ok(Stopped::Term) if first == libc::SIGQUIT => Group::Stopped("SIGQUIT"),
+        Ok(Stopped::Term) => Group::Stopped("SIGTERM"),
+        Ok(Stopped::Kill) => Group::Stopped("SIGKILL"),
+        Err(NotStopped::Denied(_)) => Group::Denied,
+        Err(NotStopped::Survived(_)) => Group::Survived,
     }
 }
 
@@ -321,6 +296,7 @@ mod tests {
     use std::os::unix::process::CommandExt as _;
     use std::path::PathBuf;
     use std::process::{Child, Command};
+    use std::time::Instant;
 
     fn sleeper(env: Option<&str>, dir: Option<&Path>) -> Child {
         let mut cmd = Command::new("sleep");

@@ -1,17 +1,12 @@
 //! Sequencing a drill: setup → steps → cleanup (always), with timeouts, retries, gates,
 //! interruption, and the record rewritten after every step.
 
-pub mod cancel;
 mod context;
 pub mod events;
 pub mod gates;
 mod leftovers;
 mod lock;
-pub mod operator;
 mod plan;
-pub mod process;
-pub mod resources;
-pub mod signals;
 mod step_exec;
 
 pub use plan::plan;
@@ -27,8 +22,11 @@ use crate::artifact::{
     RunStatus, SCHEMA_ID, StepRecord, StepStatus,
 };
 use crate::log::LogSink;
+use crate::operator;
 use crate::playbook::{LoadedPlaybook, Section, Step, StepKind, default_phase};
+use crate::proc::signals;
 use crate::report;
+use crate::resources;
 use context::Context;
 use events::{Event, Observer};
 use step_exec::{Ending, StepEnv};
@@ -509,15 +507,12 @@ impl<'a> Runner<'a> {
         rec.checks = outcome.checks;
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
-            Ending::TimedOut => StepStatus::TimedOut,
+            Ending::TimedOut(_) => StepStatus::TimedOut,
             _ if outcome.passed => StepStatus::Passed,
             _ => StepStatus::Failed,
         };
         rec.error = match ending {
-            Ending::TimedOut => Some(format!(
-                "timed out after {} (its process group was killed)",
-                gates::fmt_secs(limits.timeout.map_or(0.0, |t| t.as_secs_f64()))
-            )),
+            Ending::TimedOut(how) => Some(step_exec::timed_out(limits.timeout, how)),
             Ending::Interrupted => Some("interrupted".into()),
             Ending::Abandoned => Some(format!(
                 "{} (the step did not stop when told to and was abandoned)",

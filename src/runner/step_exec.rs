@@ -1,28 +1,31 @@
 //! Running one attempt of a step on a worker thread, so the runner stays free to enforce
 //! its timeout and to notice Ctrl-C: SIGTERM to the step's process groups (and its
-//! cancel hooks), a grace period, then SIGKILL.
+//! cancel hooks), a grace period, then SIGKILL (`Cancel::stop`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use super::cancel::Cancel;
-use super::signals;
 use crate::log::LogSink;
+use crate::operator::Operator;
 use crate::playbook::Step;
+use crate::proc::{Cancel, Stopped, signals};
+use crate::resources::Resources;
 use crate::steps::{self, StepCtx, StepOutcome};
 
 /// Between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
-/// After SIGKILL, how long to wait for the worker before giving up on it.
+/// After SIGKILL (or the grace period), how long to wait for the worker before giving up
+/// on it.
 const ABANDON_AFTER: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     Finished,
-    TimedOut,
+    /// Stopped at its timeout: how (SIGTERM sufficed, or SIGKILL was needed).
+    TimedOut(Stopped),
     Interrupted,
     /// The step ignored cancellation; its thread was left behind.
     Abandoned,
@@ -34,8 +37,8 @@ pub struct StepEnv {
     pub workdir: PathBuf,
     pub log: LogSink,
     pub sources: crate::guard::Sources,
-    pub operator: Option<super::operator::Operator>,
-    pub resources: super::resources::Resources,
+    pub operator: Option<Operator>,
+    pub resources: Resources,
     /// The run's registry of process groups, for this step.
     pub procs: crate::proc::Registry,
 }
@@ -79,9 +82,7 @@ pub fn execute(
     }
 
     let started = Instant::now();
-    let mut stopping: Option<(Ending, Instant)> = None;
-    let mut killed_at: Option<Instant> = None;
-    loop {
+    let timed_out = loop {
         let mut last = None;
         while let Ok(p) = progress_rx.try_recv() {
             last = Some(p);
@@ -90,41 +91,46 @@ pub fn execute(
             on_progress(p.done, p.total);
         }
         match done_rx.recv_timeout(TICK) {
-            Ok(outcome) => return (outcome, stopping.map_or(Ending::Finished, |(why, _)| why)),
-            Err(RecvTimeoutError::Disconnected) => {
-                return (
-                    StepOutcome::failed("the step crashed (panicked)"),
-                    stopping.map_or(Ending::Finished, |(why, _)| why),
-                );
-            }
+            Ok(outcome) => return (outcome, Ending::Finished),
+            Err(RecvTimeoutError::Disconnected) => return (panicked(), Ending::Finished),
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let now = Instant::now();
-        match (stopping, killed_at) {
-            (None, _) => {
-                let why = if signals::count() > interrupts_allowed {
-                    Some(Ending::Interrupted)
-                } else if timeout.is_some_and(|t| now - started >= t) {
-                    Some(Ending::TimedOut)
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    cancel.cancel();
-                    stopping = Some((why, now));
-                }
-            }
-            (Some((_, since)), None) if now - since >= GRACE => {
-                cancel.kill_remaining();
-                killed_at = Some(now);
-            }
-            (Some(_), Some(at)) if now - at >= ABANDON_AFTER => {
-                return (
-                    StepOutcome::failed("the step did not stop"),
-                    Ending::Abandoned,
-                );
-            }
-            _ => {}
+        if signals::count() > interrupts_allowed {
+            break false;
         }
+        if timeout.is_some_and(|t| started.elapsed() >= t) {
+            break true;
+        }
+    };
+    let since = Instant::now();
+    let how = cancel.stop(GRACE);
+    let ending = if timed_out {
+        Ending::TimedOut(how)
+    } else {
+        Ending::Interrupted
+    };
+    let abandon_at = Instant::now().max(since + GRACE) + ABANDON_AFTER;
+    match done_rx.recv_timeout(abandon_at.saturating_duration_since(Instant::now())) {
+        Ok(outcome) => (outcome, ending),
+        Err(RecvTimeoutError::Disconnected) => (panicked(), ending),
+        Err(RecvTimeoutError::Timeout) => (
+            StepOutcome::failed("the step did not stop"),
+            Ending::Abandoned,
+        ),
     }
+}
+
+/// The error of a step stopped at its `timeout`: how long, and how it was stopped.
+pub fn timed_out(timeout: Option<Duration>, how: Stopped) -> String {
+    let after = crate::fmt::fmt_secs(timeout.map_or(0.0, |t| t.as_secs_f64()));
+    let how = match how {
+        Stopped::Term => "stopped by SIGTERM",
+        Stopped::Kill => "SIGKILL was needed",
+        Stopped::Gone => "its work was cancelled",
+    };
+    format!("timed out after {after}; {how}")
+}
+
+fn panicked() -> StepOutcome {
+    StepOutcome::failed("the step crashed (panicked)")
 }

@@ -12,7 +12,7 @@ use super::{StepCtx, StepOutcome};
 use crate::artifact::FileRecord;
 use crate::outputs;
 use crate::playbook::{Algorithm, Step};
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 /// Read size: large enough that syscalls do not matter, small enough to stay flat.
 const CHUNK: usize = 4 << 20;

@@ -2,7 +2,7 @@
 //! output goes to files (memory stays flat), then into the drill's log.
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
@@ -10,7 +10,7 @@ use super::{StepCtx, StepOutcome};
 use crate::log::tail_file;
 use crate::outputs;
 use crate::playbook::Step;
-use crate::runner::process;
+use crate::proc::Tool;
 
 /// How much of stdout/stderr the record keeps (the log keeps everything).
 const KEEP_BYTES: u64 = 4096;
@@ -18,12 +18,11 @@ const KEEP_BYTES: u64 = 4096;
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let expect = step.expect_exit.unwrap_or(0);
     let captured = Captured::new(ctx);
-    let expr = command(step)?
+    let expr = command(step, false)?
         .stdin_null()
         .stdout_path(&captured.stdout)
-        .stderr_path(&captured.stderr)
-        .unchecked();
-    let status = run_in_group(expr, ctx)?;
+        .stderr_path(&captured.stderr);
+    let status = Tool::new(expr, "command").start(&ctx.cancel)?.finish()?;
     ctx.log
         .append_file(&ctx.step_id, "stdout", &captured.stdout);
     ctx.log
@@ -51,12 +50,20 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     }
 }
 
-/// `argv`, or `run` through `sh -c`, with `cwd` and `env`.
-pub fn command(step: &Step) -> anyhow::Result<duct::Expression> {
+/// `argv`, or `run` through `sh -c`, with `cwd` and `env` added to the inherited
+/// environment. A relative program path (`bin/app`) is found from the drill's directory,
+/// or from `cwd` with `program_from_cwd` (where a service always found it).
+pub fn command(step: &Step, program_from_cwd: bool) -> anyhow::Result<duct::Expression> {
     let mut expr = match (&step.argv, &step.run) {
         (Some(argv), _) => {
             let (program, args) = argv.split_first().context("`argv` is empty")?;
-            duct::cmd(program, args)
+            let path = Path::new(program);
+            match &step.cwd {
+                Some(cwd) if program_from_cwd && path.is_relative() && program.contains('/') => {
+                    duct::cmd(Path::new(cwd).join(path), args)
+                }
+                _ => duct::cmd(program, args),
+            }
         }
         (None, Some(script)) => duct::cmd("sh", ["-c", script.as_str()]),
         (None, None) => anyhow::bail!("needs `run` or `argv`"),
@@ -68,24 +75,6 @@ pub fn command(step: &Step) -> anyhow::Result<duct::Expression> {
         expr = expr.env(key, value);
     }
     Ok(expr)
-}
-
-/// Starts `expr` in a new process group registered for cancellation, and waits.
-pub fn run_in_group(
-    expr: duct::Expression,
-    ctx: &StepCtx,
-) -> anyhow::Result<std::process::ExitStatus> {
-    let handle = process::start(process::in_new_group(expr)).context("cannot start command")?;
-    let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
-    ctx.cancel.register_group(pgid);
-    let result = handle
-        .wait()
-        .map(|out| out.status)
-        .context("waiting for command");
-    // The leader is gone; anything it left running in its group goes with it.
-    process::signal_group(pgid, libc::SIGKILL);
-    ctx.cancel.unregister_group(pgid);
-    result
 }
 
 struct Captured {

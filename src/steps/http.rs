@@ -354,7 +354,7 @@ fn conclude(
         "probes" => probes,
     });
     let Err(why) = verdict else { return outcome };
-    let over = crate::runner::gates::fmt_secs(started.elapsed().as_secs_f64());
+    let over = crate::fmt::fmt_secs(started.elapsed().as_secs_f64());
     outcome.log_tail = Some(match &answer {
         Ok(r) => format!(
             "{} {}\nHTTP {} ({} ms)\n{}",

@@ -5,9 +5,9 @@
 use anyhow::bail;
 
 use super::{StepCtx, StepOutcome, duration, required};
+use crate::operator::Answer;
 use crate::outputs;
 use crate::playbook::Step;
-use crate::runner::operator::Answer;
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let instructions = required(step.instructions.as_deref(), "instructions")?;

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use crate::artifact::{CheckRecord, FileRecord};
 use crate::log::LogSink;
 use crate::playbook::{Step, StepKind};
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 /// What a running step may use.
 pub struct StepCtx {
@@ -38,9 +38,9 @@ pub struct StepCtx {
     /// against them first (`sources.check`).
     pub sources: crate::guard::Sources,
     /// The operator of a walkthrough (None in automated runs).
-    pub operator: Option<crate::runner::operator::Operator>,
+    pub operator: Option<crate::operator::Operator>,
     /// Register here what the step creates outside the workdir, with its teardown.
-    pub resources: crate::runner::resources::Resources,
+    pub resources: crate::resources::Resources,
     /// Register here the process groups and clusters the step starts, until they are
     /// stopped: the next run stops them if this one dies.
     pub procs: crate::proc::Registry,

@@ -8,21 +8,18 @@
 use std::collections::VecDeque;
 use std::io::{BufRead as _, BufReader, Read};
 use std::os::unix::process::ExitStatusExt as _;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
 use super::http::{self, Request};
-use super::{StepCtx, StepOutcome, duration};
+use super::{StepCtx, StepOutcome, duration, exec};
 use crate::log::LogSink;
 use crate::outputs;
 use crate::playbook::Step;
-use crate::proc::{self, kernel};
-use crate::runner::process;
+use crate::proc::{self, Leader, Stopped, Tool};
 
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -33,8 +30,8 @@ const TAIL_LINES: usize = 40;
 /// A line longer than this is cut into pieces, so a service printing without newlines
 /// cannot grow memory.
 const MAX_LINE: u64 = 8 * 1024;
-/// After SIGKILL, how long the group may take to disappear before teardown reports it.
-const AFTER_KILL: Duration = Duration::from_secs(2);
+/// At stop, how long the threads copying its output may take to see the end of it.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let ready = ReadyProbe::of(step)?;
@@ -132,7 +129,7 @@ impl ReadyProbe {
     }
 
     fn not_ready(&self, line_seen: bool, last_probe: &str) -> String {
-        let secs = crate::runner::gates::fmt_secs(self.timeout.as_secs_f64());
+        let secs = crate::fmt::fmt_secs(self.timeout.as_secs_f64());
         match (&self.log_line, line_seen, &self.url) {
             (Some(line), false, _) => format!("not ready within {secs}: it never printed {line:?}"),
             (_, _, Some(url)) => {
@@ -165,7 +162,7 @@ fn probe(agent: &ureq::Agent, url: &str, deadline: Instant, last: &mut String) -
 /// threads copying its output into the log.
 struct Service {
     pid: i32,
-    child: Mutex<Child>,
+    leader: Leader,
     started: Instant,
     grace: Duration,
     output: Output,
@@ -184,29 +181,30 @@ impl Service {
         ready_line: Option<String>,
         grace: Duration,
     ) -> anyhow::Result<Arc<Self>> {
-        let mut cmd = command(step)?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let program = cmd.get_program().to_string_lossy().into_owned();
+        // A relative program path is found from `cwd`, where the service runs.
+        let expr = exec::command(step, true)?;
+        let program = match (&step.argv, &step.run) {
+            (Some(argv), _) => argv.first().cloned().unwrap_or_default(),
+            _ => "sh".into(),
+        };
+        let (stdout, stdout_w) = os_pipe::pipe()?;
+        let (stderr, stderr_w) = os_pipe::pipe()?;
         // Its own group: the terminal's Ctrl-C reaches only the runner, which then stops
         // the service in order, and teardown can signal everything the service started.
-        // Started on the spawner thread: it outlives this step's thread, and dies with
-        // restore-drill.
-        let mut child = kernel::spawn(
-            move || {
-                kernel::lead_group(&mut cmd, libc::SIGKILL);
-                cmd.spawn()
-            },
-            |c| vec![c.id()],
+        // Not the step's: it outlives the step, and dies with restore-drill.
+        let leader = Tool::new(
+            expr.stdin_null()
+                .stdout_file(stdout_w)
+                .stderr_file(stderr_w),
+            format!("the service `{program}`"),
         )
-        .with_context(|| format!("cannot start the service `{program}`"))?;
-        let pid = child.id() as i32;
+        .spawn()?;
+        let pid = leader.pgid();
         let tracked = ctx.procs.group("service", pid);
-        let output = Output::capture(&mut child, ctx, ready_line);
+        let output = Output::capture([("stdout", stdout), ("stderr", stderr)], ctx, ready_line);
         Ok(Arc::new(Self {
             pid,
-            child: Mutex::new(child),
+            leader,
             started: Instant::now(),
             grace,
             output,
@@ -224,7 +222,7 @@ impl Service {
 
     /// The leader's exit status once it has exited (and is reaped).
     fn exit_status(&self) -> Option<ExitStatus> {
-        self.child.lock().unwrap().try_wait().ok().flatten()
+        self.leader.exited()
     }
 
     /// SIGTERM to the group, `grace` to exit, SIGKILL, then wait for the group to be gone.
@@ -240,76 +238,24 @@ impl Service {
                 describe_exit(status)
             ));
         }
-        let how = if !self.group_alive() {
-            "nothing left to stop".to_string()
-        } else {
-            process::signal_group(self.pid, libc::SIGTERM);
-            if self.wait_gone(self.grace) {
-                "stopped by SIGTERM".to_string()
-            } else {
-                process::signal_group(self.pid, libc::SIGKILL);
-                let secs = crate::runner::gates::fmt_secs(self.grace.as_secs_f64());
-                if !self.wait_gone(AFTER_KILL) {
-                    anyhow::bail!("process group {} survived SIGKILL", self.pid);
-                }
-                format!("killed with SIGKILL after ignoring SIGTERM for {secs}")
-            }
+        let how = match self.leader.stop(libc::SIGTERM, self.grace)? {
+            Stopped::Gone => "nothing left to stop".to_string(),
+            Stopped::Term => "stopped by SIGTERM".to_string(),
+            Stopped::Kill => format!(
+                "killed with SIGKILL after ignoring SIGTERM for {}",
+                crate::fmt::fmt_secs(self.grace.as_secs_f64())
+            ),
         };
-        self.output.join(AFTER_KILL);
+        self.output.join(OUTPUT_DRAIN);
         self.note(&format!("pid {}: {how}", self.pid));
         self.procs.remove(self.tracked);
         self.stopped.store(true, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Whether any process of the group is left. Reaps the leader first: a zombie leader
-    /// still counts as a member of its group.
-    fn group_alive(&self) -> bool {
-        let _ = self.exit_status();
-        process::group_alive(self.pid)
-    }
-
-    fn wait_gone(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if !self.group_alive() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     fn note(&self, text: &str) {
         self.log.write(&self.step_id, text);
     }
-}
-
-/// `argv`, or `run` through `sh -c`, with `cwd` and `env` added to the inherited environment.
-fn command(step: &Step) -> anyhow::Result<Command> {
-    let mut cmd = match (&step.argv, &step.run) {
-        (Some(argv), _) => {
-            let (program, args) = argv.split_first().context("`argv` is empty")?;
-            let mut cmd = Command::new(program);
-            cmd.args(args);
-            cmd
-        }
-        (None, Some(script)) => {
-            let mut cmd = Command::new("sh");
-            cmd.args(["-c", script]);
-            cmd
-        }
-        (None, None) => anyhow::bail!("needs `run` or `argv`"),
-    };
-    if let Some(cwd) = &step.cwd {
-        cmd.current_dir(cwd);
-    }
-    for (key, value) in step.env.iter().flatten() {
-        cmd.env(key, value);
-    }
-    Ok(cmd)
 }
 
 /// The service's stdout and stderr, copied line by line into the drill's log by two
@@ -321,30 +267,17 @@ struct Output {
 }
 
 impl Output {
-    fn capture(child: &mut Child, ctx: &StepCtx, ready_line: Option<String>) -> Self {
+    fn capture(
+        streams: [(&'static str, os_pipe::PipeReader); 2],
+        ctx: &StepCtx,
+        ready_line: Option<String>,
+    ) -> Self {
         let output = Self {
             tail: Arc::default(),
             saw_line: Arc::default(),
             threads: Mutex::default(),
         };
-        let streams: [(&'static str, Option<Box<dyn Read + Send>>); 2] = [
-            (
-                "stdout",
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            ),
-            (
-                "stderr",
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            ),
-        ];
         for (name, stream) in streams {
-            let Some(stream) = stream else { continue };
             let pump = Pump {
                 stream: name,
                 step: ctx.step_id.clone(),
@@ -400,7 +333,7 @@ struct Pump {
 }
 
 impl Pump {
-    fn run(self, stream: Box<dyn Read + Send>) {
+    fn run(self, stream: os_pipe::PipeReader) {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
         loop {

@@ -213,12 +213,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Everything under `dir`, as sorted relative paths (links not followed).
 /// Everything under `dir`, as relative paths (none when `dir` does not exist, e.g. after
 /// teardown removed it).
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack: Vec<_> = dir.exists().then(|| dir.to_path_buf()).into_iter().collect();
+    let mut stack: Vec<_> = dir
+        .exists()
+        .then(|| dir.to_path_buf())
+        .into_iter()
+        .collect();
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();

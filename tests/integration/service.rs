@@ -459,6 +459,34 @@ fn a_timeout_kills_the_whole_process_group() {
     marker.assert_none_left();
 }
 
+#[test]
+fn a_timed_out_step_says_whether_sigterm_sufficed_or_sigkill_was_needed() {
+    let hang = |run: &str| {
+        pb("to")
+            .step(exec("hang", run).set("timeout", "1s"))
+            .drill()
+    };
+    let marker = Marker::new();
+    let out = marker.on(hang("sleep 100")).run().expect_code(1);
+    out.step("hang").status("timed_out");
+    let error = out.step("hang")["error"].as_str().unwrap().to_string();
+    assert_eq!(error, "timed out after 1.0s; stopped by SIGTERM");
+    marker.assert_none_left();
+
+    // It ignores SIGTERM (and so does the sleep it starts): 3 s of grace, then SIGKILL.
+    let marker = Marker::new();
+    let started = Instant::now();
+    let out = marker
+        .on(hang("trap '' TERM; sleep 100"))
+        .run()
+        .expect_code(1);
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    out.step("hang").status("timed_out");
+    let error = out.step("hang")["error"].as_str().unwrap().to_string();
+    assert_eq!(error, "timed out after 1.0s; SIGKILL was needed");
+    marker.assert_none_left();
+}
+
 /// A service, then a long step to interrupt, then cleanup (`slow_cleanup` first).
 fn interruptible(slow_cleanup: Option<Step>) -> Drill {
     let app = service("app").set("run", "echo ready; exec sleep 1000");

@@ -18,7 +18,7 @@ use super::Compression;
 use super::manifest::{self, Entry as ManifestEntry, Header};
 use crate::engines::Copying;
 use crate::engines::compress::Sink;
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 /// What was archived.
 #[derive(Debug, Default)]

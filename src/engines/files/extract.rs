@@ -5,16 +5,17 @@
 //! a hard link must name a file already extracted inside it. Files are created with
 //! `O_CREAT | O_EXCL | O_NOFOLLOW`, so nothing existing is followed or overwritten.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
+use crate::proc::secret::create_private;
 
 #[derive(Debug, Default)]
 pub struct Extracted {
@@ -225,12 +226,7 @@ fn write_file<R: Read>(
     mode: u32,
     cancel: &Cancel,
 ) -> anyhow::Result<u64> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(dest)
+    let file = create_private(dest)
         .with_context(|| format!("cannot create {} (duplicate entry?)", dest.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     let mut buf = vec![0u8; 256 << 10];

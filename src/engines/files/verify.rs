@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use sha2::Digest as _;
 
 use super::manifest;
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 /// What a walk meets: a regular file, a symlink, or anything else (never followed).
 pub enum Found {

@@ -14,8 +14,7 @@ use mysql::prelude::Queryable as _;
 use super::{MysqlConn, OptionFile, Target, base_tables, count_rows, ident};
 use crate::engines::SqlConn as _;
 use crate::engines::compress::{Compression, Sink, decompressor};
-use crate::runner::cancel::Cancel;
-use crate::runner::process;
+use crate::proc::{Cancel, Tool};
 
 /// The line mysqldump ends a complete dump with; a dump without it was cut short.
 const COMPLETED: &[u8] = b"-- Dump completed";
@@ -121,15 +120,8 @@ fn run_dump(
 ) -> anyhow::Result<u64> {
     let stderr = with_suffix(partial, ".stderr");
     let (reader, writer) = os_pipe::pipe()?;
-    let expr = duct::cmd(program, args)
-        .stdin_null()
-        .stdout_file(writer)
-        .stderr_path(&stderr)
-        .unchecked();
-    let handle = process::start(process::in_new_group(expr))
-        .with_context(|| format!("cannot start {program}"))?;
-    let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
-    cancel.register_group(pgid);
+    let expr = duct::cmd(program, args).stdin_null().stdout_file(writer);
+    let running = Tool::new(expr, program).stderr_to(&stderr).start(cancel)?;
     let copied = (|| -> anyhow::Result<(u64, Vec<u8>)> {
         let file = File::create(partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
@@ -139,13 +131,11 @@ fn run_dump(
         file.sync_all()?;
         Ok(copied)
     })();
-    let status = handle.wait().map(|o| o.status);
-    process::signal_group(pgid, libc::SIGKILL);
-    cancel.unregister_group(pgid);
+    let status = running.finish();
     let errors = crate::log::tail_file(&stderr, 20, 4096);
     let _ = std::fs::remove_file(&stderr);
     cancel.check()?;
-    let status = status.with_context(|| format!("waiting for {program}"))?;
+    let status = status?;
     ensure!(status.success(), "{program} failed ({status}): {errors}");
     let (bytes, tail) = copied?;
     ensure!(
@@ -262,16 +252,9 @@ fn load(
         "--default-character-set=utf8mb4".into(),
         format!("--database={database}"),
     ];
-    let expr = duct::cmd(&program, &args)
-        .stdin_file(reader)
-        .stdout_null()
-        .stderr_path(&stderr)
-        .unchecked();
-    let handle = process::start(process::in_new_group(expr))
-        .with_context(|| format!("cannot start {program}"))?;
+    let expr = duct::cmd(&program, &args).stdin_file(reader).stdout_null();
+    let running = Tool::new(expr, &program).stderr_to(&stderr).start(cancel)?;
     drop(args);
-    let pgid = handle.pids().first().copied().unwrap_or(0) as i32;
-    cancel.register_group(pgid);
     let counted = Counting::new(File::open(from)?);
     let read = counted.count.clone();
     let fed = (|| -> anyhow::Result<Vec<u8>> {
@@ -288,14 +271,12 @@ fn load(
     })();
     // Closing stdin ends the client's input; on a failure it ends it early.
     drop(writer);
-    let status = handle.wait().map(|o| o.status);
-    process::signal_group(pgid, libc::SIGKILL);
-    cancel.unregister_group(pgid);
+    let status = running.finish();
     drop(option_file);
     let errors = client_errors(&stderr);
     let _ = std::fs::remove_file(&stderr);
     cancel.check()?;
-    let status = status.with_context(|| format!("waiting for {program}"))?;
+    let status = status?;
     let tail = match fed {
         // A client that stops reading (on an SQL error) breaks the pipe: its own
         // error message says why.

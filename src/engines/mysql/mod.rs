@@ -5,9 +5,7 @@
 pub mod dump;
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use indexmap::IndexMap;
@@ -16,6 +14,7 @@ use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
 use super::SqlConn;
+use crate::proc::{Cancel, OnCancel, SecretFile};
 
 /// A parsed `mysql://user:password@host:port/database?socket=...` url.
 #[derive(Clone)]
@@ -88,7 +87,7 @@ fn redact_url(url: &str) -> String {
 /// A `[client]` option file, mode 0600, removed when dropped: how the password reaches
 /// mysqldump and the mysql client without appearing in any process's arguments.
 pub struct OptionFile {
-    pub path: PathBuf,
+    file: SecretFile,
 }
 
 impl OptionFile {
@@ -114,25 +113,14 @@ impl OptionFile {
                 line("protocol", "TCP");
             }
         }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        file.write_all(text.as_bytes())?;
-        Ok(Self { path })
+        Ok(Self {
+            file: SecretFile::create(&path, &text)?,
+        })
     }
 
     /// The first argument of a client: `--defaults-extra-file=...`.
     pub fn arg(&self) -> String {
-        format!("--defaults-extra-file={}", self.path.display())
-    }
-}
-
-impl Drop for OptionFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        format!("--defaults-extra-file={}", self.file.path().display())
     }
 }
 
@@ -195,15 +183,8 @@ pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<boo
 pub struct MysqlConn {
     conn: mysql::Conn,
     opts: mysql::Opts,
-    cancel_key: Option<(u64, std::sync::Arc<crate::runner::cancel::Cancel>)>,
-}
-
-impl Drop for MysqlConn {
-    fn drop(&mut self) {
-        if let Some((key, cancel)) = self.cancel_key.take() {
-            cancel.remove_hook(key);
-        }
-    }
+    /// Kills the running query when the step is cancelled (see `interrupt_on`).
+    interrupt: Option<OnCancel>,
 }
 
 impl MysqlConn {
@@ -221,20 +202,19 @@ impl MysqlConn {
         Ok(Self {
             conn: target.connect()?,
             opts: target.with_database(None).opts,
-            cancel_key: None,
+            interrupt: None,
         })
     }
 
     /// On cancel, a second connection kills the running query (`KILL QUERY`).
-    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<crate::runner::cancel::Cancel>) {
+    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<Cancel>) {
         let id = self.conn.connection_id();
         let opts = self.opts.clone();
-        let key = cancel.on_cancel(move || {
+        self.interrupt = Some(cancel.on_cancel(move || {
             if let Ok(mut killer) = mysql::Conn::new(opts.clone()) {
                 let _ = killer.query_drop(format!("KILL QUERY {id}"));
             }
-        });
-        self.cancel_key = Some((key, cancel));
+        }));
     }
 
     pub fn inner(&mut self) -> &mut mysql::Conn {

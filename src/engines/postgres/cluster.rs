@@ -9,18 +9,14 @@
 //! which could not enter the work directory without opening it, and the backups in it,
 //! to every local user.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 
-use super::tool::{self, OsUser};
 use super::url::percent_encode;
-use crate::proc::{Key, Registry};
-use crate::runner::cancel::Cancel;
-use crate::runner::process;
+use crate::proc::{Cancel, Key, Leader, OsUser, Registry, SecretFile, Tool, free_port};
 
 /// The superuser of the throwaway cluster.
 pub const SUPERUSER: &str = "postgres";
@@ -65,7 +61,7 @@ pub struct Cluster {
 /// server and removes the directory if this run dies).
 #[derive(Clone, Default)]
 pub struct Postmaster {
-    handle: Arc<Mutex<Option<duct::Handle>>>,
+    leader: Arc<Mutex<Option<Leader>>>,
     procs: Registry,
     key: Option<Key>,
 }
@@ -168,14 +164,12 @@ pub fn start(
         ],
     )
     .dir(base);
-    tool::run(
-        tool::as_user(initdb, user),
-        "initdb",
-        &base.join("initdb.log"),
-        spec.cancel,
-    )?;
+    Tool::new(initdb, "initdb")
+        .as_user(user)
+        .logged(&base.join("initdb.log"))
+        .run(spec.cancel)?;
 
-    let port = free_port()?;
+    let port = free_port().context("cannot find a free port")?;
     let mut args: Vec<String> = vec![
         "-D".into(),
         datadir.display().to_string(),
@@ -195,22 +189,20 @@ pub fn start(
         args.push(setting.to_string());
     }
     let log = base.join("server.log");
-    let expr = tool::as_user(
-        duct::cmd(spec.server_bin.join("postgres"), &args).dir(base),
-        user,
-    )
-    .stdin_null()
-    .stdout_to_stderr()
-    .stderr_path(&log)
-    .unchecked();
     // Its own process group: the terminal's Ctrl-C does not reach it; teardown stops it.
     // If restore-drill dies, the kernel asks it for an immediate shutdown (SIGQUIT).
-    let handle =
-        process::start(process::leading(expr, libc::SIGQUIT)).context("cannot start postgres")?;
-    if let (Some(key), Some(pid)) = (postmaster.key, handle.pids().first()) {
-        postmaster.procs.set_group(key, *pid as i32);
+    let leader = Tool::new(
+        duct::cmd(spec.server_bin.join("postgres"), &args).dir(base),
+        "postgres",
+    )
+    .as_user(user)
+    .logged(&log)
+    .death_signal(libc::SIGQUIT)
+    .spawn()?;
+    if let Some(key) = postmaster.key {
+        postmaster.procs.set_group(key, leader.pgid());
     }
-    *postmaster.handle.lock().unwrap() = Some(handle);
+    *postmaster.leader.lock().unwrap() = Some(leader);
     let cluster = Cluster {
         base: base.to_path_buf(),
         socket_dir,
@@ -277,12 +269,11 @@ fn wait_ready(
     let started = Instant::now();
     loop {
         cancel.check()?;
-        if let Some(handle) = postmaster.handle.lock().unwrap().as_ref()
-            && let Ok(Some(out)) = handle.try_wait()
+        if let Some(leader) = postmaster.leader.lock().unwrap().as_ref()
+            && let Some(status) = leader.exited()
         {
             bail!(
-                "postgres exited ({}) before accepting connections: {}",
-                out.status,
+                "postgres exited ({status}) before accepting connections: {}",
                 crate::log::tail_file(log, 10, 4096)
             );
         }
@@ -303,8 +294,7 @@ fn wait_ready(
 /// (`Cluster::passfile`) for the services a drill starts: a copy of production data is
 /// never open to every local user.
 fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
-    use std::io::{Read as _, Write as _};
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::io::Read as _;
     let mut raw = [0u8; 18];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
     let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -312,19 +302,13 @@ fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
         .connect("postgres")?
         .batch_execute(&format!("ALTER ROLE {SUPERUSER} PASSWORD '{password}'"))
         .context("cannot set the TCP password")?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(cluster.passfile())?;
-    writeln!(file, "{host}:{}:*:{SUPERUSER}:{password}", cluster.port)?;
+    // Kept: it goes with the cluster's directory.
+    SecretFile::create(
+        &cluster.passfile(),
+        &format!("{host}:{}:*:{SUPERUSER}:{password}\n", cluster.port),
+    )?
+    .keep();
     Ok(())
-}
-
-/// A port nobody listens on now (the kernel's choice); it names the unix socket too.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 impl Postmaster {
@@ -332,7 +316,7 @@ impl Postmaster {
     /// anything is created.
     pub fn tracked(procs: &Registry, base: &Path) -> Self {
         Self {
-            handle: Arc::default(),
+            leader: Arc::default(),
             procs: procs.clone(),
             key: Some(procs.cluster(base)),
         }
@@ -342,25 +326,11 @@ impl Postmaster {
     /// the whole group if it lingers, then the directory goes. Fails when anything is
     /// left, so that the record says so.
     pub fn teardown(&self, base: &Path) -> anyhow::Result<()> {
-        if let Some(handle) = self.handle.lock().unwrap().take() {
-            let pid = handle.pids().first().copied().unwrap_or(0) as i32;
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc::kill(pid, libc::SIGQUIT) };
-            let deadline = Instant::now() + STOP_GRACE;
-            while Instant::now() < deadline && matches!(handle.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        if let Some(leader) = self.leader.lock().unwrap().take() {
             // Backends are in the postmaster's group: none outlives this.
-            process::signal_group(pid, libc::SIGKILL);
-            let _ = handle.wait();
-            let deadline = Instant::now() + STOP_GRACE;
-            while process::group_alive(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            ensure!(
-                !process::group_alive(pid),
-                "postgres processes of group {pid} are still running"
-            );
+            leader
+                .stop(libc::SIGQUIT, STOP_GRACE)
+                .context("postgres processes are still running")?;
         }
         if base.exists() {
             std::fs::remove_dir_all(base)

@@ -12,11 +12,12 @@ use serde_json::Value;
 use super::catalog;
 use super::url::PgUrl;
 use crate::engines::SqlConn;
-use crate::runner::cancel::Cancel;
+use crate::proc::{Cancel, OnCancel};
 
 pub struct PgConn {
     client: Client,
-    cancel_key: Option<(u64, Arc<Cancel>)>,
+    /// Cancels the running query when the step is cancelled (see `interrupt_on`).
+    interrupt: Option<OnCancel>,
 }
 
 impl PgConn {
@@ -24,17 +25,16 @@ impl PgConn {
         let url = PgUrl::parse(url)?;
         Ok(Self {
             client: url.connect()?,
-            cancel_key: None,
+            interrupt: None,
         })
     }
 
     /// Cancels the running query (server side) when the step is cancelled.
     pub fn interrupt_on(&mut self, cancel: Arc<Cancel>) {
         let token = self.client.cancel_token();
-        let key = cancel.on_cancel(move || {
+        self.interrupt = Some(cancel.on_cancel(move || {
             let _ = token.cancel_query(postgres::NoTls);
-        });
-        self.cancel_key = Some((key, cancel));
+        }));
     }
 
     fn amcheck_version(&mut self) -> anyhow::Result<Option<String>> {
@@ -109,14 +109,6 @@ impl PgConn {
             }
         }
         Ok(checked)
-    }
-}
-
-impl Drop for PgConn {
-    fn drop(&mut self) {
-        if let Some((key, cancel)) = self.cancel_key.take() {
-            cancel.remove_hook(key);
-        }
     }
 }
 

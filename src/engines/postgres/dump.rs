@@ -13,12 +13,9 @@ use indexmap::IndexMap;
 use super::bin::Bins;
 use super::catalog;
 use super::conn::db_message;
-use super::tool;
 use super::url::{PgUrl, with_password};
 use super::zstd;
-use crate::log::tail_file;
-use crate::runner::cancel::Cancel;
-use crate::runner::process;
+use crate::proc::{Cancel, Tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -86,11 +83,11 @@ pub fn dump(req: &DumpRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Resul
     }
     let mut client = req.url.connect()?;
     let token = client.cancel_token();
-    let hook = req.cancel.on_cancel(move || {
+    let interrupt = req.cancel.on_cancel(move || {
         let _ = token.cancel_query(postgres::NoTls);
     });
     let result = dump_in_snapshot(&mut client, req, jobs, progress);
-    req.cancel.remove_hook(hook);
+    drop(interrupt);
     if result.is_err() {
         remove_output(req.output);
     }
@@ -176,20 +173,17 @@ fn dump_to_file(
     progress: &dyn Fn(u64, u64),
     total: u64,
 ) -> anyhow::Result<Gathered> {
-    let running = tool::start(
-        expr,
-        "pg_dump",
-        &req.scratch.join("pg_dump.stderr"),
-        req.cancel,
-    )?;
+    let running = Tool::new(expr, "pg_dump")
+        .logged(&req.scratch.join("pg_dump.stderr"))
+        .start(req.cancel)?;
     let gathered = match gather() {
         Ok(g) => g,
         Err(e) => {
-            running.kill(req.cancel);
+            running.kill();
             return Err(e);
         }
     };
-    running.wait(req.cancel, &mut || progress(size_of(req.output), total))?;
+    running.wait_ticking(&mut || progress(size_of(req.output), total))?;
     Ok(gathered)
 }
 
@@ -203,19 +197,17 @@ fn dump_zstd(
     total: u64,
 ) -> anyhow::Result<Gathered> {
     let stderr = req.scratch.join("pg_dump.stderr");
-    let reader = process::reader(process::in_new_group(
-        expr.stdin_null().stderr_path(&stderr).unchecked(),
-    ))
-    .context("cannot start pg_dump")?;
-    let pgid = reader.pids().first().copied().unwrap_or(0) as i32;
-    req.cancel.register_group(pgid);
+    let (reader, writer) = os_pipe::pipe()?;
+    let running = Tool::new(expr.stdin_null().stdout_file(writer), "pg_dump")
+        .stderr_to(&stderr)
+        .start(req.cancel)?;
     let read = AtomicU64::new(0);
     let (gathered, compressed) = std::thread::scope(|s| {
         let compressor =
-            s.spawn(|| zstd::compress(&reader, req.output, &|n| read.store(n, Ordering::Relaxed)));
+            s.spawn(|| zstd::compress(reader, req.output, &|n| read.store(n, Ordering::Relaxed)));
         let gathered = gather();
         if gathered.is_err() {
-            process::signal_group(pgid, libc::SIGKILL);
+            running.kill_group();
         }
         while !compressor.is_finished() {
             progress(read.load(Ordering::Relaxed), total);
@@ -226,24 +218,16 @@ fn dump_zstd(
             compressor.join().expect("the zstd compressor panicked"),
         )
     });
-    let status = loop {
-        match reader.try_wait() {
-            Ok(Some(out)) => break Ok(out.status),
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => break Err(e),
-        }
-    };
-    process::signal_group(pgid, libc::SIGKILL);
-    req.cancel.unregister_group(pgid);
+    let status = running.finish();
     let gathered = gathered?;
-    let status = status.context("waiting for pg_dump")?;
+    let status = status?;
     if req.cancel.is_cancelled() {
         bail!("pg_dump was stopped (cancelled)");
     }
     if !status.success() {
         bail!(
             "pg_dump failed ({status}): {}",
-            tail_file(&stderr, 15, 4096)
+            crate::log::tail_file(&stderr, 15, 4096)
         );
     }
     compressed?;

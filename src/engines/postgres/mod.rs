@@ -8,7 +8,6 @@ pub mod conn;
 pub mod dump;
 pub mod restore;
 pub mod scratch;
-pub mod tool;
 pub mod url;
 pub mod zstd;
 

@@ -7,10 +7,9 @@ use anyhow::Context as _;
 use indexmap::IndexMap;
 
 use super::catalog;
-use super::tool;
 use super::url::{PgUrl, with_password};
 use super::zstd;
-use crate::runner::cancel::Cancel;
+use crate::proc::{Cancel, Tool};
 
 pub struct RestoreRequest<'a> {
     pub pg_restore: &'a Path,
@@ -86,14 +85,11 @@ fn run(
     }
     let (expr, _passfile) = with_password(expr, req.target, req.scratch)?;
     let total = super::dump::size_of(req.archive);
-    let running = tool::start(
-        expr,
-        "pg_restore",
-        &req.scratch.join("pg_restore.stderr"),
-        req.cancel,
-    )?;
+    let running = Tool::new(expr, "pg_restore")
+        .logged(&req.scratch.join("pg_restore.stderr"))
+        .start(req.cancel)?;
     let mut db = req.target.connect().ok();
-    running.wait(req.cancel, &mut || {
+    running.wait_ticking(&mut || {
         // The restored database's size against the archive's: a rough progress.
         if let Some(c) = db.as_mut()
             && let Ok(row) = c.query_one("SELECT pg_database_size(current_database())", &[])

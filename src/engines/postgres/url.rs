@@ -3,13 +3,13 @@
 //! ever gets the URI without it, and the password through a 0600 passfile.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+use crate::proc::SecretFile;
 
 /// A parsed `postgres://` URI.
 #[derive(Clone)]
@@ -191,34 +191,12 @@ pub fn percent_encode(s: &str) -> String {
 
 /// A libpq password file holding one password for any connection of the tool it is
 /// given to (`PGPASSFILE`); created 0600 and removed when dropped.
-pub struct PassFile {
-    path: PathBuf,
-}
-
-impl PassFile {
-    pub fn create(dir: &Path, password: &str) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let path = dir.join(format!(".pgpass-{}-{}", std::process::id(), rand_suffix()));
-        let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot create a password file in {}", dir.display()))?;
-        writeln!(file, "*:*:*:*:{escaped}")?;
-        Ok(Self { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for PassFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
+pub fn passfile(dir: &Path, password: &str) -> anyhow::Result<SecretFile> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(format!(".pgpass-{}-{}", std::process::id(), rand_suffix()));
+    let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+    SecretFile::create(&path, &format!("*:*:*:*:{escaped}\n"))
+        .with_context(|| format!("cannot create a password file in {}", dir.display()))
 }
 
 fn rand_suffix() -> u64 {
@@ -239,10 +217,10 @@ pub fn with_password(
     expr: duct::Expression,
     url: &PgUrl,
     dir: &Path,
-) -> anyhow::Result<(duct::Expression, Option<PassFile>)> {
+) -> anyhow::Result<(duct::Expression, Option<SecretFile>)> {
     match &url.password {
         Some(p) => {
-            let file = PassFile::create(dir, p)?;
+            let file = passfile(dir, p)?;
             let expr = expr.env("PGPASSFILE", file.path()).env_remove("PGPASSWORD");
             Ok((expr, Some(file)))
         }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use super::{Copying, SqlConn};
-use crate::runner::cancel::Cancel;
+use crate::proc::{Cancel, OnCancel};
 
 mod pages;
 
@@ -320,7 +320,7 @@ pub struct SqliteConn {
 /// Interrupts whatever a connection is running when the step is cancelled, for as long as
 /// it lives.
 struct InterruptOnCancel {
-    key: u64,
+    _hook: OnCancel,
     cancel: Arc<Cancel>,
 }
 
@@ -328,15 +328,9 @@ impl InterruptOnCancel {
     fn new(conn: &Connection, cancel: &Arc<Cancel>) -> Self {
         let handle = conn.get_interrupt_handle();
         Self {
-            key: cancel.on_cancel(move || handle.interrupt()),
+            _hook: cancel.on_cancel(move || handle.interrupt()),
             cancel: Arc::clone(cancel),
         }
-    }
-}
-
-impl Drop for InterruptOnCancel {
-    fn drop(&mut self) {
-        self.cancel.remove_hook(self.key);
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use rusqlite::Connection;
 
-use crate::runner::cancel::Cancel;
+use crate::proc::Cancel;
 
 /// SQLite's lock-byte offset: the page holding it is never used.
 const PENDING_BYTE: u64 = 0x4000_0000;

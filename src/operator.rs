@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::signals;
+use crate::proc::signals;
 use crate::redact::Redactor;
 
 #[derive(Clone)]

@@ -1,0 +1,14 @@
+//! How durations read in messages, the record and reports.
+
+use std::time::Duration;
+
+/// Seconds as `250ms`, `4.2s`, or `3m 5s` from 90 s on.
+pub fn fmt_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0}ms", s * 1000.0)
+    } else if s < 90.0 {
+        format!("{s:.1}s")
+    } else {
+        humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
+    }
+}
