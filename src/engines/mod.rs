@@ -1,17 +1,78 @@
-//! Database engines: how each one backs up, restores, and answers verification queries.
+//! Database and file engines: how each one backs up, restores, and answers verification
+//! queries. Each engine lives in its own folder and implements `Engine`; the steps reach
+//! it through `find`, and validation learns its fields from `specs`. Adding an engine is
+//! a folder and one line in `ENGINES` (see docs/architecture.md).
 
 pub mod compress;
+mod ctx;
+mod facts;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
 use indexmap::IndexMap;
-
-use crate::runner::cancel::Cancel;
 use serde_json::Value;
 
-/// What the `sql` step needs from a connection; each engine implements it.
+pub use ctx::{Copying, Ctx};
+pub use facts::{Backup, Restored, SchemaFacts};
+
+use crate::playbook::{EngineSpec, Step};
+
+/// Every engine, in the order `schema`, `init` and the docs list them.
+pub static ENGINES: &[&dyn Engine] = &[
+    &sqlite::Sqlite,
+    &postgres::Postgres,
+    &mysql::Mysql,
+    &files::Files,
+];
+
+/// The engine named `name`.
+pub fn find(name: &str) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|e| e.spec().name == name)
+}
+
+/// What validation and the path guard know of the engines.
+pub fn specs() -> Vec<&'static EngineSpec> {
+    ENGINES.iter().map(|e| e.spec()).collect()
+}
+
+/// The engines' names.
+pub fn names() -> Vec<&'static str> {
+    ENGINES.iter().map(|e| e.spec().name).collect()
+}
+
+/// One engine: what `backup`, `restore` and `sql` steps do with it. A failure is an
+/// error naming what is wrong; the step makes it a failed outcome.
+pub trait Engine: Sync {
+    /// Its name and, per step kind it serves, the fields it takes, needs, reads and makes.
+    fn spec(&self) -> &'static EngineSpec;
+
+    /// A starter playbook, written by `restore-drill init --engine <name>`.
+    fn example(&self) -> &'static str;
+
+    /// Takes a fresh backup with the engine's own consistent method.
+    fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup>;
+
+    /// Puts a backup back, into a place that can never be production.
+    fn restore(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored>;
+
+    /// A connection for the checks of a `sql` step (`writable` when it has statements to
+    /// execute), interrupted when the step is cancelled.
+    fn connect(
+        &self,
+        _database: &str,
+        _writable: bool,
+        _ctx: &Ctx<'_>,
+    ) -> anyhow::Result<Box<dyn SqlConn>> {
+        anyhow::bail!(
+            "sql engine `{}` is not available in this version",
+            self.spec().name
+        )
+    }
+}
+
+/// What the `sql` step needs from a connection; each SQL engine implements it.
 pub trait SqlConn {
     /// Runs statements (seeding, setup) and discards their results.
     fn execute_batch(&mut self, sql: &str) -> anyhow::Result<()>;
@@ -27,18 +88,9 @@ pub trait SqlConn {
     fn integrity_problems(&mut self, quick: bool) -> anyhow::Result<Vec<String>>;
     /// Foreign keys that do not hold (empty: all hold).
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>>;
-    /// Names of the foreign key constraints, for `foreign_keys` with `compare_to`; None
-    /// where the engine does not name them.
+    /// Names of the foreign key constraints (the `foreign_keys` of `SchemaFacts`), for
+    /// `foreign_keys` with `compare_to`; None where the engine does not name them.
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
     }
-}
-
-/// How a copy runs: it stops when cancelled, reports its progress, and is synced to disk
-/// only when it outlives the drill (a copy in the work directory is thrown away at the end,
-/// and syncing it would cost more than the copy itself).
-pub struct Copying<'a> {
-    pub cancel: &'a Cancel,
-    pub progress: &'a (dyn Fn(u64, u64) + Sync),
-    pub durable: bool,
 }

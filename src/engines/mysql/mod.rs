@@ -3,6 +3,7 @@
 //! `mysql` crate for verification.
 
 pub mod dump;
+mod engine;
 
 use std::fs;
 use std::io::Write as _;
@@ -16,6 +17,8 @@ use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
 use super::SqlConn;
+
+pub use engine::Mysql;
 
 /// A parsed `mysql://user:password@host:port/database?socket=...` url.
 #[derive(Clone)]

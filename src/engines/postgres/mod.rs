@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod conn;
 pub mod dump;
+mod engine;
 pub mod restore;
 pub mod scratch;
 pub mod tool;
@@ -13,3 +14,4 @@ pub mod url;
 pub mod zstd;
 
 pub use conn::PgConn;
+pub use engine::Postgres;
