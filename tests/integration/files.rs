@@ -43,7 +43,7 @@ min = 3
 max = 3
 "#;
 
-fn tree_drill(compression: &str, after_restore: &str) -> Drill {
+pub fn tree_drill(compression: &str, after_restore: &str) -> Drill {
     let toml = BASE
         .replace("#COMPRESSION#", compression)
         .replace("#AFTER_RESTORE#", after_restore);

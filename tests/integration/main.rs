@@ -5,6 +5,7 @@
 //! directory, optional files beside it, then `run()` and assertions on the outcome.
 
 mod commands;
+mod engines;
 mod files;
 mod mysql;
 mod orphans;

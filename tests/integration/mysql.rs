@@ -274,7 +274,7 @@ expect = "{{ steps.backup.table_counts.orders }}"
 static NEXT_DB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// A fresh source database and a scratch name, and the drill using them.
-fn mysql_drill(
+pub fn mysql_drill(
     server: &Server,
     after_backup: &str,
     after_restore: &str,
