@@ -33,7 +33,9 @@ fn same_schema_facts(out: &Outcome, backup: &str, restore: &str) -> Vec<String> 
         for key in SCHEMA_FACTS {
             assert!(o.get(key).is_some(), "{what} output `{key}` missing: {o}");
         }
-        let counts = o["table_counts"].as_object().expect("table_counts is a map");
+        let counts = o["table_counts"]
+            .as_object()
+            .expect("table_counts is a map");
         assert!(!counts.is_empty(), "{what}: no tables in {o}");
         let tables: Vec<&str> = o["tables"]
             .as_array()
@@ -44,7 +46,9 @@ fn same_schema_facts(out: &Outcome, backup: &str, restore: &str) -> Vec<String> 
         let keys: Vec<&str> = counts.keys().map(String::as_str).collect();
         assert_eq!(tables, keys, "{what}: `tables` are the tables counted");
         for key in ["indexes", "foreign_keys"] {
-            let names = o[key].as_array().unwrap_or_else(|| panic!("{what} {key}: {o}"));
+            let names = o[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{what} {key}: {o}"));
             assert!(!names.is_empty(), "{what}: no {key} in {o}");
             assert!(names.iter().all(Value::is_string), "{what} {key}: {o}");
         }
@@ -99,7 +103,9 @@ fn postgres_reports_the_schema_facts_at_backup_and_restore() {
 
 #[test]
 fn mysql_reports_the_schema_facts_at_backup_and_restore() {
-    let Some(server) = mysql::server() else { return };
+    let Some(server) = mysql::server() else {
+        return;
+    };
     let (drill, _, _) = mysql::mysql_drill(server, "", "", "");
     let out = drill.run().expect_code(0);
     let foreign_keys = same_schema_facts(&out, "backup", "restore");
