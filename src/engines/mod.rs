@@ -59,18 +59,14 @@ pub trait Engine: Sync {
 
     /// A connection for the checks of a `sql` step (`writable` when it has statements to
     /// execute), interrupted when the step is cancelled.
-    fn connect(
-        &self,
-        _database: &str,
-        _writable: bool,
-        _ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Box<dyn SqlConn>> {
-        anyhow::bail!(
-            "sql engine `{}` is not available in this version",
-            self.spec().name
-        )
+    fn connect(&self, _database: &str, _writable: bool, _ctx: &Ctx<'_>) -> Connected {
+        let name = self.spec().name;
+        anyhow::bail!("sql engine `{name}` is not available in this version")
     }
 }
+
+/// A connection for the checks of a `sql` step.
+pub type Connected = anyhow::Result<Box<dyn SqlConn>>;
 
 /// What the `sql` step needs from a connection; each SQL engine implements it.
 pub trait SqlConn {
@@ -92,5 +88,39 @@ pub trait SqlConn {
     /// `foreign_keys` with `compare_to`; None where the engine does not name them.
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each engine is found by its own name, and names only fields a step has (a new
+    /// field goes into `Step` first), requiring, reading and making only fields its steps
+    /// take.
+    #[test]
+    fn every_engine_is_found_and_declares_fields_a_step_has() {
+        let schema = serde_json::to_value(schemars::schema_for!(Step)).unwrap();
+        let step_fields = schema["properties"].as_object().unwrap();
+        for engine in ENGINES {
+            let spec = engine.spec();
+            assert!(std::ptr::eq(find(spec.name).unwrap().spec(), spec));
+            for kind in spec.kinds {
+                let own = crate::playbook::kind_fields(kind.kind);
+                let takes = |f: &&str| kind.fields.contains(f) || own.contains(f);
+                for field in kind.fields {
+                    assert!(step_fields.contains_key(*field), "{}: {field}", spec.name);
+                }
+                let named = kind.required.iter().flat_map(|r| r.iter());
+                for field in named.chain(kind.reads).chain(kind.makes) {
+                    assert!(
+                        takes(field),
+                        "{}: {field} is not among its fields",
+                        spec.name
+                    );
+                }
+            }
+        }
+        assert_eq!(names(), ["sqlite", "postgres", "mysql", "files"]);
     }
 }

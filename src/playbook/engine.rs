@@ -29,6 +29,32 @@ pub struct KindSpec {
     pub makes: &'static [&'static str],
 }
 
+impl KindSpec {
+    /// A step kind the engine serves, with the fields it takes there (none required,
+    /// read or made until `needs`, `reads`, `makes` say so).
+    pub const fn new(kind: StepKind, fields: &'static [&'static str]) -> Self {
+        Self {
+            kind,
+            fields,
+            required: &[],
+            reads: &[],
+            makes: &[],
+        }
+    }
+
+    pub const fn needs(self, required: &'static [&'static [&'static str]]) -> Self {
+        Self { required, ..self }
+    }
+
+    pub const fn reads(self, reads: &'static [&'static str]) -> Self {
+        Self { reads, ..self }
+    }
+
+    pub const fn makes(self, makes: &'static [&'static str]) -> Self {
+        Self { makes, ..self }
+    }
+}
+
 impl EngineSpec {
     /// What it reads from a step of `kind`; None when it does not serve that kind.
     pub fn kind(&self, kind: StepKind) -> Option<&KindSpec> {

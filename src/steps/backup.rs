@@ -18,19 +18,11 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     }
     outputs.insert("bytes".into(), json!(b.bytes));
     outputs.insert("snapshot_at".into(), json!(b.snapshot_at));
-    outputs.extend(b.outputs);
-    if let Some(schema) = &b.schema {
-        schema_outputs(schema, &mut outputs);
-    }
-    let mut outcome = StepOutcome::passed(outputs);
-    outcome.metrics = b.metrics;
-    outcome
-        .files
-        .push(FileRecord::produced(&b.path, b.bytes, &ctx.step_id));
-    for (path, bytes) in &b.also_made {
-        outcome
-            .files
-            .push(FileRecord::produced(path, *bytes, &ctx.step_id));
+    let mut outcome = outcome(outputs, b.outputs, b.schema.as_ref(), b.metrics);
+    let made = std::iter::once((&b.path, b.bytes)).chain(b.also_made.iter().map(|(p, n)| (p, *n)));
+    for (path, bytes) in made {
+        let record = FileRecord::produced(path, bytes, &ctx.step_id);
+        outcome.files.push(record);
     }
     Ok(outcome)
 }
@@ -46,11 +38,23 @@ pub(super) fn engine_of(step: &Step) -> anyhow::Result<&'static dyn Engine> {
     })
 }
 
-/// The schema facts of a SQL engine, at backup and at restore alike: `table_counts`,
-/// `tables`, `indexes`, `foreign_keys`.
-pub(super) fn schema_outputs(schema: &SchemaFacts, outputs: &mut Map<String, Value>) {
-    outputs.insert("table_counts".into(), json!(schema.table_counts));
-    outputs.insert("tables".into(), json!(schema.tables()));
-    outputs.insert("indexes".into(), json!(schema.indexes));
-    outputs.insert("foreign_keys".into(), json!(schema.foreign_keys));
+/// A backup's or restore's outcome: the outputs every engine gives (`common`), the
+/// engine's own, and the schema facts of a SQL engine, at backup and at restore alike:
+/// `table_counts`, `tables`, `indexes`, `foreign_keys`.
+pub(super) fn outcome(
+    mut outputs: Map<String, Value>,
+    engine_outputs: Map<String, Value>,
+    schema: Option<&SchemaFacts>,
+    metrics: Map<String, Value>,
+) -> StepOutcome {
+    outputs.extend(engine_outputs);
+    if let Some(schema) = schema {
+        outputs.insert("table_counts".into(), json!(schema.table_counts));
+        outputs.insert("tables".into(), json!(schema.tables()));
+        outputs.insert("indexes".into(), json!(schema.indexes));
+        outputs.insert("foreign_keys".into(), json!(schema.foreign_keys));
+    }
+    let mut outcome = StepOutcome::passed(outputs);
+    outcome.metrics = metrics;
+    outcome
 }

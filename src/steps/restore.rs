@@ -3,7 +3,7 @@
 
 use serde_json::{Map, json};
 
-use super::backup::{engine_of, schema_outputs};
+use super::backup::{engine_of, outcome};
 use super::{StepCtx, StepOutcome};
 use crate::playbook::Step;
 
@@ -13,11 +13,5 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     outputs.insert("target".into(), json!(r.target));
     outputs.insert("from".into(), json!(r.from.display().to_string()));
     outputs.insert("bytes".into(), json!(r.bytes));
-    outputs.extend(r.outputs);
-    if let Some(schema) = &r.schema {
-        schema_outputs(schema, &mut outputs);
-    }
-    let mut outcome = StepOutcome::passed(outputs);
-    outcome.metrics = r.metrics;
-    Ok(outcome)
+    Ok(outcome(outputs, r.outputs, r.schema.as_ref(), r.metrics))
 }

@@ -37,31 +37,29 @@ fn same_schema_facts(out: &Outcome, backup: &str, restore: &str) -> Vec<String> 
             .as_object()
             .expect("table_counts is a map");
         assert!(!counts.is_empty(), "{what}: no tables in {o}");
-        let tables: Vec<&str> = o["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap())
-            .collect();
-        let keys: Vec<&str> = counts.keys().map(String::as_str).collect();
-        assert_eq!(tables, keys, "{what}: `tables` are the tables counted");
+        let keys: Vec<String> = counts.keys().cloned().collect();
+        assert_eq!(
+            names(o, "tables"),
+            keys,
+            "{what}: `tables` are the tables counted"
+        );
         for key in ["indexes", "foreign_keys"] {
-            let names = o[key]
-                .as_array()
-                .unwrap_or_else(|| panic!("{what} {key}: {o}"));
-            assert!(!names.is_empty(), "{what}: no {key} in {o}");
-            assert!(names.iter().all(Value::is_string), "{what} {key}: {o}");
+            assert!(!names(o, key).is_empty(), "{what}: no {key} in {o}");
         }
     }
     for key in SCHEMA_FACTS {
         assert_eq!(b[key], r[key], "`{key}` differs between backup and restore");
     }
-    b["foreign_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_string())
-        .collect()
+    names(&b, "foreign_keys")
+}
+
+/// A list of names.
+fn names(outputs: &Value, key: &str) -> Vec<String> {
+    let list = outputs[key].as_array();
+    let list = list.unwrap_or_else(|| panic!("`{key}` is not a list: {outputs}"));
+    let name = |v: &Value| v.as_str().map(str::to_string);
+    let names: Option<Vec<String>> = list.iter().map(name).collect();
+    names.unwrap_or_else(|| panic!("`{key}` is not a list of names: {outputs}"))
 }
 
 /// SQLite, which does not name its foreign keys, names them by their columns; a check

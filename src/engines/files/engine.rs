@@ -18,21 +18,17 @@ pub struct Files;
 static SPEC: EngineSpec = EngineSpec {
     name: "files",
     kinds: &[
-        KindSpec {
-            kind: StepKind::Backup,
-            fields: &["paths", "exclude", "output", "compression"],
-            required: &[&["paths"], &["output"]],
-            reads: &["paths"],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Restore,
-            // `compression` is accepted and not needed: the archive's first bytes tell it.
-            fields: &["from", "target_dir", "compression"],
-            required: &[&["from"], &["target_dir"]],
-            reads: &["from"],
-            makes: &["target_dir"],
-        },
+        KindSpec::new(
+            StepKind::Backup,
+            &["paths", "exclude", "output", "compression"],
+        )
+        .needs(&[&["paths"], &["output"]])
+        .reads(&["paths"]),
+        // `compression` is accepted and not needed: the archive's first bytes tell it.
+        KindSpec::new(StepKind::Restore, &["from", "target_dir", "compression"])
+            .needs(&[&["from"], &["target_dir"]])
+            .reads(&["from"])
+            .makes(&["target_dir"]),
     ],
 };
 

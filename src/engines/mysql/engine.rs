@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use super::{MysqlConn, Target, dump, ident};
 use crate::engines::compress::Compression;
-use crate::engines::{Backup, Ctx, Engine, Restored, SqlConn};
+use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
 use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
 
@@ -17,34 +17,22 @@ pub struct Mysql;
 static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
     kinds: &[
-        KindSpec {
-            kind: StepKind::Backup,
-            fields: &[
+        KindSpec::new(
+            StepKind::Backup,
+            &[
                 "url",
                 "output",
                 "single_transaction",
                 "skip_lock_tables",
                 "compression",
             ],
-            required: &[&["url"], &["output"]],
-            reads: &[],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Restore,
-            // `compression` is accepted and not needed: a dump's first bytes tell it.
-            fields: &["from", "target_url", "compression"],
-            required: &[&["from"], &["target_url"]],
-            reads: &["from"],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Sql,
-            fields: &[],
-            required: &[],
-            reads: &[],
-            makes: &[],
-        },
+        )
+        .needs(&[&["url"], &["output"]]),
+        // `compression` is accepted and not needed: a dump's first bytes tell it.
+        KindSpec::new(StepKind::Restore, &["from", "target_url", "compression"])
+            .needs(&[&["from"], &["target_url"]])
+            .reads(&["from"]),
+        KindSpec::new(StepKind::Sql, &[]),
     ],
 };
 
@@ -139,12 +127,7 @@ impl Engine for Mysql {
         })
     }
 
-    fn connect(
-        &self,
-        database: &str,
-        _writable: bool,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Box<dyn SqlConn>> {
+    fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
         let mut conn = MysqlConn::open(database)?;
         conn.interrupt_on(Arc::clone(ctx.cancel));
         Ok(Box::new(conn))

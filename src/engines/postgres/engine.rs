@@ -15,7 +15,7 @@ use super::dump::{self, DumpRequest, Format};
 use super::restore::{self as pg_restore, RestoreRequest};
 use super::scratch;
 use super::url::PgUrl;
-use crate::engines::{Backup, Ctx, Engine, Restored, SqlConn};
+use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
 use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
 
@@ -24,9 +24,9 @@ pub struct Postgres;
 static SPEC: EngineSpec = EngineSpec {
     name: "postgres",
     kinds: &[
-        KindSpec {
-            kind: StepKind::Backup,
-            fields: &[
+        KindSpec::new(
+            StepKind::Backup,
+            &[
                 "url",
                 "output",
                 "format",
@@ -34,13 +34,11 @@ static SPEC: EngineSpec = EngineSpec {
                 "compression",
                 "pg_bin_dir",
             ],
-            required: &[&["url"], &["output"]],
-            reads: &[],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Restore,
-            fields: &[
+        )
+        .needs(&[&["url"], &["output"]]),
+        KindSpec::new(
+            StepKind::Restore,
+            &[
                 "from",
                 "isolation",
                 "target_url",
@@ -49,17 +47,10 @@ static SPEC: EngineSpec = EngineSpec {
                 "listen",
                 "jobs",
             ],
-            required: &[&["from"], &["isolation", "target_url"]],
-            reads: &["from"],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Sql,
-            fields: &[],
-            required: &[],
-            reads: &[],
-            makes: &[],
-        },
+        )
+        .needs(&[&["from"], &["isolation", "target_url"]])
+        .reads(&["from"]),
+        KindSpec::new(StepKind::Sql, &[]),
     ],
 };
 
@@ -80,12 +71,7 @@ impl Engine for Postgres {
         restore(step, ctx)
     }
 
-    fn connect(
-        &self,
-        database: &str,
-        _writable: bool,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Box<dyn SqlConn>> {
+    fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
         let mut conn = PgConn::open(database)?;
         conn.interrupt_on(Arc::clone(ctx.cancel));
         Ok(Box::new(conn))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, ensure};
 
 use super::SqliteConn;
-use crate::engines::{Backup, Ctx, Engine, Restored, SqlConn};
+use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::guard;
 use crate::outputs;
 use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
@@ -18,27 +18,14 @@ pub struct Sqlite;
 static SPEC: EngineSpec = EngineSpec {
     name: "sqlite",
     kinds: &[
-        KindSpec {
-            kind: StepKind::Backup,
-            fields: &["source", "output", "checkpoint"],
-            required: &[&["source"], &["output"]],
-            reads: &["source"],
-            makes: &[],
-        },
-        KindSpec {
-            kind: StepKind::Restore,
-            fields: &["from", "target", "overwrite"],
-            required: &[&["from"], &["target"]],
-            reads: &["from"],
-            makes: &["target"],
-        },
-        KindSpec {
-            kind: StepKind::Sql,
-            fields: &[],
-            required: &[],
-            reads: &["database"],
-            makes: &[],
-        },
+        KindSpec::new(StepKind::Backup, &["source", "output", "checkpoint"])
+            .needs(&[&["source"], &["output"]])
+            .reads(&["source"]),
+        KindSpec::new(StepKind::Restore, &["from", "target", "overwrite"])
+            .needs(&[&["from"], &["target"]])
+            .reads(&["from"])
+            .makes(&["target"]),
+        KindSpec::new(StepKind::Sql, &[]).reads(&["database"]),
     ],
 };
 
@@ -125,12 +112,7 @@ impl Engine for Sqlite {
         Ok(restored)
     }
 
-    fn connect(
-        &self,
-        database: &str,
-        writable: bool,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Box<dyn SqlConn>> {
+    fn connect(&self, database: &str, writable: bool, ctx: &Ctx<'_>) -> Connected {
         let mut conn = SqliteConn::open(Path::new(database), writable)?;
         conn.interrupt_on(Arc::clone(ctx.cancel));
         Ok(Box::new(conn))
