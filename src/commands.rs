@@ -276,7 +276,7 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     };
-    let (name, text) = (format!("{engine}-drill.toml"), found.example());
+    let (name, text) = (format!("{engine}-drill.toml"), found.spec().example);
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(

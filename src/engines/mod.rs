@@ -45,11 +45,9 @@ pub fn names() -> Vec<&'static str> {
 /// One engine: what `backup`, `restore` and `sql` steps do with it. A failure is an
 /// error naming what is wrong; the step makes it a failed outcome.
 pub trait Engine: Sync {
-    /// Its name and, per step kind it serves, the fields it takes, needs, reads and makes.
+    /// Its name, its starter playbook and, per step kind it serves, the fields it takes,
+    /// needs, reads and makes.
     fn spec(&self) -> &'static EngineSpec;
-
-    /// A starter playbook, written by `restore-drill init --engine <name>`.
-    fn example(&self) -> &'static str;
 
     /// Takes a fresh backup with the engine's own consistent method.
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup>;

@@ -4,11 +4,13 @@
 
 use super::model::{Step, StepKind};
 
-/// An engine as validation and the path guard see it: its name and, for each step kind
-/// it serves (`backup`, `restore`, `sql`), the fields it reads.
+/// An engine as the playbook layer sees it: its name, its starter playbook, and for each
+/// step kind it serves (`backup`, `restore`, `sql`), the fields it reads.
 #[derive(Debug)]
 pub struct EngineSpec {
     pub name: &'static str,
+    /// The playbook `restore-drill init --engine <name>` writes.
+    pub example: &'static str,
     pub kinds: &'static [KindSpec],
 }
 
@@ -40,6 +42,21 @@ impl KindSpec {
             reads: &[],
             makes: &[],
         }
+    }
+
+    /// Its `backup` steps, with the fields they take.
+    pub const fn backup(fields: &'static [&'static str]) -> Self {
+        Self::new(StepKind::Backup, fields)
+    }
+
+    /// Its `restore` steps, with the fields they take.
+    pub const fn restore(fields: &'static [&'static str]) -> Self {
+        Self::new(StepKind::Restore, fields)
+    }
+
+    /// Its `sql` steps (their fields are the kind's own: `database`, `execute`, `checks`).
+    pub const fn sql() -> Self {
+        Self::new(StepKind::Sql, &[])
     }
 
     pub const fn needs(self, required: &'static [&'static [&'static str]]) -> Self {

@@ -11,36 +11,11 @@ use super::{Compression, archive, extract, manifest};
 use crate::engines::{Backup, Ctx, Engine, Restored};
 use crate::guard;
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, required};
 
 pub struct Files;
 
-static SPEC: EngineSpec = EngineSpec {
-    name: "files",
-    kinds: &[
-        KindSpec::new(
-            StepKind::Backup,
-            &["paths", "exclude", "output", "compression"],
-        )
-        .needs(&[&["paths"], &["output"]])
-        .reads(&["paths"]),
-        // `compression` is accepted and not needed: the archive's first bytes tell it.
-        KindSpec::new(StepKind::Restore, &["from", "target_dir", "compression"])
-            .needs(&[&["from"], &["target_dir"]])
-            .reads(&["from"])
-            .makes(&["target_dir"]),
-    ],
-};
-
 impl Engine for Files {
-    fn spec(&self) -> &'static EngineSpec {
-        &SPEC
-    }
-
-    fn example(&self) -> &'static str {
-        include_str!("../../../playbooks/files.toml")
-    }
-
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let paths = required(step.paths.as_ref(), "paths")?;
         let given = Path::new(required(step.output.as_deref(), "output")?);
@@ -134,6 +109,10 @@ impl Engine for Files {
             metrics: Default::default(),
         })
     }
+
+    fn spec(&self) -> &'static EngineSpec {
+        &SPEC
+    }
 }
 
 /// Where the target really is: refused when it is, contains or lies inside a source of
@@ -168,3 +147,19 @@ fn refuse_unsafe_target(from: &Path, given: &Path, ctx: &Ctx<'_>) -> anyhow::Res
         .with(roots.into_iter().map(|r| (r, why.clone())))
         .check("target_dir", given)
 }
+
+/// What validation, the path guard and `init` know of it.
+static SPEC: EngineSpec = EngineSpec {
+    name: "files",
+    example: include_str!("../../../playbooks/files.toml"),
+    kinds: &[
+        KindSpec::backup(&["paths", "exclude", "output", "compression"])
+            .needs(&[&["paths"], &["output"]])
+            .reads(&["paths"]),
+        // `compression` is accepted and not needed: the archive's first bytes tell it.
+        KindSpec::restore(&["from", "target_dir", "compression"])
+            .needs(&[&["from"], &["target_dir"]])
+            .reads(&["from"])
+            .makes(&["target_dir"]),
+    ],
+};

@@ -2,7 +2,6 @@
 //! for removal the moment it exists; `MysqlConn` for checks.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -10,41 +9,11 @@ use super::{MysqlConn, Target, dump, ident};
 use crate::engines::compress::Compression;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, required};
 
 pub struct Mysql;
 
-static SPEC: EngineSpec = EngineSpec {
-    name: "mysql",
-    kinds: &[
-        KindSpec::new(
-            StepKind::Backup,
-            &[
-                "url",
-                "output",
-                "single_transaction",
-                "skip_lock_tables",
-                "compression",
-            ],
-        )
-        .needs(&[&["url"], &["output"]]),
-        // `compression` is accepted and not needed: a dump's first bytes tell it.
-        KindSpec::new(StepKind::Restore, &["from", "target_url", "compression"])
-            .needs(&[&["from"], &["target_url"]])
-            .reads(&["from"]),
-        KindSpec::new(StepKind::Sql, &[]),
-    ],
-};
-
 impl Engine for Mysql {
-    fn spec(&self) -> &'static EngineSpec {
-        &SPEC
-    }
-
-    fn example(&self) -> &'static str {
-        include_str!("../../../playbooks/mysql.toml")
-    }
-
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let target = Target::parse(required(step.url.as_deref(), "url")?)?;
         let given = Path::new(required(step.output.as_deref(), "output")?);
@@ -128,8 +97,33 @@ impl Engine for Mysql {
     }
 
     fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
-        let mut conn = MysqlConn::open(database)?;
-        conn.interrupt_on(Arc::clone(ctx.cancel));
-        Ok(Box::new(conn))
+        Ok(Box::new(
+            MysqlConn::open(database)?.interrupted_by(ctx.cancel),
+        ))
+    }
+
+    fn spec(&self) -> &'static EngineSpec {
+        &SPEC
     }
 }
+
+/// What validation, the path guard and `init` know of it.
+static SPEC: EngineSpec = EngineSpec {
+    name: "mysql",
+    example: include_str!("../../../playbooks/mysql.toml"),
+    kinds: &[
+        KindSpec::backup(&[
+            "url",
+            "output",
+            "single_transaction",
+            "skip_lock_tables",
+            "compression",
+        ])
+        .needs(&[&["url"], &["output"]]),
+        // `compression` is accepted and not needed: a dump's first bytes tell it.
+        KindSpec::restore(&["from", "target_url", "compression"])
+            .needs(&[&["from"], &["target_url"]])
+            .reads(&["from"]),
+        KindSpec::sql(),
+    ],
+};

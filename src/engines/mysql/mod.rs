@@ -229,7 +229,10 @@ impl MysqlConn {
     }
 
     /// On cancel, a second connection kills the running query (`KILL QUERY`).
-    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<crate::runner::cancel::Cancel>) {
+    pub fn interrupted_by(
+        mut self,
+        cancel: &std::sync::Arc<crate::runner::cancel::Cancel>,
+    ) -> Self {
         let id = self.conn.connection_id();
         let opts = self.opts.clone();
         let key = cancel.on_cancel(move || {
@@ -237,7 +240,8 @@ impl MysqlConn {
                 let _ = killer.query_drop(format!("KILL QUERY {id}"));
             }
         });
-        self.cancel_key = Some((key, cancel));
+        self.cancel_key = Some((key, std::sync::Arc::clone(cancel)));
+        self
     }
 
     pub fn inner(&mut self) -> &mut mysql::Conn {

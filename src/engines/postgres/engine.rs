@@ -3,7 +3,6 @@
 //! database (registered to be dropped), and `PgConn` for checks.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail, ensure};
 
@@ -17,52 +16,11 @@ use super::scratch;
 use super::url::PgUrl;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, required};
 
 pub struct Postgres;
 
-static SPEC: EngineSpec = EngineSpec {
-    name: "postgres",
-    kinds: &[
-        KindSpec::new(
-            StepKind::Backup,
-            &[
-                "url",
-                "output",
-                "format",
-                "jobs",
-                "compression",
-                "pg_bin_dir",
-            ],
-        )
-        .needs(&[&["url"], &["output"]]),
-        KindSpec::new(
-            StepKind::Restore,
-            &[
-                "from",
-                "isolation",
-                "target_url",
-                "pg_bin_dir",
-                "os_user",
-                "listen",
-                "jobs",
-            ],
-        )
-        .needs(&[&["from"], &["isolation", "target_url"]])
-        .reads(&["from"]),
-        KindSpec::new(StepKind::Sql, &[]),
-    ],
-};
-
 impl Engine for Postgres {
-    fn spec(&self) -> &'static EngineSpec {
-        &SPEC
-    }
-
-    fn example(&self) -> &'static str {
-        include_str!("../../../playbooks/postgres.toml")
-    }
-
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         backup(step, ctx)
     }
@@ -72,9 +30,11 @@ impl Engine for Postgres {
     }
 
     fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
-        let mut conn = PgConn::open(database)?;
-        conn.interrupt_on(Arc::clone(ctx.cancel));
-        Ok(Box::new(conn))
+        Ok(Box::new(PgConn::open(database)?.interrupted_by(ctx.cancel)))
+    }
+
+    fn spec(&self) -> &'static EngineSpec {
+        &SPEC
     }
 }
 
@@ -315,3 +275,32 @@ fn restore_into(
         },
     })
 }
+
+/// What validation, the path guard and `init` know of it.
+static SPEC: EngineSpec = EngineSpec {
+    name: "postgres",
+    example: include_str!("../../../playbooks/postgres.toml"),
+    kinds: &[
+        KindSpec::backup(&[
+            "url",
+            "output",
+            "format",
+            "jobs",
+            "compression",
+            "pg_bin_dir",
+        ])
+        .needs(&[&["url"], &["output"]]),
+        KindSpec::restore(&[
+            "from",
+            "isolation",
+            "target_url",
+            "pg_bin_dir",
+            "os_user",
+            "listen",
+            "jobs",
+        ])
+        .needs(&[&["from"], &["isolation", "target_url"]])
+        .reads(&["from"]),
+        KindSpec::sql(),
+    ],
+};

@@ -44,8 +44,9 @@ impl SqliteConn {
     }
 
     /// Interrupts a running query (and the integrity workers) when the step is cancelled.
-    pub fn interrupt_on(&mut self, cancel: Arc<Cancel>) {
-        self.interrupt = Some(InterruptOnCancel::new(&self.conn, &cancel));
+    pub fn interrupted_by(mut self, cancel: &Arc<Cancel>) -> Self {
+        self.interrupt = Some(InterruptOnCancel::new(&self.conn, cancel));
+        self
     }
 }
 

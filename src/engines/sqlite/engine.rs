@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context as _, ensure};
 
@@ -11,33 +10,11 @@ use super::SqliteConn;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::guard;
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, StepKind, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, required};
 
 pub struct Sqlite;
 
-static SPEC: EngineSpec = EngineSpec {
-    name: "sqlite",
-    kinds: &[
-        KindSpec::new(StepKind::Backup, &["source", "output", "checkpoint"])
-            .needs(&[&["source"], &["output"]])
-            .reads(&["source"]),
-        KindSpec::new(StepKind::Restore, &["from", "target", "overwrite"])
-            .needs(&[&["from"], &["target"]])
-            .reads(&["from"])
-            .makes(&["target"]),
-        KindSpec::new(StepKind::Sql, &[]).reads(&["database"]),
-    ],
-};
-
 impl Engine for Sqlite {
-    fn spec(&self) -> &'static EngineSpec {
-        &SPEC
-    }
-
-    fn example(&self) -> &'static str {
-        include_str!("../../../templates/init/sqlite.toml")
-    }
-
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let source = Path::new(required(step.source.as_deref(), "source")?);
         let given = Path::new(required(step.output.as_deref(), "output")?);
@@ -113,9 +90,13 @@ impl Engine for Sqlite {
     }
 
     fn connect(&self, database: &str, writable: bool, ctx: &Ctx<'_>) -> Connected {
-        let mut conn = SqliteConn::open(Path::new(database), writable)?;
-        conn.interrupt_on(Arc::clone(ctx.cancel));
-        Ok(Box::new(conn))
+        Ok(Box::new(
+            SqliteConn::open(Path::new(database), writable)?.interrupted_by(ctx.cancel),
+        ))
+    }
+
+    fn spec(&self) -> &'static EngineSpec {
+        &SPEC
     }
 }
 
@@ -174,3 +155,19 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     name.push(suffix);
     path.with_file_name(name)
 }
+
+/// What validation, the path guard and `init` know of it.
+static SPEC: EngineSpec = EngineSpec {
+    name: "sqlite",
+    example: include_str!("../../../templates/init/sqlite.toml"),
+    kinds: &[
+        KindSpec::backup(&["source", "output", "checkpoint"])
+            .needs(&[&["source"], &["output"]])
+            .reads(&["source"]),
+        KindSpec::restore(&["from", "target", "overwrite"])
+            .needs(&[&["from"], &["target"]])
+            .reads(&["from"])
+            .makes(&["target"]),
+        KindSpec::sql().reads(&["database"]),
+    ],
+};
