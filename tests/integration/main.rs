@@ -15,6 +15,7 @@ mod secrets_io;
 mod service;
 mod sqlite;
 mod sqlite_pages;
+mod toy;
 mod validate;
 
 use std::path::{Path, PathBuf};
