@@ -10,7 +10,6 @@ pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
-pub mod toy;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -26,7 +25,6 @@ pub static ENGINES: &[&dyn Engine] = &[
     &postgres::Postgres,
     &mysql::Mysql,
     &files::Files,
-    &toy::Toy,
 ];
 
 /// The engine named `name`.

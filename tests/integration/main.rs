@@ -15,7 +15,6 @@ mod secrets_io;
 mod service;
 mod sqlite;
 mod sqlite_pages;
-mod toy;
 mod validate;
 
 use std::path::{Path, PathBuf};
