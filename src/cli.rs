@@ -65,8 +65,12 @@ pub enum Command {
     Schema { which: SchemaKind },
     /// Write a starter playbook.
     Init {
-        #[arg(long, value_enum, default_value_t = InitEngine::Sqlite)]
-        engine: InitEngine,
+        #[arg(
+            long,
+            default_value = "sqlite",
+            value_parser = clap::builder::PossibleValuesParser::new(crate::engines::names())
+        )]
+        engine: String,
         /// Where to write it (default: <engine>-drill.toml).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -114,14 +118,6 @@ pub enum ReportFormatArg {
 pub enum SchemaKind {
     Playbook,
     Artifact,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum InitEngine {
-    Sqlite,
-    Postgres,
-    Mysql,
-    Files,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

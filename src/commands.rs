@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, InitEngine, ReportFormatArg, RunArgs, SchemaKind};
+use crate::cli::{Command, ReportFormatArg, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
 use crate::fmt::fmt_secs;
 use crate::playbook::{self, LoadError};
@@ -38,12 +38,12 @@ pub fn dispatch(command: Command) -> ExitCode {
             );
             ExitCode::Passed
         }
-        Command::Init { engine, output } => init(engine, output.as_deref()),
+        Command::Init { engine, output } => init(&engine, output.as_deref()),
     }
 }
 
 fn load(path: &Path) -> Result<playbook::LoadedPlaybook, ExitCode> {
-    playbook::load(path).map_err(|e| {
+    playbook::load(path, &crate::engines::specs()).map_err(|e| {
         eprintln!("{e}");
         match e {
             LoadError::Io { .. } | LoadError::Invalid { .. } => ExitCode::Usage,
@@ -269,20 +269,16 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
-fn init(engine: InitEngine, output: Option<&Path>) -> ExitCode {
-    let (name, text) = match engine {
-        InitEngine::Sqlite => (
-            "sqlite-drill.toml",
-            include_str!("../templates/init/sqlite.toml"),
-        ),
-        InitEngine::Postgres => (
-            "postgres-drill.toml",
-            include_str!("../playbooks/postgres.toml"),
-        ),
-        InitEngine::Mysql => ("mysql-drill.toml", include_str!("../playbooks/mysql.toml")),
-        InitEngine::Files => ("files-drill.toml", include_str!("../playbooks/files.toml")),
+fn init(engine: &str, output: Option<&Path>) -> ExitCode {
+    let Some(found) = crate::engines::find(engine) else {
+        eprintln!(
+            "error: unknown engine `{engine}` (engines: {})",
+            crate::engines::names().join(", ")
+        );
+        return ExitCode::Usage;
     };
-    let path = output.unwrap_or(Path::new(name));
+    let (name, text) = (format!("{engine}-drill.toml"), found.spec().example);
+    let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(
             "error: {} already exists; not overwriting it",

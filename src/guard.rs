@@ -16,14 +16,16 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::playbook::{Engine, Step, StepKind};
+use crate::playbook::{EngineSpec, Step, StepKind, kind_spec};
 
 /// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
 const MAX_LINKS: u32 = 40;
 
 /// What a drill must never write to nor remove.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sources {
+    /// The engines, which say which fields of their steps name sources.
+    engines: Vec<&'static EngineSpec>,
     list: Vec<Source>,
     seen: HashSet<PathBuf>,
     /// Paths this run wrote (restore targets): reading them later makes no source.
@@ -72,6 +74,16 @@ impl Place {
 }
 
 impl Sources {
+    /// None yet, for a playbook whose steps run with `engines`.
+    pub fn new(engines: &[&'static EngineSpec]) -> Self {
+        Self {
+            engines: engines.to_vec(),
+            list: Vec::new(),
+            seen: HashSet::new(),
+            made: Vec::new(),
+        }
+    }
+
     /// Adds a source; an empty path (a field rendered empty) is no path and is skipped,
     /// and so is one already listed or named inside the last one listed (a glob's matches
     /// come after their folder: what is inside a source is protected with it).
@@ -86,32 +98,30 @@ impl Sources {
         }
     }
 
-    /// The sources a rendered step names, added before it runs: a backup's `source`
-    /// (sqlite) and `paths` (files, each glob expanded), a restore's `from`, the
-    /// `database` of a read-only sqlite `sql` step (unless this run restored it).
+    /// The sources a rendered step names, added before it runs: the fields its engine
+    /// says it reads (a backup's `source` (sqlite) and `paths` (files, each glob
+    /// expanded), a restore's `from`), the `database` of a read-only `sql` step whose
+    /// engine reads a file (unless this run restored it).
     pub fn add_step(&mut self, step: &Step) {
         let of = |field: &str| format!("`{field}` of step `{}`", step.id);
+        let Some(engine) = kind_spec(&self.engines, step) else {
+            return;
+        };
         match step.kind {
-            StepKind::Backup => {
-                if let Some(source) = step.source.as_deref().filter(|_| is_path(step.engine)) {
-                    self.add(source, of("source"));
-                }
-                for pattern in step.paths.iter().flatten() {
-                    for path in expand(pattern) {
-                        self.add(path, of("paths"));
+            StepKind::Backup | StepKind::Restore => {
+                for field in engine.reads {
+                    for path in field_paths(step, field) {
+                        self.add(path, of(field));
                     }
                 }
             }
-            StepKind::Restore => {
-                if let Some(from) = &step.from {
-                    self.add(from, of("from"));
-                }
-            }
-            StepKind::Sql if step.execute.is_none() && step.engine == Some(Engine::Sqlite) => {
-                if let Some(db) = &step.database {
-                    let restored = resolve(Path::new(db)).is_ok_and(|r| self.made.contains(&r));
-                    if !restored {
-                        self.add(db, of("database"));
+            StepKind::Sql if step.execute.is_none() => {
+                for field in engine.reads {
+                    for path in field_paths(step, field) {
+                        let restored = resolve(&path).is_ok_and(|r| self.made.contains(&r));
+                        if !restored {
+                            self.add(path, of(field));
+                        }
                     }
                 }
             }
@@ -119,8 +129,8 @@ impl Sources {
         }
     }
 
-    /// What a step that ran adds: the backup a `locate` found is a source; a restore's
-    /// target is the drill's own (a later read-only check of it makes no source).
+    /// What a step that ran adds: the backup a `locate` found is a source; what a restore
+    /// made (its target) is the drill's own (a later read-only check of it makes no source).
     pub fn add_outcome(&mut self, step: &Step, passed: bool, outputs: &Map<String, Value>) {
         match step.kind {
             StepKind::Locate if passed => {
@@ -129,9 +139,12 @@ impl Sources {
                 }
             }
             StepKind::Restore if passed => {
-                for target in [&step.target, &step.target_dir].into_iter().flatten() {
-                    if let Ok(r) = resolve(Path::new(target)) {
-                        self.made.push(r);
+                let made = kind_spec(&self.engines, step).map_or(&[][..], |k| k.makes);
+                for field in made {
+                    for target in field_paths(step, field) {
+                        if let Ok(r) = resolve(&target) {
+                            self.made.push(r);
+                        }
                     }
                 }
             }
@@ -198,9 +211,21 @@ impl Sources {
     }
 }
 
-/// Only the sqlite engine's `source` is a path (the others are urls).
-fn is_path(engine: Option<Engine>) -> bool {
-    matches!(engine, Some(Engine::Sqlite) | None)
+/// The paths a field of the step names: a text field is one path, each item of a list
+/// field a glob, expanded. An empty value (a field rendered empty) names none.
+fn field_paths(step: &Step, field: &str) -> Vec<PathBuf> {
+    let value = serde_json::to_value(step)
+        .ok()
+        .and_then(|mut v| v.get_mut(field).map(Value::take));
+    match value {
+        Some(Value::String(path)) => vec![PathBuf::from(path)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(expand)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A backup pattern's matches; a pattern without glob characters is a path even when
@@ -403,7 +428,7 @@ mod tests {
         fs::create_dir_all(root.join("tree/kb")).unwrap();
         fs::write(root.join("tree/kb/a.json"), b"{}").unwrap();
         fs::hard_link(root.join("tree/kb/a.json"), root.join("hard.json")).unwrap();
-        let mut s = Sources::default();
+        let mut s = Sources::new(&[]);
         s.add(root.join("tree/kb"), "test");
         for (path, relation) in [
             ("tree/kb", "it is"),

@@ -1,6 +1,7 @@
 //! Which fields apply to which step kind, and each kind's default phase.
 
-use super::model::{Engine, Step, StepKind};
+use super::engine::{EngineSpec, KindSpec};
+use super::model::{Step, StepKind};
 
 /// Fields every step may have.
 pub const COMMON: &[&str] = &[
@@ -17,40 +18,13 @@ pub const COMMON: &[&str] = &[
     "when",
 ];
 
-/// The kind-specific fields a step of `kind` may have.
+/// The fields of a step of `kind` itself. Backup, restore and sql steps also take the
+/// fields of their engine (`allowed_fields`).
 pub fn kind_fields(kind: StepKind) -> &'static [&'static str] {
     match kind {
-        StepKind::Backup => &[
-            "engine",
-            "source",
-            "output",
-            "checkpoint",
-            "format",
-            "jobs",
-            "url",
-            "single_transaction",
-            "skip_lock_tables",
-            "paths",
-            "exclude",
-            "compression",
-            "pg_bin_dir",
-        ],
+        StepKind::Backup | StepKind::Restore => &["engine"],
         StepKind::Locate => &["glob"],
         StepKind::Checksum => &["files", "exclude", "algorithm", "manifest", "verify"],
-        StepKind::Restore => &[
-            "engine",
-            "from",
-            "target",
-            "overwrite",
-            "isolation",
-            "target_url",
-            "target_dir",
-            "pg_bin_dir",
-            "os_user",
-            "listen",
-            "jobs",
-            "compression",
-        ],
         StepKind::Sql => &["engine", "database", "execute", "checks"],
         StepKind::Http => &[
             "url",
@@ -72,21 +46,31 @@ pub fn kind_fields(kind: StepKind) -> &'static [&'static str] {
     }
 }
 
-/// Fields a step must have, given its kind (and engine, where the kind has one).
+/// The kind-specific fields a step of `kind` may have: the kind's own and those of every
+/// engine serving the kind (a field of another engine than the step's is accepted).
+pub fn allowed_fields(kind: StepKind, engines: &[&EngineSpec]) -> Vec<&'static str> {
+    let mut fields = kind_fields(kind).to_vec();
+    for field in engines
+        .iter()
+        .filter_map(|e| e.kind(kind))
+        .flat_map(|k| k.fields)
+    {
+        if !fields.contains(field) {
+            fields.push(field);
+        }
+    }
+    fields
+}
+
+/// Fields a step must have, given its kind and, where the kind has one, its engine
+/// (`engine`: what that engine reads from a step of this kind, None when unknown).
 /// Each entry lists alternatives: one of them must be present.
-pub fn required_fields(step: &Step) -> Vec<&'static [&'static str]> {
-    use Engine::*;
+pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [&'static str]> {
     use StepKind::*;
-    match (step.kind, step.engine) {
+    match (step.kind, &step.engine) {
         (Backup | Restore | Sql, None) => vec![&["engine"]],
-        (Backup, Some(Sqlite)) => vec![&["source"], &["output"]],
-        (Backup, Some(Postgres | Mysql)) => vec![&["url"], &["output"]],
-        (Backup, Some(Engine::Files)) => vec![&["paths"], &["output"]],
-        (Restore, Some(Sqlite)) => vec![&["from"], &["target"]],
-        (Restore, Some(Postgres)) => vec![&["from"], &["isolation", "target_url"]],
-        (Restore, Some(Mysql)) => vec![&["from"], &["target_url"]],
-        (Restore, Some(Engine::Files)) => vec![&["from"], &["target_dir"]],
         (Sql, Some(_)) => vec![&["database"], &["execute", "checks"]],
+        (Backup | Restore, Some(_)) => engine.map_or_else(Vec::new, |k| k.required.to_vec()),
         (Locate, _) => vec![&["glob"]],
         (Checksum, _) => vec![&["manifest", "verify"]],
         (Http, _) => vec![&["url"]],

@@ -4,6 +4,7 @@
 //! reports every problem, each with the place in the file it comes from.
 
 mod diagnostic;
+mod engine;
 mod fields;
 mod model;
 mod spans;
@@ -17,7 +18,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use diagnostic::{Diagnostic, line_col};
-pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, default_phase, kind_fields};
+pub use engine::{EngineSpec, KindSpec, find_spec, kind_spec};
+pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
 pub use model::*;
 
 /// A playbook read from disk and found valid.
@@ -26,6 +28,8 @@ pub struct LoadedPlaybook {
     pub path: PathBuf,
     pub sha256: String,
     pub playbook: Playbook,
+    /// The engines it was checked against, which its steps run with.
+    pub engines: Vec<&'static EngineSpec>,
 }
 
 impl LoadedPlaybook {
@@ -41,6 +45,11 @@ impl LoadedPlaybook {
     pub fn all_steps(&self) -> impl Iterator<Item = (Section, &Step)> {
         self.playbook.all_steps()
     }
+}
+
+/// A required field of a rendered step (validation has already said it is present).
+pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Result<&'s T> {
+    value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
 }
 
 #[derive(
@@ -102,7 +111,9 @@ fn render_all(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
     out
 }
 
-pub fn load(path: &Path) -> Result<LoadedPlaybook, LoadError> {
+/// Reads, parses and validates a playbook; `engines` are the engines its steps may name
+/// (the caller passes the registry's specs: this layer does not know the engines).
+pub fn load(path: &Path, engines: &[&'static EngineSpec]) -> Result<LoadedPlaybook, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -116,7 +127,7 @@ pub fn load(path: &Path) -> Result<LoadedPlaybook, LoadError> {
     let (parsed, mut problems) = parse_partial(&text);
     // Semantic checks run on whatever parsed, so one pass reports every problem.
     if let Some((playbook, layout)) = &parsed {
-        problems.extend(validate::validate(playbook, layout, &text, dir));
+        problems.extend(validate::validate(playbook, layout, &text, dir, engines));
     }
     let playbook = match parsed {
         Some((playbook, _)) if problems.is_empty() => playbook,
@@ -126,6 +137,7 @@ pub fn load(path: &Path) -> Result<LoadedPlaybook, LoadError> {
         path: path.to_path_buf(),
         sha256: hex(&Sha256::digest(text.as_bytes())),
         playbook,
+        engines: engines.to_vec(),
     })
 }
 

@@ -155,23 +155,32 @@ impl StepKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-    Mysql,
-    Files,
+/// A step's `engine`: a name, checked by validation against the engines passed to `load`.
+/// The JSON schema lists the names (`schema::playbook` fills them in from the registry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EngineName(pub String);
+
+impl std::ops::Deref for EngineName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
 }
 
-impl Engine {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "sqlite",
-            Engine::Postgres => "postgres",
-            Engine::Mysql => "mysql",
-            Engine::Files => "files",
-        }
+impl std::fmt::Display for EngineName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for EngineName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Engine".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
     }
 }
 
@@ -208,7 +217,8 @@ pub struct Step {
     pub when: Option<String>,
 
     // backup / restore / sql
-    pub engine: Option<Engine>,
+    // The engine's name, checked against the engines passed to `load` (`src/engines/`).
+    pub engine: Option<EngineName>,
     /// backup: the database or file to back up (sqlite).
     pub source: Option<String>,
     /// backup: where the backup is written.

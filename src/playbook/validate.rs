@@ -7,17 +7,28 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::diagnostic::{Diagnostic, line_col};
-use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
-use super::model::{Builtin, Check, Engine, Playbook, Step, StepKind};
+use super::engine::{EngineSpec, find_spec};
+use super::fields::{
+    COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, kind_fields, required_fields,
+};
+use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
 use super::{Layout, Section, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
 
-pub fn validate(pb: &Playbook, layout: &Layout, text: &str, dir: &Path) -> Vec<Diagnostic> {
+/// `engines`: the engines a step may name (the registry's specs).
+pub fn validate(
+    pb: &Playbook,
+    layout: &Layout,
+    text: &str,
+    dir: &Path,
+    engines: &[&EngineSpec],
+) -> Vec<Diagnostic> {
     let mut v = Validator {
         pb,
         layout,
         text,
+        engines,
         spans: SpanIndex::parse(text),
         diags: Vec::new(),
     };
@@ -33,6 +44,7 @@ struct Validator<'a> {
     pb: &'a Playbook,
     layout: &'a Layout,
     text: &'a str,
+    engines: &'a [&'a EngineSpec],
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
 }
@@ -169,11 +181,11 @@ impl<'a> Validator<'a> {
 
     fn step_fields(&mut self, step: &Step, path: &[Seg<'_>]) {
         let kind = step.kind.as_str();
-        let allowed = kind_fields(step.kind);
+        let allowed = allowed_fields(step.kind, self.engines);
         let present = self.spans.keys(path);
         for (key, span) in &present {
             if !COMMON.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
-                let help = match closest(key, allowed) {
+                let help = match closest(key, &allowed) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields of a {kind} step: {}", allowed.join(", ")),
                 };
@@ -184,12 +196,13 @@ impl<'a> Validator<'a> {
                 .help = Some(help);
             }
         }
+        let engine = self.step_engine(step, path);
         let id_span = self.spans.value(&[path, &[Seg::Key("id")]].concat());
-        let what = match step.engine {
-            Some(e) => format!("{kind} step `{}` (engine {})", step.id, e.as_str()),
+        let what = match &step.engine {
+            Some(e) => format!("{kind} step `{}` (engine {e})", step.id),
             None => format!("{kind} step `{}`", step.id),
         };
-        for alternatives in required_fields(step) {
+        for alternatives in required_fields(step, engine.and_then(|e| e.kind(step.kind))) {
             if !present
                 .iter()
                 .any(|(k, _)| alternatives.contains(&k.as_str()))
@@ -201,10 +214,6 @@ impl<'a> Validator<'a> {
                 self.error(format!("{what} needs {needs}"), id_span.clone());
             }
         }
-        if step.kind == StepKind::Sql && step.engine == Some(Engine::Files) {
-            let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
-            self.error("`sql` steps take engine sqlite, postgres or mysql", span);
-        }
         if let Some(problem) = step
             .expect_status
             .as_ref()
@@ -215,6 +224,38 @@ impl<'a> Validator<'a> {
                 .value(&[path, &[Seg::Key("expect_status")]].concat());
             self.error(problem, span);
         }
+    }
+
+    /// The step's engine among those known; an unknown name, or an engine that does not
+    /// serve the step's kind, is reported at the `engine` field.
+    fn step_engine(&mut self, step: &Step, path: &[Seg<'_>]) -> Option<&'a EngineSpec> {
+        let name = step.engine.as_deref()?;
+        let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
+        let names: Vec<&str> = self.engines.iter().map(|e| e.name).collect();
+        let Some(engine) = find_spec(self.engines, name) else {
+            let help = match closest(name, &names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("expected one of: {}", names.join(", ")),
+            };
+            self.error(format!("unknown value `{name}`"), span).help = Some(help);
+            return None;
+        };
+        if engine.kind(step.kind).is_none() && kind_fields(step.kind).contains(&"engine") {
+            let serving: Vec<&str> = self
+                .engines
+                .iter()
+                .filter(|e| e.kind(step.kind).is_some())
+                .map(|e| e.name)
+                .collect();
+            let list = match serving.split_last() {
+                Some((last, [])) => last.to_string(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => "none".into(),
+            };
+            let kind = step.kind.as_str();
+            self.error(format!("`{kind}` steps take engine {list}"), span);
+        }
+        Some(engine)
     }
 
     fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {

@@ -863,7 +863,7 @@ fn claim_stem(dir: &Path, ts: &str) -> std::io::Result<PathBuf> {
 /// The sources of every backup step, known before anything runs (as far as their fields
 /// render now): a step placed earlier, or a backup skipped by `when`, still protects them.
 fn declared_sources(pb: &LoadedPlaybook, ctx: &Context) -> crate::guard::Sources {
-    let mut sources = crate::guard::Sources::default();
+    let mut sources = crate::guard::Sources::new(&pb.engines);
     for (_, step) in pb.all_steps().filter(|(_, s)| s.kind == StepKind::Backup) {
         if let Ok(rendered) = ctx.render_step(step) {
             sources.add_step(&rendered);

@@ -1,66 +1,60 @@
-//! `backup`: take a fresh backup of a source with the engine's own consistent method.
+//! `backup`: take a fresh backup of a source with its engine's own consistent method.
+//! The engine says what it made; this step turns that into outputs, the same way for
+//! every engine.
 
-use std::path::Path;
+use serde_json::{Map, Value, json};
 
-use anyhow::{bail, ensure};
-
-use super::{StepCtx, StepOutcome, required};
+use super::{StepCtx, StepOutcome};
 use crate::artifact::FileRecord;
-use crate::engines::sqlite;
-use crate::outputs;
-use crate::playbook::{Engine, Step};
+use crate::engines::{self, Engine, SchemaFacts};
+use crate::playbook::{Step, required};
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    match step.engine {
-        Some(Engine::Sqlite) => sqlite_backup(step, ctx),
-        Some(Engine::Files) => super::files::backup(step, ctx),
-        Some(Engine::Mysql) => super::mysql::backup(step, ctx),
-        Some(Engine::Postgres) => super::postgres::backup(step, ctx),
-        None => bail!("missing field `engine`"),
+    let b = ctx.with_engine(|e| engine_of(step)?.backup(step, e))?;
+    let mut outputs = Map::new();
+    outputs.insert("path".into(), json!(b.path.display().to_string()));
+    if let Some(source) = b.source {
+        outputs.insert("source".into(), json!(source));
     }
+    outputs.insert("bytes".into(), json!(b.bytes));
+    outputs.insert("snapshot_at".into(), json!(b.snapshot_at));
+    let mut outcome = outcome(outputs, b.outputs, b.schema.as_ref(), b.metrics);
+    let made = std::iter::once((&b.path, b.bytes)).chain(b.also_made.iter().map(|(p, n)| (p, *n)));
+    for (path, bytes) in made {
+        let record = FileRecord::produced(path, bytes, &ctx.step_id);
+        outcome.files.push(record);
+    }
+    Ok(outcome)
 }
 
-fn sqlite_backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    let source = Path::new(required(step.source.as_deref(), "source")?);
-    let given = Path::new(required(step.output.as_deref(), "output")?);
-    // The source is among the sources: checked before anything is created.
-    let output = &ctx.sources.check("output", given)?;
-    ensure!(
-        std::fs::symlink_metadata(output).is_err(),
-        "backup output {} already exists",
-        given.display()
-    );
-    if let Some(parent) = output.parent() {
-        crate::guard::create_dirs(parent)?;
+/// The engine a backup or restore step names.
+pub(super) fn engine_of(step: &Step) -> anyhow::Result<&'static dyn Engine> {
+    let name = required(step.engine.as_deref(), "engine")?;
+    engines::find(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown engine `{name}` (engines: {})",
+            engines::names().join(", ")
+        )
+    })
+}
+
+/// A backup's or restore's outcome: the outputs every engine gives (`common`), the
+/// engine's own, and the schema facts of a SQL engine, at backup and at restore alike:
+/// `table_counts`, `tables`, `indexes`, `foreign_keys`.
+pub(super) fn outcome(
+    mut outputs: Map<String, Value>,
+    engine_outputs: Map<String, Value>,
+    schema: Option<&SchemaFacts>,
+    metrics: Map<String, Value>,
+) -> StepOutcome {
+    outputs.extend(engine_outputs);
+    if let Some(schema) = schema {
+        outputs.insert("table_counts".into(), json!(schema.table_counts));
+        outputs.insert("tables".into(), json!(schema.tables()));
+        outputs.insert("indexes".into(), json!(schema.indexes));
+        outputs.insert("foreign_keys".into(), json!(schema.foreign_keys));
     }
-    let started = std::time::Instant::now();
-    let progress = |done, total| ctx.progress(done, total);
-    let copying = ctx.copying(output, &progress);
-    let snap = sqlite::backup(source, output, step.checkpoint.unwrap_or(false), &copying)?;
-    let secs = started.elapsed().as_secs_f64();
-    ctx.log.write(
-        &ctx.step_id,
-        &format!(
-            "backed up {} to {} ({} bytes, {} tables)",
-            source.display(),
-            given.display(),
-            snap.bytes,
-            snap.table_counts.len()
-        ),
-    );
-    let tables: Vec<&String> = snap.table_counts.keys().collect();
-    let mut outcome = StepOutcome::passed(outputs! {
-        "path" => given.display().to_string(),
-        "source" => source.display().to_string(),
-        "bytes" => snap.bytes,
-        "snapshot_at" => snap.taken_at.map(|t| t.to_string()),
-        "table_counts" => snap.table_counts,
-        "tables" => tables,
-        "indexes" => snap.indexes,
-    });
-    outcome.metrics = outputs! { "bytes_per_s" => snap.bytes as f64 / secs.max(1e-9) };
+    let mut outcome = StepOutcome::passed(outputs);
+    outcome.metrics = metrics;
     outcome
-        .files
-        .push(FileRecord::produced(given, snap.bytes, &ctx.step_id));
-    Ok(outcome)
 }

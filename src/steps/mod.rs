@@ -10,14 +10,12 @@ mod files;
 pub mod http;
 mod locate;
 mod manual;
-mod mysql;
-mod postgres;
 mod restore;
 mod service;
 pub mod sql;
 mod wait;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
@@ -59,28 +57,19 @@ impl StepCtx {
         let _ = self.progress.send(Progress { done, total });
     }
 
-    /// How to copy into `dest`: synced only when it outlives the run, i.e. lies outside
-    /// the work directory.
-    pub fn copying<'a>(
-        &'a self,
-        dest: &Path,
-        progress: &'a (dyn Fn(u64, u64) + Sync),
-    ) -> crate::engines::Copying<'a> {
-        crate::engines::Copying {
+    /// What the step's engine may use (`engines::Ctx`), for the duration of `f`.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&crate::engines::Ctx<'_>) -> R) -> R {
+        let progress = |done, total| self.progress(done, total);
+        f(&crate::engines::Ctx {
+            step_id: &self.step_id,
+            workdir: &self.workdir,
             cancel: &self.cancel,
-            progress,
-            durable: !self.is_throwaway(dest),
-        }
-    }
-
-    /// True for a path inside the work directory, which is removed at the end of the run.
-    pub fn is_throwaway(&self, path: &Path) -> bool {
-        let resolved = |p: &Path| {
-            crate::guard::resolve(p)
-                .or_else(|_| std::path::absolute(p))
-                .unwrap_or_else(|_| p.to_path_buf())
-        };
-        resolved(path).starts_with(resolved(&self.workdir))
+            log: &self.log,
+            sources: &self.sources,
+            resources: &self.resources,
+            procs: &self.procs,
+            progress: &progress,
+        })
     }
 }
 
@@ -140,10 +129,7 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
     result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")))
 }
 
-/// A required field of a rendered step (validation has already said it is present).
-pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Result<&'s T> {
-    value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
-}
+pub use crate::playbook::required;
 
 /// Parses a humantime duration field.
 pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {

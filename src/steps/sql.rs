@@ -1,23 +1,20 @@
-//! `sql`: run statements and verification checks against a database, for any engine
-//! that implements `SqlConn`.
-
-use std::path::Path;
-use std::sync::Arc;
+//! `sql`: run statements and verification checks against a database, through the
+//! connection its engine gives (`Engine::connect`, a `SqlConn`).
 
 use anyhow::bail;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
+use super::backup::engine_of;
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
-use crate::engines::postgres::PgConn;
-use crate::engines::sqlite::SqliteConn;
-use crate::playbook::{Builtin, Check, Engine, Step};
+use crate::playbook::{Builtin, Check, Step};
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let database = required(step.database.as_deref(), "database")?;
-    let mut conn = connect(step.engine, database, step.execute.is_some(), ctx)?;
+    let writable = step.execute.is_some();
+    let mut conn = ctx.with_engine(|e| engine_of(step)?.connect(database, writable, e))?;
     if let Some(sql) = &step.execute {
         conn.execute_batch(sql)?;
         ctx.log.write(
@@ -77,36 +74,6 @@ pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome
         ));
     }
     outcome
-}
-
-fn connect(
-    engine: Option<Engine>,
-    database: &str,
-    writable: bool,
-    ctx: &StepCtx,
-) -> anyhow::Result<Box<dyn SqlConn>> {
-    match engine {
-        Some(Engine::Sqlite) => {
-            let mut conn = SqliteConn::open(Path::new(database), writable)?;
-            conn.interrupt_on(Arc::clone(&ctx.cancel));
-            Ok(Box::new(conn))
-        }
-        Some(Engine::Mysql) => {
-            let mut conn = crate::engines::mysql::MysqlConn::open(database)?;
-            conn.interrupt_on(Arc::clone(&ctx.cancel));
-            Ok(Box::new(conn))
-        }
-        Some(Engine::Postgres) => {
-            let mut conn = PgConn::open(database)?;
-            conn.interrupt_on(Arc::clone(&ctx.cancel));
-            Ok(Box::new(conn))
-        }
-        Some(other) => bail!(
-            "sql engine `{}` is not available in this version",
-            other.as_str()
-        ),
-        None => bail!("missing field `engine`"),
-    }
 }
 
 /// Runs one check; an error (bad SQL, missing table) is a failed check, not a crash.

@@ -5,7 +5,7 @@ use super::*;
 
 /// A backup of `tree/config` and `tree/kb` (without `*.tmp`), its restore, and `verify`
 /// (`match`, `json`, `count`: three JSON files under kb), which goes on after a failure.
-fn tree_playbook(compression: Option<&str>) -> Playbook {
+pub fn tree_playbook(compression: Option<&str>) -> Playbook {
     let output = "{{ drill.workdir }}/b/tree.tar.zst";
     let mut backup = files_backup(&["tree/config", "tree/kb"], output);
     backup = backup.set("exclude", list(&["*.tmp"]));
@@ -25,7 +25,7 @@ fn tree_playbook(compression: Option<&str>) -> Playbook {
 }
 
 /// A drill of `playbook` with the tree: five files (one left out), a symlink.
-fn tree_drill(playbook: Playbook) -> Drill {
+pub fn tree_drill(playbook: Playbook) -> Drill {
     let d = playbook
         .drill()
         .file("tree/config/app.toml", b"port = 8080\n")

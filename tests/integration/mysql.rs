@@ -5,7 +5,7 @@
 use super::*;
 
 /// The server the tests share, or None after a loud skip.
-fn mariadb() -> Option<&'static Server> {
+pub fn mariadb() -> Option<&'static Server> {
     Server::shared(Engine::MariaDb, "mysql")
 }
 
@@ -42,7 +42,7 @@ static NEXT_DB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 /// A fresh source database and a scratch name, and the drill using them: a zstd dump,
 /// its restore into the scratch database, and `verify` (the schema checks against the
 /// backup and the routine).
-fn shop(server: &Server) -> (Playbook, String, String) {
+pub fn shop(server: &Server) -> (Playbook, String, String) {
     let n = NEXT_DB.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let source = format!("shop_{}_{n}", std::process::id());
     let scratch = format!("drill_scratch_{}_{n}", std::process::id());

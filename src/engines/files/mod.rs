@@ -3,11 +3,14 @@
 //! (`extract`), and verification of the restored tree (`verify`).
 
 pub mod archive;
+mod engine;
 pub mod extract;
 pub mod manifest;
 pub mod verify;
 
 use anyhow::bail;
+
+pub use engine::Files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {

@@ -8,10 +8,10 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context as _, bail, ensure};
-use indexmap::IndexMap;
 use mysql::prelude::Queryable as _;
 
 use super::{MysqlConn, OptionFile, Target, base_tables, count_rows, ident};
+use crate::engines::SchemaFacts;
 use crate::engines::SqlConn as _;
 use crate::engines::compress::{Compression, Sink, decompressor};
 use crate::proc::{Cancel, Tool};
@@ -24,9 +24,8 @@ pub struct Dumped {
     pub bytes: u64,
     pub dump_bytes: u64,
     pub database: String,
-    pub table_counts: IndexMap<String, u64>,
-    pub indexes: Vec<String>,
-    pub foreign_keys: Vec<String>,
+    /// Counted in a consistent snapshot just before the dump.
+    pub schema: SchemaFacts,
     pub taken_at: Option<jiff::Timestamp>,
 }
 
@@ -102,9 +101,11 @@ pub fn backup(
         bytes: std::fs::metadata(opts.output)?.len(),
         dump_bytes,
         database,
-        table_counts,
-        indexes,
-        foreign_keys,
+        schema: SchemaFacts {
+            table_counts,
+            indexes,
+            foreign_keys,
+        },
         taken_at: Some(taken_at),
     })
 }
@@ -196,7 +197,7 @@ pub fn restore(
     cancel: &Cancel,
     created: &dyn Fn(),
     progress: &dyn Fn(u64, u64),
-) -> anyhow::Result<(u64, IndexMap<String, u64>)> {
+) -> anyhow::Result<(u64, SchemaFacts)> {
     let database = target
         .database()
         .context("target_url names no database to restore into")?
@@ -223,14 +224,14 @@ pub fn restore(
     ))?;
     created();
     load(from, target, workdir, cancel, total, progress)?;
-    let mut conn = target.connect()?;
-    let tables = base_tables(&mut conn)?;
+    let mut conn = MysqlConn::connect(target)?;
+    let schema = SchemaFacts::read(&mut conn)?;
     ensure!(
-        !tables.is_empty(),
+        !schema.table_counts.is_empty(),
         "the restored database has no tables: the backup {} holds none",
         from.display()
     );
-    Ok((total, count_rows(&mut conn, &tables)?))
+    Ok((total, schema))
 }
 
 /// Feeds the (decompressed) dump to the client's stdin, aborting on the first error.

@@ -3,6 +3,7 @@
 //! `mysql` crate for verification.
 
 pub mod dump;
+mod engine;
 
 use std::fs;
 use std::path::Path;
@@ -15,6 +16,8 @@ use serde_json::Value;
 
 use super::SqlConn;
 use crate::proc::{Cancel, OnCancel, SecretFile};
+
+pub use engine::Mysql;
 
 /// A parsed `mysql://user:password@host:port/database?socket=...` url.
 #[derive(Clone)]
@@ -207,7 +210,7 @@ impl MysqlConn {
     }
 
     /// On cancel, a second connection kills the running query (`KILL QUERY`).
-    pub fn interrupt_on(&mut self, cancel: std::sync::Arc<Cancel>) {
+    pub fn interrupted_by(mut self, cancel: &std::sync::Arc<Cancel>) -> Self {
         let id = self.conn.connection_id();
         let opts = self.opts.clone();
         self.interrupt = Some(cancel.on_cancel(move || {
@@ -215,6 +218,7 @@ impl MysqlConn {
                 let _ = killer.query_drop(format!("KILL QUERY {id}"));
             }
         }));
+        self
     }
 
     pub fn inner(&mut self) -> &mut mysql::Conn {

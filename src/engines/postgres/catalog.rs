@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use indexmap::IndexMap;
 use postgres::GenericClient;
 
+use crate::engines::SchemaFacts;
+
 /// Schemas that belong to PostgreSQL, not to the application.
 const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
@@ -65,6 +67,16 @@ pub fn count_rows(
             Ok((qualified(t), n as u64))
         })
         .collect()
+}
+
+/// Row counts of every user table, indexes and foreign key names.
+pub fn schema_facts(c: &mut impl GenericClient) -> anyhow::Result<SchemaFacts> {
+    let tables = tables(c)?;
+    Ok(SchemaFacts {
+        table_counts: count_rows(c, &tables)?,
+        indexes: indexes(c)?,
+        foreign_keys: foreign_keys(c)?.into_iter().map(|fk| fk.name).collect(),
+    })
 }
 
 /// A foreign key constraint and the columns it ties together.

@@ -30,11 +30,12 @@ impl PgConn {
     }
 
     /// Cancels the running query (server side) when the step is cancelled.
-    pub fn interrupt_on(&mut self, cancel: Arc<Cancel>) {
+    pub fn interrupted_by(mut self, cancel: &Arc<Cancel>) -> Self {
         let token = self.client.cancel_token();
         self.interrupt = Some(cancel.on_cancel(move || {
             let _ = token.cancel_query(postgres::NoTls);
         }));
+        self
     }
 
     fn amcheck_version(&mut self) -> anyhow::Result<Option<String>> {

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use indexmap::IndexMap;
 
 use super::bin::Bins;
 use super::catalog;
 use super::conn::db_message;
 use super::url::{PgUrl, with_password};
 use super::zstd;
+use crate::engines::SchemaFacts;
 use crate::proc::{Cancel, Tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,8 @@ pub struct Dumped {
     /// False when the server could not export a snapshot: the counts then come from a
     /// snapshot taken just before pg_dump's own.
     pub same_snapshot: bool,
-    pub table_counts: IndexMap<String, u64>,
-    pub indexes: Vec<String>,
-    pub foreign_keys: Vec<String>,
+    /// Row counts, indexes and foreign keys of the source, in the dump's snapshot.
+    pub schema: SchemaFacts,
     pub notes: Vec<String>,
 }
 
@@ -131,7 +130,7 @@ fn dump_in_snapshot(
     let total = db_size.max(0) as u64;
     // Counting runs while pg_dump copies: both read the same snapshot.
     let gather_source = || gather(tx).context("counting rows in the dump's snapshot");
-    let (table_counts, indexes, foreign_keys) = if req.zstd {
+    let schema = if req.zstd {
         dump_zstd(expr, req, gather_source, progress, total)?
     } else {
         dump_to_file(expr, req, gather_source, progress, total)?
@@ -144,25 +143,16 @@ fn dump_in_snapshot(
         bytes,
         snapshot_at,
         same_snapshot: snapshot.is_some(),
-        table_counts,
-        indexes,
-        foreign_keys,
+        schema,
         notes,
     })
 }
 
 /// Row counts, indexes and foreign keys of the source, read in the dump's snapshot.
-type Gathered = (IndexMap<String, u64>, Vec<String>, Vec<String>);
+type Gathered = SchemaFacts;
 
 fn gather(tx: &mut postgres::Client) -> anyhow::Result<Gathered> {
-    let tables = catalog::tables(tx)?;
-    let counts = catalog::count_rows(tx, &tables)?;
-    let indexes = catalog::indexes(tx)?;
-    let fks = catalog::foreign_keys(tx)?
-        .into_iter()
-        .map(|fk| fk.name)
-        .collect();
-    Ok((counts, indexes, fks))
+    catalog::schema_facts(tx)
 }
 
 /// pg_dump writes the archive itself (`--file`).

@@ -6,9 +6,11 @@ pub mod catalog;
 pub mod cluster;
 pub mod conn;
 pub mod dump;
+mod engine;
 pub mod restore;
 pub mod scratch;
 pub mod url;
 pub mod zstd;
 
 pub use conn::PgConn;
+pub use engine::Postgres;

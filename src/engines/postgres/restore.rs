@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use indexmap::IndexMap;
 
 use super::catalog;
 use super::url::{PgUrl, with_password};
 use super::zstd;
+use crate::engines::SchemaFacts;
 use crate::proc::{Cancel, Tool};
 
 pub struct RestoreRequest<'a> {
@@ -101,12 +101,10 @@ fn run(
     Ok(())
 }
 
-/// Exact counts of every table of the restored database.
-pub fn restored_counts(target: &PgUrl) -> anyhow::Result<(IndexMap<String, u64>, Vec<String>)> {
+/// Exact counts of every table of the restored database, its indexes and foreign keys.
+pub fn restored_schema(target: &PgUrl) -> anyhow::Result<SchemaFacts> {
     let mut client = target
         .connect()
         .context("cannot connect to the restored database")?;
-    let tables = catalog::tables(&mut client)?;
-    let counts = catalog::count_rows(&mut client, &tables)?;
-    Ok((counts, catalog::indexes(&mut client)?))
+    catalog::schema_facts(&mut client)
 }

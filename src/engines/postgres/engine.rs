@@ -1,25 +1,46 @@
-//! The PostgreSQL arms of `backup` and `restore`: turn a rendered step into engine
-//! calls, register what they create, and report outputs.
+//! The `postgres` engine: `pg_dump` backups counted in the dump's own snapshot, restores
+//! into a throwaway cluster (registered for teardown before it exists) or a scratch
+//! database (registered to be dropped), and `PgConn` for checks.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 
-use super::{StepCtx, StepOutcome, required};
-use crate::artifact::FileRecord;
-use crate::engines::postgres::bin::Bins;
-use crate::engines::postgres::catalog::ident;
-use crate::engines::postgres::cluster::{self, ClusterSpec, Postmaster};
-use crate::engines::postgres::dump::{self, DumpRequest, Format};
-use crate::engines::postgres::restore::{self as pg_restore, RestoreRequest};
-use crate::engines::postgres::scratch;
-use crate::engines::postgres::url::PgUrl;
+use super::PgConn;
+use super::bin::Bins;
+use super::catalog::ident;
+use super::cluster::{self, ClusterSpec, Postmaster};
+use super::dump::{self, DumpRequest, Format};
+use super::restore::{self as pg_restore, RestoreRequest};
+use super::scratch;
+use super::url::PgUrl;
+use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
-use crate::playbook::Step;
+use crate::playbook::{EngineSpec, KindSpec, Step, required};
+
+pub struct Postgres;
+
+impl Engine for Postgres {
+    fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
+        backup(step, ctx)
+    }
+
+    fn restore(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
+        restore(step, ctx)
+    }
+
+    fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
+        Ok(Box::new(PgConn::open(database)?.interrupted_by(ctx.cancel)))
+    }
+
+    fn spec(&self) -> &'static EngineSpec {
+        &SPEC
+    }
+}
 
 /// A private directory of the step for password files and tools' messages.
-fn scratch_dir(ctx: &StepCtx) -> anyhow::Result<PathBuf> {
-    let dir = ctx.workdir.join(".pg").join(&ctx.step_id);
+fn scratch_dir(ctx: &Ctx<'_>) -> anyhow::Result<PathBuf> {
+    let dir = ctx.workdir.join(".pg").join(ctx.step_id);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
@@ -29,7 +50,7 @@ fn os_user(step: &Step) -> Option<&str> {
     step.os_user.as_deref().filter(|u| !u.is_empty())
 }
 
-pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
     let given = Path::new(required(step.output.as_deref(), "output")?);
     // Checked before anything is created; the dump goes where the path really leads.
@@ -52,49 +73,45 @@ pub fn backup(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         output,
         bins: &bins,
         scratch: &scratch,
-        cancel: &ctx.cancel,
+        cancel: ctx.cancel,
         zstd,
     };
     let d = dump::dump(&req, &|done, total| ctx.progress(done, total))?;
     let secs = started.elapsed().as_secs_f64();
     for note in &d.notes {
-        ctx.log.write(&ctx.step_id, note);
+        ctx.log(note);
     }
-    ctx.log.write(
-        &ctx.step_id,
-        &format!(
-            "pg_dump of `{}` ({}) to {}: {} bytes in {secs:.1}s, {} tables counted {} (snapshot at {})",
-            d.database,
-            url.public,
-            given.display(),
-            d.bytes,
-            d.table_counts.len(),
-            if d.same_snapshot { "in the dump's own snapshot" } else { "in a separate snapshot" },
-            d.snapshot_at
-        ),
-    );
-    let tables: Vec<&String> = d.table_counts.keys().collect();
-    let mut outcome = StepOutcome::passed(outputs! {
-        "path" => given.display().to_string(),
-        "format" => if format == Format::Custom { "custom" } else { "directory" },
-        "source" => url.public.clone(),
-        "database" => d.database,
-        "bytes" => d.bytes,
-        "snapshot_at" => d.snapshot_at,
-        "counts_in_dump_snapshot" => d.same_snapshot,
-        "table_counts" => d.table_counts,
-        "tables" => tables,
-        "indexes" => d.indexes,
-        "foreign_keys" => d.foreign_keys,
-    });
-    outcome.metrics = outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) };
-    outcome
-        .files
-        .push(FileRecord::produced(given, d.bytes, &ctx.step_id));
-    Ok(outcome)
+    ctx.log(&format!(
+        "pg_dump of `{}` ({}) to {}: {} bytes in {secs:.1}s, {} tables counted {} (snapshot at {})",
+        d.database,
+        url.public,
+        given.display(),
+        d.bytes,
+        d.schema.table_counts.len(),
+        if d.same_snapshot {
+            "in the dump's own snapshot"
+        } else {
+            "in a separate snapshot"
+        },
+        d.snapshot_at
+    ));
+    Ok(Backup {
+        path: given.to_path_buf(),
+        bytes: d.bytes,
+        source: Some(url.public.clone()),
+        snapshot_at: Some(d.snapshot_at),
+        schema: Some(d.schema),
+        outputs: outputs! {
+            "format" => if format == Format::Custom { "custom" } else { "directory" },
+            "database" => d.database,
+            "counts_in_dump_snapshot" => d.same_snapshot,
+        },
+        metrics: outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) },
+        also_made: Vec::new(),
+    })
 }
 
-pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+fn restore(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
     let from = Path::new(required(step.from.as_deref(), "from")?);
     ensure!(from.exists(), "backup {} not found", from.display());
     match (step.isolation.as_deref(), step.target_url.as_deref()) {
@@ -109,7 +126,7 @@ pub fn restore(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
 }
 
 /// Restores into a throwaway cluster registered for teardown before it exists.
-fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
+fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
     let user = cluster::resolve_user(os_user(step))?;
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let server_bin = bins.server_dir()?;
@@ -121,13 +138,13 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
     let started = std::time::Instant::now();
     let base = cluster::base_dir(user)?;
-    let postmaster = Postmaster::tracked(&ctx.procs, &base);
+    let postmaster = Postmaster::tracked(ctx.procs, &base);
     {
         let (pm, b) = (postmaster.clone(), base.clone());
         ctx.resources.register(
             "cluster",
             &base.display().to_string(),
-            &ctx.step_id,
+            ctx.step_id,
             move || pm.teardown(&b),
         );
     }
@@ -135,19 +152,16 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
         server_bin: &server_bin,
         user,
         listen: step.listen.as_deref(),
-        cancel: &ctx.cancel,
+        cancel: ctx.cancel,
     };
     let cl = cluster::start(&spec, &base, &postmaster)?;
     let up_s = started.elapsed().as_secs_f64();
-    ctx.log.write(
-        &ctx.step_id,
-        &format!(
-            "throwaway cluster in {} up on port {} in {up_s:.2}s (socket in {})",
-            base.display(),
-            cl.port,
-            cl.socket_dir.display()
-        ),
-    );
+    ctx.log(&format!(
+        "throwaway cluster in {} up on port {} in {up_s:.2}s (socket in {})",
+        base.display(),
+        cl.port,
+        cl.socket_dir.display()
+    ));
     let db = source_db.unwrap_or_else(|| "restored".into());
     if db != cluster::SUPERUSER {
         cl.connect("postgres")?
@@ -158,8 +172,8 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
             .with_context(|| format!("cannot create database `{db}` in the throwaway cluster"))?;
     }
     let target = PgUrl::parse(&cl.url(&db))?;
-    let mut outcome = restore_into(step, from, &pg_restore_bin, &target, ctx)?;
-    let o = &mut outcome.outputs;
+    let mut restored = restore_into(step, from, &pg_restore_bin, &target, ctx)?;
+    let o = &mut restored.outputs;
     o.insert("cluster_dir".into(), base.display().to_string().into());
     o.insert(
         "socket_dir".into(),
@@ -173,8 +187,8 @@ fn ephemeral(step: &Step, from: &Path, ctx: &StepCtx) -> anyhow::Result<StepOutc
             cl.passfile().display().to_string().into(),
         );
     }
-    outcome.metrics.insert("cluster_up_s".into(), up_s.into());
-    Ok(outcome)
+    restored.metrics.insert("cluster_up_s".into(), up_s.into());
+    Ok(restored)
 }
 
 /// Restores into a scratch database on an existing server, registered to be dropped.
@@ -182,8 +196,8 @@ fn into_scratch(
     step: &Step,
     from: &Path,
     target: &PgUrl,
-    ctx: &StepCtx,
-) -> anyhow::Result<StepOutcome> {
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Restored> {
     ensure!(
         os_user(step).is_none() && step.listen.is_none(),
         "`os_user` and `listen` apply to `isolation = \"ephemeral\"` only"
@@ -196,14 +210,14 @@ fn into_scratch(
     {
         let (t, d) = (target.clone(), db.clone());
         ctx.resources
-            .register("database", &target.public, &ctx.step_id, move || {
+            .register("database", &target.public, ctx.step_id, move || {
                 scratch::drop_database(&t, &d)
             });
     }
-    ctx.log.write(
-        &ctx.step_id,
-        &format!("created scratch database `{db}` ({})", target.public),
-    );
+    ctx.log(&format!(
+        "created scratch database `{db}` ({})",
+        target.public
+    ));
     restore_into(step, from, &pg_restore_bin, target, ctx)
 }
 
@@ -214,8 +228,8 @@ fn restore_into(
     from: &Path,
     pg_restore_bin: &Path,
     target: &PgUrl,
-    ctx: &StepCtx,
-) -> anyhow::Result<StepOutcome> {
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Restored> {
     let scratch = scratch_dir(ctx)?;
     let started = std::time::Instant::now();
     let req = RestoreRequest {
@@ -224,7 +238,7 @@ fn restore_into(
         target,
         jobs: step.jobs,
         scratch: &scratch,
-        cancel: &ctx.cancel,
+        cancel: ctx.cancel,
     };
     pg_restore::pg_restore(&req, &|done, total| ctx.progress(done, total))?;
     let secs = started.elapsed().as_secs_f64();
@@ -236,29 +250,57 @@ fn restore_into(
         Ok(()) => "amcheck installed for the integrity check".to_string(),
         Err(e) => format!("amcheck could not be installed ({e:#}); an integrity check will say so"),
     };
-    let (counts, indexes) = pg_restore::restored_counts(target)?;
+    let schema = pg_restore::restored_schema(target)?;
     let bytes = dump::size_of(from);
-    ctx.log.write(
-        &ctx.step_id,
-        &format!(
-            "pg_restore of {} into {}: {bytes} bytes in {secs:.1}s, {} tables; {amcheck_note}",
-            from.display(),
-            target.public,
-            counts.len()
-        ),
-    );
-    let mut outcome = StepOutcome::passed(outputs! {
+    ctx.log(&format!(
+        "pg_restore of {} into {}: {bytes} bytes in {secs:.1}s, {} tables; {amcheck_note}",
+        from.display(),
+        target.public,
+        schema.table_counts.len()
+    ));
+    Ok(Restored {
         // As given (a scratch database's url may carry the password later steps need;
         // the record redacts it as a secret).
-        "target" => target.given.clone(),
-        "from" => from.display().to_string(),
-        "database" => target.dbname(),
-        "bytes" => bytes,
-        "table_counts" => counts,
-        "indexes" => indexes,
-        "amcheck" => amcheck.is_ok(),
-    });
-    outcome.metrics =
-        outputs! { "restore_s" => secs, "bytes_per_s" => bytes as f64 / secs.max(1e-9) };
-    Ok(outcome)
+        target: target.given.clone(),
+        from: from.to_path_buf(),
+        bytes,
+        schema: Some(schema),
+        outputs: outputs! {
+            "database" => target.dbname(),
+            "amcheck" => amcheck.is_ok(),
+        },
+        metrics: outputs! {
+            "restore_s" => secs,
+            "bytes_per_s" => bytes as f64 / secs.max(1e-9),
+        },
+    })
 }
+
+/// What validation, the path guard and `init` know of it.
+static SPEC: EngineSpec = EngineSpec {
+    name: "postgres",
+    example: include_str!("../../../playbooks/postgres.toml"),
+    kinds: &[
+        KindSpec::backup(&[
+            "url",
+            "output",
+            "format",
+            "jobs",
+            "compression",
+            "pg_bin_dir",
+        ])
+        .needs(&[&["url"], &["output"]]),
+        KindSpec::restore(&[
+            "from",
+            "isolation",
+            "target_url",
+            "pg_bin_dir",
+            "os_user",
+            "listen",
+            "jobs",
+        ])
+        .needs(&[&["from"], &["isolation", "target_url"]])
+        .reads(&["from"]),
+        KindSpec::sql(),
+    ],
+};

@@ -1,0 +1,91 @@
+//! What validation knows of the engines without knowing them: each engine declares an
+//! `EngineSpec` (in `src/engines/<name>/`), and the caller of `load` passes them in. The
+//! playbook layer never imports the engines (they import the playbook's `Step`).
+
+use super::model::{Step, StepKind};
+
+/// An engine as the playbook layer sees it: its name, its starter playbook, and for each
+/// step kind it serves (`backup`, `restore`, `sql`), the fields it reads.
+#[derive(Debug)]
+pub struct EngineSpec {
+    pub name: &'static str,
+    /// The playbook `restore-drill init --engine <name>` writes.
+    pub example: &'static str,
+    pub kinds: &'static [KindSpec],
+}
+
+/// What an engine reads from a step of one kind.
+#[derive(Debug)]
+pub struct KindSpec {
+    pub kind: StepKind,
+    /// The fields it takes besides the kind's own (`engine`; `database`, `execute`,
+    /// `checks` for `sql`). Each is a field of `Step` (a new one is added there).
+    pub fields: &'static [&'static str],
+    /// The fields it needs; each entry lists alternatives, one of which must be present.
+    pub required: &'static [&'static [&'static str]],
+    /// Fields naming what the step reads on this machine (a text field: one path; a list
+    /// field: globs): sources, which the drill never writes to nor removes.
+    pub reads: &'static [&'static str],
+    /// Fields naming what a restore creates on this machine: the drill's own, so that a
+    /// later step reading it makes no source.
+    pub makes: &'static [&'static str],
+}
+
+impl KindSpec {
+    /// A step kind the engine serves, with the fields it takes there (none required,
+    /// read or made until `needs`, `reads`, `makes` say so).
+    pub const fn new(kind: StepKind, fields: &'static [&'static str]) -> Self {
+        Self {
+            kind,
+            fields,
+            required: &[],
+            reads: &[],
+            makes: &[],
+        }
+    }
+
+    /// Its `backup` steps, with the fields they take.
+    pub const fn backup(fields: &'static [&'static str]) -> Self {
+        Self::new(StepKind::Backup, fields)
+    }
+
+    /// Its `restore` steps, with the fields they take.
+    pub const fn restore(fields: &'static [&'static str]) -> Self {
+        Self::new(StepKind::Restore, fields)
+    }
+
+    /// Its `sql` steps (their fields are the kind's own: `database`, `execute`, `checks`).
+    pub const fn sql() -> Self {
+        Self::new(StepKind::Sql, &[])
+    }
+
+    pub const fn needs(self, required: &'static [&'static [&'static str]]) -> Self {
+        Self { required, ..self }
+    }
+
+    pub const fn reads(self, reads: &'static [&'static str]) -> Self {
+        Self { reads, ..self }
+    }
+
+    pub const fn makes(self, makes: &'static [&'static str]) -> Self {
+        Self { makes, ..self }
+    }
+}
+
+impl EngineSpec {
+    /// What it reads from a step of `kind`; None when it does not serve that kind.
+    pub fn kind(&self, kind: StepKind) -> Option<&KindSpec> {
+        self.kinds.iter().find(|k| k.kind == kind)
+    }
+}
+
+/// The engine `name` among `engines`.
+pub fn find_spec<'a>(engines: &[&'a EngineSpec], name: &str) -> Option<&'a EngineSpec> {
+    engines.iter().copied().find(|e| e.name == name)
+}
+
+/// What the engine of `step` reads from a step of its kind (None: no engine, an unknown
+/// one, or one that does not serve this kind).
+pub fn kind_spec<'a>(engines: &[&'a EngineSpec], step: &Step) -> Option<&'a KindSpec> {
+    find_spec(engines, step.engine.as_deref()?)?.kind(step.kind)
+}
