@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod engines;
 pub mod exit;
+pub mod limits;
 pub mod log;
 pub mod playbook;
 pub mod report;

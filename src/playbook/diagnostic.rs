@@ -35,11 +35,16 @@ impl Diagnostic {
     ///    | ^^^^^^^
     /// ```
     pub fn render(&self, file: &str, text: &str) -> String {
+        self.render_with(file, &Lines::new(text))
+    }
+
+    /// [`render`](Self::render) with the line index built once for every diagnostic.
+    pub fn render_with(&self, file: &str, lines: &Lines<'_>) -> String {
         let mut out = format!("error: {}\n", self.message);
         match &self.span {
             Some(span) => {
-                let (line, col) = line_col(text, span.start);
-                let line_text = text.lines().nth(line - 1).unwrap_or("");
+                let (line, col) = lines.line_col(span.start);
+                let line_text = lines.line_text(line);
                 let gutter = line.to_string().len();
                 let pad = " ".repeat(gutter);
                 let width = caret_width(line_text, col, span.len());
@@ -61,12 +66,60 @@ impl Diagnostic {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = text[line_start..offset].chars().count() + 1;
-    (line, col)
+    Lines::new(text).line_col(offset)
+}
+
+/// Where each line of a text starts, so that many offsets are turned into line and column
+/// in O(log n) each instead of a scan from the start of the text for each.
+pub struct Lines<'t> {
+    text: &'t str,
+    /// Byte offset of the start of each line (the first is 0).
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    pub fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { text, starts }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        let offset = self.clamp(offset);
+        self.starts.partition_point(|&s| s <= offset)
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = self.clamp(offset);
+        let line = self.line(offset);
+        let col = self.text[self.starts[line - 1]..offset].chars().count() + 1;
+        (line, col)
+    }
+
+    /// The text of a 1-based line, without its line ending.
+    pub fn line_text(&self, line: usize) -> &'t str {
+        let Some(&start) = self.starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
+        let text = &self.text[start..end];
+        text.strip_suffix('\r').unwrap_or(text)
+    }
+
+    /// The offset, moved back onto the text and onto a character boundary.
+    fn clamp(&self, offset: usize) -> usize {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset
+    }
 }
 
 /// Underline the span, but never past the end of its first line.
@@ -93,5 +146,21 @@ mod tests {
     #[test]
     fn columns_count_characters() {
         assert_eq!(line_col("a\nxé = 1", 5), (2, 3));
+    }
+
+    #[test]
+    fn lines_are_found_by_offset() {
+        let lines = Lines::new("ab\r\ncd\n\nef");
+        assert_eq!(lines.line_col(0), (1, 1));
+        assert_eq!(lines.line_col(4), (2, 1));
+        assert_eq!(lines.line_col(7), (3, 1));
+        assert_eq!(lines.line_col(9), (4, 2));
+        assert_eq!(lines.line_col(99), (4, 3));
+        assert_eq!(lines.line_text(1), "ab");
+        assert_eq!(lines.line_text(2), "cd");
+        assert_eq!(lines.line_text(3), "");
+        assert_eq!(lines.line_text(4), "ef");
+        assert_eq!(lines.line_text(5), "");
+        assert_eq!(lines.line_text(0), "");
     }
 }

@@ -17,8 +17,8 @@ pub struct SpanIndex<'i> {
 }
 
 impl<'i> SpanIndex<'i> {
-    pub fn parse(text: &'i str) -> Self {
-        let (root, _) = DeTable::parse_recoverable(text);
+    /// The index of a parsed document.
+    pub fn new(root: Spanned<DeTable<'i>>) -> Self {
         Self { root }
     }
 

@@ -6,19 +6,25 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::diagnostic::{Diagnostic, line_col};
+use super::diagnostic::{Diagnostic, Lines};
 use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
 use super::model::{Builtin, Check, Engine, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, Section, closest};
+use super::{Layout, MAX_SHOWN, Section, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
 
-pub fn validate(pb: &Playbook, layout: &Layout, text: &str, dir: &Path) -> Vec<Diagnostic> {
+pub fn validate<'a>(
+    pb: &'a Playbook,
+    layout: &'a Layout,
+    text: &'a str,
+    spans: SpanIndex<'a>,
+    dir: &Path,
+) -> Vec<Diagnostic> {
     let mut v = Validator {
         pb,
         layout,
-        text,
-        spans: SpanIndex::parse(text),
+        lines: Lines::new(text),
+        spans,
         diags: Vec::new(),
     };
     v.header();
@@ -32,7 +38,7 @@ pub fn validate(pb: &Playbook, layout: &Layout, text: &str, dir: &Path) -> Vec<D
 struct Validator<'a> {
     pb: &'a Playbook,
     layout: &'a Layout,
-    text: &'a str,
+    lines: Lines<'a>,
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
 }
@@ -127,15 +133,17 @@ impl<'a> Validator<'a> {
                 self.step_id(id, &path, &mut seen);
             }
             if let Some(step) = parsed.and_then(|i| steps.get(i)) {
+                // Serialized once: the duration and template checks walk its fields.
+                let fields = serde_json::to_value(step).unwrap_or(Value::Null);
                 self.step_fields(step, &path);
-                self.step_durations(step, &path);
+                self.step_durations(step, &fields, &path);
                 let scope = Scope {
                     roots: STEP_ROOTS,
                     earlier: &earlier,
                     all: &all,
                     vars: &vars,
                 };
-                self.step_templates(step, &path, &scope);
+                self.step_templates(step, &fields, &path, &scope);
                 if let Some(checks) = &step.checks {
                     self.checks(step, checks, &path);
                 }
@@ -159,7 +167,7 @@ impl<'a> Validator<'a> {
                 Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
         if let Some(first) = seen.get(id) {
-            let (line, _) = line_col(self.text, first.start);
+            let line = self.lines.line(first.start);
             self.error(format!("duplicate step id `{id}`"), span).help =
                 Some(format!("the first step with this id is on line {line}"));
         } else if let Some(span) = span {
@@ -217,8 +225,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {
-        let Ok(Value::Object(fields)) = serde_json::to_value(step) else {
+    fn step_durations(&mut self, step: &Step, fields: &Value, path: &[Seg<'_>]) {
+        let Value::Object(fields) = fields else {
             return;
         };
         for field in DURATION_FIELDS {
@@ -238,20 +246,21 @@ impl<'a> Validator<'a> {
         if template::has_template_syntax(s) {
             return;
         }
-        if let Err(e) = humantime::parse_duration(s) {
+        if let Err(e) = crate::limits::parse_duration(s) {
             let span = self.spans.value(path);
-            self.error(format!("bad duration `{s}`: {e}"), span).help =
-                Some("durations look like \"90s\", \"15m\", \"1h 30m\"".into());
+            self.error(format!("bad duration `{s}`: {e}"), span).help = Some(format!(
+                "durations look like \"90s\", \"15m\", \"1h 30m\", and are at most {}",
+                crate::limits::MAX_DURATION_TEXT
+            ));
         }
     }
 
-    fn step_templates(&mut self, step: &Step, path: &[Seg<'_>], scope: &Scope<'_>) {
+    fn step_templates(&mut self, step: &Step, value: &Value, path: &[Seg<'_>], scope: &Scope<'_>) {
         if let Some(when) = &step.when {
             self.template(when, true, scope, &[path, &[Seg::Key("when")]].concat());
         }
-        let value = serde_json::to_value(step).unwrap_or(Value::Null);
         let mut strings = Vec::new();
-        collect_strings(&value, &mut Vec::new(), &mut strings);
+        collect_strings(value, &mut Vec::new(), &mut strings);
         for (field_path, src) in strings {
             let segs: Vec<Seg<'_>> = path
                 .iter()
@@ -381,7 +390,10 @@ impl<'a> Validator<'a> {
             }
         };
         for name in names {
-            if let Some(problem) = unknown_name(&name, scope) {
+            // Suggestions search every step id: only for the problems that are shown, so
+            // that ten thousand bad references stay linear.
+            let suggest = self.diags.len() < MAX_SHOWN;
+            if let Some(problem) = unknown_name(&name, scope, suggest) {
                 self.error(problem.0, span.clone()).help = problem.1;
             }
         }
@@ -408,7 +420,7 @@ fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
 }
 
 /// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
-fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>)> {
+fn unknown_name(name: &str, scope: &Scope<'_>, suggest: bool) -> Option<(String, Option<String>)> {
     let mut parts = name.split('.');
     let root = parts.next()?;
     let member = parts.next();
@@ -427,7 +439,10 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
                     Some("a step can only read the outputs of steps that ran before it".into()),
                 ))
             } else {
-                let ids: Vec<&str> = scope.all.iter().copied().collect();
+                let ids: Vec<&str> = match suggest {
+                    true => scope.all.iter().copied().collect(),
+                    false => Vec::new(),
+                };
                 Some((
                     format!("template references unknown step `{member}`"),
                     closest(member, &ids).map(|s| format!("did you mean `{s}`?")),
@@ -436,7 +451,7 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
         }
         "vars" if !scope.vars.contains(&member) => Some((
             format!("template references unknown var `{member}`"),
-            closest(member, scope.vars)
+            closest(member, if suggest { scope.vars } else { &[] })
                 .map(|s| format!("did you mean `{s}`?"))
                 .or_else(|| {
                     Some("vars are defined in [vars], and can only use earlier vars".into())

@@ -77,7 +77,7 @@ impl TemplateSource {
         match self {
             TemplateSource::Builtin(src) => Ok(("report.md".into(), src.to_string())),
             TemplateSource::File(path) => {
-                let src = std::fs::read_to_string(path)
+                let src = crate::limits::read_text(path, crate::limits::MAX_TEMPLATE_BYTES)
                     .with_context(|| format!("cannot read template {}", path.display()))?;
                 Ok((
                     path.file_name()
