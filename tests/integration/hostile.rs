@@ -362,6 +362,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         let out = run_bounded(tool(dir.path(), args), Duration::from_secs(20));
         out.assert_sane(args[0]);
         assert_eq!(out.code, Some(2), "{args:?}: {}", tail(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}: {}", tail(&out.stdout));
         assert!(
             out.stderr.contains("/dev/zero")
                 && out.stderr.contains("larger than the limit of 16 MiB"),

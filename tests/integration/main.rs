@@ -6,6 +6,7 @@
 
 mod commands;
 mod files;
+mod fuzz;
 mod hostile;
 mod mysql;
 mod postgres;
