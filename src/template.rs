@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-pub use guard::{FUEL, MAX_BYTES, MAX_ELIFS, MAX_ITEMS, MAX_OPERATORS};
+pub use guard::{Budget, FIELD, MAX_ELIFS, MAX_OPERATORS, REPORT};
 
 /// Top-level names a step template may use.
 pub const STEP_ROOTS: &[&str] = &["vars", "env", "drill", "steps", "secrets"];
@@ -42,11 +42,24 @@ pub const DRILL_FIELDS: &[&str] = &[
     "mode",
 ];
 
+/// The environment of playbook templates (fields, vars, `when`, gates).
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         configure(&mut env);
+        guard::install(&mut env, FIELD);
+        env
+    })
+}
+
+/// The same environment with a report's budget (its data grows with the drill).
+fn report_environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        configure(&mut env);
+        guard::install(&mut env, REPORT);
         env
     })
 }
@@ -61,7 +74,6 @@ fn configure(env: &mut Environment<'_>) {
     env.add_filter("bytes", human_bytes);
     env.add_filter("secs", crate::runner::gates::fmt_secs);
     env.add_filter("mark", status_mark);
-    guard::install(env);
 }
 
 /// A TCP port on 127.0.0.1 that is free right now, for a service the drill starts. The
@@ -121,26 +133,37 @@ pub fn render(src: &str, ctx: &Value) -> Result<String, minijinja::Error> {
     if !has_template_syntax(src) {
         return Ok(src.to_string());
     }
-    render_named("<string>", src, ctx)
+    render_bounded(environment(), FIELD, "<string>", src, ctx.clone())
 }
 
-/// Renders a template (a field, a report) within the bounds of `guard`, on the template
-/// worker.
-pub fn render_named<S: serde::Serialize>(
+/// Renders a report template over `data` (the record), with a report's budget.
+pub fn render_report<S: serde::Serialize>(
     name: &str,
     src: &str,
-    ctx: S,
+    data: S,
+) -> Result<String, minijinja::Error> {
+    let data = Value::from_serialize(&data);
+    render_bounded(report_environment(), REPORT, name, src, data)
+}
+
+/// Renders a template within the bounds of `guard`, on the template worker.
+fn render_bounded(
+    env: &'static Environment<'static>,
+    budget: Budget,
+    name: &str,
+    src: &str,
+    ctx: Value,
 ) -> Result<String, minijinja::Error> {
     guard::check_source(src, false)?;
-    let (name, src, ctx) = (
-        name.to_string(),
-        src.to_string(),
-        Value::from_serialize(&ctx),
-    );
-    worker::run(move || {
-        guard::start_budget();
-        let template = environment().template_from_named_str(&name, &src)?;
-        let mut out = Capped::default();
+    let (name, src) = (name.to_string(), src.to_string());
+    worker::run(budget.time, move || {
+        guard::start_budget(budget);
+        let template = env.template_from_named_str(&name, &src)?;
+        let mut out = Capped {
+            bytes: Vec::new(),
+            limit: budget.bytes,
+            full: false,
+        };
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => String::from_utf8(out.bytes).map_err(|e| {
                 minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
@@ -149,7 +172,7 @@ pub fn render_named<S: serde::Serialize>(
                 minijinja::ErrorKind::InvalidOperation,
                 format!(
                     "template does too much work: it renders more than {} MiB",
-                    MAX_BYTES >> 20
+                    budget.bytes >> 20
                 ),
             )),
             Err(e) => Err(e),
@@ -157,16 +180,16 @@ pub fn render_named<S: serde::Serialize>(
     })?
 }
 
-/// Output that refuses to grow past `MAX_BYTES`.
-#[derive(Default)]
+/// Output that refuses to grow past `limit`.
 struct Capped {
     bytes: Vec<u8>,
+    limit: u64,
     full: bool,
 }
 
 impl std::io::Write for Capped {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if (self.bytes.len() + buf.len()) as u64 > MAX_BYTES {
+        if (self.bytes.len() + buf.len()) as u64 > self.limit {
             self.full = true;
             return Err(std::io::Error::other("the rendered text is too large"));
         }
@@ -182,12 +205,12 @@ impl std::io::Write for Capped {
 pub fn eval(expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
     guard::check_source(expr, true)?;
     let (expr, ctx) = (expr.to_string(), ctx.clone());
-    worker::run(move || eval_here(&expr, &ctx))?
+    worker::run(FIELD.time, move || eval_here(&expr, &ctx))?
 }
 
 /// `eval` on the current thread (the worker), its source already checked.
 fn eval_here(expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
-    guard::start_budget();
+    guard::start_budget(FIELD);
     let value = environment().compile_expression(expr)?.eval(ctx)?;
     if value.is_undefined() {
         return Err(minijinja::Error::new(
@@ -207,7 +230,7 @@ pub fn render_value(
     if native && let Some(expr) = single_expression(src) {
         guard::check_source(expr, true)?;
         let (expr, ctx) = (expr.to_string(), ctx.clone());
-        return worker::run(move || {
+        return worker::run(FIELD.time, move || {
             let value = eval_here(&expr, &ctx)?;
             // Converting walks the whole value: charge it first (`[1] * 10**11` costs
             // nothing until it is walked).
@@ -224,7 +247,7 @@ pub fn render_value(
 pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<String>, String> {
     guard::check_source(src, is_expression).map_err(|e| describe(&e))?;
     let src = src.to_string();
-    let names = worker::run(move || {
+    let names = worker::run(FIELD.time, move || {
         let env = environment();
         let names = if is_expression {
             env.compile_expression(&src)?.undeclared_variables(true)
@@ -246,7 +269,7 @@ pub fn describe(err: &minijinja::Error) -> String {
     let mut msg = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None if err.kind() == minijinja::ErrorKind::OutOfFuel => {
-            format!("template does too much work: it ran out of fuel ({FUEL} instructions)")
+            "template does too much work: it ran out of fuel (its limit of instructions)".into()
         }
         None => err.kind().to_string(),
     };

@@ -16,6 +16,7 @@
 //! templates, not a sandbox.
 
 use std::cell::Cell;
+use std::time::Duration;
 
 use minijinja::value::Rest;
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
@@ -24,12 +25,35 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
 pub const MAX_OPERATORS: usize = 200;
 /// `elif` branches one template may hold (each nests one level deeper).
 pub const MAX_ELIFS: usize = 200;
-/// Instructions one render may execute.
-pub const FUEL: u64 = 1_000_000;
-/// Items (elements, keys, scalars) one render may print or hand to walking filters.
-pub const MAX_ITEMS: u64 = 1_000_000;
-/// Bytes one render may print.
-pub const MAX_BYTES: u64 = 64 << 20;
+/// What one render may spend.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Instructions (minijinja fuel).
+    pub fuel: u64,
+    /// Items (elements, keys, scalars) printed or handed to walking filters.
+    pub items: u64,
+    /// Bytes printed.
+    pub bytes: u64,
+    /// Time, after which the render is abandoned.
+    pub time: Duration,
+}
+
+/// A field, a var, a `when`, a gate's `check`.
+pub const FIELD: Budget = Budget {
+    fuel: 1_000_000,
+    items: 1_000_000,
+    bytes: 64 << 20,
+    time: Duration::from_secs(5),
+};
+
+/// A report, whose data grows with the drill (steps, checks, gates).
+pub const REPORT: Budget = Budget {
+    fuel: 50_000_000,
+    items: 50_000_000,
+    bytes: 512 << 20,
+    time: Duration::from_secs(120),
+};
+
 /// Nesting one printed or filtered value may have.
 const MAX_DEPTH: usize = 200;
 
@@ -213,13 +237,14 @@ fn count_operators(bytes: &[u8], start: usize) -> (usize, usize) {
 }
 
 thread_local! {
-    /// What the current render may still spend: (items, bytes).
-    static BUDGET: Cell<(u64, u64)> = const { Cell::new((MAX_ITEMS, MAX_BYTES)) };
+    /// What the current render may still spend (items, bytes), out of which budget.
+    static BUDGET: Cell<(u64, u64, Budget)> =
+        const { Cell::new((FIELD.items, FIELD.bytes, FIELD)) };
 }
 
 /// Starts the budget of one render (or evaluation) on this thread.
-pub fn start_budget() {
-    BUDGET.with(|b| b.set((MAX_ITEMS, MAX_BYTES)));
+pub fn start_budget(budget: Budget) {
+    BUDGET.with(|b| b.set((budget.items, budget.bytes, budget)));
 }
 
 /// Charges walking `value` (its items, nested values and string bytes) to the render's
@@ -227,11 +252,23 @@ pub fn start_budget() {
 /// the budget is exceeded, so charging a huge lazy sequence costs no more than the budget.
 pub fn charge(value: &Value) -> Result<(), Error> {
     BUDGET.with(|cell| {
-        let (mut items, mut bytes) = cell.get();
-        let result = walk(value, &mut items, &mut bytes);
-        cell.set((items, bytes));
+        let (mut items, mut bytes, budget) = cell.get();
+        let mut left = Left {
+            items: &mut items,
+            bytes: &mut bytes,
+            budget,
+        };
+        let result = walk(value, &mut left);
+        cell.set((items, bytes, budget));
         result
     })
+}
+
+/// What is left of a render's budget, while a value is walked.
+struct Left<'a> {
+    items: &'a mut u64,
+    bytes: &'a mut u64,
+    budget: Budget,
 }
 
 fn over_budget(what: &str) -> Error {
@@ -241,14 +278,14 @@ fn over_budget(what: &str) -> Error {
     )
 }
 
-fn walk(value: &Value, items: &mut u64, bytes: &mut u64) -> Result<(), Error> {
+fn walk(value: &Value, left: &mut Left<'_>) -> Result<(), Error> {
     // Depth first with an explicit stack of iterators: values can nest deeper than the
     // thread's stack could recurse, and the memory used stays proportional to the depth.
     let mut stack: Vec<(Value, minijinja::value::ValueIter)> = Vec::new();
     let mut next = Some(value.clone());
     loop {
         if let Some(v) = next.take() {
-            visit(&v, items, bytes)?;
+            visit(&v, left)?;
             if v.as_object().is_some()
                 && v.as_str().is_none()
                 && let Ok(iter) = v.try_iter()
@@ -267,7 +304,7 @@ fn walk(value: &Value, items: &mut u64, bytes: &mut u64) -> Result<(), Error> {
         match iter.next() {
             // A map's keys are walked, and so are their values.
             Some(key) if parent.kind() == minijinja::value::ValueKind::Map => {
-                visit(&key, items, bytes)?;
+                visit(&key, left)?;
                 next = parent.get_item(&key).ok();
             }
             Some(item) => next = Some(item),
@@ -280,20 +317,23 @@ fn walk(value: &Value, items: &mut u64, bytes: &mut u64) -> Result<(), Error> {
 
 /// Charges one value (not its items); a sized sequence larger than what is left of the
 /// budget is refused before it is walked.
-fn visit(v: &Value, items: &mut u64, bytes: &mut u64) -> Result<(), Error> {
-    *items = items
+fn visit(v: &Value, left: &mut Left<'_>) -> Result<(), Error> {
+    let Budget { items, bytes, .. } = left.budget;
+    *left.items = left
+        .items
         .checked_sub(1)
-        .ok_or_else(|| over_budget(&format!("more than {MAX_ITEMS} items")))?;
+        .ok_or_else(|| over_budget(&format!("more than {items} items")))?;
     if let Some(s) = v.as_str() {
-        *bytes = bytes
+        *left.bytes = left
+            .bytes
             .checked_sub(s.len() as u64)
-            .ok_or_else(|| over_budget(&format!("more than {} MiB of text", MAX_BYTES >> 20)))?;
+            .ok_or_else(|| over_budget(&format!("more than {} MiB of text", bytes >> 20)))?;
     } else if v.as_object().is_some()
         && let Some(n) = v.len()
-        && n as u64 > *items
+        && n as u64 > *left.items
     {
         return Err(over_budget(&format!(
-            "a sequence of {n} items (the limit is {MAX_ITEMS})"
+            "a sequence of {n} items (the limit is {items})"
         )));
     }
     Ok(())
@@ -301,8 +341,8 @@ fn visit(v: &Value, items: &mut u64, bytes: &mut u64) -> Result<(), Error> {
 
 /// Installs the bounds in the environment: fuel, a printing formatter that charges what it
 /// prints, and walking filters that charge what they walk.
-pub fn install(env: &mut Environment<'_>) {
-    env.set_fuel(Some(FUEL));
+pub fn install(env: &mut Environment<'_>, budget: Budget) {
+    env.set_fuel(Some(budget.fuel));
     env.set_formatter(|out: &mut Output, state: &State, value: &Value| {
         charge(value)?;
         minijinja::escape_formatter(out, state, value)

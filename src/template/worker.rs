@@ -1,11 +1,11 @@
 //! Templates are parsed, rendered and evaluated on one long-lived worker thread with a
-//! large stack, and the caller waits for each at most `TIMEOUT`.
+//! large stack, and the caller waits for each at most the time its budget gives it.
 //!
 //! minijinja recurses over a template's syntax tree and over the values a template builds
 //! (printing, comparing and dropping them), and some of its operations on a lazy sequence
 //! (`x in [1] * 10**11`) run in one instruction that fuel cannot stop. The large stack
 //! makes room for what `guard` lets through; the time limit turns what it cannot bound
-//! into an error instead of a hang. A template that runs past the limit is abandoned (its
+//! into an error instead of a hang. A template that runs past its limit is abandoned (its
 //! thread keeps running until the process ends) and a fresh worker takes over; after
 //! `MAX_ABANDONED` of them, templates fail at once rather than pile up more.
 
@@ -17,8 +17,6 @@ use minijinja::{Error, ErrorKind};
 
 /// The worker's stack: reserved, not used, unless a template nests that deep.
 const STACK: usize = 256 << 20;
-/// How long one template may take.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// Runaway templates left running before the engine refuses to start more.
 const MAX_ABANDONED: usize = 2;
 static ABANDONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -61,8 +59,11 @@ fn retire(id: u64) {
     }
 }
 
-/// Runs `job` on the worker and waits for its result at most `TIMEOUT`.
-pub fn run<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+/// Runs `job` on the worker and waits for its result at most `timeout`.
+pub fn run<T: Send + 'static>(
+    timeout: Duration,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
     if ABANDONED.load(std::sync::atomic::Ordering::Relaxed) >= MAX_ABANDONED {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
@@ -84,7 +85,7 @@ pub fn run<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Resul
             "the template engine stopped; try again",
         ));
     }
-    match done_rx.recv_timeout(TIMEOUT) {
+    match done_rx.recv_timeout(timeout) {
         Ok(value) => Ok(value),
         Err(RecvTimeoutError::Timeout) => {
             retire(id);
@@ -93,7 +94,7 @@ pub fn run<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Resul
                 ErrorKind::InvalidOperation,
                 format!(
                     "template does too much work: it did not finish within {} s",
-                    TIMEOUT.as_secs()
+                    timeout.as_secs()
                 ),
             ))
         }
