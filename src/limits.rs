@@ -12,6 +12,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How `MAX_DURATION` is written in messages and the README.
 pub const MAX_DURATION_TEXT: &str = "365 days";
 
+/// The most retries a step may ask for (each attempt may last up to its `timeout`).
+pub const MAX_RETRIES: u32 = 1000;
+
 /// The largest playbook read: 16 MiB (a real one is a few KiB).
 pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
 /// The largest report template read.

@@ -209,6 +209,17 @@ impl<'a> Validator<'a> {
                 self.error(format!("{what} needs {needs}"), id_span.clone());
             }
         }
+        if step.retries > crate::limits::MAX_RETRIES {
+            let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
+            self.error(
+                format!(
+                    "`retries = {}` is more than the limit of {}",
+                    step.retries,
+                    crate::limits::MAX_RETRIES
+                ),
+                span,
+            );
+        }
         if step.kind == StepKind::Sql && step.engine == Some(Engine::Files) {
             let span = self.spans.value(&[path, &[Seg::Key("engine")]].concat());
             self.error("`sql` steps take engine sqlite, postgres or mysql", span);

@@ -167,6 +167,20 @@ fn durations_past_the_limit_are_refused_where_they_are_written() {
         run.assert_sane(&name);
         assert_eq!(run.code, Some(2), "{name}: run\n{}", run.stderr);
     }
+    // Retries are bounded too: each attempt may take its whole `timeout`.
+    let toml = format!(
+        "{HEAD}[[steps]]\nid = \"x\"\nkind = \"exec\"\nrun = \"false\"\nretries = 4294967295\nretry_delay = \"0s\"\n"
+    );
+    let out = Drill::new(&toml)
+        .subcommand("validate")
+        .run()
+        .expect_code(2);
+    assert!(
+        out.stderr
+            .contains("`retries = 4294967295` is more than the limit of 1000"),
+        "{}",
+        out.stderr
+    );
     // The limit itself is allowed.
     let toml = format!(
         "{HEAD}[[steps]]\nid = \"m\"\nkind = \"manual\"\ninstructions = \"x\"\nassume = \"365d\"\n"
