@@ -59,7 +59,8 @@ impl<'i> SpanIndex<'i> {
         self.find(path)?.get_ref().as_table()
     }
 
-    fn find(&self, path: &[Seg<'_>]) -> Option<&Spanned<DeValue<'i>>> {
+    /// The value at `path`, as written in the file.
+    pub fn find(&self, path: &[Seg<'_>]) -> Option<&Spanned<DeValue<'i>>> {
         let (Seg::Key(first), rest) = path.split_first()? else {
             return None;
         };

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde_json::Value;
+use toml::de::DeValue;
 
 use super::diagnostic::{Diagnostic, Lines};
 use super::fields::{COMMON, DURATION_FIELDS, NOT_TEMPLATED, kind_fields, required_fields};
@@ -133,17 +134,15 @@ impl<'a> Validator<'a> {
                 self.step_id(id, &path, &mut seen);
             }
             if let Some(step) = parsed.and_then(|i| steps.get(i)) {
-                // Serialized once: the duration and template checks walk its fields.
-                let fields = serde_json::to_value(step).unwrap_or(Value::Null);
                 self.step_fields(step, &path);
-                self.step_durations(step, &fields, &path);
+                self.step_durations(step, &path);
                 let scope = Scope {
                     roots: STEP_ROOTS,
                     earlier: &earlier,
                     all: &all,
                     vars: &vars,
                 };
-                self.step_templates(step, &fields, &path, &scope);
+                self.step_templates(step, &path, &scope);
                 if let Some(checks) = &step.checks {
                     self.checks(step, checks, &path);
                 }
@@ -236,13 +235,11 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn step_durations(&mut self, step: &Step, fields: &Value, path: &[Seg<'_>]) {
-        let Value::Object(fields) = fields else {
-            return;
-        };
+    fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {
         for field in DURATION_FIELDS {
-            if let Some(Value::String(s)) = fields.get(*field) {
-                self.duration(s, &[path, &[Seg::Key(field)]].concat());
+            let field_path = [path, &[Seg::Key(field)]].concat();
+            if let Some(DeValue::String(s)) = self.spans.find(&field_path).map(|v| v.get_ref()) {
+                self.duration(&s.clone(), &field_path);
             }
         }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
@@ -266,12 +263,15 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn step_templates(&mut self, step: &Step, value: &Value, path: &[Seg<'_>], scope: &Scope<'_>) {
+    fn step_templates(&mut self, step: &Step, path: &[Seg<'_>], scope: &Scope<'_>) {
         if let Some(when) = &step.when {
             self.template(when, true, scope, &[path, &[Seg::Key("when")]].concat());
         }
+        // The step's strings as written (what serde read them from), with their paths.
         let mut strings = Vec::new();
-        collect_strings(value, &mut Vec::new(), &mut strings);
+        if let Some(table) = self.spans.find(path) {
+            collect_strings(table.get_ref(), &mut Vec::new(), &mut strings);
+        }
         for (field_path, src) in strings {
             let segs: Vec<Seg<'_>> = path
                 .iter()
@@ -281,7 +281,7 @@ impl<'a> Validator<'a> {
                     PathPart::Index(i) => Seg::Index(*i),
                 }))
                 .collect();
-            self.template(src, false, scope, &segs);
+            self.template(&src, false, scope, &segs);
         }
     }
 
@@ -482,29 +482,32 @@ enum PathPart {
 }
 
 /// Every templated string leaf of a step with its path.
-fn collect_strings<'v>(
-    value: &'v Value,
+fn collect_strings(
+    value: &DeValue<'_>,
     path: &mut Vec<PathPart>,
-    out: &mut Vec<(Vec<PathPart>, &'v str)>,
+    out: &mut Vec<(Vec<PathPart>, String)>,
 ) {
     match value {
-        Value::String(s) => {
+        DeValue::String(s) => {
             let skip = matches!(path.last(), Some(PathPart::Key(k)) if NOT_TEMPLATED.contains(&k.as_str()));
             if !skip {
-                out.push((path.iter().map(PathPart::clone_part).collect(), s));
+                out.push((
+                    path.iter().map(PathPart::clone_part).collect(),
+                    s.to_string(),
+                ));
             }
         }
-        Value::Array(items) => {
+        DeValue::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(PathPart::Index(i));
-                collect_strings(item, path, out);
+                collect_strings(item.get_ref(), path, out);
                 path.pop();
             }
         }
-        Value::Object(map) => {
+        DeValue::Table(map) => {
             for (k, v) in map {
-                path.push(PathPart::Key(k.clone()));
-                collect_strings(v, path, out);
+                path.push(PathPart::Key(k.get_ref().to_string()));
+                collect_strings(v.get_ref(), path, out);
                 path.pop();
             }
         }
