@@ -57,44 +57,6 @@ pub const REPORT: Budget = Budget {
 /// Nesting one printed or filtered value may have.
 const MAX_DEPTH: usize = 200;
 
-/// Filters that walk their input (and its nested values) before they return.
-const WALKING_FILTERS: &[&str] = &[
-    "join",
-    "list",
-    "sum",
-    "sort",
-    "unique",
-    "reverse",
-    "last",
-    "max",
-    "min",
-    "items",
-    "dictsort",
-    "tojson",
-    "pprint",
-    "string",
-    "batch",
-    "slice",
-    "groupby",
-    "map",
-    "select",
-    "reject",
-    "selectattr",
-    "rejectattr",
-    "chain",
-    "zip",
-    "first",
-    "lines",
-    "indent",
-    "format",
-    "replace",
-    "trim",
-    "upper",
-    "lower",
-    "title",
-    "capitalize",
-];
-
 fn too_complex(what: String) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
@@ -347,10 +309,7 @@ pub fn install(env: &mut Environment<'_>, budget: Budget) {
         charge(value)?;
         minijinja::escape_formatter(out, state, value)
     });
-    for &name in WALKING_FILTERS {
-        let Some(original) = builtin_filter(name) else {
-            continue;
-        };
+    for (name, original) in walking_filters() {
         env.add_filter(name, move |state: &State, args: Rest<Value>| {
             for arg in args.iter() {
                 charge(arg)?;
@@ -360,46 +319,45 @@ pub fn install(env: &mut Environment<'_>, budget: Budget) {
     }
 }
 
-/// The builtin filter `name`, as a value that can be called.
-fn builtin_filter(name: &str) -> Option<Value> {
+/// Builtin filters that walk their input (its items, nested values or text) before they
+/// return, as values that can be called.
+fn walking_filters() -> Vec<(&'static str, Value)> {
     use minijinja::filters as f;
-    Some(match name {
-        "join" => Value::from_function(f::join),
-        "list" => Value::from_function(f::list),
-        "sum" => Value::from_function(f::sum),
-        "sort" => Value::from_function(f::sort),
-        "unique" => Value::from_function(f::unique),
-        "reverse" => Value::from_function(f::reverse),
-        "last" => Value::from_function(f::last),
-        "max" => Value::from_function(f::max),
-        "min" => Value::from_function(f::min),
-        "items" => Value::from_function(f::items),
-        "dictsort" => Value::from_function(f::dictsort),
-        "tojson" => Value::from_function(f::tojson),
-        "pprint" => Value::from_function(f::pprint),
-        "string" => Value::from_function(f::string),
-        "batch" => Value::from_function(f::batch),
-        "slice" => Value::from_function(f::slice),
-        "groupby" => Value::from_function(f::groupby),
-        "map" => Value::from_function(f::map),
-        "select" => Value::from_function(f::select),
-        "reject" => Value::from_function(f::reject),
-        "selectattr" => Value::from_function(f::selectattr),
-        "rejectattr" => Value::from_function(f::rejectattr),
-        "chain" => Value::from_function(f::chain),
-        "zip" => Value::from_function(f::zip),
-        "first" => Value::from_function(f::first),
-        "lines" => Value::from_function(f::lines),
-        "indent" => Value::from_function(f::indent),
-        "format" => Value::from_function(f::format),
-        "replace" => Value::from_function(f::replace),
-        "trim" => Value::from_function(f::trim),
-        "upper" => Value::from_function(f::upper),
-        "lower" => Value::from_function(f::lower),
-        "title" => Value::from_function(f::title),
-        "capitalize" => Value::from_function(f::capitalize),
-        _ => return None,
-    })
+    vec![
+        ("join", Value::from_function(f::join)),
+        ("list", Value::from_function(f::list)),
+        ("sum", Value::from_function(f::sum)),
+        ("sort", Value::from_function(f::sort)),
+        ("unique", Value::from_function(f::unique)),
+        ("reverse", Value::from_function(f::reverse)),
+        ("last", Value::from_function(f::last)),
+        ("max", Value::from_function(f::max)),
+        ("min", Value::from_function(f::min)),
+        ("items", Value::from_function(f::items)),
+        ("dictsort", Value::from_function(f::dictsort)),
+        ("tojson", Value::from_function(f::tojson)),
+        ("pprint", Value::from_function(f::pprint)),
+        ("string", Value::from_function(f::string)),
+        ("batch", Value::from_function(f::batch)),
+        ("slice", Value::from_function(f::slice)),
+        ("groupby", Value::from_function(f::groupby)),
+        ("map", Value::from_function(f::map)),
+        ("select", Value::from_function(f::select)),
+        ("reject", Value::from_function(f::reject)),
+        ("selectattr", Value::from_function(f::selectattr)),
+        ("rejectattr", Value::from_function(f::rejectattr)),
+        ("chain", Value::from_function(f::chain)),
+        ("zip", Value::from_function(f::zip)),
+        ("lines", Value::from_function(f::lines)),
+        ("indent", Value::from_function(f::indent)),
+        ("format", Value::from_function(f::format)),
+        ("replace", Value::from_function(f::replace)),
+        ("trim", Value::from_function(f::trim)),
+        ("upper", Value::from_function(f::upper)),
+        ("lower", Value::from_function(f::lower)),
+        ("title", Value::from_function(f::title)),
+        ("capitalize", Value::from_function(f::capitalize)),
+    ]
 }
 
 #[cfg(test)]
@@ -437,6 +395,47 @@ mod tests {
         let chain = |n| format!("{{% if a %}}{}{{% endif %}}", "{% elif a %}x".repeat(n));
         assert!(check_source(&chain(MAX_ELIFS), false).is_ok());
         assert!(check_source(&chain(MAX_ELIFS + 1), false).is_err());
+    }
+
+    #[test]
+    fn guarded_filters_keep_their_arguments() {
+        let mut env = Environment::new();
+        install(&mut env, FIELD);
+        let ctx = minijinja::context! { rows => vec![
+            minijinja::context! { a => 2, b => "x" },
+            minijinja::context! { a => 1, b => "y" },
+        ] };
+        let render = |src: &str| {
+            start_budget(FIELD);
+            env.render_str(src, &ctx).unwrap()
+        };
+        assert_eq!(
+            render("{{ [3, 1, 2] | sort(reverse=true) | join(',') }}"),
+            "3,2,1"
+        );
+        assert_eq!(
+            render("{{ rows | sort(attribute='a') | map(attribute='b') | join }}"),
+            "yx"
+        );
+        assert_eq!(
+            render("{{ rows | selectattr('a', 'equalto', 1) | list | length }}"),
+            "1"
+        );
+        assert_eq!(
+            render("{{ {'b': 1, 'a': 2} | dictsort(by='value') | first | first }}"),
+            "b"
+        );
+        assert_eq!(
+            render("{{ [1, 2] | tojson(indent=2) | length > 5 }}"),
+            "True"
+        );
+        assert_eq!(render("{{ '%s-%s' | format(1, 2) }}"), "1-2");
+        let err = {
+            start_budget(FIELD);
+            env.render_str("{{ ([1] * 100000000000) | join }}", &ctx)
+                .unwrap_err()
+        };
+        assert!(err.to_string().contains("too much work"), "{err}");
     }
 
     #[test]
