@@ -24,7 +24,8 @@ pub fn validate<'a>(
     let mut v = Validator {
         pb,
         layout,
-        lines: Lines::new(text),
+        text,
+        lines: std::cell::OnceCell::new(),
         spans,
         diags: Vec::new(),
     };
@@ -39,7 +40,9 @@ pub fn validate<'a>(
 struct Validator<'a> {
     pb: &'a Playbook,
     layout: &'a Layout,
-    lines: Lines<'a>,
+    text: &'a str,
+    /// Built at the first duplicate id (a line index costs memory on a huge file).
+    lines: std::cell::OnceCell<Lines<'a>>,
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
 }
@@ -166,7 +169,10 @@ impl<'a> Validator<'a> {
                 Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
         if let Some(first) = seen.get(id) {
-            let line = self.lines.line(first.start);
+            let line = self
+                .lines
+                .get_or_init(|| Lines::new(self.text))
+                .line(first.start);
             self.error(format!("duplicate step id `{id}`"), span).help =
                 Some(format!("the first step with this id is on line {line}"));
         } else if let Some(span) = span {
