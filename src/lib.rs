@@ -7,6 +7,7 @@ pub mod engines;
 pub mod exit;
 pub mod fmt;
 pub mod guard;
+pub mod limits;
 pub mod log;
 pub mod operator;
 pub mod playbook;
