@@ -263,6 +263,25 @@ pub fn sha256_of(path: &Path) -> String {
 // ---------------------------------------------------------------------------------------
 // Expectations
 
+/// The last 3,000 bytes of `s` (what a failure message shows of a long output).
+pub fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(3000);
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    &s[start..]
+}
+
+/// `text` holds `needle`; else the test fails naming `what` and showing `text`'s tail.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str, what: impl fmt::Display) {
+    assert!(
+        text.contains(needle),
+        "{what}: {needle:?} is not in\n{}",
+        tail(text)
+    );
+}
+
 /// What a step, a check or a gate of the record is.
 #[derive(Clone, Copy, PartialEq)]
 enum Part {
