@@ -19,15 +19,16 @@ impl Drill {
         Ran::of(self.command().output().expect("run restore-drill"))
     }
 
+    /// Starts the drill, its stdout and stderr each going to a new `output()`.
+    pub fn spawn(&self, output: fn() -> Stdio) -> Child {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null()).stdout(output()).stderr(output());
+        cmd.spawn().expect("start restore-drill")
+    }
+
     /// Starts the drill in the background.
     pub fn start(self) -> Running {
-        let child = self
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restore-drill");
+        let child = self.spawn(Stdio::piped);
         Running {
             child,
             dir: self.dir_for_tests(),

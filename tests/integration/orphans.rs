@@ -91,12 +91,7 @@ impl Drop for Background {
 
 impl Background {
     fn start(drill: Drill) -> Self {
-        let child = drill
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start restore-drill");
+        let child = drill.spawn(Stdio::null);
         Self {
             child,
             dir: Some(drill.dir_for_tests()),
