@@ -78,7 +78,7 @@ pub fn restore_drill(dir: &Path, args: &[&str]) -> Ran {
 }
 
 /// The newest record in `dir`/artifacts, if there is one that parses.
-fn latest_record(dir: &Path) -> Option<Value> {
+pub fn latest_record(dir: &Path) -> Option<Value> {
     let newest = std::fs::read_dir(dir.join("artifacts"))
         .ok()?
         .filter_map(|e| Some(e.ok()?.path()))

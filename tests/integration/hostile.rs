@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-const HEAD: &str = "version = 1\n[drill]\nname = \"t\"\n";
-
 /// What a bounded run of the binary did.
 pub struct Bounded {
     /// None: killed by a signal (or by us, past the limit).
@@ -187,13 +185,16 @@ fn durations_past_the_limit_are_refused_where_they_are_written() {
 /// time: the drill ends (exit 1), its record is complete and cleanup ran.
 #[test]
 fn a_templated_duration_past_the_limit_fails_the_step_not_the_run() {
-    let toml = format!(
-        "{HEAD}[vars]\nd = \"{HUGE}\"\n\
-         [[steps]]\nid = \"flaky\"\nkind = \"exec\"\nrun = \"false\"\nretries = 1\nretry_delay = \"{{{{ vars.d }}}}\"\n\
-         [[steps]]\nid = \"wait\"\nkind = \"wait\"\nduration = \"{{{{ vars.d }}}}\"\ncontinue_on_failure = true\n\
-         [[cleanup]]\nid = \"tidy\"\nkind = \"exec\"\nrun = \"touch cleaned\"\n"
-    );
-    let d = Drill::new(&toml);
+    let d = pb("t")
+        .var("d", HUGE)
+        .step([
+            exec("flaky", "false")
+                .set("retries", 1)
+                .set("retry_delay", "{{ vars.d }}"),
+            wait("wait", "{{ vars.d }}").set("continue_on_failure", true),
+            mark_cleaned(),
+        ])
+        .drill();
     let out = run_bounded(d.command(), Duration::from_secs(60));
     out.assert_sane("run");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -220,21 +221,18 @@ fn huge_expressions_are_refused_instead_of_overflowing_the_stack() {
         "{{% if false %}}{}{{% endif %}}",
         "{% elif false %}x".repeat(20_000)
     );
+    let gate = Table::new("[[gates.custom]]").set("name", "g");
     let cases = [
         (
             "when",
-            format!(
-                "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\nwhen = '{nots}'\n"
-            ),
+            pb("t").step(wait("w", "1s").set("when", nots.as_str())),
         ),
-        ("vars", format!("{HEAD}[vars]\nx = \"{{{{ {sum} }}}}\"\n")),
-        ("elif", format!("{HEAD}[vars]\nx = \"{elifs}\"\n")),
-        (
-            "gate",
-            format!("{HEAD}[[gates.custom]]\nname = \"g\"\ncheck = '{nots}'\n"),
-        ),
+        ("vars", pb("t").var("x", format!("{{{{ {sum} }}}}"))),
+        ("elif", pb("t").var("x", elifs)),
+        ("gate", pb("t").section(gate.set("check", nots.as_str()))),
     ];
-    for (name, toml) in cases {
+    for (name, playbook) in cases {
+        let toml = playbook.toml();
         assert!(toml.len() > 80_000, "{name}: {} bytes", toml.len());
         let (validate, plan, _dir) = validate_and_plan(&toml, Duration::from_secs(30));
         for (what, out) in [("validate", &validate), ("plan", &plan)] {
@@ -256,13 +254,8 @@ fn huge_expressions_are_refused_instead_of_overflowing_the_stack() {
 /// listed.
 #[test]
 fn ten_thousand_problems_are_validated_fast_and_listed_briefly() {
-    let mut toml = HEAD.to_string();
-    for i in 0..10_000 {
-        toml.push_str(&format!(
-            "[[steps]]\nid = \"s{i}\"\nkind = \"wait\"\nduration = \"soon\"\n"
-        ));
-    }
-    let dir = Drill::new(&toml).dir_for_tests();
+    let playbook = (0..10_000).fold(pb("t"), |p, i| p.step(wait(&format!("s{i}"), "soon")));
+    let dir = playbook.drill().dir_for_tests();
     let out = run_bounded(
         tool(dir.path(), &["validate", "playbook.toml"]),
         Duration::from_secs(60),
@@ -306,7 +299,7 @@ fn template_bombs_are_stopped_by_fuel_and_work_limits() {
         ),
     ];
     for (name, bomb, message) in cases {
-        let toml = format!("{HEAD}[vars]\nx = \"\"\"{bomb}\"\"\"\n");
+        let toml = pb("t").var("x", bomb).toml();
         let (validate, plan, dir) = validate_and_plan(&toml, Duration::from_secs(30));
         assert_eq!(validate.code, Some(0), "{name}: {}", tail(&validate.stderr));
         assert_eq!(plan.code, Some(2), "{name}: {}", tail(&plan.stderr));
@@ -328,11 +321,8 @@ fn template_bombs_are_stopped_by_fuel_and_work_limits() {
         assert_eq!(run.code, Some(2), "{name}: {}", tail(&run.stderr));
     }
     // In a step's field, the bomb fails that step; the drill goes on to its cleanup.
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"bomb\"\nkind = \"exec\"\nrun = \"echo {{{{ [1] * 100000000000 }}}}\"\n\
-         [[cleanup]]\nid = \"tidy\"\nkind = \"exec\"\nrun = \"touch cleaned\"\n"
-    );
-    let d = Drill::new(&toml);
+    let bomb = exec("bomb", "echo {{ [1] * 100000000000 }}");
+    let d = pb("t").step([bomb, mark_cleaned()]).drill();
     let out = run_bounded(d.command(), Duration::from_secs(60));
     out.assert_sane("run");
     assert_eq!(out.code, Some(1), "{}", tail(&out.stderr));
@@ -366,7 +356,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     }
     // A real file one byte past the limit (valid TOML: a comment).
     let big = dir.path().join("big.toml");
-    let mut text = format!("{HEAD}#");
+    let mut text = format!("{}#", pb("t"));
     text.push_str(&"x".repeat((16 << 20) + 1 - text.len()));
     std::fs::write(&big, &text).unwrap();
     let out = run_bounded(
@@ -385,11 +375,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     assert_eq!(out.code, Some(0), "{}", tail(&out.stderr));
 
     // `report --template` and the record it reads are bounded the same way.
-    let d = Drill::new(&format!(
-        "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1ms\"\n"
-    ))
-    .run()
-    .expect_code(0);
+    let d = pb("t").step(wait("w", "1ms")).run().expect_code(0);
     let record = newest_artifact(&d.path().join("artifacts"), ".json");
     let record = record.to_str().unwrap();
     let out = run_bounded(
