@@ -385,23 +385,20 @@ mod tests {
         (d, root)
     }
 
+    /// `path` below `root` resolves to `to` below it.
+    #[track_caller]
+    fn assert_resolves(root: &Path, path: &str, to: &str) {
+        assert_eq!(resolve(&root.join(path)).unwrap(), root.join(to));
+    }
+
     #[test]
     fn resolves_dotdot_after_a_missing_folder_as_the_kernel_will() {
         let (_d, root) = tmp();
         fs::create_dir(root.join("data")).unwrap();
         fs::write(root.join("data/src.db"), b"x").unwrap();
-        assert_eq!(
-            resolve(&root.join("nope/../data/src.db")).unwrap(),
-            root.join("data/src.db")
-        );
-        assert_eq!(
-            resolve(&root.join("nope/deeper/../../data/new")).unwrap(),
-            root.join("data/new")
-        );
-        assert_eq!(
-            resolve(&root.join("nope/x/../y")).unwrap(),
-            root.join("nope/y")
-        );
+        assert_resolves(&root, "nope/../data/src.db", "data/src.db");
+        assert_resolves(&root, "nope/deeper/../../data/new", "data/new");
+        assert_resolves(&root, "nope/x/../y", "nope/y");
     }
 
     #[test]
@@ -411,14 +408,8 @@ mod tests {
         std::os::unix::fs::symlink("data", root.join("link")).unwrap();
         std::os::unix::fs::symlink("data/later.db", root.join("dangling")).unwrap();
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(
-            resolve(&root.join("link/../link/x")).unwrap(),
-            root.join("data/x")
-        );
-        assert_eq!(
-            resolve(&root.join("dangling")).unwrap(),
-            root.join("data/later.db")
-        );
+        assert_resolves(&root, "link/../link/x", "data/x");
+        assert_resolves(&root, "dangling", "data/later.db");
         assert!(resolve(&root.join("loop/x")).is_err());
     }
 

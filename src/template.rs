@@ -45,23 +45,21 @@ pub const DRILL_FIELDS: &[&str] = &[
 /// The environment of playbook templates (fields, vars, `when`, gates).
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        configure(&mut env);
-        guard::install(&mut env, FIELD);
-        env
-    })
+    ENV.get_or_init(|| guarded(FIELD))
 }
 
 /// The same environment with a report's budget (its data grows with the drill).
 fn report_environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        configure(&mut env);
-        guard::install(&mut env, REPORT);
-        env
-    })
+    ENV.get_or_init(|| guarded(REPORT))
+}
+
+/// A configured environment whose templates stay within `budget`.
+fn guarded(budget: Budget) -> Environment<'static> {
+    let mut env = Environment::new();
+    configure(&mut env);
+    guard::install(&mut env, budget);
+    env
 }
 
 fn configure(env: &mut Environment<'_>) {

@@ -336,6 +336,17 @@ mod tests {
         }
     }
 
+    /// Stops `child`'s group as recorded with an earlier start time than its leader's,
+    /// as if its pid had been recycled.
+    fn stop_recorded_earlier(child: &Child) -> Vec<Leftover> {
+        let pid = child.id() as i32;
+        let start = stat::start_time(pid).unwrap();
+        stop(
+            vec![group_entry(pid, Some(start - 1))],
+            &Registry::default(),
+        )
+    }
+
     fn gone(child: &mut Child) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -359,12 +370,7 @@ mod tests {
 
         // Same pgid, another start time and no marker: another process got the pid.
         let mut other = sleeper(Some("another-run"), None);
-        let pid = other.id() as i32;
-        let start = stat::start_time(pid).unwrap();
-        let left = stop(
-            vec![group_entry(pid, Some(start - 1))],
-            &Registry::default(),
-        );
+        let left = stop_recorded_earlier(&other);
         assert!(!left[0].removed, "{left:?}");
         assert!(left[0].detail.contains("not verifiably"), "{left:?}");
         assert!(
@@ -374,12 +380,7 @@ mod tests {
 
         // The leader is gone but a member carries the dead run's id: stopped.
         let mut marked = sleeper(Some("dead-run"), None);
-        let pid = marked.id() as i32;
-        let start = stat::start_time(pid).unwrap();
-        let left = stop(
-            vec![group_entry(pid, Some(start - 1))],
-            &Registry::default(),
-        );
+        let left = stop_recorded_earlier(&marked);
         assert!(gone(&mut marked), "{left:?}");
 
         // Another boot: nothing from then is alive, whatever has the pid now.

@@ -96,16 +96,9 @@ fn plan_shows_resolved_steps_and_runs_nothing() {
     let plan = super::sqlite::playbook().drill().subcommand("plan");
     let out = plan.arg("--var").arg("source=elsewhere.db").run();
     let out = out.expect_code(0);
-    assert!(
-        out.stdout.contains("source: elsewhere.db"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("from: {{ steps.backup.path }}"),
-        "outputs of earlier steps stay as written:\n{}",
-        out.stdout
-    );
+    assert_has(&out.stdout, "source: elsewhere.db", "plan");
+    let as_written = "outputs of earlier steps stay as written";
+    assert_has(&out.stdout, "from: {{ steps.backup.path }}", as_written);
     assert!(out.stdout.contains("RTO ≤ 15m"));
     assert!(!out.path().join("artifacts").exists());
     let bad = walk().drill().subcommand("plan").arg("--var").arg("nope=1");

@@ -19,15 +19,16 @@ impl Drill {
         Ran::of(self.command().output().expect("run restore-drill"))
     }
 
+    /// Starts the drill, its stdout and stderr each going to a new `output()`.
+    pub fn spawn(&self, output: fn() -> Stdio) -> Child {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null()).stdout(output()).stderr(output());
+        cmd.spawn().expect("start restore-drill")
+    }
+
     /// Starts the drill in the background.
     pub fn start(self) -> Running {
-        let child = self
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restore-drill");
+        let child = self.spawn(Stdio::piped);
         Running {
             child,
             dir: self.dir_for_tests(),
@@ -77,7 +78,7 @@ pub fn restore_drill(dir: &Path, args: &[&str]) -> Ran {
 }
 
 /// The newest record in `dir`/artifacts, if there is one that parses.
-fn latest_record(dir: &Path) -> Option<Value> {
+pub fn latest_record(dir: &Path) -> Option<Value> {
     let newest = std::fs::read_dir(dir.join("artifacts"))
         .ok()?
         .filter_map(|e| Some(e.ok()?.path()))
@@ -262,6 +263,25 @@ pub fn sha256_of(path: &Path) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Expectations
+
+/// The last 3,000 bytes of `s` (what a failure message shows of a long output).
+pub fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(3000);
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    &s[start..]
+}
+
+/// `text` holds `needle`; else the test fails naming `what` and showing `text`'s tail.
+#[track_caller]
+pub fn assert_has(text: &str, needle: &str, what: impl fmt::Display) {
+    assert!(
+        text.contains(needle),
+        "{what}: {needle:?} is not in\n{}",
+        tail(text)
+    );
+}
 
 /// What a step, a check or a gate of the record is.
 #[derive(Clone, Copy, PartialEq)]

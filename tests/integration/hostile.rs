@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-const HEAD: &str = "version = 1\n[drill]\nname = \"t\"\n";
-
 /// What a bounded run of the binary did.
 pub struct Bounded {
     /// None: killed by a signal (or by us, past the limit).
@@ -43,14 +41,6 @@ impl Bounded {
             tail(&self.stderr)
         );
     }
-}
-
-fn tail(s: &str) -> &str {
-    let mut start = s.len().saturating_sub(3000);
-    while !s.is_char_boundary(start) {
-        start -= 1;
-    }
-    &s[start..]
 }
 
 /// Runs `cmd`, killing it after `limit`; output is read while it runs.
@@ -126,68 +116,68 @@ const HUGE: &str = "18446744073709551615s";
 /// Item 8: every duration field, set past the limit, is refused by `validate` with its place.
 #[test]
 fn durations_past_the_limit_are_refused_where_they_are_written() {
-    let cases: Vec<(String, String)> = vec![
-        ("duration", format!("[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"{HUGE}\"\n")),
-        ("timeout", format!("[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\ntimeout = \"{HUGE}\"\n")),
-        ("max_duration", format!("[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\nmax_duration = \"{HUGE}\"\n")),
-        ("retry_delay", format!("[[steps]]\nid = \"w\"\nkind = \"exec\"\nrun = \"false\"\nretries = 1\nretry_delay = \"{HUGE}\"\n")),
-        ("request_timeout", format!("[[steps]]\nid = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\nrequest_timeout = \"{HUGE}\"\n")),
-        ("retry_until", format!("[[steps]]\nid = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\nretry_until = \"{HUGE}\"\n")),
-        ("interval", format!("[[steps]]\nid = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\ninterval = \"{HUGE}\"\n")),
-        ("stop_grace", format!("[[steps]]\nid = \"s\"\nkind = \"service\"\nrun = \"sleep 5\"\nstop_grace = \"{HUGE}\"\n")),
-        ("ready.timeout", format!("[[steps]]\nid = \"s\"\nkind = \"service\"\nrun = \"sleep 5\"\nready = {{ log_line = \"x\", timeout = \"{HUGE}\" }}\n")),
-        ("assume", format!("[[steps]]\nid = \"m\"\nkind = \"manual\"\ninstructions = \"x\"\nassume = \"{HUGE}\"\n")),
-        ("rto", format!("[gates]\nrto = \"{HUGE}\"\n")),
-        ("rpo", format!("[gates]\nrpo = \"{HUGE}\"\nrpo_from = \"2026-01-01T00:00:00Z\"\n")),
+    let one = |s: Step| pb("t").step(s);
+    let probe = || http("h", "http://127.0.0.1:9/");
+    let daemon = || service("s").set("run", "sleep 5");
+    let ready = raw(format!("{{ log_line = \"x\", timeout = \"{HUGE}\" }}"));
+    let cases = [
+        ("duration", one(wait("w", HUGE))),
+        ("timeout", one(wait("w", "1s").set("timeout", HUGE))),
+        (
+            "max_duration",
+            one(wait("w", "1s").set("max_duration", HUGE)),
+        ),
+        (
+            "retry_delay",
+            one(exec("w", "false")
+                .set("retries", 1)
+                .set("retry_delay", HUGE)),
+        ),
+        ("request_timeout", one(probe().set("request_timeout", HUGE))),
+        ("retry_until", one(probe().set("retry_until", HUGE))),
+        ("interval", one(probe().set("interval", HUGE))),
+        ("stop_grace", one(daemon().set("stop_grace", HUGE))),
+        ("ready.timeout", one(daemon().set("ready", ready))),
+        (
+            "assume",
+            one(step("m", "manual")
+                .set("instructions", "x")
+                .set("assume", HUGE)),
+        ),
+        ("rto", pb("t").gate("rto", HUGE)),
+        (
+            "rpo",
+            pb("t")
+                .gate("rpo", HUGE)
+                .gate("rpo_from", "2026-01-01T00:00:00Z"),
+        ),
         // Just past the limit, written the way a person would.
-        ("one year and a day", "[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"366d\"\n".into()),
-    ]
-    .into_iter()
-    .map(|(name, body)| (name.to_string(), body))
-    .collect();
-    for (name, body) in cases {
-        let toml = format!("{HEAD}{body}");
+        ("one year and a day", one(wait("w", "366d"))),
+    ];
+    for (name, playbook) in cases {
+        let toml = playbook.toml();
         let out = Drill::new(&toml).subcommand("validate").run();
         assert_eq!(
             out.code, 2,
             "{name}: validate exit {}\n{}",
             out.code, out.stderr
         );
-        assert!(
-            out.stderr.contains("longer than the limit of 365 days"),
-            "{name}: {}",
-            out.stderr
-        );
-        assert!(
-            out.stderr.contains("--> playbook.toml:"),
-            "{name}: {}",
-            out.stderr
-        );
+        assert_has(&out.stderr, "longer than the limit of 365 days", name);
+        assert_has(&out.stderr, "--> playbook.toml:", name);
         let run = run_bounded(Drill::new(&toml).command(), Duration::from_secs(30));
-        run.assert_sane(&name);
+        run.assert_sane(name);
         assert_eq!(run.code, Some(2), "{name}: run\n{}", run.stderr);
     }
     // Retries are bounded too: each attempt may take its whole `timeout`.
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"x\"\nkind = \"exec\"\nrun = \"false\"\nretries = 4294967295\nretry_delay = \"0s\"\n"
-    );
-    let out = Drill::new(&toml)
-        .subcommand("validate")
-        .run()
-        .expect_code(2);
-    assert!(
-        out.stderr
-            .contains("`retries = 4294967295` is more than the limit of 1000"),
-        "{}",
-        out.stderr
-    );
+    let retries = exec("x", "false").set("retries", 4294967295u64);
+    let out = one(retries.set("retry_delay", "0s")).drill().validate();
+    let out = out.expect_code(2);
+    out.stderr_has("`retries = 4294967295` is more than the limit of 1000");
     // The limit itself is allowed.
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"m\"\nkind = \"manual\"\ninstructions = \"x\"\nassume = \"365d\"\n"
-    );
-    Drill::new(&toml)
-        .subcommand("validate")
-        .run()
+    let assume = step("m", "manual").set("instructions", "x");
+    one(assume.set("assume", "365d"))
+        .drill()
+        .validate()
         .expect_code(0);
 }
 
@@ -195,13 +185,16 @@ fn durations_past_the_limit_are_refused_where_they_are_written() {
 /// time: the drill ends (exit 1), its record is complete and cleanup ran.
 #[test]
 fn a_templated_duration_past_the_limit_fails_the_step_not_the_run() {
-    let toml = format!(
-        "{HEAD}[vars]\nd = \"{HUGE}\"\n\
-         [[steps]]\nid = \"flaky\"\nkind = \"exec\"\nrun = \"false\"\nretries = 1\nretry_delay = \"{{{{ vars.d }}}}\"\n\
-         [[steps]]\nid = \"wait\"\nkind = \"wait\"\nduration = \"{{{{ vars.d }}}}\"\ncontinue_on_failure = true\n\
-         [[cleanup]]\nid = \"tidy\"\nkind = \"exec\"\nrun = \"touch cleaned\"\n"
-    );
-    let d = Drill::new(&toml);
+    let d = pb("t")
+        .var("d", HUGE)
+        .step([
+            exec("flaky", "false")
+                .set("retries", 1)
+                .set("retry_delay", "{{ vars.d }}"),
+            wait("wait", "{{ vars.d }}").set("continue_on_failure", true),
+            mark_cleaned(),
+        ])
+        .drill();
     let out = run_bounded(d.command(), Duration::from_secs(60));
     out.assert_sane("run");
     assert_eq!(out.code, Some(1), "{}", out.stderr);
@@ -228,29 +221,26 @@ fn huge_expressions_are_refused_instead_of_overflowing_the_stack() {
         "{{% if false %}}{}{{% endif %}}",
         "{% elif false %}x".repeat(20_000)
     );
+    let gate = Table::new("[[gates.custom]]").set("name", "g");
     let cases = [
         (
             "when",
-            format!(
-                "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1s\"\nwhen = '{nots}'\n"
-            ),
+            pb("t").step(wait("w", "1s").set("when", nots.as_str())),
         ),
-        ("vars", format!("{HEAD}[vars]\nx = \"{{{{ {sum} }}}}\"\n")),
-        ("elif", format!("{HEAD}[vars]\nx = \"{elifs}\"\n")),
-        (
-            "gate",
-            format!("{HEAD}[[gates.custom]]\nname = \"g\"\ncheck = '{nots}'\n"),
-        ),
+        ("vars", pb("t").var("x", format!("{{{{ {sum} }}}}"))),
+        ("elif", pb("t").var("x", elifs)),
+        ("gate", pb("t").section(gate.set("check", nots.as_str()))),
     ];
-    for (name, toml) in cases {
+    for (name, playbook) in cases {
+        let toml = playbook.toml();
         assert!(toml.len() > 80_000, "{name}: {} bytes", toml.len());
         let (validate, plan, _dir) = validate_and_plan(&toml, Duration::from_secs(30));
         for (what, out) in [("validate", &validate), ("plan", &plan)] {
             assert_eq!(out.code, Some(2), "{name} {what}\n{}", tail(&out.stderr));
-            assert!(
-                out.stderr.contains("template too complex"),
-                "{name} {what}\n{}",
-                tail(&out.stderr)
+            assert_has(
+                &out.stderr,
+                "template too complex",
+                format!("{name} {what}"),
             );
             assert!(
                 out.stderr.len() < 10_000,
@@ -264,13 +254,8 @@ fn huge_expressions_are_refused_instead_of_overflowing_the_stack() {
 /// listed.
 #[test]
 fn ten_thousand_problems_are_validated_fast_and_listed_briefly() {
-    let mut toml = HEAD.to_string();
-    for i in 0..10_000 {
-        toml.push_str(&format!(
-            "[[steps]]\nid = \"s{i}\"\nkind = \"wait\"\nduration = \"soon\"\n"
-        ));
-    }
-    let dir = Drill::new(&toml).dir_for_tests();
+    let playbook = (0..10_000).fold(pb("t"), |p, i| p.step(wait(&format!("s{i}"), "soon")));
+    let dir = playbook.drill().dir_for_tests();
     let out = run_bounded(
         tool(dir.path(), &["validate", "playbook.toml"]),
         Duration::from_secs(60),
@@ -284,15 +269,11 @@ fn ten_thousand_problems_are_validated_fast_and_listed_briefly() {
         out.elapsed
     );
     assert_eq!(out.stderr.matches("error: bad duration").count(), 50);
-    assert!(
-        out.stderr.contains("… and 9,950 more"),
-        "{}",
-        tail(&out.stderr)
-    );
-    assert!(
-        out.stderr.contains("playbook.toml: 10,000 problems found"),
-        "{}",
-        tail(&out.stderr)
+    assert_has(&out.stderr, "… and 9,950 more", "validate");
+    assert_has(
+        &out.stderr,
+        "playbook.toml: 10,000 problems found",
+        "validate",
     );
 }
 
@@ -318,20 +299,12 @@ fn template_bombs_are_stopped_by_fuel_and_work_limits() {
         ),
     ];
     for (name, bomb, message) in cases {
-        let toml = format!("{HEAD}[vars]\nx = \"\"\"{bomb}\"\"\"\n");
+        let toml = pb("t").var("x", bomb).toml();
         let (validate, plan, dir) = validate_and_plan(&toml, Duration::from_secs(30));
         assert_eq!(validate.code, Some(0), "{name}: {}", tail(&validate.stderr));
         assert_eq!(plan.code, Some(2), "{name}: {}", tail(&plan.stderr));
-        assert!(
-            plan.stderr.contains("vars.x"),
-            "{name}: {}",
-            tail(&plan.stderr)
-        );
-        assert!(
-            plan.stderr.contains(message),
-            "{name}: {}",
-            tail(&plan.stderr)
-        );
+        assert_has(&plan.stderr, "vars.x", name);
+        assert_has(&plan.stderr, message, name);
         assert!(
             plan.elapsed < Duration::from_secs(10),
             "{name}: {:?}",
@@ -348,11 +321,8 @@ fn template_bombs_are_stopped_by_fuel_and_work_limits() {
         assert_eq!(run.code, Some(2), "{name}: {}", tail(&run.stderr));
     }
     // In a step's field, the bomb fails that step; the drill goes on to its cleanup.
-    let toml = format!(
-        "{HEAD}[[steps]]\nid = \"bomb\"\nkind = \"exec\"\nrun = \"echo {{{{ [1] * 100000000000 }}}}\"\n\
-         [[cleanup]]\nid = \"tidy\"\nkind = \"exec\"\nrun = \"touch cleaned\"\n"
-    );
-    let d = Drill::new(&toml);
+    let bomb = exec("bomb", "echo {{ [1] * 100000000000 }}");
+    let d = pb("t").step([bomb, mark_cleaned()]).drill();
     let out = run_bounded(d.command(), Duration::from_secs(60));
     out.assert_sane("run");
     assert_eq!(out.code, Some(1), "{}", tail(&out.stderr));
@@ -377,16 +347,16 @@ fn oversized_inputs_are_refused_before_they_are_read() {
         out.assert_sane(args[0]);
         assert_eq!(out.code, Some(2), "{args:?}: {}", tail(&out.stderr));
         assert!(out.stdout.is_empty(), "{args:?}: {}", tail(&out.stdout));
-        assert!(
-            out.stderr.contains("/dev/zero")
-                && out.stderr.contains("larger than the limit of 16 MiB"),
-            "{args:?}: {}",
-            tail(&out.stderr)
+        assert_has(&out.stderr, "/dev/zero", format!("{args:?}"));
+        assert_has(
+            &out.stderr,
+            "larger than the limit of 16 MiB",
+            format!("{args:?}"),
         );
     }
     // A real file one byte past the limit (valid TOML: a comment).
     let big = dir.path().join("big.toml");
-    let mut text = format!("{HEAD}#");
+    let mut text = format!("{}#", pb("t"));
     text.push_str(&"x".repeat((16 << 20) + 1 - text.len()));
     std::fs::write(&big, &text).unwrap();
     let out = run_bounded(
@@ -395,7 +365,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     );
     out.assert_sane("validate big");
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("16 MiB"), "{}", out.stderr);
+    assert_has(&out.stderr, "16 MiB", "validate big");
     // Exactly at the limit is read.
     std::fs::write(&big, &text[..16 << 20]).unwrap();
     let out = run_bounded(
@@ -405,11 +375,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     assert_eq!(out.code, Some(0), "{}", tail(&out.stderr));
 
     // `report --template` and the record it reads are bounded the same way.
-    let d = Drill::new(&format!(
-        "{HEAD}[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1ms\"\n"
-    ))
-    .run()
-    .expect_code(0);
+    let d = pb("t").step(wait("w", "1ms")).run().expect_code(0);
     let record = newest_artifact(&d.path().join("artifacts"), ".json");
     let record = record.to_str().unwrap();
     let out = run_bounded(
@@ -418,16 +384,13 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     );
     out.assert_sane("report --template");
     assert_eq!(out.code, Some(2), "{}", tail(&out.stderr));
-    assert!(
-        out.stderr.contains("/dev/zero") && out.stderr.contains("16 MiB"),
-        "{}",
-        out.stderr
-    );
+    assert_has(&out.stderr, "/dev/zero", "report --template");
+    assert_has(&out.stderr, "16 MiB", "report --template");
     let out = run_bounded(
         tool(d.path(), &["report", "/dev/zero"]),
         Duration::from_secs(20),
     );
     out.assert_sane("report");
     assert_eq!(out.code, Some(2), "{}", tail(&out.stderr));
-    assert!(out.stderr.contains("64 MiB"), "{}", out.stderr);
+    assert_has(&out.stderr, "64 MiB", "report");
 }

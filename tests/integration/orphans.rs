@@ -91,12 +91,7 @@ impl Drop for Background {
 
 impl Background {
     fn start(drill: Drill) -> Self {
-        let child = drill
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start restore-drill");
+        let child = drill.spawn(Stdio::null);
         Self {
             child,
             dir: Some(drill.dir_for_tests()),
@@ -108,13 +103,7 @@ impl Background {
     }
 
     fn step_status(&self, id: &str) -> Option<String> {
-        let dir = self.path().join("artifacts");
-        let newest = std::fs::read_dir(&dir)
-            .ok()?
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .max()?;
-        let record: Value = serde_json::from_str(&std::fs::read_to_string(newest).ok()?).ok()?;
+        let record = latest_record(self.path())?;
         let step = record["steps"].as_array()?.iter().find(|s| s["id"] == id)?;
         step["status"].as_str().map(str::to_string)
     }
@@ -148,17 +137,11 @@ impl Background {
 
 /// Runs `playbook` in `dir` again, with the same artifacts directory.
 fn run_again(dir: &Path, playbook: &str) -> (i32, Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
-        .current_dir(dir)
-        .args(["run", playbook, "--artifacts", "artifacts", "--quiet"])
-        .output()
-        .unwrap();
-    let record = newest_record(&dir.join("artifacts"));
-    (
-        out.status.code().unwrap_or(-1),
-        record,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = restore_drill(
+        dir,
+        &["run", playbook, "--artifacts", "artifacts", "--quiet"],
+    );
+    (ran.code, newest_record(&dir.join("artifacts")), ran.stderr)
 }
 
 fn leftover<'a>(record: &'a Value, id: &str) -> &'a Value {
@@ -174,36 +157,22 @@ fn leftover<'a>(record: &'a Value, id: &str) -> &'a Value {
 /// `true` at the end keeps the shell from exec'ing the last sleep.
 const TREE: &str = "echo $$ > leader; sleep 1000 & echo $! > bg; sleep 1000; true";
 
-fn playbook(kind: &str) -> String {
-    let hold = if kind == "service" {
-        "[[steps]]\nid = \"hold\"\nkind = \"wait\"\nduration = \"1000s\"\nwhen = \"vars.hold == '1'\"\n"
+fn playbook(kind: &str) -> Playbook {
+    let held = "vars.hold == '1'";
+    let tree = step("tree", kind).set("run", TREE).set("when", held);
+    let playbook = pb("orphans").var("hold", "0").step(tree);
+    let playbook = if kind == "service" {
+        playbook.step(wait("hold", "1000s").set("when", held))
     } else {
-        ""
+        playbook
     };
-    format!(
-        r#"
-version = 1
-[drill]
-name = "orphans"
-[vars]
-hold = "0"
-[[steps]]
-id = "tree"
-kind = "{kind}"
-run = "{TREE}"
-when = "vars.hold == '1'"
-{hold}[[steps]]
-id = "after"
-kind = "exec"
-run = "true"
-"#
-    )
+    playbook.step(exec("after", "true"))
 }
 
 /// SIGKILLs a run while step `running` holds the process tree of `tree`, then checks
 /// what the kernel did and what the next run does.
 fn killed_run_leaves_nothing_after_the_next(kind: &str, running: &str) {
-    let mut run = Background::start(Drill::new(&playbook(kind)).arg("--var").arg("hold=1"));
+    let mut run = Background::start(playbook(kind).drill().arg("--var").arg("hold=1"));
     run.wait_running(running, Duration::from_secs(30));
     let read_pid = |name: &str| -> Option<i32> {
         std::fs::read_to_string(run.path().join(name))
@@ -295,24 +264,15 @@ fn a_sigkilled_runs_service_is_stopped_by_the_next_run() {
 /// reaped once killed: no zombie is left among its children.
 #[test]
 fn restore_drill_adopts_and_reaps_the_orphans_of_its_steps() {
-    let toml = r#"
-version = 1
-[drill]
-name = "reaper"
-[[steps]]
-id = "orphan"
-kind = "exec"
-run = "(sleep 1000 & echo $! > orphan); sleep 0.3; cut -d' ' -f4 /proc/$(cat orphan)/stat > orphan_ppid"
-[[steps]]
-id = "hold"
-kind = "wait"
-duration = "3s"
-[[steps]]
-id = "after"
-kind = "exec"
-run = "echo ok"
-"#;
-    let mut run = Background::start(Drill::new(toml));
+    let playbook = pb("reaper").step([
+        exec(
+            "orphan",
+            "(sleep 1000 & echo $! > orphan); sleep 0.3; cut -d' ' -f4 /proc/$(cat orphan)/stat > orphan_ppid",
+        ),
+        wait("hold", "3s"),
+        exec("after", "echo ok"),
+    ]);
+    let mut run = Background::start(playbook.drill());
     let drill_pid = run.child.id() as i32;
     run.wait_running("hold", Duration::from_secs(30));
     let orphan: i32 = std::fs::read_to_string(run.path().join("orphan"))
@@ -382,7 +342,7 @@ fn a_sigkilled_runs_postgres_cluster_is_removed_by_the_next_run() {
     );
     std::fs::write(
         tmp.path().join("again.toml"),
-        "version = 1\n[drill]\nname = \"pg\"\n[[steps]]\nid = \"noop\"\nkind = \"exec\"\nrun = \"true\"\n",
+        pb("pg").step(exec("noop", "true")).toml(),
     )
     .unwrap();
     let (code, record, stderr) = run_again(tmp.path(), "again.toml");

@@ -10,7 +10,6 @@ use super::*;
 /// Everything about `dir` a drill must leave alone: each entry's relative path, kind,
 /// inode and (for files) sha256.
 fn snapshot(dir: &Path) -> Vec<String> {
-    use sha2::Digest as _;
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -24,9 +23,7 @@ fn snapshot(dir: &Path) -> Vec<String> {
                 stack.push(p.clone());
                 "dir".to_string()
             } else {
-                let sha = sha2::Sha256::digest(std::fs::read(&p).unwrap());
-                let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-                format!("file sha256 {hex}")
+                format!("file sha256 {}", sha256_of(&p))
             };
             found.push(format!("{rel}: {what}, inode {}", meta.ino()));
         }
@@ -41,50 +38,33 @@ fn assert_refused(d: Drill, watched: &str, step: &str, named: &str, case: &str) 
     let dir = d.path().join(watched);
     let before = snapshot(&dir);
     assert!(!before.is_empty(), "{case}: nothing to watch");
-    let out = d.run();
-    assert_eq!(
-        out.code, 1,
-        "{case}: exit code {}\n{}",
-        out.code, out.stderr
-    );
-    let rec = out.step(step);
-    assert_eq!(rec["status"], "failed", "{case}: {rec}");
-    let error = rec["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains(named),
-        "{case}: the error does not name {named}: {error}"
-    );
+    let out = d.run().expect_code(1);
+    out.step(step).failed_with(named);
     assert_eq!(snapshot(&dir), before, "{case}: the source changed");
     out
 }
 
-const SQLITE: &str = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "sqlite"
-source = "data/src.db"
-output = "{{ drill.workdir }}/backup.db"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "sqlite"
-from = "other.db"
-target = "TARGET"
-overwrite = true
-"#;
+/// A backup of `data/src.db` to `output`, then a restore of `other.db` over `target`.
+fn sqlite_playbook(output: &str, target: &str) -> Playbook {
+    pb("t").step([
+        sqlite_backup("data/src.db", output),
+        sqlite_restore("other.db", target).set("overwrite", true),
+    ])
+}
 
-/// A live database `data/src.db`, a different database `other.db` to restore from (so
-/// an overwrite changes the source's bytes), and the playbook with `target` spliced in.
-fn sqlite_restore_into(target: &str) -> Drill {
-    let d = with_dir(Drill::new(&SQLITE.replace("TARGET", target)));
+/// A live database `data/src.db` (and an empty `data/sub`), and a different database
+/// `other.db` to restore from (so an overwrite changes the source's bytes).
+fn with_databases(d: Drill) -> Drill {
     make_db(&d.path().join("data/src.db"), 50);
     make_db(&d.path().join("other.db"), 7);
     std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
     d
+}
+
+/// The databases, and the playbook restoring into `target`.
+fn sqlite_restore_into(target: &str) -> Drill {
+    let playbook = sqlite_playbook("{{ drill.workdir }}/backup.db", target);
+    with_databases(with_dir(playbook.drill()))
 }
 
 /// Item 1: `nope/../data/src.db` with `nope` missing resolves to the source.
@@ -132,13 +112,7 @@ fn a_backup_output_onto_its_source_is_refused() {
         ("nope/../data/src.db", false),
         ("data/sub/../src.db", false),
     ] {
-        let toml = SQLITE
-            .replace("{{ drill.workdir }}/backup.db", output)
-            .replace("TARGET", "{{ drill.workdir }}/r.db");
-        let d = Drill::new(&toml);
-        make_db(&d.path().join("data/src.db"), 50);
-        make_db(&d.path().join("other.db"), 7);
-        std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
+        let d = with_databases(sqlite_playbook(output, "{{ drill.workdir }}/r.db").drill());
         if setup {
             std::os::unix::fs::symlink("data/src.db", d.path().join("out.db")).unwrap();
         }
@@ -147,40 +121,35 @@ fn a_backup_output_onto_its_source_is_refused() {
     }
 }
 
-const FILES: &str = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "files"
-paths = PATHS
-output = "{{ drill.workdir }}/b/tree.tar.zst"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "files"
-from = "{{ steps.backup.path }}"
-target_dir = "TARGET"
-"#;
+const KB: &[&str] = &["tree/config", "tree/kb"];
 
-fn files_restore_into(paths: &str, target: &str) -> Drill {
-    let d = with_dir(Drill::new(
-        &FILES.replace("PATHS", paths).replace("TARGET", target),
-    ))
-    .file("tree/config/app.toml", b"port = 8080\n")
-    .file("tree/kb/index.json", br#"{"articles": 2}"#)
-    .file("tree/kb/a/1.json", br#"{"id": 1}"#);
+/// A files backup of `paths`, then a restore of it into `target`.
+fn files_playbook(paths: &[&str], target: &str) -> Playbook {
+    pb("t").step([
+        files_backup(paths, "{{ drill.workdir }}/b/tree.tar.zst"),
+        files_restore("{{ steps.backup.path }}", target),
+    ])
+}
+
+/// The backed-up tree beside the playbook.
+fn with_tree(d: Drill) -> Drill {
+    let d = d
+        .file("tree/config/app.toml", b"port = 8080\n")
+        .file("tree/kb/index.json", br#"{"articles": 2}"#)
+        .file("tree/kb/a/1.json", br#"{"id": 1}"#);
     std::fs::create_dir_all(d.path().join("tree/kb/empty")).unwrap();
     std::fs::create_dir_all(d.path().join("tree/emptydir")).unwrap();
     d
 }
 
+fn files_restore_into(paths: &[&str], target: &str) -> Drill {
+    with_tree(with_dir(files_playbook(paths, target).drill()))
+}
+
 /// Item 2: `nope/../tree/kb` is the backed-up `kb/`; teardown used to delete it.
 #[test]
 fn a_files_restore_through_a_missing_folder_and_dotdot_is_refused() {
-    let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "nope/../tree/kb");
+    let d = files_restore_into(KB, "nope/../tree/kb");
     let out = assert_refused(d, "tree", "restore", "nope/../tree/kb", "nope/..");
     assert!(!out.path().join("nope").exists());
 }
@@ -189,29 +158,17 @@ fn a_files_restore_through_a_missing_folder_and_dotdot_is_refused() {
 /// without its manifest (which names the folders it was taken from).
 #[test]
 fn a_files_restore_into_an_empty_folder_of_a_backed_up_tree_is_refused() {
-    let toml = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "files"
-paths = ["tree"]
-output = "{{ drill.workdir }}/b/tree.tar"
-compression = "none"
-[[steps]]
-id = "lose_manifest"
-kind = "exec"
-run = "rm '{{ steps.backup.manifest }}'"
-[[steps]]
-id = "restore"
-kind = "restore"
-engine = "files"
-from = "{{ steps.backup.path }}"
-target_dir = "tree/emptydir"
-"#;
-    let d = Drill::new(toml)
+    let playbook = files_playbook(&["tree"], "tree/emptydir")
+        .edit("backup", |s| {
+            s.set("output", "{{ drill.workdir }}/b/tree.tar")
+                .set("compression", "none")
+        })
+        .after(
+            "backup",
+            exec("lose_manifest", "rm '{{ steps.backup.manifest }}'"),
+        );
+    let d = playbook
+        .drill()
         .file("tree/config/app.toml", b"port = 8080\n")
         .file("tree/kb/index.json", b"{}");
     std::fs::create_dir_all(d.path().join("tree/emptydir")).unwrap();
@@ -222,13 +179,12 @@ target_dir = "tree/emptydir"
 /// into the tree.
 #[test]
 fn a_files_restore_into_the_backed_up_tree_however_spelled_is_refused() {
-    let paths = r#"["tree/config", "tree/kb"]"#;
     for target in [
         "kblink/restored",
         "@DIR@/tree/kb/restored",
         "tree/config/../kb/restored",
     ] {
-        let d = files_restore_into(paths, target);
+        let d = files_restore_into(KB, target);
         std::os::unix::fs::symlink("tree/kb", d.path().join("kblink")).unwrap();
         let target = target.replace("@DIR@", &d.path().display().to_string());
         assert_refused(d, "tree", "restore", &target, &target);
@@ -239,11 +195,15 @@ fn a_files_restore_into_the_backed_up_tree_however_spelled_is_refused() {
 #[test]
 fn a_files_backup_output_inside_its_tree_is_refused() {
     for output in ["tree/kb/tree.tar.zst", "nope/../tree/kb/a/tree.tar.zst"] {
-        let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "{{ drill.workdir }}/r");
-        let toml = std::fs::read_to_string(d.path().join("playbook.toml")).unwrap();
-        let toml = toml.replace("{{ drill.workdir }}/b/tree.tar.zst", output);
-        std::fs::write(d.path().join("playbook.toml"), toml).unwrap();
-        let out = assert_refused(d, "tree", "backup", output, output);
+        let playbook =
+            files_playbook(KB, "{{ drill.workdir }}/r").edit("backup", |s| s.set("output", output));
+        let out = assert_refused(
+            with_tree(playbook.drill()),
+            "tree",
+            "backup",
+            output,
+            output,
+        );
         assert!(!out.path().join("nope").exists(), "{output}");
     }
 }
@@ -253,42 +213,24 @@ fn a_files_backup_output_inside_its_tree_is_refused() {
 fn a_checksum_manifest_onto_a_source_is_refused() {
     // The live database is a source as a backup's `source`, and as the `database` of a
     // read-only check that ran before.
-    let backup_source = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "backup"
-kind = "backup"
-engine = "sqlite"
-source = "data/src.db"
-output = "{{ drill.workdir }}/backup.db"
-[[steps]]
-id = "sums"
-kind = "checksum"
-files = ["{{ steps.backup.path }}"]
-manifest = "data/src.db"
-"#;
-    let checked_live = r#"
-version = 1
-[drill]
-name = "t"
-[[steps]]
-id = "live"
-kind = "sql"
-engine = "sqlite"
-database = "data/src.db"
-[[steps.checks]]
-name = "rows"
-query = "SELECT count(*) FROM dispatches"
-expect = 50
-[[steps]]
-id = "sums"
-kind = "checksum"
-files = ["other.db"]
-manifest = "data/sub/../src.db"
-"#;
-    for (case, toml, named) in [
+    let sums = |files: &str, manifest: &str| {
+        step("sums", "checksum")
+            .set("files", list(&[files]))
+            .set("manifest", manifest)
+    };
+    let backup_source = pb("t").step([
+        sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
+        sums("{{ steps.backup.path }}", "data/src.db"),
+    ]);
+    let checked_live = pb("t").step([
+        sql("live", "sqlite", "data/src.db").checks(query(
+            "rows",
+            "SELECT count(*) FROM dispatches",
+            50,
+        )),
+        sums("other.db", "data/sub/../src.db"),
+    ]);
+    for (case, playbook, named) in [
         ("a backup's source", backup_source, "data/src.db"),
         (
             "a read-only check's database",
@@ -296,18 +238,20 @@ manifest = "data/sub/../src.db"
             "data/sub/../src.db",
         ),
     ] {
-        let d = Drill::new(toml);
-        make_db(&d.path().join("data/src.db"), 50);
-        make_db(&d.path().join("other.db"), 7);
-        std::fs::create_dir_all(d.path().join("data/sub")).unwrap();
-        assert_refused(d, "data", "sums", named, case);
+        assert_refused(
+            with_databases(playbook.drill()),
+            "data",
+            "sums",
+            named,
+            case,
+        );
     }
 }
 
 /// Teardown removes what the drill created, and nothing that was there before the run.
 #[test]
 fn teardown_removes_only_the_folders_the_drill_created() {
-    let d = files_restore_into(r#"["tree/config", "tree/kb"]"#, "out/new/restored");
+    let d = files_restore_into(KB, "out/new/restored");
     std::fs::create_dir_all(d.path().join("out")).unwrap();
     std::fs::write(d.path().join("out/keep.txt"), b"mine").unwrap();
     let out = d.run().expect_code(0);
@@ -327,13 +271,4 @@ fn with_dir(d: Drill) -> Drill {
     )
     .unwrap();
     d
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }

@@ -214,7 +214,7 @@ fn exit_3_saying(out: &std::process::Output, texts: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     for text in texts {
-        assert!(stderr.contains(text), "{text:?} is not in: {stderr}");
+        assert_has(&stderr, text, "exit 3");
     }
 }
 

@@ -125,31 +125,18 @@ impl ForeignKey {
     /// Counts the referencing rows whose key has no referenced row: one query per
     /// constraint, an anti-join the planner runs as a hash or merge anti-join.
     pub fn orphan_query(&self) -> String {
-        let all_set = self
-            .child_cols
-            .iter()
-            .map(|col| format!("c.{col} IS NOT NULL"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let join = self
-            .child_cols
-            .iter()
-            .zip(&self.parent_cols)
-            .map(|(cc, pc)| format!("p.{pc} = c.{cc}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let all_set = joined(&self.child_cols, " AND ", |col| {
+            format!("c.{col} IS NOT NULL")
+        });
+        let pairs = self.child_cols.iter().zip(&self.parent_cols);
+        let join = joined(pairs, " AND ", |(cc, pc)| format!("p.{pc} = c.{cc}"));
         let mut sql = format!(
             "SELECT count(*) FROM {child} c WHERE ({all_set} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join}))",
             child = self.child,
             parent = self.parent
         );
         if self.match_full && self.child_cols.len() > 1 {
-            let cols = self
-                .child_cols
-                .iter()
-                .map(|col| format!("c.{col}"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = joined(&self.child_cols, ", ", |col| format!("c.{col}"));
             sql.push_str(&format!(
                 " OR num_nulls({cols}) BETWEEN 1 AND {}",
                 self.child_cols.len() - 1
@@ -157,4 +144,9 @@ impl ForeignKey {
         }
         sql
     }
+}
+
+/// Each item written by `write`, joined by `sep`.
+fn joined<I: IntoIterator>(items: I, sep: &str, write: impl Fn(I::Item) -> String) -> String {
+    items.into_iter().map(write).collect::<Vec<_>>().join(sep)
 }

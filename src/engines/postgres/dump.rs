@@ -130,10 +130,15 @@ fn dump_in_snapshot(
     let total = db_size.max(0) as u64;
     // Counting runs while pg_dump copies: both read the same snapshot.
     let gather_source = || gather(tx).context("counting rows in the dump's snapshot");
+    let run = Watched {
+        req,
+        progress,
+        total,
+    };
     let schema = if req.zstd {
-        dump_zstd(expr, req, gather_source, progress, total)?
+        dump_zstd(expr, &run, gather_source)?
     } else {
-        dump_to_file(expr, req, gather_source, progress, total)?
+        dump_to_file(expr, &run, gather_source)?
     };
     tx.batch_execute("COMMIT")?;
     let bytes = size_of(req.output);
@@ -155,17 +160,28 @@ fn gather(tx: &mut postgres::Client) -> anyhow::Result<Gathered> {
     catalog::schema_facts(tx)
 }
 
+/// The request pg_dump serves and the progress it reports toward `total` bytes.
+struct Watched<'a> {
+    req: &'a DumpRequest<'a>,
+    progress: &'a dyn Fn(u64, u64),
+    total: u64,
+}
+
+impl Watched<'_> {
+    fn at(&self, bytes: u64) {
+        (self.progress)(bytes, self.total)
+    }
+}
+
 /// pg_dump writes the archive itself (`--file`).
 fn dump_to_file(
     expr: duct::Expression,
-    req: &DumpRequest<'_>,
+    run: &Watched<'_>,
     gather: impl FnOnce() -> anyhow::Result<Gathered>,
-    progress: &dyn Fn(u64, u64),
-    total: u64,
 ) -> anyhow::Result<Gathered> {
     let running = Tool::new(expr, "pg_dump")
-        .logged(&req.scratch.join("pg_dump.stderr"))
-        .start(req.cancel)?;
+        .logged(&run.req.scratch.join("pg_dump.stderr"))
+        .start(run.req.cancel)?;
     let gathered = match gather() {
         Ok(g) => g,
         Err(e) => {
@@ -173,7 +189,7 @@ fn dump_to_file(
             return Err(e);
         }
     };
-    running.wait_ticking(&mut || progress(size_of(req.output), total))?;
+    running.wait_ticking(&mut || run.at(size_of(run.req.output)))?;
     Ok(gathered)
 }
 
@@ -181,26 +197,27 @@ fn dump_to_file(
 /// thread of its own, while this one counts.
 fn dump_zstd(
     expr: duct::Expression,
-    req: &DumpRequest<'_>,
+    run: &Watched<'_>,
     gather: impl FnOnce() -> anyhow::Result<Gathered>,
-    progress: &dyn Fn(u64, u64),
-    total: u64,
 ) -> anyhow::Result<Gathered> {
-    let stderr = req.scratch.join("pg_dump.stderr");
+    let stderr = run.req.scratch.join("pg_dump.stderr");
     let (reader, writer) = os_pipe::pipe()?;
     let running = Tool::new(expr.stdin_null().stdout_file(writer), "pg_dump")
         .stderr_to(&stderr)
-        .start(req.cancel)?;
+        .start(run.req.cancel)?;
     let read = AtomicU64::new(0);
     let (gathered, compressed) = std::thread::scope(|s| {
-        let compressor =
-            s.spawn(|| zstd::compress(reader, req.output, &|n| read.store(n, Ordering::Relaxed)));
+        let compressor = s.spawn(|| {
+            zstd::compress(reader, run.req.output, &|n| {
+                read.store(n, Ordering::Relaxed)
+            })
+        });
         let gathered = gather();
         if gathered.is_err() {
             running.kill_group();
         }
         while !compressor.is_finished() {
-            progress(read.load(Ordering::Relaxed), total);
+            run.at(read.load(Ordering::Relaxed));
             std::thread::sleep(Duration::from_millis(200));
         }
         (
@@ -211,7 +228,7 @@ fn dump_zstd(
     let status = running.finish();
     let gathered = gathered?;
     let status = status?;
-    if req.cancel.is_cancelled() {
+    if run.req.cancel.is_cancelled() {
         bail!("pg_dump was stopped (cancelled)");
     }
     if !status.success() {
