@@ -7,9 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::artifact::{GateStatus, Mode, RunRecord, StepRecord, StepStatus};
+use crate::events::{Event, Observer};
 use crate::fmt::fmt_secs;
-use crate::runner::events::{Event, Observer};
-use crate::template::human_bytes;
+use crate::fmt::human_bytes;
 
 pub struct Progress {
     fancy: bool,

@@ -2,7 +2,6 @@
 //! interruption, and the record rewritten after every step.
 
 mod context;
-pub mod events;
 pub mod gates;
 mod leftovers;
 mod lock;
@@ -21,6 +20,7 @@ use crate::artifact::{
     self, DrillInfo, GateKind, GateRecord, GateStatus, Mode, Redactor, ResourceRecord, RunRecord,
     RunStatus, SCHEMA_ID, StepRecord, StepStatus,
 };
+use crate::events::{Event, Observer};
 use crate::log::LogSink;
 use crate::operator;
 use crate::playbook::{LoadedPlaybook, Section, Step, StepKind, default_phase};
@@ -28,7 +28,6 @@ use crate::proc::signals;
 use crate::report;
 use crate::resources;
 use context::Context;
-use events::{Event, Observer};
 use step_exec::{Ending, StepEnv};
 
 pub use crate::exit::ExitCode;
@@ -698,22 +697,22 @@ impl<'a> Runner<'a> {
 
     /// The reports the playbook asks for, plus `--junit` and `--metrics`.
     fn write_reports(&mut self) {
-        let mut wanted: Vec<(report::Format, PathBuf)> = self
+        let mut wanted: Vec<(crate::playbook::ReportFormat, PathBuf)> = self
             .pb
             .playbook
             .report
             .formats
             .iter()
             .map(|f| {
-                let format = report::Format::from(*f);
+                let format = *f;
                 (format, self.stem.with_extension(format.extension()))
             })
             .collect();
         if let Some(p) = &self.opts.junit {
-            wanted.push((report::Format::Junit, p.clone()));
+            wanted.push((crate::playbook::ReportFormat::Junit, p.clone()));
         }
         if let Some(p) = &self.opts.metrics {
-            wanted.push((report::Format::Prometheus, p.clone()));
+            wanted.push((crate::playbook::ReportFormat::Prometheus, p.clone()));
         }
         for (format, path) in &wanted {
             self.record
