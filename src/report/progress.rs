@@ -127,6 +127,7 @@ impl Observer for Progress {
                 self.line(&format!("  {mark} gate {:<39} {}", gate.name, gate.detail));
             }
             Event::Notice(text) => self.line(&format!("  ! {text}")),
+            Event::TornDown => {}
             Event::DrillFinished => {
                 self.line(&record.summary);
                 for (kind, path) in &record.artifacts {
