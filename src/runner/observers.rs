@@ -361,7 +361,7 @@ mod tests {
         observers.progress(&mut record, 0, 1, 2);
         let why = format!("cannot write {}: permission denied", path.display());
         // Kept once, however often it failed, and the run goes on until it ends.
-        assert_eq!(record.warnings, [why.clone()]);
+        assert_eq!(record.warnings, std::slice::from_ref(&why));
         assert_eq!(record.status, RunStatus::Running);
         finish(&mut observers, &mut record);
         assert_eq!(record.status, RunStatus::Error);
