@@ -12,8 +12,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use crate::redact::Redactor;
-
 pub const SCHEMA_ID: &str = "restore-drill/v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

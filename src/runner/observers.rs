@@ -95,7 +95,10 @@ impl Observers {
     }
 
     fn tell(&mut self, record: &mut RunRecord, make: impl Fn(&RunRecord) -> Event<'_>) {
-        let failed: Vec<(usize, io::Error)> = (self.list.iter_mut().enumerate())
+        let failed: Vec<(usize, io::Error)> = self
+            .list
+            .iter_mut()
+            .enumerate()
             .filter_map(|(i, o)| o.on_event(&make(record), record).err().map(|e| (i, e)))
             .collect();
         for (i, e) in failed {
