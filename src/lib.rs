@@ -8,6 +8,7 @@ pub mod events;
 pub mod exit;
 pub mod fmt;
 pub mod guard;
+pub mod limits;
 pub mod log;
 pub mod operator;
 pub mod playbook;

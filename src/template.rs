@@ -5,10 +5,15 @@
 //! text (`compare_to`, `expect`, ...), so `compare_to = "{{ steps.backup.table_counts }}"`
 //! yields a map, not its printed form.
 
+mod guard;
+mod worker;
+
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
+
+pub use guard::{Budget, FIELD, MAX_ELIFS, MAX_OPERATORS, REPORT};
 
 /// Top-level names a step template may use.
 pub const STEP_ROOTS: &[&str] = &["vars", "env", "drill", "steps", "secrets"];
@@ -37,11 +42,24 @@ pub const DRILL_FIELDS: &[&str] = &[
     "mode",
 ];
 
+/// The environment of playbook templates (fields, vars, `when`, gates).
 pub fn environment() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
         configure(&mut env);
+        guard::install(&mut env, FIELD);
+        env
+    })
+}
+
+/// The same environment with a report's budget (its data grows with the drill).
+fn report_environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        configure(&mut env);
+        guard::install(&mut env, REPORT);
         env
     })
 }
@@ -96,10 +114,84 @@ pub fn render(src: &str, ctx: &Value) -> Result<String, minijinja::Error> {
     if !has_template_syntax(src) {
         return Ok(src.to_string());
     }
-    environment().render_str(src, ctx)
+    render_bounded(environment(), FIELD, "<string>", src, ctx.clone())
+}
+
+/// Renders a report template over `data` (the record), with a report's budget.
+pub fn render_report<S: serde::Serialize>(
+    name: &str,
+    src: &str,
+    data: S,
+) -> Result<String, minijinja::Error> {
+    let data = Value::from_serialize(&data);
+    render_bounded(report_environment(), REPORT, name, src, data)
+}
+
+/// Renders a template within the bounds of `guard`, on the template worker.
+fn render_bounded(
+    env: &'static Environment<'static>,
+    budget: Budget,
+    name: &str,
+    src: &str,
+    ctx: Value,
+) -> Result<String, minijinja::Error> {
+    guard::check_source(src, false)?;
+    let (name, src) = (name.to_string(), src.to_string());
+    worker::run(budget.time, move || {
+        guard::start_budget(budget);
+        let template = env.template_from_named_str(&name, &src)?;
+        let mut out = Capped {
+            bytes: Vec::new(),
+            limit: budget.bytes,
+            full: false,
+        };
+        match template.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.bytes).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+            }),
+            Err(_) if out.full => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "template does too much work: it renders more than {} MiB",
+                    budget.bytes >> 20
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    })?
+}
+
+/// Output that refuses to grow past `limit`.
+struct Capped {
+    bytes: Vec<u8>,
+    limit: u64,
+    full: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.bytes.len() + buf.len()) as u64 > self.limit {
+            self.full = true;
+            return Err(std::io::Error::other("the rendered text is too large"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pub fn eval(expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
+    guard::check_source(expr, true)?;
+    let (expr, ctx) = (expr.to_string(), ctx.clone());
+    worker::run(FIELD.time, move || eval_here(&expr, &ctx))?
+}
+
+/// `eval` on the current thread (the worker), its source already checked.
+fn eval_here(expr: &str, ctx: &Value) -> Result<Value, minijinja::Error> {
+    guard::start_budget(FIELD);
     let value = environment().compile_expression(expr)?.eval(ctx)?;
     if value.is_undefined() {
         return Err(minijinja::Error::new(
@@ -117,27 +209,36 @@ pub fn render_value(
     native: bool,
 ) -> Result<serde_json::Value, minijinja::Error> {
     if native && let Some(expr) = single_expression(src) {
-        let value = eval(expr, ctx)?;
-        return serde_json::to_value(&value).map_err(|e| {
-            minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
-        });
+        guard::check_source(expr, true)?;
+        let (expr, ctx) = (expr.to_string(), ctx.clone());
+        return worker::run(FIELD.time, move || {
+            let value = eval_here(&expr, &ctx)?;
+            // Converting walks the whole value: charge it first (`[1] * 10**11` costs
+            // nothing until it is walked).
+            guard::charge(&value)?;
+            serde_json::to_value(&value).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+            })
+        })?;
     }
     render(src, ctx).map(serde_json::Value::String)
 }
 
 /// The dotted names (`steps.backup.path`) a template or expression reads but does not define.
 pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<String>, String> {
-    let mut env = Environment::new();
-    configure(&mut env);
-    let names = if is_expression {
-        env.compile_expression(src)
-            .map_err(|e| describe(&e))?
-            .undeclared_variables(true)
-    } else {
-        env.template_from_str(src)
-            .map_err(|e| describe(&e))?
-            .undeclared_variables(true)
-    };
+    guard::check_source(src, is_expression).map_err(|e| describe(&e))?;
+    let src = src.to_string();
+    let names = worker::run(FIELD.time, move || {
+        let env = environment();
+        let names = if is_expression {
+            env.compile_expression(&src)?.undeclared_variables(true)
+        } else {
+            env.template_from_str(&src)?.undeclared_variables(true)
+        };
+        Ok::<_, minijinja::Error>(names)
+    })
+    .and_then(|r| r)
+    .map_err(|e| describe(&e))?;
     Ok(names
         .into_iter()
         .filter(|n| !FUNCTIONS.contains(&n.as_str()))
@@ -148,6 +249,9 @@ pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<Strin
 pub fn describe(err: &minijinja::Error) -> String {
     let mut msg = match err.detail() {
         Some(detail) => format!("{}: {detail}", err.kind()),
+        None if err.kind() == minijinja::ErrorKind::OutOfFuel => {
+            "template does too much work: it ran out of fuel (its limit of instructions)".into()
+        }
         None => err.kind().to_string(),
     };
     if let Some(line) = err.line()

@@ -84,14 +84,26 @@ pub enum LoadError {
     },
 }
 
+/// How many problems are shown; the rest are counted ("… and 9,950 more").
+pub const MAX_SHOWN: usize = 50;
+
 fn render_all(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
+    let lines = diagnostic::Lines::new(text);
     let mut out: String = diagnostics
         .iter()
-        .map(|d| d.render(file, text) + "\n")
+        .take(MAX_SHOWN)
+        .map(|d| d.render_with(file, &lines) + "\n")
         .collect();
     let n = diagnostics.len();
+    if n > MAX_SHOWN {
+        out.push_str(&format!(
+            "… and {} more\n\n",
+            crate::limits::thousands(n - MAX_SHOWN)
+        ));
+    }
     out.push_str(&format!(
-        "{file}: {n} problem{} found",
+        "{file}: {} problem{} found",
+        crate::limits::thousands(n),
         if n == 1 { "" } else { "s" }
     ));
     out
@@ -100,20 +112,28 @@ fn render_all(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
 /// Reads, parses and validates a playbook; `engines` are the engines its steps may name
 /// (the caller passes the registry's specs: this layer does not know the engines).
 pub fn load(path: &Path, engines: &[&'static EngineSpec]) -> Result<LoadedPlaybook, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // Bounded: a playbook is never read whole before its size is known to be sane.
+    let text =
+        crate::limits::read_text(path, crate::limits::MAX_PLAYBOOK_BYTES).map_err(|source| {
+            LoadError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let invalid = |diagnostics| LoadError::Invalid {
         file: path.display().to_string(),
         text: text.clone(),
         diagnostics,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let (parsed, mut problems) = parse_partial(&text);
+    let (root, errors) = DeTable::parse_recoverable(&text);
+    let (parsed, mut problems) = parse_partial(&root, &errors);
     // Semantic checks run on whatever parsed, so one pass reports every problem.
     if let Some((playbook, layout)) = &parsed {
-        problems.extend(validate::validate(playbook, layout, &text, dir, engines));
+        let spans = spans::SpanIndex::new(root);
+        problems.extend(validate::validate(
+            playbook, layout, &text, spans, dir, engines,
+        ));
     }
     let playbook = match parsed {
         Some((playbook, _)) if problems.is_empty() => playbook,
@@ -133,7 +153,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Deserializes the document into the model, collecting every problem.
 pub fn parse(text: &str) -> Result<Playbook, Vec<Diagnostic>> {
-    match parse_partial(text) {
+    let (root, errors) = DeTable::parse_recoverable(text);
+    match parse_partial(&root, &errors) {
         (Some((playbook, _)), diags) if diags.is_empty() => Ok(playbook),
         (_, diags) => Err(diags),
     }
@@ -148,8 +169,10 @@ pub struct Layout {
 }
 
 /// The playbook as far as it deserializes (steps that fail are left out), and the problems.
-fn parse_partial(text: &str) -> (Option<(Playbook, Layout)>, Vec<Diagnostic>) {
-    let (root, errors) = DeTable::parse_recoverable(text);
+fn parse_partial(
+    root: &Spanned<DeTable<'_>>,
+    errors: &[toml::de::Error],
+) -> (Option<(Playbook, Layout)>, Vec<Diagnostic>) {
     if !errors.is_empty() {
         return (None, errors.iter().map(toml_diagnostic).collect());
     }
@@ -231,7 +254,11 @@ impl Sections {
 
 fn de<T: DeserializeOwned>(value: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<T> {
     T::deserialize(ValueDeserializer::from(value.clone()))
-        .map_err(|e| diags.push(serde_diagnostic(&e, value.span())))
+        .map_err(|e| {
+            // Suggestions cost a search: only for the problems that are shown.
+            let suggest = diags.len() < MAX_SHOWN;
+            diags.push(serde_diagnostic(&e, value.span(), suggest))
+        })
         .ok()
 }
 
@@ -275,14 +302,21 @@ fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
 }
 
 /// serde's messages, made shorter where they list every field of a step.
-fn serde_diagnostic(err: &toml::de::Error, fallback: std::ops::Range<usize>) -> Diagnostic {
+fn serde_diagnostic(
+    err: &toml::de::Error,
+    fallback: std::ops::Range<usize>,
+    suggest: bool,
+) -> Diagnostic {
     let message = err.message().trim();
     let span = err.span().or(Some(fallback));
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once('`')
     {
         let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        return unknown_field(field, span, &known);
+        return match suggest {
+            true => unknown_field(field, span, &known),
+            false => Diagnostic::new(format!("unknown field `{field}`"), span),
+        };
     }
     if let Some(rest) = message.strip_prefix("unknown variant `")
         && let Some((variant, expected)) = rest.split_once('`')
@@ -307,8 +341,17 @@ fn unknown_field(field: &str, span: Option<std::ops::Range<usize>>, known: &[&st
 
 /// The known name nearest to a misspelling, if it is near enough to be a typo.
 pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    // A name this long is no typo of a field or an id, and comparing it would cost its
+    // length squared.
+    const LONGEST: usize = 64;
+    let len = word.chars().count();
+    if len > LONGEST {
+        return None;
+    }
     known
         .iter()
+        // The lengths alone rule most names out, without the cost of an edit distance.
+        .filter(|k| k.len() <= 4 * LONGEST && len.abs_diff(k.chars().count()) <= 2.max(k.len() / 4))
         .map(|k| (edit_distance(word, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)

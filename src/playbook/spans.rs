@@ -17,8 +17,8 @@ pub struct SpanIndex<'i> {
 }
 
 impl<'i> SpanIndex<'i> {
-    pub fn parse(text: &'i str) -> Self {
-        let (root, _) = DeTable::parse_recoverable(text);
+    /// The index of a parsed document.
+    pub fn new(root: Spanned<DeTable<'i>>) -> Self {
         Self { root }
     }
 
@@ -59,7 +59,8 @@ impl<'i> SpanIndex<'i> {
         self.find(path)?.get_ref().as_table()
     }
 
-    fn find(&self, path: &[Seg<'_>]) -> Option<&Spanned<DeValue<'i>>> {
+    /// The value at `path`, as written in the file.
+    pub fn find(&self, path: &[Seg<'_>]) -> Option<&Spanned<DeValue<'i>>> {
         let (Seg::Key(first), rest) = path.split_first()? else {
             return None;
         };

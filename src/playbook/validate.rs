@@ -5,31 +5,34 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde_json::Value;
+use toml::de::DeValue;
 
-use super::diagnostic::{Diagnostic, line_col};
+use super::diagnostic::{Diagnostic, Lines};
 use super::engine::{EngineSpec, find_spec};
 use super::fields::{
     COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, kind_fields, required_fields,
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, Section, closest};
+use super::{Layout, MAX_SHOWN, Section, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
 
 /// `engines`: the engines a step may name (the registry's specs).
-pub fn validate(
-    pb: &Playbook,
-    layout: &Layout,
-    text: &str,
+pub fn validate<'a>(
+    pb: &'a Playbook,
+    layout: &'a Layout,
+    text: &'a str,
+    spans: SpanIndex<'a>,
     dir: &Path,
-    engines: &[&EngineSpec],
+    engines: &'a [&'a EngineSpec],
 ) -> Vec<Diagnostic> {
     let mut v = Validator {
         pb,
         layout,
         text,
         engines,
-        spans: SpanIndex::parse(text),
+        lines: std::cell::OnceCell::new(),
+        spans,
         diags: Vec::new(),
     };
     v.header();
@@ -45,6 +48,8 @@ struct Validator<'a> {
     layout: &'a Layout,
     text: &'a str,
     engines: &'a [&'a EngineSpec],
+    /// Built at the first duplicate id (a line index costs memory on a huge file).
+    lines: std::cell::OnceCell<Lines<'a>>,
     spans: SpanIndex<'a>,
     diags: Vec<Diagnostic>,
 }
@@ -171,7 +176,10 @@ impl<'a> Validator<'a> {
                 Some("ids are read in templates as `steps.<id>`: use [a-z_][a-z0-9_]*".into());
         }
         if let Some(first) = seen.get(id) {
-            let (line, _) = line_col(self.text, first.start);
+            let line = self
+                .lines
+                .get_or_init(|| Lines::new(self.text))
+                .line(first.start);
             self.error(format!("duplicate step id `{id}`"), span).help =
                 Some(format!("the first step with this id is on line {line}"));
         } else if let Some(span) = span {
@@ -213,6 +221,17 @@ impl<'a> Validator<'a> {
                 };
                 self.error(format!("{what} needs {needs}"), id_span.clone());
             }
+        }
+        if step.retries > crate::limits::MAX_RETRIES {
+            let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
+            self.error(
+                format!(
+                    "`retries = {}` is more than the limit of {}",
+                    step.retries,
+                    crate::limits::MAX_RETRIES
+                ),
+                span,
+            );
         }
         if let Some(problem) = step
             .expect_status
@@ -259,12 +278,10 @@ impl<'a> Validator<'a> {
     }
 
     fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {
-        let Ok(Value::Object(fields)) = serde_json::to_value(step) else {
-            return;
-        };
         for field in DURATION_FIELDS {
-            if let Some(Value::String(s)) = fields.get(*field) {
-                self.duration(s, &[path, &[Seg::Key(field)]].concat());
+            let field_path = [path, &[Seg::Key(field)]].concat();
+            if let Some(DeValue::String(s)) = self.spans.find(&field_path).map(|v| v.get_ref()) {
+                self.duration(&s.clone(), &field_path);
             }
         }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
@@ -279,10 +296,12 @@ impl<'a> Validator<'a> {
         if template::has_template_syntax(s) {
             return;
         }
-        if let Err(e) = humantime::parse_duration(s) {
+        if let Err(e) = crate::limits::parse_duration(s) {
             let span = self.spans.value(path);
-            self.error(format!("bad duration `{s}`: {e}"), span).help =
-                Some("durations look like \"90s\", \"15m\", \"1h 30m\"".into());
+            self.error(format!("bad duration `{s}`: {e}"), span).help = Some(format!(
+                "durations look like \"90s\", \"15m\", \"1h 30m\", and are at most {}",
+                crate::limits::MAX_DURATION_TEXT
+            ));
         }
     }
 
@@ -290,9 +309,11 @@ impl<'a> Validator<'a> {
         if let Some(when) = &step.when {
             self.template(when, true, scope, &[path, &[Seg::Key("when")]].concat());
         }
-        let value = serde_json::to_value(step).unwrap_or(Value::Null);
+        // The step's strings as written (what serde read them from), with their paths.
         let mut strings = Vec::new();
-        collect_strings(&value, &mut Vec::new(), &mut strings);
+        if let Some(table) = self.spans.find(path) {
+            collect_strings(table.get_ref(), &mut Vec::new(), &mut strings);
+        }
         for (field_path, src) in strings {
             let segs: Vec<Seg<'_>> = path
                 .iter()
@@ -302,7 +323,7 @@ impl<'a> Validator<'a> {
                     PathPart::Index(i) => Seg::Index(*i),
                 }))
                 .collect();
-            self.template(src, false, scope, &segs);
+            self.template(&src, false, scope, &segs);
         }
     }
 
@@ -419,7 +440,10 @@ impl<'a> Validator<'a> {
             }
         };
         for name in names {
-            if let Some(problem) = unknown_name(&name, scope) {
+            // Suggestions search every step id: only for the problems that are shown, so
+            // that ten thousand bad references stay linear.
+            let suggest = self.diags.len() < MAX_SHOWN;
+            if let Some(problem) = unknown_name(&name, scope, suggest) {
                 self.error(problem.0, span.clone()).help = problem.1;
             }
         }
@@ -446,7 +470,7 @@ fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
 }
 
 /// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
-fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>)> {
+fn unknown_name(name: &str, scope: &Scope<'_>, suggest: bool) -> Option<(String, Option<String>)> {
     let mut parts = name.split('.');
     let root = parts.next()?;
     let member = parts.next();
@@ -465,7 +489,10 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
                     Some("a step can only read the outputs of steps that ran before it".into()),
                 ))
             } else {
-                let ids: Vec<&str> = scope.all.iter().copied().collect();
+                let ids: Vec<&str> = match suggest {
+                    true => scope.all.iter().copied().collect(),
+                    false => Vec::new(),
+                };
                 Some((
                     format!("template references unknown step `{member}`"),
                     closest(member, &ids).map(|s| format!("did you mean `{s}`?")),
@@ -474,7 +501,7 @@ fn unknown_name(name: &str, scope: &Scope<'_>) -> Option<(String, Option<String>
         }
         "vars" if !scope.vars.contains(&member) => Some((
             format!("template references unknown var `{member}`"),
-            closest(member, scope.vars)
+            closest(member, if suggest { scope.vars } else { &[] })
                 .map(|s| format!("did you mean `{s}`?"))
                 .or_else(|| {
                     Some("vars are defined in [vars], and can only use earlier vars".into())
@@ -494,29 +521,32 @@ enum PathPart {
 }
 
 /// Every templated string leaf of a step with its path.
-fn collect_strings<'v>(
-    value: &'v Value,
+fn collect_strings(
+    value: &DeValue<'_>,
     path: &mut Vec<PathPart>,
-    out: &mut Vec<(Vec<PathPart>, &'v str)>,
+    out: &mut Vec<(Vec<PathPart>, String)>,
 ) {
     match value {
-        Value::String(s) => {
+        DeValue::String(s) => {
             let skip = matches!(path.last(), Some(PathPart::Key(k)) if NOT_TEMPLATED.contains(&k.as_str()));
             if !skip {
-                out.push((path.iter().map(PathPart::clone_part).collect(), s));
+                out.push((
+                    path.iter().map(PathPart::clone_part).collect(),
+                    s.to_string(),
+                ));
             }
         }
-        Value::Array(items) => {
+        DeValue::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 path.push(PathPart::Index(i));
-                collect_strings(item, path, out);
+                collect_strings(item.get_ref(), path, out);
                 path.pop();
             }
         }
-        Value::Object(map) => {
+        DeValue::Table(map) => {
             for (k, v) in map {
-                path.push(PathPart::Key(k.clone()));
-                collect_strings(v, path, out);
+                path.push(PathPart::Key(k.get_ref().to_string()));
+                collect_strings(v.get_ref(), path, out);
                 path.pop();
             }
         }

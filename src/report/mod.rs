@@ -37,7 +37,7 @@ impl TemplateSource {
         match self {
             TemplateSource::Builtin(src) => Ok(("report.md".into(), src.to_string())),
             TemplateSource::File(path) => {
-                let src = std::fs::read_to_string(path)
+                let src = crate::limits::read_text(path, crate::limits::MAX_TEMPLATE_BYTES)
                     .with_context(|| format!("cannot read template {}", path.display()))?;
                 Ok((
                     path.file_name()
@@ -73,8 +73,7 @@ fn typed(data: &Value) -> anyhow::Result<RunRecord> {
 }
 
 fn render_template(name: &str, src: &str, data: &Value) -> anyhow::Result<String> {
-    template::environment()
-        .render_named_str(name, src, data)
+    template::render_report(name, src, data)
         .map_err(|e| anyhow::anyhow!("template {name}: {}", template::describe(&e)))
 }
 

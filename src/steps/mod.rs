@@ -131,11 +131,12 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
 
 pub use crate::playbook::required;
 
-/// Parses a humantime duration field.
+/// Parses a humantime duration field, at most `limits::MAX_DURATION` (a templated value can
+/// render to anything, so the bound holds at run time too, not only in `validate`).
 pub fn duration(value: Option<&str>, field: &str) -> anyhow::Result<Option<std::time::Duration>> {
     value
         .map(|s| {
-            humantime::parse_duration(s)
+            crate::limits::parse_duration(s)
                 .map_err(|e| anyhow::anyhow!("bad duration in `{field}` (`{s}`): {e}"))
         })
         .transpose()

@@ -10,6 +10,8 @@ mod commands;
 mod engines;
 mod expect;
 mod files;
+mod fuzz;
+mod hostile;
 mod kit;
 mod mysql;
 mod orphans;

@@ -1,0 +1,116 @@
+//! Bounds on what a playbook (or a file handed to the tool) may ask for, so that absurd or
+//! hostile input fails with a clear error instead of a panic, an abort or a hang.
+//!
+//! A leaf module: it imports nothing from the rest of the crate.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// The longest duration any field may hold (`timeout`, `retry_delay`, gates, ...): 365 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How `MAX_DURATION` is written in messages and the README.
+pub const MAX_DURATION_TEXT: &str = "365 days";
+
+/// The most retries a step may ask for (each attempt may last up to its `timeout`).
+pub const MAX_RETRIES: u32 = 1000;
+
+/// The largest playbook read: 16 MiB (a real one is a few KiB).
+pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
+/// The largest report template read.
+pub const MAX_TEMPLATE_BYTES: u64 = 16 << 20;
+/// The largest run record read back (`report`, `history`, `status`).
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
+
+/// Parses a humantime duration (`"90s"`, `"1h 30m"`) no longer than [`MAX_DURATION`].
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err(format!("longer than the limit of {MAX_DURATION_TEXT}"));
+    }
+    Ok(d)
+}
+
+/// Reads a UTF-8 text file of at most `limit` bytes, without reading more than `limit + 1`
+/// bytes of it (so `/dev/zero` or a runaway file is refused at once).
+pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::other("is a directory"));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {}",
+            size_text(limit)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// `16 MiB` for 16 << 20.
+pub fn size_text(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `9950` → `9,950`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("365d").is_ok());
+        let err = parse_duration("366d").unwrap_err();
+        assert!(err.contains("365 days"), "{err}");
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert!(parse_duration("99999999999999999999999999s").is_err());
+    }
+
+    #[test]
+    fn reading_stops_at_the_limit() {
+        let err = read_text(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("1 MiB"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, "abc").unwrap();
+        assert_eq!(read_text(&p, 3).unwrap(), "abc");
+        assert!(read_text(&p, 2).is_err());
+        assert!(read_text(dir.path(), 10).is_err());
+    }
+
+    #[test]
+    fn numbers_get_separators() {
+        assert_eq!(thousands(5), "5");
+        assert_eq!(thousands(9950), "9,950");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}
