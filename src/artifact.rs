@@ -12,9 +12,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::playbook::Section;
-pub use crate::redact::Redactor;
-
 pub const SCHEMA_ID: &str = "restore-drill/v1";
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -115,6 +112,25 @@ impl StepStatus {
 
     pub fn is_failure(self) -> bool {
         matches!(self, StepStatus::Failed | StepStatus::TimedOut)
+    }
+}
+
+// The part of the playbook a step is in: `[[setup]]`, `[[steps]]` or `[[cleanup]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Setup,
+    Steps,
+    Cleanup,
+}
+
+impl Section {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Setup => "setup",
+            Section::Steps => "steps",
+            Section::Cleanup => "cleanup",
+        }
     }
 }
 

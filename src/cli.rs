@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::playbook::ReportFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,8 +42,8 @@ pub enum Command {
         /// A minijinja template (markdown format only); default: the built-in report.
         #[arg(long)]
         template: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = ReportFormatArg::Md)]
-        format: ReportFormatArg,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+        format: ReportFormat,
         /// Write here instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -106,12 +109,20 @@ pub struct RunArgs {
     pub metrics: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ReportFormatArg {
-    Md,
-    Html,
-    Junit,
-    Prom,
+/// `--format`: the short names (`md`, `prom`) as before, the long ones of `[report]
+/// formats` (`markdown`, `prometheus`) as well.
+impl ValueEnum for ReportFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ReportFormat::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let value = PossibleValue::new(self.short_name());
+        Some(match self.name() {
+            long if long != self.short_name() => value.alias(long),
+            _ => value,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

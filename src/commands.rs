@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, ReportFormatArg, RunArgs, SchemaKind};
+use crate::cli::{Command, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
 use crate::fmt::fmt_secs;
-use crate::playbook::{self, LoadError};
-use crate::report::{self, Format, TemplateSource};
+use crate::fmt::human_bytes;
+use crate::playbook::{self, LoadError, ReportFormat};
+use crate::report::{self, TemplateSource};
 use crate::runner::{self, RunError, RunOptions};
-use crate::template::human_bytes;
 
 pub fn dispatch(command: Command) -> ExitCode {
     match command {
@@ -119,7 +119,7 @@ fn plan(path: &Path, vars: Vec<(String, String)>) -> ExitCode {
 fn report(
     path: &Path,
     template: Option<&Path>,
-    format: ReportFormatArg,
+    format: ReportFormat,
     output: Option<&Path>,
 ) -> ExitCode {
     let record = match artifact::read(path) {
@@ -128,12 +128,6 @@ fn report(
             eprintln!("error: {e:#}");
             return ExitCode::Usage;
         }
-    };
-    let format = match format {
-        ReportFormatArg::Md => Format::Markdown,
-        ReportFormatArg::Html => Format::Html,
-        ReportFormatArg::Junit => Format::Junit,
-        ReportFormatArg::Prom => Format::Prometheus,
     };
     let template = match template {
         Some(t) => TemplateSource::File(t.to_path_buf()),

@@ -1,4 +1,4 @@
-//! How durations read in messages, the record and reports.
+//! How durations and sizes read in messages, the record and reports.
 
 use std::time::Duration;
 
@@ -10,5 +10,21 @@ pub fn fmt_secs(s: f64) -> String {
         format!("{s:.1}s")
     } else {
         humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
+    }
+}
+
+/// `1536 | bytes` → "1.5 KiB".
+pub fn human_bytes(n: f64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{} B", n as u64)
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

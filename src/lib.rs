@@ -4,6 +4,7 @@ pub mod artifact;
 pub mod cli;
 pub mod commands;
 pub mod engines;
+pub mod events;
 pub mod exit;
 pub mod fmt;
 pub mod guard;

@@ -69,7 +69,7 @@ fn configure(env: &mut Environment<'_>) {
     });
     env.add_function("now", || jiff::Timestamp::now().to_string());
     env.add_function("free_port", free_port);
-    env.add_filter("bytes", human_bytes);
+    env.add_filter("bytes", crate::fmt::human_bytes);
     env.add_filter("secs", crate::fmt::fmt_secs);
     env.add_filter("mark", status_mark);
 }
@@ -95,22 +95,6 @@ pub fn status_mark(status: String) -> &'static str {
         "skipped" => "⏭️",
         "not_evaluated" | "not_run" => "⚪",
         _ => "…",
-    }
-}
-
-/// `1536 | bytes` → "1.5 KiB".
-pub fn human_bytes(n: f64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{} B", n as u64)
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

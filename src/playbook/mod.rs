@@ -6,8 +6,10 @@
 mod diagnostic;
 mod engine;
 mod fields;
+mod formats;
 mod model;
 mod spans;
+mod status;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -17,10 +19,14 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+/// Where a step is: the record's type, the playbook's sections.
+pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
 pub use engine::{EngineSpec, KindSpec, find_spec, kind_spec};
 pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
+pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use model::*;
+pub use status::{ExpectStatus, StatusPattern};
 
 /// A playbook read from disk and found valid.
 #[derive(Debug, Clone)]
@@ -50,26 +56,6 @@ impl LoadedPlaybook {
 /// A required field of a rendered step (validation has already said it is present).
 pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Result<&'s T> {
     value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Section {
-    Setup,
-    Steps,
-    Cleanup,
-}
-
-impl Section {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Section::Setup => "setup",
-            Section::Steps => "steps",
-            Section::Cleanup => "cleanup",
-        }
-    }
 }
 
 impl Playbook {

@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ReportFormat;
+
 /// A restore drill playbook (format version 1).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,15 +111,6 @@ fn default_template() -> String {
 
 fn default_formats() -> Vec<ReportFormat> {
     vec![ReportFormat::Markdown]
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    Markdown,
-    Html,
-    Junit,
-    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

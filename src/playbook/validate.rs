@@ -236,7 +236,7 @@ impl<'a> Validator<'a> {
         if let Some(problem) = step
             .expect_status
             .as_ref()
-            .and_then(crate::steps::http::expect_status_problem)
+            .and_then(super::ExpectStatus::problem)
         {
             let span = self
                 .spans
@@ -408,15 +408,12 @@ impl<'a> Validator<'a> {
     fn report(&mut self, dir: &Path) {
         let template = &self.pb.report.template;
         if let Some(name) = template.strip_prefix("builtin:") {
-            if !crate::report::BUILTIN_TEMPLATES.contains(&name) {
+            if !super::BUILTIN_TEMPLATES.contains(&name) {
                 let span = self
                     .spans
                     .value(&[Seg::Key("report"), Seg::Key("template")]);
                 self.error(format!("unknown builtin template `{name}`"), span)
-                    .help = Some(format!(
-                    "builtins: {}",
-                    crate::report::BUILTIN_TEMPLATES.join(", ")
-                ));
+                    .help = Some(format!("builtins: {}", super::BUILTIN_TEMPLATES.join(", ")));
             }
         } else if !dir.join(template).is_file() {
             let span = self

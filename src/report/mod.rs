@@ -13,48 +13,8 @@ use crate::artifact::{GateStatus, RunRecord, RunStatus, StepStatus};
 use crate::playbook::ReportFormat;
 use crate::template;
 
-pub const BUILTIN_TEMPLATES: &[&str] = &["markdown", "html"];
 const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
 const HTML: &str = include_str!("../../templates/report.html.j2");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Markdown,
-    Html,
-    Junit,
-    Prometheus,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Markdown => "markdown",
-            Format::Html => "html",
-            Format::Junit => "junit",
-            Format::Prometheus => "prometheus",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Markdown => "md",
-            Format::Html => "html",
-            Format::Junit => "junit.xml",
-            Format::Prometheus => "prom",
-        }
-    }
-}
-
-impl From<ReportFormat> for Format {
-    fn from(f: ReportFormat) -> Self {
-        match f {
-            ReportFormat::Markdown => Format::Markdown,
-            ReportFormat::Html => Format::Html,
-            ReportFormat::Junit => Format::Junit,
-            ReportFormat::Prometheus => Format::Prometheus,
-        }
-    }
-}
 
 /// Where the markdown report's template comes from.
 #[derive(Debug, Clone)]
@@ -93,18 +53,18 @@ impl TemplateSource {
 
 /// Renders `data` (the redacted record as JSON) in `format`.
 pub fn render(
-    format: Format,
+    format: ReportFormat,
     data: &Value,
     markdown_template: &TemplateSource,
 ) -> anyhow::Result<String> {
     match format {
-        Format::Markdown => {
+        ReportFormat::Markdown => {
             let (name, src) = markdown_template.load()?;
             render_template(&name, &src, data)
         }
-        Format::Html => render_template("report.html", HTML, data),
-        Format::Junit => Ok(junit(&typed(data)?)),
-        Format::Prometheus => Ok(prometheus(&typed(data)?)),
+        ReportFormat::Html => render_template("report.html", HTML, data),
+        ReportFormat::Junit => Ok(junit(&typed(data)?)),
+        ReportFormat::Prometheus => Ok(prometheus(&typed(data)?)),
     }
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::artifact::{GateStatus, Mode, RunRecord, StepRecord, StepStatus};
+use crate::events::{Event, Observer};
 use crate::fmt::fmt_secs;
-use crate::runner::events::{Event, Observer};
-use crate::template::human_bytes;
+use crate::fmt::human_bytes;
 
 pub struct Progress {
     fancy: bool,
@@ -127,6 +127,7 @@ impl Observer for Progress {
                 self.line(&format!("  {mark} gate {:<39} {}", gate.name, gate.detail));
             }
             Event::Notice(text) => self.line(&format!("  ! {text}")),
+            Event::TornDown => {}
             Event::DrillFinished => {
                 self.line(&record.summary);
                 for (kind, path) in &record.artifacts {

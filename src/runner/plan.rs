@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::context::Context;
-use super::{RunError, RunOptions, render_vars};
+use super::setup::render_vars;
+use super::{RunError, RunOptions};
 use crate::playbook::{LoadedPlaybook, Section, default_phase};
 
 pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{StepCtx, StepOutcome, duration, required};
 use crate::outputs;
-use crate::playbook::Step;
+use crate::playbook::{ExpectStatus, Step};
 
 /// Default per-request limit: a probe must be short enough to stop soon after Ctrl-C,
 /// because a blocking request cannot be interrupted.
@@ -174,47 +174,15 @@ impl Request {
 
 /// `expect_status`, `expect_json`, `expect_body_contains`.
 struct Expect {
-    status: Vec<StatusPattern>,
+    status: ExpectStatus,
     json: Option<Value>,
     contains: Option<String>,
 }
 
-/// Why `expect_status` (unrendered) is malformed, for validation; None when it is fine
-/// or is a template that only the run can judge.
-pub fn expect_status_problem(value: &Value) -> Option<String> {
-    let items = match value {
-        Value::Array(items) if items.is_empty() => {
-            return Some("`expect_status` is an empty list".into());
-        }
-        Value::Array(items) => items.iter().collect(),
-        one => vec![one],
-    };
-    items
-        .into_iter()
-        .filter(|v| !v.as_str().is_some_and(crate::template::has_template_syntax))
-        .find_map(|v| StatusPattern::parse(v).err().map(|e| e.to_string()))
-}
-
-/// `200`, or a class such as `2xx`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum StatusPattern {
-    Code(u16),
-    Class(u16),
-}
-
 impl Expect {
     fn of(step: &Step) -> anyhow::Result<Self> {
-        let status = match &step.expect_status {
-            None => vec![StatusPattern::Class(2)],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(StatusPattern::parse)
-                .collect::<anyhow::Result<_>>()?,
-            Some(one) => vec![StatusPattern::parse(one)?],
-        };
-        anyhow::ensure!(!status.is_empty(), "`expect_status` is an empty list");
         Ok(Self {
-            status,
+            status: ExpectStatus::of(step.expect_status.as_ref())?,
             json: step.expect_json.clone(),
             contains: step.expect_body_contains.clone(),
         })
@@ -222,13 +190,8 @@ impl Expect {
 
     /// The first expectation the response misses.
     fn check(&self, response: &Response) -> Result<(), String> {
-        if !self.status.iter().any(|p| p.matches(response.status)) {
-            let want: Vec<String> = self.status.iter().map(StatusPattern::to_string).collect();
-            return Err(format!(
-                "status {} is not {}",
-                response.status,
-                want.join(" or ")
-            ));
+        if !self.status.matches(response.status) {
+            return Err(format!("status {} is not {}", response.status, self.status));
         }
         if let Some(want) = &self.json {
             let got: Value = serde_json::from_str(&response.body)
@@ -241,47 +204,6 @@ impl Expect {
             return Err(format!("the body does not contain {needle:?}"));
         }
         Ok(())
-    }
-}
-
-impl StatusPattern {
-    fn parse(value: &Value) -> anyhow::Result<Self> {
-        let text = match value {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.trim().to_ascii_lowercase(),
-            other => anyhow::bail!("`expect_status`: {other} is not a status code or class"),
-        };
-        let bad = || {
-            anyhow::anyhow!("`expect_status`: `{text}` is not a status code (200) or class (2xx)")
-        };
-        if let Some(class) = text.strip_suffix("xx") {
-            let digit: u16 = class.parse().map_err(|_| bad())?;
-            return (1..=5)
-                .contains(&digit)
-                .then_some(StatusPattern::Class(digit))
-                .ok_or_else(bad);
-        }
-        let code: u16 = text.parse().map_err(|_| bad())?;
-        (100..=599)
-            .contains(&code)
-            .then_some(StatusPattern::Code(code))
-            .ok_or_else(bad)
-    }
-
-    fn matches(self, status: u16) -> bool {
-        match self {
-            StatusPattern::Code(c) => c == status,
-            StatusPattern::Class(c) => status / 100 == c,
-        }
-    }
-}
-
-impl std::fmt::Display for StatusPattern {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StatusPattern::Code(c) => write!(f, "{c}"),
-            StatusPattern::Class(c) => write!(f, "{c}xx"),
-        }
     }
 }
 
@@ -397,39 +319,6 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn validation_names_a_bad_expect_status() {
-        assert_eq!(expect_status_problem(&json!([200, "2xx"])), None);
-        assert_eq!(expect_status_problem(&json!("{{ vars.code }}")), None);
-        assert!(
-            expect_status_problem(&json!([200, "20"]))
-                .unwrap()
-                .contains("`20`")
-        );
-        assert!(expect_status_problem(&json!([])).is_some());
-    }
-
-    #[test]
-    fn status_patterns() {
-        assert_eq!(
-            StatusPattern::parse(&json!(200)).unwrap(),
-            StatusPattern::Code(200)
-        );
-        assert_eq!(
-            StatusPattern::parse(&json!("2xx")).unwrap(),
-            StatusPattern::Class(2)
-        );
-        assert_eq!(
-            StatusPattern::parse(&json!("204")).unwrap(),
-            StatusPattern::Code(204)
-        );
-        assert!(StatusPattern::parse(&json!("9xx")).is_err());
-        assert!(StatusPattern::parse(&json!("ok")).is_err());
-        assert!(StatusPattern::parse(&json!(true)).is_err());
-        assert!(StatusPattern::Class(2).matches(204));
-        assert!(!StatusPattern::Class(2).matches(500));
-    }
 
     #[test]
     fn json_subset_matches_and_names_the_mismatch() {

@@ -159,3 +159,41 @@ fn init_writes_a_starter_playbook_that_validates_and_never_overwrites() {
     // init must not overwrite.
     cmd(&["init"]).expect_code(2);
 }
+
+/// One list of report formats, each with its long and its short name, for the playbook's
+/// `[report] formats` and for `report --format` alike.
+#[test]
+fn report_formats_have_the_same_names_in_the_playbook_and_on_the_command_line() {
+    let out = pb("names")
+        .table("report", "formats", list(&["md", "prom"]))
+        .step(wait("w", "1ms"))
+        .run()
+        .expect_code(0);
+    let record = out.record();
+    let listed: Vec<&String> = record["artifacts"].as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["json", "log", "markdown", "prometheus"]);
+    let md = out.artifact_text(".md");
+    let prom = out.artifact_text(".prom");
+    assert!(
+        prom.contains("restore_drill_success{drill=\"names\"} 1"),
+        "{prom}"
+    );
+
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
+    let report = |format: &[&str]| {
+        let args = [&["report", json.to_str().unwrap()], format].concat();
+        restore_drill(out.path(), &args).expect_code(0).stdout
+    };
+    assert_eq!(report(&[]), md);
+    for name in ["markdown", "md"] {
+        assert_eq!(report(&["--format", name]), md, "--format {name}");
+    }
+    for name in ["prometheus", "prom"] {
+        assert_eq!(report(&["--format", name]), prom, "--format {name}");
+    }
+    let bad = restore_drill(
+        out.path(),
+        &["report", json.to_str().unwrap(), "--format", "pdf"],
+    );
+    bad.expect_code(2);
+}

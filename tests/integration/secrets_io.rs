@@ -286,3 +286,32 @@ fn a_full_disk_is_exit_3_naming_the_file_and_leaves_no_temp_file() {
     );
     assert!(listing.contains(".json"), "{listing}");
 }
+
+/// The report writers are observers of the run like the record writer: one that cannot
+/// write its file ends the run as `error` (exit 3) naming it, the record (written after
+/// the reports) says so and does not list it, and the other reports are written, as
+/// before.
+#[test]
+fn a_report_that_cannot_be_written_is_exit_3_naming_it_and_not_listed() {
+    let d = pb("reports")
+        .table("report", "formats", list(&["markdown"]))
+        .step(wait("w", "1ms"))
+        .drill();
+    let d = d.arg("--junit").arg("missing/j.xml");
+    let out = d.arg("--metrics").arg("m.prom").run().expect_code(3);
+    let why = "cannot write missing/j.xml: No such file or directory";
+    out.stderr_has(&format!("error: {why}")).status("error");
+    let record = out.record();
+    assert!(
+        record["error"].as_str().unwrap().starts_with(why),
+        "{record}"
+    );
+    let listed: Vec<&String> = record["artifacts"].as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["json", "log", "markdown", "prometheus"]);
+    // The other reports are all written from one record (the drill's verdict).
+    assert!(
+        out.file("m.prom")
+            .contains("restore_drill_success{drill=\"reports\"} 1")
+    );
+    out.report_has("PASSED");
+}

@@ -1,0 +1,150 @@
+//! `expect_status` of an `http` step: a status code (`200`) or class (`2xx`), or a list
+//! of them. Validation judges the value as written; the step parses it once rendered.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// What an `http` step's response status must be: one of these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpectStatus(Vec<StatusPattern>);
+
+impl ExpectStatus {
+    /// Of a rendered step's `expect_status`; any 2xx when there is none.
+    pub fn of(value: Option<&Value>) -> anyhow::Result<Self> {
+        let status = match value {
+            None => vec![StatusPattern::Class(2)],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(StatusPattern::parse)
+                .collect::<anyhow::Result<_>>()?,
+            Some(one) => vec![StatusPattern::parse(one)?],
+        };
+        anyhow::ensure!(!status.is_empty(), "`expect_status` is an empty list");
+        Ok(Self(status))
+    }
+
+    /// Why `expect_status` (unrendered) is malformed, for validation; None when it is
+    /// fine or is a template that only the run can judge.
+    pub fn problem(value: &Value) -> Option<String> {
+        let items = match value {
+            Value::Array(items) if items.is_empty() => {
+                return Some("`expect_status` is an empty list".into());
+            }
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        items
+            .into_iter()
+            .filter(|v| !v.as_str().is_some_and(crate::template::has_template_syntax))
+            .find_map(|v| StatusPattern::parse(v).err().map(|e| e.to_string()))
+    }
+
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|p| p.matches(status))
+    }
+}
+
+/// `200 or 2xx`.
+impl fmt::Display for ExpectStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let want: Vec<String> = self.0.iter().map(StatusPattern::to_string).collect();
+        f.write_str(&want.join(" or "))
+    }
+}
+
+/// `200`, or a class such as `2xx`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StatusPattern {
+    Code(u16),
+    Class(u16),
+}
+
+impl StatusPattern {
+    fn parse(value: &Value) -> anyhow::Result<Self> {
+        let text = match value {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.trim().to_ascii_lowercase(),
+            other => anyhow::bail!("`expect_status`: {other} is not a status code or class"),
+        };
+        let bad = || {
+            anyhow::anyhow!("`expect_status`: `{text}` is not a status code (200) or class (2xx)")
+        };
+        if let Some(class) = text.strip_suffix("xx") {
+            let digit: u16 = class.parse().map_err(|_| bad())?;
+            return (1..=5)
+                .contains(&digit)
+                .then_some(StatusPattern::Class(digit))
+                .ok_or_else(bad);
+        }
+        let code: u16 = text.parse().map_err(|_| bad())?;
+        (100..=599)
+            .contains(&code)
+            .then_some(StatusPattern::Code(code))
+            .ok_or_else(bad)
+    }
+
+    fn matches(self, status: u16) -> bool {
+        match self {
+            StatusPattern::Code(c) => c == status,
+            StatusPattern::Class(c) => status / 100 == c,
+        }
+    }
+}
+
+impl fmt::Display for StatusPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusPattern::Code(c) => write!(f, "{c}"),
+            StatusPattern::Class(c) => write!(f, "{c}xx"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn validation_names_a_bad_expect_status() {
+        assert_eq!(ExpectStatus::problem(&json!([200, "2xx"])), None);
+        assert_eq!(ExpectStatus::problem(&json!("{{ vars.code }}")), None);
+        assert!(
+            ExpectStatus::problem(&json!([200, "20"]))
+                .unwrap()
+                .contains("`20`")
+        );
+        assert!(ExpectStatus::problem(&json!([])).is_some());
+    }
+
+    #[test]
+    fn status_patterns() {
+        assert_eq!(
+            StatusPattern::parse(&json!(200)).unwrap(),
+            StatusPattern::Code(200)
+        );
+        assert_eq!(
+            StatusPattern::parse(&json!("2xx")).unwrap(),
+            StatusPattern::Class(2)
+        );
+        assert_eq!(
+            StatusPattern::parse(&json!("204")).unwrap(),
+            StatusPattern::Code(204)
+        );
+        assert!(StatusPattern::parse(&json!("9xx")).is_err());
+        assert!(StatusPattern::parse(&json!("ok")).is_err());
+        assert!(StatusPattern::parse(&json!(true)).is_err());
+        assert!(StatusPattern::Class(2).matches(204));
+        assert!(!StatusPattern::Class(2).matches(500));
+    }
+
+    #[test]
+    fn a_step_expects_any_2xx_unless_told_and_says_what_it_wanted() {
+        let default = ExpectStatus::of(None).unwrap();
+        assert!(default.matches(204) && !default.matches(301));
+        let listed = ExpectStatus::of(Some(&json!([200, "3xx"]))).unwrap();
+        assert_eq!(listed.to_string(), "200 or 3xx");
+        assert!(ExpectStatus::of(Some(&json!([]))).is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! One step: `when`, its fields rendered, the walkthrough's confirmation, then its
+//! attempts (each on a worker thread, `step_exec`) until one passes or its retries are
+//! spent, and what it did written into the record and the templates' `steps.<id>`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::step_exec::{self, Ending, StepEnv};
+use super::{Runner, gates};
+use crate::artifact::{self, StepStatus};
+use crate::events::Event;
+use crate::operator;
+use crate::playbook::{Section, Step, StepKind};
+use crate::proc::signals;
+
+impl Runner<'_> {
+    fn step_index(&self, section: Section, id: &str) -> usize {
+        self.record
+            .steps
+            .iter()
+            .position(|s| s.section == section && s.id == id)
+            .expect("every step has a record")
+    }
+
+    pub(super) fn run_step(&mut self, section: Section, step: &Step) -> StepStatus {
+        let index = self.step_index(section, &step.id);
+        if let Some(when) = &step.when {
+            match self.ctx.truthy(when) {
+                Ok(false) => {
+                    return self.conclude_without_running(
+                        index,
+                        StepStatus::Skipped,
+                        format!("skipped: `{when}` is false"),
+                    );
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    return self.conclude_without_running(
+                        index,
+                        StepStatus::Failed,
+                        format!("`when` failed: {e}"),
+                    );
+                }
+            }
+        }
+        let rendered = match self.ctx.render_step(step) {
+            Ok(s) => s,
+            Err(e) => {
+                return self.conclude_without_running(
+                    index,
+                    StepStatus::Failed,
+                    format!("template error in step `{}`: {e}", step.id),
+                );
+            }
+        };
+        if rendered.name.is_some() {
+            self.record.steps[index].name = rendered.title();
+        }
+        self.record.steps[index].runbook = rendered.runbook.clone();
+        let limits = match Limits::of(&rendered) {
+            Ok(l) => l,
+            Err(e) => return self.conclude_without_running(index, StepStatus::Failed, e),
+        };
+
+        if let Some(skip) = self.confirm(section, &rendered) {
+            return self.conclude_without_running(index, StepStatus::Skipped, skip);
+        }
+        self.record.steps[index].status = StepStatus::Running;
+        self.record.steps[index].started_at = Some(jiff::Timestamp::now().to_string());
+        self.emit_step(index, |s| Event::StepStarted(s));
+        self.sources.add_step(&rendered);
+        let started = Instant::now();
+        let mut attempts = 0;
+        let (outcome, ending) = loop {
+            attempts += 1;
+            let env = StepEnv {
+                step_id: step.id.clone(),
+                workdir: self.workdir.clone(),
+                log: self.log.clone(),
+                sources: self.sources.clone(),
+                operator: self.operator.clone(),
+                resources: self.resources.clone(),
+                procs: self.procs.for_step(&step.id),
+            };
+            let (outcome, ending) = step_exec::execute(
+                rendered.clone(),
+                env,
+                limits.timeout,
+                usize::from(section == Section::Cleanup),
+                &mut |done, total| {
+                    (self.observers).progress(&mut self.record, index, done, total);
+                },
+            );
+            let retry = !outcome.passed && ending == Ending::Finished && attempts <= step.retries;
+            if !retry {
+                break (outcome, ending);
+            }
+            self.log.write(
+                &step.id,
+                &format!(
+                    "attempt {attempts} failed: {}; retrying",
+                    outcome.error.as_deref().unwrap_or("?")
+                ),
+            );
+            if !interruptible_sleep(limits.retry_delay) {
+                break (outcome, Ending::Interrupted);
+            }
+        };
+        let duration = started.elapsed().as_secs_f64();
+        if ending == Ending::Interrupted {
+            self.interrupted = true;
+        }
+        self.sources
+            .add_outcome(&rendered, outcome.passed, &outcome.outputs);
+
+        let rec = &mut self.record.steps[index];
+        rec.duration_s = duration;
+        rec.attempts = attempts;
+        rec.assumed_s = outcome.assumed_s;
+        rec.outputs = outcome.outputs;
+        rec.metrics.extend(outcome.metrics);
+        rec.checks = outcome.checks;
+        rec.log_tail = outcome.log_tail;
+        rec.status = match ending {
+            Ending::TimedOut(_) => StepStatus::TimedOut,
+            _ if outcome.passed => StepStatus::Passed,
+            _ => StepStatus::Failed,
+        };
+        rec.error = match ending {
+            Ending::TimedOut(how) => Some(step_exec::timed_out(limits.timeout, how)),
+            Ending::Interrupted => Some("interrupted".into()),
+            Ending::Abandoned => Some(format!(
+                "{} (the step did not stop when told to and was abandoned)",
+                outcome.error.as_deref().unwrap_or("stopped")
+            )),
+            Ending::Finished => outcome.error,
+        };
+        for file in outcome.files {
+            merge_file(&mut self.record.files, file);
+        }
+        let status = rec.status;
+        self.publish_step(index);
+        if let Some(max) = limits.max_duration
+            && status == StepStatus::Passed
+        {
+            let gate = gates::max_duration(&self.record.steps[index], max);
+            self.push_gate(gate);
+        }
+        status
+    }
+
+    /// In a walkthrough, shows the step's runbook and waits for the operator before the
+    /// drill's own steps (manual steps ask for themselves; setup and cleanup just run).
+    /// Returns why the step is skipped, if the operator says so.
+    fn confirm(&mut self, section: Section, step: &Step) -> Option<String> {
+        let operator = self.operator.as_ref()?;
+        if section != Section::Steps || step.kind == StepKind::Manual {
+            return None;
+        }
+        let runbook = step
+            .runbook
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("(no runbook)");
+        let prompt = format!(
+            "\n── next: {} ({}) ──\n{runbook}\n\nPress Enter to run it (or type `skip`): ",
+            step.title(),
+            step.kind.as_str()
+        );
+        match operator.ask(&prompt) {
+            operator::Answer::Line(a) if a.eq_ignore_ascii_case("skip") => {
+                Some("skipped by the operator".into())
+            }
+            operator::Answer::Line(_) => None,
+            // Stdin closed: nobody left to confirm, the drill goes on.
+            operator::Answer::Gone if signals::count() == 0 => None,
+            operator::Answer::Gone => {
+                self.interrupted = true;
+                Some("interrupted before it started".into())
+            }
+        }
+    }
+
+    /// Records a step that never started (skipped, or its fields could not be rendered).
+    fn conclude_without_running(
+        &mut self,
+        index: usize,
+        status: StepStatus,
+        why: String,
+    ) -> StepStatus {
+        let rec = &mut self.record.steps[index];
+        rec.status = status;
+        if status == StepStatus::Skipped {
+            rec.outputs.insert("skipped_because".into(), why.into());
+        } else {
+            rec.error = Some(why);
+        }
+        self.publish_step(index);
+        status
+    }
+
+    /// Makes a finished step visible to later templates, observers and the record file.
+    fn publish_step(&mut self, index: usize) {
+        let rec = &self.record.steps[index];
+        let mut view = rec.outputs.clone();
+        view.insert("status".into(), rec.status.as_str().into());
+        view.insert("duration_s".into(), rec.duration_s.into());
+        view.insert("attempts".into(), rec.attempts.into());
+        view.insert("error".into(), rec.error.clone().into());
+        let id = rec.id.clone();
+        self.ctx.set_step(&id, Value::Object(view));
+        self.emit_step(index, |s| Event::StepFinished(s));
+    }
+}
+
+/// One entry per path: a checksum step fills in the hash of a file a backup step made.
+fn merge_file(files: &mut Vec<artifact::FileRecord>, file: artifact::FileRecord) {
+    match files.iter_mut().find(|f| f.path == file.path) {
+        Some(known) => {
+            known.bytes = file.bytes;
+            known.sha256 = file.sha256.or(known.sha256.take());
+            known.blake3 = file.blake3.or(known.blake3.take());
+        }
+        None => files.push(file),
+    }
+}
+
+/// `timeout`, `max_duration` and `retry_delay` of a rendered step.
+struct Limits {
+    timeout: Option<Duration>,
+    max_duration: Option<Duration>,
+    retry_delay: Duration,
+}
+
+impl Limits {
+    fn of(step: &Step) -> Result<Self, String> {
+        let parse = |v: &Option<String>, field| {
+            crate::steps::duration(v.as_deref(), field).map_err(|e| e.to_string())
+        };
+        Ok(Self {
+            timeout: parse(&step.timeout, "timeout")?,
+            max_duration: parse(&step.max_duration, "max_duration")?,
+            retry_delay: parse(&step.retry_delay, "retry_delay")?.unwrap_or(Duration::from_secs(1)),
+        })
+    }
+}
+
+fn interruptible_sleep(d: Duration) -> bool {
+    let deadline = Instant::now() + d;
+    while Instant::now() < deadline {
+        if signals::count() > 0 {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}

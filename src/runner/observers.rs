@@ -1,0 +1,392 @@
+//! Who hears of every change of the run record, and what becomes of their errors.
+//!
+//! The record writer and the report writers are observers like the progress display:
+//! they only consume events. Every event passes `Observers` first, which scrubs the
+//! record of secrets in place (templates keep the raw outputs in `ctx`), so no observer
+//! ever sees one. An observer that fails (a file that cannot be written) is never
+//! ignored: its error, which names the path, is kept as a warning, the first one is the
+//! run's error, and the run ends as `error` (exit 3).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::verdict::summary;
+use crate::artifact::{self, RunRecord, RunStatus};
+use crate::events::{Event, Observer};
+use crate::playbook::ReportFormat;
+use crate::redact::Redactor;
+use crate::report::{self, TemplateSource};
+
+pub(super) struct Observers {
+    /// In order: the report writers, the record writer, then the caller's.
+    list: Vec<Box<dyn Observer>>,
+    redactor: Arc<Redactor>,
+    json_path: PathBuf,
+    /// The first error writing an artifact: the drill's result cannot be trusted to be
+    /// kept.
+    first_error: Option<String>,
+}
+
+impl Observers {
+    pub fn new(
+        reports: Vec<ReportWriter>,
+        json_path: &Path,
+        redactor: Arc<Redactor>,
+        theirs: Vec<Box<dyn Observer>>,
+    ) -> Self {
+        let mut list: Vec<Box<dyn Observer>> = Vec::new();
+        list.extend(
+            reports
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn Observer>),
+        );
+        list.push(Box::new(RecordWriter {
+            path: json_path.to_path_buf(),
+        }));
+        list.extend(theirs);
+        Self {
+            list,
+            redactor,
+            json_path: json_path.to_path_buf(),
+            first_error: None,
+        }
+    }
+
+    /// Tells every observer, in order, of `event` (which does not borrow the record). The
+    /// reports are all written from the same record; one that fails is recorded before
+    /// the next observer sees the record, so the final record and the summary on the
+    /// screen say which could not be written.
+    pub fn emit(&mut self, record: &mut RunRecord, event: Event<'_>) {
+        if !self.scrub(record) {
+            return;
+        }
+        let mut failed = Vec::new();
+        for i in 0..self.list.len() {
+            if self.list[i].artifact().is_none() {
+                for (i, e) in failed.drain(..) {
+                    self.failed(i, record, e);
+                }
+            }
+            if let Err(e) = self.list[i].on_event(&event, record) {
+                failed.push((i, e));
+            }
+        }
+        for (i, e) in failed {
+            self.failed(i, record, e);
+        }
+    }
+
+    /// Tells every observer of an event about a part of the record (a step, a gate).
+    pub fn emit_with(&mut self, record: &mut RunRecord, make: impl Fn(&RunRecord) -> Event<'_>) {
+        if self.scrub(record) {
+            self.tell(record, make);
+        }
+    }
+
+    /// A step's progress: the record has not changed since the step started (and was
+    /// scrubbed then).
+    pub fn progress(&mut self, record: &mut RunRecord, index: usize, done: u64, total: u64) {
+        self.tell(record, |r| Event::StepProgress {
+            step: &r.steps[index],
+            done,
+            total,
+        });
+    }
+
+    fn tell(&mut self, record: &mut RunRecord, make: impl Fn(&RunRecord) -> Event<'_>) {
+        let failed: Vec<(usize, io::Error)> = self
+            .list
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, o)| o.on_event(&make(record), record).err().map(|e| (i, e)))
+            .collect();
+        for (i, e) in failed {
+            self.failed(i, record, e);
+        }
+    }
+
+    /// Scrubs the record in place; false (and the run broken) when it cannot be, and
+    /// then no observer sees it.
+    fn scrub(&mut self, record: &mut RunRecord) -> bool {
+        match self.redactor.scrub(record) {
+            Ok(_) => true,
+            Err(e) => {
+                let e = format!("cannot write {}: {e}", self.json_path.display());
+                self.broken(record, e);
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, i: usize, record: &mut RunRecord, e: io::Error) {
+        if let Some((name, _)) = self.list[i].artifact() {
+            // Not listed as written: it is not there.
+            record.artifacts.remove(name);
+        }
+        self.broken(record, e.to_string());
+    }
+
+    /// An artifact that could not be written (`error` names it): a warning, the run's
+    /// error if it is the first, and once the drill has finished, its status.
+    pub fn broken(&mut self, record: &mut RunRecord, error: String) {
+        if !record.warnings.contains(&error) {
+            record.warnings.push(error.clone());
+        }
+        self.first_error.get_or_insert(error);
+        if record.finished_at.is_some() {
+            self.conclude(record);
+        }
+    }
+
+    /// Lists the reports the last event writes in the record's `artifacts`.
+    pub fn list_reports(&self, record: &mut RunRecord) {
+        for (name, path) in self.list.iter().filter_map(|o| o.artifact()) {
+            record
+                .artifacts
+                .insert(name.into(), path.display().to_string().into());
+        }
+    }
+
+    /// The finished drill's status is `error` when an artifact could not be written;
+    /// its summary says so.
+    pub fn conclude(&self, record: &mut RunRecord) {
+        if let Some(e) = &self.first_error {
+            record.status = RunStatus::Error;
+            record.error = Some(e.clone());
+        }
+        record.summary = summary(record);
+    }
+}
+
+/// Rewrites the JSON record on every event but a step's progress. Only the writes of the
+/// finished drill also fsync the directory.
+struct RecordWriter {
+    path: PathBuf,
+}
+
+impl Observer for RecordWriter {
+    fn on_event(&mut self, event: &Event<'_>, record: &RunRecord) -> io::Result<()> {
+        if matches!(event, Event::StepProgress { .. }) {
+            return Ok(());
+        }
+        let durable = record.finished_at.is_some();
+        let written = serde_json::to_vec_pretty(record)
+            .map_err(io::Error::other)
+            .and_then(|bytes| artifact::write_replacing(&self.path, &bytes, durable));
+        written.map_err(|e| named(&self.path, e))
+    }
+}
+
+/// Writes one report when the drill has finished: a format of `[report] formats` beside
+/// the record, or `--junit` / `--metrics`.
+pub(super) struct ReportWriter {
+    format: ReportFormat,
+    path: PathBuf,
+    template: TemplateSource,
+    redactor: Arc<Redactor>,
+}
+
+impl ReportWriter {
+    pub fn new(
+        format: ReportFormat,
+        path: PathBuf,
+        template: TemplateSource,
+        redactor: Arc<Redactor>,
+    ) -> Self {
+        Self {
+            format,
+            path,
+            template,
+            redactor,
+        }
+    }
+}
+
+impl Observer for ReportWriter {
+    fn on_event(&mut self, event: &Event<'_>, record: &RunRecord) -> io::Result<()> {
+        if !matches!(event, Event::DrillFinished) {
+            return Ok(());
+        }
+        let name = self.format.name();
+        let text = serde_json::to_value(record)
+            .map_err(anyhow::Error::from)
+            .and_then(|data| report::render(self.format, &data, &self.template))
+            .map_err(|e| io::Error::other(format!("cannot render the {name} report: {e:#}")))?;
+        artifact::write_atomic(&self.path, self.redactor.redact(&text).as_bytes())
+            .map_err(|e| named(&self.path, e))
+    }
+
+    fn artifact(&self) -> Option<(&'static str, &Path)> {
+        Some((self.format.name(), &self.path))
+    }
+}
+
+/// `cannot write <path>: <why>`, of the same kind.
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::Mode;
+    use crate::runner::RunOptions;
+    use std::sync::Mutex;
+
+    /// A record of a drill of one `wait` step, as the runner starts it, in `dir`.
+    fn record_in(dir: &Path) -> RunRecord {
+        let playbook = dir.join("p.toml");
+        let toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"1ms\"\n";
+        std::fs::write(&playbook, toml).unwrap();
+        let pb = crate::playbook::load(&playbook, &crate::engines::specs()).unwrap();
+        let opts = RunOptions::default();
+        super::super::setup::initial_record(
+            &pb,
+            &opts,
+            "t-1".into(),
+            Mode::Automated,
+            &jiff::Timestamp::now(),
+            dir,
+            &dir.join("r.json"),
+            &dir.join("r.log"),
+        )
+    }
+
+    /// Fails every event (a file it cannot write) after `after` successes.
+    struct Fails {
+        after: usize,
+        path: PathBuf,
+    }
+
+    impl Observer for Fails {
+        fn on_event(&mut self, _: &Event<'_>, _: &RunRecord) -> io::Result<()> {
+            if self.after == 0 {
+                let e = io::Error::from(io::ErrorKind::PermissionDenied);
+                return Err(named(&self.path, e));
+            }
+            self.after -= 1;
+            Ok(())
+        }
+    }
+
+    /// What the status and the summary were at the last event, as an observer saw them.
+    #[derive(Clone, Default)]
+    struct Saw(Arc<Mutex<Vec<(RunStatus, String)>>>);
+
+    impl Observer for Saw {
+        fn on_event(&mut self, _: &Event<'_>, record: &RunRecord) -> io::Result<()> {
+            let seen = (record.status, record.summary.clone());
+            self.0.lock().unwrap().push(seen);
+            Ok(())
+        }
+    }
+
+    fn finish(observers: &mut Observers, record: &mut RunRecord) {
+        record.finished_at = Some(jiff::Timestamp::now().to_string());
+        record.status = RunStatus::Passed;
+        observers.list_reports(record);
+        observers.conclude(record);
+        observers.emit(record, Event::DrillFinished);
+    }
+
+    fn stored(path: &Path) -> RunRecord {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_ends_the_run_as_error_and_is_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record_in(dir.path());
+        let redactor = Arc::new(Redactor::default());
+        let junit = dir.path().join("missing/j.xml");
+        let prom = dir.path().join("m.prom");
+        let template = TemplateSource::from_setting("builtin:markdown", dir.path());
+        let reports = [
+            (ReportFormat::Junit, &junit),
+            (ReportFormat::Prometheus, &prom),
+        ]
+        .map(|(f, p)| ReportWriter::new(f, p.clone(), template.clone(), redactor.clone()));
+        let saw = Saw::default();
+        let json = dir.path().join("r.json");
+        let mut observers =
+            Observers::new(reports.into(), &json, redactor, vec![Box::new(saw.clone())]);
+        finish(&mut observers, &mut record);
+
+        let why = format!(
+            "cannot write {}: No such file or directory",
+            junit.display()
+        );
+        // The record writer, after the report writers, and the display saw it.
+        let on_disk = stored(&json);
+        for r in [&record, &on_disk] {
+            assert_eq!(r.status, RunStatus::Error);
+            assert!(
+                r.error.as_deref().unwrap().starts_with(&why),
+                "{:?}",
+                r.error
+            );
+            assert!(r.warnings.iter().any(|w| w.starts_with(&why)));
+            assert!(
+                r.summary.starts_with(&format!("error: {why}")),
+                "{}",
+                r.summary
+            );
+            assert!(!r.artifacts.contains_key("junit"), "{:?}", r.artifacts);
+            assert!(r.artifacts.contains_key("prometheus"));
+        }
+        let seen = saw.0.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(seen, (RunStatus::Error, record.summary.clone()));
+        // The report that could be written was, from the record all reports see: the
+        // drill's verdict.
+        let prom = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            prom.contains("restore_drill_success{drill=\"t\"} 1"),
+            "{prom}"
+        );
+    }
+
+    #[test]
+    fn any_observer_that_fails_is_never_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record_in(dir.path());
+        let json = dir.path().join("r.json");
+        let path = dir.path().join("theirs.txt");
+        let fails = Fails {
+            after: 1,
+            path: path.clone(),
+        };
+        let mut observers =
+            Observers::new(Vec::new(), &json, Arc::default(), vec![Box::new(fails)]);
+        observers.emit(&mut record, Event::DrillStarted);
+        assert_eq!(record.warnings, Vec::<String>::new());
+        observers.emit_with(&mut record, |r| Event::StepStarted(&r.steps[0]));
+        observers.progress(&mut record, 0, 1, 2);
+        let why = format!("cannot write {}: permission denied", path.display());
+        // Kept once, however often it failed, and the run goes on until it ends.
+        assert_eq!(record.warnings, std::slice::from_ref(&why));
+        assert_eq!(record.status, RunStatus::Running);
+        finish(&mut observers, &mut record);
+        assert_eq!(record.status, RunStatus::Error);
+        assert_eq!(record.error.as_deref(), Some(why.as_str()));
+        assert_eq!(stored(&json).status, RunStatus::Error);
+    }
+
+    #[test]
+    fn the_record_writer_names_the_record_it_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record_in(dir.path());
+        let json = dir.path().join("gone/r.json");
+        let mut observers = Observers::new(Vec::new(), &json, Arc::default(), Vec::new());
+        observers.emit(&mut record, Event::DrillStarted);
+        finish(&mut observers, &mut record);
+        assert_eq!(record.status, RunStatus::Error);
+        let why = format!("cannot write {}: No such file or directory", json.display());
+        assert!(
+            record.error.as_deref().unwrap().starts_with(&why),
+            "{:?}",
+            record.error
+        );
+        assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+    }
+}
