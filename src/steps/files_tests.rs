@@ -20,10 +20,18 @@ fn tree(dir: &Path) -> PathBuf {
     root
 }
 
+/// A manifest line: path, bytes, sha256, symlink target.
+type Line = (
+    &'static str,
+    Option<u64>,
+    Option<String>,
+    Option<&'static str>,
+);
+
 const HELLO_SHA256: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
 /// A manifest of `entries` (path, bytes, sha256, symlink target).
-fn manifest_of(dir: &Path, entries: &[(&str, Option<u64>, Option<&str>, Option<&str>)]) -> PathBuf {
+fn manifest_of(dir: &Path, entries: &[Line]) -> PathBuf {
     let path = dir.join("m.jsonl");
     let header = Header {
         format: manifest::FORMAT.into(),
@@ -35,7 +43,7 @@ fn manifest_of(dir: &Path, entries: &[(&str, Option<u64>, Option<&str>, Option<&
         w.entry(&Entry {
             path: p.to_string(),
             bytes: *bytes,
-            sha256: sha.map(Into::into),
+            sha256: sha.clone(),
             symlink: link.map(Into::into),
         })
         .unwrap();
@@ -45,14 +53,7 @@ fn manifest_of(dir: &Path, entries: &[(&str, Option<u64>, Option<&str>, Option<&
 }
 
 /// The manifest of [`tree`] as it is.
-fn good_entries(
-    dir: &Path,
-) -> Vec<(
-    &'static str,
-    Option<u64>,
-    Option<String>,
-    Option<&'static str>,
-)> {
+fn good_entries(dir: &Path) -> Vec<Line> {
     use sha2::Digest as _;
     let sha = sha2::Sha256::digest(std::fs::read(dir.join("tree/a.json")).unwrap());
     let a: String = sha.iter().map(|b| format!("{b:02x}")).collect();
@@ -63,24 +64,10 @@ fn good_entries(
     ]
 }
 
-fn manifest_with(
-    dir: &Path,
-    change: impl FnOnce(
-        &mut Vec<(
-            &'static str,
-            Option<u64>,
-            Option<String>,
-            Option<&'static str>,
-        )>,
-    ),
-) -> PathBuf {
+fn manifest_with(dir: &Path, change: impl FnOnce(&mut Vec<Line>)) -> PathBuf {
     let mut entries = good_entries(dir);
     change(&mut entries);
-    let borrowed: Vec<_> = entries
-        .iter()
-        .map(|(p, b, s, l)| (*p, *b, s.as_deref(), *l))
-        .collect();
-    manifest_of(dir, &borrowed)
+    manifest_of(dir, &entries)
 }
 
 fn run_checks(dir: &Path, directory: &Path, checks: &str) -> StepOutcome {
@@ -125,14 +112,7 @@ fn files_match_passes_on_the_tree_its_manifest_lists() {
 fn files_match_fails_on_each_difference_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path());
-    type Change = fn(
-        &mut Vec<(
-            &'static str,
-            Option<u64>,
-            Option<String>,
-            Option<&'static str>,
-        )>,
-    );
+    type Change = fn(&mut Vec<Line>);
     let cases: [(Change, &str); 6] = [
         (
             |e| {
