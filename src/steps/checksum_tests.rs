@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::super::testing::{ctx, log, relative_tempdir, step};
+use super::super::testing::{ctx, ctx_with_progress, log, relative_tempdir, step};
 use super::*;
 
 const HELLO_SHA256: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -321,4 +321,28 @@ fn hashing_reads_every_byte_across_chunks() {
     assert_eq!((n, seen), (data.len() as u64, data.len() as u64));
     assert_eq!(b3, blake3::hash(&data).to_hex().to_string());
     assert_eq!(hex(&[0, 1, 255]), "0001ff");
+}
+
+/// The progress bar ends at the total, writing and verifying.
+#[test]
+fn progress_counts_up_to_the_total() {
+    let (dir, a, b) = two_files();
+    let fields = format!(
+        "files = {}\nmanifest = {:?}",
+        toml_list(&[&a, &b]),
+        dir.path().join("sums").display().to_string()
+    );
+    let write = step(&format!("id = \"t\"\nkind = \"checksum\"\n{fields}"));
+    let (c, seen) = ctx_with_progress(dir.path());
+    assert!(super::super::execute(&write, &c).passed);
+    let steps: Vec<(u64, u64)> = seen.try_iter().map(|p| (p.done, p.total)).collect();
+    assert_eq!(steps, [(5, 10), (10, 10)]);
+    let check = step(&format!(
+        "id = \"t\"\nkind = \"checksum\"\nverify = {:?}",
+        dir.path().join("sums").display().to_string()
+    ));
+    let (c, seen) = ctx_with_progress(dir.path());
+    assert!(super::super::execute(&check, &c).passed);
+    let steps: Vec<(u64, u64)> = seen.try_iter().map(|p| (p.done, p.total)).collect();
+    assert_eq!(steps, [(5, 10), (10, 10)]);
 }

@@ -2,16 +2,22 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
-use super::StepCtx;
+use super::{Progress, StepCtx};
 use crate::log::LogSink;
 use crate::redact::Redactor;
 
 /// A step context whose log is `dir/log`, with no sources, no operator and a progress
 /// channel nobody reads.
 pub fn ctx(dir: &Path) -> StepCtx {
-    let (progress, _) = std::sync::mpsc::channel();
-    StepCtx {
+    ctx_with_progress(dir).0
+}
+
+/// [`ctx`], and what the step reports of its progress.
+pub fn ctx_with_progress(dir: &Path) -> (StepCtx, Receiver<Progress>) {
+    let (progress, seen) = std::sync::mpsc::channel();
+    let ctx = StepCtx {
         step_id: "t".into(),
         workdir: dir.join("work"),
         cancel: Arc::default(),
@@ -21,7 +27,8 @@ pub fn ctx(dir: &Path) -> StepCtx {
         resources: crate::resources::Resources::default(),
         procs: crate::proc::Registry::default(),
         progress,
-    }
+    };
+    (ctx, seen)
 }
 
 /// What the step wrote to the log of [`ctx`] of `dir`.
