@@ -346,3 +346,42 @@ fn progress_counts_up_to_the_total() {
     let steps: Vec<(u64, u64)> = seen.try_iter().map(|p| (p.done, p.total)).collect();
     assert_eq!(steps, [(5, 10), (10, 10)]);
 }
+
+/// BLAKE3 maps the file a window at a time: a (sparse) file one byte over a window is
+/// hashed whole, the progress counting every byte.
+#[test]
+fn blake3_hashes_across_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    let len = WINDOW + 1;
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    let mut seen = Vec::new();
+    let (hash, n) = hash_file(&path, Algorithm::Blake3, &Cancel::default(), &mut |b| {
+        seen.push(b)
+    })
+    .unwrap();
+    assert_eq!(n, len);
+    assert_eq!(seen, [WINDOW, 1]);
+    let mut expected = blake3::Hasher::new();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(WINDOW >> 20) {
+        expected.update(&zeros);
+    }
+    expected.update(&[0]);
+    assert_eq!(hash, expected.finalize().to_hex().to_string());
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let (hash, n) = hash_file(&empty, Algorithm::Blake3, &Cancel::default(), &mut |_| {}).unwrap();
+    assert_eq!((hash, n), (blake3::hash(b"").to_hex().to_string(), 0));
+}
+
+#[test]
+fn a_cancelled_step_stops_hashing() {
+    let (_dir, a, _) = two_files();
+    let cancel = Cancel::default();
+    cancel.stop(std::time::Duration::ZERO);
+    for algorithm in [Algorithm::Sha256, Algorithm::Blake3] {
+        let err = hash_file(&a, algorithm, &cancel, &mut |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), "cancelled");
+    }
+}
