@@ -7,7 +7,7 @@ BIN      := $(TARGET)/release/restore-drill
 # The default drill starts this demo service on the restored copy.
 export RESTORE_DRILL_DEMO_SERVICE ?= $(TARGET)/release/restore-drill-demo-service
 
-.PHONY: restore-drill build test lint schemas bench
+.PHONY: restore-drill build test lint schemas bench mutants
 
 ## Run the default drill (or PLAYBOOK=...) with the release build.
 restore-drill: build
@@ -33,3 +33,18 @@ schemas:
 ## Speed against the standard tools (SIZE_MB=1024 for 1 GiB).
 bench:
 	$(CARGO) bench --locked --bench speed
+
+## Mutation testing of the code that decides pass or fail, against the fast tests
+## (.cargo/mutants.toml); slow, not part of `make test`. MUTANTS_FILES=... narrows it.
+MUTANTS_FILES ?= src/runner/gates.rs src/steps/checksum.rs src/steps/sql.rs \
+	src/steps/restore.rs src/steps/http.rs src/steps/files.rs \
+	src/engines/sqlite/conn.rs src/engines/sqlite/integrity.rs \
+	src/engines/sqlite/mod.rs src/engines/files/verify.rs
+# Of src/engines/sqlite/mod.rs, only the checks: those `integrity`, `foreign_keys`, `tables_exist`,
+# `indexes_exist`, `table_counts` call, and those of a restore (header, quick_check, tables).
+SQLITE_CHECKS := user_tables|user_indexes|foreign_keys|names|quote|count_rows|quick_check|check_backup_file|restore
+MUTANTS_JOBS ?= 1
+mutants:
+	$(CARGO) mutants --jobs $(MUTANTS_JOBS) $(addprefix -f ,$(MUTANTS_FILES)) \
+		-F '^src/(runner|steps)/' -F '^src/engines/(files/verify|sqlite/(conn|integrity))\.rs' \
+		-F '^src/engines/sqlite/mod\.rs:.* ($(SQLITE_CHECKS))\b' $(MUTANTS_ARGS)

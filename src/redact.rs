@@ -269,4 +269,21 @@ mod tests {
         );
         assert_eq!(value["name"], "uses ***");
     }
+
+    /// Issue 16: a secret in a map key alone is replaced, at any depth, and reported.
+    #[test]
+    fn redacts_secrets_in_object_keys_alone() {
+        let r = with(&["hunter2"]);
+        let mut v = serde_json::json!({"user hunter2": 1, "nested": [{"hunter%32": {"ok": 2}}]});
+        assert!(r.redact_value(&mut v), "a key alone changed");
+        assert_eq!(
+            v,
+            serde_json::json!({"user ***": 1, "nested": [{"***": {"ok": 2}}]})
+        );
+        let mut only_nested = serde_json::json!([{"x": {"hunter2": null}}]);
+        assert!(r.redact_value(&mut only_nested));
+        assert_eq!(only_nested, serde_json::json!([{"x": {"***": null}}]));
+        let mut clean = serde_json::json!({"k": "v", "n": [1, true]});
+        assert!(!r.redact_value(&mut clean));
+    }
 }

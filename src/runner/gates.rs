@@ -289,3 +289,7 @@ mod tests {
         assert!(parse_timestamp("yesterday").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "gates_tests.rs"]
+mod more_tests;

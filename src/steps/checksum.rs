@@ -96,16 +96,14 @@ fn verify_manifest(
         "manifest {} lists no files",
         manifest.display()
     );
-    let entries: Vec<_> = entries
-        .into_iter()
-        .filter(|(_, path)| only.is_empty() || only.iter().any(|o| o == path))
-        .collect();
+    // Every entry, or one per listed file (a listed file missing from it is a problem):
+    // whatever happens, each is verified or is a problem, so a pass verified something.
+    let (entries, mut problems) = selected(entries, only, manifest);
     let total: u64 = entries
         .iter()
         .map(|(_, f)| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
     let mut done = 0;
-    let mut problems = Vec::new();
     let mut records = Vec::new();
     for (expected, path) in &entries {
         match hash_file(path, algorithm, &ctx.cancel, &mut |n| {
@@ -146,6 +144,37 @@ fn verify_manifest(
         )));
     }
     Ok(outcome)
+}
+
+/// The entries of the manifest to verify: all of them, or, when `files` lists some, the
+/// entry of each listed file; a listed file the manifest does not list is a problem. Paths
+/// are compared by where they lead, both sides resolved the same way: a relative path
+/// (in the manifest as in `files`) from the directory the drill runs in, as
+/// `sha256sum -c` run there reads it, then symlinks and `..` followed.
+fn selected(
+    entries: Vec<(String, PathBuf)>,
+    only: &[PathBuf],
+    manifest: &Path,
+) -> (Vec<(String, PathBuf)>, Vec<String>) {
+    if only.is_empty() {
+        return (entries, Vec::new());
+    }
+    let leads = |p: &Path| crate::guard::resolve(p).unwrap_or_else(|_| p.to_path_buf());
+    let listed: Vec<PathBuf> = entries.iter().map(|(_, p)| leads(p)).collect();
+    let mut keep = Vec::new();
+    let mut problems = Vec::new();
+    for file in only {
+        let wanted = leads(file);
+        match listed.iter().position(|p| *p == wanted) {
+            Some(i) => keep.push((entries[i].0.clone(), file.clone())),
+            None => problems.push(format!(
+                "{}: not in manifest {}",
+                file.display(),
+                manifest.display()
+            )),
+        }
+    }
+    (keep, problems)
 }
 
 /// Lines of `<hex>  <path>` (`sha256sum` text mode) or `<hex> *<path>` (binary mode).
@@ -322,3 +351,7 @@ mod tests {
         assert!(parse_manifest("nothex  x\n").is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "checksum_tests.rs"]
+mod more_tests;

@@ -144,3 +144,7 @@ fn summarize(problems: &[String]) -> String {
     }
     detail
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod more_tests;

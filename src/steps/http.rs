@@ -342,3 +342,7 @@ mod tests {
         assert_eq!(truncate("abc", 5), "abc");
     }
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod more_tests;

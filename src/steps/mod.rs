@@ -13,6 +13,8 @@ mod manual;
 mod restore;
 mod service;
 pub mod sql;
+#[cfg(test)]
+mod testing;
 mod wait;
 
 use std::path::PathBuf;

@@ -371,3 +371,7 @@ mod tests {
         assert!(!loosely_equal(&json!("ok"), &json!(null)));
     }
 }
+
+#[cfg(test)]
+#[path = "sql_tests.rs"]
+mod more_tests;

@@ -122,3 +122,7 @@ fn to_json(v: rusqlite::types::ValueRef<'_>) -> Value {
         ValueRef::Blob(b) => Value::from(format!("<{} bytes>", b.len())),
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

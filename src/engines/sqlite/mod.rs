@@ -379,3 +379,7 @@ impl InterruptOnCancel {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

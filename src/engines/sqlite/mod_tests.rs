@@ -1,0 +1,54 @@
+//! What the SQLite checks are built on: a backup file's header, the schema listings,
+//! quoting, and the restore's own checks.
+
+use super::*;
+
+fn build(path: &Path, sql: &str) {
+    Connection::open(path).unwrap().execute_batch(sql).unwrap();
+}
+
+#[test]
+fn what_is_not_a_database_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let says = |path: &Path| check_backup_file(path).unwrap_err().to_string();
+    assert!(says(&at("none.db")).ends_with("none.db not found"));
+    assert!(says(dir.path()).ends_with("is not a file"));
+    fs::write(at("empty.db"), b"").unwrap();
+    assert!(says(&at("empty.db")).contains("empty.db is empty (0 bytes)"));
+    fs::write(at("short.db"), &HEADER[..15]).unwrap();
+    assert!(says(&at("short.db")).contains("short.db is not a SQLite database (bad header)"));
+    fs::write(at("text.db"), "SQLite format 2\0 and more").unwrap();
+    assert!(says(&at("text.db")).contains("bad header"));
+    build(&at("good.db"), "CREATE TABLE t (x)");
+    check_backup_file(&at("good.db")).unwrap();
+}
+
+#[test]
+fn odd_names_are_quoted_and_keys_named_with_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    build(
+        &path,
+        r#"CREATE TABLE "we""ird" (x);
+           INSERT INTO "we""ird" VALUES (1), (2);
+           CREATE TABLE p (a, b, PRIMARY KEY (a, b));
+           CREATE TABLE q (id INTEGER PRIMARY KEY);
+           CREATE TABLE c (x, y, z REFERENCES q, FOREIGN KEY (x, y) REFERENCES p(a, b));"#,
+    );
+    let conn = open_read_only(&path).unwrap();
+    assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
+    assert_eq!(user_tables(&conn).unwrap(), ["c", "p", "q", r#"we"ird"#]);
+    assert_eq!(user_indexes(&conn).unwrap(), Vec::<String>::new());
+    let counts = count_rows(&conn, &[r#"we"ird"#.to_string()]).unwrap();
+    assert_eq!(counts[r#"we"ird"#], 2);
+    assert_eq!(
+        foreign_keys(&conn).unwrap(),
+        ["c(x, y) -> p(a, b)", "c(z) -> q"]
+    );
+    assert!(quick_check(&conn).unwrap().is_empty());
+    let cancel = Arc::new(Cancel::default());
+    let tables = user_tables(&conn).unwrap();
+    let problems = integrity::parallel_integrity_check(&path, &tables, &cancel).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
