@@ -147,4 +147,34 @@ mod tests {
         assert_eq!(listed.to_string(), "200 or 3xx");
         assert!(ExpectStatus::of(Some(&json!([]))).is_err());
     }
+
+    /// Bounds and display of the patterns (from the http probe's tests).
+    #[test]
+    fn status_pattern_bounds() {
+        assert_eq!(StatusPattern::Class(3).to_string(), "3xx");
+        assert_eq!(StatusPattern::Code(418).to_string(), "418");
+        assert!(StatusPattern::parse(&json!(99)).is_err());
+        assert!(StatusPattern::parse(&json!(600)).is_err());
+        assert!(StatusPattern::parse(&json!("0xx")).is_err());
+        assert!(StatusPattern::parse(&json!("6xx")).is_err());
+        assert_eq!(
+            StatusPattern::parse(&json!(100)).unwrap(),
+            StatusPattern::Code(100)
+        );
+        assert_eq!(
+            StatusPattern::parse(&json!(599)).unwrap(),
+            StatusPattern::Code(599)
+        );
+        assert_eq!(
+            StatusPattern::parse(&json!("1xx")).unwrap(),
+            StatusPattern::Class(1)
+        );
+        assert_eq!(
+            StatusPattern::parse(&json!("5xx")).unwrap(),
+            StatusPattern::Class(5)
+        );
+        assert!(StatusPattern::Code(200).matches(200) && !StatusPattern::Code(200).matches(201));
+        assert!(ExpectStatus::problem(&json!(200)).is_none());
+        assert!(ExpectStatus::problem(&json!("abc")).is_some());
+    }
 }
