@@ -52,3 +52,34 @@ fn odd_names_are_quoted_and_keys_named_with_their_columns() {
     let problems = integrity::parallel_integrity_check(&path, &tables, &cancel).unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// A database without a table whose freelist is damaged: the full check still looks at
+/// it (the schema table and the page accounting need no user table).
+#[test]
+fn a_damaged_freelist_fails_the_full_check_without_any_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    build(
+        &path,
+        "PRAGMA page_size = 1024;
+         CREATE TABLE t (v);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+         INSERT INTO t SELECT randomblob(500) FROM n;
+         DROP TABLE t;",
+    );
+    let mut bytes = fs::read(&path).unwrap();
+    // The header's count of freelist pages, one too many.
+    let count = u32::from_be_bytes(bytes[36..40].try_into().unwrap());
+    assert!(count > 10, "{count}");
+    bytes[36..40].copy_from_slice(&(count + 1).to_be_bytes());
+    fs::write(&path, bytes).unwrap();
+    let conn = open_read_only(&path).unwrap();
+    assert!(user_tables(&conn).unwrap().is_empty());
+    let cancel = Arc::new(Cancel::default());
+    let problems = integrity::parallel_integrity_check(&path, &[], &cancel).unwrap();
+    assert!(!problems.is_empty());
+    assert!(
+        problems.iter().any(|p| p.contains("freelist")),
+        "{problems:?}"
+    );
+}
