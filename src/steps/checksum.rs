@@ -200,7 +200,7 @@ fn parse_manifest(text: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
         .collect()
 }
 
-fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let exclude: Vec<glob::Pattern> = exclude
         .iter()
         .map(|p| glob::Pattern::new(p).with_context(|| format!("bad exclude pattern `{p}`")))

@@ -17,6 +17,8 @@ mod kit;
 mod mysql;
 mod orphans;
 mod postgres;
+mod s3;
+mod s3store;
 mod safety;
 mod secrets_io;
 mod server;
