@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(
             long,
             default_value = "sqlite",
-            value_parser = clap::builder::PossibleValuesParser::new(crate::engines::names())
+            value_parser = clap::builder::PossibleValuesParser::new(crate::commands::starter_names())
         )]
         engine: String,
         /// Where to write it (default: <engine>-drill.toml).

@@ -263,15 +263,28 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
+/// Starter playbooks of no engine's: `init --engine s3` (a `locate` from a bucket).
+const STARTERS: &[(&str, &str)] = &[("s3", include_str!("../playbooks/s3.toml"))];
+
+/// What `init --engine` takes: every engine, then the other starters.
+pub fn starter_names() -> Vec<&'static str> {
+    let mut names = crate::engines::names();
+    names.extend(STARTERS.iter().map(|(name, _)| *name));
+    names
+}
+
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
-    let Some(found) = crate::engines::find(engine) else {
+    let example = crate::engines::find(engine)
+        .map(|e| e.spec().example)
+        .or_else(|| STARTERS.iter().find(|(n, _)| *n == engine).map(|(_, t)| *t));
+    let Some(example) = example else {
         eprintln!(
             "error: unknown engine `{engine}` (engines: {})",
-            crate::engines::names().join(", ")
+            starter_names().join(", ")
         );
         return ExitCode::Usage;
     };
-    let (name, text) = (format!("{engine}-drill.toml"), found.spec().example);
+    let (name, text) = (format!("{engine}-drill.toml"), example);
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(

@@ -90,7 +90,7 @@ impl Pick {
     }
 
     /// The chosen one of `candidates` (sorted oldest first), None when there is none.
-    pub fn choose<'p>(self, candidates: &'p [Point]) -> Option<&'p Point> {
+    pub fn choose(self, candidates: &[Point]) -> Option<&Point> {
         match self {
             Pick::Newest => candidates.last(),
             Pick::Oldest => candidates.first(),

@@ -1,4 +1,4 @@
-//! `locate` from S3 and the `copy` step, against a real S3-compatible server that checks
+//! `locate`'s sources (a local glob; S3) and the `copy` step; S3 against a real S3-compatible server that checks
 //! signatures (`s3store.rs`: moto_server with IAM authentication).
 
 use super::s3store::{KEY_ENV, SECRET_ENV, Store, sha256};
@@ -325,4 +325,33 @@ fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
         log.contains("SHA256SUMS, the object's sha256 metadata"),
         "{log}"
     );
+}
+
+#[test]
+fn locate_expect_every_on_local_files_names_the_gap() {
+    let playbook = |every: &str| {
+        pb("local-gap").step(step("latest", "locate").fields(&format!(
+            "glob = \"backups/*.db\"\nwithin = \"1d\"\nexpect_every = \"{every}\""
+        )))
+    };
+    let drill = playbook("90m").drill();
+    for (name, hours_ago) in [("a", 30u32), ("b", 9), ("c", 8), ("d", 2), ("e", 1)] {
+        let path = drill.path().join(format!("backups/{name}.db"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - HOUR * hours_ago)
+            .unwrap();
+    }
+    let out = drill.run().expect_code(1);
+    let err = error(&out);
+    assert!(
+        err.contains("no backup between") && err.contains("(6h)"),
+        "{err}"
+    );
+    let o = outputs(&out);
+    assert_eq!(
+        o["candidates"], 4,
+        "the backup older than `within` is no candidate: {o}"
+    );
+    assert_eq!(o["path"], "backups/e.db");
 }

@@ -38,11 +38,11 @@ pub struct Store {
 static SHARED: OnceLock<Result<Store, String>> = OnceLock::new();
 
 extern "C" fn stop_at_exit() {
-    if let Some(Ok(store)) = SHARED.get() {
-        if let Some(mut child) = store.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    if let Some(Ok(store)) = SHARED.get()
+        && let Some(mut child) = store.child.lock().unwrap().take()
+    {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
