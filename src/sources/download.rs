@@ -32,15 +32,17 @@ pub struct Download {
     tmp: tempfile::NamedTempFile,
     output: PathBuf,
     sha256: sha2::Sha256,
-    md5: md5::Md5,
+    /// Only when an ETag is to be checked (md5 costs as much as the download).
+    md5: Option<md5::Md5>,
     bytes: u64,
     /// Where it comes from, for messages.
     url: String,
 }
 
 impl Download {
-    /// Starts a download of `url` to `output` (checked against the playbook's sources).
-    pub fn start(url: &str, output: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
+    /// Starts a download of `url` to `output` (checked against the playbook's sources);
+    /// `md5` when an ETag is to be checked.
+    pub fn start(url: &str, output: &Path, md5: bool, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let output = ctx.sources.check("output", output)?;
         let dir = output
             .parent()
@@ -55,7 +57,7 @@ impl Download {
             tmp,
             output,
             sha256: sha2::Sha256::new(),
-            md5: md5::Md5::new(),
+            md5: md5.then(md5::Md5::new),
             bytes: 0,
             url: url.to_string(),
         })
@@ -82,8 +84,7 @@ impl Download {
                 ),
             };
             let chunk = &buf[..n];
-            self.sha256.update(chunk);
-            self.md5.update(chunk);
+            self.hash(chunk);
             self.tmp
                 .as_file_mut()
                 .write_all(chunk)
@@ -93,11 +94,43 @@ impl Download {
         }
     }
 
+    fn hash(&mut self, chunk: &[u8]) {
+        self.sha256.update(chunk);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
+    }
+
+    /// The file being written, for writers that place parts themselves (`write_at`).
+    pub fn file(&self) -> &std::fs::File {
+        self.tmp.as_file()
+    }
+
+    /// Takes the `len` bytes written through [`Download::file`] into account: hashes them
+    /// in one sequential pass.
+    pub fn written(&mut self, len: u64, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let mut buf = vec![0u8; BUF];
+        let mut at = 0;
+        while at < len {
+            ctx.cancel.check()?;
+            let want = BUF.min((len - at) as usize);
+            let n = self.tmp.as_file().read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break;
+            }
+            self.hash(&buf[..n]);
+            at += n as u64;
+        }
+        self.bytes = at;
+        Ok(())
+    }
+
     /// Verifies what came against `expect`, then renames it to `output` (synced when it
     /// outlives the run).
     pub fn finish(self, expect: &Expect, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
         let sha256 = super::hex(&self.sha256.finalize());
-        let md5 = super::hex(&self.md5.finalize());
+        let md5 = self.md5.map(|m| super::hex(&m.finalize()));
         let mut verified = Vec::new();
         for (size, who) in &expect.sizes {
             if *size != self.bytes {
@@ -120,8 +153,8 @@ impl Download {
             }
             verified.push(who.clone());
         }
-        if let Some(want) = &expect.md5 {
-            if !want.eq_ignore_ascii_case(&md5) {
+        if let (Some(want), Some(md5)) = (&expect.md5, &md5) {
+            if !want.eq_ignore_ascii_case(md5) {
                 bail!(
                     "{} is altered or truncated: its md5 is {md5}, the store's ETag says {want}",
                     self.url

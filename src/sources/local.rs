@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use super::download::{Download, Expect};
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
+use anyhow::Result;
 
 pub struct Local {
     pattern: String,
@@ -44,12 +45,7 @@ impl Source for Local {
     }
 
     /// Without `output` the file is used where it is; with one, it is copied there.
-    fn fetch(
-        &self,
-        point: &Point,
-        output: Option<&Path>,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Fetched> {
+    fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
         let path = PathBuf::from(&point.url);
         let Some(output) = output else {
             return Ok(Fetched {
@@ -61,7 +57,7 @@ impl Source for Local {
         };
         let mut file =
             std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
-        let mut download = Download::start(&point.url, output, ctx)?;
+        let mut download = Download::start(&point.url, output, false, ctx)?;
         download.copy_from(&mut file, point.bytes, ctx)?;
         download.finish(
             &Expect {

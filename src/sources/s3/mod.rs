@@ -6,6 +6,7 @@
 //! buy nothing for that. See docs/sources.md.
 
 mod client;
+mod ranged;
 mod sigv4;
 pub mod upload;
 mod xml;
@@ -21,6 +22,7 @@ use super::download::{Download, Expect};
 use super::{Fetched, Point, Source, hex};
 use crate::engines::Ctx;
 use crate::playbook::S3Settings;
+use anyhow::Result;
 
 /// The name of the checksum list a backup flow keeps beside its objects.
 pub const SUMS: &str = "SHA256SUMS";
@@ -89,6 +91,41 @@ impl S3Source {
     }
 }
 
+/// Adds what the answer's headers say of the object to `expect`; returns its ETag.
+fn expect_headers(headers: &ureq::http::HeaderMap, expect: &mut Expect) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(len) = header("content-length").and_then(|l| l.parse().ok()) {
+        expect.sizes.push((len, "Content-Length"));
+    }
+    if let Some(sum) = header("x-amz-checksum-sha256").filter(|s| !s.contains('-')) {
+        let raw = base64::engine::general_purpose::STANDARD.decode(sum.trim());
+        if let Some(raw) = raw.ok().filter(|r| r.len() == 32) {
+            expect
+                .sha256
+                .push((hex(&raw), "the store's sha256 checksum".into()));
+        }
+    }
+    if let Some(sum) = header("x-amz-meta-sha256") {
+        expect
+            .sha256
+            .push((sum, "the object's sha256 metadata".into()));
+    }
+    let encrypted = header("x-amz-server-side-encryption").is_some_and(|s| s.contains("kms"))
+        || header("x-amz-server-side-encryption-customer-algorithm").is_some();
+    let etag = header("etag");
+    expect.md5 = etag
+        .as_deref()
+        .map(|e| e.trim_matches('"').to_ascii_lowercase())
+        .filter(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|_| !encrypted);
+    etag
+}
+
 /// The `(hash, name)` lines of a `sha256sum` output (`HASH  name` or `HASH *name`).
 pub fn parse_sums(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -129,12 +166,7 @@ impl Source for S3Source {
             .collect())
     }
 
-    fn fetch(
-        &self,
-        point: &Point,
-        output: Option<&Path>,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Fetched> {
+    fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
         let output =
             output.context("`output` is required for a backup in S3: where it is downloaded")?;
         let key = point
@@ -148,45 +180,30 @@ impl Source for S3Source {
         if let Some(hash) = self.listed_sum(key, ctx)? {
             expect.sha256.push((hash, SUMS.to_string()));
         }
+        let parallel = point.bytes >= ranged::MIN_PARALLEL;
+        let method = if parallel { "HEAD" } else { "GET" };
         let headers = [("x-amz-checksum-mode", "ENABLED".to_string())];
         let mut response =
             self.client
-                .send("GET", &self.bucket, key, "", &headers, Payload::Empty)?;
+                .send(method, &self.bucket, key, "", &headers, Payload::Empty)?;
         check(&mut response, &format!("downloading {}", point.url))?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        if let Some(len) = header("content-length").and_then(|l| l.parse().ok()) {
-            expect.sizes.push((len, "Content-Length"));
+        let etag = expect_headers(response.headers(), &mut expect);
+        let mut download = Download::start(&point.url, output, expect.md5.is_some(), ctx)?;
+        if parallel {
+            let ranged = ranged::Ranged {
+                client: &self.client,
+                bucket: &self.bucket,
+                key,
+                size: point.bytes,
+                etag: etag.as_deref(),
+                url: &point.url,
+            };
+            ranged.fetch(download.file(), ctx)?;
+            download.written(point.bytes, ctx)?;
+        } else {
+            let mut reader = response.body_mut().as_reader();
+            download.copy_from(&mut reader, point.bytes, ctx)?;
         }
-        if let Some(sum) = header("x-amz-checksum-sha256").filter(|s| !s.contains('-')) {
-            let raw = base64::engine::general_purpose::STANDARD.decode(sum.trim());
-            if let Some(raw) = raw.ok().filter(|r| r.len() == 32) {
-                expect
-                    .sha256
-                    .push((hex(&raw), "the store's sha256 checksum".into()));
-            }
-        }
-        if let Some(sum) = header("x-amz-meta-sha256") {
-            expect
-                .sha256
-                .push((sum, "the object's sha256 metadata".into()));
-        }
-        let encrypted_with_kms = header("x-amz-server-side-encryption")
-            .is_some_and(|s| s.contains("kms"))
-            || header("x-amz-server-side-encryption-customer-algorithm").is_some();
-        expect.md5 = header("etag")
-            .map(|e| e.trim_matches('"').to_ascii_lowercase())
-            .filter(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()))
-            .filter(|_| !encrypted_with_kms);
-        let mut download = Download::start(&point.url, output, ctx)?;
-        let mut reader = response.body_mut().as_reader();
-        download.copy_from(&mut reader, point.bytes, ctx)?;
-        drop(reader);
         download.finish(&expect, ctx)
     }
 }
