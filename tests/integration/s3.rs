@@ -140,7 +140,7 @@ fn s3_listing_pages_through_more_than_1000_objects() {
     assert_eq!(o["candidates"], 1005, "{o}");
     assert!(
         out.log()
-            .contains("1006 objects under s3://page-bucket/p/obj-"),
+            .contains("1005 objects under s3://page-bucket/p/obj-"),
         "{}",
         out.log()
     );
@@ -321,10 +321,13 @@ fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
         "{files:?}"
     );
     let log = out.log();
-    assert!(
-        log.contains("SHA256SUMS, the object's sha256 metadata"),
-        "{log}"
-    );
+    for check in [
+        "SHA256SUMS",
+        "the store's sha256 checksum",
+        "the object's sha256 metadata",
+    ] {
+        assert!(log.contains(check), "{check}: {log}");
+    }
 }
 
 #[test]
@@ -354,4 +357,28 @@ fn locate_expect_every_on_local_files_names_the_gap() {
         "the backup older than `within` is no candidate: {o}"
     );
     assert_eq!(o["path"], "backups/e.db");
+}
+
+/// From 64 MiB on, an object comes in parallel ranged GETs; the copy is still verified
+/// whole (the SHA256SUMS and the ETag's md5 over the reassembled file).
+#[test]
+fn s3_a_large_object_comes_in_parallel_parts_and_is_verified_whole() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("big-bucket");
+    let body: Vec<u8> = (0..70u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    store.seed_files("big-bucket", [("b/big.db".to_string(), body.clone())]);
+    let sums = format!("{}  big.db\n", sha256(&body));
+    store.put("big-bucket", "b/SHA256SUMS", sums.as_bytes());
+    let out = run(store, &locate(store, "s3://big-bucket/b/*.db", "")).expect_code(0);
+    assert_eq!(outputs(&out)["sha256"], sha256(&body));
+    assert!(std::fs::read(out.path().join("out/latest.bin")).unwrap() == body);
+    assert!(
+        out.log().contains("SHA256SUMS, the store's ETag (md5)"),
+        "{}",
+        out.log()
+    );
 }
