@@ -53,7 +53,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "largest_gap_s" => audit.largest_gap_s,
         });
         if let Some(sha256) = fetched.sha256 {
-            outcome.outputs.insert("sha256".into(), sha256.into());
+            outcome
+                .outputs
+                .insert("sha256".into(), sha256.clone().into());
+            outcome.files.push(crate::artifact::FileRecord {
+                path: fetched.path.display().to_string(),
+                bytes: fetched.bytes,
+                sha256: Some(sha256),
+                blake3: None,
+                step: step.id.clone(),
+            });
         }
         let expect_every = step.expect_every.as_deref().unwrap_or_default();
         Ok(match audit.failure(expect_every, now) {

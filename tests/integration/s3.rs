@@ -84,6 +84,14 @@ fn s3_locate_downloads_the_newest_or_a_random_object_verified_and_never_writes_t
     );
     let copy = std::fs::read(out.path().join("out/latest.bin")).unwrap();
     assert_eq!(copy, made[2].1);
+    let record = out.record();
+    let file = &record["files"][0];
+    assert!(
+        file["path"].as_str().unwrap().ends_with("/out/latest.bin"),
+        "{file}"
+    );
+    assert_eq!(file["step"], "latest");
+    assert_eq!(file["sha256"], sha256(&made[2].1));
     assert!(
         out.log().contains("verified: size, SHA256SUMS"),
         "{}",
@@ -140,7 +148,7 @@ fn s3_listing_pages_through_more_than_1000_objects() {
     assert_eq!(o["candidates"], 1005, "{o}");
     assert!(
         out.log()
-            .contains("1005 objects under s3://page-bucket/p/obj-"),
+            .contains("1005 objects under s3://page-bucket/p/obj- (2 pages)"),
         "{}",
         out.log()
     );
@@ -380,5 +388,29 @@ fn s3_a_large_object_comes_in_parallel_parts_and_is_verified_whole() {
         out.log().contains("SHA256SUMS, the store's ETag (md5)"),
         "{}",
         out.log()
+    );
+}
+
+/// The shipped example (`init --engine s3`): its backup flow copies a backup into the
+/// bucket, and the drill restores the newest one from there.
+#[test]
+fn the_s3_playbook_runs_against_the_test_store() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("backups");
+    let drill = Drill::new(include_str!("../../playbooks/s3.toml"))
+        .env("S3_ENDPOINT", &store.endpoint())
+        .env("S3_ACCESS_KEY", &store.access_key)
+        .env("S3_SECRET_KEY", &store.secret_key);
+    let out = drill.run().expect_code(0);
+    let record = out.record();
+    let latest = &record["steps"][3];
+    assert_eq!(latest["id"], "latest");
+    assert!(
+        latest["outputs"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://backups/cortex/hourly/cortex-")
     );
 }

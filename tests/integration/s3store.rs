@@ -186,6 +186,7 @@ impl Store {
             .client()
             .list(bucket, "", &cancel)
             .unwrap()
+            .0
             .into_iter()
             .map(|o| {
                 let body = self.get(bucket, &o.key);

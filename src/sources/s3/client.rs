@@ -144,16 +144,19 @@ impl Client {
         response.map_err(|e| anyhow::anyhow!("{}: {e}", what()))
     }
 
-    /// Every object whose key starts with `prefix`, through all the listing's pages.
+    /// Every object whose key starts with `prefix`, through all the listing's pages
+    /// (how many pages it took, too).
     pub fn list(
         &self,
         bucket: &str,
         prefix: &str,
         cancel: &crate::proc::Cancel,
-    ) -> anyhow::Result<Vec<Object>> {
+    ) -> anyhow::Result<(Vec<Object>, usize)> {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             cancel.check()?;
             let mut query = format!(
                 "encoding-type=url&list-type=2&prefix={}",
@@ -181,7 +184,7 @@ impl Client {
                 _ if page.truncated => bail!(
                     "listing s3://{bucket}/{prefix}: a page is truncated but names no next page"
                 ),
-                _ => return Ok(objects),
+                _ => return Ok((objects, pages)),
             }
         }
     }

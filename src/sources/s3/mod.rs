@@ -148,9 +148,9 @@ impl Source for S3Source {
             require_literal_separator: true,
             ..glob::MatchOptions::default()
         };
-        let objects = self.client.list(&self.bucket, &self.prefix, ctx.cancel)?;
+        let (objects, pages) = self.client.list(&self.bucket, &self.prefix, ctx.cancel)?;
         ctx.log(&format!(
-            "{} objects under {}",
+            "{} objects under {} ({pages} pages)",
             objects.len(),
             self.url(&self.prefix)
         ));
