@@ -414,3 +414,36 @@ fn the_s3_playbook_runs_against_the_test_store() {
             .starts_with("s3://backups/cortex/hourly/cortex-")
     );
 }
+
+/// A connection that breaks off mid-download (streamed, and in parallel parts) fails the
+/// step naming the object, and leaves neither `output` nor a temporary file.
+#[test]
+fn s3_a_download_broken_off_fails_naming_the_object_and_leaves_nothing() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("broken-bucket");
+    let small = b"0123456789abcdef".repeat(40_000);
+    let big = vec![7u8; 70 << 20];
+    store.seed_files(
+        "broken-bucket",
+        [("s/a.db".to_string(), small), ("l/b.db".to_string(), big)],
+    );
+    let proxy = store.cutting_proxy(200_000);
+    let table = store
+        .table()
+        .replace(&store.endpoint(), &format!("http://127.0.0.1:{proxy}"));
+    for (glob, url) in [
+        ("s3://broken-bucket/s/*.db", "s3://broken-bucket/s/a.db"),
+        ("s3://broken-bucket/l/*.db", "s3://broken-bucket/l/b.db"),
+    ] {
+        let playbook = pb("s3")
+            .secret("s3_key", KEY_ENV)
+            .secret("s3_secret", SECRET_ENV)
+            .step(step("latest", "locate").fields(&format!(
+                "glob = \"{glob}\"\ns3 = {table}\noutput = \"out/latest.bin\""
+            )));
+        let out = run(store, &playbook).expect_code(1);
+        expect_refused(&out, url, "broke off");
+    }
+}

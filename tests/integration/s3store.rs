@@ -216,3 +216,40 @@ impl Store {
 pub fn sha256(bytes: &[u8]) -> String {
     restore_drill::sources::s3::sha256_hex(bytes)
 }
+
+impl Store {
+    /// A proxy in front of the store that passes requests through but closes each
+    /// connection once it has passed `cut` bytes of answers: a download broken off
+    /// mid-way. Its port.
+    pub fn cutting_proxy(&self, cut: usize) -> u16 {
+        use std::io::{Read as _, Write as _};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = self.port;
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                let (mut from_client, mut to_server) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+                std::thread::spawn(move || {
+                    let (mut server, mut client) = (server, client);
+                    let (mut buf, mut sent) = (vec![0u8; 16 << 10], 0);
+                    while let Ok(n) = server.read(&mut buf) {
+                        let n = n.min(cut - sent);
+                        if n == 0 || client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        port
+    }
+}
