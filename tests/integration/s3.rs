@@ -447,3 +447,31 @@ fn s3_a_download_broken_off_fails_naming_the_object_and_leaves_nothing() {
         expect_refused(&out, url, "broke off");
     }
 }
+
+/// A local backup copied to `output` stays a source: a later restore may not overwrite
+/// the original.
+#[test]
+fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
+    let drill = pb("local-copy")
+        .step(
+            step("latest", "locate").fields("glob = \"backups/*.db\"\noutput = \"copy/latest.db\""),
+        )
+        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db").set("overwrite", true))
+        .drill();
+    make_db(&drill.path().join("backups/a.db"), 10);
+    let before = std::fs::read(drill.path().join("backups/a.db")).unwrap();
+    let out = drill.run().expect_code(1);
+    assert_eq!(outputs(&out)["url"], "backups/a.db");
+    let copy = std::fs::read(out.path().join("copy/latest.db")).unwrap();
+    assert_eq!(copy, before);
+    let restore = &out.record()["steps"][1];
+    let err = restore["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("the backup step `latest` located"),
+        "{restore}"
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("backups/a.db")).unwrap(),
+        before
+    );
+}
