@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(
             long,
             default_value = "sqlite",
-            value_parser = clap::builder::PossibleValuesParser::new(crate::commands::starter_names())
+            value_parser = clap::builder::PossibleValuesParser::new(starter_names())
         )]
         engine: String,
         /// Where to write it (default: <engine>-drill.toml).
@@ -136,4 +136,14 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+/// Starter playbooks of no engine's: `init --engine s3` (a `locate` from a bucket).
+pub const STARTERS: &[(&str, &str)] = &[("s3", include_str!("../playbooks/s3.toml"))];
+
+/// What `init --engine` takes: every engine, then the other starters.
+pub fn starter_names() -> Vec<&'static str> {
+    let mut names = crate::engines::names();
+    names.extend(STARTERS.iter().map(|(name, _)| *name));
+    names
 }

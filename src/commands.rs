@@ -263,24 +263,19 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
-/// Starter playbooks of no engine's: `init --engine s3` (a `locate` from a bucket).
-const STARTERS: &[(&str, &str)] = &[("s3", include_str!("../playbooks/s3.toml"))];
-
-/// What `init --engine` takes: every engine, then the other starters.
-pub fn starter_names() -> Vec<&'static str> {
-    let mut names = crate::engines::names();
-    names.extend(STARTERS.iter().map(|(name, _)| *name));
-    names
-}
-
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
     let example = crate::engines::find(engine)
         .map(|e| e.spec().example)
-        .or_else(|| STARTERS.iter().find(|(n, _)| *n == engine).map(|(_, t)| *t));
+        .or_else(|| {
+            crate::cli::STARTERS
+                .iter()
+                .find(|(n, _)| *n == engine)
+                .map(|(_, t)| *t)
+        });
     let Some(example) = example else {
         eprintln!(
             "error: unknown engine `{engine}` (engines: {})",
-            starter_names().join(", ")
+            crate::cli::starter_names().join(", ")
         );
         return ExitCode::Usage;
     };

@@ -475,3 +475,36 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
         before
     );
 }
+
+/// From 64 MiB on `copy` uploads in parts; the object still carries the whole file's
+/// sha256, which `locate` verifies on the way back.
+#[test]
+fn copy_uploads_a_large_file_in_parts_and_locate_brings_it_back_verified() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("multi-bucket");
+    let body: Vec<u8> = (0..70u32 << 20)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    let playbook = locate(store, "s3://multi-bucket/m/*.db", "").before(
+        "latest",
+        [step("offsite", "copy").fields(&format!(
+            "files = [\"data/big.db\"]\nto = \"s3://multi-bucket/m\"\ns3 = {}",
+            store.table()
+        ))],
+    );
+    let out = playbook
+        .drill()
+        .file("data/big.db", &body)
+        .env(KEY_ENV, &store.access_key)
+        .env(SECRET_ENV, &store.secret_key)
+        .run()
+        .expect_code(0);
+    assert!(store.get("multi-bucket", "m/big.db") == body);
+    assert_eq!(out.record()["steps"][1]["outputs"]["sha256"], sha256(&body));
+    let log = out.log();
+    for check in ["SHA256SUMS", "the object's sha256 metadata"] {
+        assert!(log.contains(check), "{check}: {log}");
+    }
+}

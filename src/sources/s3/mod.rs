@@ -6,6 +6,7 @@
 //! buy nothing for that. See docs/sources.md.
 
 mod client;
+mod multipart;
 mod ranged;
 mod sigv4;
 pub mod upload;

@@ -2,17 +2,14 @@
 //! metadata and, where the store keeps one, its sha256 checksum), and a `SHA256SUMS`
 //! object beside them that `sha256sum -c` and `locate` both read.
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context as _;
 use base64::Engine as _;
 
+use super::multipart::{MULTIPART_FROM, Multipart, Watched};
 use super::{Client, Payload, SUMS, check, parse_sums};
 use crate::engines::Ctx;
-
-/// A single PUT carries at most this much (the S3 limit).
-pub const MAX_SINGLE_PUT: u64 = 5 << 30;
 
 /// An uploaded file.
 pub struct Uploaded {
@@ -21,7 +18,7 @@ pub struct Uploaded {
     pub sha256: String,
 }
 
-/// Uploads `path` to `bucket`/`key`.
+/// Uploads `path` to `bucket`/`key` (in parts from 64 MiB on).
 /// `sha256` (hex) is the file's, hashed beforehand (the signature covers it).
 pub fn put_file(
     client: &Client,
@@ -35,11 +32,21 @@ pub fn put_file(
     let bytes = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
-    if bytes > MAX_SINGLE_PUT {
-        anyhow::bail!(
-            "{} is {bytes} bytes: uploads over 5 GiB need multipart uploads, which `copy` does not do yet",
-            path.display()
-        );
+    if bytes >= MULTIPART_FROM {
+        let multipart = Multipart {
+            client,
+            bucket,
+            key,
+            path,
+            bytes,
+            sha256,
+        };
+        multipart.upload(ctx)?;
+        return Ok(Uploaded {
+            url,
+            bytes,
+            sha256: sha256.to_string(),
+        });
     }
     let raw = (0..32)
         .map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap_or(0))
@@ -107,24 +114,4 @@ pub fn update_sums(
     )?;
     check(&mut response, &format!("writing s3://{bucket}/{key}"))?;
     Ok(format!("s3://{bucket}/{key}"))
-}
-
-/// A reader that stops when the step is cancelled and reports its progress.
-struct Watched<'a, 'c> {
-    inner: &'a mut dyn Read,
-    done: u64,
-    total: u64,
-    ctx: &'a Ctx<'c>,
-}
-
-impl Read for Watched<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.ctx.cancel.is_cancelled() {
-            return Err(std::io::Error::other("cancelled"));
-        }
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        self.ctx.progress(self.done, self.total);
-        Ok(n)
-    }
 }
