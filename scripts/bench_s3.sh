@@ -24,7 +24,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/bench-s3-XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 key=benchkey secret="bench-secret-$RANDOM$RANDOM"
 mkdir -p "$work/root/bench"
-head -c "$((SIZE_MB << 20))" /dev/urandom > "$work/root/bench/big.bin"
+head -c "$((SIZE_MB << 20))" /dev/urandom > "$work/big.bin"
 "$S3S" --host 127.0.0.1 --port "$port" --access-key "$key" --secret-key "$secret" "$work/root" >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
@@ -49,6 +49,10 @@ export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other
 export RCLONE_CONFIG_BENCH_ENDPOINT="http://127.0.0.1:$port" RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
 export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="$key" RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="$secret"
 export BENCH_S3_KEY="$key" BENCH_S3_SECRET="$secret"
+# Uploaded through the API, so the store keeps its ETag as real stores do (a file put in
+# s3s-fs's folder by hand has its md5 recomputed on every request).
+env -u AWS_CA_BUNDLE rclone copyto "$work/big.bin" bench:bench/big.bin >/dev/null 2>&1
+rm "$work/big.bin"
 
 now() { date +%s.%N; }
 best() { sort -g | head -1; }
@@ -63,7 +67,8 @@ for _ in $(seq "$ROUNDS"); do
     "$BIN" run "$work/bench.toml" --artifacts "$work/art" --quiet >/dev/null 2>&1
   fi
   t1=$(now)
-  rclone copy bench:bench/big.bin "$work/rclone" >/dev/null 2>&1
+  # (without AWS_CA_BUNDLE: rclone 1.60 cannot load one into its transport)
+  env -u AWS_CA_BUNDLE rclone copy bench:bench/big.bin "$work/rclone" >/dev/null 2>&1
   t2=$(now)
   cmp -s "$work/out/big.bin" "$work/rclone/big.bin" || { echo "bench_s3: the copies differ" >&2; exit 1; }
   ours+=("$(echo "$t1 - $t0" | bc)") ref+=("$(echo "$t2 - $t1" | bc)")

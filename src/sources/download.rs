@@ -106,15 +106,15 @@ impl Download {
         self.tmp.as_file()
     }
 
-    /// Takes the `len` bytes written through [`Download::file`] into account: hashes them
-    /// in one sequential pass.
-    pub fn written(&mut self, len: u64, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+    /// Takes bytes `start..end` written through [`Download::file`] into account: hashes
+    /// them (call in order, from 0).
+    pub fn written(&mut self, start: u64, end: u64, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         use std::os::unix::fs::FileExt as _;
         let mut buf = vec![0u8; BUF];
-        let mut at = 0;
-        while at < len {
+        let mut at = start;
+        while at < end {
             ctx.cancel.check()?;
-            let want = BUF.min((len - at) as usize);
+            let want = BUF.min((end - at) as usize);
             let n = self.tmp.as_file().read_at(&mut buf[..want], at)?;
             if n == 0 {
                 break;

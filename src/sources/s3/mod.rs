@@ -199,8 +199,7 @@ impl Source for S3Source {
                 etag: etag.as_deref(),
                 url: &point.url,
             };
-            ranged.fetch(download.file(), ctx)?;
-            download.written(point.bytes, ctx)?;
+            ranged.fetch(&mut download, ctx)?;
         } else {
             let mut reader = response.body_mut().as_reader();
             download.copy_from(&mut reader, point.bytes, ctx)?;

@@ -1,8 +1,8 @@
 //! Parallel ranged GETs for large objects: a few workers each fetch 16 MiB parts
 //! (`Range: bytes=a-b`, `If-Match` the object's ETag, so an object replaced meanwhile
 //! fails instead of mixing two versions) and write them in place into the download's
-//! file. Memory stays flat: each worker reads through its own 1 MiB buffer. The hashes
-//! are computed afterwards in one sequential pass over the file (see `Download`).
+//! file. Memory stays flat: each worker reads through its own 1 MiB buffer. A hashing
+//! thread reads the parts back in order as they complete (from the page cache).
 
 use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 
 use super::{Client, Payload, check};
 use crate::engines::Ctx;
+use crate::sources::download::Download;
 
 /// Objects from this size on are fetched in parallel parts.
 pub const MIN_PARALLEL: u64 = 64 << 20;
@@ -29,14 +30,37 @@ pub struct Ranged<'a> {
 }
 
 impl Ranged<'_> {
-    /// Fetches every part into `file` (at the part's offset).
-    pub fn fetch(&self, file: &std::fs::File, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+    /// Fetches every part into the download's file (at the part's offset) while a
+    /// hashing thread follows the parts in order, so the hashes are ready with the last part.
+    pub fn fetch(&self, download: &mut Download, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+        let file = download.file().try_clone()?;
         let next = AtomicU64::new(0);
         let done = AtomicU64::new(0);
+        let (parts, finished) = std::sync::mpsc::channel::<(u64, u64)>();
         std::thread::scope(|scope| {
+            let hasher = scope.spawn(move || -> anyhow::Result<()> {
+                let (mut waiting, mut at) = (std::collections::BTreeMap::new(), 0);
+                while at < self.size {
+                    // None: the workers stopped; their error is the one reported.
+                    let Ok((start, end)) = finished.recv() else {
+                        return Ok(());
+                    };
+                    waiting.insert(start, end);
+                    while let Some(end) = waiting.remove(&at) {
+                        download.written(at, end, ctx)?;
+                        at = end;
+                    }
+                }
+                Ok(())
+            });
             let workers: Vec<_> = (0..WORKERS)
-                .map(|_| scope.spawn(|| self.worker(file, &next, &done, ctx)))
+                .map(|_| {
+                    let parts = parts.clone();
+                    let (file, next, done) = (&file, &next, &done);
+                    scope.spawn(move || self.worker(file, next, done, &parts, ctx))
+                })
                 .collect();
+            drop(parts);
             let mut first_error = None;
             for worker in workers {
                 let result = worker
@@ -48,7 +72,10 @@ impl Ranged<'_> {
                     first_error.get_or_insert(e);
                 }
             }
-            first_error.map_or(Ok(()), Err)
+            let hashed = hasher
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the hashing thread panicked")));
+            first_error.map_or(hashed, Err)
         })
     }
 
@@ -57,6 +84,7 @@ impl Ranged<'_> {
         file: &std::fs::File,
         next: &AtomicU64,
         done: &AtomicU64,
+        parts: &std::sync::mpsc::Sender<(u64, u64)>,
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 1 << 20];
@@ -108,6 +136,7 @@ impl Ranged<'_> {
                     at - start
                 );
             }
+            let _ = parts.send((start, end));
         }
     }
 }
