@@ -39,6 +39,22 @@ pub fn dispatch(command: Command) -> ExitCode {
             ExitCode::Passed
         }
         Command::Init { engine, output } => init(&engine, output.as_deref()),
+        Command::Completions { shell } => {
+            printed(crate::cli::completions(shell, &mut std::io::stdout()))
+        }
+        Command::Man => printed(crate::cli::man(&mut std::io::stdout())),
+    }
+}
+
+/// The exit code of printing to stdout: a reader that went away (`| head`) is no error.
+fn printed(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::Passed,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Passed,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::Broken
+        }
     }
 }
 
@@ -221,7 +237,12 @@ fn history(dir: &Path) -> ExitCode {
 }
 
 fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    let records = records(dir).unwrap_or_default();
+    // A folder that is not there is a mistake in the command (exit 2, as `history`), not
+    // a drill that has not passed.
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let now = jiff::Timestamp::now();
     let last_pass = records
         .iter()

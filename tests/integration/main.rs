@@ -7,6 +7,7 @@
 //! outcome (`expect.rs`); `server.rs` starts throwaway PostgreSQL and MariaDB servers.
 
 mod checks;
+mod cli;
 mod commands;
 mod engines;
 mod expect;
