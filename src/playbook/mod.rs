@@ -59,6 +59,15 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 }
 
 impl Playbook {
+    /// The steps of one section.
+    pub fn section(&self, section: Section) -> &[Step] {
+        match section {
+            Section::Setup => &self.setup,
+            Section::Steps => &self.steps,
+            Section::Cleanup => &self.cleanup,
+        }
+    }
+
     pub fn all_steps(&self) -> impl Iterator<Item = (Section, &Step)> {
         let tag = |section| move |step| (section, step);
         self.setup

@@ -14,8 +14,10 @@ use super::fields::{
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, MAX_SHOWN, Section, closest};
+use super::{Layout, MAX_SHOWN, closest};
 use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
+
+mod manifests;
 
 /// `engines`: the engines a step may name (the registry's specs).
 pub fn validate<'a>(
@@ -38,6 +40,7 @@ pub fn validate<'a>(
     v.header();
     v.vars();
     v.steps();
+    v.manifests();
     v.gates();
     v.report(dir);
     v.diags
@@ -134,11 +137,7 @@ impl<'a> Validator<'a> {
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
         for (section, raw, id, parsed) in &self.layout.steps {
-            let steps = match section {
-                Section::Setup => &self.pb.setup,
-                Section::Steps => &self.pb.steps,
-                Section::Cleanup => &self.pb.cleanup,
-            };
+            let steps = self.pb.section(*section);
             let path = [Seg::Key(section.as_str()), Seg::Index(*raw)];
             if let Some(id) = id {
                 self.step_id(id, &path, &mut seen);
