@@ -59,7 +59,11 @@ fn printed(result: std::io::Result<()>) -> ExitCode {
 }
 
 fn load(path: &Path) -> Result<playbook::LoadedPlaybook, ExitCode> {
-    playbook::load(path, &crate::engines::specs()).map_err(|e| {
+    let loaded = playbook::load(path, &crate::engines::specs());
+    for warning in loaded.iter().flat_map(|pb| &pb.warnings) {
+        eprintln!("{warning}");
+    }
+    loaded.map_err(|e| {
         eprintln!("{e}");
         match e {
             LoadError::Io { .. } | LoadError::Invalid { .. } => ExitCode::Usage,

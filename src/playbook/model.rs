@@ -131,6 +131,20 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    pub const ALL: [StepKind; 11] = [
+        StepKind::Backup,
+        StepKind::Checksum,
+        StepKind::Restore,
+        StepKind::Sql,
+        StepKind::Http,
+        StepKind::Exec,
+        StepKind::Service,
+        StepKind::Manual,
+        StepKind::Locate,
+        StepKind::Wait,
+        StepKind::Files,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Backup => "backup",

@@ -45,7 +45,7 @@ impl Context {
     pub fn truthy(&self, expr: &str) -> Result<bool, String> {
         template::eval(expr, &self.jinja())
             .map(|v| v.is_true())
-            .map_err(|e| template::describe(&e))
+            .map_err(|e| template::describe_in(expr, true, &e))
     }
 }
 
@@ -57,8 +57,9 @@ fn render_value(value: &mut Value, ctx: &Jinja, path: &mut String) -> Result<(),
                 return Ok(());
             }
             let native = NATIVE_FIELDS.contains(&field);
-            *value = template::render_value(src, ctx, native)
-                .map_err(|e| format!("field `{path}`: {}", template::describe(&e)))?;
+            *value = template::render_value(src, ctx, native).map_err(|e| {
+                format!("field `{path}`: {}", template::describe_in(src, false, &e))
+            })?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

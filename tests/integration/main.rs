@@ -16,6 +16,7 @@ mod fuzz;
 mod hostile;
 mod kit;
 mod mysql;
+mod names;
 mod orphans;
 mod postgres;
 mod safety;

@@ -566,7 +566,8 @@ fn an_unwritable_artifacts_directory_is_exit_3() {
 
 #[test]
 fn an_undefined_output_at_run_time_fails_the_step_naming_step_and_field() {
-    let uses_missing = exec("uses_missing", "echo {{ steps.backup.no_such_output }}");
+    // Read by subscript: `validate` refuses `steps.backup.no_such_output` as written.
+    let uses_missing = exec("uses_missing", "echo {{ steps['backup'].no_such_output }}");
     let out = drill_of(playbook().step(uses_missing)).run().expect_code(1);
     let step = out.step("uses_missing");
     step.says("step `uses_missing`").says("field `run`");

@@ -155,11 +155,20 @@ static SPEC: EngineSpec = EngineSpec {
     kinds: &[
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])
-            .reads(&["paths"]),
+            .reads(&["paths"])
+            .outputs(&[
+                "file_count",
+                "symlink_count",
+                "dir_count",
+                "source_bytes",
+                "manifest",
+                "compression",
+            ]),
         // `compression` is accepted and not needed: the archive's first bytes tell it.
         KindSpec::restore(&["from", "target_dir", "compression"])
             .needs(&[&["from"], &["target_dir"]])
             .reads(&["from"])
-            .makes(&["target_dir"]),
+            .makes(&["target_dir"])
+            .outputs(&["file_count", "symlink_count"]),
     ],
 };

@@ -119,11 +119,15 @@ static SPEC: EngineSpec = EngineSpec {
             "skip_lock_tables",
             "compression",
         ])
-        .needs(&[&["url"], &["output"]]),
+        .needs(&[&["url"], &["output"]])
+        .outputs(&["database", "dump_bytes", "compression"])
+        .schema(),
         // `compression` is accepted and not needed: a dump's first bytes tell it.
         KindSpec::restore(&["from", "target_url", "compression"])
             .needs(&[&["from"], &["target_url"]])
-            .reads(&["from"]),
+            .reads(&["from"])
+            .outputs(&["database"])
+            .schema(),
         KindSpec::sql(),
     ],
 };

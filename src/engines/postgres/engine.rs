@@ -289,7 +289,9 @@ static SPEC: EngineSpec = EngineSpec {
             "compression",
             "pg_bin_dir",
         ])
-        .needs(&[&["url"], &["output"]]),
+        .needs(&[&["url"], &["output"]])
+        .outputs(&["format", "database", "counts_in_dump_snapshot"])
+        .schema(),
         KindSpec::restore(&[
             "from",
             "isolation",
@@ -300,7 +302,17 @@ static SPEC: EngineSpec = EngineSpec {
             "jobs",
         ])
         .needs(&[&["from"], &["isolation", "target_url"]])
-        .reads(&["from"]),
+        .reads(&["from"])
+        .outputs(&[
+            "database",
+            "amcheck",
+            "cluster_dir",
+            "socket_dir",
+            "port",
+            "target_tcp",
+            "passfile",
+        ])
+        .schema(),
         KindSpec::sql(),
     ],
 };

@@ -163,11 +163,14 @@ static SPEC: EngineSpec = EngineSpec {
     kinds: &[
         KindSpec::backup(&["source", "output", "checkpoint"])
             .needs(&[&["source"], &["output"]])
-            .reads(&["source"]),
+            .reads(&["source"])
+            .schema(),
         KindSpec::restore(&["from", "target", "overwrite"])
             .needs(&[&["from"], &["target"]])
             .reads(&["from"])
-            .makes(&["target"]),
+            .makes(&["target"])
+            .outputs(&["safety_copy"])
+            .schema(),
         KindSpec::sql().reads(&["database"]),
     ],
 };
