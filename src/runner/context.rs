@@ -41,6 +41,14 @@ impl Context {
         serde_json::from_value(value).map_err(|e| format!("after rendering: {e}"))
     }
 
+    /// One field of a step rendered on its own; None when it cannot be.
+    pub fn render_field(&self, key: &str, value: &Value) -> Option<Value> {
+        let mut value = value.clone();
+        let mut path = key.to_string();
+        render_value(&mut value, &self.jinja(), &mut path).ok()?;
+        Some(value)
+    }
+
     /// Evaluates a `when` expression (or any boolean expression) for truth.
     pub fn truthy(&self, expr: &str) -> Result<bool, String> {
         template::eval(expr, &self.jinja())

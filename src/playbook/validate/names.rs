@@ -235,7 +235,10 @@ mod tests {
         assert!(has_default("{{ env.HOME | default('/') }}", "HOME"));
         assert!(has_default("{{ env.HOME|d('/') }}", "HOME"));
         // Guarded once, read bare once: the bare read still warns.
-        assert!(!has_default("{% if env.X is defined %}{{ env.X }}{% endif %}", "X"));
+        assert!(!has_default(
+            "{% if env.X is defined %}{{ env.X }}{% endif %}",
+            "X"
+        ));
         assert!(!has_default("{{ env.HOME }}", "HOME"));
         assert!(!has_default(
             "{{ env.HOME | default('/') }} {{ env.HOME }}",
