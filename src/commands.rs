@@ -288,6 +288,8 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
+/// Writes the engine's starter playbook and, beside it, the JSON schema its `#:schema`
+/// line names (kept when it is there already); prints the command that runs it.
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
     let Some(found) = crate::engines::find(engine) else {
         eprintln!(
@@ -296,7 +298,8 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     };
-    let (name, text) = (format!("{engine}-drill.toml"), found.spec().example);
+    let spec = found.spec();
+    let name = format!("{engine}-drill.toml");
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(
@@ -305,12 +308,27 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     }
-    match std::fs::write(path, text) {
-        Ok(()) => {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let schema = dir.join("playbook.schema.json");
+    let text = spec.example.replace(&name, &path.display().to_string());
+    let written = std::fs::write(path, text).and_then(|()| match schema.exists() {
+        true => Ok(false),
+        false => std::fs::write(&schema, crate::schema::playbook()).map(|()| true),
+    });
+    match written {
+        Ok(wrote_schema) => {
+            let also = match wrote_schema {
+                true => format!(" and {} (for editors)", schema.display()),
+                false => String::new(),
+            };
+            let shown = crate::fmt::shell_word(&path.display().to_string());
             eprintln!(
-                "wrote {}; run it with: restore-drill run {}",
+                "wrote {}{also}; run it with:\n  {}",
                 path.display(),
-                path.display()
+                spec.run.replace("{playbook}", &shown)
             );
             ExitCode::Passed
         }

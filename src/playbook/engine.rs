@@ -9,8 +9,12 @@ use super::model::{Step, StepKind};
 #[derive(Debug)]
 pub struct EngineSpec {
     pub name: &'static str,
-    /// The playbook `restore-drill init --engine <name>` writes.
+    /// The playbook `restore-drill init --engine <name>` writes: a starter for the user's
+    /// own database, whose first line is `#:schema ./playbook.schema.json`.
     pub example: &'static str,
+    /// The command that runs the starter, `{playbook}` standing for its path (the hint
+    /// `init` prints).
+    pub run: &'static str,
     pub kinds: &'static [KindSpec],
 }
 

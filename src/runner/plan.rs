@@ -182,12 +182,7 @@ fn pairs(table: &Value) -> String {
 
 /// A word of a command line, quoted as a shell would need it.
 fn word(value: &Value) -> String {
-    let w = text(value);
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=<>@%+,".contains(c);
-    match w.chars().all(plain) && !w.is_empty() {
-        true => w,
-        false => format!("'{}'", w.replace('\'', r"'\''")),
-    }
+    crate::fmt::shell_word(&text(value))
 }
 
 /// A value as text: strings as they are (the first line, `…` when there are more), lists

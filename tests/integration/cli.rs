@@ -2,6 +2,7 @@
 //! commands around a run.
 
 use super::*;
+use std::path::Path;
 
 #[test]
 fn completions_for_each_shell_and_a_man_page_name_every_subcommand() {
@@ -85,5 +86,59 @@ fn the_readme_cron_example_watches_one_drill() {
     assert!(!status_lines.is_empty(), "a cron example with status");
     for line in status_lines {
         assert!(line.contains("--drill "), "{line}");
+    }
+}
+
+/// `init --engine X` writes a starter for the user's own database: nothing but the
+/// playbook and the schema its `#:schema` line names, no demo (no service, no setup that
+/// creates data), valid; its hint is the command to run, `--var` included, which `plan`
+/// accepts as given and which, for SQLite pointed at a real database, passes.
+#[test]
+fn init_writes_a_self_contained_starter_and_the_exact_command_to_run_it() {
+    let schema = restore_drill(Path::new("."), &["schema", "playbook"]).stdout;
+    for engine in ["sqlite", "postgres", "mysql", "files"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = |args: &[&str]| restore_drill(dir.path(), args);
+        let out = cmd(&["init", "--engine", engine]).expect_code(0);
+        let name = format!("{engine}-drill.toml");
+        let mut expected = vec![name.clone(), "playbook.schema.json".to_string()];
+        expected.sort();
+        assert_eq!(listing(dir.path()), expected, "nothing but these");
+        let text = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+        assert_eq!(text.lines().next(), Some("#:schema ./playbook.schema.json"));
+        let written = std::fs::read_to_string(dir.path().join("playbook.schema.json")).unwrap();
+        assert_eq!(written, schema, "{engine}: the schema of this version");
+        // What it runs (comments may suggest what to add).
+        let runs: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        for demo in [
+            "kind = \"service\"",
+            "[[setup]]",
+            "demo",
+            "cortex",
+            "Cortex",
+        ] {
+            assert!(!runs.iter().any(|l| l.contains(demo)), "{engine}: {demo}");
+        }
+        cmd(&["validate", &name]).expect_code(0);
+        let hint = out.stderr.lines().last().unwrap().trim();
+        let command = hint
+            .split("restore-drill ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{hint}"));
+        let args: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(args[..3], ["run", name.as_str(), "--var"], "{hint}");
+        let plan = [&["plan"], &args[1..]].concat();
+        cmd(&plan).expect_code(0);
+        if engine == "sqlite" {
+            super::make_db(&dir.path().join("app.db"), 20);
+            let run: Vec<&str> = args
+                .iter()
+                .map(|a| match a.starts_with("source_db=") {
+                    true => "source_db=app.db",
+                    false => a,
+                })
+                .collect();
+            cmd(&run).expect_code(0);
+        }
     }
 }

@@ -151,7 +151,8 @@ fn refuse_unsafe_target(from: &Path, given: &Path, ctx: &Ctx<'_>) -> anyhow::Res
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "files",
-    example: include_str!("../../../playbooks/files.toml"),
+    example: include_str!("../../../templates/init/files.toml"),
+    run: "restore-drill run {playbook} --var tree=/path/to/your/dir",
     kinds: &[
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])

@@ -110,7 +110,8 @@ impl Engine for Mysql {
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
-    example: include_str!("../../../playbooks/mysql.toml"),
+    example: include_str!("../../../templates/init/mysql.toml"),
+    run: "MYSQL_PWD=... restore-drill run {playbook} --var mysql_url=mysql://USER@HOST:3306/DATABASE",
     kinds: &[
         KindSpec::backup(&[
             "url",

@@ -279,7 +279,8 @@ fn restore_into(
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "postgres",
-    example: include_str!("../../../playbooks/postgres.toml"),
+    example: include_str!("../../../templates/init/postgres.toml"),
+    run: "PGPASSWORD=... restore-drill run {playbook} --var pg_url=postgres://USER@HOST:5432/DATABASE",
     kinds: &[
         KindSpec::backup(&[
             "url",

@@ -160,6 +160,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 static SPEC: EngineSpec = EngineSpec {
     name: "sqlite",
     example: include_str!("../../../templates/init/sqlite.toml"),
+    run: "restore-drill run {playbook} --var source_db=/path/to/app.db",
     kinds: &[
         KindSpec::backup(&["source", "output", "checkpoint"])
             .needs(&[&["source"], &["output"]])
