@@ -66,6 +66,7 @@ impl Engine for Mysql {
             .context("target_url names no database")?
             .to_string();
         let shown = target.display();
+        target.remember();
         let created = || {
             let server = target.with_database(None);
             let db = database.clone();
