@@ -332,7 +332,9 @@ fn de_steps(
 /// nor the checks of the whole step (required fields are judged on the text as written).
 fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<Step> {
     let mut item = item.clone();
-    loop {
+    // Each round reads the step again: bounded, so a step of ten thousand bad fields
+    // costs no more than the problems that are shown.
+    for _ in 0..MAX_SHOWN {
         let before = diags.len();
         if let Some(step) = de::<Step>(&item, diags) {
             return Some(step);
@@ -348,6 +350,7 @@ fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<S
             .map(|(k, _)| k.get_ref().to_string())?;
         table.remove(key.as_str());
     }
+    None
 }
 
 fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {
