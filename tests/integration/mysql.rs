@@ -151,6 +151,7 @@ fn a_restores_target_serves_a_later_sql_step_and_names_resolve_in_its_database()
         assert!(!text.contains(password()), "password in the {what}");
     }
     dropped(server, &scratch, "after the drill");
+    super::names::outputs_are_declared(&out);
 }
 
 #[test]

@@ -136,8 +136,25 @@ compare_to = "{{ steps.backup.tablecounts }}"
     out.stderr_has("5 problems found");
 }
 
-/// Every output a step records is one its kind (or engine) declares, so that `validate`
-/// never refuses a name a drill would have had.
+/// Every output a step of `out` recorded is one its kind (or engine) declares, so that
+/// `validate` never refuses a name a drill would have had. Called on drills of every
+/// engine and step kind (here, and in the server and service tests).
+pub fn outputs_are_declared(out: &Outcome) {
+    let path = out.path().join("playbook.toml");
+    let specs = restore_drill::engines::specs();
+    let loaded = restore_drill::playbook::load(&path, &specs).unwrap();
+    let record = out.record();
+    for (_, step) in loaded.all_steps() {
+        let declared = restore_drill::playbook::step_outputs(step, &specs).unwrap();
+        let steps = record["steps"].as_array().unwrap();
+        let recorded = steps.iter().find(|s| s["id"] == step.id.as_str()).unwrap();
+        for key in recorded["outputs"].as_object().unwrap().keys() {
+            let known = declared.contains(&key.as_str());
+            assert!(known, "{}: `{key}` is not declared", step.id);
+        }
+    }
+}
+
 #[test]
 fn every_output_a_step_records_is_declared() {
     let drills = [
@@ -145,26 +162,6 @@ fn every_output_a_step_records_is_declared() {
         super::files::tree_drill(super::files::tree_playbook(None)),
     ];
     for d in drills {
-        let out = d.run().expect_code(0);
-        let path = out.path().join("playbook.toml");
-        let specs = restore_drill::engines::specs();
-        let loaded = restore_drill::playbook::load(&path, &specs).unwrap();
-        let record = out.record();
-        for (_, step) in loaded.all_steps() {
-            let declared = restore_drill::playbook::step_outputs(step, &specs).unwrap();
-            let recorded = record["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["id"] == step.id.as_str())
-                .unwrap();
-            for key in recorded["outputs"].as_object().unwrap().keys() {
-                assert!(
-                    declared.contains(&key.as_str()),
-                    "{}: `{key}` is not declared",
-                    step.id
-                );
-            }
-        }
+        outputs_are_declared(&d.run().expect_code(0));
     }
 }

@@ -386,4 +386,5 @@ fn ephemeral_cluster_listens_on_tcp_only_with_a_password() {
     out.step("tcp_without_password")
         .output_has("stderr", "password");
     cluster_gone(&out);
+    super::names::outputs_are_declared(&out);
 }
