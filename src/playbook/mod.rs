@@ -334,10 +334,19 @@ fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<S
     let mut item = item.clone();
     // Each round reads the step again: bounded, so a step of ten thousand bad fields
     // costs no more than the problems that are shown.
+    let mut removed: Vec<String> = Vec::new();
     for _ in 0..MAX_SHOWN {
         let before = diags.len();
         if let Some(step) = de::<Step>(&item, diags) {
             return Some(step);
+        }
+        // A field it cannot do without (`id`, `kind`) was bad: reported already.
+        if removed
+            .iter()
+            .any(|k| diags[before].message == format!("missing field `{k}`"))
+        {
+            diags.truncate(before);
+            return None;
         }
         let at = diags.get(before)?.span.clone()?;
         let DeValue::Table(table) = item.get_mut() else {
@@ -349,6 +358,7 @@ fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<S
             .find(|(k, v)| k.span().start <= at.start && at.start < v.span().end)
             .map(|(k, _)| k.get_ref().to_string())?;
         table.remove(key.as_str());
+        removed.push(key);
     }
     None
 }

@@ -134,6 +134,15 @@ compare_to = "{{ steps.backup.tablecounts }}"
         out.stderr_has(&format!("playbook.toml:{at}"));
     }
     out.stderr_has("5 problems found");
+    // A bad value of a field the step cannot do without is reported once, not again
+    // as missing; the step's other problems still are.
+    let toml = pb("t")
+        .step(wait("w", "1s").set("kind", "wiat").set("tiemout", "3s"))
+        .toml();
+    let out = Drill::new(&toml).validate().expect_code(2);
+    out.stderr_has("unknown value `wiat`")
+        .stderr_has("unknown field `tiemout`")
+        .stderr_has("2 problems found");
 }
 
 /// Every output a step of `out` recorded is one its kind (or engine) declares, so that
