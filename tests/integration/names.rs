@@ -78,6 +78,14 @@ fn env_without_a_default_warns_and_an_unset_one_is_named_at_run() {
         .step(wait("w", "1ms"));
     let out = in_var.run().expect_code(2);
     out.stderr_has(&format!("environment variable `{var}` is not set"));
+    // In a gate: the gate fails naming it.
+    let gate = Table::new("[[gates.custom]]")
+        .set("name", "g")
+        .set("check", format!("env.{var} == 'x'").as_str());
+    let out = pb("t").section(gate).step(wait("w", "1ms")).run();
+    let out = out.expect_code(1);
+    out.gate("g")
+        .says(&format!("environment variable `{var}` is not set"));
 }
 
 /// Five mistakes in three steps: one `validate` lists all five, in the order of the file.
