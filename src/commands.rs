@@ -39,11 +39,31 @@ pub fn dispatch(command: Command) -> ExitCode {
             ExitCode::Passed
         }
         Command::Init { engine, output } => init(&engine, output.as_deref()),
+        Command::Completions { shell } => {
+            printed(crate::cli::completions(shell, &mut std::io::stdout()))
+        }
+        Command::Man => printed(crate::cli::man(&mut std::io::stdout())),
+    }
+}
+
+/// The exit code of printing to stdout: a reader that went away (`| head`) is no error.
+fn printed(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::Passed,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Passed,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::Broken
+        }
     }
 }
 
 fn load(path: &Path) -> Result<playbook::LoadedPlaybook, ExitCode> {
-    playbook::load(path, &crate::engines::specs()).map_err(|e| {
+    let loaded = playbook::load(path, &crate::engines::specs());
+    for warning in loaded.iter().flat_map(|pb| &pb.warnings) {
+        eprintln!("{warning}");
+    }
+    loaded.map_err(|e| {
         eprintln!("{e}");
         match e {
             LoadError::Io { .. } | LoadError::Invalid { .. } => ExitCode::Usage,
@@ -221,7 +241,12 @@ fn history(dir: &Path) -> ExitCode {
 }
 
 fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    let records = records(dir).unwrap_or_default();
+    // A folder that is not there is a mistake in the command (exit 2, as `history`), not
+    // a drill that has not passed.
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let now = jiff::Timestamp::now();
     let last_pass = records
         .iter()
@@ -263,6 +288,8 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
+/// Writes the engine's starter playbook and, beside it, the JSON schema its `#:schema`
+/// line names (kept when it is there already); prints the command that runs it.
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
     let Some(found) = crate::engines::find(engine) else {
         eprintln!(
@@ -271,7 +298,8 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     };
-    let (name, text) = (format!("{engine}-drill.toml"), found.spec().example);
+    let spec = found.spec();
+    let name = format!("{engine}-drill.toml");
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(
@@ -280,12 +308,27 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     }
-    match std::fs::write(path, text) {
-        Ok(()) => {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let schema = dir.join("playbook.schema.json");
+    let text = spec.example.replace(&name, &path.display().to_string());
+    let written = std::fs::write(path, text).and_then(|()| match schema.exists() {
+        true => Ok(false),
+        false => std::fs::write(&schema, crate::schema::playbook()).map(|()| true),
+    });
+    match written {
+        Ok(wrote_schema) => {
+            let also = match wrote_schema {
+                true => format!(" and {} (for editors)", schema.display()),
+                false => String::new(),
+            };
+            let shown = crate::fmt::shell_word(&path.display().to_string());
             eprintln!(
-                "wrote {}; run it with: restore-drill run {}",
+                "wrote {}{also}; run it with:\n  {}",
                 path.display(),
-                path.display()
+                spec.run.replace("{playbook}", &shown)
             );
             ExitCode::Passed
         }

@@ -13,6 +13,15 @@ pub fn fmt_secs(s: f64) -> String {
     }
 }
 
+/// A word as a shell reads it back: quoted when it holds anything but plain characters.
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+    match !s.is_empty() && s.chars().all(plain) {
+        true => s.to_string(),
+        false => format!("'{}'", s.replace('\'', r"'\''")),
+    }
+}
+
 /// `1536 | bytes` → "1.5 KiB".
 pub fn human_bytes(n: f64) -> String {
     const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];

@@ -171,7 +171,8 @@ pub fn rpo(
         .and_then(|s| humantime::parse_duration(s).ok())
         .map(|d| d.as_secs_f64());
     let src = gates.rpo_from.as_deref()?;
-    let rendered = template::render(src, &ctx.jinja()).map_err(|e| template::describe(&e));
+    let rendered =
+        template::render(src, &ctx.jinja()).map_err(|e| template::describe_in(src, false, &e));
     let measured = rendered
         .clone()
         .and_then(|s| parse_timestamp(&s))
@@ -269,7 +270,7 @@ pub fn custom(
             None,
             format!(
                 "`{check}` could not be evaluated: {}",
-                template::describe(&e)
+                template::describe_in(check, true, &e)
             ),
         ),
     }

@@ -265,7 +265,10 @@ pub(super) fn render_vars(
                 Value::String(src) => crate::template::render(src, &ctx.jinja())
                     .map(Value::String)
                     .map_err(|e| {
-                        RunError::Usage(format!("vars.{name}: {}", crate::template::describe(&e)))
+                        RunError::Usage(format!(
+                            "vars.{name}: {}",
+                            crate::template::describe_in(src, false, &e)
+                        ))
                     })?,
                 other => other.clone(),
             },

@@ -7,6 +7,7 @@
 //! outcome (`expect.rs`); `server.rs` starts throwaway PostgreSQL and MariaDB servers.
 
 mod checks;
+mod cli;
 mod commands;
 mod engines;
 mod expect;
@@ -15,6 +16,7 @@ mod fuzz;
 mod hostile;
 mod kit;
 mod mysql;
+mod names;
 mod orphans;
 mod postgres;
 mod safety;
