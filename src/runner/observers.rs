@@ -185,6 +185,8 @@ pub(super) struct ReportWriter {
     path: PathBuf,
     template: TemplateSource,
     redactor: Arc<Redactor>,
+    /// The artifacts directory, whose records say when the drill last passed.
+    history: PathBuf,
 }
 
 impl ReportWriter {
@@ -193,13 +195,40 @@ impl ReportWriter {
         path: PathBuf,
         template: TemplateSource,
         redactor: Arc<Redactor>,
+        history: &Path,
     ) -> Self {
         Self {
             format,
             path,
             template,
             redactor,
+            history: history.to_path_buf(),
         }
+    }
+
+    fn render(&self, record: &RunRecord) -> anyhow::Result<String> {
+        if self.format == ReportFormat::Prometheus {
+            return Ok(report::prometheus(record, Some(self.last_success(record))));
+        }
+        let data = serde_json::to_value(record)?;
+        report::render(self.format, &data, &self.template)
+    }
+
+    /// When this drill last passed: this run, or the newest passing record of the same
+    /// drill in the artifacts directory (0: never).
+    fn last_success(&self, record: &RunRecord) -> f64 {
+        let mut runs: Vec<RunRecord> = artifact::list(&self.history)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| artifact::read(p).ok())
+            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
+            .collect();
+        runs.push(record.clone());
+        let last = report::history::last_successes(&runs);
+        last.get(&record.drill.name)
+            .copied()
+            .flatten()
+            .unwrap_or(0.0)
     }
 }
 
@@ -209,9 +238,8 @@ impl Observer for ReportWriter {
             return Ok(());
         }
         let name = self.format.name();
-        let text = serde_json::to_value(record)
-            .map_err(anyhow::Error::from)
-            .and_then(|data| report::render(self.format, &data, &self.template))
+        let text = self
+            .render(record)
             .map_err(|e| io::Error::other(format!("cannot render the {name} report: {e:#}")))?;
         artifact::write_atomic(&self.path, self.redactor.redact(&text).as_bytes())
             .map_err(|e| named(&self.path, e))
@@ -306,7 +334,9 @@ mod tests {
             (ReportFormat::Junit, &junit),
             (ReportFormat::Prometheus, &prom),
         ]
-        .map(|(f, p)| ReportWriter::new(f, p.clone(), template.clone(), redactor.clone()));
+        .map(|(f, p)| {
+            ReportWriter::new(f, p.clone(), template.clone(), redactor.clone(), dir.path())
+        });
         let saw = Saw::default();
         let json = dir.path().join("r.json");
         let mut observers =

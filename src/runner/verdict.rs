@@ -19,7 +19,7 @@ impl Runner<'_> {
 
     pub(super) fn evaluate_drill_gates(&mut self) {
         let book = &self.pb.playbook;
-        let rto = gates::rto(&self.record.steps, &book.gates);
+        let mut rto = gates::rto(&self.record.steps, &book.gates);
         let completed = !self.interrupted
             && self
                 .record
@@ -40,11 +40,19 @@ impl Runner<'_> {
             };
             self.push_gate(gate);
         }
+        if !completed {
+            // Recovery did not finish: its time and the age of what it restored were
+            // not measured, whatever the steps that ran took.
+            rto.measured_s = None;
+        }
         self.record.rto = rto;
-        if let Some((rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
+        if let Some((mut rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
             let gate = if completed {
                 gate
             } else {
+                rpo.measured_s = None;
+                rpo.source = None;
+                rpo.error = Some(why.to_string());
                 gates::not_evaluated("RPO", GateKind::Rpo, rpo.target_s, why)
             };
             self.push_gate(gate);

@@ -17,6 +17,7 @@ mod kit;
 mod mysql;
 mod orphans;
 mod postgres;
+mod reports;
 mod safety;
 mod secrets_io;
 mod server;
