@@ -92,7 +92,7 @@ fn validate(paths: &[std::path::PathBuf]) -> ExitCode {
         match load(path) {
             Ok(pb) => {
                 let n = pb.playbook.all_steps().count();
-                eprintln!("{}: ok ({} steps)", path.display(), n);
+                eprintln!("{}: ok ({})", path.display(), crate::fmt::plural(n, "step"));
             }
             Err(c) => code = c,
         }

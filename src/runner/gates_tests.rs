@@ -135,10 +135,7 @@ fn the_rto_gate_passes_up_to_its_target() {
     assert_eq!((at.target_s, at.measured_s), (Some(60.0), Some(60.0)));
     assert_eq!(at.kind, GateKind::Rto);
     assert_eq!(at.name, "RTO");
-    assert_eq!(
-        at.detail,
-        "recovery took 60.0s over phases restore; target 60.0s"
-    );
+    assert_eq!(at.detail, "recovery took 1m over phases restore; target 1m");
     let over = rto_gate_of(&steps, &gates(Some("59s"), None));
     assert_eq!(over.status, GateStatus::Failed);
     let mut manual = record("decide", "decide", 0.1);

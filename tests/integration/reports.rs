@@ -103,3 +103,50 @@ fn the_metrics_and_status_say_when_each_drill_last_passed() {
         "{never}"
     );
 }
+
+/// Issue 11 item 6: a restore of a damaged backup fails with many lines of
+/// `quick_check`; the summary is one line naming the step, the detail stays in the step,
+/// and the terminal prints that detail once.
+#[test]
+fn the_summary_is_one_line_naming_the_first_failure() {
+    let book = pb("t")
+        .var("source", "src.db")
+        .step(sqlite_backup(
+            "{{ vars.source }}",
+            "{{ drill.workdir }}/b.db",
+        ))
+        .step(corrupt_backup())
+        .step(sqlite_restore(
+            "{{ steps.backup.path }}",
+            "{{ drill.workdir }}/r.db",
+        ));
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    let error = out.step("restore").failed()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let summary = out.record()["summary"].as_str().unwrap().to_string();
+    assert!(!summary.contains('\n'), "{summary}");
+    assert!(summary.chars().count() <= 200, "{summary}");
+    assert!(
+        summary.starts_with("failed: step `restore` failed: "),
+        "{summary}"
+    );
+    let detail = error.lines().last().unwrap();
+    assert!(error.lines().count() > 1, "a detailed error: {error}");
+    assert_eq!(out.stderr.matches(detail).count(), 1, "{}", out.stderr);
+    assert_eq!(out.stderr.matches(&summary).count(), 1, "{}", out.stderr);
+}
+
+/// Issue 11 item 17: a limit reads as it was written ("under 1m", not "under 60.0s"),
+/// and one is one ("1 step", "1 gate").
+#[test]
+fn limits_and_counts_read_as_written() {
+    let book = pb("t").step(wait("w", "1ms").set("max_duration", "1m"));
+    let out = book.run().expect_code(0);
+    out.gate("W under 1m").passed();
+    let summary = out.record()["summary"].clone();
+    assert_eq!(summary, "passed: 1 step, 1 gate passed");
+    let valid = book.drill().validate().expect_code(0);
+    valid.stderr_has("ok (1 step)");
+}
