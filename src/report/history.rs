@@ -107,7 +107,7 @@ pub fn table(records: &[RunRecord]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -120,7 +120,7 @@ mod tests {
             .collect()
     }
 
-    fn run(name: &str, status: &str, at: i64, rto: f64) -> RunRecord {
+    pub(in crate::report) fn run(name: &str, status: &str, at: i64, rto: f64) -> RunRecord {
         let ts = |s: i64| jiff::Timestamp::from_second(s).unwrap().to_string();
         serde_json::from_value(json!({
             "schema": "restore-drill/v1", "run_id": format!("{name}-{at}"),

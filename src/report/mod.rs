@@ -2,6 +2,7 @@
 //! through minijinja templates, JUnit XML and Prometheus text exposition in code.
 
 pub mod history;
+pub mod html;
 pub mod progress;
 
 use std::fmt::Write as _;
@@ -61,9 +62,9 @@ pub fn render(
     match format {
         ReportFormat::Markdown => {
             let (name, src) = markdown_template.load()?;
-            render_template(&name, &src, data)
+            render_template(&name, &src, &with_extras(data, &src)?)
         }
-        ReportFormat::Html => render_template("report.html", HTML, data),
+        ReportFormat::Html => render_template("report.html", HTML, &with_extras(data, HTML)?),
         ReportFormat::Junit => Ok(junit(&typed(data)?)),
         ReportFormat::Prometheus => {
             let r = typed(data)?;
@@ -71,6 +72,19 @@ pub fn render(
             Ok(prometheus(&r, own.flatten()))
         }
     }
+}
+
+/// The record, plus under `html` what the built-in HTML template places (the timeline,
+/// rendered markdown) when `src` is that template.
+fn with_extras(data: &Value, src: &str) -> anyhow::Result<Value> {
+    let mut data = data.clone();
+    if src == HTML {
+        let extras = html::extras(&typed(&data)?);
+        if let Value::Object(map) = &mut data {
+            map.insert("html".into(), extras);
+        }
+    }
+    Ok(data)
 }
 
 fn typed(data: &Value) -> anyhow::Result<RunRecord> {

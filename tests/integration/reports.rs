@@ -150,3 +150,108 @@ fn limits_and_counts_read_as_written() {
     let valid = book.drill().validate().expect_code(0);
     valid.stderr_has("ok (1 step)");
 }
+
+/// The HTML report of `out`, parsed.
+fn html_of(out: &Outcome) -> scraper::Html {
+    scraper::Html::parse_document(&out.artifact_text(".html"))
+}
+
+/// The elements of `html` that `css` selects.
+fn all<'a>(html: &'a scraper::Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    let selector = scraper::Selector::parse(css).unwrap();
+    html.select(&selector).collect()
+}
+
+fn text(e: &scraper::ElementRef) -> String {
+    e.text().collect::<String>()
+}
+
+/// The steps of a record, as `(id, status)`.
+fn steps_of(record: &serde_json::Value) -> Vec<(String, String)> {
+    let steps = record["steps"].as_array().unwrap().iter();
+    steps
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().into(),
+                s["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts the timeline draws one bar per step, each in its status's colour class.
+#[track_caller]
+fn assert_one_bar_per_step(out: &Outcome, html: &scraper::Html) {
+    let steps = steps_of(&out.record());
+    let bars = all(html, "svg.timeline rect.bar");
+    assert_eq!(bars.len(), steps.len(), "one bar per step");
+    for (id, status) in &steps {
+        let bar = all(html, &format!("svg.timeline rect.bar[data-step=\"{id}\"]"));
+        assert_eq!(bar.len(), 1, "{id}");
+        let class = bar[0].value().attr("class").unwrap();
+        assert!(class.split(' ').any(|c| c == status), "{id}: {class}");
+    }
+}
+
+/// Issue 11 item 7: the HTML report of a passing drill has the timeline (one bar per
+/// step), the row counts source vs restored, and the runbook rendered from markdown.
+#[test]
+fn the_html_report_draws_the_timeline_row_counts_and_runbook() {
+    let book = super::sqlite::playbook()
+        .table("report", "formats", list(&["html"]))
+        .edit("restore", |s| {
+            s.set(
+                "runbook",
+                "Restore with `sqlite3 .restore`, **never** over the source.",
+            )
+        });
+    let out = super::sqlite::drill_of(book).run().expect_code(0);
+    let html = html_of(&out);
+    assert_eq!(text(&all(&html, ".badge")[0]), "PASSED");
+    assert_one_bar_per_step(&out, &html);
+    let target = text(&all(&html, "svg.timeline .rto-label")[0]);
+    assert!(target.starts_with("RTO target 15m"), "{target}");
+
+    let rows = all(&html, "table.row-counts tr");
+    let cells: Vec<Vec<String>> = rows[1..]
+        .iter()
+        .map(|r| all_in(r, "td").iter().map(text).collect())
+        .collect();
+    assert_eq!(cells.len(), 2, "{cells:?}");
+    assert_eq!(cells[0][..3], ["dispatches", "500", "500"]);
+    assert_eq!(cells[1][..3], ["services", "2", "2"]);
+
+    let runbook = &all(&html, ".runbook")[0];
+    assert_eq!(text(&all_in(runbook, "code")[0]), "sqlite3 .restore");
+    assert_eq!(text(&all_in(runbook, "strong")[0]), "never");
+    assert!(!text(runbook).contains('`'), "{}", text(runbook));
+    let page = out.artifact_text(".html");
+    for remote in ["<script", "http://", "https://", "src="] {
+        let outside_svg_ns = page.replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !outside_svg_ns.contains(remote),
+            "{remote} in a self-contained report"
+        );
+    }
+}
+
+fn all_in<'a>(e: &scraper::ElementRef<'a>, css: &str) -> Vec<scraper::ElementRef<'a>> {
+    e.select(&scraper::Selector::parse(css).unwrap()).collect()
+}
+
+/// Issue 11 item 7: the HTML report of a drill that failed at restore: its badge, the
+/// failed bar and the bars of the steps that never ran, and RTO not measured.
+#[test]
+fn the_html_report_of_a_failed_drill_shows_where_it_stopped() {
+    let book = failing_at_restore().table("report", "formats", list(&["html"]));
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    let html = html_of(&out);
+    assert_eq!(text(&all(&html, ".badge")[0]), "FAILED");
+    assert_one_bar_per_step(&out, &html);
+    assert_eq!(all(&html, "svg.timeline rect.bar.failed").len(), 1);
+    assert_eq!(all(&html, "svg.timeline rect.bar.not_run").len(), 1);
+    let failure = text(&all(&html, "pre.step-error")[0]);
+    assert!(failure.contains("missing.db"), "{failure}");
+    let page = out.artifact_text(".html");
+    assert!(!page.contains("✔ within"), "not measured is never within");
+}
