@@ -195,8 +195,8 @@ fn bar(s: &StepRecord, x0: f64, x1: f64, y: f64) -> String {
         (true, Some(a)) => format!("{} (assumed)", fmt_secs(a)),
         (true, None) => fmt_secs(s.duration_s),
     };
-    let name: String = if s.name.chars().count() > 36 {
-        s.name.chars().take(35).collect::<String>() + "…"
+    let name: String = if s.name.chars().count() > 32 {
+        s.name.chars().take(31).collect::<String>() + "…"
     } else {
         s.name.clone()
     };

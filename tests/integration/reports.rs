@@ -255,3 +255,67 @@ fn the_html_report_of_a_failed_drill_shows_where_it_stopped() {
     let page = out.artifact_text(".html");
     assert!(!page.contains("✔ within"), "not measured is never within");
 }
+
+/// Issue 11 item 8: a walkthrough shows every step's runbook before it runs (setup,
+/// manual and cleanup steps too), and the operator's notes reach the reports.
+#[test]
+fn a_walkthrough_shows_every_runbook_and_reports_the_notes() {
+    use std::io::Write as _;
+    let book = pb("walk")
+        .table("report", "formats", list(&["markdown", "html"]))
+        .step(
+            wait("prepare", "1ms")
+                .set("runbook", "RB-setup: make room.")
+                .in_setup(),
+        )
+        .step(
+            manual("decide", "decide", "Page the database owner.")
+                .set("runbook", "RB-manual: the owner decides."),
+        )
+        .step(wait("restore_step", "1ms").set("runbook", "RB-step: restore it."))
+        .step(
+            wait("tidy", "1ms")
+                .set("runbook", "RB-cleanup: tidy up.")
+                .in_cleanup(),
+        );
+    let d = book
+        .drill()
+        .arg("--walkthrough")
+        .arg("--operator")
+        .arg("alice");
+    let mut child = d
+        .command()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"paged Bob at 10:02\nrestore looks slow\n")
+        .unwrap();
+    drop(stdin);
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    let runbooks = ["RB-setup", "RB-manual", "RB-step", "RB-cleanup"];
+    let at: Vec<usize> = runbooks
+        .iter()
+        .map(|rb| {
+            stderr
+                .find(rb)
+                .unwrap_or_else(|| panic!("no {rb} in {stderr}"))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in order: {stderr}");
+
+    let artifacts = d.path().join("artifacts");
+    let md = std::fs::read_to_string(newest_artifact(&artifacts, ".md")).unwrap();
+    let html = std::fs::read_to_string(newest_artifact(&artifacts, ".html")).unwrap();
+    for report in [&md, &html] {
+        for note in ["paged Bob at 10:02", "restore looks slow"] {
+            assert!(report.contains(note), "{note} not in {report}");
+        }
+    }
+    assert!(md.contains("## Operator notes"), "{md}");
+}
