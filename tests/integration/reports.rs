@@ -319,3 +319,21 @@ fn a_walkthrough_shows_every_runbook_and_reports_the_notes() {
     }
     assert!(md.contains("## Operator notes"), "{md}");
 }
+
+/// Issue 11 item 9: a failing command shows the tail of its stderr on the terminal, and
+/// its log tail and the log keep the order in which its lines were written.
+#[test]
+fn a_failing_command_shows_its_stderr_and_keeps_the_order_of_its_lines() {
+    let script = "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2; sleep 0.1; \
+                  echo err2 >&2; exit 3";
+    let out = pb("t").step(exec("cmd", script)).run().expect_code(1);
+    out.stderr_has("      | err1\n      | err2\n");
+    let tail = out.step("cmd").failed()["log_tail"].clone();
+    assert_eq!(
+        tail,
+        "stdout: out1\nstderr: err1\nstdout: out2\nstderr: err2"
+    );
+    out.log_has("[cmd] stdout: out1\n[cmd] stderr: err1\n[cmd] stdout: out2\n[cmd] stderr: err2\n");
+    assert_eq!(out.output("cmd", "stderr"), "err1\nerr2");
+    assert_eq!(out.output("cmd", "stdout"), "out1\nout2");
+}
