@@ -43,7 +43,8 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     /// Paths of this run's artifacts (json, log, reports).
     pub artifacts: Map<String, Value>,
-    /// Set when the runner itself broke (status `error`).
+    /// Set when the runner itself broke (status `error`), or when a drill that failed
+    /// anyway could not write one of its artifacts (it keeps status `failed`).
     pub error: Option<String>,
 }
 

@@ -145,6 +145,14 @@ impl Observer for Progress {
             Event::TornDown => {}
             Event::DrillFinished => {
                 self.line(&record.summary);
+                // A failed drill that could not write an artifact says that too.
+                if let Some(e) = record
+                    .error
+                    .as_deref()
+                    .filter(|e| !record.summary.contains(e))
+                {
+                    self.line(&format!("  ! {e}"));
+                }
                 for (kind, path) in &record.artifacts {
                     self.line(&format!(
                         "  {kind:<10} {}",

@@ -337,3 +337,52 @@ fn a_failing_command_shows_its_stderr_and_keeps_the_order_of_its_lines() {
     assert_eq!(out.output("cmd", "stderr"), "err1\nerr2");
     assert_eq!(out.output("cmd", "stdout"), "out1\nout2");
 }
+
+/// The kinds of artifact the end summary on stderr lists (`  json       path`).
+fn listed(stderr: &str) -> Vec<String> {
+    let after = stderr
+        .rsplit_once("\nfailed: ")
+        .or(stderr.rsplit_once("\npassed: "));
+    let lines = after.map_or("", |(_, rest)| rest).lines().skip(1);
+    let kinds = lines.filter(|l| l.starts_with("  ") && !l.starts_with("  !"));
+    kinds
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 11 item 11: `--junit` and `--metrics` make their folders; a failed drill that
+/// cannot write one stays failed (exit 1), says why, and lists only what it wrote.
+#[test]
+fn extra_outputs_make_their_folders_and_never_hide_a_failure() {
+    let passing = pb("t").step(wait("w", "1ms"));
+    let args = |d: Drill, junit: &str, metrics: &str| {
+        d.arg("--junit").arg(junit).arg("--metrics").arg(metrics)
+    };
+    let d = args(passing.drill(), "ci/deep/j.xml", "m/d.prom");
+    let out = d.run().expect_code(0);
+    out.file("ci/deep/j.xml");
+    out.file("m/d.prom");
+    assert_eq!(
+        listed(&out.stderr),
+        ["json", "log", "markdown", "junit", "prometheus"]
+    );
+
+    let failing = passing.step(exec("boom", "exit 1"));
+    let d = failing.drill().file("taken", b"a file, not a folder");
+    let d = args(d, "taken/j.xml", "m.prom");
+    let out = d.run().expect_code(1);
+    out.status("failed");
+    out.stderr_has("  ! cannot write taken/j.xml: ");
+    assert_eq!(
+        listed(&out.stderr),
+        ["json", "log", "markdown", "prometheus"]
+    );
+    let error = out.record()["error"].clone();
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .starts_with("cannot write taken/j.xml"),
+        "{error}"
+    );
+}
