@@ -386,3 +386,34 @@ fn extra_outputs_make_their_folders_and_never_hide_a_failure() {
         "{error}"
     );
 }
+
+/// Issue 11 item 17: the README is a newcomer's page: how to install, the Rust it needs
+/// (Cargo.toml's `rust-version`), that the first build is slow; the speed tables live in
+/// docs/speed.md.
+#[test]
+fn the_readme_says_how_to_install_and_keeps_the_speed_tables_elsewhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    let (readme, cargo, make) = (read("README.md"), read("Cargo.toml"), read("Makefile"));
+    let msrv = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap()
+        .trim_matches('"');
+    for needle in [
+        "cargo install --path .",
+        "make install",
+        &format!("Rust {msrv} or newer"),
+        "first build",
+        "docs/speed.md",
+    ] {
+        assert_has(&readme, needle, "README.md");
+    }
+    assert!(make.contains("\ninstall:"), "a `make install` target");
+    let table = "| step | ours | standard tool |";
+    assert!(
+        !readme.contains(table),
+        "the speed tables are in docs/speed.md"
+    );
+    assert_has(&read("docs/speed.md"), table, "docs/speed.md");
+}
