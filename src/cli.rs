@@ -68,6 +68,9 @@ pub enum Command {
         /// Only drills with this name.
         #[arg(long)]
         drill: Option<String>,
+        /// `prom`: print restore_drill_last_success_timestamp_seconds for every drill.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Print a JSON Schema.
     Schema {
@@ -148,6 +151,12 @@ impl ValueEnum for ReportFormat {
             _ => value,
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Prom,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -3,10 +3,9 @@
 use std::path::Path;
 
 use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, RunArgs, SchemaKind};
+use crate::cli::{Command, RunArgs, SchemaKind, StatusFormat};
 use crate::exit::ExitCode;
 use crate::fmt::fmt_secs;
-use crate::fmt::human_bytes;
 use crate::playbook::{self, LoadError, ReportFormat};
 use crate::report::{self, TemplateSource};
 use crate::runner::{self, RunError, RunOptions};
@@ -25,8 +24,15 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::History { dir } => history(&dir),
         Command::Status {
             dir,
+            drill,
+            format: StatusFormat::Prom,
+            ..
+        } => status_prom(&dir, drill.as_deref()),
+        Command::Status {
+            dir,
             max_age,
             drill,
+            format: StatusFormat::Text,
         } => status(&dir, max_age, drill.as_deref()),
         Command::Schema { which } => {
             print!(
@@ -106,7 +112,7 @@ fn validate(paths: &[std::path::PathBuf]) -> ExitCode {
         match load(path) {
             Ok(pb) => {
                 let n = pb.playbook.all_steps().count();
-                eprintln!("{}: ok ({} steps)", path.display(), n);
+                eprintln!("{}: ok ({})", path.display(), crate::fmt::plural(n, "step"));
             }
             Err(c) => code = c,
         }
@@ -202,41 +208,23 @@ fn history(dir: &Path) -> ExitCode {
         eprintln!("no drills recorded in {}", dir.display());
         return ExitCode::Passed;
     }
-    println!(
-        "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend",
-        "started", "drill", "status", "duration", "RTO", "RPO", "backup"
-    );
-    let mut last_rto: std::collections::HashMap<String, f64> = Default::default();
-    for r in &records {
-        let backup: f64 = r
-            .steps
-            .iter()
-            .filter(|s| s.kind == "backup" || s.kind == "locate")
-            .filter_map(|s| s.outputs.get("bytes").and_then(|b| b.as_f64()))
-            .sum();
-        let rto = r.rto.measured_s;
-        let trend = match last_rto.insert(r.drill.name.clone(), rto) {
-            Some(prev) if prev > 0.0 => format!("RTO {:+.0}%", (rto - prev) / prev * 100.0),
-            _ => String::new(),
-        };
-        println!(
-            "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  {trend}",
-            r.started_at.get(..19).unwrap_or(&r.started_at),
-            r.drill.name,
-            r.status.as_str(),
-            fmt_secs(r.duration_s),
-            fmt_secs(rto),
-            r.rpo
-                .as_ref()
-                .and_then(|p| p.measured_s)
-                .map_or("-".into(), fmt_secs),
-            if backup > 0.0 {
-                human_bytes(backup)
-            } else {
-                "-".into()
-            },
-        );
+    print!("{}", report::history::table(&records));
+    ExitCode::Passed
+}
+
+/// `status --format prom`: when each drill (or `--drill`) last passed, for an alert on
+/// `time() - restore_drill_last_success_timestamp_seconds > 35 * 86400`.
+fn status_prom(dir: &Path, drill: Option<&str>) -> ExitCode {
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut last = report::history::last_successes(&records);
+    if let Some(d) = drill {
+        last.retain(|name, _| name == d);
+        last.entry(d.to_string()).or_default();
     }
+    print!("{}", report::history::last_success_metric(&last));
     ExitCode::Passed
 }
 

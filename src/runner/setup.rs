@@ -206,7 +206,14 @@ fn report_writers(
     beside
         .chain(asked.into_iter().flatten())
         .map(|(format, path)| {
-            ReportWriter::new(format, path, template.clone(), Arc::clone(redactor))
+            let redactor = Arc::clone(redactor);
+            ReportWriter::new(
+                format,
+                path,
+                template.clone(),
+                redactor,
+                &opts.artifacts_dir,
+            )
         })
         .collect()
 }

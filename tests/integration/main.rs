@@ -19,6 +19,7 @@ mod mysql;
 mod names;
 mod orphans;
 mod postgres;
+mod reports;
 mod safety;
 mod secrets_io;
 mod server;
