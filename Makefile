@@ -7,7 +7,7 @@ BIN      := $(TARGET)/release/restore-drill
 # The default drill starts this demo service on the restored copy.
 export RESTORE_DRILL_DEMO_SERVICE ?= $(TARGET)/release/restore-drill-demo-service
 
-.PHONY: restore-drill build test lint schemas bench mutants
+.PHONY: restore-drill build install test lint schemas bench mutants
 
 ## Run the default drill (or PLAYBOOK=...) with the release build.
 restore-drill: build
@@ -16,6 +16,10 @@ restore-drill: build
 ## The tool and the demo service the default drill starts on the restored database.
 build:
 	$(CARGO) build --release --locked --bins
+
+## Install restore-drill (and the demo service) into ~/.cargo/bin (CARGO_INSTALL_ROOT).
+install:
+	$(CARGO) install --locked --path .
 
 ## The whole test suite (unit + integration against real engines).
 test:

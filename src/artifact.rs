@@ -43,7 +43,8 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     /// Paths of this run's artifacts (json, log, reports).
     pub artifacts: Map<String, Value>,
-    /// Set when the runner itself broke (status `error`).
+    /// Set when the runner itself broke (status `error`), or when a drill that failed
+    /// anyway could not write one of its artifacts (it keeps status `failed`).
     pub error: Option<String>,
 }
 
@@ -200,7 +201,9 @@ pub struct GateRecord {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RtoRecord {
     pub target_s: Option<f64>,
-    pub measured_s: f64,
+    /// The recovery time; null when it was not measured (the drill stopped before
+    /// recovery finished).
+    pub measured_s: Option<f64>,
     /// The phases counted in the RTO.
     pub counted_phases: Vec<String>,
     pub phases: Vec<PhaseRecord>,
@@ -220,6 +223,7 @@ pub struct PhaseRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RpoRecord {
     pub target_s: Option<f64>,
+    /// Null when not measured (nothing was restored, or `error` says why).
     pub measured_s: Option<f64>,
     /// The timestamp of the newest restored data, as `rpo_from` rendered it.
     pub source: Option<String>,

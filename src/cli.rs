@@ -26,11 +26,13 @@ pub enum Command {
     Run(RunArgs),
     /// Parse and check playbooks; runs nothing. Exits 2 when one is invalid.
     Validate {
-        #[arg(required = true)]
+        /// The playbooks to check (TOML files).
+        #[arg(required = true, value_name = "PLAYBOOK")]
         playbooks: Vec<PathBuf>,
     },
     /// Show the resolved steps of a playbook without running anything.
     Plan {
+        /// The playbook to show (a TOML file).
         playbook: PathBuf,
         /// Override a var of the playbook.
         #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
@@ -38,6 +40,7 @@ pub enum Command {
     },
     /// Render a report from a stored restore_drill_<ts>.json.
     Report {
+        /// A restore_drill_<ts>.json written by `run`.
         artifact: PathBuf,
         /// A minijinja template (markdown format only); default: the built-in report.
         #[arg(long)]
@@ -50,11 +53,13 @@ pub enum Command {
     },
     /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends.
     History {
+        /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
     },
     /// For monitoring: exits 0 only when a drill passed within --max-age.
     Status {
+        /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
         /// How recent the last passing drill must be, e.g. 35d.
@@ -63,9 +68,15 @@ pub enum Command {
         /// Only drills with this name.
         #[arg(long)]
         drill: Option<String>,
+        /// `prom`: print restore_drill_last_success_timestamp_seconds for every drill.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Print a JSON Schema.
-    Schema { which: SchemaKind },
+    Schema {
+        /// Which schema: of a playbook or of a run record.
+        which: SchemaKind,
+    },
     /// Write a starter playbook.
     Init {
         #[arg(
@@ -78,10 +89,27 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Print a shell completion script, e.g. `restore-drill completions bash >
+    /// /etc/bash_completion.d/restore-drill`.
+    Completions {
+        /// The shell to complete in.
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `restore-drill man > restore-drill.1`.
+    Man,
+}
+
+/// The shells `completions` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// The playbook to run (a TOML file).
     pub playbook: PathBuf,
     /// Override a var of the playbook (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
@@ -125,9 +153,17 @@ impl ValueEnum for ReportFormat {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Prom,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SchemaKind {
+    /// A playbook (for editors: `#:schema` in the TOML file).
     Playbook,
+    /// A restore_drill_<ts>.json run record.
     Artifact,
 }
 
@@ -138,12 +174,55 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
-/// Starter playbooks of no engine's: `init --engine s3` (a `locate` from a bucket).
-pub const STARTERS: &[(&str, &str)] = &[("s3", include_str!("../playbooks/s3.toml"))];
+/// Starter playbooks of no engine's (`init --engine s3`: a `locate` from a bucket): name,
+/// playbook, the command that runs it (`{playbook}` its path).
+pub const STARTERS: &[(&str, &str, &str)] = &[(
+    "s3",
+    include_str!("../templates/init/s3.toml"),
+    "S3_ACCESS_KEY=... S3_SECRET_KEY=... restore-drill run {playbook} --var endpoint=https://... --var bucket=... --var prefix=...",
+)];
 
 /// What `init --engine` takes: every engine, then the other starters.
 pub fn starter_names() -> Vec<&'static str> {
     let mut names = crate::engines::names();
-    names.extend(STARTERS.iter().map(|(name, _)| *name));
+    names.extend(STARTERS.iter().map(|(name, _, _)| *name));
     names
+}
+
+/// Writes the completion script for `shell` (made in memory first: clap_complete panics
+/// on a write error such as a closed pipe).
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap_complete::Shell as S;
+    let shell = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+    };
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "restore-drill", &mut script);
+    out.write_all(&script)
+}
+
+/// Writes the man page: the tool's, then a section per subcommand with its synopsis,
+/// description and options.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        writeln!(out, ".SH \"COMMAND: {}\"", name.to_uppercase())?;
+        let page = clap_mangen::Man::new(sub.clone().bin_name(format!("restore-drill {name}")));
+        let mut text = Vec::new();
+        page.render_synopsis_section(&mut text)?;
+        page.render_description_section(&mut text)?;
+        page.render_options_section(&mut text)?;
+        if sub.get_after_help().is_some() {
+            page.render_extra_section(&mut text)?;
+        }
+        // Its sections are subsections of the command's.
+        let text = String::from_utf8_lossy(&text).replace(".SH ", ".SS ");
+        out.write_all(text.as_bytes())?;
+    }
+    Ok(())
 }

@@ -3,10 +3,9 @@
 use std::path::Path;
 
 use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, RunArgs, SchemaKind};
+use crate::cli::{Command, RunArgs, SchemaKind, StatusFormat};
 use crate::exit::ExitCode;
 use crate::fmt::fmt_secs;
-use crate::fmt::human_bytes;
 use crate::playbook::{self, LoadError, ReportFormat};
 use crate::report::{self, TemplateSource};
 use crate::runner::{self, RunError, RunOptions};
@@ -25,8 +24,15 @@ pub fn dispatch(command: Command) -> ExitCode {
         Command::History { dir } => history(&dir),
         Command::Status {
             dir,
+            drill,
+            format: StatusFormat::Prom,
+            ..
+        } => status_prom(&dir, drill.as_deref()),
+        Command::Status {
+            dir,
             max_age,
             drill,
+            format: StatusFormat::Text,
         } => status(&dir, max_age, drill.as_deref()),
         Command::Schema { which } => {
             print!(
@@ -39,11 +45,31 @@ pub fn dispatch(command: Command) -> ExitCode {
             ExitCode::Passed
         }
         Command::Init { engine, output } => init(&engine, output.as_deref()),
+        Command::Completions { shell } => {
+            printed(crate::cli::completions(shell, &mut std::io::stdout()))
+        }
+        Command::Man => printed(crate::cli::man(&mut std::io::stdout())),
+    }
+}
+
+/// The exit code of printing to stdout: a reader that went away (`| head`) is no error.
+fn printed(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::Passed,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Passed,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            ExitCode::Broken
+        }
     }
 }
 
 fn load(path: &Path) -> Result<playbook::LoadedPlaybook, ExitCode> {
-    playbook::load(path, &crate::engines::specs()).map_err(|e| {
+    let loaded = playbook::load(path, &crate::engines::specs());
+    for warning in loaded.iter().flat_map(|pb| &pb.warnings) {
+        eprintln!("{warning}");
+    }
+    loaded.map_err(|e| {
         eprintln!("{e}");
         match e {
             LoadError::Io { .. } | LoadError::Invalid { .. } => ExitCode::Usage,
@@ -86,7 +112,7 @@ fn validate(paths: &[std::path::PathBuf]) -> ExitCode {
         match load(path) {
             Ok(pb) => {
                 let n = pb.playbook.all_steps().count();
-                eprintln!("{}: ok ({} steps)", path.display(), n);
+                eprintln!("{}: ok ({})", path.display(), crate::fmt::plural(n, "step"));
             }
             Err(c) => code = c,
         }
@@ -182,46 +208,33 @@ fn history(dir: &Path) -> ExitCode {
         eprintln!("no drills recorded in {}", dir.display());
         return ExitCode::Passed;
     }
-    println!(
-        "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend",
-        "started", "drill", "status", "duration", "RTO", "RPO", "backup"
-    );
-    let mut last_rto: std::collections::HashMap<String, f64> = Default::default();
-    for r in &records {
-        let backup: f64 = r
-            .steps
-            .iter()
-            .filter(|s| s.kind == "backup" || s.kind == "locate")
-            .filter_map(|s| s.outputs.get("bytes").and_then(|b| b.as_f64()))
-            .sum();
-        let rto = r.rto.measured_s;
-        let trend = match last_rto.insert(r.drill.name.clone(), rto) {
-            Some(prev) if prev > 0.0 => format!("RTO {:+.0}%", (rto - prev) / prev * 100.0),
-            _ => String::new(),
-        };
-        println!(
-            "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  {trend}",
-            r.started_at.get(..19).unwrap_or(&r.started_at),
-            r.drill.name,
-            r.status.as_str(),
-            fmt_secs(r.duration_s),
-            fmt_secs(rto),
-            r.rpo
-                .as_ref()
-                .and_then(|p| p.measured_s)
-                .map_or("-".into(), fmt_secs),
-            if backup > 0.0 {
-                human_bytes(backup)
-            } else {
-                "-".into()
-            },
-        );
+    print!("{}", report::history::table(&records));
+    ExitCode::Passed
+}
+
+/// `status --format prom`: when each drill (or `--drill`) last passed, for an alert on
+/// `time() - restore_drill_last_success_timestamp_seconds > 35 * 86400`.
+fn status_prom(dir: &Path, drill: Option<&str>) -> ExitCode {
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut last = report::history::last_successes(&records);
+    if let Some(d) = drill {
+        last.retain(|name, _| name == d);
+        last.entry(d.to_string()).or_default();
     }
+    print!("{}", report::history::last_success_metric(&last));
     ExitCode::Passed
 }
 
 fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    let records = records(dir).unwrap_or_default();
+    // A folder that is not there is a mistake in the command (exit 2, as `history`), not
+    // a drill that has not passed.
+    let records = match records(dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let now = jiff::Timestamp::now();
     let last_pass = records
         .iter()
@@ -263,23 +276,25 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
     }
 }
 
+/// Writes the engine's starter playbook and, beside it, the JSON schema its `#:schema`
+/// line names (kept when it is there already); prints the command that runs it.
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
-    let example = crate::engines::find(engine)
-        .map(|e| e.spec().example)
+    let starter = crate::engines::find(engine)
+        .map(|e| (e.spec().example, e.spec().run))
         .or_else(|| {
             crate::cli::STARTERS
                 .iter()
-                .find(|(n, _)| *n == engine)
-                .map(|(_, t)| *t)
+                .find(|(n, _, _)| *n == engine)
+                .map(|(_, example, run)| (*example, *run))
         });
-    let Some(example) = example else {
+    let Some((example, run)) = starter else {
         eprintln!(
             "error: unknown engine `{engine}` (engines: {})",
             crate::cli::starter_names().join(", ")
         );
         return ExitCode::Usage;
     };
-    let (name, text) = (format!("{engine}-drill.toml"), example);
+    let name = format!("{engine}-drill.toml");
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
         eprintln!(
@@ -288,12 +303,27 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         );
         return ExitCode::Usage;
     }
-    match std::fs::write(path, text) {
-        Ok(()) => {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let schema = dir.join("playbook.schema.json");
+    let text = example.replace(&name, &path.display().to_string());
+    let written = std::fs::write(path, text).and_then(|()| match schema.exists() {
+        true => Ok(false),
+        false => std::fs::write(&schema, crate::schema::playbook()).map(|()| true),
+    });
+    match written {
+        Ok(wrote_schema) => {
+            let also = match wrote_schema {
+                true => format!(" and {} (for editors)", schema.display()),
+                false => String::new(),
+            };
+            let shown = crate::fmt::shell_word(&path.display().to_string());
             eprintln!(
-                "wrote {}; run it with: restore-drill run {}",
+                "wrote {}{also}; run it with:\n  {}",
                 path.display(),
-                path.display()
+                run.replace("{playbook}", &shown)
             );
             ExitCode::Passed
         }

@@ -44,6 +44,12 @@ impl Operator {
         }
     }
 
+    /// Prints `text` on stderr (secrets redacted), without waiting for an answer.
+    pub fn tell(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", self.redactor.redact_cow(text));
+    }
+
     /// Prints `prompt` on stderr and waits for a line.
     pub fn ask(&self, prompt: &str) -> Answer {
         let mut err = std::io::stderr().lock();

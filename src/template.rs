@@ -243,6 +243,30 @@ pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<Strin
         .collect())
 }
 
+/// [`describe`], naming the environment variables `src` reads that are not set: an
+/// unset `env.X` is what an undefined value usually is.
+pub fn describe_in(src: &str, is_expression: bool, err: &minijinja::Error) -> String {
+    let message = describe(err);
+    if err.kind() != minijinja::ErrorKind::UndefinedError {
+        return message;
+    }
+    let unset: Vec<String> = referenced_names(src, is_expression)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.strip_prefix("env.")?.split('.').next())
+        .filter(|var| std::env::var_os(var).is_none())
+        .map(str::to_string)
+        .collect();
+    match unset.as_slice() {
+        [] => message,
+        [var] => format!("environment variable `{var}` is not set ({message})"),
+        vars => format!(
+            "environment variables `{}` are not set ({message})",
+            vars.join("`, `")
+        ),
+    }
+}
+
 /// A one-line description of a minijinja error, without its debug dump.
 pub fn describe(err: &minijinja::Error) -> String {
     let mut msg = match err.detail() {

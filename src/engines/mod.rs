@@ -77,6 +77,12 @@ pub trait SqlConn {
     fn tables(&mut self) -> anyhow::Result<Vec<String>>;
     /// User indexes.
     fn indexes(&mut self) -> anyhow::Result<Vec<String>>;
+    /// The names the user wrote (`tables = ["orders"]`) as `tables` names them, resolved
+    /// as the engine's own client would (PostgreSQL: through the search_path; MySQL: in
+    /// the current database); a name that resolves to no table is kept as written.
+    fn resolve_tables(&mut self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        Ok(names.to_vec())
+    }
     /// Exact row counts of `tables`; a missing table is an error naming it.
     fn count_rows(&mut self, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>>;
     /// Structural problems found by the engine's integrity check (empty: none).

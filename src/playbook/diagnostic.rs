@@ -9,6 +9,8 @@ pub struct Diagnostic {
     /// Byte range in the playbook text; `None` when the problem has no single place.
     pub span: Option<Range<usize>>,
     pub help: Option<String>,
+    /// A warning: shown, but the playbook is valid.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -17,6 +19,7 @@ impl Diagnostic {
             message: message.into(),
             span,
             help: None,
+            warning: false,
         }
     }
 
@@ -41,7 +44,8 @@ impl Diagnostic {
     /// [`render`](Self::render) with the line index built once for every diagnostic.
     /// Long lines (and messages quoting long values) are shown in part, around the problem.
     pub fn render_with(&self, file: &str, lines: &Lines<'_>) -> String {
-        let mut out = format!("error: {}\n", clip(&self.message));
+        let level = if self.warning { "warning" } else { "error" };
+        let mut out = format!("{level}: {}\n", clip(&self.message));
         match &self.span {
             Some(span) => {
                 let (line, col) = lines.line_col(span.start);

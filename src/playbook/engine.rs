@@ -9,8 +9,12 @@ use super::model::{Step, StepKind};
 #[derive(Debug)]
 pub struct EngineSpec {
     pub name: &'static str,
-    /// The playbook `restore-drill init --engine <name>` writes.
+    /// The playbook `restore-drill init --engine <name>` writes: a starter for the user's
+    /// own database, whose first line is `#:schema ./playbook.schema.json`.
     pub example: &'static str,
+    /// The command that runs the starter, `{playbook}` standing for its path (the hint
+    /// `init` prints).
+    pub run: &'static str,
     pub kinds: &'static [KindSpec],
 }
 
@@ -29,7 +33,15 @@ pub struct KindSpec {
     /// Fields naming what a restore creates on this machine: the drill's own, so that a
     /// later step reading it makes no source.
     pub makes: &'static [&'static str],
+    /// The outputs it adds to the kind's own (`database`, `cluster_dir`, ...).
+    pub outputs: &'static [&'static str],
+    /// Whether it reports a database's schema: outputs `table_counts`, `tables`,
+    /// `indexes`, `foreign_keys` (`SCHEMA_OUTPUTS`).
+    pub schema: bool,
 }
+
+/// The outputs of a backup or restore of an engine that reports a schema.
+pub const SCHEMA_OUTPUTS: &[&str] = &["table_counts", "tables", "indexes", "foreign_keys"];
 
 impl KindSpec {
     /// A step kind the engine serves, with the fields it takes there (none required,
@@ -41,6 +53,8 @@ impl KindSpec {
             required: &[],
             reads: &[],
             makes: &[],
+            outputs: &[],
+            schema: false,
         }
     }
 
@@ -69,6 +83,19 @@ impl KindSpec {
 
     pub const fn makes(self, makes: &'static [&'static str]) -> Self {
         Self { makes, ..self }
+    }
+
+    /// The outputs it adds, besides the schema's.
+    pub const fn outputs(self, outputs: &'static [&'static str]) -> Self {
+        Self { outputs, ..self }
+    }
+
+    /// It reports the database's schema (`SCHEMA_OUTPUTS`).
+    pub const fn schema(self) -> Self {
+        Self {
+            schema: true,
+            ..self
+        }
     }
 }
 

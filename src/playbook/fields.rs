@@ -63,6 +63,15 @@ pub fn allowed_fields(kind: StepKind, engines: &[&EngineSpec]) -> Vec<&'static s
     fields
 }
 
+/// Whether `key` is a field of some step (one that is not was reported as an unknown
+/// field when the step was read).
+pub fn is_step_field(key: &str, engines: &[&EngineSpec]) -> bool {
+    COMMON.contains(&key)
+        || StepKind::ALL
+            .iter()
+            .any(|k| allowed_fields(*k, engines).contains(&key))
+}
+
 /// Fields a step must have, given its kind and, where the kind has one, its engine
 /// (`engine`: what that engine reads from a step of this kind, None when unknown).
 /// Each entry lists alternatives: one of them must be present.

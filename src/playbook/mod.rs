@@ -8,6 +8,7 @@ mod engine;
 mod fields;
 mod formats;
 mod model;
+mod outputs;
 mod spans;
 mod status;
 mod validate;
@@ -22,10 +23,11 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 /// Where a step is: the record's type, the playbook's sections.
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
-pub use engine::{EngineSpec, KindSpec, find_spec, kind_spec};
+pub use engine::{EngineSpec, KindSpec, SCHEMA_OUTPUTS, find_spec, kind_spec};
 pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use model::*;
+pub use outputs::{STEP_VIEW, kind_outputs, step_outputs};
 pub use status::{ExpectStatus, StatusPattern};
 
 /// A playbook read from disk and found valid.
@@ -36,6 +38,8 @@ pub struct LoadedPlaybook {
     pub playbook: Playbook,
     /// The engines it was checked against, which its steps run with.
     pub engines: Vec<&'static EngineSpec>,
+    /// What `validate` warns of (an `env.X` without a default), rendered.
+    pub warnings: Vec<String>,
 }
 
 impl LoadedPlaybook {
@@ -59,6 +63,15 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 }
 
 impl Playbook {
+    /// The steps of one section.
+    pub fn section(&self, section: Section) -> &[Step] {
+        match section {
+            Section::Setup => &self.setup,
+            Section::Steps => &self.steps,
+            Section::Cleanup => &self.cleanup,
+        }
+    }
+
     pub fn all_steps(&self) -> impl Iterator<Item = (Section, &Step)> {
         let tag = |section| move |step| (section, step);
         self.setup
@@ -101,11 +114,19 @@ fn render_all(file: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
             crate::limits::thousands(n - MAX_SHOWN)
         ));
     }
+    let warnings = diagnostics.iter().filter(|d| d.warning).count();
     out.push_str(&format!(
         "{file}: {} problem{} found",
-        crate::limits::thousands(n),
-        if n == 1 { "" } else { "s" }
+        crate::limits::thousands(n - warnings),
+        if n - warnings == 1 { "" } else { "s" }
     ));
+    if warnings > 0 {
+        out.push_str(&format!(
+            " (and {} warning{})",
+            crate::limits::thousands(warnings),
+            if warnings == 1 { "" } else { "s" }
+        ));
+    }
     out
 }
 
@@ -135,15 +156,24 @@ pub fn load(path: &Path, engines: &[&'static EngineSpec]) -> Result<LoadedPlaybo
             playbook, layout, &text, spans, dir, engines,
         ));
     }
+    // In the order of the file, whichever check found them.
+    problems.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
     let playbook = match parsed {
-        Some((playbook, _)) if problems.is_empty() => playbook,
+        Some((playbook, _)) if problems.iter().all(|d| d.warning) => playbook,
         _ => return Err(invalid(problems)),
     };
+    let lines = diagnostic::Lines::new(&text);
+    let file = path.display().to_string();
+    let warnings = problems
+        .iter()
+        .map(|d| d.render_with(&file, &lines))
+        .collect();
     Ok(LoadedPlaybook {
         path: path.to_path_buf(),
         sha256: hex(&Sha256::digest(text.as_bytes())),
         playbook,
         engines: engines.to_vec(),
+        warnings,
     })
 }
 
@@ -288,13 +318,49 @@ fn de_steps(
             .and_then(|t| t.get("id"))
             .and_then(|v| v.get_ref().as_str())
             .map(str::to_string);
-        let parsed = de::<Step>(item, diags).map(|step| {
+        let parsed = de_step(item, diags).map(|step| {
             steps.push(step);
             steps.len() - 1
         });
         layout.steps.push((section, i, id, parsed));
     }
     Some(steps)
+}
+
+/// A step, reporting every field that does not deserialize: each bad field is reported,
+/// then left out and the rest read again, so that one bad field hides neither the next
+/// nor the checks of the whole step (required fields are judged on the text as written).
+fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<Step> {
+    let mut item = item.clone();
+    // Each round reads the step again: bounded, so a step of ten thousand bad fields
+    // costs no more than the problems that are shown.
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..MAX_SHOWN {
+        let before = diags.len();
+        if let Some(step) = de::<Step>(&item, diags) {
+            return Some(step);
+        }
+        // A field it cannot do without (`id`, `kind`) was bad: reported already.
+        if removed
+            .iter()
+            .any(|k| diags[before].message == format!("missing field `{k}`"))
+        {
+            diags.truncate(before);
+            return None;
+        }
+        let at = diags.get(before)?.span.clone()?;
+        let DeValue::Table(table) = item.get_mut() else {
+            return None;
+        };
+        // The field holding the problem; none (a missing `id`): the step stays unread.
+        let key = table
+            .iter()
+            .find(|(k, v)| k.span().start <= at.start && at.start < v.span().end)
+            .map(|(k, _)| k.get_ref().to_string())?;
+        table.remove(key.as_str());
+        removed.push(key);
+    }
+    None
 }
 
 fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {

@@ -133,6 +133,20 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    pub const ALL: [StepKind; 11] = [
+        StepKind::Backup,
+        StepKind::Checksum,
+        StepKind::Restore,
+        StepKind::Sql,
+        StepKind::Http,
+        StepKind::Exec,
+        StepKind::Service,
+        StepKind::Manual,
+        StepKind::Locate,
+        StepKind::Wait,
+        StepKind::Files,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Backup => "backup",
@@ -185,6 +199,36 @@ impl JsonSchema for EngineName {
 pub enum Algorithm {
     Sha256,
     Blake3,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Blake3 => "blake3",
+        }
+    }
+
+    /// The algorithm a manifest's file name says, as b3sum's and coreutils' users name
+    /// them: `B3SUMS`, `*.b3`, `*.b3sum`, `*.blake3` (blake3); `SHA256SUMS`, `*.sha256`,
+    /// `*.sha256sum` (sha256). None for any other name, or a name still to be rendered.
+    pub fn from_manifest_name(path: &str) -> Option<Algorithm> {
+        let name = path.rsplit(['/', '\\']).next()?;
+        if name.contains("{{") || name.contains("{%") {
+            return None;
+        }
+        let name = name.to_ascii_lowercase();
+        let ext = name.rsplit_once('.').map(|(_, e)| e);
+        match (name.as_str(), ext) {
+            ("b3sums", _) | (_, Some("b3" | "b3sum" | "b3sums" | "blake3")) => {
+                Some(Algorithm::Blake3)
+            }
+            ("sha256sums", _) | (_, Some("sha256" | "sha256sum" | "sha256sums")) => {
+                Some(Algorithm::Sha256)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One step of setup, steps or cleanup. Common fields first, then the fields of each kind.

@@ -10,12 +10,16 @@ use toml::de::DeValue;
 use super::diagnostic::{Diagnostic, Lines};
 use super::engine::{EngineSpec, find_spec};
 use super::fields::{
-    COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, kind_fields, required_fields,
+    COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields,
+    required_fields,
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, MAX_SHOWN, Section, closest};
-use crate::template::{self, DRILL_FIELDS, STEP_ROOTS};
+use super::{Layout, closest};
+use crate::template::{self, STEP_ROOTS};
+
+mod manifests;
+mod names;
 
 /// `engines`: the engines a step may name (the registry's specs).
 pub fn validate<'a>(
@@ -31,6 +35,7 @@ pub fn validate<'a>(
         layout,
         text,
         engines,
+        known: names::known_steps(pb, layout, engines),
         lines: std::cell::OnceCell::new(),
         spans,
         diags: Vec::new(),
@@ -38,6 +43,7 @@ pub fn validate<'a>(
     v.header();
     v.vars();
     v.steps();
+    v.manifests();
     v.gates();
     v.report(dir);
     v.diags
@@ -48,6 +54,8 @@ struct Validator<'a> {
     layout: &'a Layout,
     text: &'a str,
     engines: &'a [&'a EngineSpec],
+    /// What each parsed step offers later templates: its outputs and check names.
+    known: HashMap<&'a str, names::StepNames<'a>>,
     /// Built at the first duplicate id (a line index costs memory on a huge file).
     lines: std::cell::OnceCell<Lines<'a>>,
     spans: SpanIndex<'a>,
@@ -134,11 +142,7 @@ impl<'a> Validator<'a> {
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
         for (section, raw, id, parsed) in &self.layout.steps {
-            let steps = match section {
-                Section::Setup => &self.pb.setup,
-                Section::Steps => &self.pb.steps,
-                Section::Cleanup => &self.pb.cleanup,
-            };
+            let steps = self.pb.section(*section);
             let path = [Seg::Key(section.as_str()), Seg::Index(*raw)];
             if let Some(id) = id {
                 self.step_id(id, &path, &mut seen);
@@ -192,7 +196,11 @@ impl<'a> Validator<'a> {
         let allowed = allowed_fields(step.kind, self.engines);
         let present = self.spans.keys(path);
         for (key, span) in &present {
-            if !COMMON.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
+            let key_ = key.as_str();
+            if !COMMON.contains(&key_)
+                && !allowed.contains(&key_)
+                && is_step_field(key_, self.engines)
+            {
                 let help = match closest(key, &allowed) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields of a {kind} step: {}", allowed.join(", ")),
@@ -425,29 +433,6 @@ impl<'a> Validator<'a> {
             );
         }
     }
-
-    /// Parses a template (or expression) and checks every name it reads.
-    fn template(&mut self, src: &str, is_expression: bool, scope: &Scope<'_>, path: &[Seg<'_>]) {
-        if !is_expression && !template::has_template_syntax(src) {
-            return;
-        }
-        let span = self.spans.value(path);
-        let names = match template::referenced_names(src, is_expression) {
-            Ok(names) => names,
-            Err(e) => {
-                self.error(format!("template error: {e}"), span);
-                return;
-            }
-        };
-        for name in names {
-            // Suggestions search every step id: only for the problems that are shown, so
-            // that ten thousand bad references stay linear.
-            let suggest = self.diags.len() < MAX_SHOWN;
-            if let Some(problem) = unknown_name(&name, scope, suggest) {
-                self.error(problem.0, span.clone()).help = problem.1;
-            }
-        }
-    }
 }
 
 /// Checks that belong to the other kind (`sql` vs `files`), and files checks missing
@@ -465,52 +450,6 @@ fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
         (_, Some(Builtin::FileCount)) if check.min.is_none() && check.max.is_none() => {
             Some("`file_count` needs `min` or `max`: it could never fail".into())
         }
-        _ => None,
-    }
-}
-
-/// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
-fn unknown_name(name: &str, scope: &Scope<'_>, suggest: bool) -> Option<(String, Option<String>)> {
-    let mut parts = name.split('.');
-    let root = parts.next()?;
-    let member = parts.next();
-    if !scope.roots.contains(&root) {
-        let hint = closest(root, scope.roots)
-            .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| format!("templates here can read: {}", scope.roots.join(", ")));
-        return Some((format!("unknown name `{root}` in template"), Some(hint)));
-    }
-    let member = member?;
-    match root {
-        "steps" if !scope.earlier.contains(member) => {
-            if scope.all.contains(member) {
-                Some((
-                    format!("template references step `{member}`, which runs later"),
-                    Some("a step can only read the outputs of steps that ran before it".into()),
-                ))
-            } else {
-                let ids: Vec<&str> = match suggest {
-                    true => scope.all.iter().copied().collect(),
-                    false => Vec::new(),
-                };
-                Some((
-                    format!("template references unknown step `{member}`"),
-                    closest(member, &ids).map(|s| format!("did you mean `{s}`?")),
-                ))
-            }
-        }
-        "vars" if !scope.vars.contains(&member) => Some((
-            format!("template references unknown var `{member}`"),
-            closest(member, if suggest { scope.vars } else { &[] })
-                .map(|s| format!("did you mean `{s}`?"))
-                .or_else(|| {
-                    Some("vars are defined in [vars], and can only use earlier vars".into())
-                }),
-        )),
-        "drill" if !DRILL_FIELDS.contains(&member) => Some((
-            format!("`drill.{member}` does not exist"),
-            Some(format!("drill offers: {}", DRILL_FIELDS.join(", "))),
-        )),
         _ => None,
     }
 }

@@ -1,6 +1,8 @@
 //! Reports are pure functions from the (redacted) run record to bytes: markdown and HTML
 //! through minijinja templates, JUnit XML and Prometheus text exposition in code.
 
+pub mod history;
+pub mod html;
 pub mod progress;
 
 use std::fmt::Write as _;
@@ -60,12 +62,29 @@ pub fn render(
     match format {
         ReportFormat::Markdown => {
             let (name, src) = markdown_template.load()?;
-            render_template(&name, &src, data)
+            render_template(&name, &src, &with_extras(data, &src)?)
         }
-        ReportFormat::Html => render_template("report.html", HTML, data),
+        ReportFormat::Html => render_template("report.html", HTML, &with_extras(data, HTML)?),
         ReportFormat::Junit => Ok(junit(&typed(data)?)),
-        ReportFormat::Prometheus => Ok(prometheus(&typed(data)?)),
+        ReportFormat::Prometheus => {
+            let r = typed(data)?;
+            let own = (r.status == RunStatus::Passed).then(|| history::finished_s(&r));
+            Ok(prometheus(&r, own.flatten()))
+        }
     }
+}
+
+/// The record, plus under `html` what the built-in HTML template places (the timeline,
+/// rendered markdown) when `src` is that template.
+fn with_extras(data: &Value, src: &str) -> anyhow::Result<Value> {
+    let mut data = data.clone();
+    if src == HTML {
+        let extras = html::extras(&typed(&data)?);
+        if let Value::Object(map) = &mut data {
+            map.insert("html".into(), extras);
+        }
+    }
+    Ok(data)
 }
 
 fn typed(data: &Value) -> anyhow::Result<RunRecord> {
@@ -152,8 +171,18 @@ fn label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Whether a step ran (its duration was measured).
+fn ran(status: StepStatus) -> bool {
+    !matches!(
+        status,
+        StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running
+    )
+}
+
 /// Prometheus text exposition, for node_exporter's textfile collector or a pushgateway.
-pub fn prometheus(r: &RunRecord) -> String {
+/// `last_success`: when this drill last passed (unix seconds), from its history; the
+/// metric is left out when that is not known.
+pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
     let drill = label(&r.drill.name);
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, samples: Vec<(String, f64)>| {
@@ -162,11 +191,7 @@ pub fn prometheus(r: &RunRecord) -> String {
             let _ = writeln!(out, "{name}{{drill=\"{drill}\"{labels}}} {value}");
         }
     };
-    let finished = r
-        .finished_at
-        .as_deref()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
+    let finished = history::finished_s(r).unwrap_or(0.0);
     metric(
         "restore_drill_success",
         "1 when the drill passed.",
@@ -180,16 +205,25 @@ pub fn prometheus(r: &RunRecord) -> String {
         "When the drill finished (unix time).",
         vec![(String::new(), finished)],
     );
+    if let Some(t) = last_success {
+        metric(
+            "restore_drill_last_success_timestamp_seconds",
+            history::LAST_SUCCESS_HELP,
+            vec![(String::new(), t)],
+        );
+    }
     metric(
         "restore_drill_duration_seconds",
         "Wall time of the whole drill.",
         vec![(String::new(), r.duration_s)],
     );
-    metric(
-        "restore_drill_rto_seconds",
-        "Measured recovery time over the RTO phases.",
-        vec![(String::new(), r.rto.measured_s)],
-    );
+    if let Some(m) = r.rto.measured_s {
+        metric(
+            "restore_drill_rto_seconds",
+            "Measured recovery time over the RTO phases.",
+            vec![(String::new(), m)],
+        );
+    }
     if let Some(t) = r.rto.target_s {
         metric(
             "restore_drill_rto_target_seconds",
@@ -206,9 +240,10 @@ pub fn prometheus(r: &RunRecord) -> String {
     }
     metric(
         "restore_drill_step_duration_seconds",
-        "Duration of each step.",
+        "Duration of each step that ran.",
         r.steps
             .iter()
+            .filter(|s| ran(s.status))
             .map(|s| {
                 (
                     format!(",step=\"{}\",phase=\"{}\"", label(&s.id), label(&s.phase)),

@@ -92,8 +92,23 @@ impl Progress {
         if let Some(err) = &step.error {
             text.push_str(&format!("\n      {err}"));
         }
+        text.push_str(&stderr_tail(step));
         self.line(&text);
     }
+}
+
+/// Lines of a failed command's stderr shown under it (cron mails only the terminal).
+const STDERR_LINES: usize = 10;
+
+/// The last lines of a failed `exec` step's stderr, indented; empty otherwise.
+fn stderr_tail(step: &StepRecord) -> String {
+    let stderr = step.outputs.get("stderr").and_then(|s| s.as_str());
+    let Some(stderr) = stderr.filter(|_| step.kind == "exec" && step.status.is_failure()) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = stderr.lines().collect();
+    let shown = &lines[lines.len().saturating_sub(STDERR_LINES)..];
+    shown.iter().map(|l| format!("\n      | {l}")).collect()
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -130,6 +145,14 @@ impl Observer for Progress {
             Event::TornDown => {}
             Event::DrillFinished => {
                 self.line(&record.summary);
+                // A failed drill that could not write an artifact says that too.
+                if let Some(e) = record
+                    .error
+                    .as_deref()
+                    .filter(|e| !record.summary.contains(e))
+                {
+                    self.line(&format!("  ! {e}"));
+                }
                 for (kind, path) in &record.artifacts {
                     self.line(&format!(
                         "  {kind:<10} {}",

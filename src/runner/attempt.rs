@@ -63,9 +63,10 @@ impl Runner<'_> {
             Err(e) => return self.conclude_without_running(index, StepStatus::Failed, e),
         };
 
-        if let Some(skip) = self.confirm(section, &rendered) {
-            return self.conclude_without_running(index, StepStatus::Skipped, skip);
-        }
+        let note = match self.confirm(section, &rendered) {
+            Ok(note) => note,
+            Err(skip) => return self.conclude_without_running(index, StepStatus::Skipped, skip),
+        };
         self.record.steps[index].status = StepStatus::Running;
         self.record.steps[index].started_at = Some(jiff::Timestamp::now().to_string());
         self.emit_step(index, |s| Event::StepStarted(s));
@@ -119,6 +120,9 @@ impl Runner<'_> {
         rec.attempts = attempts;
         rec.assumed_s = outcome.assumed_s;
         rec.outputs = outcome.outputs;
+        if let Some(note) = note {
+            rec.outputs.insert("note".into(), note.into());
+        }
         rec.metrics.extend(outcome.metrics);
         rec.checks = outcome.checks;
         rec.log_tail = outcome.log_tail;
@@ -150,34 +154,38 @@ impl Runner<'_> {
         status
     }
 
-    /// In a walkthrough, shows the step's runbook and waits for the operator before the
-    /// drill's own steps (manual steps ask for themselves; setup and cleanup just run).
-    /// Returns why the step is skipped, if the operator says so.
-    fn confirm(&mut self, section: Section, step: &Step) -> Option<String> {
-        let operator = self.operator.as_ref()?;
-        if section != Section::Steps || step.kind == StepKind::Manual {
-            return None;
+    /// In a walkthrough, shows every step's runbook before it runs, and waits for the
+    /// operator before the drill's own steps (manual steps ask for themselves; setup and
+    /// cleanup just run). Returns the operator's note, or why the step is skipped.
+    fn confirm(&mut self, section: Section, step: &Step) -> Result<Option<String>, String> {
+        let Some(operator) = self.operator.as_ref() else {
+            return Ok(None);
+        };
+        if step.kind == StepKind::Manual {
+            return Ok(None);
         }
-        let runbook = step
-            .runbook
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or("(no runbook)");
+        let runbook = step.runbook.as_deref().map(str::trim);
+        let title = format!("{} ({})", step.title(), step.kind.as_str());
+        if section != Section::Steps {
+            if let Some(runbook) = runbook {
+                operator.tell(&format!("\n── {}: {title} ──\n{runbook}", section.as_str()));
+            }
+            return Ok(None);
+        }
+        let runbook = runbook.unwrap_or("(no runbook)");
         let prompt = format!(
-            "\n── next: {} ({}) ──\n{runbook}\n\nPress Enter to run it (or type `skip`): ",
-            step.title(),
-            step.kind.as_str()
+            "\n── next: {title} ──\n{runbook}\n\nPress Enter to run it (or type a note, or `skip`): "
         );
         match operator.ask(&prompt) {
             operator::Answer::Line(a) if a.eq_ignore_ascii_case("skip") => {
-                Some("skipped by the operator".into())
+                Err("skipped by the operator".into())
             }
-            operator::Answer::Line(_) => None,
+            operator::Answer::Line(a) => Ok((!a.is_empty()).then_some(a)),
             // Stdin closed: nobody left to confirm, the drill goes on.
-            operator::Answer::Gone if signals::count() == 0 => None,
+            operator::Answer::Gone if signals::count() == 0 => Ok(None),
             operator::Answer::Gone => {
                 self.interrupted = true;
-                Some("interrupted before it started".into())
+                Err("interrupted before it started".into())
             }
         }
     }

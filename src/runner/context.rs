@@ -41,11 +41,19 @@ impl Context {
         serde_json::from_value(value).map_err(|e| format!("after rendering: {e}"))
     }
 
+    /// One field of a step rendered on its own; None when it cannot be.
+    pub fn render_field(&self, key: &str, value: &Value) -> Option<Value> {
+        let mut value = value.clone();
+        let mut path = key.to_string();
+        render_value(&mut value, &self.jinja(), &mut path).ok()?;
+        Some(value)
+    }
+
     /// Evaluates a `when` expression (or any boolean expression) for truth.
     pub fn truthy(&self, expr: &str) -> Result<bool, String> {
         template::eval(expr, &self.jinja())
             .map(|v| v.is_true())
-            .map_err(|e| template::describe(&e))
+            .map_err(|e| template::describe_in(expr, true, &e))
     }
 }
 
@@ -57,8 +65,9 @@ fn render_value(value: &mut Value, ctx: &Jinja, path: &mut String) -> Result<(),
                 return Ok(());
             }
             let native = NATIVE_FIELDS.contains(&field);
-            *value = template::render_value(src, ctx, native)
-                .map_err(|e| format!("field `{path}`: {}", template::describe(&e)))?;
+            *value = template::render_value(src, ctx, native).map_err(|e| {
+                format!("field `{path}`: {}", template::describe_in(src, false, &e))
+            })?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

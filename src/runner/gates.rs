@@ -117,7 +117,7 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
             .as_deref()
             .and_then(|s| humantime::parse_duration(s).ok())
             .map(|d| d.as_secs_f64()),
-        measured_s: phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum(),
+        measured_s: Some(phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum()),
         counted_phases: phases
             .iter()
             .filter(|p| p.counted)
@@ -132,9 +132,18 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
     }
 }
 
+/// The RTO gate when there is a target (not evaluated when nothing was measured).
 pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
     let target = rto.target_s?;
-    let passed = rto.measured_s <= target;
+    let Some(measured) = rto.measured_s else {
+        return Some(not_evaluated(
+            "RTO",
+            GateKind::Rto,
+            Some(target),
+            "the recovery time was not measured",
+        ));
+    };
+    let passed = measured <= target;
     let assumed = if rto.assumed_phases.is_empty() {
         String::new()
     } else {
@@ -145,7 +154,7 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
     };
     let detail = format!(
         "recovery took {} over phases {}{assumed}; target {}",
-        fmt_secs(rto.measured_s),
+        fmt_secs(measured),
         rto.counted_phases.join(", "),
         fmt_secs(target)
     );
@@ -154,7 +163,7 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
         GateKind::Rto,
         passed,
         Some(target),
-        Some(rto.measured_s),
+        Some(measured),
         detail,
     ))
 }
@@ -171,7 +180,8 @@ pub fn rpo(
         .and_then(|s| humantime::parse_duration(s).ok())
         .map(|d| d.as_secs_f64());
     let src = gates.rpo_from.as_deref()?;
-    let rendered = template::render(src, &ctx.jinja()).map_err(|e| template::describe(&e));
+    let rendered =
+        template::render(src, &ctx.jinja()).map_err(|e| template::describe_in(src, false, &e));
     let measured = rendered
         .clone()
         .and_then(|s| parse_timestamp(&s))
@@ -269,7 +279,7 @@ pub fn custom(
             None,
             format!(
                 "`{check}` could not be evaluated: {}",
-                template::describe(&e)
+                template::describe_in(check, true, &e)
             ),
         ),
     }

@@ -86,7 +86,7 @@ fn the_rto_counts_every_phase_but_backup_and_setup() {
         rto.counted_phases,
         ["restore", "verify", "decide", "restart"]
     );
-    assert_eq!(rto.measured_s, 4.0 + 8.0 + 16.0 + 32.0 + 512.0);
+    assert_eq!(rto.measured_s, Some(4.0 + 8.0 + 16.0 + 32.0 + 512.0));
     assert_eq!(rto.target_s, Some(900.0));
     let names: Vec<&str> = rto.phases.iter().map(|p| p.phase.as_str()).collect();
     assert_eq!(
@@ -111,7 +111,7 @@ fn the_rto_counts_every_phase_but_backup_and_setup() {
 fn rto_phases_count_exactly_the_phases_named() {
     let rto = rto(&drill(), &gates(None, Some(&["restore", "backup"])));
     assert_eq!(rto.counted_phases, ["backup", "restore"]);
-    assert_eq!(rto.measured_s, 1.0 + 2048.0 + 4.0);
+    assert_eq!(rto.measured_s, Some(1.0 + 2048.0 + 4.0));
     assert_eq!(rto.assumed_phases, ["backup"]);
     assert_eq!(rto.target_s, None);
     assert!(!phase(&rto, "verify").counted && !phase(&rto, "setup").counted);
@@ -135,10 +135,7 @@ fn the_rto_gate_passes_up_to_its_target() {
     assert_eq!((at.target_s, at.measured_s), (Some(60.0), Some(60.0)));
     assert_eq!(at.kind, GateKind::Rto);
     assert_eq!(at.name, "RTO");
-    assert_eq!(
-        at.detail,
-        "recovery took 60.0s over phases restore; target 60.0s"
-    );
+    assert_eq!(at.detail, "recovery took 1m over phases restore; target 1m");
     let over = rto_gate_of(&steps, &gates(Some("59s"), None));
     assert_eq!(over.status, GateStatus::Failed);
     let mut manual = record("decide", "decide", 0.1);
@@ -272,6 +269,16 @@ fn custom_gates_pass_on_true_and_fail_on_false_or_an_error() {
         "{}",
         broken.detail
     );
+}
+
+/// Issue 11: a recovery time that was not measured is never within its target.
+#[test]
+fn an_unmeasured_rto_is_not_evaluated() {
+    let mut rto = rto(&[record("r", "restore", 5.0)], &gates(Some("1m"), None));
+    rto.measured_s = None;
+    let g = rto_gate(&rto).unwrap();
+    assert_eq!(g.status, GateStatus::NotEvaluated);
+    assert_eq!((g.target_s, g.measured_s), (Some(60.0), None));
 }
 
 #[test]

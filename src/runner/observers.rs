@@ -5,7 +5,8 @@
 //! record of secrets in place (templates keep the raw outputs in `ctx`), so no observer
 //! ever sees one. An observer that fails (a file that cannot be written) is never
 //! ignored: its error, which names the path, is kept as a warning, the first one is the
-//! run's error, and the run ends as `error` (exit 3).
+//! run's error, and a run that passed ends as `error` (exit 3); one that failed keeps
+//! its verdict.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub(super) struct Observers {
     list: Vec<Box<dyn Observer>>,
     redactor: Arc<Redactor>,
     json_path: PathBuf,
+    /// Where the record writer is in `list`.
+    record_at: usize,
     /// The first error writing an artifact: the drill's result cannot be trusted to be
     /// kept.
     first_error: Option<String>,
@@ -41,6 +44,7 @@ impl Observers {
                 .into_iter()
                 .map(|r| Box::new(r) as Box<dyn Observer>),
         );
+        let record_at = list.len();
         list.push(Box::new(RecordWriter {
             path: json_path.to_path_buf(),
         }));
@@ -49,6 +53,7 @@ impl Observers {
             list,
             redactor,
             json_path: json_path.to_path_buf(),
+            record_at,
             first_error: None,
         }
     }
@@ -120,9 +125,11 @@ impl Observers {
     }
 
     fn failed(&mut self, i: usize, record: &mut RunRecord, e: io::Error) {
+        // Not listed as written: it is not there.
         if let Some((name, _)) = self.list[i].artifact() {
-            // Not listed as written: it is not there.
             record.artifacts.remove(name);
+        } else if i == self.record_at {
+            record.artifacts.remove("json");
         }
         self.broken(record, e.to_string());
     }
@@ -148,11 +155,14 @@ impl Observers {
         }
     }
 
-    /// The finished drill's status is `error` when an artifact could not be written;
-    /// its summary says so.
+    /// When an artifact could not be written, a drill that passed ends as `error` (its
+    /// evidence is not all there); one that failed or was interrupted keeps its status
+    /// (and exit code), and the write error is its `error`, which the display shows.
     pub fn conclude(&self, record: &mut RunRecord) {
         if let Some(e) = &self.first_error {
-            record.status = RunStatus::Error;
+            if record.status == RunStatus::Passed {
+                record.status = RunStatus::Error;
+            }
             record.error = Some(e.clone());
         }
         record.summary = summary(record);
@@ -185,6 +195,8 @@ pub(super) struct ReportWriter {
     path: PathBuf,
     template: TemplateSource,
     redactor: Arc<Redactor>,
+    /// The artifacts directory, whose records say when the drill last passed.
+    history: PathBuf,
 }
 
 impl ReportWriter {
@@ -193,13 +205,40 @@ impl ReportWriter {
         path: PathBuf,
         template: TemplateSource,
         redactor: Arc<Redactor>,
+        history: &Path,
     ) -> Self {
         Self {
             format,
             path,
             template,
             redactor,
+            history: history.to_path_buf(),
         }
+    }
+
+    fn render(&self, record: &RunRecord) -> anyhow::Result<String> {
+        if self.format == ReportFormat::Prometheus {
+            return Ok(report::prometheus(record, Some(self.last_success(record))));
+        }
+        let data = serde_json::to_value(record)?;
+        report::render(self.format, &data, &self.template)
+    }
+
+    /// When this drill last passed: this run, or the newest passing record of the same
+    /// drill in the artifacts directory (0: never).
+    fn last_success(&self, record: &RunRecord) -> f64 {
+        let mut runs: Vec<RunRecord> = artifact::list(&self.history)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| artifact::read(p).ok())
+            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
+            .collect();
+        runs.push(record.clone());
+        let last = report::history::last_successes(&runs);
+        last.get(&record.drill.name)
+            .copied()
+            .flatten()
+            .unwrap_or(0.0)
     }
 }
 
@@ -209,9 +248,11 @@ impl Observer for ReportWriter {
             return Ok(());
         }
         let name = self.format.name();
-        let text = serde_json::to_value(record)
-            .map_err(anyhow::Error::from)
-            .and_then(|data| report::render(self.format, &data, &self.template))
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| named(&self.path, e))?;
+        }
+        let text = self
+            .render(record)
             .map_err(|e| io::Error::other(format!("cannot render the {name} report: {e:#}")))?;
         artifact::write_atomic(&self.path, self.redactor.redact(&text).as_bytes())
             .map_err(|e| named(&self.path, e))
@@ -299,24 +340,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut record = record_in(dir.path());
         let redactor = Arc::new(Redactor::default());
-        let junit = dir.path().join("missing/j.xml");
+        // In a "folder" that is a file: it cannot be made.
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let junit = dir.path().join("file/j.xml");
         let prom = dir.path().join("m.prom");
         let template = TemplateSource::from_setting("builtin:markdown", dir.path());
         let reports = [
             (ReportFormat::Junit, &junit),
             (ReportFormat::Prometheus, &prom),
         ]
-        .map(|(f, p)| ReportWriter::new(f, p.clone(), template.clone(), redactor.clone()));
+        .map(|(f, p)| {
+            ReportWriter::new(f, p.clone(), template.clone(), redactor.clone(), dir.path())
+        });
         let saw = Saw::default();
         let json = dir.path().join("r.json");
         let mut observers =
             Observers::new(reports.into(), &json, redactor, vec![Box::new(saw.clone())]);
         finish(&mut observers, &mut record);
 
-        let why = format!(
-            "cannot write {}: No such file or directory",
-            junit.display()
-        );
+        let why = format!("cannot write {}: ", junit.display());
         // The record writer, after the report writers, and the display saw it.
         let on_disk = stored(&json);
         for r in [&record, &on_disk] {
@@ -388,5 +430,30 @@ mod tests {
             record.error
         );
         assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
+        assert!(!record.artifacts.contains_key("json"), "it is not there");
+    }
+
+    /// Issue 11: a drill that failed stays failed (exit 1) when a report cannot be
+    /// written; the write error is its `error`.
+    #[test]
+    fn a_failed_drill_that_cannot_write_a_report_stays_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record_in(dir.path());
+        let json = dir.path().join("r.json");
+        let fails = Fails {
+            after: 0,
+            path: dir.path().join("j.xml"),
+        };
+        let mut observers =
+            Observers::new(Vec::new(), &json, Arc::default(), vec![Box::new(fails)]);
+        record.finished_at = Some(jiff::Timestamp::now().to_string());
+        record.status = RunStatus::Failed;
+        observers.conclude(&mut record);
+        observers.emit(&mut record, Event::DrillFinished);
+        assert_eq!(record.status, RunStatus::Failed);
+        assert_eq!(stored(&json).status, RunStatus::Failed);
+        let error = record.error.as_deref().unwrap();
+        assert!(error.starts_with("cannot write "), "{error}");
+        assert!(record.summary.starts_with("failed"), "{}", record.summary);
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::context::Context;
 use super::setup::render_vars;
 use super::{RunError, RunOptions};
-use crate::playbook::{LoadedPlaybook, Section, default_phase};
+use crate::playbook::{LoadedPlaybook, Section, Step, default_phase, step_outputs};
 
 pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> {
     let book = &pb.playbook;
@@ -32,7 +32,7 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
         }),
     );
     ctx.set("vars", json!({}));
-    ctx.set("steps", json!({}));
+    ctx.set("steps", placeholders(pb));
     render_vars(pb, opts, &mut ctx)?;
 
     let mut out = String::new();
@@ -73,23 +73,9 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
                 step.id,
                 step.kind.as_str()
             );
-            // Render what can be rendered; fields that read outputs of earlier steps stay as written.
-            let shown = ctx.render_step(step).unwrap_or_else(|_| step.clone());
-            let fields = serde_json::to_value(&shown).unwrap_or(Value::Null);
-            for (key, value) in fields.as_object().into_iter().flatten() {
-                if matches!(key.as_str(), "id" | "kind" | "name" | "phase" | "runbook")
-                    || value.is_null()
-                {
-                    continue;
-                }
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let text = text.trim();
-                let first = text.lines().next().unwrap_or("");
-                let more = if text.lines().count() > 1 { " …" } else { "" };
-                let _ = writeln!(out, "       {key}: {first}{more}");
+            for (key, value) in shown_fields(&ctx, step) {
+                let gap = if value.starts_with('\n') { "" } else { " " };
+                let _ = writeln!(out, "       {key}:{gap}{value}");
             }
         }
     }
@@ -106,11 +92,110 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
         let _ = writeln!(
             out,
             "  RPO ≤ {rpo} from {}",
-            g.rpo_from.as_deref().unwrap_or("?")
+            g.rpo_from
+                .as_deref()
+                .map_or("?".into(), |src| rendered(&ctx, src))
         );
     }
     for c in &g.custom {
         let _ = writeln!(out, "  {}: {}", c.name, c.check);
     }
     Ok(out)
+}
+
+/// What each step will output, as `<steps.<id>.<name>>`: the plan shows a value read from
+/// an earlier step the way it shows `<workdir>`, in place.
+fn placeholders(pb: &LoadedPlaybook) -> Value {
+    let steps = pb.all_steps().map(|(_, step)| {
+        let names = step_outputs(step, &pb.engines).unwrap_or_default();
+        let view = names
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    json!(format!("<steps.{}.{name}>", step.id)),
+                )
+            })
+            .collect();
+        (step.id.clone(), Value::Object(view))
+    });
+    Value::Object(steps.collect())
+}
+
+/// A template rendered with the plan's placeholders, or as written when it cannot be.
+fn rendered(ctx: &Context, src: &str) -> String {
+    crate::template::render(src, &ctx.jinja()).unwrap_or_else(|_| src.to_string())
+}
+
+/// The fields of a step worth showing, each rendered on its own (a field that cannot be
+/// rendered is shown as written, the others still rendered), as readable text.
+fn shown_fields(ctx: &Context, step: &Step) -> Vec<(String, String)> {
+    let written = serde_json::to_value(step).unwrap_or(Value::Null);
+    let shown = ctx
+        .render_step(step)
+        .ok()
+        .and_then(|s| serde_json::to_value(s).ok());
+    let mut fields = Vec::new();
+    for (key, value) in written.as_object().into_iter().flatten() {
+        if matches!(key.as_str(), "id" | "kind" | "name" | "phase" | "runbook") || value.is_null() {
+            continue;
+        }
+        let value = match &shown {
+            Some(all) => &all[key],
+            None => &ctx
+                .render_field(key, value)
+                .unwrap_or_else(|| value.clone()),
+        };
+        let text = match (key.as_str(), value) {
+            ("checks", Value::Array(checks)) => checks.iter().map(check_line).collect(),
+            ("argv", Value::Array(words)) => words.iter().map(word).collect::<Vec<_>>().join(" "),
+            ("ready", table) => pairs(table),
+            _ => text(value),
+        };
+        fields.push((key.clone(), text));
+    }
+    fields
+}
+
+/// One check as a line: `- name: builtin table_counts, compare_to <steps.backup.table_counts>`.
+fn check_line(check: &Value) -> String {
+    let name = check["name"].as_str().unwrap_or("?");
+    let mut rest = check.clone();
+    if let Some(map) = rest.as_object_mut() {
+        map.remove("name");
+        if let Some(Value::String(query)) = map.get_mut("query") {
+            *query = format!("`{query}`");
+        }
+    }
+    format!("\n         - {name}: {}", pairs(&rest))
+}
+
+/// A table as `key value` pairs, without the empty ones.
+fn pairs(table: &Value) -> String {
+    let pairs = table.as_object().into_iter().flatten();
+    pairs
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| format!("{k} {}", text(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A word of a command line, quoted as a shell would need it.
+fn word(value: &Value) -> String {
+    crate::fmt::shell_word(&text(value))
+}
+
+/// A value as text: strings as they are (the first line, `…` when there are more), lists
+/// joined with `, `, tables as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => {
+            let s = s.trim();
+            let first = s.lines().next().unwrap_or("");
+            let more = if s.lines().count() > 1 { " …" } else { "" };
+            format!("{first}{more}")
+        }
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
 }

@@ -206,7 +206,14 @@ fn report_writers(
     beside
         .chain(asked.into_iter().flatten())
         .map(|(format, path)| {
-            ReportWriter::new(format, path, template.clone(), Arc::clone(redactor))
+            let redactor = Arc::clone(redactor);
+            ReportWriter::new(
+                format,
+                path,
+                template.clone(),
+                redactor,
+                &opts.artifacts_dir,
+            )
         })
         .collect()
 }
@@ -265,7 +272,10 @@ pub(super) fn render_vars(
                 Value::String(src) => crate::template::render(src, &ctx.jinja())
                     .map(Value::String)
                     .map_err(|e| {
-                        RunError::Usage(format!("vars.{name}: {}", crate::template::describe(&e)))
+                        RunError::Usage(format!(
+                            "vars.{name}: {}",
+                            crate::template::describe_in(src, false, &e)
+                        ))
                     })?,
                 other => other.clone(),
             },

@@ -5,6 +5,7 @@
 use super::{Runner, gates};
 use crate::artifact::{GateKind, GateRecord, GateStatus, RunRecord, RunStatus, StepStatus};
 use crate::events::Event;
+use crate::fmt::plural;
 use crate::playbook::Section;
 
 impl Runner<'_> {
@@ -19,7 +20,7 @@ impl Runner<'_> {
 
     pub(super) fn evaluate_drill_gates(&mut self) {
         let book = &self.pb.playbook;
-        let rto = gates::rto(&self.record.steps, &book.gates);
+        let mut rto = gates::rto(&self.record.steps, &book.gates);
         let completed = !self.interrupted
             && self
                 .record
@@ -40,11 +41,19 @@ impl Runner<'_> {
             };
             self.push_gate(gate);
         }
+        if !completed {
+            // Recovery did not finish: its time and the age of what it restored were
+            // not measured, whatever the steps that ran took.
+            rto.measured_s = None;
+        }
         self.record.rto = rto;
-        if let Some((rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
+        if let Some((mut rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
             let gate = if completed {
                 gate
             } else {
+                rpo.measured_s = None;
+                rpo.source = None;
+                rpo.error = Some(why.to_string());
                 gates::not_evaluated("RPO", GateKind::Rpo, rpo.target_s, why)
             };
             self.push_gate(gate);
@@ -84,9 +93,14 @@ impl Runner<'_> {
     }
 }
 
-/// One line: the verdict and, when it failed, the first reasons.
+/// How long the summary may grow: one line a pager, a chat message or a mail subject
+/// shows whole.
+pub const SUMMARY_CHARS: usize = 200;
+
+/// One line (at most [`SUMMARY_CHARS`]): the verdict and, when it failed, the first
+/// failure, named; the full detail stays in the step or the gate.
 pub fn summary(record: &RunRecord) -> String {
-    let mut reasons: Vec<String> = record
+    let steps = record
         .steps
         .iter()
         .filter(|s| s.status.is_failure())
@@ -97,29 +111,28 @@ pub fn summary(record: &RunRecord) -> String {
                 s.status.as_str().replace('_', " "),
                 s.error.as_deref().unwrap_or("")
             )
-        })
-        .collect();
-    reasons.extend(
-        record
-            .gates
-            .iter()
-            .filter(|g| g.status == GateStatus::Failed)
-            .map(|g| format!("gate {} missed: {}", g.name, g.detail)),
-    );
+        });
+    let gates = record
+        .gates
+        .iter()
+        .filter(|g| g.status == GateStatus::Failed)
+        .map(|g| format!("gate {} missed: {}", g.name, g.detail));
+    let mut reasons = steps.chain(gates);
     let ran = record
         .steps
         .iter()
         .filter(|s| !matches!(s.status, StepStatus::NotRun))
         .count();
-    match record.status {
-        RunStatus::Passed => format!(
-            "passed: {ran} steps, {} gates passed",
-            record
-                .gates
-                .iter()
-                .filter(|g| g.status == GateStatus::Passed)
-                .count()
-        ),
+    let text = match record.status {
+        RunStatus::Passed => {
+            let gates = record.gates.iter();
+            let passed = gates.filter(|g| g.status == GateStatus::Passed).count();
+            format!(
+                "passed: {}, {} passed",
+                plural(ran, "step"),
+                plural(passed, "gate")
+            )
+        }
         RunStatus::Aborted => "aborted: interrupted; cleanup ran".into(),
         RunStatus::Error => format!(
             "error: {}",
@@ -127,15 +140,40 @@ pub fn summary(record: &RunRecord) -> String {
         ),
         RunStatus::Running => "running".into(),
         RunStatus::Failed => {
-            let more = reasons.len().saturating_sub(3);
-            let mut s = format!(
-                "failed: {}",
-                reasons.into_iter().take(3).collect::<Vec<_>>().join("; ")
-            );
-            if more > 0 {
-                s.push_str(&format!(" (and {more} more)"));
-            }
-            s
+            let first = reasons.next().unwrap_or_default();
+            let more = reasons.count();
+            let more = if more > 0 {
+                format!(" (and {more} more)")
+            } else {
+                String::new()
+            };
+            let room = SUMMARY_CHARS - "failed: ".len() - more.chars().count();
+            format!("failed: {}{more}", one_line(&first, room))
         }
+    };
+    one_line(&text, SUMMARY_CHARS)
+}
+
+/// The first line of `text`, at most `max` characters (cut with `…`).
+fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let first = first.trim();
+    let cut = first.chars().count() > max || text.trim().lines().nth(1).is_some();
+    if !cut {
+        return first.to_string();
+    }
+    let kept: String = first.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", kept.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_keeps_the_first_line_within_its_length() {
+        assert_eq!(one_line("short", 10), "short");
+        assert_eq!(one_line("\nfirst\nsecond", 10), "first…");
+        assert_eq!(one_line("abcdefghijkl", 6), "abcde…");
     }
 }

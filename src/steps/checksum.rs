@@ -1,5 +1,11 @@
 //! `checksum`: hash files while streaming them, and write or verify a manifest in the
 //! `sha256sum -c` / `b3sum --check` format (`<hex>  <path>` per line).
+//!
+//! Both algorithms make 64 hex digits, so a manifest's algorithm is never guessed from
+//! its hashes: it is the step's `algorithm`, else the tag of BSD-style lines
+//! (`BLAKE3 (path) = hex`), else the manifest's name (`B3SUMS`, `*.b3`: blake3;
+//! `SHA256SUMS`, `*.sha256`: sha256), else sha256; two of these that disagree are an
+//! error, and `validate` refuses a verify that would read a blake3 manifest as sha256.
 
 use std::fs::File;
 use std::io::Read as _;
@@ -18,14 +24,16 @@ use crate::proc::Cancel;
 const CHUNK: usize = 4 << 20;
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
-    let algorithm = step.algorithm.unwrap_or(Algorithm::Sha256);
     let listed = match &step.files {
         Some(globs) => expand(globs, step.exclude.as_deref().unwrap_or_default())?,
         None => Vec::new(),
     };
     match (&step.manifest, &step.verify) {
-        (Some(manifest), _) => write_manifest(Path::new(manifest), &listed, algorithm, ctx),
-        (None, Some(manifest)) => verify_manifest(Path::new(manifest), &listed, algorithm, ctx),
+        (Some(manifest), _) => {
+            let (algorithm, _) = algorithm_of(manifest, step.algorithm, None)?;
+            write_manifest(Path::new(manifest), &listed, algorithm, ctx)
+        }
+        (None, Some(manifest)) => verify_manifest(manifest, &listed, step.algorithm, ctx),
         (None, None) => bail!("a checksum step needs `manifest` (to write) or `verify` (to check)"),
     }
 }
@@ -74,7 +82,7 @@ fn write_manifest(
     );
     let mut outcome = StepOutcome::passed(outputs! {
         "manifest" => manifest.display().to_string(),
-        "algorithm" => algorithm_name(algorithm),
+        "algorithm" => algorithm.name(),
         "bytes" => total,
         "files" => hashes,
     });
@@ -82,15 +90,49 @@ fn write_manifest(
     Ok(outcome)
 }
 
+/// The algorithm of `manifest` and what said so: the step's `algorithm` (`said`), the
+/// tag of its lines, its name, else sha256 (`sha256sum`'s format). Two that disagree are
+/// an error naming both: the wrong one would call an intact backup corrupt.
+fn algorithm_of(
+    manifest: &str,
+    said: Option<Algorithm>,
+    tagged: Option<Algorithm>,
+) -> anyhow::Result<(Algorithm, &'static str)> {
+    let named = Algorithm::from_manifest_name(manifest);
+    let known = [
+        (said, "the step's `algorithm`"),
+        (tagged, "the tags of its lines"),
+        (named, "its name"),
+    ];
+    let mut known = known.into_iter().filter_map(|(a, why)| Some((a?, why)));
+    let Some((algorithm, why)) = known.next() else {
+        return Ok((Algorithm::Sha256, "the default"));
+    };
+    if let Some((other, other_why)) = known.find(|(a, _)| *a != algorithm) {
+        bail!(
+            "manifest {manifest}: {why} says {} but {other_why} says {}",
+            algorithm.name(),
+            other.name()
+        );
+    }
+    Ok((algorithm, why))
+}
+
 fn verify_manifest(
-    manifest: &Path,
+    manifest_text: &str,
     only: &[PathBuf],
-    algorithm: Algorithm,
+    said: Option<Algorithm>,
     ctx: &StepCtx,
 ) -> anyhow::Result<StepOutcome> {
+    let manifest = Path::new(manifest_text);
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
-    let entries = parse_manifest(&text)?;
+    let (entries, tagged) = parse_manifest(&text)?;
+    let (algorithm, why) = algorithm_of(manifest_text, said, tagged)?;
+    ctx.log.write(
+        &ctx.step_id,
+        &format!("{}: {} ({why})", manifest.display(), algorithm.name()),
+    );
     ensure!(
         !entries.is_empty(),
         "manifest {} lists no files",
@@ -129,7 +171,7 @@ fn verify_manifest(
     }
     let mut outcome = StepOutcome::passed(outputs! {
         "manifest" => manifest.display().to_string(),
-        "algorithm" => algorithm_name(algorithm),
+        "algorithm" => algorithm.name(),
         "verified" => records.len(),
         "failed" => problems.len(),
         "bytes" => total,
@@ -177,27 +219,61 @@ fn selected(
     (keep, problems)
 }
 
-/// Lines of `<hex>  <path>` (`sha256sum` text mode) or `<hex> *<path>` (binary mode).
-fn parse_manifest(text: &str) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    text.lines()
+/// A manifest's (hash, path) lines.
+type Entries = Vec<(String, PathBuf)>;
+
+/// Lines of `<hex>  <path>` (`sha256sum` text mode), `<hex> *<path>` (binary mode) or
+/// `SHA256 (<path>) = <hex>` / `BLAKE3 (<path>) = <hex>` (BSD style, `sha256sum --tag`),
+/// and the algorithm the tagged lines name (one for all of them).
+fn parse_manifest(text: &str) -> anyhow::Result<(Entries, Option<Algorithm>)> {
+    let mut tags = Vec::new();
+    let entries = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let (hex, rest) = line
-                .split_once(' ')
-                .with_context(|| format!("manifest line {} is not `<hash>  <path>`", i + 1))?;
-            let path = rest
-                .strip_prefix(' ')
-                .or_else(|| rest.strip_prefix('*'))
-                .unwrap_or(rest);
+            let (hex, path) = match tagged_line(line) {
+                Some((tag, path, hex)) => {
+                    tags.push(tag);
+                    (hex, path)
+                }
+                None => {
+                    let (hex, rest) = line.split_once(' ').with_context(|| {
+                        format!("manifest line {} is not `<hash>  <path>`", i + 1)
+                    })?;
+                    let path = rest
+                        .strip_prefix(' ')
+                        .or_else(|| rest.strip_prefix('*'))
+                        .unwrap_or(rest);
+                    (hex, path)
+                }
+            };
             ensure!(
                 hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
-                "manifest line {} has no 64-digit hash",
+                "manifest line {} has no 64-digit hash (sha256 or blake3)",
                 i + 1
             );
             Ok((hex.to_lowercase(), PathBuf::from(path)))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    let tag = tags.first().copied();
+    ensure!(
+        tags.iter().all(|t| Some(*t) == tag),
+        "the manifest's lines are tagged with both sha256 and blake3"
+    );
+    Ok((entries, tag))
+}
+
+/// `SHA256 (<path>) = <hex>` or `BLAKE3 (<path>) = <hex>`: the algorithm, path and hash.
+fn tagged_line(line: &str) -> Option<(Algorithm, &str, &str)> {
+    let (tag, rest) = line.split_once(" (")?;
+    let algorithm = match tag {
+        "SHA256" => Algorithm::Sha256,
+        "BLAKE3" => Algorithm::Blake3,
+        _ => return None,
+    };
+    let (path, hex) = rest.rsplit_once(") = ")?;
+    Some((algorithm, path, hex))
 }
 
 pub(super) fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
@@ -311,13 +387,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn algorithm_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Sha256 => "sha256",
-        Algorithm::Blake3 => "blake3",
-    }
-}
-
 fn file_record(
     path: &Path,
     bytes: u64,
@@ -345,7 +414,7 @@ mod tests {
     #[test]
     fn parses_both_sha256sum_modes() {
         let h = "a".repeat(64);
-        let m = parse_manifest(&format!("{h}  dir/a b.db\n{h} *c.db\n")).unwrap();
+        let (m, _) = parse_manifest(&format!("{h}  dir/a b.db\n{h} *c.db\n")).unwrap();
         assert_eq!(m[0].1, PathBuf::from("dir/a b.db"));
         assert_eq!(m[1].1, PathBuf::from("c.db"));
         assert!(parse_manifest("nothex  x\n").is_err());

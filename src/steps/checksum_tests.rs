@@ -104,6 +104,60 @@ fn blake3_manifests_hold_blake3_hashes() {
     assert_eq!(checked.outputs["algorithm"], json!("blake3"));
 }
 
+/// A blake3 manifest is verified with blake3 whenever the manifest says so, by its name
+/// or by its tags, without `algorithm` on the verifying step (intact: green; changed:
+/// red); what contradicts itself is an error, never a guess.
+#[test]
+fn a_blake3_manifest_is_verified_with_blake3_without_being_told() {
+    let (dir, a, b) = two_files();
+    let verify_text = |name: &str, text: &str, extra: &str| {
+        let manifest = dir.path().join(name);
+        std::fs::write(&manifest, text).unwrap();
+        let m = manifest.display().to_string();
+        run_step(dir.path(), &format!("verify = {m:?}\n{extra}"))
+    };
+    let (a_, b_) = (a.display(), b.display());
+    let plain = format!("{HELLO_BLAKE3}  {a_}\n");
+    let tagged = format!("BLAKE3 ({a_}) = {HELLO_BLAKE3}\n");
+    for (name, text) in [("B3SUMS", &plain), ("backup.b3", &plain), ("sums", &tagged)] {
+        let out = verify_text(name, text, "");
+        assert!(out.passed, "{name}: {:?}", out.error);
+        assert_eq!(out.outputs["algorithm"], json!("blake3"), "{name}");
+        assert_eq!(out.outputs["verified"], json!(1), "{name}");
+    }
+    // The same hash for another file: a real mismatch is still red.
+    let wrong = format!("{HELLO_BLAKE3}  {b_}\n");
+    let out = verify_text("B3SUMS", &wrong, "");
+    assert!(!out.passed);
+    assert_has(out.error.as_deref().unwrap(), "checksum mismatch");
+    // Contradictions name both sides.
+    for (name, text, extra) in [
+        ("B3SUMS", &plain, "algorithm = \"sha256\""),
+        ("SHA256SUMS", &tagged, ""),
+    ] {
+        let out = verify_text(name, text, extra);
+        let error = out.error.unwrap_or_default();
+        assert!(
+            error.contains("says blake3") || error.contains("says sha256"),
+            "{name}: {error}"
+        );
+    }
+    let mixed = format!("{tagged}SHA256 ({b_}) = {HELLO_SHA256}\n");
+    assert!(!verify_text("sums", &mixed, "").passed);
+    // Written under a blake3 name without `algorithm`: blake3, as the name says.
+    let written = dir.path().join("out.b3sum");
+    let m = written.display().to_string();
+    let out = run_step(
+        dir.path(),
+        &format!("files = [{:?}]\nmanifest = {m:?}", a_.to_string()),
+    );
+    assert_eq!(out.outputs["algorithm"], json!("blake3"), "{:?}", out.error);
+}
+
+fn assert_has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} in {text}");
+}
+
 #[test]
 fn a_good_manifest_verifies_every_file() {
     let (dir, a, b) = two_files();
@@ -286,7 +340,8 @@ fn exclude_leaves_files_out() {
 #[test]
 fn parsing_accepts_binary_mode_and_uppercase() {
     let upper = HELLO_SHA256.to_uppercase();
-    let m = parse_manifest(&format!("{upper} *x\n\n{HELLO_SHA256}  y\n")).unwrap();
+    let (m, tag) = parse_manifest(&format!("{upper} *x\n\n{HELLO_SHA256}  y\n")).unwrap();
+    assert_eq!(tag, None);
     assert_eq!(
         m,
         vec![

@@ -1,47 +1,40 @@
 //! `exec`: run a command (through `sh -c`, or an argv) in its own process group; its
-//! output goes to files (memory stays flat), then into the drill's log.
+//! output goes into the drill's log line by line as it comes (memory stays flat).
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 
+use super::output::{OUTPUT_DRAIN, Output};
 use super::{StepCtx, StepOutcome};
-use crate::log::tail_file;
 use crate::outputs;
 use crate::playbook::Step;
 use crate::proc::Tool;
 
-/// How much of stdout/stderr the record keeps (the log keeps everything).
-const KEEP_BYTES: u64 = 4096;
+/// Lines of the output (both streams, in the order they came) kept as the log tail.
+const TAIL_LINES: usize = 20;
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let expect = step.expect_exit.unwrap_or(0);
-    let captured = Captured::new(ctx);
+    let (stdout, stdout_w) = os_pipe::pipe()?;
+    let (stderr, stderr_w) = os_pipe::pipe()?;
     let expr = command(step, false)?
         .stdin_null()
-        .stdout_path(&captured.stdout)
-        .stderr_path(&captured.stderr);
-    let status = Tool::new(expr, "command").start(&ctx.cancel)?.finish()?;
-    ctx.log
-        .append_file(&ctx.step_id, "stdout", &captured.stdout);
-    ctx.log
-        .append_file(&ctx.step_id, "stderr", &captured.stderr);
-    let stdout = tail_file(&captured.stdout, 200, KEEP_BYTES);
-    let stderr = tail_file(&captured.stderr, 200, KEEP_BYTES);
+        .stdout_file(stdout_w)
+        .stderr_file(stderr_w);
+    let running = Tool::new(expr, "command").start(&ctx.cancel)?;
+    let output = Output::capture([("stdout", stdout), ("stderr", stderr)], ctx, None);
+    let status = running.finish()?;
+    // The group is gone: the copying sees the end of its output.
+    output.join(OUTPUT_DRAIN);
+    let (stdout, stderr) = output.streams();
     let mut outcome = StepOutcome::passed(outputs! {
         "exit_code" => status.code(),
         "stdout" => ctx.log.redactor().redact(&stdout),
         "stderr" => ctx.log.redactor().redact(&stderr),
     });
-    let tail = [stderr.as_str(), stdout.as_str()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("\n");
-    outcome.log_tail = (!tail.is_empty()).then(|| last_lines(&tail, 20));
-    captured.remove();
+    outcome.log_tail = output.tail(ctx, TAIL_LINES);
     match (status.code(), status.signal()) {
         (Some(code), _) if code == expect => Ok(outcome),
         (Some(code), _) => Ok(outcome.fail(format!("exited with {code}, expected {expect}"))),
@@ -75,30 +68,4 @@ pub fn command(step: &Step, program_from_cwd: bool) -> anyhow::Result<duct::Expr
         expr = expr.env(key, value);
     }
     Ok(expr)
-}
-
-struct Captured {
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Captured {
-    fn new(ctx: &StepCtx) -> Self {
-        let dir = ctx.workdir.join(".steps");
-        let _ = std::fs::create_dir_all(&dir);
-        Self {
-            stdout: dir.join(format!("{}.stdout", ctx.step_id)),
-            stderr: dir.join(format!("{}.stderr", ctx.step_id)),
-        }
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_file(&self.stdout);
-        let _ = std::fs::remove_file(&self.stderr);
-    }
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }

@@ -20,8 +20,13 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         outcome.assumed_s = Some(assumed.as_secs_f64());
         return Ok(outcome);
     };
+    let runbook = step
+        .runbook
+        .as_deref()
+        .map(|r| format!("{}\n\n", r.trim()))
+        .unwrap_or_default();
     let prompt = format!(
-        "\n── manual step: {} ──\n{}\n\nPress Enter when done (or type a note; start it with `fail` if it could not be done): ",
+        "\n── manual step: {} ──\n{runbook}{}\n\nPress Enter when done (or type a note; start it with `fail` if it could not be done): ",
         step.title(),
         instructions.trim()
     );

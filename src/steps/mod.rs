@@ -11,6 +11,7 @@ mod files;
 pub mod http;
 mod locate;
 mod manual;
+mod output;
 mod restore;
 mod service;
 pub mod sql;

@@ -5,16 +5,14 @@
 //! then SIGKILL. The step passes once the `ready` probe does, and fails, with the exit
 //! status and the last lines it printed, when the service dies or is not ready in time.
 
-use std::collections::VecDeque;
-use std::io::{BufRead as _, BufReader, Read};
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Request};
+use super::output::{OUTPUT_DRAIN, Output};
 use super::{StepCtx, StepOutcome, duration, exec};
 use crate::log::LogSink;
 use crate::outputs;
@@ -25,13 +23,6 @@ const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 /// Between readiness checks.
 const POLL: Duration = Duration::from_millis(100);
-/// Lines kept for the failure's log tail; the log file has them all.
-const TAIL_LINES: usize = 40;
-/// A line longer than this is cut into pieces, so a service printing without newlines
-/// cannot grow memory.
-const MAX_LINE: u64 = 8 * 1024;
-/// At stop, how long the threads copying its output may take to see the end of it.
-const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let ready = ReadyProbe::of(step)?;
@@ -69,7 +60,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             // on its port. The registered teardown then finds it gone.
             let _ = service.stop();
             outcome.outputs.remove("ready_s");
-            outcome.log_tail = service.output.tail(ctx);
+            outcome.log_tail = service.output.tail(ctx, usize::MAX);
             Ok(outcome.fail(why))
         }
     }
@@ -255,112 +246,6 @@ impl Service {
 
     fn note(&self, text: &str) {
         self.log.write(&self.step_id, text);
-    }
-}
-
-/// The service's stdout and stderr, copied line by line into the drill's log by two
-/// threads, with the last lines kept for a failure's log tail.
-struct Output {
-    tail: Arc<Mutex<VecDeque<String>>>,
-    saw_line: Arc<AtomicBool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl Output {
-    fn capture(
-        streams: [(&'static str, os_pipe::PipeReader); 2],
-        ctx: &StepCtx,
-        ready_line: Option<String>,
-    ) -> Self {
-        let output = Self {
-            tail: Arc::default(),
-            saw_line: Arc::default(),
-            threads: Mutex::default(),
-        };
-        for (name, stream) in streams {
-            let pump = Pump {
-                stream: name,
-                step: ctx.step_id.clone(),
-                log: ctx.log.clone(),
-                tail: Arc::clone(&output.tail),
-                saw_line: Arc::clone(&output.saw_line),
-                ready_line: ready_line.clone(),
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{name}", ctx.step_id))
-                .spawn(move || pump.run(stream));
-            if let Ok(handle) = spawned {
-                output.threads.lock().unwrap().push(handle);
-            }
-        }
-        output
-    }
-
-    fn saw_ready_line(&self) -> bool {
-        self.saw_line.load(Ordering::SeqCst)
-    }
-
-    /// Waits (at most `limit`) for the copying to finish, so the log is complete; a
-    /// process that escaped the group may hold the pipe open, hence the limit.
-    fn join(&self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        let mut threads = self.threads.lock().unwrap();
-        while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        for t in std::mem::take(&mut *threads) {
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
-    }
-
-    /// The last lines printed, secrets redacted; None when it printed nothing.
-    fn tail(&self, ctx: &StepCtx) -> Option<String> {
-        let tail = self.tail.lock().unwrap();
-        let text = tail.iter().cloned().collect::<Vec<_>>().join("\n");
-        (!text.is_empty()).then(|| ctx.log.redactor().redact(&text))
-    }
-}
-
-struct Pump {
-    stream: &'static str,
-    step: String,
-    log: LogSink,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    saw_line: Arc<AtomicBool>,
-    ready_line: Option<String>,
-}
-
-impl Pump {
-    fn run(self, stream: os_pipe::PipeReader) {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => self.line(&String::from_utf8_lossy(&buf)),
-            }
-        }
-    }
-
-    fn line(&self, raw: &str) {
-        let line = raw.trim_end_matches(['\n', '\r']);
-        self.log
-            .write(&self.step, &format!("{}: {line}", self.stream));
-        if self
-            .ready_line
-            .as_deref()
-            .is_some_and(|want| line.contains(want))
-        {
-            self.saw_line.store(true, Ordering::SeqCst);
-        }
-        let mut tail = self.tail.lock().unwrap();
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(format!("{}: {line}", self.stream));
     }
 }
 

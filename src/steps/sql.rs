@@ -171,7 +171,12 @@ fn builtin_check(
             problem_record(check, problems, "every foreign key holds")
         }
         Builtin::TablesExist => {
-            let wanted = names_from(check.tables.as_deref(), check.compare_to.as_ref(), "tables")?;
+            let listed = check
+                .tables
+                .as_deref()
+                .map(|t| conn.resolve_tables(t))
+                .transpose()?;
+            let wanted = names_from(listed.as_deref(), check.compare_to.as_ref(), "tables")?;
             let present = conn.tables()?;
             missing_record(check, &wanted, &present, ("table", "tables"))
         }
@@ -285,12 +290,18 @@ fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRe
     let present = conn.tables()?;
     let mut actual: IndexMap<String, Value> = IndexMap::new();
     let mut problems = Vec::new();
+    // The tables listed, named as the engine names them; each must be in `compare_to`
+    // (else nothing would be compared for it, and the check could pass on nothing).
+    let only = check
+        .tables
+        .as_deref()
+        .map(|t| conn.resolve_tables(t))
+        .transpose()?;
+    for table in only.iter().flatten().filter(|t| !expected.contains_key(*t)) {
+        problems.push(format!("{table}: not among the tables of `compare_to`"));
+    }
     for (table, want) in expected {
-        if check
-            .tables
-            .as_ref()
-            .is_some_and(|only| !only.contains(table))
-        {
+        if only.as_ref().is_some_and(|only| !only.contains(table)) {
             continue;
         }
         let Some(want) = want.as_u64() else {

@@ -279,6 +279,19 @@ pub fn compare_checks() -> Vec<Table> {
     .collect()
 }
 
+/// Checks of the names the user lists (`tables = [...]`): `listed` (each exists: all of
+/// `present`), `one count` (the row count of `counted` alone, against the backup's) and
+/// `not there` (`absent`, which must fail naming it).
+pub fn listed_table_checks(present: &[&str], counted: &str, absent: &str) -> Vec<Table> {
+    vec![
+        builtin("listed", "tables_exist").set("tables", list(present)),
+        builtin("one count", "table_counts")
+            .set("compare_to", "{{ steps.backup.table_counts }}")
+            .set("tables", list(&[counted])),
+        builtin("not there", "tables_exist").set("tables", list(&[absent])),
+    ]
+}
+
 // ---------------------------------------------------------------------------------------
 // Fragments
 

@@ -7,6 +7,7 @@
 //! outcome (`expect.rs`); `server.rs` starts throwaway PostgreSQL and MariaDB servers.
 
 mod checks;
+mod cli;
 mod commands;
 mod engines;
 mod expect;
@@ -15,8 +16,10 @@ mod fuzz;
 mod hostile;
 mod kit;
 mod mysql;
+mod names;
 mod orphans;
 mod postgres;
+mod reports;
 mod s3;
 mod s3store;
 mod safety;

@@ -126,6 +126,34 @@ fn a_missing_table_fails_tables_exist_and_table_counts() {
     dropped(server, &scratch, "after a failed drill");
 }
 
+/// A restore's `target` (shown without its password) serves a later `sql` step as is:
+/// the password is reattached in memory and written nowhere. Table names resolve as the
+/// mysql client reads them: in the current database, or qualified with it.
+#[test]
+fn a_restores_target_serves_a_later_sql_step_and_names_resolve_in_its_database() {
+    let Some(server) = mariadb() else { return };
+    let (playbook, _, scratch) = shop(server);
+    let qualified = format!("{scratch}.customers");
+    let present = ["orders", &qualified, "`legacy`"];
+    let checks = listed_table_checks(&present, "orders", "nope");
+    let playbook = playbook.edit("verify", |s| {
+        s.set("database", "{{ steps.restore.target }}")
+            .checks(checks)
+    });
+    let out = server.drill(playbook).run().expect_code(1);
+    let target = out.output("restore", "target");
+    assert!(!target.to_string().contains(password()), "{target}");
+    failing(&out, &[("not there", "missing table: nope")]);
+    out.step("verify")
+        .check("one count")
+        .says("1 tables match the source");
+    for (what, text) in [("record", out.record().to_string()), ("log", out.log())] {
+        assert!(!text.contains(password()), "password in the {what}");
+    }
+    dropped(server, &scratch, "after the drill");
+    super::names::outputs_are_declared(&out);
+}
+
 #[test]
 fn an_orphan_row_fails_foreign_keys() {
     let Some(server) = mariadb() else { return };

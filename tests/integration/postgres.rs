@@ -174,6 +174,28 @@ CREATE INDEX customers_key_idx ON shop.customers (public.key_of(id));
 CREATE OR REPLACE FUNCTION public.key_of(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT -$1';
 ";
 
+/// Table names as psql reads them: unqualified through the search_path (pgbench's
+/// tables are in `public`), unquoted ones folded to lower case, qualified ones as they
+/// are; `orders` (only in `shop`, not on the search_path) is missing, named as written.
+#[test]
+fn listed_tables_resolve_through_the_search_path() {
+    let Some(server) = source() else { return };
+    let present = [
+        "pgbench_accounts",
+        "PGBENCH_TELLERS",
+        "shop.orders",
+        "public.pgbench_branches",
+    ];
+    let checks = listed_table_checks(&present, "pgbench_branches", "orders");
+    let playbook = ephemeral(&server).edit("verify", |s| s.checks(checks));
+    let out = drill_on(&server, playbook).run().expect_code(1);
+    let verify = out.step("verify");
+    assert_eq!(verify.failed_checks(), ["not there"]);
+    verify.check("not there").says("missing table: orders");
+    verify.check("one count").says("1 tables match the source");
+    cluster_gone(&out);
+}
+
 #[test]
 fn tampered_restore_fails_every_check_and_still_cleans_up() {
     let Some(server) = source() else { return };
@@ -364,4 +386,5 @@ fn ephemeral_cluster_listens_on_tcp_only_with_a_password() {
     out.step("tcp_without_password")
         .output_has("stderr", "password");
     cluster_gone(&out);
+    super::names::outputs_are_declared(&out);
 }

@@ -354,6 +354,7 @@ fn readyz_fails_when_the_service_cannot_read_the_database() {
     out.report_has("unable to open database file");
     assert_eq!(out.resource("service")["removed"], true);
     marker.assert_none_left();
+    super::names::outputs_are_declared(&out);
 }
 
 /// A drill with the service `app` (its `fields`), then the given steps, and a cleanup

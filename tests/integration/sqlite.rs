@@ -434,7 +434,8 @@ fn blake3_manifests_verify_and_detect_corruption() {
         let out = pb("t")
             .step(sums.set("manifest", "B3SUMS"))
             .step(damage)
-            .step(blake3("check").set("verify", "B3SUMS"))
+            // No `algorithm`: the manifest's name says blake3.
+            .step(step("check", "checksum").set("verify", "B3SUMS"))
             .drill()
             .file("data/a.bin", &vec![1u8; 100_000])
             .file("data/b.bin", &vec![2u8; 9_000_000])
@@ -446,6 +447,24 @@ fn blake3_manifests_verify_and_detect_corruption() {
             out.step("check").says("data/b.bin");
         }
     }
+}
+
+/// A verify that would read a blake3 manifest as sha256 is refused before anything runs,
+/// with the fix; told the algorithm, the same drill passes.
+#[test]
+fn a_blake3_manifest_read_as_sha256_is_refused_at_validate() {
+    let sums = step("sum", "checksum")
+        .set("algorithm", "blake3")
+        .set("files", raw(r#"["a.bin"]"#))
+        .set("manifest", "{{ drill.workdir }}/sums.txt");
+    let check = step("check", "checksum").set("verify", "{{ steps.sum.manifest }}");
+    let bad = pb("t").step([sums.clone(), check.clone()]);
+    let out = bad.drill().file("a.bin", b"x").validate().expect_code(2);
+    out.stderr_has("step `check` would verify the blake3 manifest of step `sum` with sha256")
+        .stderr_has("add `algorithm = \"blake3\"`");
+    assert_has(&out.stderr, "--> playbook.toml:", "a location");
+    let good = pb("t").step([sums, check.set("algorithm", "blake3")]);
+    good.drill().file("a.bin", b"x").run().expect_code(0);
 }
 
 #[test]
@@ -547,7 +566,8 @@ fn an_unwritable_artifacts_directory_is_exit_3() {
 
 #[test]
 fn an_undefined_output_at_run_time_fails_the_step_naming_step_and_field() {
-    let uses_missing = exec("uses_missing", "echo {{ steps.backup.no_such_output }}");
+    // Read by subscript: `validate` refuses `steps.backup.no_such_output` as written.
+    let uses_missing = exec("uses_missing", "echo {{ steps['backup'].no_such_output }}");
     let out = drill_of(playbook().step(uses_missing)).run().expect_code(1);
     let step = out.step("uses_missing");
     step.says("step `uses_missing`").says("field `run`");

@@ -151,15 +151,25 @@ fn refuse_unsafe_target(from: &Path, given: &Path, ctx: &Ctx<'_>) -> anyhow::Res
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "files",
-    example: include_str!("../../../playbooks/files.toml"),
+    example: include_str!("../../../templates/init/files.toml"),
+    run: "restore-drill run {playbook} --var tree=/path/to/your/dir",
     kinds: &[
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])
-            .reads(&["paths"]),
+            .reads(&["paths"])
+            .outputs(&[
+                "file_count",
+                "symlink_count",
+                "dir_count",
+                "source_bytes",
+                "manifest",
+                "compression",
+            ]),
         // `compression` is accepted and not needed: the archive's first bytes tell it.
         KindSpec::restore(&["from", "target_dir", "compression"])
             .needs(&[&["from"], &["target_dir"]])
             .reads(&["from"])
-            .makes(&["target_dir"]),
+            .makes(&["target_dir"])
+            .outputs(&["file_count", "symlink_count"]),
     ],
 };

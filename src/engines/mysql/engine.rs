@@ -66,6 +66,7 @@ impl Engine for Mysql {
             .context("target_url names no database")?
             .to_string();
         let shown = target.display();
+        target.remember();
         let created = || {
             let server = target.with_database(None);
             let db = database.clone();
@@ -110,7 +111,8 @@ impl Engine for Mysql {
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
-    example: include_str!("../../../playbooks/mysql.toml"),
+    example: include_str!("../../../templates/init/mysql.toml"),
+    run: "MYSQL_PWD=... restore-drill run {playbook} --var mysql_url=mysql://USER@HOST:3306/DATABASE",
     kinds: &[
         KindSpec::backup(&[
             "url",
@@ -119,11 +121,15 @@ static SPEC: EngineSpec = EngineSpec {
             "skip_lock_tables",
             "compression",
         ])
-        .needs(&[&["url"], &["output"]]),
+        .needs(&[&["url"], &["output"]])
+        .outputs(&["database", "dump_bytes", "compression"])
+        .schema(),
         // `compression` is accepted and not needed: a dump's first bytes tell it.
         KindSpec::restore(&["from", "target_url", "compression"])
             .needs(&[&["from"], &["target_url"]])
-            .reads(&["from"]),
+            .reads(&["from"])
+            .outputs(&["database"])
+            .schema(),
         KindSpec::sql(),
     ],
 };

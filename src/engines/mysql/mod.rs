@@ -19,6 +19,11 @@ use crate::proc::{Cancel, OnCancel, SecretFile};
 
 pub use engine::Mysql;
 
+/// The databases restored by this run, by their shown url (`Target::remember`): a later
+/// `sql` step can use a restore's `target` as is, its password reattached here, never
+/// written anywhere.
+static RESTORED: std::sync::Mutex<Vec<(String, Target)>> = std::sync::Mutex::new(Vec::new());
+
 /// A parsed `mysql://user:password@host:port/database?socket=...` url.
 #[derive(Clone)]
 pub struct Target {
@@ -53,6 +58,30 @@ impl Target {
                 self.opts.get_ip_or_hostname(),
                 self.opts.get_tcp_port()
             ),
+        }
+    }
+
+    /// Remembers this restore target's password (in memory only) for a later step that
+    /// names the target as the restore shows it, without its password.
+    pub fn remember(&self) {
+        let mut restored = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+        restored.push((self.display(), self.clone()));
+    }
+
+    /// With the password of the restore target it shows as, when it has none of its own.
+    fn with_remembered_password(self) -> Self {
+        if self.opts.get_pass().is_some() {
+            return self;
+        }
+        let restored = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+        let shown = self.display();
+        match restored.iter().rev().find(|(s, _)| *s == shown) {
+            Some((_, target)) => {
+                let pass = target.opts.get_pass().map(str::to_string);
+                let opts = mysql::OptsBuilder::from_opts(self.opts.clone()).pass(pass);
+                Self { opts: opts.into() }
+            }
+            None => self,
         }
     }
 
@@ -192,7 +221,7 @@ pub struct MysqlConn {
 
 impl MysqlConn {
     pub fn open(url: &str) -> anyhow::Result<Self> {
-        let target = Target::parse(url)?;
+        let target = Target::parse(url)?.with_remembered_password();
         anyhow::ensure!(
             target.database().is_some(),
             "the url {} names no database",
@@ -319,6 +348,22 @@ impl SqlConn for MysqlConn {
             "SELECT DISTINCT index_name FROM information_schema.statistics \
              WHERE table_schema = DATABASE() AND index_name <> 'PRIMARY' ORDER BY index_name",
         )?)
+    }
+
+    /// `orders` is a table of the current database; `shop.orders` too when `shop` is it.
+    fn resolve_tables(&mut self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let current: Option<String> = self.conn.query_first("SELECT DATABASE()")?;
+        let unquote = |p: &str| p.trim().trim_matches('`').to_string();
+        Ok(names
+            .iter()
+            .map(|name| match name.split_once('.') {
+                Some((db, table)) if current.as_deref() == Some(unquote(db).as_str()) => {
+                    unquote(table)
+                }
+                Some(_) => name.clone(),
+                None => unquote(name),
+            })
+            .collect())
     }
 
     fn count_rows(&mut self, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>> {

@@ -18,6 +18,48 @@ pub fn qualified((schema, name): &Table) -> String {
     format!("{schema}.{name}")
 }
 
+/// The table `name` means, as psql reads it: `schema.table` or, unqualified, the first
+/// schema of the search_path holding it; unquoted parts fold to lower case, `"Quoted"`
+/// ones are kept as they are. None when it names no table of `existing`.
+pub fn resolve(name: &str, search_path: &[String], existing: &[Table]) -> Option<Table> {
+    let part = |p: &str| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => p.to_lowercase(),
+    };
+    let parts = split_name(name);
+    let found = |schema: &str, table: &str| {
+        existing
+            .iter()
+            .find(|(s, t)| s == schema && t == table)
+            .cloned()
+    };
+    match parts.as_slice() {
+        [table] => search_path
+            .iter()
+            .find_map(|schema| found(schema, &part(table))),
+        [schema, table] => found(&part(schema), &part(table)),
+        _ => None,
+    }
+}
+
+/// `a.b`, `"a.b".c`: the dotted parts of a name, dots inside double quotes kept.
+fn split_name(name: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => {
+                parts.push(name[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(name[start..].trim());
+    parts
+}
+
 /// `"schema"."name"`, quoted for SQL.
 pub fn quoted((schema, name): &Table) -> String {
     format!("{}.{}", ident(schema), ident(name))
@@ -149,4 +191,39 @@ impl ForeignKey {
 /// Each item written by `write`, joined by `sep`.
 fn joined<I: IntoIterator>(items: I, sep: &str, write: impl Fn(I::Item) -> String) -> String {
     items.into_iter().map(write).collect::<Vec<_>>().join(sep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_as_psql_reads_them() {
+        let t = |s: &str, n: &str| (s.to_string(), n.to_string());
+        let existing = [
+            t("public", "orders"),
+            t("shop", "orders"),
+            t("shop", "Items"),
+            t("a.b", "c"),
+        ];
+        let path = ["shop".to_string(), "public".to_string()];
+        let resolve = |name: &str| resolve(name, &path, &existing);
+        assert_eq!(
+            resolve("orders"),
+            Some(t("shop", "orders")),
+            "the first schema"
+        );
+        assert_eq!(resolve("ORDERS"), Some(t("shop", "orders")), "folded");
+        assert_eq!(resolve("public.orders"), Some(t("public", "orders")));
+        assert_eq!(
+            resolve("\"Items\""),
+            Some(t("shop", "Items")),
+            "quoted: as is"
+        );
+        assert_eq!(resolve("Items"), None, "unquoted: folded to items");
+        assert_eq!(resolve("\"a.b\".c"), Some(t("a.b", "c")));
+        assert_eq!(resolve("x.y.z"), None);
+        assert_eq!(resolve("missing"), None);
+        assert_eq!(resolve(""), None);
+    }
 }

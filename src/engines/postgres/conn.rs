@@ -167,6 +167,25 @@ impl SqlConn for PgConn {
         catalog::indexes(&mut self.client)
     }
 
+    fn resolve_tables(&mut self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let existing = catalog::tables(&mut self.client)?;
+        // The schemas of the search_path that exist, in order (`$user` resolved).
+        let search_path: Vec<String> = self
+            .client
+            .query_one("SELECT current_schemas(false)::text[]", &[])?
+            .get(0);
+        Ok(names
+            .iter()
+            .map(
+                |name| match existing.iter().any(|t| catalog::qualified(t) == *name) {
+                    true => name.clone(),
+                    false => catalog::resolve(name, &search_path, &existing)
+                        .map_or_else(|| name.clone(), |t| catalog::qualified(&t)),
+                },
+            )
+            .collect())
+    }
+
     fn count_rows(&mut self, tables: &[String]) -> anyhow::Result<IndexMap<String, u64>> {
         let existing = catalog::tables(&mut self.client)?;
         let wanted = tables

@@ -279,7 +279,8 @@ fn restore_into(
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "postgres",
-    example: include_str!("../../../playbooks/postgres.toml"),
+    example: include_str!("../../../templates/init/postgres.toml"),
+    run: "PGPASSWORD=... restore-drill run {playbook} --var pg_url=postgres://USER@HOST:5432/DATABASE",
     kinds: &[
         KindSpec::backup(&[
             "url",
@@ -289,7 +290,9 @@ static SPEC: EngineSpec = EngineSpec {
             "compression",
             "pg_bin_dir",
         ])
-        .needs(&[&["url"], &["output"]]),
+        .needs(&[&["url"], &["output"]])
+        .outputs(&["format", "database", "counts_in_dump_snapshot"])
+        .schema(),
         KindSpec::restore(&[
             "from",
             "isolation",
@@ -300,7 +303,17 @@ static SPEC: EngineSpec = EngineSpec {
             "jobs",
         ])
         .needs(&[&["from"], &["isolation", "target_url"]])
-        .reads(&["from"]),
+        .reads(&["from"])
+        .outputs(&[
+            "database",
+            "amcheck",
+            "cluster_dir",
+            "socket_dir",
+            "port",
+            "target_tcp",
+            "passfile",
+        ])
+        .schema(),
         KindSpec::sql(),
     ],
 };

@@ -160,14 +160,18 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 static SPEC: EngineSpec = EngineSpec {
     name: "sqlite",
     example: include_str!("../../../templates/init/sqlite.toml"),
+    run: "restore-drill run {playbook} --var source_db=/path/to/app.db",
     kinds: &[
         KindSpec::backup(&["source", "output", "checkpoint"])
             .needs(&[&["source"], &["output"]])
-            .reads(&["source"]),
+            .reads(&["source"])
+            .schema(),
         KindSpec::restore(&["from", "target", "overwrite"])
             .needs(&[&["from"], &["target"]])
             .reads(&["from"])
-            .makes(&["target"]),
+            .makes(&["target"])
+            .outputs(&["safety_copy"])
+            .schema(),
         KindSpec::sql().reads(&["database"]),
     ],
 };
