@@ -23,6 +23,28 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// One object of one store: what a request is about.
+#[derive(Clone, Copy)]
+pub struct ObjectAt<'a> {
+    pub client: &'a Client,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+impl ObjectAt<'_> {
+    /// [`Client::send`] about this object.
+    pub fn send(
+        &self,
+        method: &str,
+        query: &str,
+        extra: &[(&str, String)],
+        payload: Payload<'_>,
+    ) -> anyhow::Result<Response<ureq::Body>> {
+        self.client
+            .send(method, self.bucket, self.key, query, extra, payload)
+    }
+}
+
 /// A request's body.
 pub enum Payload<'a> {
     Empty,

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 
-pub use client::{Client, Payload, check, sha256_hex};
+pub use client::{Client, ObjectAt, Payload, check, sha256_hex};
 
 use super::download::{Download, Expect};
 use super::{Fetched, Point, Source, hex};
@@ -192,9 +192,11 @@ impl Source for S3Source {
         let mut download = Download::start(&point.url, output, expect.md5.is_some(), ctx)?;
         if parallel {
             let ranged = ranged::Ranged {
-                client: &self.client,
-                bucket: &self.bucket,
-                key,
+                at: ObjectAt {
+                    client: &self.client,
+                    bucket: &self.bucket,
+                    key,
+                },
                 size: point.bytes,
                 etag: etag.as_deref(),
                 url: &point.url,

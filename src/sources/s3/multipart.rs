@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use sha2::Digest as _;
 
 use super::sigv4::uri_encode;
-use super::{Client, Payload, check, xml};
+use super::{ObjectAt, Payload, check, xml};
 use crate::engines::Ctx;
 use crate::sources::hex;
 
@@ -21,9 +21,7 @@ const MAX_PARTS: u64 = 10_000;
 
 /// One file, where it goes, and its whole sha256 (stored as the object's metadata).
 pub struct Multipart<'a> {
-    pub client: &'a Client,
-    pub bucket: &'a str,
-    pub key: &'a str,
+    pub at: ObjectAt<'a>,
     pub path: &'a Path,
     pub bytes: u64,
     pub sha256: &'a str,
@@ -34,21 +32,16 @@ impl Multipart<'_> {
         format!(
             "uploading {} to s3://{}/{}",
             self.path.display(),
-            self.bucket,
-            self.key
+            self.at.bucket,
+            self.at.key
         )
     }
 
     pub fn upload(&self, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         let meta = [("x-amz-meta-sha256", self.sha256.to_string())];
-        let mut response = self.client.send(
-            "POST",
-            self.bucket,
-            self.key,
-            "uploads=",
-            &meta,
-            Payload::Bytes(&[]),
-        )?;
+        let mut response = self
+            .at
+            .send("POST", "uploads=", &meta, Payload::Bytes(&[]))?;
         check(&mut response, &self.doing())?;
         let body = read_body(&mut response, &self.doing())?;
         let upload_id = xml::element(&body, "UploadId")
@@ -59,9 +52,7 @@ impl Multipart<'_> {
             .and_then(|etags| self.complete(&id, &etags));
         if result.is_err() {
             let query = format!("uploadId={id}");
-            let _ = self
-                .client
-                .send("DELETE", self.bucket, self.key, &query, &[], Payload::Empty);
+            let _ = self.at.send("DELETE", &query, &[], Payload::Empty);
         }
         result
     }
@@ -85,9 +76,7 @@ impl Multipart<'_> {
             };
             let query = format!("partNumber={}&uploadId={id}", etags.len() + 1);
             let payload = Payload::Reader(&mut reader, len, &sha256);
-            let mut response =
-                self.client
-                    .send("PUT", self.bucket, self.key, &query, &[], payload)?;
+            let mut response = self.at.send("PUT", &query, &[], payload)?;
             let doing = format!("{} (part {})", self.doing(), etags.len() + 1);
             check(&mut response, &doing)?;
             let etag = response
@@ -114,14 +103,9 @@ impl Multipart<'_> {
             .collect();
         let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
         let query = format!("uploadId={id}");
-        let mut response = self.client.send(
-            "POST",
-            self.bucket,
-            self.key,
-            &query,
-            &[],
-            Payload::Bytes(body.as_bytes()),
-        )?;
+        let mut response = self
+            .at
+            .send("POST", &query, &[], Payload::Bytes(body.as_bytes()))?;
         check(&mut response, &self.doing())?;
         // S3 may answer 200 and still fail the completion in the body.
         let answer = read_body(&mut response, &self.doing())?;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, bail};
 
-use super::{Client, Payload, check};
+use super::{ObjectAt, Payload, check};
 use crate::engines::Ctx;
 use crate::sources::download::Download;
 
@@ -21,9 +21,7 @@ const WORKERS: usize = 4;
 
 /// One object, where it goes, and the ETag its parts must match.
 pub struct Ranged<'a> {
-    pub client: &'a Client,
-    pub bucket: &'a str,
-    pub key: &'a str,
+    pub at: ObjectAt<'a>,
     pub size: u64,
     pub etag: Option<&'a str>,
     pub url: &'a str,
@@ -100,9 +98,7 @@ impl Ranged<'_> {
                 headers.push(("if-match", etag.to_string()));
             }
             let part = || format!("downloading {} (bytes {start}-{})", self.url, end - 1);
-            let mut response =
-                self.client
-                    .send("GET", self.bucket, self.key, "", &headers, Payload::Empty)?;
+            let mut response = self.at.send("GET", "", &headers, Payload::Empty)?;
             check(&mut response, &part())?;
             if response.status().as_u16() != 206 {
                 bail!("{}: the store ignored the Range request", part());

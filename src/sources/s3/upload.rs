@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 
 use super::multipart::{MULTIPART_FROM, Multipart, Watched};
-use super::{Client, Payload, SUMS, check, parse_sums};
+use super::{Client, ObjectAt, Payload, SUMS, check, parse_sums};
 use crate::engines::Ctx;
 
 /// An uploaded file.
@@ -34,9 +34,11 @@ pub fn put_file(
         .len();
     if bytes >= MULTIPART_FROM {
         let multipart = Multipart {
-            client,
-            bucket,
-            key,
+            at: ObjectAt {
+                client,
+                bucket,
+                key,
+            },
             path,
             bytes,
             sha256,
