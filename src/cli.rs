@@ -82,7 +82,7 @@ pub enum Command {
         #[arg(
             long,
             default_value = "sqlite",
-            value_parser = clap::builder::PossibleValuesParser::new(crate::engines::names())
+            value_parser = clap::builder::PossibleValuesParser::new(starter_names())
         )]
         engine: String,
         /// Where to write it (default: <engine>-drill.toml).
@@ -172,6 +172,21 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+/// Starter playbooks of no engine's (`init --engine s3`: a `locate` from a bucket): name,
+/// playbook, the command that runs it (`{playbook}` its path).
+pub const STARTERS: &[(&str, &str, &str)] = &[(
+    "s3",
+    include_str!("../templates/init/s3.toml"),
+    "S3_ACCESS_KEY=... S3_SECRET_KEY=... restore-drill run {playbook} --var endpoint=https://... --var bucket=... --var prefix=...",
+)];
+
+/// What `init --engine` takes: every engine, then the other starters.
+pub fn starter_names() -> Vec<&'static str> {
+    let mut names = crate::engines::names();
+    names.extend(STARTERS.iter().map(|(name, _, _)| *name));
+    names
 }
 
 /// Writes the completion script for `shell` (made in memory first: clap_complete panics

@@ -279,14 +279,21 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
 /// Writes the engine's starter playbook and, beside it, the JSON schema its `#:schema`
 /// line names (kept when it is there already); prints the command that runs it.
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
-    let Some(found) = crate::engines::find(engine) else {
+    let starter = crate::engines::find(engine)
+        .map(|e| (e.spec().example, e.spec().run))
+        .or_else(|| {
+            crate::cli::STARTERS
+                .iter()
+                .find(|(n, _, _)| *n == engine)
+                .map(|(_, example, run)| (*example, *run))
+        });
+    let Some((example, run)) = starter else {
         eprintln!(
             "error: unknown engine `{engine}` (engines: {})",
-            crate::engines::names().join(", ")
+            crate::cli::starter_names().join(", ")
         );
         return ExitCode::Usage;
     };
-    let spec = found.spec();
     let name = format!("{engine}-drill.toml");
     let path = output.unwrap_or(Path::new(&name));
     if path.exists() {
@@ -301,7 +308,7 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
         _ => Path::new("."),
     };
     let schema = dir.join("playbook.schema.json");
-    let text = spec.example.replace(&name, &path.display().to_string());
+    let text = example.replace(&name, &path.display().to_string());
     let written = std::fs::write(path, text).and_then(|()| match schema.exists() {
         true => Ok(false),
         false => std::fs::write(&schema, crate::schema::playbook()).map(|()| true),
@@ -316,7 +323,7 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
             eprintln!(
                 "wrote {}{also}; run it with:\n  {}",
                 path.display(),
-                spec.run.replace("{playbook}", &shown)
+                run.replace("{playbook}", &shown)
             );
             ExitCode::Passed
         }

@@ -134,7 +134,11 @@ impl Sources {
     pub fn add_outcome(&mut self, step: &Step, passed: bool, outputs: &Map<String, Value>) {
         match step.kind {
             StepKind::Locate if passed => {
-                if let Some(path) = outputs.get("path").and_then(Value::as_str) {
+                // The local copy, and the original when it is a local file too.
+                let url = outputs.get("url").and_then(Value::as_str);
+                let local = url.filter(|u| !u.contains("://"));
+                let path = outputs.get("path").and_then(Value::as_str);
+                for path in [path, local].into_iter().flatten() {
                     self.add(path, format!("the backup step `{}` located", step.id));
                 }
             }

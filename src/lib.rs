@@ -18,6 +18,7 @@ pub mod report;
 pub mod resources;
 pub mod runner;
 pub mod schema;
+pub mod sources;
 pub mod steps;
 pub mod template;
 

@@ -23,7 +23,8 @@ pub const COMMON: &[&str] = &[
 pub fn kind_fields(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup | StepKind::Restore => &["engine"],
-        StepKind::Locate => &["glob"],
+        StepKind::Locate => &["glob", "s3", "pick", "within", "expect_every", "output"],
+        StepKind::Copy => &["files", "to", "s3"],
         StepKind::Checksum => &["files", "exclude", "algorithm", "manifest", "verify"],
         StepKind::Sql => &["engine", "database", "execute", "checks"],
         StepKind::Http => &[
@@ -81,6 +82,7 @@ pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [
         (Sql, Some(_)) => vec![&["database"], &["execute", "checks"]],
         (Backup | Restore, Some(_)) => engine.map_or_else(Vec::new, |k| k.required.to_vec()),
         (Locate, _) => vec![&["glob"]],
+        (Copy, _) => vec![&["files"], &["to"]],
         (Checksum, _) => vec![&["manifest", "verify"]],
         (Http, _) => vec![&["url"]],
         (Exec | Service, _) => vec![&["run", "argv"]],
@@ -93,7 +95,7 @@ pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [
 /// The phase a step's duration is counted in when the playbook does not say.
 pub fn default_phase(step: &Step) -> &'static str {
     match step.kind {
-        StepKind::Backup => "backup",
+        StepKind::Backup | StepKind::Copy => "backup",
         StepKind::Checksum if step.verify.is_none() => "backup",
         StepKind::Checksum | StepKind::Locate | StepKind::Restore => "restore",
         StepKind::Sql | StepKind::Http | StepKind::Exec | StepKind::Files => "verify",
@@ -114,6 +116,8 @@ pub const DURATION_FIELDS: &[&str] = &[
     "stop_grace",
     "assume",
     "duration",
+    "within",
+    "expect_every",
 ];
 
 /// Fields whose lone `{{ expr }}` keeps the expression's type instead of becoming text.

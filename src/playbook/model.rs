@@ -128,6 +128,8 @@ pub enum StepKind {
     Wait,
     /// Verifies a directory tree (a restored `files` backup) with `checks`.
     Files,
+    /// Uploads `files` to an object store (`to = "s3://bucket/prefix/"`), each with its sha256.
+    Copy,
 }
 
 impl StepKind {
@@ -158,6 +160,7 @@ impl StepKind {
             StepKind::Locate => "locate",
             StepKind::Wait => "wait",
             StepKind::Files => "files",
+            StepKind::Copy => "copy",
         }
     }
 }
@@ -279,9 +282,19 @@ pub struct Step {
     /// backup/files: `zstd`, `gzip` or `none`.
     pub compression: Option<String>,
 
-    // locate
-    /// locate: the newest file matching this glob is the backup.
+    // locate / copy
+    /// locate: the recovery points: a local glob or `s3://bucket/prefix-glob`.
     pub glob: Option<String>,
+    /// locate, copy: the S3-compatible store of an `s3://` glob or `to`.
+    pub s3: Option<S3Settings>,
+    /// locate: which recovery point: `newest` (default), `oldest` or `random`.
+    pub pick: Option<String>,
+    /// locate: only recovery points younger than this are candidates.
+    pub within: Option<String>,
+    /// locate: retention audit: a gap between recovery points longer than this fails.
+    pub expect_every: Option<String>,
+    /// copy: where `files` are uploaded: `s3://bucket/prefix/`.
+    pub to: Option<String>,
 
     // checksum
     /// checksum: globs of the files to hash.
@@ -361,6 +374,23 @@ pub struct Step {
 
     // wait
     pub duration: Option<String>,
+}
+
+/// An S3-compatible object store (`locate` with an `s3://` glob, `copy`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// Base url (default: AWS, `https://s3.<region>.amazonaws.com`).
+    pub endpoint: Option<String>,
+    /// Signing region (default `us-east-1`).
+    pub region: Option<String>,
+    /// Access key id; use `{{ secrets.NAME }}`.
+    pub access_key: Option<String>,
+    /// Secret access key; use `{{ secrets.NAME }}`.
+    pub secret_key: Option<String>,
+    /// `endpoint/bucket/key` urls instead of `bucket.endpoint/key` (default: true with an
+    /// `endpoint`, false for AWS).
+    pub path_style: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -18,7 +18,17 @@ pub fn kind_outputs(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &["path", "source", "bytes", "snapshot_at"],
         StepKind::Restore => &["target", "from", "bytes"],
-        StepKind::Locate => &["path", "bytes", "modified_at", "age_s"],
+        StepKind::Locate => &[
+            "path",
+            "url",
+            "bytes",
+            "modified_at",
+            "age_s",
+            "candidates",
+            "largest_gap_s",
+            "sha256",
+        ],
+        StepKind::Copy => &["urls", "bytes", "sums"],
         StepKind::Checksum => &[
             "manifest",
             "algorithm",

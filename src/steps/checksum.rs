@@ -276,7 +276,7 @@ fn tagged_line(line: &str) -> Option<(Algorithm, &str, &str)> {
     Some((algorithm, path, hex))
 }
 
-fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let exclude: Vec<glob::Pattern> = exclude
         .iter()
         .map(|p| glob::Pattern::new(p).with_context(|| format!("bad exclude pattern `{p}`")))

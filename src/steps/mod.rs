@@ -5,6 +5,7 @@
 
 mod backup;
 mod checksum;
+mod copy;
 mod exec;
 mod files;
 pub mod http;
@@ -128,6 +129,7 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
         StepKind::Files => files::verify(step, ctx),
         StepKind::Http => http::run(step, ctx),
         StepKind::Service => service::run(step, ctx),
+        StepKind::Copy => copy::run(step, ctx),
     };
     result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")))
 }

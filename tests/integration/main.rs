@@ -20,6 +20,8 @@ mod names;
 mod orphans;
 mod postgres;
 mod reports;
+mod s3;
+mod s3store;
 mod safety;
 mod secrets_io;
 mod server;

@@ -1,0 +1,70 @@
+//! Files matching a local glob: each file is a recovery point, its mtime the time.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::download::{Download, Expect};
+use super::{Fetched, Point, Source};
+use crate::engines::Ctx;
+use anyhow::Result;
+
+pub struct Local {
+    pattern: String,
+}
+
+impl Local {
+    pub fn new(pattern: &str) -> Self {
+        Self {
+            pattern: pattern.to_string(),
+        }
+    }
+}
+
+impl Source for Local {
+    fn describe(&self) -> String {
+        self.pattern.clone()
+    }
+
+    fn list(&self, _ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
+        let pattern = &self.pattern;
+        let mut points = Vec::new();
+        for entry in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+            let path = entry?;
+            let meta = std::fs::metadata(&path)?;
+            if !meta.is_file() {
+                continue;
+            }
+            points.push(Point {
+                url: path.display().to_string(),
+                time: jiff::Timestamp::try_from(meta.modified()?)?,
+                bytes: meta.len(),
+            });
+        }
+        Ok(points)
+    }
+
+    /// Without `output` the file is used where it is; with one, it is copied there.
+    fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
+        let path = PathBuf::from(&point.url);
+        let Some(output) = output else {
+            return Ok(Fetched {
+                path,
+                bytes: point.bytes,
+                sha256: None,
+                verified: Vec::new(),
+            });
+        };
+        let mut file =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
+        let mut download = Download::start(&point.url, output, false, ctx)?;
+        download.copy_from(&mut file, point.bytes, ctx)?;
+        download.finish(
+            &Expect {
+                sizes: vec![(point.bytes, "its size when listed")],
+                ..Expect::default()
+            },
+            ctx,
+        )
+    }
+}

@@ -1,0 +1,163 @@
+//! Where existing backups live, for `locate`: one module per kind of source behind one
+//! trait, like borgmatic's data-source hooks. Each lists its recovery points and fetches
+//! one of them to a local path; `locate` (in `steps/`) chooses among them (`pick`,
+//! `within`), audits the schedule (`expect_every`, `audit.rs`) and reports.
+//!
+//! - `local.rs`: files matching a glob (the recovery point is the file itself).
+//! - `s3/`: objects of an S3-compatible store matching `s3://bucket/prefix-glob`.
+//!
+//! Adding a kind (restic, borg: a repository's snapshots) is one module here with an
+//! `impl Source`, and one arm in [`open`]. Steps import this layer; it imports no step
+//! nor the runner: what it may use comes in an `engines::Ctx`.
+
+pub mod audit;
+pub mod download;
+mod local;
+pub mod s3;
+
+use std::path::{Path, PathBuf};
+
+use crate::engines::Ctx;
+use crate::playbook::Step;
+
+/// A backup that can be restored: a file, an object, later a snapshot.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// Where it is, as a person reads it: a path, `s3://bucket/key`.
+    pub url: String,
+    /// When it was taken (object mtime, file mtime, snapshot time).
+    pub time: jiff::Timestamp,
+    pub bytes: u64,
+}
+
+/// A recovery point brought to a local path.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// Hex sha256 of what was downloaded, when the source computed it.
+    pub sha256: Option<String>,
+    /// What the copy was checked against ("size", "sha256 of the store", "SHA256SUMS").
+    pub verified: Vec<String>,
+}
+
+/// A kind of place holding recovery points.
+pub trait Source {
+    /// What the source is, for messages (`s3://bucket/hourly/*.db`).
+    fn describe(&self) -> String;
+    /// Every recovery point there is, in no particular order.
+    fn list(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>>;
+    /// Brings `point` to `output` (required where the point is not a local file already;
+    /// a local one stays where it is without `output`). Never leaves a partial `output`.
+    fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>)
+    -> anyhow::Result<Fetched>;
+}
+
+/// The source a `locate` step names (its fields rendered).
+pub fn open(step: &Step) -> anyhow::Result<Box<dyn Source>> {
+    let glob = crate::playbook::required(step.glob.as_deref(), "glob")?;
+    if let Some(url) = glob.strip_prefix("s3://") {
+        let settings = step.s3.clone().unwrap_or_default();
+        return Ok(Box::new(s3::S3Source::new(url, &settings)?));
+    }
+    if step.s3.is_some() {
+        anyhow::bail!("`s3` is set but `glob` is not an s3:// url: `{glob}`");
+    }
+    Ok(Box::new(local::Local::new(glob)))
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Which recovery point a drill restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Newest,
+    Oldest,
+    Random,
+}
+
+impl Pick {
+    pub fn parse(value: Option<&str>) -> anyhow::Result<Self> {
+        match value.unwrap_or("newest") {
+            "newest" => Ok(Pick::Newest),
+            "oldest" => Ok(Pick::Oldest),
+            "random" => Ok(Pick::Random),
+            other => anyhow::bail!("`pick` must be newest, oldest or random, not `{other}`"),
+        }
+    }
+
+    /// The chosen one of `candidates` (sorted oldest first), None when there is none.
+    pub fn choose(self, candidates: &[Point]) -> Option<&Point> {
+        match self {
+            Pick::Newest => candidates.last(),
+            Pick::Oldest => candidates.first(),
+            Pick::Random if candidates.is_empty() => None,
+            Pick::Random => candidates.get(fastrand::usize(..candidates.len())),
+        }
+    }
+}
+
+/// The points younger than `within` at `now` (all without it), oldest first.
+pub fn candidates(
+    mut points: Vec<Point>,
+    within: Option<std::time::Duration>,
+    now: jiff::Timestamp,
+) -> Vec<Point> {
+    if let Some(within) = within {
+        let since = jiff::SignedDuration::try_from(within)
+            .ok()
+            .and_then(|d| now.checked_sub(d).ok());
+        if let Some(since) = since {
+            points.retain(|p| p.time >= since);
+        }
+    }
+    points.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.url.cmp(&b.url)));
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Point {
+        Point {
+            url: s.into(),
+            time: s.parse().unwrap(),
+            bytes: 1,
+        }
+    }
+
+    #[test]
+    fn within_keeps_the_young_points_oldest_first_and_pick_chooses() {
+        let now: jiff::Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let points = vec![
+            at("2026-11-28T10:00:00Z"),
+            at("2026-11-20T10:00:00Z"),
+            at("2026-11-28T09:00:00Z"),
+        ];
+        let all = candidates(points.clone(), None, now);
+        assert_eq!(all.len(), 3);
+        let young = candidates(points, Some(std::time::Duration::from_secs(86400)), now);
+        let urls: Vec<&str> = young.iter().map(|p| p.url.as_str()).collect();
+        assert_eq!(urls, ["2026-11-28T09:00:00Z", "2026-11-28T10:00:00Z"]);
+        assert_eq!(
+            Pick::Newest.choose(&young).unwrap().url,
+            "2026-11-28T10:00:00Z"
+        );
+        assert_eq!(
+            Pick::Oldest.choose(&young).unwrap().url,
+            "2026-11-28T09:00:00Z"
+        );
+        assert!(Pick::Random.choose(&young).is_some());
+        assert!(Pick::Random.choose(&[]).is_none());
+        assert!(
+            Pick::parse(Some("latest"))
+                .unwrap_err()
+                .to_string()
+                .contains("`latest`")
+        );
+    }
+}

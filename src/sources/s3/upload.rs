@@ -1,0 +1,119 @@
+//! Uploads for the `copy` step: each file with its sha256 (the object's `sha256`
+//! metadata and, where the store keeps one, its sha256 checksum), and a `SHA256SUMS`
+//! object beside them that `sha256sum -c` and `locate` both read.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+
+use super::multipart::{MULTIPART_FROM, Multipart, Watched};
+use super::{Client, ObjectAt, Payload, SUMS, check, parse_sums};
+use crate::engines::Ctx;
+
+/// An uploaded file.
+pub struct Uploaded {
+    pub url: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Uploads `path` to `bucket`/`key` (in parts from 64 MiB on).
+/// `sha256` (hex) is the file's, hashed beforehand (the signature covers it).
+pub fn put_file(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    sha256: &str,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Uploaded> {
+    let url = format!("s3://{bucket}/{key}");
+    let bytes = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if bytes >= MULTIPART_FROM {
+        let multipart = Multipart {
+            at: ObjectAt {
+                client,
+                bucket,
+                key,
+            },
+            path,
+            bytes,
+            sha256,
+        };
+        multipart.upload(ctx)?;
+        return Ok(Uploaded {
+            url,
+            bytes,
+            sha256: sha256.to_string(),
+        });
+    }
+    let raw = (0..32)
+        .map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect::<Vec<u8>>();
+    let headers = [
+        ("x-amz-meta-sha256", sha256.to_string()),
+        (
+            "x-amz-checksum-sha256",
+            base64::engine::general_purpose::STANDARD.encode(raw),
+        ),
+    ];
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = Watched {
+        inner: &mut file,
+        done: 0,
+        total: bytes,
+        ctx,
+    };
+    let payload = Payload::Reader(&mut reader, bytes, sha256);
+    let mut response = client.send("PUT", bucket, key, "", &headers, payload)?;
+    check(
+        &mut response,
+        &format!("uploading {} to {url}", path.display()),
+    )?;
+    Ok(Uploaded {
+        url,
+        bytes,
+        sha256: sha256.to_string(),
+    })
+}
+
+/// Adds (or replaces) `entries` (name, sha256) in the `SHA256SUMS` of `dir` (a key
+/// prefix ending in `/`, or empty), keeping the lines of other files.
+pub fn update_sums(
+    client: &Client,
+    bucket: &str,
+    dir: &str,
+    entries: &[(String, String)],
+) -> anyhow::Result<String> {
+    let key = format!("{dir}{SUMS}");
+    let old = client
+        .get_small(bucket, &key, 16 << 20)?
+        .unwrap_or_default();
+    let mut lines: Vec<(String, String)> = parse_sums(&String::from_utf8_lossy(&old))
+        .into_iter()
+        .filter(|(_, name)| !entries.iter().any(|(n, _)| n == name))
+        .collect();
+    lines.extend(
+        entries
+            .iter()
+            .map(|(name, hash)| (hash.clone(), name.clone())),
+    );
+    let text: String = lines
+        .iter()
+        .map(|(hash, name)| format!("{hash}  {name}\n"))
+        .collect();
+    let mut response = client.send(
+        "PUT",
+        bucket,
+        &key,
+        "",
+        &[],
+        Payload::Bytes(text.as_bytes()),
+    )?;
+    check(&mut response, &format!("writing s3://{bucket}/{key}"))?;
+    Ok(format!("s3://{bucket}/{key}"))
+}

@@ -1,0 +1,510 @@
+//! `locate`'s sources (a local glob; S3) and the `copy` step; S3 against a real S3-compatible server that checks
+//! signatures (`s3store.rs`: moto_server with IAM authentication).
+
+use super::s3store::{KEY_ENV, SECRET_ENV, Store, sha256};
+use super::*;
+
+const SUITE: &str = "s3";
+
+/// A playbook with one step, `latest`, locating `glob` in the test store into
+/// `backup/latest.bin` of the drill's workdir... kept under the drill dir (`out/`).
+fn locate(store: &Store, glob: &str, extra: &str) -> Playbook {
+    pb("s3")
+        .secret("s3_key", KEY_ENV)
+        .secret("s3_secret", SECRET_ENV)
+        .step(step("latest", "locate").fields(&format!(
+            "glob = \"{glob}\"\ns3 = {}\noutput = \"out/latest.bin\"\n{extra}",
+            store.table()
+        )))
+}
+
+fn run(store: &Store, playbook: &Playbook) -> Outcome {
+    run_with_secret(store, playbook, &store.secret_key)
+}
+
+fn run_with_secret(store: &Store, playbook: &Playbook, secret: &str) -> Outcome {
+    playbook
+        .drill()
+        .env(KEY_ENV, &store.access_key)
+        .env(SECRET_ENV, secret)
+        .run()
+}
+
+fn outputs(outcome: &Outcome) -> serde_json::Value {
+    outcome.record()["steps"][0]["outputs"].clone()
+}
+
+fn error(outcome: &Outcome) -> String {
+    outcome.record()["steps"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Three objects an hour apart (the newest an hour old), with a SHA256SUMS.
+fn three_backups(store: &Store, bucket: &str) -> Vec<(String, Vec<u8>)> {
+    store.bucket(bucket);
+    let mut made = Vec::new();
+    for i in 0..3u32 {
+        let body = format!("backup number {i}\n")
+            .repeat(1000 + i as usize)
+            .into_bytes();
+        let key = format!("hourly/cortex-{i}.db");
+        store.put(bucket, &key, &body);
+        store.backdate(bucket, &key, HOUR * (3 - i));
+        made.push((key, body));
+    }
+    let sums: String = made
+        .iter()
+        .map(|(k, b)| format!("{}  {}\n", sha256(b), k.trim_start_matches("hourly/")))
+        .collect();
+    store.put(bucket, "hourly/SHA256SUMS", sums.as_bytes());
+    made
+}
+
+#[test]
+fn s3_locate_downloads_the_newest_or_a_random_object_verified_and_never_writes_the_bucket() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    let made = three_backups(store, "pick-bucket");
+    let before = store.snapshot("pick-bucket");
+    let out = run(store, &locate(store, "s3://pick-bucket/hourly/*.db", "")).expect_code(0);
+    let o = outputs(&out);
+    assert_eq!(o["url"], "s3://pick-bucket/hourly/cortex-2.db", "{o}");
+    assert_eq!(o["candidates"], 3);
+    assert_eq!(o["bytes"], made[2].1.len());
+    let age = o["age_s"].as_f64().unwrap();
+    assert!((3590.0..3700.0).contains(&age), "{o}");
+    assert!(
+        (o["largest_gap_s"].as_f64().unwrap() - 3600.0).abs() < 60.0,
+        "{o}"
+    );
+    let copy = std::fs::read(out.path().join("out/latest.bin")).unwrap();
+    assert_eq!(copy, made[2].1);
+    let record = out.record();
+    let file = &record["files"][0];
+    assert!(
+        file["path"].as_str().unwrap().ends_with("/out/latest.bin"),
+        "{file}"
+    );
+    assert_eq!(file["step"], "latest");
+    assert_eq!(file["sha256"], sha256(&made[2].1));
+    assert!(
+        out.log().contains("verified: size, SHA256SUMS"),
+        "{}",
+        out.log()
+    );
+    let oldest = run(
+        store,
+        &locate(store, "s3://pick-bucket/hourly/*.db", "pick = \"oldest\""),
+    )
+    .expect_code(0);
+    assert_eq!(
+        outputs(&oldest)["url"],
+        "s3://pick-bucket/hourly/cortex-0.db"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let out = run(
+            store,
+            &locate(store, "s3://pick-bucket/hourly/*.db", "pick = \"random\""),
+        )
+        .expect_code(0);
+        let url = outputs(&out)["url"].as_str().unwrap().to_string();
+        let (_, body) = made
+            .iter()
+            .find(|(k, _)| url.ends_with(k.as_str()))
+            .unwrap();
+        assert_eq!(
+            &std::fs::read(out.path().join("out/latest.bin")).unwrap(),
+            body
+        );
+        seen.insert(url);
+    }
+    assert!(seen.len() > 1, "8 random picks all chose {seen:?}");
+    assert_eq!(
+        store.snapshot("pick-bucket"),
+        before,
+        "the drill wrote to the source bucket"
+    );
+}
+
+#[test]
+fn s3_listing_pages_through_more_than_1000_objects() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("page-bucket");
+    store.seed_files(
+        "page-bucket",
+        (0..1005).map(|i| (format!("p/obj-{i:04}.bin"), format!("{i}").into_bytes())),
+    );
+    store.seed_files("page-bucket", [("p/other.txt".to_string(), b"x".to_vec())]);
+    let out = run(store, &locate(store, "s3://page-bucket/p/obj-*.bin", "")).expect_code(0);
+    let o = outputs(&out);
+    assert_eq!(o["candidates"], 1005, "{o}");
+    assert!(
+        out.log()
+            .contains("1005 objects under s3://page-bucket/p/obj- (2 pages)"),
+        "{}",
+        out.log()
+    );
+}
+
+#[test]
+fn s3_a_wrong_secret_key_fails_with_403_and_is_printed_nowhere() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    three_backups(store, "auth-bucket");
+    let wrong = "wrong-Secret-Value-4711";
+    let out = run_with_secret(
+        store,
+        &locate(store, "s3://auth-bucket/hourly/*.db", ""),
+        wrong,
+    )
+    .expect_code(1);
+    let err = error(&out);
+    assert!(err.contains("HTTP 403 SignatureDoesNotMatch"), "{err}");
+    assert!(err.contains("check `s3.secret_key`"), "{err}");
+    let artifacts = listing(&out.path().join("artifacts"));
+    let mut everything = format!("{}{}", out.stdout, out.stderr);
+    for name in artifacts {
+        everything.push_str(
+            &std::fs::read_to_string(out.path().join("artifacts").join(name)).unwrap_or_default(),
+        );
+    }
+    assert!(
+        !everything.contains(wrong) && !everything.contains("4711"),
+        "the secret leaked:\n{everything}"
+    );
+    assert!(
+        !out.path().join("out").exists(),
+        "a failed locate left its output folder"
+    );
+}
+
+/// Fails naming the object, and leaves neither `output` nor a temporary file.
+fn expect_refused(out: &Outcome, url: &str, why: &str) {
+    let err = error(out);
+    assert!(err.contains(url) && err.contains(why), "{err}");
+    let left = listing(&out.path().join("out"));
+    assert!(left.is_empty(), "a refused download left {left:?}");
+}
+
+#[test]
+fn s3_an_object_truncated_in_the_store_fails_naming_it() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("cut-bucket");
+    let body = b"0123456789".repeat(50_000);
+    store.put_with(
+        "cut-bucket",
+        "db/cortex.db",
+        &body,
+        &[("x-amz-meta-sha256", sha256(&body))],
+    );
+    store.truncate("cut-bucket", "db/cortex.db", 123_456);
+    let out = run(store, &locate(store, "s3://cut-bucket/db/*.db", "")).expect_code(1);
+    expect_refused(
+        &out,
+        "s3://cut-bucket/db/cortex.db",
+        "is altered or truncated",
+    );
+}
+
+#[test]
+fn s3_an_object_its_sha256sums_disagrees_with_fails_naming_it() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("sums-bucket");
+    store.put("sums-bucket", "d/a.db", b"the real backup");
+    let sums = format!("{}  a.db\n", sha256(b"another backup"));
+    store.put("sums-bucket", "d/SHA256SUMS", sums.as_bytes());
+    let out = run(store, &locate(store, "s3://sums-bucket/d/*.db", "")).expect_code(1);
+    expect_refused(&out, "s3://sums-bucket/d/a.db", "SHA256SUMS says");
+}
+
+#[test]
+fn s3_an_empty_bucket_fails_saying_no_backup_matches() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("empty-bucket");
+    let out = run(store, &locate(store, "s3://empty-bucket/*.db", "")).expect_code(1);
+    assert!(
+        error(&out).contains("no backup file matches `s3://empty-bucket/*.db`"),
+        "{}",
+        error(&out)
+    );
+}
+
+#[test]
+fn s3_expect_every_names_the_gap_and_still_reports_the_candidates() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("gap-bucket");
+    for (i, hours_ago) in [9u32, 8, 2, 1].into_iter().enumerate() {
+        let key = format!("h/{i}.db");
+        store.put("gap-bucket", &key, b"x");
+        store.backdate("gap-bucket", &key, HOUR * hours_ago);
+    }
+    let pb = |every: &str| {
+        locate(
+            store,
+            "s3://gap-bucket/h/*.db",
+            &format!("within = \"1d\"\nexpect_every = \"{every}\""),
+        )
+    };
+    let out = run(store, &pb("90m")).expect_code(1);
+    let err = error(&out);
+    assert!(
+        err.contains("a backup is expected every 90m, but no backup between"),
+        "{err}"
+    );
+    assert!(err.contains("(6h)"), "{err}");
+    let o = outputs(&out);
+    assert_eq!(o["candidates"], 4);
+    assert!(
+        (o["largest_gap_s"].as_f64().unwrap() - 6.0 * 3600.0).abs() < 60.0,
+        "{o}"
+    );
+    run(store, &pb("7h")).expect_code(0);
+}
+
+#[test]
+fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("copy-bucket");
+    let before = b"an older line\n".to_vec();
+    store.put(
+        "copy-bucket",
+        "offsite/SHA256SUMS",
+        format!("{}  old.db\n", sha256(&before)).as_bytes(),
+    );
+    let playbook = locate(store, "s3://copy-bucket/offsite/*.db", "").before(
+        "latest",
+        [step("offsite", "copy").fields(&format!(
+            "files = [\"data/*.db\"]\nto = \"s3://copy-bucket/offsite/\"\ns3 = {}",
+            store.table()
+        ))],
+    );
+    let a = b"database a".repeat(1000);
+    let out = playbook
+        .drill()
+        .file("data/a.db", &a)
+        .file("data/b.db", b"database b")
+        .env(KEY_ENV, &store.access_key)
+        .env(SECRET_ENV, &store.secret_key)
+        .run()
+        .expect_code(0);
+    assert_eq!(store.get("copy-bucket", "offsite/a.db"), a);
+    let sums = String::from_utf8(store.get("copy-bucket", "offsite/SHA256SUMS")).unwrap();
+    assert!(sums.contains(&format!("{}  a.db", sha256(&a))), "{sums}");
+    assert!(
+        sums.contains(&format!("{}  b.db", sha256(b"database b"))),
+        "{sums}"
+    );
+    assert!(
+        sums.contains("  old.db"),
+        "the copy dropped an older line: {sums}"
+    );
+    let record = out.record();
+    let files: Vec<&str> = record["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert!(
+        files.contains(&"s3://copy-bucket/offsite/a.db"),
+        "{files:?}"
+    );
+    let log = out.log();
+    for check in [
+        "SHA256SUMS",
+        "the store's sha256 checksum",
+        "the object's sha256 metadata",
+    ] {
+        assert!(log.contains(check), "{check}: {log}");
+    }
+}
+
+#[test]
+fn locate_expect_every_on_local_files_names_the_gap() {
+    let playbook = |every: &str| {
+        pb("local-gap").step(step("latest", "locate").fields(&format!(
+            "glob = \"backups/*.db\"\nwithin = \"1d\"\nexpect_every = \"{every}\""
+        )))
+    };
+    let drill = playbook("90m").drill();
+    for (name, hours_ago) in [("a", 30u32), ("b", 9), ("c", 8), ("d", 2), ("e", 1)] {
+        let path = drill.path().join(format!("backups/{name}.db"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now() - HOUR * hours_ago)
+            .unwrap();
+    }
+    let out = drill.run().expect_code(1);
+    let err = error(&out);
+    assert!(
+        err.contains("no backup between") && err.contains("(6h)"),
+        "{err}"
+    );
+    let o = outputs(&out);
+    assert_eq!(
+        o["candidates"], 4,
+        "the backup older than `within` is no candidate: {o}"
+    );
+    assert_eq!(o["path"], "backups/e.db");
+}
+
+/// From 64 MiB on, an object comes in parallel ranged GETs; the copy is still verified
+/// whole (the SHA256SUMS and the ETag's md5 over the reassembled file).
+#[test]
+fn s3_a_large_object_comes_in_parallel_parts_and_is_verified_whole() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("big-bucket");
+    let body: Vec<u8> = (0..70u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    store.seed_files("big-bucket", [("b/big.db".to_string(), body.clone())]);
+    let sums = format!("{}  big.db\n", sha256(&body));
+    store.put("big-bucket", "b/SHA256SUMS", sums.as_bytes());
+    let out = run(store, &locate(store, "s3://big-bucket/b/*.db", "")).expect_code(0);
+    assert_eq!(outputs(&out)["sha256"], sha256(&body));
+    assert!(std::fs::read(out.path().join("out/latest.bin")).unwrap() == body);
+    assert!(
+        out.log().contains("SHA256SUMS, the store's ETag (md5)"),
+        "{}",
+        out.log()
+    );
+}
+
+/// The shipped example (`init --engine s3`): its backup flow copies a backup into the
+/// bucket, and the drill restores the newest one from there.
+#[test]
+fn the_s3_playbook_runs_against_the_test_store() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("backups");
+    let drill = Drill::new(include_str!("../../playbooks/s3.toml"))
+        .env("S3_ENDPOINT", &store.endpoint())
+        .env("S3_ACCESS_KEY", &store.access_key)
+        .env("S3_SECRET_KEY", &store.secret_key);
+    let out = drill.run().expect_code(0);
+    let record = out.record();
+    let latest = &record["steps"][3];
+    assert_eq!(latest["id"], "latest");
+    assert!(
+        latest["outputs"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://backups/cortex/hourly/cortex-")
+    );
+}
+
+/// A connection that breaks off mid-download (streamed, and in parallel parts) fails the
+/// step naming the object, and leaves neither `output` nor a temporary file.
+#[test]
+fn s3_a_download_broken_off_fails_naming_the_object_and_leaves_nothing() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("broken-bucket");
+    let small = b"0123456789abcdef".repeat(40_000);
+    let big = vec![7u8; 70 << 20];
+    store.seed_files(
+        "broken-bucket",
+        [("s/a.db".to_string(), small), ("l/b.db".to_string(), big)],
+    );
+    let proxy = store.cutting_proxy(200_000);
+    let table = store
+        .table()
+        .replace(&store.endpoint(), &format!("http://127.0.0.1:{proxy}"));
+    for (glob, url) in [
+        ("s3://broken-bucket/s/*.db", "s3://broken-bucket/s/a.db"),
+        ("s3://broken-bucket/l/*.db", "s3://broken-bucket/l/b.db"),
+    ] {
+        let playbook = pb("s3")
+            .secret("s3_key", KEY_ENV)
+            .secret("s3_secret", SECRET_ENV)
+            .step(step("latest", "locate").fields(&format!(
+                "glob = \"{glob}\"\ns3 = {table}\noutput = \"out/latest.bin\""
+            )));
+        let out = run(store, &playbook).expect_code(1);
+        expect_refused(&out, url, "broke off");
+    }
+}
+
+/// A local backup copied to `output` stays a source: a later restore may not overwrite
+/// the original.
+#[test]
+fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
+    let drill = pb("local-copy")
+        .step(
+            step("latest", "locate").fields("glob = \"backups/*.db\"\noutput = \"copy/latest.db\""),
+        )
+        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db").set("overwrite", true))
+        .drill();
+    make_db(&drill.path().join("backups/a.db"), 10);
+    let before = std::fs::read(drill.path().join("backups/a.db")).unwrap();
+    let out = drill.run().expect_code(1);
+    assert_eq!(outputs(&out)["url"], "backups/a.db");
+    let copy = std::fs::read(out.path().join("copy/latest.db")).unwrap();
+    assert_eq!(copy, before);
+    let restore = &out.record()["steps"][1];
+    let err = restore["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("the backup step `latest` located"),
+        "{restore}"
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("backups/a.db")).unwrap(),
+        before
+    );
+}
+
+/// From 64 MiB on `copy` uploads in parts; the object still carries the whole file's
+/// sha256, which `locate` verifies on the way back.
+#[test]
+fn copy_uploads_a_large_file_in_parts_and_locate_brings_it_back_verified() {
+    let Some(store) = Store::shared(SUITE) else {
+        return;
+    };
+    store.bucket("multi-bucket");
+    let body: Vec<u8> = (0..70u32 << 20)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    let playbook = locate(store, "s3://multi-bucket/m/*.db", "").before(
+        "latest",
+        [step("offsite", "copy").fields(&format!(
+            "files = [\"data/big.db\"]\nto = \"s3://multi-bucket/m\"\ns3 = {}",
+            store.table()
+        ))],
+    );
+    let out = playbook
+        .drill()
+        .file("data/big.db", &body)
+        .env(KEY_ENV, &store.access_key)
+        .env(SECRET_ENV, &store.secret_key)
+        .run()
+        .expect_code(0);
+    assert!(store.get("multi-bucket", "m/big.db") == body);
+    assert_eq!(out.record()["steps"][1]["outputs"]["sha256"], sha256(&body));
+    let log = out.log();
+    for check in ["SHA256SUMS", "the object's sha256 metadata"] {
+        assert!(log.contains(check), "{check}: {log}");
+    }
+}
