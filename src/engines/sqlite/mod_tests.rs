@@ -7,6 +7,14 @@ fn build(path: &Path, sql: &str) {
     Connection::open(path).unwrap().execute_batch(sql).unwrap();
 }
 
+/// A database `db.sqlite` made by `sql` in a new temporary folder (kept while it lives).
+pub(super) fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    build(&path, sql);
+    (dir, path)
+}
+
 #[test]
 fn what_is_not_a_database_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,16 +34,11 @@ fn what_is_not_a_database_is_refused_naming_it() {
 
 #[test]
 fn odd_names_are_quoted_and_keys_named_with_their_columns() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        r#"CREATE TABLE "we""ird" (x);
+    let (_dir, path) = db(r#"CREATE TABLE "we""ird" (x);
            INSERT INTO "we""ird" VALUES (1), (2);
            CREATE TABLE p (a, b, PRIMARY KEY (a, b));
            CREATE TABLE q (id INTEGER PRIMARY KEY);
-           CREATE TABLE c (x, y, z REFERENCES q, FOREIGN KEY (x, y) REFERENCES p(a, b));"#,
-    );
+           CREATE TABLE c (x, y, z REFERENCES q, FOREIGN KEY (x, y) REFERENCES p(a, b));"#);
     let conn = open_read_only(&path).unwrap();
     assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
     assert_eq!(user_tables(&conn).unwrap(), ["c", "p", "q", r#"we"ird"#]);
@@ -57,16 +60,11 @@ fn odd_names_are_quoted_and_keys_named_with_their_columns() {
 /// it (the schema table and the page accounting need no user table).
 #[test]
 fn a_damaged_freelist_fails_the_full_check_without_any_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        "PRAGMA page_size = 1024;
+    let (_dir, path) = db("PRAGMA page_size = 1024;
          CREATE TABLE t (v);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
          INSERT INTO t SELECT randomblob(500) FROM n;
-         DROP TABLE t;",
-    );
+         DROP TABLE t;");
     let mut bytes = fs::read(&path).unwrap();
     // The header's count of freelist pages, one too many.
     let count = u32::from_be_bytes(bytes[36..40].try_into().unwrap());
