@@ -163,6 +163,26 @@ fn body_expectations_fail_naming_what_is_wrong() {
     assert!(out.error.unwrap().starts_with("status 500"));
 }
 
+/// Issue 16: a number in `expect_json` must equal the body's, by value (5 = 5.0); any
+/// other number fails naming both.
+#[test]
+fn expect_json_numbers_compare_by_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ok(r#"{"rows":5,"ratio":0.5}"#));
+    let expect = |fields: &str| probe(dir.path(), &server.url, fields);
+    let out = expect("expect_json = { rows = 5.0, ratio = 0.5 }");
+    assert!(out.passed, "{:?}", out.error);
+    let out = expect("expect_json = { rows = 4 }");
+    assert!(!out.passed);
+    assert_between(
+        &out.error.unwrap(),
+        "$.rows is 5, expected 4 after 1 attempt(s)",
+        "",
+    );
+    let out = expect("expect_json = { ratio = 0.25 }");
+    assert_between(&out.error.unwrap(), "$.ratio is 0.5, expected 0.25", "");
+}
+
 #[test]
 fn method_headers_and_body_are_sent() {
     let dir = tempfile::tempdir().unwrap();
