@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::super::tests::db;
+use super::super::tests::{damaged_page_db, db};
 use super::*;
 
 fn read_only(path: &Path) -> SqliteConn {
@@ -133,15 +133,7 @@ fn the_full_check_finds_a_broken_index_and_the_quick_one_does_not() {
 /// A page whose bytes are damaged: the quick check finds it too.
 #[test]
 fn both_checks_find_a_damaged_page() {
-    let (_dir, path) = db("PRAGMA page_size = 1024;
-         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-         INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;");
-    let mut bytes = std::fs::read(&path).unwrap();
-    // Page 3 (an interior or leaf page of t): its header's cell count made absurd.
-    bytes[2 * 1024 + 3] = 0xff;
-    bytes[2 * 1024 + 4] = 0xff;
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = damaged_page_db();
     let mut c = read_only(&path);
     assert!(
         !c.integrity_problems(true)

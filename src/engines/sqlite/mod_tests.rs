@@ -15,6 +15,20 @@ pub(super) fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A database of 2000 rows whose page 3 (a page of its table) is damaged: its header's
+/// cell count made absurd. The quick check finds it.
+pub(super) fn damaged_page_db() -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = db("PRAGMA page_size = 1024;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[2 * 1024 + 3] = 0xff;
+    bytes[2 * 1024 + 4] = 0xff;
+    fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn what_is_not_a_database_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,5 +93,49 @@ fn a_damaged_freelist_fails_the_full_check_without_any_table() {
     assert!(
         problems.iter().any(|p| p.contains("freelist")),
         "{problems:?}"
+    );
+}
+
+fn restore_into(from: &Path, target: &Path) -> anyhow::Result<Snapshot> {
+    let cancel = Cancel::default();
+    let copying = Copying {
+        cancel: &cancel,
+        progress: &|_, _| {},
+        durable: false,
+    };
+    restore(from, target, &copying)
+}
+
+/// Issue 16: a restore proves what it restored: a good backup restores with its facts;
+/// one whose copy fails `quick_check`, or that holds no table, fails naming why.
+#[test]
+fn a_restore_checks_the_database_it_restored() {
+    let (dir, good) = db("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         CREATE INDEX idx_v ON t(v);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');");
+    let target = dir.path().join("restored.db");
+    let snap = restore_into(&good, &target).unwrap();
+    assert_eq!(snap.bytes, fs::metadata(&good).unwrap().len());
+    assert_eq!(snap.bytes, fs::metadata(&target).unwrap().len());
+    assert_eq!(
+        snap.schema.table_counts.into_iter().collect::<Vec<_>>(),
+        [("t".to_string(), 2)]
+    );
+    assert_eq!(snap.schema.indexes, ["idx_v"]);
+
+    let (_empty_dir, empty) = db("CREATE TABLE t (x); DROP TABLE t;");
+    let err = restore_into(&empty, &dir.path().join("empty.db")).unwrap_err();
+    let says = format!("{err:#}");
+    assert!(
+        says.starts_with("restored database has no tables: the backup "),
+        "{says}"
+    );
+
+    let (_damaged_dir, damaged) = damaged_page_db();
+    let err = restore_into(&damaged, &dir.path().join("damaged.db")).unwrap_err();
+    let says = format!("{err:#}");
+    assert!(
+        says.starts_with("restored database fails quick_check: "),
+        "{says}"
     );
 }
