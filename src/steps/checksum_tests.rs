@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::super::testing::{ctx, ctx_with_progress, log, relative_tempdir, step};
+use super::super::testing::{
+    assert_between, assert_has, ctx, ctx_with_progress, log, relative_tempdir, step, toml_path,
+};
 use super::*;
 
 const HELLO_SHA256: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
@@ -93,13 +95,8 @@ fn blake3_manifests_hold_blake3_hashes() {
             .unwrap()
             .starts_with(HELLO_BLAKE3)
     );
-    let checked = run_step(
-        dir.path(),
-        &format!(
-            "verify = {:?}\nalgorithm = \"blake3\"",
-            manifest.display().to_string()
-        ),
-    );
+    let fields = format!("verify = {}\nalgorithm = \"blake3\"", toml_path(&manifest));
+    let checked = run_step(dir.path(), &fields);
     assert!(checked.passed, "{:?}", checked.error);
     assert_eq!(checked.outputs["algorithm"], json!("blake3"));
 }
@@ -179,14 +176,8 @@ fn a_changed_file_fails_naming_it() {
     let out = verify(dir.path(), &manifest, None);
     assert!(!out.passed);
     let error = out.error.unwrap();
-    assert!(
-        error.starts_with("checksum verification failed: "),
-        "{error}"
-    );
-    assert!(
-        error.contains(&format!("{}: checksum mismatch", b.display())),
-        "{error}"
-    );
+    assert_between(&error, "checksum verification failed: ", "");
+    assert_has(&error, &format!("{}: checksum mismatch", b.display()));
     assert!(!error.contains(&format!("{}:", a.display())), "{error}");
     assert_eq!(out.outputs["verified"], json!(1));
     assert_eq!(out.outputs["failed"], json!(1));

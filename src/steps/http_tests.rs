@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::super::testing::{ctx, log, step};
+use super::super::testing::{assert_between, ctx, log, step};
 use super::*;
 
 /// A server answering request `n` (from 1) with `respond(n)`: status and body. It keeps
@@ -93,20 +93,14 @@ fn a_status_outside_the_expected_fails_naming_it_and_the_body() {
     let out = probe(dir.path(), &server.url, "");
     assert!(!out.passed);
     let error = out.error.unwrap();
-    assert!(
-        error.starts_with("status 503 is not 2xx after 1 attempt(s) over "),
-        "{error}"
-    );
-    assert!(
-        error.ends_with("; last response: HTTP 503: pool exhausted now"),
-        "{error}"
+    assert_between(
+        &error,
+        "status 503 is not 2xx after 1 attempt(s) over ",
+        "; last response: HTTP 503: pool exhausted now",
     );
     let tail = out.log_tail.unwrap();
-    assert!(
-        tail.starts_with(&format!("GET {}\nHTTP 503 (", server.url)),
-        "{tail}"
-    );
-    assert!(tail.ends_with("ms)\npool   exhausted\nnow"), "{tail}");
+    let start = format!("GET {}\nHTTP 503 (", server.url);
+    assert_between(&tail, &start, "ms)\npool   exhausted\nnow");
     assert_eq!(out.outputs["status"], json!(503));
     assert!(log(dir.path()).contains("status 503 is not 2xx"));
 }
@@ -167,6 +161,26 @@ fn body_expectations_fail_naming_what_is_wrong() {
     let failing = serve(|_| (500, r#"{"ok":true}"#.into()));
     let out = probe(dir.path(), &failing.url, "expect_json = { ok = true }");
     assert!(out.error.unwrap().starts_with("status 500"));
+}
+
+/// Issue 16: a number in `expect_json` must equal the body's, by value (5 = 5.0); any
+/// other number fails naming both.
+#[test]
+fn expect_json_numbers_compare_by_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(ok(r#"{"rows":5,"ratio":0.5}"#));
+    let expect = |fields: &str| probe(dir.path(), &server.url, fields);
+    let out = expect("expect_json = { rows = 5.0, ratio = 0.5 }");
+    assert!(out.passed, "{:?}", out.error);
+    let out = expect("expect_json = { rows = 4 }");
+    assert!(!out.passed);
+    assert_between(
+        &out.error.unwrap(),
+        "$.rows is 5, expected 4 after 1 attempt(s)",
+        "",
+    );
+    let out = expect("expect_json = { ratio = 0.25 }");
+    assert_between(&out.error.unwrap(), "$.ratio is 0.5, expected 0.25", "");
 }
 
 #[test]

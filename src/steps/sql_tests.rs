@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::super::testing::{ctx, log, step};
+use super::super::testing::{ctx, failed_saying, log, step, toml_path};
 use super::*;
 use crate::engines::sqlite::SqliteConn;
 
@@ -52,12 +52,7 @@ fn passes(fields: &str) -> CheckRecord {
 #[track_caller]
 fn fails(fields: &str, says: &str) -> CheckRecord {
     let r = judge(fields);
-    assert!(!r.passed, "{fields} passed: {}", r.detail);
-    assert!(
-        r.detail.contains(says),
-        "{fields}: {says:?} not in {:?}",
-        r.detail
-    );
+    failed_saying(&r, says);
     r
 }
 
@@ -428,13 +423,7 @@ compare_to = ["dispatches(service_id) -> services(id)", "orders(user_id) -> user
         &mut conn(&path, false),
         &check(r#"builtin = "foreign_keys""#),
     );
-    assert!(!r.passed);
-    assert!(
-        r.detail
-            .contains("dispatches row 100 references missing services"),
-        "{}",
-        r.detail
-    );
+    failed_saying(&r, "dispatches row 100 references missing services");
 }
 
 #[test]
@@ -465,6 +454,15 @@ fn many_problems_are_cut_to_ten_and_counted() {
     assert!(!r.detail.contains("more"), "{}", r.detail);
 }
 
+/// An `sql` step with `fields` on the database of [`db`] in a new folder (which holds
+/// the step's log).
+fn run_on_db(fields: &str) -> (tempfile::TempDir, StepOutcome) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("database = {}", toml_path(&db(dir.path())));
+    let out = run_step(dir.path(), &format!("{database}\n{fields}"));
+    (dir, out)
+}
+
 fn run_step(dir: &Path, fields: &str) -> StepOutcome {
     let toml = format!("id = \"t\"\nkind = \"sql\"\nengine = \"sqlite\"\n{fields}");
     super::super::execute(&step(&toml), &ctx(dir))
@@ -472,21 +470,14 @@ fn run_step(dir: &Path, fields: &str) -> StepOutcome {
 
 #[test]
 fn a_step_passes_when_every_check_passes_and_outputs_the_first_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(dir.path());
-    let out = run_step(
-        dir.path(),
-        &format!(
-            "database = {:?}
-[[checks]]
+    let (dir, out) = run_on_db(
+        "[[checks]]
 name = \"count\"
 query = \"SELECT count(*) FROM services\"
 expect = 2
 [[checks]]
 name = \"fks\"
 builtin = \"foreign_keys\"",
-            path.display().to_string()
-        ),
     );
     assert!(out.passed, "{:?}", out.error);
     assert_eq!(out.outputs["value"], json!(2));
@@ -497,13 +488,7 @@ builtin = \"foreign_keys\"",
 
 #[test]
 fn a_step_fails_naming_every_failed_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(dir.path());
-    let database = format!("database = {:?}", path.display().to_string());
-    let one = run_step(
-        dir.path(),
-        &format!("{database}\n[[checks]]\nname = \"n\"\nquery = \"SELECT 1\"\nexpect = 2"),
-    );
+    let (dir, one) = run_on_db("[[checks]]\nname = \"n\"\nquery = \"SELECT 1\"\nexpect = 2");
     assert!(!one.passed);
     assert_eq!(
         one.error.as_deref(),
@@ -512,11 +497,8 @@ fn a_step_fails_naming_every_failed_check() {
     assert_eq!(one.log_tail.as_deref(), Some("n: expected 2, got 1"));
     assert_eq!(one.outputs["checks"], json!({"n": false}));
     assert!(log(dir.path()).contains("check n: FAILED: expected 2, got 1"));
-    let two = run_step(
-        dir.path(),
-        &format!(
-            "{database}
-[[checks]]
+    let (_, two) = run_on_db(
+        "[[checks]]
 name = \"a\"
 query = \"SELECT 1\"
 expect = 2
@@ -527,29 +509,22 @@ expect = 1
 [[checks]]
 name = \"b\"
 query = \"SELECT 3\"
-max = 2"
-        ),
+max = 2",
     );
     assert_eq!(
         two.error.as_deref(),
         Some("2 checks failed: a: expected 2, got 1; b: expected at most 2, got 3")
     );
     // No checks: the value is null and the step passes.
-    let none = run_step(dir.path(), &database);
+    let (_, none) = run_on_db("");
     assert!(none.passed);
     assert_eq!(none.outputs["value"], json!(null));
 }
 
 #[test]
 fn execute_runs_statements_on_a_writable_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = db(dir.path());
-    let out = run_step(
-        dir.path(),
-        &format!(
-            "database = {:?}\nexecute = \"DELETE FROM dispatches\"\n[[checks]]\nname = \"n\"\nquery = \"SELECT count(*) FROM dispatches\"\nexpect = 0",
-            path.display().to_string()
-        ),
+    let (dir, out) = run_on_db(
+        "execute = \"DELETE FROM dispatches\"\n[[checks]]\nname = \"n\"\nquery = \"SELECT count(*) FROM dispatches\"\nexpect = 0",
     );
     assert!(out.passed, "{:?}", out.error);
     assert!(log(dir.path()).contains("executed 22 bytes of SQL"));

@@ -51,3 +51,31 @@ pub fn relative_tempdir() -> (tempfile::TempDir, PathBuf) {
     let rel = dir.path().strip_prefix(&cwd).unwrap().to_path_buf();
     (dir, rel)
 }
+
+/// A path as a TOML string.
+pub fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// Asserts that `text` holds `part`, showing the text when it does not.
+#[track_caller]
+pub fn assert_has(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} not in {text:?}");
+}
+
+/// Asserts that `text` starts with `start` and ends with `end`, showing it when not.
+#[track_caller]
+pub fn assert_between(text: &str, start: &str, end: &str) {
+    assert!(
+        text.starts_with(start),
+        "{text:?} does not start with {start:?}"
+    );
+    assert!(text.ends_with(end), "{text:?} does not end with {end:?}");
+}
+
+/// Asserts that the check failed and that its detail says `says`.
+#[track_caller]
+pub fn failed_saying(check: &crate::artifact::CheckRecord, says: &str) {
+    assert!(!check.passed, "passed: {}", check.detail);
+    assert_has(&check.detail, says);
+}

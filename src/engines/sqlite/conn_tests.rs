@@ -1,14 +1,21 @@
 //! `SqliteConn` on real files: what each query returns, and that each check finds the
 //! damage it is for.
 
-use std::path::Path;
-
 use serde_json::json;
 
+use super::super::tests::{damaged_page_db, db};
 use super::*;
 
-fn build(path: &Path, sql: &str) {
-    Connection::open(path).unwrap().execute_batch(sql).unwrap();
+fn read_only(path: &Path) -> SqliteConn {
+    SqliteConn::open(path, false).unwrap()
+}
+
+/// A read-only connection to [`SCHEMA`] that the returned `Cancel` interrupts.
+fn cancellable() -> (tempfile::TempDir, Arc<Cancel>, SqliteConn) {
+    let (dir, path) = db(SCHEMA);
+    let cancel = Arc::new(Cancel::default());
+    let c = read_only(&path).interrupted_by(&cancel);
+    (dir, cancel, c)
 }
 
 const SCHEMA: &str = "CREATE TABLE services (id INTEGER PRIMARY KEY, name TEXT);
@@ -28,17 +35,15 @@ fn a_writable_connection_creates_its_folder_and_a_read_only_one_does_not() {
     let mut c = SqliteConn::open(&path, true).unwrap();
     c.execute_batch("CREATE TABLE t (x)").unwrap();
     assert!(path.exists());
-    let mut ro = SqliteConn::open(&path, false).unwrap();
+    let mut ro = read_only(&path);
     let denied = ro.execute_batch("INSERT INTO t VALUES (1)").unwrap_err();
     assert!(denied.to_string().contains("readonly"), "{denied}");
 }
 
 #[test]
 fn queries_return_every_type_as_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(&path, SCHEMA);
-    let mut c = SqliteConn::open(&path, false).unwrap();
+    let (_dir, path) = db(SCHEMA);
+    let mut c = read_only(&path);
     let rows = c
         .query("SELECT NULL, 7, 2.5, 'text', x'00ff10' UNION ALL SELECT 1, 2, 3, 4, 5")
         .unwrap();
@@ -61,10 +66,8 @@ fn queries_return_every_type_as_json() {
 
 #[test]
 fn tables_indexes_counts_and_keys_are_listed_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(&path, SCHEMA);
-    let mut c = SqliteConn::open(&path, false).unwrap();
+    let (_dir, path) = db(SCHEMA);
+    let mut c = read_only(&path);
     assert_eq!(c.tables().unwrap(), ["dispatches", "kv", "services"]);
     assert_eq!(c.indexes().unwrap(), ["idx_a", "idx_b"]);
     let counts = c
@@ -90,18 +93,13 @@ fn tables_indexes_counts_and_keys_are_listed_in_order() {
 
 #[test]
 fn orphans_are_named_with_their_row_or_a_question_mark() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        &format!(
-            "PRAGMA foreign_keys = OFF;
+    let (_dir, path) = db(&format!(
+        "PRAGMA foreign_keys = OFF;
              {SCHEMA}
              INSERT INTO dispatches VALUES (9, 42, 'z');
              INSERT INTO kv VALUES ('k', 42);"
-        ),
-    );
-    let mut c = SqliteConn::open(&path, false).unwrap();
+    ));
+    let mut c = read_only(&path);
     let mut problems = c.foreign_key_problems().unwrap();
     problems.sort();
     assert_eq!(
@@ -117,19 +115,14 @@ fn orphans_are_named_with_their_row_or_a_question_mark() {
 /// (which does not compare indexes with their tables) does not.
 #[test]
 fn the_full_check_finds_a_broken_index_and_the_quick_one_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        &format!(
-            "{SCHEMA}
+    let (_dir, path) = db(&format!(
+        "{SCHEMA}
              CREATE INDEX idx_extra ON dispatches(at);
              PRAGMA writable_schema = ON;
              UPDATE sqlite_schema SET sql = 'CREATE INDEX idx_extra ON dispatches(service_id)'
                  WHERE name = 'idx_extra';"
-        ),
-    );
-    let mut c = SqliteConn::open(&path, false).unwrap();
+    ));
+    let mut c = read_only(&path);
     let full = c.integrity_problems(false).unwrap();
     assert!(!full.is_empty());
     assert!(full.iter().all(|p| p != "ok"));
@@ -140,21 +133,8 @@ fn the_full_check_finds_a_broken_index_and_the_quick_one_does_not() {
 /// A page whose bytes are damaged: the quick check finds it too.
 #[test]
 fn both_checks_find_a_damaged_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        "PRAGMA page_size = 1024;
-         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-         INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;",
-    );
-    let mut bytes = std::fs::read(&path).unwrap();
-    // Page 3 (an interior or leaf page of t): its header's cell count made absurd.
-    bytes[2 * 1024 + 3] = 0xff;
-    bytes[2 * 1024 + 4] = 0xff;
-    std::fs::write(&path, bytes).unwrap();
-    let mut c = SqliteConn::open(&path, false).unwrap();
+    let (_dir, path) = damaged_page_db();
+    let mut c = read_only(&path);
     assert!(
         !c.integrity_problems(true)
             .unwrap_or_else(|e| vec![e.to_string()])
@@ -169,13 +149,7 @@ fn both_checks_find_a_damaged_page() {
 
 #[test]
 fn a_cancelled_step_interrupts_the_full_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(&path, SCHEMA);
-    let cancel = Arc::new(Cancel::default());
-    let mut c = SqliteConn::open(&path, false)
-        .unwrap()
-        .interrupted_by(&cancel);
+    let (_dir, cancel, mut c) = cancellable();
     assert!(c.integrity_problems(false).unwrap().is_empty());
     cancel.stop(Duration::ZERO);
     let stopped = c.integrity_problems(false).unwrap_err();
@@ -184,13 +158,7 @@ fn a_cancelled_step_interrupts_the_full_check() {
 
 #[test]
 fn a_cancel_interrupts_a_running_query() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(&path, SCHEMA);
-    let cancel = Arc::new(Cancel::default());
-    let mut c = SqliteConn::open(&path, false)
-        .unwrap()
-        .interrupted_by(&cancel);
+    let (_dir, cancel, mut c) = cancellable();
     let stopper = Arc::clone(&cancel);
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));

@@ -232,7 +232,8 @@ pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Res
     src.execute_batch("COMMIT")?;
     drop(src);
     let conn = open_read_only(target)?;
-    let problems = quick_check(&conn)?;
+    // A page too damaged to read is an error of the check, not a row of its result.
+    let problems = quick_check(&conn).context("restored database fails quick_check")?;
     if !problems.is_empty() {
         bail!(
             "restored database fails quick_check: {}",

@@ -7,6 +7,28 @@ fn build(path: &Path, sql: &str) {
     Connection::open(path).unwrap().execute_batch(sql).unwrap();
 }
 
+/// A database `db.sqlite` made by `sql` in a new temporary folder (kept while it lives).
+pub(super) fn db(sql: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    build(&path, sql);
+    (dir, path)
+}
+
+/// A database of 2000 rows whose page 3 (a page of its table) is damaged: its header's
+/// cell count made absurd. The quick check finds it.
+pub(super) fn damaged_page_db() -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = db("PRAGMA page_size = 1024;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, hex(randomblob(40)) FROM n;");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[2 * 1024 + 3] = 0xff;
+    bytes[2 * 1024 + 4] = 0xff;
+    fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn what_is_not_a_database_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,16 +48,11 @@ fn what_is_not_a_database_is_refused_naming_it() {
 
 #[test]
 fn odd_names_are_quoted_and_keys_named_with_their_columns() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        r#"CREATE TABLE "we""ird" (x);
+    let (_dir, path) = db(r#"CREATE TABLE "we""ird" (x);
            INSERT INTO "we""ird" VALUES (1), (2);
            CREATE TABLE p (a, b, PRIMARY KEY (a, b));
            CREATE TABLE q (id INTEGER PRIMARY KEY);
-           CREATE TABLE c (x, y, z REFERENCES q, FOREIGN KEY (x, y) REFERENCES p(a, b));"#,
-    );
+           CREATE TABLE c (x, y, z REFERENCES q, FOREIGN KEY (x, y) REFERENCES p(a, b));"#);
     let conn = open_read_only(&path).unwrap();
     assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
     assert_eq!(user_tables(&conn).unwrap(), ["c", "p", "q", r#"we"ird"#]);
@@ -57,16 +74,11 @@ fn odd_names_are_quoted_and_keys_named_with_their_columns() {
 /// it (the schema table and the page accounting need no user table).
 #[test]
 fn a_damaged_freelist_fails_the_full_check_without_any_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db.sqlite");
-    build(
-        &path,
-        "PRAGMA page_size = 1024;
+    let (_dir, path) = db("PRAGMA page_size = 1024;
          CREATE TABLE t (v);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
          INSERT INTO t SELECT randomblob(500) FROM n;
-         DROP TABLE t;",
-    );
+         DROP TABLE t;");
     let mut bytes = fs::read(&path).unwrap();
     // The header's count of freelist pages, one too many.
     let count = u32::from_be_bytes(bytes[36..40].try_into().unwrap());
@@ -81,5 +93,49 @@ fn a_damaged_freelist_fails_the_full_check_without_any_table() {
     assert!(
         problems.iter().any(|p| p.contains("freelist")),
         "{problems:?}"
+    );
+}
+
+fn restore_into(from: &Path, target: &Path) -> anyhow::Result<Snapshot> {
+    let cancel = Cancel::default();
+    let copying = Copying {
+        cancel: &cancel,
+        progress: &|_, _| {},
+        durable: false,
+    };
+    restore(from, target, &copying)
+}
+
+/// Issue 16: a restore proves what it restored: a good backup restores with its facts;
+/// one whose copy fails `quick_check`, or that holds no table, fails naming why.
+#[test]
+fn a_restore_checks_the_database_it_restored() {
+    let (dir, good) = db("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         CREATE INDEX idx_v ON t(v);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');");
+    let target = dir.path().join("restored.db");
+    let snap = restore_into(&good, &target).unwrap();
+    assert_eq!(snap.bytes, fs::metadata(&good).unwrap().len());
+    assert_eq!(snap.bytes, fs::metadata(&target).unwrap().len());
+    assert_eq!(
+        snap.schema.table_counts.into_iter().collect::<Vec<_>>(),
+        [("t".to_string(), 2)]
+    );
+    assert_eq!(snap.schema.indexes, ["idx_v"]);
+
+    let (_empty_dir, empty) = db("CREATE TABLE t (x); DROP TABLE t;");
+    let err = restore_into(&empty, &dir.path().join("empty.db")).unwrap_err();
+    let says = format!("{err:#}");
+    assert!(
+        says.starts_with("restored database has no tables: the backup "),
+        "{says}"
+    );
+
+    let (_damaged_dir, damaged) = damaged_page_db();
+    let err = restore_into(&damaged, &dir.path().join("damaged.db")).unwrap_err();
+    let says = format!("{err:#}");
+    assert!(
+        says.starts_with("restored database fails quick_check: "),
+        "{says}"
     );
 }
