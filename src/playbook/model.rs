@@ -295,7 +295,8 @@ pub struct Step {
     // restore
     /// restore: the backup to restore.
     pub from: Option<String>,
-    /// restore/sqlite: the path of the restored database.
+    /// restore/sqlite: the path of the restored database; restore/postgres physical:
+    /// `immediate` or `latest` (the recovery target).
     pub target: Option<String>,
     /// restore/sqlite: replace an existing target (a safety copy is kept until success).
     pub overwrite: Option<bool>,
@@ -311,6 +312,14 @@ pub struct Step {
     pub os_user: Option<String>,
     /// restore/postgres ephemeral: also listen on this TCP address (e.g. "127.0.0.1").
     pub listen: Option<String>,
+    /// restore/postgres physical: the directory the source archives its WAL into (read only).
+    pub wal_archive: Option<String>,
+    /// restore/postgres physical: recover up to this time (RFC 3339).
+    pub target_time: Option<String>,
+    /// restore/postgres physical: recover up to this WAL location (e.g. "0/3000060").
+    pub target_lsn: Option<String>,
+    /// restore/postgres physical: recover up to this named restore point.
+    pub target_name: Option<String>,
 
     // sql
     /// sql: a path (sqlite) or connection url.
@@ -325,6 +334,7 @@ pub struct Step {
     pub directory: Option<String>,
 
     // http
+    /// http: the request method; backup/postgres: `dump` (default) or `basebackup`.
     pub method: Option<String>,
     pub headers: Option<IndexMap<String, String>>,
     /// http: request body.

@@ -18,6 +18,7 @@ mod kit;
 mod mysql;
 mod names;
 mod orphans;
+mod pitr;
 mod postgres;
 mod safety;
 mod secrets_io;

@@ -105,6 +105,8 @@ pub struct Server {
     bin: PathBuf,
     user: Option<(u32, u32)>,
     child: Mutex<Option<Child>>,
+    /// Settings passed on the command line (`-c`, PostgreSQL).
+    settings: Vec<String>,
 }
 
 static SHARED: [OnceLock<Result<Server, String>>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -138,7 +140,30 @@ impl Server {
             .ok()
     }
 
+    /// A PostgreSQL server of this test's own archiving its WAL into `archive` (made
+    /// here, owned by the server's OS user), or None after a loud skip.
+    pub fn archiving(suite: &str, archive: &Path) -> Option<Server> {
+        std::fs::create_dir_all(archive).unwrap();
+        if is_root()
+            && let Some((uid, gid)) = uid_gid(Engine::Postgres.os_user())
+        {
+            std::os::unix::fs::chown(archive, Some(uid), Some(gid)).unwrap();
+        }
+        let settings = vec![
+            "archive_mode=on".into(),
+            format!("archive_command=cp %p {}/%f", archive.display()),
+            "archive_timeout=0".into(),
+        ];
+        Self::try_start_with(Engine::Postgres, settings)
+            .map_err(|why| skip_or_fail(suite, &why))
+            .ok()
+    }
+
     fn try_start(engine: Engine) -> Result<Server, String> {
+        Self::try_start_with(engine, Vec::new())
+    }
+
+    fn try_start_with(engine: Engine, settings: Vec<String>) -> Result<Server, String> {
         let bin = engine.programs()?;
         let user = match is_root() {
             false => None,
@@ -163,6 +188,7 @@ impl Server {
             bin,
             user,
             child: Mutex::new(None),
+            settings,
         };
         server.init();
         server.launch();
@@ -244,7 +270,8 @@ impl Server {
             Engine::Postgres => cmd
                 .args(["-D", &data, "-p", &port, "-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "fsync=off", "-c"])
-                .arg(format!("unix_socket_directories={dir}")),
+                .arg(format!("unix_socket_directories={dir}"))
+                .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()])),
             Engine::MariaDb => cmd.args([
                 "--no-defaults".to_string(),
                 format!("--datadir={data}"),
@@ -384,7 +411,7 @@ impl Server {
     }
 
     /// Stops the server (its whole process group) and removes its files.
-    fn stop(&self) {
+    pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let signal = match self.engine {
                 Engine::Postgres => libc::SIGQUIT,
