@@ -339,3 +339,55 @@ fn a_damaged_base_backup_fails_naming_the_file() {
         .map_or(0, |r| r.iter().filter(|r| r["kind"] == "cluster").count());
     assert_eq!(clusters, 0, "a cluster was made: {}", record["resources"]);
 }
+
+/// `wal_archive` is a source: a later step writing into it is refused (no server needed:
+/// the restore fails on its missing backup, after its sources are known).
+#[test]
+fn the_wal_archive_is_a_source_no_later_step_may_write_to() {
+    let archive = tempfile::tempdir().unwrap();
+    let arch = archive.path().display().to_string();
+    let restore = restore("postgres", "{{ drill.workdir }}/no-such-backup")
+        .set("isolation", "ephemeral")
+        .set("wal_archive", arch.as_str())
+        .set("continue_on_failure", true);
+    let into_archive = sqlite_backup("src.db", &format!("{arch}/evil.db"));
+    let out = pb("guard")
+        .step([restore, into_archive])
+        .drill()
+        .db("src.db", 3)
+        .run()
+        .expect_code(1);
+    out.step("backup")
+        .failed_with(&format!("refusing to write output {arch}/evil.db"))
+        .says("a source of this playbook (`wal_archive` of step `restore`)");
+    assert!(
+        listing(archive.path()).is_empty(),
+        "the archive was written to"
+    );
+}
+
+/// Ctrl-C once the recovering cluster is registered: the drill ends aborted and the
+/// cluster, its directory and processes are gone.
+#[test]
+fn ctrl_c_during_recovery_removes_the_cluster() {
+    let Some(f) = fixture() else { return };
+    let fields = format!(
+        "wal_archive = {}\ntarget = \"latest\"",
+        f.archive().display().to_string().to_toml()
+    );
+    let mut run = pitr_drill(f, &f.backup("plain"), &fields, 110).start();
+    run.wait_running("restore");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run.record().is_some_and(|r| {
+        r["resources"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["kind"] == "cluster"))
+    }) {
+        assert!(Instant::now() < deadline, "no cluster was registered");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.signal(libc::SIGINT);
+    let out = run.finish().expect_code(130);
+    out.status("aborted");
+    cluster_gone(&out);
+}
