@@ -389,3 +389,44 @@ fn ctrl_c_during_recovery_removes_the_cluster() {
     out.status("aborted");
     cluster_gone(&out);
 }
+
+/// The shipped `playbooks/postgres-pitr.toml` against a source archiving its WAL: the
+/// rows before its target come back, those after do not, the marker table is dropped
+/// from the source at cleanup, the archive is only read.
+#[test]
+fn shipped_pitr_playbook_brings_back_exactly_the_rows_before_its_target() {
+    let dir = tempfile::Builder::new()
+        .prefix("rd-pitr-shipped-")
+        .tempdir()
+        .unwrap();
+    let archive = dir.path().join("archive");
+    let Some(server) = Server::archiving("pitr", &archive) else {
+        return;
+    };
+    server.sql("", "CREATE DATABASE app");
+    let playbook = include_str!("../../playbooks/postgres-pitr.toml");
+    let vars = [
+        format!("pg_url={}", server.plain_url("app")),
+        format!("wal_archive={}", archive.display()),
+        format!("os_user={}", os_user()),
+    ];
+    let mut d = Drill::new(playbook).env("PGPASSWORD", server.password());
+    for v in &vars {
+        d = d.arg("--var").arg(v);
+    }
+    let out = d.run().expect_code(0);
+    out.step("verify").all_checks_passed();
+    let restore = out.step("restore");
+    let target = out.output("mark", "value");
+    let recovered_to = restore.output("recovered_to");
+    assert!(
+        recovered_to.as_str().unwrap() < target.as_str().unwrap(),
+        "recovered_to {recovered_to} is not before the target {target}"
+    );
+    cluster_gone(&out);
+    let left = server.sql(
+        "app",
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'restore_drill_pitr'",
+    );
+    assert_eq!(left, "0", "the marker table was left on the source");
+}
