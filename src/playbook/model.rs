@@ -320,6 +320,8 @@ pub struct Step {
     pub target_lsn: Option<String>,
     /// restore/postgres physical: recover up to this named restore point.
     pub target_name: Option<String>,
+    /// restore/postgres: a pgBackRest stanza as the source instead of `from`.
+    pub pgbackrest: Option<PgBackRest>,
 
     // sql
     /// sql: a path (sqlite) or connection url.
@@ -371,6 +373,17 @@ pub struct Step {
 
     // wait
     pub duration: Option<String>,
+}
+
+/// A pgBackRest stanza restored from (its repository is read, never written).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgBackRest {
+    pub stanza: String,
+    /// pgbackrest.conf (default: pgBackRest's own, /etc/pgbackrest/pgbackrest.conf).
+    pub config: Option<String>,
+    /// Run `pgbackrest verify` on the repository first.
+    pub verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -18,6 +18,7 @@ mod kit;
 mod mysql;
 mod names;
 mod orphans;
+mod pgbackrest;
 mod pitr;
 mod postgres;
 mod safety;

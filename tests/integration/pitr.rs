@@ -68,7 +68,7 @@ impl Fixture {
     }
 }
 
-fn os_user() -> &'static str {
+pub fn os_user() -> &'static str {
     if is_root() { "postgres" } else { "" }
 }
 
@@ -137,10 +137,16 @@ fn build() -> Option<Fixture> {
 /// A restore of `from` into a throwaway cluster with `fields` (the target), then the
 /// checks that rows up to `upto` came back and none after.
 fn pitr_drill(f: &Fixture, from: &Path, fields: &str, upto: i64) -> Drill {
-    let restore = restore("postgres", &from.display().to_string())
+    let restore = restore("postgres", &from.display().to_string()).fields(fields);
+    rows_drill(&f.server, restore, upto)
+}
+
+/// `restore` into a throwaway cluster, then the checks that the rows of `t` up to `upto`
+/// came back and none after.
+pub fn rows_drill(server: &Server, restore: Step, upto: i64) -> Drill {
+    let restore = restore
         .set("isolation", "ephemeral")
-        .set("os_user", os_user())
-        .fields(fields);
+        .set("os_user", os_user());
     let rows = [
         query(
             "rows before the target",
@@ -154,7 +160,7 @@ fn pitr_drill(f: &Fixture, from: &Path, fields: &str, upto: i64) -> Drill {
         ),
     ];
     let verify = sql("verify", "postgres", "{{ steps.restore.target }}").checks(rows);
-    f.server.drill(pb("pitr").step([restore, verify]))
+    server.drill(pb("pitr").step([restore, verify]))
 }
 
 /// [`pitr_drill`] of `backup` with `archive` (if any) and `target` (fields), run to exit
@@ -195,10 +201,11 @@ fn cp_a(from: &Path, to: &Path) {
     );
 }
 
-/// blake3-free, order-stable hash of every file of `dir`.
-fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
+/// The sha256 of every file under `dir`, by relative path.
+pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
     listing(dir)
         .into_iter()
+        .filter(|rel| dir.join(rel).is_file())
         .map(|rel| {
             let h = sha256_of(&dir.join(&rel));
             (rel, h)
@@ -340,30 +347,49 @@ fn a_damaged_base_backup_fails_naming_the_file() {
     assert_eq!(clusters, 0, "a cluster was made: {}", record["resources"]);
 }
 
-/// `wal_archive` is a source: a later step writing into it is refused (no server needed:
-/// the restore fails on its missing backup, after its sources are known).
-#[test]
-fn the_wal_archive_is_a_source_no_later_step_may_write_to() {
-    let archive = tempfile::tempdir().unwrap();
-    let arch = archive.path().display().to_string();
-    let restore = restore("postgres", "{{ drill.workdir }}/no-such-backup")
+/// A later step writing `into` (inside what `restore` reads) is refused, naming `why`
+/// (no server needed: the restore fails first, after its sources are known).
+fn later_write_is_refused(restore: Step, into: &str, why: &str) {
+    let restore = restore
         .set("isolation", "ephemeral")
-        .set("wal_archive", arch.as_str())
         .set("continue_on_failure", true);
-    let into_archive = sqlite_backup("src.db", &format!("{arch}/evil.db"));
+    let writer = sqlite_backup("src.db", into);
     let out = pb("guard")
-        .step([restore, into_archive])
+        .step([restore, writer])
         .drill()
         .db("src.db", 3)
         .run()
         .expect_code(1);
     out.step("backup")
-        .failed_with(&format!("refusing to write output {arch}/evil.db"))
-        .says("a source of this playbook (`wal_archive` of step `restore`)");
+        .failed_with(&format!("refusing to write output {into}"))
+        .says(&format!("a source of this playbook ({why})"));
+}
+
+/// `wal_archive` is a source: no later step may write into it.
+#[test]
+fn the_wal_archive_is_a_source_no_later_step_may_write_to() {
+    let archive = tempfile::tempdir().unwrap();
+    let arch = archive.path().display().to_string();
+    let restore =
+        restore("postgres", "{{ drill.workdir }}/no-such-backup").set("wal_archive", arch.as_str());
+    let why = "`wal_archive` of step `restore`";
+    later_write_is_refused(restore, &format!("{arch}/evil.db"), why);
     assert!(
         listing(archive.path()).is_empty(),
         "the archive was written to"
     );
+}
+
+/// A pgBackRest configuration is a source too.
+#[test]
+fn the_pgbackrest_config_is_a_source_no_later_step_may_write_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("pgbackrest.conf").display().to_string();
+    let source = format!("{{ stanza = \"main\", config = {} }}", conf.to_toml());
+    let restore = step("restore", "restore")
+        .set("engine", "postgres")
+        .set("pgbackrest", raw(source));
+    later_write_is_refused(restore, &conf, "`pgbackrest.config` of step `restore`");
 }
 
 /// Ctrl-C while the cluster recovers: the drill ends aborted and the cluster, its

@@ -97,6 +97,15 @@ fn uid_gid(name: &str) -> Option<(u32, u32)> {
     (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
+/// Gives `path` to the `postgres` OS user when the tests run as root.
+pub fn give_to_postgres(path: &Path) {
+    if is_root()
+        && let Some((uid, gid)) = uid_gid(Engine::Postgres.os_user())
+    {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 /// A running throwaway server.
 pub struct Server {
     pub engine: Engine,
@@ -144,15 +153,16 @@ impl Server {
     /// here, owned by the server's OS user), or None after a loud skip.
     pub fn archiving(suite: &str, archive: &Path) -> Option<Server> {
         std::fs::create_dir_all(archive).unwrap();
-        if is_root()
-            && let Some((uid, gid)) = uid_gid(Engine::Postgres.os_user())
-        {
-            std::os::unix::fs::chown(archive, Some(uid), Some(gid)).unwrap();
-        }
+        give_to_postgres(archive);
+        let command = format!("cp %p {}/%f", archive.display());
+        Self::archiving_with(suite, &command)
+    }
+
+    /// A PostgreSQL server of this test's own whose `archive_command` is `command`.
+    pub fn archiving_with(suite: &str, command: &str) -> Option<Server> {
         let settings = vec![
             "archive_mode=on".into(),
-            format!("archive_command=cp %p {}/%f", archive.display()),
-            "archive_timeout=0".into(),
+            format!("archive_command={command}"),
         ];
         Self::try_start_with(Engine::Postgres, settings)
             .map_err(|why| skip_or_fail(suite, &why))
@@ -216,7 +226,12 @@ impl Server {
 
     /// A command as the server's OS user.
     fn as_user(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.program(program));
+        self.as_owner(self.program(program))
+    }
+
+    /// `program` (a path, or a name on PATH) as the server's OS user, in its directory.
+    pub fn as_owner(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(self.dir());
         if let Some((uid, gid)) = self.user {
             cmd.uid(uid).gid(gid);

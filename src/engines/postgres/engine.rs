@@ -174,6 +174,21 @@ fn base_backup(
 }
 
 fn restore(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
+    if let Some(src) = &step.pgbackrest {
+        ensure!(
+            step.from.is_none() && step.wal_archive.is_none(),
+            "a pgBackRest stanza is the whole source: no `from` or `wal_archive` with `pgbackrest`"
+        );
+        ensure!(
+            step.isolation.as_deref() == Some("ephemeral") && step.target_url.is_none(),
+            "a pgBackRest stanza is restored with `isolation = \"ephemeral\"` (a throwaway cluster of its own)"
+        );
+        let config = src
+            .config
+            .as_deref()
+            .unwrap_or("/etc/pgbackrest/pgbackrest.conf");
+        return restore_physical(step, Path::new(config), ctx);
+    }
     let from = Path::new(required(step.from.as_deref(), "from")?);
     ensure!(from.exists(), "backup {} not found", from.display());
     let pitr = [
@@ -294,12 +309,13 @@ fn restore_physical(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<R
     if let Some(a) = archive {
         ensure!(a.is_dir(), "wal_archive {} is not a directory", a.display());
     }
-    let target = Target::of(step, archive.is_some())?;
+    let target = Target::of(step, archive.is_some() || step.pgbackrest.is_some())?;
     let user = cluster::resolve_user(os_user(step))?;
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let server_bin = bins.server_dir()?;
     let p = Physical {
         from,
+        pgbackrest: step.pgbackrest.as_ref(),
         archive,
         target: &target,
         server_bin: &server_bin,
@@ -338,7 +354,10 @@ fn restore_physical(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<R
     };
     let url = PgUrl::parse(&cl.url(&db))?;
     let (amcheck, schema) = inspect(&url, ctx)?;
-    let bytes = dump::size_of(from);
+    let bytes = match step.pgbackrest {
+        Some(_) => dump::size_of(&cl.base.join("data")),
+        None => dump::size_of(from),
+    };
     let mut restored = Restored {
         target: url.given.clone(),
         from: from.to_path_buf(),
@@ -498,9 +517,10 @@ static SPEC: EngineSpec = EngineSpec {
             "target_name",
             "target",
             "database",
+            "pgbackrest",
         ])
-        .needs(&[&["from"], &["isolation", "target_url"]])
-        .reads(&["from", "wal_archive"])
+        .needs(&[&["from", "pgbackrest"], &["isolation", "target_url"]])
+        .reads(&["from", "wal_archive", "pgbackrest.config"])
         .outputs(&[
             "database",
             "amcheck",

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod conn;
 pub mod dump;
 mod engine;
+pub mod pgbackrest;
 pub mod physical;
 pub mod recovery;
 pub mod restore;

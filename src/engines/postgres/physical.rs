@@ -11,8 +11,10 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::bin::server_tool;
 use super::cluster::{self, Cluster, ClusterSpec, FAST_SETTINGS, Postmaster};
+use super::pgbackrest;
 use super::recovery::{self, Target};
 use crate::engines::Ctx;
+use crate::playbook::PgBackRest;
 use crate::proc::{Cancel, OsUser, Tool};
 
 /// Whether `from` is a physical backup: a data directory or pg_basebackup's tar files.
@@ -35,7 +37,10 @@ fn tar_of(dir: &Path, stem: &str) -> Option<PathBuf> {
 }
 
 pub struct Physical<'a> {
+    /// The backup directory (or, for a pgBackRest stanza, its configuration file).
     pub from: &'a Path,
+    /// A pgBackRest stanza restored instead of a backup directory.
+    pub pgbackrest: Option<&'a PgBackRest>,
     pub archive: Option<&'a Path>,
     pub target: &'a Target,
     pub server_bin: &'a Path,
@@ -57,6 +62,24 @@ pub struct Recovered {
 /// Verifies a plain backup in place, before anything is made (a tar backup is verified
 /// once extracted, by `prepare`).
 pub fn verify_first(p: &Physical<'_>, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
+    if let Some(src) = p.pgbackrest {
+        if src.verify != Some(true) {
+            return Ok(false);
+        }
+        // As the drill's user, its lock files in the step's private directory.
+        let run = pgbackrest::Run {
+            src,
+            base: p.scratch,
+            user: None,
+            cancel: p.cancel,
+        };
+        run.verify()?;
+        ctx.log(&format!(
+            "pgbackrest verify: stanza `{}` verified",
+            src.stanza
+        ));
+        return Ok(true);
+    }
     if tar_of(p.from, "base").is_some() {
         return Ok(p.from.join("backup_manifest").is_file());
     }
@@ -114,7 +137,19 @@ pub fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<b
         Tool::new(expr, what.to_string()).logged(&log).run(p.cancel)
     };
     let mut verified = false;
-    if let Some(tar) = tar_of(p.from, "base") {
+    if let Some(src) = p.pgbackrest {
+        private()?;
+        if let Some(u) = p.user {
+            u.chown(&data)?;
+        }
+        let run = pgbackrest::Run {
+            src,
+            base,
+            user: p.user,
+            cancel: p.cancel,
+        };
+        run.restore(&data, p.target)?;
+    } else if let Some(tar) = tar_of(p.from, "base") {
         run(duct::cmd!("tar", "-xf", &tar, "-C", &data), "tar")
             .with_context(|| format!("cannot extract {}", tar.display()))?;
         if let Some(wal) = tar_of(p.from, "pg_wal") {
@@ -130,12 +165,8 @@ pub fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<b
         run(duct::cmd!("cp", "-a", "--reflink=auto", from, &data), "cp")
             .with_context(|| format!("cannot copy {}", p.from.display()))?;
     }
-    let label = std::fs::read_to_string(data.join("backup_label")).with_context(|| {
-        format!(
-            "{} has no backup_label: not a base backup taken with pg_basebackup",
-            p.from.display()
-        )
-    })?;
+    let label = std::fs::read_to_string(data.join("backup_label"))
+        .with_context(|| format!("{} restored no backup_label", p.from.display()))?;
     if let (Target::Latest, Some(archive), Some(start)) =
         (p.target, p.archive, recovery::start_segment(&label))
         && let Some((missing, last)) = recovery::first_gap(archive, &start)
@@ -187,9 +218,10 @@ fn chown_tree(path: &Path, user: OsUser) -> anyhow::Result<()> {
 /// it), the cluster's own access rules, and the restore command and target.
 pub fn settings(p: &Physical<'_>, base: &Path) -> Vec<String> {
     let misses = base.join("wal-misses");
-    let restore = match p.archive {
-        Some(a) => recovery::restore_command(a, &misses),
-        None => "false".into(),
+    let restore = match (p.pgbackrest, p.archive) {
+        (Some(src), _) => pgbackrest::restore_command(src, base, &misses),
+        (None, Some(a)) => recovery::restore_command(a, &misses),
+        (None, None) => "false".into(),
     };
     let mut s: Vec<String> = FAST_SETTINGS.iter().map(|s| s.to_string()).collect();
     s.extend([

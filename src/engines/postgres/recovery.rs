@@ -116,7 +116,7 @@ fn hex(s: &str) -> bool {
 }
 
 /// `s` in single quotes for `sh`.
-fn sh_quote(s: &str) -> String {
+pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
