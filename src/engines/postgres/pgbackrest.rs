@@ -97,3 +97,40 @@ pub fn restore_command(src: &PgBackRest, base: &Path, misses: &Path) -> String {
         sh_quote(&misses.display().to_string())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stanza() -> PgBackRest {
+        PgBackRest {
+            stanza: "main".into(),
+            config: Some("/etc/pgbackrest/it's.conf".into()),
+            verify: None,
+        }
+    }
+
+    #[test]
+    fn targets_are_spelled_as_pgbackrest_reads_them() {
+        let time = Target::Time("2026-12-01 14:30:00.000000+00".into());
+        assert_eq!(
+            target_args(&time),
+            [
+                "--type=time",
+                "--target=2026-12-01 14:30:00.000000+00",
+                "--target-action=pause"
+            ]
+        );
+        assert_eq!(target_args(&Target::Latest), ["--type=default"]);
+        assert_eq!(target_args(&Target::Immediate), ["--type=immediate"]);
+    }
+
+    #[test]
+    fn archive_get_serves_the_throwaway_data_directory_and_records_misses() {
+        let c = restore_command(&stanza(), Path::new("/tmp/c"), Path::new("/tmp/c/m"));
+        assert_eq!(
+            c,
+            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
+        );
+    }
+}
