@@ -218,9 +218,13 @@ impl Sources {
 /// The paths a field of the step names: a text field is one path, each item of a list
 /// field a glob, expanded. An empty value (a field rendered empty) names none.
 fn field_paths(step: &Step, field: &str) -> Vec<PathBuf> {
-    let value = serde_json::to_value(step)
-        .ok()
-        .and_then(|mut v| v.get_mut(field).map(Value::take));
+    // `table.key` names a key of a table field (`pgbackrest.config`).
+    let value = serde_json::to_value(step).ok().and_then(|mut v| {
+        field
+            .split('.')
+            .try_fold(&mut v, |v, key| v.get_mut(key))
+            .map(Value::take)
+    });
     match value {
         Some(Value::String(path)) => vec![PathBuf::from(path)],
         Some(Value::Array(items)) => items

@@ -308,7 +308,8 @@ pub struct Step {
     // restore
     /// restore: the backup to restore.
     pub from: Option<String>,
-    /// restore/sqlite: the path of the restored database.
+    /// restore/sqlite: the path of the restored database; restore/postgres physical:
+    /// `immediate` or `latest` (the recovery target).
     pub target: Option<String>,
     /// restore/sqlite: replace an existing target (a safety copy is kept until success).
     pub overwrite: Option<bool>,
@@ -324,6 +325,16 @@ pub struct Step {
     pub os_user: Option<String>,
     /// restore/postgres ephemeral: also listen on this TCP address (e.g. "127.0.0.1").
     pub listen: Option<String>,
+    /// restore/postgres physical: the directory the source archives its WAL into (read only).
+    pub wal_archive: Option<String>,
+    /// restore/postgres physical: recover up to this time (RFC 3339).
+    pub target_time: Option<String>,
+    /// restore/postgres physical: recover up to this WAL location (e.g. "0/3000060").
+    pub target_lsn: Option<String>,
+    /// restore/postgres physical: recover up to this named restore point.
+    pub target_name: Option<String>,
+    /// restore/postgres: a pgBackRest stanza as the source instead of `from`.
+    pub pgbackrest: Option<PgBackRest>,
 
     // sql
     /// sql: a path (sqlite) or connection url.
@@ -338,6 +349,7 @@ pub struct Step {
     pub directory: Option<String>,
 
     // http
+    /// http: the request method; backup/postgres: `dump` (default) or `basebackup`.
     pub method: Option<String>,
     pub headers: Option<IndexMap<String, String>>,
     /// http: request body.
@@ -391,6 +403,17 @@ pub struct S3Settings {
     /// `endpoint/bucket/key` urls instead of `bucket.endpoint/key` (default: true with an
     /// `endpoint`, false for AWS).
     pub path_style: Option<bool>,
+}
+
+/// A pgBackRest stanza restored from (its repository is read, never written).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PgBackRest {
+    pub stanza: String,
+    /// pgbackrest.conf (default: pgBackRest's own, /etc/pgbackrest/pgbackrest.conf).
+    pub config: Option<String>,
+    /// Run `pgbackrest verify` on the repository first.
+    pub verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -18,6 +18,8 @@ mod kit;
 mod mysql;
 mod names;
 mod orphans;
+mod pgbackrest;
+mod pitr;
 mod postgres;
 mod reports;
 mod s3;

@@ -116,7 +116,7 @@ fn no_password_in_artifacts(out: &Outcome) {
 }
 
 /// The run's throwaway cluster is removed: its resource, its directory, its processes.
-fn cluster_gone(out: &Outcome) {
+pub fn cluster_gone(out: &Outcome) {
     let cluster = out.resource("cluster");
     assert_eq!(cluster["removed"], true, "{cluster}");
     let dir = cluster["id"].as_str().unwrap();

@@ -97,6 +97,15 @@ fn uid_gid(name: &str) -> Option<(u32, u32)> {
     (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
+/// Gives `path` to the `postgres` OS user when the tests run as root.
+pub fn give_to_postgres(path: &Path) {
+    if is_root()
+        && let Some((uid, gid)) = uid_gid(Engine::Postgres.os_user())
+    {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 /// A running throwaway server.
 pub struct Server {
     pub engine: Engine,
@@ -105,6 +114,8 @@ pub struct Server {
     bin: PathBuf,
     user: Option<(u32, u32)>,
     child: Mutex<Option<Child>>,
+    /// Settings passed on the command line (`-c`, PostgreSQL).
+    settings: Vec<String>,
 }
 
 static SHARED: [OnceLock<Result<Server, String>>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -138,7 +149,31 @@ impl Server {
             .ok()
     }
 
+    /// A PostgreSQL server of this test's own archiving its WAL into `archive` (made
+    /// here, owned by the server's OS user), or None after a loud skip.
+    pub fn archiving(suite: &str, archive: &Path) -> Option<Server> {
+        std::fs::create_dir_all(archive).unwrap();
+        give_to_postgres(archive);
+        let command = format!("cp %p {}/%f", archive.display());
+        Self::archiving_with(suite, &command)
+    }
+
+    /// A PostgreSQL server of this test's own whose `archive_command` is `command`.
+    pub fn archiving_with(suite: &str, command: &str) -> Option<Server> {
+        let settings = vec![
+            "archive_mode=on".into(),
+            format!("archive_command={command}"),
+        ];
+        Self::try_start_with(Engine::Postgres, settings)
+            .map_err(|why| skip_or_fail(suite, &why))
+            .ok()
+    }
+
     fn try_start(engine: Engine) -> Result<Server, String> {
+        Self::try_start_with(engine, Vec::new())
+    }
+
+    fn try_start_with(engine: Engine, settings: Vec<String>) -> Result<Server, String> {
         let bin = engine.programs()?;
         let user = match is_root() {
             false => None,
@@ -163,6 +198,7 @@ impl Server {
             bin,
             user,
             child: Mutex::new(None),
+            settings,
         };
         server.init();
         server.launch();
@@ -190,7 +226,12 @@ impl Server {
 
     /// A command as the server's OS user.
     fn as_user(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.program(program));
+        self.as_owner(self.program(program))
+    }
+
+    /// `program` (a path, or a name on PATH) as the server's OS user, in its directory.
+    pub fn as_owner(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
         cmd.current_dir(self.dir());
         if let Some((uid, gid)) = self.user {
             cmd.uid(uid).gid(gid);
@@ -244,7 +285,8 @@ impl Server {
             Engine::Postgres => cmd
                 .args(["-D", &data, "-p", &port, "-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "fsync=off", "-c"])
-                .arg(format!("unix_socket_directories={dir}")),
+                .arg(format!("unix_socket_directories={dir}"))
+                .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()])),
             Engine::MariaDb => cmd.args([
                 "--no-defaults".to_string(),
                 format!("--datadir={data}"),
@@ -384,7 +426,7 @@ impl Server {
     }
 
     /// Stops the server (its whole process group) and removes its files.
-    fn stop(&self) {
+    pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let signal = match self.engine {
                 Engine::Postgres => libc::SIGQUIT,

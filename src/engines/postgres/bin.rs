@@ -86,3 +86,17 @@ fn newest_versioned_dir() -> Option<PathBuf> {
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
 }
+
+/// A server program beside `initdb` in `server_dir`, or beside the file `initdb` links
+/// to (a PATH folder may link only `initdb` and `postgres` to the versioned folder).
+pub fn server_tool(server_dir: &Path, tool: &str) -> PathBuf {
+    let here = server_dir.join(tool);
+    if here.is_file() {
+        return here;
+    }
+    std::fs::canonicalize(server_dir.join("initdb"))
+        .ok()
+        .and_then(|i| Some(i.parent()?.join(tool)))
+        .filter(|p| p.is_file())
+        .unwrap_or(here)
+}

@@ -25,12 +25,10 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of the throwaway cluster: fast and crash-unsafe, which is fine for data
 /// that is thrown away.
-const FAST_SETTINGS: &[&str] = &[
+pub const FAST_SETTINGS: &[&str] = &[
     "fsync=off",
     "synchronous_commit=off",
     "full_page_writes=off",
-    "wal_level=minimal",
-    "max_wal_senders=0",
     "archive_mode=off",
     "max_wal_size=8GB",
     "checkpoint_timeout=1h",
@@ -38,6 +36,10 @@ const FAST_SETTINGS: &[&str] = &[
     "maintenance_work_mem=512MB",
     "logging_collector=off",
 ];
+
+/// The least WAL a fresh cluster can write (a restored physical backup keeps its own
+/// `wal_level`: hot standby during its recovery needs `replica`).
+const MINIMAL_WAL: &[&str] = &["wal_level=minimal", "max_wal_senders=0"];
 
 pub struct ClusterSpec<'a> {
     pub server_bin: &'a Path,
@@ -138,14 +140,18 @@ pub fn start(
     base: &Path,
     postmaster: &Postmaster,
 ) -> anyhow::Result<Cluster> {
-    let user = spec.user;
+    initdb(spec, base)?;
+    let settings: Vec<&str> = FAST_SETTINGS.iter().chain(MINIMAL_WAL).copied().collect();
+    let cluster = launch(spec, base, postmaster, &settings)?;
+    wait_ready(&cluster, postmaster, spec.cancel)?;
+    if let Some(host) = spec.listen {
+        set_tcp_password(&cluster, host)?;
+    }
+    Ok(cluster)
+}
+
+fn initdb(spec: &ClusterSpec<'_>, base: &Path) -> anyhow::Result<()> {
     let datadir = base.join("data");
-    let socket_dir = base.to_path_buf();
-    ensure!(
-        socket_dir.as_os_str().len() < 90,
-        "the socket path under {} would be too long for a unix socket; set TMPDIR to a shorter directory",
-        socket_dir.display()
-    );
     let initdb = duct::cmd(
         spec.server_bin.join("initdb"),
         [
@@ -165,10 +171,26 @@ pub fn start(
     )
     .dir(base);
     Tool::new(initdb, "initdb")
-        .as_user(user)
+        .as_user(spec.user)
         .logged(&base.join("initdb.log"))
-        .run(spec.cancel)?;
+        .run(spec.cancel)
+}
 
+/// Starts the server on the data directory `base/data` with `settings` (`-c`), on a free
+/// port, its socket in `base`: it is not waited for (see `wait_ready`).
+pub fn launch(
+    spec: &ClusterSpec<'_>,
+    base: &Path,
+    postmaster: &Postmaster,
+    settings: &[&str],
+) -> anyhow::Result<Cluster> {
+    let datadir = base.join("data");
+    let socket_dir = base.to_path_buf();
+    ensure!(
+        socket_dir.as_os_str().len() < 90,
+        "the socket path under {} would be too long for a unix socket; set TMPDIR to a shorter directory",
+        socket_dir.display()
+    );
     let port = free_port().context("cannot find a free port")?;
     let mut args: Vec<String> = vec![
         "-D".into(),
@@ -183,7 +205,7 @@ pub fn start(
     ]
     .iter()
     .map(String::as_str)
-    .chain(FAST_SETTINGS.iter().copied())
+    .chain(settings.iter().copied())
     {
         args.push("-c".into());
         args.push(setting.to_string());
@@ -195,7 +217,7 @@ pub fn start(
         duct::cmd(spec.server_bin.join("postgres"), &args).dir(base),
         "postgres",
     )
-    .as_user(user)
+    .as_user(spec.user)
     .logged(&log)
     .death_signal(libc::SIGQUIT)
     .spawn()?;
@@ -203,17 +225,12 @@ pub fn start(
         postmaster.procs.set_group(key, leader.pgid());
     }
     *postmaster.leader.lock().unwrap() = Some(leader);
-    let cluster = Cluster {
+    Ok(Cluster {
         base: base.to_path_buf(),
         socket_dir,
         port,
         listen: spec.listen.map(str::to_string),
-    };
-    wait_ready(&cluster, postmaster, &log, spec.cancel)?;
-    if let Some(host) = spec.listen {
-        set_tcp_password(&cluster, host)?;
-    }
-    Ok(cluster)
+    })
 }
 
 impl Cluster {
@@ -260,18 +277,19 @@ impl Cluster {
     }
 }
 
-fn wait_ready(
-    cluster: &Cluster,
-    postmaster: &Postmaster,
-    log: &Path,
-    cancel: &Cancel,
-) -> anyhow::Result<()> {
+impl Cluster {
+    /// The server's log (its stderr).
+    pub fn log(&self) -> PathBuf {
+        self.base.join("server.log")
+    }
+}
+
+fn wait_ready(cluster: &Cluster, postmaster: &Postmaster, cancel: &Cancel) -> anyhow::Result<()> {
+    let log = &cluster.log();
     let started = Instant::now();
     loop {
         cancel.check()?;
-        if let Some(leader) = postmaster.leader.lock().unwrap().as_ref()
-            && let Some(status) = leader.exited()
-        {
+        if let Some(status) = postmaster.exited() {
             bail!(
                 "postgres exited ({status}) before accepting connections: {}",
                 crate::log::tail_file(log, 10, 4096)
@@ -293,7 +311,7 @@ fn wait_ready(
 /// Gives the superuser a random password for TCP connections, in a 0600 passfile
 /// (`Cluster::passfile`) for the services a drill starts: a copy of production data is
 /// never open to every local user.
-fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
+pub fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
     use std::io::Read as _;
     let mut raw = [0u8; 18];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
@@ -320,6 +338,11 @@ impl Postmaster {
             procs: procs.clone(),
             key: Some(procs.cluster(base)),
         }
+    }
+
+    /// The server's exit status once it has exited; None while it runs (or before).
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.leader.lock().unwrap().as_ref()?.exited()
     }
 
     /// Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), SIGKILL to

@@ -72,14 +72,7 @@ pub fn dump(req: &DumpRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Resul
         jobs == 1 || req.format == Format::Directory,
         "`jobs = {jobs}` needs `format = \"directory\"`: pg_dump writes a custom-format archive with one job"
     );
-    ensure!(
-        !req.output.exists(),
-        "backup output {} already exists",
-        req.output.display()
-    );
-    if let Some(parent) = req.output.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    fresh_output(req.output)?;
     let mut client = req.url.connect()?;
     let token = client.cancel_token();
     let interrupt = req.cancel.on_cancel(move || {
@@ -285,7 +278,20 @@ pub fn size_of(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn remove_output(output: &Path) {
+/// Fails when `output` exists; creates its parent.
+pub fn fresh_output(output: &Path) -> anyhow::Result<()> {
+    ensure!(
+        !output.exists(),
+        "backup output {} already exists",
+        output.display()
+    );
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    Ok(())
+}
+
+pub fn remove_output(output: &Path) {
     let _ = if output.is_dir() {
         std::fs::remove_dir_all(output)
     } else {

@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 
 use super::PgConn;
+use super::basebackup::{self, BaseBackupRequest};
 use super::bin::Bins;
 use super::catalog::ident;
-use super::cluster::{self, ClusterSpec, Postmaster};
+use super::cluster::{self, Cluster, ClusterSpec, Postmaster};
 use super::dump::{self, DumpRequest, Format};
+use super::physical::{self, Physical};
+use super::recovery::Target;
 use super::restore::{self as pg_restore, RestoreRequest};
 use super::scratch;
 use super::url::PgUrl;
-use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
+use crate::engines::{Backup, Connected, Ctx, Engine, Restored, SchemaFacts};
 use crate::outputs;
 use crate::playbook::{EngineSpec, KindSpec, Step, required};
 
@@ -55,6 +58,13 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let given = Path::new(required(step.output.as_deref(), "output")?);
     // Checked before anything is created; the dump goes where the path really leads.
     let output = &ctx.sources.check("output", given)?;
+    match step.method.as_deref() {
+        None | Some("dump") => {}
+        Some("basebackup") => return base_backup(step, &url, given, output, ctx),
+        Some(other) => bail!(
+            "backup/postgres: `method` must be \"dump\" (pg_dump) or \"basebackup\" (pg_basebackup), not \"{other}\""
+        ),
+    }
     let format = Format::parse(step.format.as_deref())?;
     let zstd = match step.compression.as_deref() {
         None | Some("none") => false,
@@ -111,9 +121,95 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     })
 }
 
+/// `pg_basebackup` of the whole cluster, counted in a snapshot at its start.
+fn base_backup(
+    step: &Step,
+    url: &PgUrl,
+    given: &Path,
+    output: &Path,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Backup> {
+    ensure!(
+        step.compression.is_none() && step.jobs.is_none(),
+        "backup/postgres: `compression` and `jobs` apply to pg_dump, not `method = \"basebackup\"`"
+    );
+    let bins = Bins::new(step.pg_bin_dir.as_deref())?;
+    let scratch = scratch_dir(ctx)?;
+    let started = std::time::Instant::now();
+    let req = BaseBackupRequest {
+        url,
+        format: step.format.as_deref(),
+        output,
+        bins: &bins,
+        scratch: &scratch,
+        cancel: ctx.cancel,
+    };
+    let b = basebackup::base_backup(&req, &|done, total| ctx.progress(done, total))?;
+    let secs = started.elapsed().as_secs_f64();
+    ctx.log(&format!(
+        "pg_basebackup ({}, with its manifest) of {} to {}: {} bytes in {secs:.1}s; {} tables of `{}` counted in a snapshot at the backup's start ({})",
+        b.format,
+        url.public,
+        given.display(),
+        b.bytes,
+        b.schema.table_counts.len(),
+        b.database,
+        b.snapshot_at
+    ));
+    Ok(Backup {
+        path: given.to_path_buf(),
+        bytes: b.bytes,
+        source: Some(url.public.clone()),
+        snapshot_at: Some(b.snapshot_at),
+        schema: Some(b.schema),
+        outputs: outputs! {
+            "format" => b.format,
+            "database" => b.database,
+            "manifest" => b.manifest,
+            "counts_in_dump_snapshot" => false,
+        },
+        metrics: outputs! { "bytes_per_s" => b.bytes as f64 / secs.max(1e-9) },
+        also_made: Vec::new(),
+    })
+}
+
 fn restore(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
+    if let Some(src) = &step.pgbackrest {
+        ensure!(
+            step.from.is_none() && step.wal_archive.is_none(),
+            "a pgBackRest stanza is the whole source: no `from` or `wal_archive` with `pgbackrest`"
+        );
+        ensure!(
+            step.isolation.as_deref() == Some("ephemeral") && step.target_url.is_none(),
+            "a pgBackRest stanza is restored with `isolation = \"ephemeral\"` (a throwaway cluster of its own)"
+        );
+        let config = src
+            .config
+            .as_deref()
+            .unwrap_or("/etc/pgbackrest/pgbackrest.conf");
+        return restore_physical(step, Path::new(config), ctx);
+    }
     let from = Path::new(required(step.from.as_deref(), "from")?);
     ensure!(from.exists(), "backup {} not found", from.display());
+    let pitr = [
+        &step.wal_archive,
+        &step.target_time,
+        &step.target_lsn,
+        &step.target_name,
+        &step.target,
+    ];
+    if physical::is_physical(from) || pitr.iter().any(|f| f.is_some()) {
+        ensure!(
+            physical::is_physical(from),
+            "{} is not a physical backup (a pg_basebackup directory, plain or tar): `wal_archive` and the recovery targets apply to those only",
+            from.display()
+        );
+        ensure!(
+            step.isolation.as_deref() == Some("ephemeral") && step.target_url.is_none(),
+            "a physical backup is restored with `isolation = \"ephemeral\"` (a throwaway cluster of its own), not into `target_url`"
+        );
+        return restore_physical(step, from, ctx);
+    }
     match (step.isolation.as_deref(), step.target_url.as_deref()) {
         (Some("ephemeral"), None) => ephemeral(step, from, ctx),
         (None, Some(url)) => into_scratch(step, from, &PgUrl::parse(url)?, ctx),
@@ -137,17 +233,7 @@ fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored
     // before a cluster is made.
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
     let started = std::time::Instant::now();
-    let base = cluster::base_dir(user)?;
-    let postmaster = Postmaster::tracked(ctx.procs, &base);
-    {
-        let (pm, b) = (postmaster.clone(), base.clone());
-        ctx.resources.register(
-            "cluster",
-            &base.display().to_string(),
-            ctx.step_id,
-            move || pm.teardown(&b),
-        );
-    }
+    let (base, postmaster) = throwaway(user, ctx)?;
     let spec = ClusterSpec {
         server_bin: &server_bin,
         user,
@@ -173,22 +259,153 @@ fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored
     }
     let target = PgUrl::parse(&cl.url(&db))?;
     let mut restored = restore_into(step, from, &pg_restore_bin, &target, ctx)?;
+    cluster_outputs(&cl, &db, &mut restored);
+    restored.metrics.insert("cluster_up_s".into(), up_s.into());
+    Ok(restored)
+}
+
+/// The throwaway cluster's directory, its teardown registered the moment it exists.
+fn throwaway(
+    user: Option<crate::proc::OsUser>,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<(PathBuf, Postmaster)> {
+    let base = cluster::base_dir(user)?;
+    let postmaster = Postmaster::tracked(ctx.procs, &base);
+    let (pm, b) = (postmaster.clone(), base.clone());
+    ctx.resources.register(
+        "cluster",
+        &base.display().to_string(),
+        ctx.step_id,
+        move || pm.teardown(&b),
+    );
+    Ok((base, postmaster))
+}
+
+/// Where later steps reach the throwaway cluster.
+fn cluster_outputs(cl: &Cluster, db: &str, restored: &mut Restored) {
     let o = &mut restored.outputs;
-    o.insert("cluster_dir".into(), base.display().to_string().into());
+    o.insert("cluster_dir".into(), cl.base.display().to_string().into());
     o.insert(
         "socket_dir".into(),
         cl.socket_dir.display().to_string().into(),
     );
     o.insert("port".into(), cl.port.into());
-    if let Some(tcp) = cl.tcp_url(&db) {
+    if let Some(tcp) = cl.tcp_url(db) {
         o.insert("target_tcp".into(), tcp.into());
         o.insert(
             "passfile".into(),
             cl.passfile().display().to_string().into(),
         );
     }
-    restored.metrics.insert("cluster_up_s".into(), up_s.into());
+}
+
+/// A physical backup into a throwaway cluster, recovered to the step's target.
+fn restore_physical(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
+    let archive = step
+        .wal_archive
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(Path::new);
+    if let Some(a) = archive {
+        ensure!(a.is_dir(), "wal_archive {} is not a directory", a.display());
+    }
+    let target = Target::of(step, archive.is_some() || step.pgbackrest.is_some())?;
+    let user = cluster::resolve_user(os_user(step))?;
+    let bins = Bins::new(step.pg_bin_dir.as_deref())?;
+    let server_bin = bins.server_dir()?;
+    let p = Physical {
+        from,
+        pgbackrest: step.pgbackrest.as_ref(),
+        archive,
+        target: &target,
+        server_bin: &server_bin,
+        user,
+        cancel: ctx.cancel,
+        scratch: &scratch_dir(ctx)?,
+    };
+    let started = std::time::Instant::now();
+    // A damaged plain backup fails here, before a cluster is made.
+    let mut verified = physical::verify_first(&p, ctx)?;
+    let (base, postmaster) = throwaway(user, ctx)?;
+    verified |= physical::prepare(&p, &base, ctx)?;
+    let copied_s = started.elapsed().as_secs_f64();
+    let spec = ClusterSpec {
+        server_bin: &server_bin,
+        user,
+        listen: step.listen.as_deref(),
+        cancel: ctx.cancel,
+    };
+    let (cl, rec) = physical::recover(&p, &spec, &base, &postmaster)?;
+    let recovered_s = started.elapsed().as_secs_f64();
+    ctx.log(&format!(
+        "{} recovered to {} in {:.1}s ({copied_s:.1}s to copy): last replayed commit at {}, WAL location {}; promoted",
+        from.display(),
+        target.describe(),
+        recovered_s,
+        rec.recovered_to.as_deref().unwrap_or("(none replayed)"),
+        rec.lsn
+    ));
+    if let Some(host) = step.listen.as_deref() {
+        cluster::set_tcp_password(&cl, host)?;
+    }
+    let db = match step.database.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => d.to_string(),
+        None => only_database(&cl)?,
+    };
+    let url = PgUrl::parse(&cl.url(&db))?;
+    let (amcheck, schema) = inspect(&url, ctx)?;
+    let bytes = match step.pgbackrest {
+        Some(_) => dump::size_of(&cl.base.join("data")),
+        None => dump::size_of(from),
+    };
+    let mut restored = Restored {
+        target: url.given.clone(),
+        from: from.to_path_buf(),
+        bytes,
+        schema: Some(schema),
+        outputs: outputs! {
+            "database" => &db,
+            "amcheck" => amcheck,
+            "recovered_to" => rec.recovered_to,
+            "recovery_target" => target.describe(),
+            "recovered_lsn" => rec.lsn,
+            "verified" => verified,
+        },
+        metrics: outputs! {
+            "restore_s" => recovered_s,
+            "copy_s" => copied_s,
+            "bytes_per_s" => bytes as f64 / recovered_s.max(1e-9),
+        },
+    };
+    cluster_outputs(&cl, &db, &mut restored);
     Ok(restored)
+}
+
+/// The restored cluster's one database besides `postgres` and the templates, else
+/// `postgres`.
+fn only_database(cl: &Cluster) -> anyhow::Result<String> {
+    let rows = cl.connect("postgres")?.query(
+        "SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'",
+        &[],
+    )?;
+    Ok(match rows.as_slice() {
+        [one] => one.get(0),
+        _ => "postgres".into(),
+    })
+}
+
+/// amcheck installed for the integrity check where it can be, and the restored
+/// database's counts.
+fn inspect(target: &PgUrl, ctx: &Ctx<'_>) -> anyhow::Result<(bool, SchemaFacts)> {
+    let amcheck = target.connect().and_then(|mut c| {
+        c.batch_execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+            .map_err(Into::into)
+    });
+    ctx.log(&match &amcheck {
+        Ok(()) => "amcheck installed for the integrity check".to_string(),
+        Err(e) => format!("amcheck could not be installed ({e:#}); an integrity check will say so"),
+    });
+    Ok((amcheck.is_ok(), pg_restore::restored_schema(target)?))
 }
 
 /// Restores into a scratch database on an existing server, registered to be dropped.
@@ -242,18 +459,10 @@ fn restore_into(
     };
     pg_restore::pg_restore(&req, &|done, total| ctx.progress(done, total))?;
     let secs = started.elapsed().as_secs_f64();
-    let amcheck = target.connect().and_then(|mut c| {
-        c.batch_execute("CREATE EXTENSION IF NOT EXISTS amcheck")
-            .map_err(Into::into)
-    });
-    let amcheck_note = match &amcheck {
-        Ok(()) => "amcheck installed for the integrity check".to_string(),
-        Err(e) => format!("amcheck could not be installed ({e:#}); an integrity check will say so"),
-    };
-    let schema = pg_restore::restored_schema(target)?;
+    let (amcheck, schema) = inspect(target, ctx)?;
     let bytes = dump::size_of(from);
     ctx.log(&format!(
-        "pg_restore of {} into {}: {bytes} bytes in {secs:.1}s, {} tables; {amcheck_note}",
+        "pg_restore of {} into {}: {bytes} bytes in {secs:.1}s, {} tables",
         from.display(),
         target.public,
         schema.table_counts.len()
@@ -267,7 +476,7 @@ fn restore_into(
         schema: Some(schema),
         outputs: outputs! {
             "database" => target.dbname(),
-            "amcheck" => amcheck.is_ok(),
+            "amcheck" => amcheck,
         },
         metrics: outputs! {
             "restore_s" => secs,
@@ -289,9 +498,10 @@ static SPEC: EngineSpec = EngineSpec {
             "jobs",
             "compression",
             "pg_bin_dir",
+            "method",
         ])
         .needs(&[&["url"], &["output"]])
-        .outputs(&["format", "database", "counts_in_dump_snapshot"])
+        .outputs(&["format", "database", "counts_in_dump_snapshot", "manifest"])
         .schema(),
         KindSpec::restore(&[
             "from",
@@ -301,12 +511,23 @@ static SPEC: EngineSpec = EngineSpec {
             "os_user",
             "listen",
             "jobs",
+            "wal_archive",
+            "target_time",
+            "target_lsn",
+            "target_name",
+            "target",
+            "database",
+            "pgbackrest",
         ])
-        .needs(&[&["from"], &["isolation", "target_url"]])
-        .reads(&["from"])
+        .needs(&[&["from", "pgbackrest"], &["isolation", "target_url"]])
+        .reads(&["from", "wal_archive", "pgbackrest.config"])
         .outputs(&[
             "database",
             "amcheck",
+            "recovered_to",
+            "recovery_target",
+            "recovered_lsn",
+            "verified",
             "cluster_dir",
             "socket_dir",
             "port",

@@ -1,12 +1,16 @@
 //! PostgreSQL: `pg_dump` backups counted in the dump's own snapshot, restores into a
 //! throwaway cluster or a scratch database, and `SqlConn` verification.
 
+pub mod basebackup;
 pub mod bin;
 pub mod catalog;
 pub mod cluster;
 pub mod conn;
 pub mod dump;
 mod engine;
+pub mod pgbackrest;
+pub mod physical;
+pub mod recovery;
 pub mod restore;
 pub mod scratch;
 pub mod url;
