@@ -151,10 +151,6 @@ fn a_blake3_manifest_is_verified_with_blake3_without_being_told() {
     assert_eq!(out.outputs["algorithm"], json!("blake3"), "{:?}", out.error);
 }
 
-fn assert_has(text: &str, needle: &str) {
-    assert!(text.contains(needle), "{needle:?} in {text}");
-}
-
 #[test]
 fn a_good_manifest_verifies_every_file() {
     let (dir, a, b) = two_files();
