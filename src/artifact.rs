@@ -329,8 +329,7 @@ mod tests {
 
     #[test]
     fn atomic_write_replaces_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("r.json");
+        let (dir, p) = record_path();
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
@@ -339,9 +338,8 @@ mod tests {
 
     #[test]
     fn a_failed_atomic_write_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, p) = record_path();
         // A directory in the way: the rename fails after the temp file was written.
-        let p = dir.path().join("r.json");
         fs::create_dir(&p).unwrap();
         fs::write(p.join("inside"), b"keep").unwrap();
         assert!(write_atomic(&p, b"new").is_err());
@@ -351,5 +349,12 @@ mod tests {
             .collect();
         assert_eq!(names, ["r.json"], "the temp file was left behind");
         assert_eq!(fs::read(p.join("inside")).unwrap(), b"keep");
+    }
+
+    /// A new temporary folder and the path `r.json` in it, not yet written.
+    fn record_path() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        (dir, p)
     }
 }

@@ -137,15 +137,21 @@ pub(super) mod tests {
         .unwrap()
     }
 
-    /// Issue 11: a failed run shows no RTO or RPO, and the trend compares passing runs.
-    #[test]
-    fn history_shows_figures_and_trends_of_passing_runs_only() {
-        let text = table(&runs(&[
+    /// Drill `a` passed (RTO 100s), failed (300s), passed again (110s): at 1000, 2000, 3000.
+    fn passed_failed_passed() -> Vec<RunRecord> {
+        runs(&[
             ("a", "passed", 1000, 100.0),
             ("a", "failed", 2000, 300.0),
             ("a", "passed", 3000, 110.0),
-            ("a", "passed", 4000, 110.2),
-        ]));
+        ])
+    }
+
+    /// Issue 11: a failed run shows no RTO or RPO, and the trend compares passing runs.
+    #[test]
+    fn history_shows_figures_and_trends_of_passing_runs_only() {
+        let mut stored = passed_failed_passed();
+        stored.push(run("a", "passed", 4000, 110.2));
+        let text = table(&stored);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             !lines[2].contains("5m") && !lines[2].contains("8.0s"),
@@ -166,12 +172,10 @@ pub(super) mod tests {
     /// Issue 11: the last success of each drill; 0 for one that never passed.
     #[test]
     fn the_last_success_of_each_drill() {
-        let last = last_successes(&runs(&[
-            ("a", "passed", 1000, 1.0),
-            ("a", "passed", 3000, 1.0),
-            ("a", "failed", 4000, 1.0),
-            ("b", "failed", 5000, 1.0),
-        ]));
+        let mut stored = passed_failed_passed();
+        stored.push(run("a", "failed", 4000, 1.0));
+        stored.push(run("b", "failed", 5000, 1.0));
+        let last = last_successes(&stored);
         let text = last_success_metric(&last);
         assert!(
             text.contains("restore_drill_last_success_timestamp_seconds{drill=\"a\"} 3000\n"),

@@ -9,7 +9,7 @@ use super::{StepCtx, StepOutcome, required};
 use crate::artifact::FileRecord;
 use crate::outputs;
 use crate::playbook::{Algorithm, Step};
-use crate::sources::s3::{self, Client, upload};
+use crate::sources::s3::{self, Client, ObjectAt, upload};
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let to = required(step.to.as_deref(), "to")?;
@@ -37,7 +37,12 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                 .into_owned();
             let (sha256, _) = hash_file(path, Algorithm::Sha256, ectx.cancel, &mut |_| {})?;
             let key = format!("{dir}{name}");
-            let up = upload::put_file(&client, bucket, &key, path, &sha256, ectx)?;
+            let at = ObjectAt {
+                client: &client,
+                bucket,
+                key: &key,
+            };
+            let up = upload::put_file(at, path, &sha256, ectx)?;
             ectx.log(&format!(
                 "uploaded {} to {} ({} bytes, sha256 {})",
                 path.display(),

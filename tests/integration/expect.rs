@@ -137,6 +137,15 @@ impl Running {
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
 
+    /// Ctrl-C: SIGINT, then the drill ends with code 130 and an `aborted` record.
+    #[track_caller]
+    pub fn interrupt(self) -> Outcome {
+        self.signal(libc::SIGINT);
+        let out = self.finish().expect_code(130);
+        out.status("aborted");
+        out
+    }
+
     /// Waits for the drill to end (at most a minute: a hung drill fails the test instead
     /// of hanging it).
     pub fn finish(mut self) -> Outcome {

@@ -410,10 +410,7 @@ fn ctrl_c_during_recovery_removes_the_cluster() {
         assert!(Instant::now() < deadline, "the cluster never started");
         std::thread::sleep(Duration::from_millis(5));
     }
-    run.signal(libc::SIGINT);
-    let out = run.finish().expect_code(130);
-    out.status("aborted");
-    cluster_gone(&out);
+    cluster_gone(&run.interrupt());
 }
 
 /// The shipped `playbooks/postgres-pitr.toml` against a source archiving its WAL: the

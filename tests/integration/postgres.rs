@@ -258,10 +258,7 @@ fn interrupted_drill_removes_the_cluster() {
         !processes_mentioning(cluster_dir).is_empty(),
         "the cluster should be running"
     );
-    run.signal(libc::SIGINT);
-    let out = run.finish().expect_code(130);
-    out.status("aborted");
-    cluster_gone(&out);
+    cluster_gone(&run.interrupt());
 }
 
 #[test]

@@ -6,6 +6,11 @@ use super::*;
 
 const SUITE: &str = "s3";
 
+/// The suite's S3 server, started on first use; None (the test skips) where it cannot run.
+fn test_store() -> Option<&'static Store> {
+    Store::shared(SUITE)
+}
+
 /// A playbook with one step, `latest`, locating `glob` in the test store into
 /// `backup/latest.bin` of the drill's workdir... kept under the drill dir (`out/`).
 fn locate(store: &Store, glob: &str, extra: &str) -> Playbook {
@@ -41,6 +46,14 @@ fn error(outcome: &Outcome) -> String {
         .to_string()
 }
 
+/// 70 MiB (above the 64 MiB from which transfers go in parts) of varied bytes: byte `i`
+/// is `i * mul >> shift`.
+fn large_body(mul: u32, shift: u32) -> Vec<u8> {
+    (0..70u32 << 20)
+        .map(|i| (i.wrapping_mul(mul) >> shift) as u8)
+        .collect()
+}
+
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Three objects an hour apart (the newest an hour old), with a SHA256SUMS.
@@ -66,9 +79,7 @@ fn three_backups(store: &Store, bucket: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn s3_locate_downloads_the_newest_or_a_random_object_verified_and_never_writes_the_bucket() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     let made = three_backups(store, "pick-bucket");
     let before = store.snapshot("pick-bucket");
     let out = run(store, &locate(store, "s3://pick-bucket/hourly/*.db", "")).expect_code(0);
@@ -92,11 +103,7 @@ fn s3_locate_downloads_the_newest_or_a_random_object_verified_and_never_writes_t
     );
     assert_eq!(file["step"], "latest");
     assert_eq!(file["sha256"], sha256(&made[2].1));
-    assert!(
-        out.log().contains("verified: size, SHA256SUMS"),
-        "{}",
-        out.log()
-    );
+    out.log_has("verified: size, SHA256SUMS");
     let oldest = run(
         store,
         &locate(store, "s3://pick-bucket/hourly/*.db", "pick = \"oldest\""),
@@ -134,9 +141,7 @@ fn s3_locate_downloads_the_newest_or_a_random_object_verified_and_never_writes_t
 
 #[test]
 fn s3_listing_pages_through_more_than_1000_objects() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("page-bucket");
     store.seed_files(
         "page-bucket",
@@ -146,19 +151,12 @@ fn s3_listing_pages_through_more_than_1000_objects() {
     let out = run(store, &locate(store, "s3://page-bucket/p/obj-*.bin", "")).expect_code(0);
     let o = outputs(&out);
     assert_eq!(o["candidates"], 1005, "{o}");
-    assert!(
-        out.log()
-            .contains("1005 objects under s3://page-bucket/p/obj- (2 pages)"),
-        "{}",
-        out.log()
-    );
+    out.log_has("1005 objects under s3://page-bucket/p/obj- (2 pages)");
 }
 
 #[test]
 fn s3_a_wrong_secret_key_fails_with_403_and_is_printed_nowhere() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     three_backups(store, "auth-bucket");
     let wrong = "wrong-Secret-Value-4711";
     let out = run_with_secret(
@@ -197,9 +195,7 @@ fn expect_refused(out: &Outcome, url: &str, why: &str) {
 
 #[test]
 fn s3_an_object_truncated_in_the_store_fails_naming_it() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("cut-bucket");
     let body = b"0123456789".repeat(50_000);
     store.put_with(
@@ -219,9 +215,7 @@ fn s3_an_object_truncated_in_the_store_fails_naming_it() {
 
 #[test]
 fn s3_an_object_its_sha256sums_disagrees_with_fails_naming_it() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("sums-bucket");
     store.put("sums-bucket", "d/a.db", b"the real backup");
     let sums = format!("{}  a.db\n", sha256(b"another backup"));
@@ -232,9 +226,7 @@ fn s3_an_object_its_sha256sums_disagrees_with_fails_naming_it() {
 
 #[test]
 fn s3_an_empty_bucket_fails_saying_no_backup_matches() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("empty-bucket");
     let out = run(store, &locate(store, "s3://empty-bucket/*.db", "")).expect_code(1);
     assert!(
@@ -246,9 +238,7 @@ fn s3_an_empty_bucket_fails_saying_no_backup_matches() {
 
 #[test]
 fn s3_expect_every_names_the_gap_and_still_reports_the_candidates() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("gap-bucket");
     for (i, hours_ago) in [9u32, 8, 2, 1].into_iter().enumerate() {
         let key = format!("h/{i}.db");
@@ -280,9 +270,7 @@ fn s3_expect_every_names_the_gap_and_still_reports_the_candidates() {
 
 #[test]
 fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("copy-bucket");
     let before = b"an older line\n".to_vec();
     store.put(
@@ -371,33 +359,23 @@ fn locate_expect_every_on_local_files_names_the_gap() {
 /// whole (the SHA256SUMS and the ETag's md5 over the reassembled file).
 #[test]
 fn s3_a_large_object_comes_in_parallel_parts_and_is_verified_whole() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("big-bucket");
-    let body: Vec<u8> = (0..70u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let body = large_body(2654435761, 13);
     store.seed_files("big-bucket", [("b/big.db".to_string(), body.clone())]);
     let sums = format!("{}  big.db\n", sha256(&body));
     store.put("big-bucket", "b/SHA256SUMS", sums.as_bytes());
     let out = run(store, &locate(store, "s3://big-bucket/b/*.db", "")).expect_code(0);
     assert_eq!(outputs(&out)["sha256"], sha256(&body));
     assert!(std::fs::read(out.path().join("out/latest.bin")).unwrap() == body);
-    assert!(
-        out.log().contains("SHA256SUMS, the store's ETag (md5)"),
-        "{}",
-        out.log()
-    );
+    out.log_has("SHA256SUMS, the store's ETag (md5)");
 }
 
 /// The shipped example (`init --engine s3`): its backup flow copies a backup into the
 /// bucket, and the drill restores the newest one from there.
 #[test]
 fn the_s3_playbook_runs_against_the_test_store() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("backups");
     let drill = Drill::new(include_str!("../../playbooks/s3.toml"))
         .env("S3_ENDPOINT", &store.endpoint())
@@ -419,9 +397,7 @@ fn the_s3_playbook_runs_against_the_test_store() {
 /// step naming the object, and leaves neither `output` nor a temporary file.
 #[test]
 fn s3_a_download_broken_off_fails_naming_the_object_and_leaves_nothing() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("broken-bucket");
     let small = b"0123456789abcdef".repeat(40_000);
     let big = vec![7u8; 70 << 20];
@@ -480,13 +456,9 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
 /// sha256, which `locate` verifies on the way back.
 #[test]
 fn copy_uploads_a_large_file_in_parts_and_locate_brings_it_back_verified() {
-    let Some(store) = Store::shared(SUITE) else {
-        return;
-    };
+    let Some(store) = test_store() else { return };
     store.bucket("multi-bucket");
-    let body: Vec<u8> = (0..70u32 << 20)
-        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
-        .collect();
+    let body = large_body(40503, 7);
     let playbook = locate(store, "s3://multi-bucket/m/*.db", "").before(
         "latest",
         [step("offsite", "copy").fields(&format!(

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::bin::Bins;
 use super::catalog;
-use super::dump::{fresh_output, remove_output, size_of};
+use super::dump::{fresh_output, remove_output, size_of, snapshot_facts};
 use super::url::{PgUrl, with_password};
 use crate::engines::SchemaFacts;
 use crate::proc::{Cancel, Tool};
@@ -57,12 +57,10 @@ pub fn base_backup(
     tx.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
     // The first query takes the snapshot; now() is the transaction's start, a little
     // before it and before the backup's.
-    let row = tx.query_one(
-        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_database()::text, (SELECT sum(pg_database_size(oid))::bigint FROM pg_database)",
-        &[],
+    let (snapshot_at, database, total) = snapshot_facts(
+        &mut tx,
+        "(SELECT sum(pg_database_size(oid))::bigint FROM pg_database)",
     )?;
-    let (snapshot_at, database, total): (String, String, i64) =
-        (row.get(0), row.get(1), row.get(2));
     let args = [
         format!("--dbname={}", req.url.public),
         format!("--pgdata={}", req.output.display()),

@@ -66,6 +66,21 @@ pub struct Dumped {
     pub notes: Vec<String>,
 }
 
+/// In the open transaction: its start (`now()`, UTC, RFC 3339), the database's name and
+/// the size in bytes that `size_sql` (an SQL expression) gives, for the progress bar.
+pub(super) fn snapshot_facts(
+    tx: &mut postgres::Client,
+    size_sql: &str,
+) -> anyhow::Result<(String, String, i64)> {
+    let row = tx.query_one(
+        &format!(
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_database()::text, {size_sql}"
+        ),
+        &[],
+    )?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
 pub fn dump(req: &DumpRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Result<Dumped> {
     let jobs = req.jobs.unwrap_or(1).max(1);
     ensure!(
@@ -97,12 +112,8 @@ fn dump_in_snapshot(
     let tx = client;
     // now() is the transaction's start, a little before its snapshot: the RPO is
     // never flattered.
-    let row = tx.query_one(
-        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), current_database()::text, pg_database_size(current_database())",
-        &[],
-    )?;
-    let (snapshot_at, database, db_size): (String, String, i64) =
-        (row.get(0), row.get(1), row.get(2));
+    let (snapshot_at, database, db_size) =
+        snapshot_facts(tx, "pg_database_size(current_database())")?;
 
     let mut args: Vec<String> = vec![req.format.flag().into(), "--no-password".into()];
     if req.zstd {

@@ -479,22 +479,18 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::db;
     use super::*;
 
     #[test]
     fn every_page_is_counted_for_the_table_it_serves() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE small (id INTEGER PRIMARY KEY);
+        let (_dir, path) = db("CREATE TABLE small (id INTEGER PRIMARY KEY);
              INSERT INTO small VALUES (1);
              CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);
              CREATE INDEX big_v ON big(v);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
-             INSERT INTO big SELECT i, hex(randomblob(100)) FROM n;",
-        )
-        .unwrap();
+             INSERT INTO big SELECT i, hex(randomblob(100)) FROM n;");
+        let conn = Connection::open(&path).unwrap();
         let found = check(&conn, &path, &Cancel::default()).unwrap().unwrap();
         assert!(found.problems.is_empty(), "{:?}", found.problems);
         let pages = &found.pages_by_table;

@@ -18,27 +18,21 @@ pub struct Uploaded {
     pub sha256: String,
 }
 
-/// Uploads `path` to `bucket`/`key` (in parts from 64 MiB on).
+/// Uploads `path` to the object `at` (in parts from 64 MiB on).
 /// `sha256` (hex) is the file's, hashed beforehand (the signature covers it).
 pub fn put_file(
-    client: &Client,
-    bucket: &str,
-    key: &str,
+    at: ObjectAt<'_>,
     path: &Path,
     sha256: &str,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Uploaded> {
-    let url = format!("s3://{bucket}/{key}");
+    let url = format!("s3://{}/{}", at.bucket, at.key);
     let bytes = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
     if bytes >= MULTIPART_FROM {
         let multipart = Multipart {
-            at: ObjectAt {
-                client,
-                bucket,
-                key,
-            },
+            at,
             path,
             bytes,
             sha256,
@@ -69,7 +63,7 @@ pub fn put_file(
         ctx,
     };
     let payload = Payload::Reader(&mut reader, bytes, sha256);
-    let mut response = client.send("PUT", bucket, key, "", &headers, payload)?;
+    let mut response = at.send("PUT", "", &headers, payload)?;
     check(
         &mut response,
         &format!("uploading {} to {url}", path.display()),
