@@ -122,6 +122,12 @@ fn a_blake3_manifest_is_verified_with_blake3_without_being_told() {
         assert_eq!(out.outputs["algorithm"], json!("blake3"), "{name}");
         assert_eq!(out.outputs["verified"], json!(1), "{name}");
     }
+    // `sha256sum --tag` lines are read as sha256 (the tag says so, whatever the name).
+    let sha_tagged = format!("SHA256 ({a_}) = {HELLO_SHA256}\n");
+    let out = verify_text("sums.txt", &sha_tagged, "");
+    assert!(out.passed, "{:?}", out.error);
+    assert_eq!(out.outputs["algorithm"], json!("sha256"));
+    assert_eq!(out.outputs["verified"], json!(1));
     // The same hash for another file: a real mismatch is still red.
     let wrong = format!("{HELLO_BLAKE3}  {b_}\n");
     let out = verify_text("B3SUMS", &wrong, "");
