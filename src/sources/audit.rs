@@ -54,7 +54,8 @@ impl Audit {
             describe(first.0, first.1, now)
         );
         if self.gaps.len() > 1 {
-            text.push_str(&format!(" (and {} more gaps)", self.gaps.len() - 1));
+            let more = crate::fmt::plural(self.gaps.len() - 1, "more gap");
+            text.push_str(&format!(" (and {more})"));
         }
         Some(text)
     }
@@ -121,6 +122,7 @@ mod tests {
             msg.contains("no backup between 03:00 and 09:00 on 2026-11-28 UTC"),
             "{msg}"
         );
+        assert!(!msg.contains("more gap"), "one gap: {msg}");
         assert!(audit(&c, Some(7 * HOUR), now).failure("7h", now).is_none());
     }
 
@@ -141,7 +143,7 @@ mod tests {
             msg.contains("between 2026-11-27 22:00 and 2026-11-28 23:00 UTC"),
             "{msg}"
         );
-        assert!(msg.contains("1 more gap"), "{msg}");
+        assert!(msg.ends_with("(and 1 more gap)"), "{msg}");
     }
 
     #[test]
