@@ -66,10 +66,9 @@ pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome
     outcome.checks = checks;
     if !failed.is_empty() {
         outcome.log_tail = Some(failed.join("\n"));
-        let n = failed.len();
         return outcome.fail(format!(
-            "{n} check{} failed: {}",
-            if n == 1 { "" } else { "s" },
+            "{} failed: {}",
+            crate::fmt::plural(failed.len(), "check"),
             failed.join("; ")
         ));
     }
