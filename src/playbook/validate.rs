@@ -292,6 +292,12 @@ impl<'a> Validator<'a> {
                 self.duration(&s.clone(), &field_path);
             }
         }
+        if let Some(Some(timeout)) = step.s3.as_ref().map(|s| &s.timeout) {
+            self.duration(
+                timeout,
+                &[path, &[Seg::Key("s3"), Seg::Key("timeout")]].concat(),
+            );
+        }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
             self.duration(
                 timeout,

@@ -222,6 +222,16 @@ impl Store {
     /// connection once it has passed `cut` bytes of answers: a download broken off
     /// mid-way. Its port.
     pub fn cutting_proxy(&self, cut: usize) -> u16 {
+        self.proxy(cut, std::time::Duration::ZERO)
+    }
+
+    /// A proxy that stops answering after `cut` bytes of a connection and holds it open
+    /// (a store that stalls mid-object) for `hold`.
+    pub fn stalling_proxy(&self, cut: usize, hold: std::time::Duration) -> u16 {
+        self.proxy(cut, hold)
+    }
+
+    fn proxy(&self, cut: usize, hold: std::time::Duration) -> u16 {
         use std::io::{Read as _, Write as _};
         use std::net::{Shutdown, TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -245,6 +255,7 @@ impl Store {
                         }
                         sent += n;
                     }
+                    std::thread::sleep(hold);
                     let _ = client.shutdown(Shutdown::Both);
                     let _ = server.shutdown(Shutdown::Both);
                 });
