@@ -380,10 +380,19 @@ impl<'a> Validator<'a> {
 
     fn gates(&mut self) {
         let gates = &self.pb.gates;
+        let (all, vars) = (self.step_ids(), self.var_names());
+        // A target may come from a var (`rto = "{{ vars.rto }}"`): rendered before the run.
+        let targets = Scope {
+            roots: &["vars", "env", "drill"],
+            earlier: &HashSet::new(),
+            all: &all,
+            vars: &vars,
+        };
         for key in ["rto", "rpo"] {
             let value = if key == "rto" { &gates.rto } else { &gates.rpo };
             if let Some(s) = value {
                 self.duration(s, &[Seg::Key("gates"), Seg::Key(key)]);
+                self.template(s, false, &targets, &[Seg::Key("gates"), Seg::Key(key)]);
             }
         }
         if gates.rpo.is_some() && gates.rpo_from.is_none() {
@@ -393,7 +402,6 @@ impl<'a> Validator<'a> {
                 span,
             );
         }
-        let (all, vars) = (self.step_ids(), self.var_names());
         let scope = Scope {
             roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
             earlier: &all,
