@@ -47,6 +47,7 @@ impl Bounded {
 }
 
 /// Runs `cmd`, killing it after `limit`; output is read while it runs.
+#[expect(clippy::zombie_processes, reason = "`reap` waits for it with wait4")]
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Bounded {
     use std::os::unix::process::ExitStatusExt as _;
     let started = Instant::now();
