@@ -37,12 +37,15 @@ pub struct Store {
 
 static SHARED: OnceLock<Result<Store, String>> = OnceLock::new();
 
+/// Stops the server and removes its objects: a static is never dropped, so without this
+/// every run of the suite would leave its buckets (hundreds of MiB) in the temp folder.
 extern "C" fn stop_at_exit() {
-    if let Some(Ok(store)) = SHARED.get()
-        && let Some(mut child) = store.child.lock().unwrap().take()
-    {
-        let _ = child.kill();
-        let _ = child.wait();
+    if let Some(Ok(store)) = SHARED.get() {
+        if let Some(mut child) = store.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(store.root.path());
     }
 }
 
