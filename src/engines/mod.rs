@@ -5,6 +5,7 @@
 
 pub mod compress;
 mod ctx;
+pub mod digest;
 mod facts;
 pub mod files;
 pub mod mysql;
@@ -16,6 +17,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use ctx::{Copying, Ctx};
+pub use digest::Digester;
 pub use facts::{Backup, Restored, SchemaFacts};
 
 use crate::playbook::{EngineSpec, Step};
@@ -41,6 +43,16 @@ pub fn specs() -> Vec<&'static EngineSpec> {
 /// The engines' names.
 pub fn names() -> Vec<&'static str> {
     ENGINES.iter().map(|e| e.spec().name).collect()
+}
+
+/// `SELECT:orders` → (`SELECT`, `orders`): a grant of `roles_exist`.
+pub fn split_grant(grant: &str) -> anyhow::Result<(String, String)> {
+    match grant.split_once(':') {
+        Some((p, t)) if !p.trim().is_empty() && !t.trim().is_empty() => {
+            Ok((p.trim().to_uppercase(), t.trim().to_string()))
+        }
+        _ => anyhow::bail!("grant `{grant}` is not `PRIVILEGE:table` (such as \"SELECT:orders\")"),
+    }
 }
 
 /// One engine: what `backup`, `restore` and `sql` steps do with it. A failure is an
@@ -93,6 +105,28 @@ pub trait SqlConn {
     /// `foreign_keys` with `compare_to`; None where the engine does not name them.
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
+    }
+    /// Views, triggers, functions/procedures, sequences and extensions, as `kind name`
+    /// (the `objects` of `SchemaFacts`).
+    fn objects(&mut self) -> anyhow::Result<Vec<String>>;
+    /// This connection, computing content digests (`table_digests`).
+    fn digester(&mut self) -> &mut dyn Digester;
+    /// Up to `n` more connections in the same snapshot, digesting tables in parallel
+    /// with this one (none where the engine cannot).
+    fn more_digesters(&mut self, _n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+        Ok(Vec::new())
+    }
+    /// Every sequence (AUTO_INCREMENT, `sqlite_sequence` entry) that is not ahead of the
+    /// largest key it feeds, named with its value and that key (empty: all are ahead).
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Each of `roles` that does not exist or cannot log in, and each grant
+    /// (`role` → `PRIVILEGE:table`) that does not hold (empty: all hold).
+    fn role_problems(
+        &mut self,
+        _roles: &[String],
+        _grants: &IndexMap<String, Vec<String>>,
+    ) -> anyhow::Result<Vec<String>> {
+        anyhow::bail!("this engine has no roles")
     }
 }
 

@@ -15,6 +15,7 @@ mod output;
 mod restore;
 mod service;
 pub mod sql;
+mod sql_content;
 #[cfg(test)]
 mod testing;
 mod wait;

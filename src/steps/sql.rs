@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use super::backup::engine_of;
+use super::sql_content;
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
@@ -189,6 +190,10 @@ fn builtin_check(
             missing_record(check, &wanted, &present, ("index", "indexes"))
         }
         Builtin::TableCounts => table_counts(conn, check)?,
+        Builtin::TableDigests => sql_content::table_digests(conn, check)?,
+        Builtin::Sequences => sql_content::sequences(conn, check)?,
+        Builtin::ObjectsExist => sql_content::objects_exist(conn, check)?,
+        Builtin::RolesExist => sql_content::roles_exist(conn, check)?,
         Builtin::FilesMatch | Builtin::JsonValid | Builtin::FileCount => {
             bail!("a files check: use it in a `kind = \"files\"` step")
         }
@@ -208,7 +213,7 @@ fn missing_foreign_keys(conn: &mut dyn SqlConn, wanted: &Value) -> anyhow::Resul
         .collect())
 }
 
-fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
+pub(super) fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
     if problems.is_empty() {
         return record(check, true, ok.into(), None, None);
     }
@@ -229,7 +234,7 @@ fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord
     record(check, false, detail, None, Some(json!(problems.len())))
 }
 
-fn missing_record(
+pub(super) fn missing_record(
     check: &Check,
     wanted: &[String],
     present: &[String],
@@ -261,7 +266,7 @@ fn missing_record(
 }
 
 /// An explicit list, or the names (keys or items) of `compare_to`.
-fn names_from(
+pub(super) fn names_from(
     list: Option<&[String]>,
     compare_to: Option<&Value>,
     field: &str,

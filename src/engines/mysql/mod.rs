@@ -2,9 +2,11 @@
 //! that carries the password to the command-line clients, and `SqlConn` through the
 //! `mysql` crate for verification.
 
+mod content;
 pub mod dump;
 mod engine;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
 use super::SqlConn;
+use super::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::{Cancel, OnCancel, SecretFile};
 
 pub use engine::Mysql;
@@ -412,6 +415,36 @@ impl SqlConn for MysqlConn {
 
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         self.foreign_keys().map(Some)
+    }
+
+    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
+        content::objects(&mut self.conn)
+    }
+
+    fn digester(&mut self) -> &mut dyn Digester {
+        self
+    }
+
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        content::sequence_problems(&mut self.conn)
+    }
+
+    fn role_problems(
+        &mut self,
+        roles: &[String],
+        grants: &IndexMap<String, Vec<String>>,
+    ) -> anyhow::Result<Vec<String>> {
+        content::role_problems(&mut self.conn, roles, grants)
+    }
+}
+
+impl Digester for MysqlConn {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        content::key_range(&mut self.conn, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        content::parts(&mut self.conn, plan)
     }
 }
 

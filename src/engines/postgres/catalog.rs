@@ -9,7 +9,7 @@ use postgres::GenericClient;
 use crate::engines::SchemaFacts;
 
 /// Schemas that belong to PostgreSQL, not to the application.
-const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+pub const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
 /// A table as (schema, name).
 pub type Table = (String, String);
@@ -118,6 +118,8 @@ pub fn schema_facts(c: &mut impl GenericClient) -> anyhow::Result<SchemaFacts> {
         table_counts: count_rows(c, &tables)?,
         indexes: indexes(c)?,
         foreign_keys: foreign_keys(c)?.into_iter().map(|fk| fk.name).collect(),
+        objects: super::content::objects(c)?,
+        table_digests: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! `SqlConn` for PostgreSQL through the `postgres` crate: verification queries, and the
 //! builtins (tables, indexes, exact counts, foreign keys with orphan rows, amcheck).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -10,12 +11,15 @@ use postgres::{Client, SimpleQueryMessage};
 use serde_json::Value;
 
 use super::catalog;
+use super::content;
 use super::url::PgUrl;
 use crate::engines::SqlConn;
+use crate::engines::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::{Cancel, OnCancel};
 
 pub struct PgConn {
     client: Client,
+    url: PgUrl,
     /// Cancels the running query when the step is cancelled (see `interrupt_on`).
     interrupt: Option<OnCancel>,
 }
@@ -25,6 +29,7 @@ impl PgConn {
         let url = PgUrl::parse(url)?;
         Ok(Self {
             client: url.connect()?,
+            url,
             interrupt: None,
         })
     }
@@ -232,6 +237,30 @@ impl SqlConn for PgConn {
         ))
     }
 
+    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
+        content::objects(&mut self.client)
+    }
+
+    fn digester(&mut self) -> &mut dyn Digester {
+        self
+    }
+
+    fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+        content::workers(&self.url, None, n.min(content::extra_workers()))
+    }
+
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        content::sequence_problems(&mut self.client)
+    }
+
+    fn role_problems(
+        &mut self,
+        roles: &[String],
+        grants: &IndexMap<String, Vec<String>>,
+    ) -> anyhow::Result<Vec<String>> {
+        content::role_problems(&mut self.client, roles, grants)
+    }
+
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
         let mut problems = Vec::new();
         for fk in catalog::foreign_keys(&mut self.client)? {
@@ -254,6 +283,16 @@ impl SqlConn for PgConn {
             }
         }
         Ok(problems)
+    }
+}
+
+impl Digester for PgConn {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        content::key_range(&mut self.client, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        content::parts(&mut self.client, plan)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `SqlConn` for SQLite: the verification connection of `sql` steps.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,12 +11,14 @@ use indexmap::IndexMap;
 use rusqlite::Connection;
 use serde_json::Value;
 
+use super::content;
 use super::integrity::parallel_integrity_check;
 use super::{
     InterruptOnCancel, count_rows, foreign_keys, open_read_only, quick_check, user_indexes,
     user_tables,
 };
 use crate::engines::SqlConn;
+use crate::engines::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::Cancel;
 
 /// A verification connection. Opened read-only unless it has statements to execute.
@@ -109,6 +112,32 @@ impl SqlConn for SqliteConn {
 
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         foreign_keys(&self.conn).map(Some)
+    }
+
+    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
+        content::objects(&self.conn)
+    }
+
+    fn digester(&mut self) -> &mut dyn Digester {
+        self
+    }
+
+    fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+        content::readers(&self.path, n.min(content::extra_workers()))
+    }
+
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        content::sequence_problems(&self.conn)
+    }
+}
+
+impl Digester for SqliteConn {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        content::key_range(&self.conn, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        content::parts(&self.conn, plan)
     }
 }
 

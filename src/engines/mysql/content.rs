@@ -1,0 +1,214 @@
+//! What row counts cannot see, in MySQL/MariaDB: content digests (each row hashed by the
+//! server with SHA2-256, the sums added up by the server), views, triggers, routines,
+//! events and sequences, AUTO_INCREMENT counters behind their column, and users and
+//! their privileges.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use mysql::prelude::Queryable as _;
+
+use super::{base_tables, ident};
+use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
+use crate::engines::split_grant;
+
+/// A connection digesting tables.
+pub struct On<'a>(pub &'a mut mysql::Conn);
+
+impl Digester for On<'_> {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        key_range(self.0, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        parts(self.0, plan)
+    }
+}
+
+/// The digests of every base table, in the connection's current transaction.
+pub fn digest_all(
+    c: &mut mysql::Conn,
+    sample: Option<f64>,
+) -> anyhow::Result<IndexMap<String, TableDigest>> {
+    let tables = base_tables(c)?;
+    digest::digest_tables(&mut On(c), Vec::new(), &tables, sample)
+}
+
+const INTEGERS: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigint"];
+
+/// The table's primary key when it is one integer column, and its range.
+pub fn key_range(c: &mut mysql::Conn, table: &str) -> anyhow::Result<Option<KeyRange>> {
+    let pk: Vec<(String, String)> = c.exec(
+        "SELECT column_name, data_type FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND table_name = ? AND column_key = 'PRI'",
+        (table,),
+    )?;
+    let [(column, ty)] = pk.as_slice() else {
+        return Ok(None);
+    };
+    if !INTEGERS.contains(&ty.to_lowercase().as_str()) {
+        return Ok(None);
+    }
+    let k = ident(column);
+    let row: Option<(Option<String>, Option<String>)> = c.query_first(format!(
+        "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {}",
+        ident(table)
+    ))?;
+    let parse = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok());
+    Ok(row.and_then(|(min, max)| {
+        parse(min).zip(parse(max)).map(|(min, max)| KeyRange {
+            column: column.clone(),
+            min,
+            max,
+        })
+    }))
+}
+
+/// Each row hashed with SHA2-256 over its columns in their ordinal order, each as
+/// `N` (NULL) or `V<length>:<bytes>` (the value as the server casts it to BINARY), the
+/// high and low 64 bits of the hashes added up exactly per range.
+pub fn parts(c: &mut mysql::Conn, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    let columns: Vec<String> = c.exec(
+        "SELECT column_name FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+        (&plan.table,),
+    )?;
+    anyhow::ensure!(!columns.is_empty(), "table `{}` does not exist", plan.table);
+    let encoded: Vec<String> = columns
+        .iter()
+        .map(|col| {
+            let v = format!("CAST(drill_row_.{} AS BINARY)", ident(col));
+            format!("IF({v} IS NULL, 'N', CONCAT('V', LENGTH({v}), ':', {v}))")
+        })
+        .collect();
+    let key = plan
+        .key
+        .as_ref()
+        .map_or_else(String::new, |k| format!("drill_row_.{}", ident(&k.column)));
+    let filter = plan
+        .sample_sql(&key)
+        .map_or_else(String::new, |s| format!(" WHERE {s}"));
+    let half = |from: u8| {
+        format!(
+            "CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, {from}, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
+        )
+    };
+    let sql = format!(
+        "SELECT b, COUNT(*), {}, {} FROM (SELECT {} AS b, SHA2(CONCAT({}), 256) AS h FROM {} drill_row_{filter}) s GROUP BY b",
+        half(1),
+        half(17),
+        plan.bucket_sql(&key),
+        encoded.join(", "),
+        ident(&plan.table)
+    );
+    c.query_drop("SET SESSION time_zone = '+00:00'")?;
+    let rows: Vec<(i64, u64, String, String)> = c.query(sql)?;
+    rows.into_iter()
+        .map(|(b, n, hi, lo)| Ok((b, Part::from_halves(n, &hi, &lo)?)))
+        .collect()
+}
+
+/// Views, triggers, functions, procedures, events and sequences of the current database.
+pub fn objects(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
+    let mut all: Vec<String> = Vec::new();
+    for sql in [
+        "SELECT CONCAT('view ', table_name) FROM information_schema.views WHERE table_schema = DATABASE()",
+        "SELECT CONCAT('trigger ', trigger_name) FROM information_schema.triggers WHERE trigger_schema = DATABASE()",
+        "SELECT CONCAT(LOWER(routine_type), ' ', routine_name) FROM information_schema.routines WHERE routine_schema = DATABASE()",
+        "SELECT CONCAT('event ', event_name) FROM information_schema.events WHERE event_schema = DATABASE()",
+        "SELECT CONCAT('sequence ', table_name) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'",
+    ] {
+        all.extend(c.query::<String, _>(sql)?);
+    }
+    all.sort();
+    Ok(all)
+}
+
+/// AUTO_INCREMENT counters that are not above their column's largest value.
+pub fn sequence_problems(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
+    // MySQL 8 caches these statistics; MariaDB has no such setting.
+    let _ = c.query_drop("SET SESSION information_schema_stats_expiry = 0");
+    let counters: Vec<(String, String, Option<u64>)> = c.query(
+        "SELECT t.table_name, c.column_name, t.auto_increment FROM information_schema.tables t \
+         JOIN information_schema.columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name \
+         WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.extra LIKE '%auto_increment%' \
+         ORDER BY t.table_name",
+    )?;
+    let mut problems = Vec::new();
+    for (table, column, next) in counters {
+        let max: Option<Option<String>> = c.query_first(format!(
+            "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+            ident(&column),
+            ident(&table)
+        ))?;
+        let max = max.flatten().and_then(|m| m.parse::<i128>().ok());
+        if let (Some(max), Some(next)) = (max, next)
+            && i128::from(next) <= max
+        {
+            problems.push(format!(
+                "AUTO_INCREMENT of {table} is {next}, not above max({column}) = {max}"
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Users (`name` on any host, or `name@host`) that do not exist or are locked, and
+/// grants (`PRIVILEGE:table`) that they hold neither globally, on the current database
+/// nor on the table.
+pub fn role_problems(
+    c: &mut mysql::Conn,
+    roles: &[String],
+    grants: &IndexMap<String, Vec<String>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen: Vec<&String> = Vec::new();
+    for role in roles.iter().chain(grants.keys()) {
+        if seen.contains(&role) {
+            continue;
+        }
+        seen.push(role);
+        let (user, host) = role.split_once('@').unwrap_or((role, "%"));
+        let accounts: Vec<(String, String)> = c.exec(
+            "SELECT host, account_locked FROM mysql.user WHERE user = ? AND host LIKE ?",
+            (user, host),
+        )?;
+        if accounts.is_empty() {
+            problems.push(format!("user {role} does not exist"));
+            missing.push(role.clone());
+        } else if roles.contains(role) && accounts.iter().all(|(_, locked)| locked == "Y") {
+            problems.push(format!("user {role} exists but is locked (cannot log in)"));
+        }
+    }
+    for (role, wanted) in grants.iter().filter(|(r, _)| !missing.contains(r)) {
+        let grantee = match role.split_once('@') {
+            Some((user, host)) => format!("'{}'@'{}'", like_escape(user), like_escape(host)),
+            None => format!("'{}'@'%'", like_escape(role)),
+        };
+        for grant in wanted {
+            let (privilege, table) = split_grant(grant)?;
+            let held: Option<u64> = c.exec_first(
+                "SELECT COUNT(*) FROM ( \
+                   SELECT grantee FROM information_schema.user_privileges WHERE privilege_type = ? \
+                   UNION ALL SELECT grantee FROM information_schema.schema_privileges \
+                     WHERE table_schema = DATABASE() AND privilege_type = ? \
+                   UNION ALL SELECT grantee FROM information_schema.table_privileges \
+                     WHERE table_schema = DATABASE() AND table_name = ? AND privilege_type = ? \
+                 ) g WHERE grantee LIKE ?",
+                (&privilege, &privilege, &table, &privilege, &grantee),
+            )?;
+            if held.unwrap_or(0) == 0 {
+                problems.push(format!("user {role} lacks {privilege} on {table}"));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// `name` matched literally by LIKE.
+fn like_escape(name: &str) -> String {
+    name.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -1,0 +1,291 @@
+//! What row counts cannot see, in PostgreSQL: content digests (each row's text hashed
+//! by the server with SHA-256, the sums added up by the server), views, triggers,
+//! functions, sequences and extensions, sequences behind their column's largest value,
+//! and roles and their table privileges.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use indexmap::IndexMap;
+use postgres::{Client, GenericClient};
+
+use super::catalog::{self, Table, USER_SCHEMAS, ident, quoted};
+use super::conn::db_message;
+use super::url::PgUrl;
+use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
+use crate::engines::split_grant;
+
+/// Session settings that fix how values print, so that the source and its restore print
+/// a value alike whatever the servers' defaults: dates and times in UTC and ISO, floats
+/// shortest-exact, bytea in hex.
+const SETTLED: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'";
+
+/// A connection digesting tables (a worker, or a transaction in the dump's snapshot).
+pub struct On<'a>(pub &'a mut Client);
+
+impl Digester for On<'_> {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        key_range(self.0, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        parts(self.0, plan)
+    }
+}
+
+/// A connection of its own digesting tables.
+pub struct Worker(pub Client);
+
+impl Digester for Worker {
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        key_range(&mut self.0, table)
+    }
+
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        parts(&mut self.0, plan)
+    }
+}
+
+/// How many more connections digest beside the caller's.
+pub fn extra_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) - 1
+}
+
+/// Up to `n` connections to `url`, each in the exported `snapshot` when there is one.
+pub fn workers(
+    url: &PgUrl,
+    snapshot: Option<&str>,
+    n: usize,
+) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+    (0..n)
+        .map(|_| {
+            let mut c = url.connect()?;
+            if let Some(s) = snapshot {
+                c.batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                    s.replace('\'', "''")
+                ))
+                .map_err(|e| anyhow::anyhow!("importing the dump's snapshot: {}", db_message(&e)))?;
+            }
+            Ok(Box::new(Worker(c)) as Box<dyn Digester + Send>)
+        })
+        .collect()
+}
+
+/// The digests of every user table, `tx` and `more` in one snapshot.
+pub fn digest_all(
+    tx: &mut Client,
+    more: Vec<Box<dyn Digester + Send>>,
+    sample: Option<f64>,
+) -> anyhow::Result<IndexMap<String, TableDigest>> {
+    let tables: Vec<String> = catalog::tables(tx)?
+        .iter()
+        .map(catalog::qualified)
+        .collect();
+    digest::digest_tables(&mut On(tx), more, &tables, sample)
+}
+
+/// The user table named `schema.name`.
+fn lookup(c: &mut Client, table: &str) -> anyhow::Result<(u32, Table)> {
+    let row = c
+        .query_opt(
+            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname || '.' || c.relname = $1 AND c.relkind IN ('r', 'p')",
+            &[&table],
+        )?
+        .with_context(|| format!("table `{table}` does not exist"))?;
+    Ok((row.get(0), (row.get(1), row.get(2))))
+}
+
+/// The table's primary key when it is one column of an integer type, and its range.
+pub fn key_range(c: &mut Client, table: &str) -> anyhow::Result<Option<KeyRange>> {
+    let (oid, t) = lookup(c, table)?;
+    let key = c.query_opt(
+        "SELECT a.attname::text FROM pg_index i
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = $1 AND i.indisprimary AND i.indnatts = 1
+           AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)",
+        &[&oid],
+    )?;
+    let Some(column) = key.map(|r| r.get::<_, String>(0)) else {
+        return Ok(None);
+    };
+    let k = ident(&column);
+    let row = c.query_one(
+        &format!("SELECT min({k})::int8, max({k})::int8 FROM {}", quoted(&t)),
+        &[],
+    )?;
+    let (min, max): (Option<i64>, Option<i64>) = (row.get(0), row.get(1));
+    Ok(min.zip(max).map(|(min, max)| KeyRange { column, min, max }))
+}
+
+/// Each row's text (the row as `ROW(t.*)::text` prints it: columns in their order, NULL
+/// as nothing, an empty string as `""`) hashed with SHA-256 by the server, the high and
+/// low 64 bits of the hashes added up exactly per range.
+pub fn parts(c: &mut Client, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    let (_, t) = lookup(c, &plan.table)?;
+    let key = plan
+        .key
+        .as_ref()
+        .map_or_else(String::new, |k| format!("drill_row_.{}", ident(&k.column)));
+    let filter = plan
+        .sample_sql(&key)
+        .map_or_else(String::new, |s| format!(" WHERE {s}"));
+    let half = |from: u8| {
+        format!(
+            "coalesce(sum(('x' || encode(substr(h, {from}, 8), 'hex'))::bit(64)::int8::numeric), 0)::text"
+        )
+    };
+    let sql = format!(
+        "SELECT b::int8, count(*), {}, {} FROM (
+           SELECT {} AS b, sha256(textsend(ROW(drill_row_.*)::text)) AS h FROM {} drill_row_{filter}
+         ) s GROUP BY b",
+        half(1),
+        half(9),
+        plan.bucket_sql(&key),
+        quoted(&t)
+    );
+    c.batch_execute(SETTLED)?;
+    let rows = c
+        .query(&sql, &[])
+        .map_err(|e| anyhow::anyhow!("{}: {}", plan.table, db_message(&e)))?;
+    rows.iter()
+        .map(|r| {
+            let (b, n): (i64, i64) = (r.get(0), r.get(1));
+            Ok((b, Part::from_halves(n as u64, r.get(2), r.get(3))?))
+        })
+        .collect()
+}
+
+/// Views, materialized views, sequences, triggers, functions and procedures of the user
+/// schemas (not those of extensions), and extensions.
+pub fn objects(c: &mut impl GenericClient) -> anyhow::Result<Vec<String>> {
+    let not_extension = |class: &str, oid: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
+        )
+    };
+    let sql = format!(
+        "SELECT kind || ' ' || name FROM (
+           SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind,
+                  n.nspname || '.' || c.relname AS name
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('v', 'm', 'S') AND {USER_SCHEMAS} AND {rel}
+           UNION ALL
+           SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT t.tgisinternal AND {USER_SCHEMAS}
+           UNION ALL
+           SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                  n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE {USER_SCHEMAS} AND {proc}
+           UNION ALL
+           SELECT 'extension', extname::text FROM pg_extension
+         ) o ORDER BY 1",
+        rel = not_extension("pg_class", "c.oid"),
+        proc = not_extension("pg_proc", "p.oid"),
+    );
+    Ok(c.query(&sql, &[])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// Sequences owned by a column (serial, identity) whose next value is not past the
+/// column's largest (smallest, counting down) value.
+pub fn sequence_problems(c: &mut Client) -> anyhow::Result<Vec<String>> {
+    let owned = c.query(
+        "SELECT sn.nspname || '.' || s.relname, tn.nspname::text, t.relname::text, a.attname::text,
+                ps.last_value, ps.start_value, ps.increment_by
+         FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+         JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
+              AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+         JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+         JOIN pg_sequences ps ON ps.schemaname = sn.nspname AND ps.sequencename = s.relname
+         WHERE s.relkind = 'S' ORDER BY 1",
+        &[],
+    )?;
+    let mut problems = Vec::new();
+    for r in owned {
+        let (seq, table, column): (String, Table, String) =
+            (r.get(0), (r.get(1), r.get(2)), r.get(3));
+        let (last, start, step): (Option<i64>, i64, i64) = (r.get(4), r.get(5), r.get(6));
+        let next = last.map_or(i128::from(start), |l| i128::from(l) + i128::from(step));
+        let agg = if step > 0 { "max" } else { "min" };
+        let col = ident(&column);
+        let extreme: Option<String> = c
+            .query_one(
+                &format!("SELECT {agg}({col})::text FROM {}", quoted(&table)),
+                &[],
+            )?
+            .get(0);
+        let Some(extreme) = extreme.and_then(|v| v.parse::<i128>().ok()) else {
+            continue;
+        };
+        let ahead = if step > 0 {
+            next > extreme
+        } else {
+            next < extreme
+        };
+        if !ahead {
+            let at = last.map_or_else(
+                || format!("unused (starts at {start})"),
+                |l| format!("at {l}"),
+            );
+            problems.push(format!(
+                "sequence {seq} is {at}, next value {next}, not past {agg}({}.{column}) = {extreme}",
+                catalog::qualified(&table)
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Roles that do not exist or cannot log in, and grants (`PRIVILEGE:table`) that do
+/// not hold (`has_table_privilege`, the table found through the search_path).
+pub fn role_problems(
+    c: &mut Client,
+    roles: &[String],
+    grants: &IndexMap<String, Vec<String>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut missing = Vec::new();
+    let mut seen: Vec<&String> = Vec::new();
+    for role in roles.iter().chain(grants.keys()) {
+        if seen.contains(&role) {
+            continue;
+        }
+        seen.push(role);
+        let row = c.query_opt(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &[role],
+        )?;
+        match row.map(|r| r.get::<_, bool>(0)) {
+            None => {
+                problems.push(format!("role {role} does not exist"));
+                missing.push(role.clone());
+            }
+            Some(false) if roles.contains(role) => {
+                problems.push(format!("role {role} exists but cannot log in (NOLOGIN)"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (role, wanted) in grants.iter().filter(|(r, _)| !missing.contains(r)) {
+        for grant in wanted {
+            let (privilege, table) = split_grant(grant)?;
+            let held = c.query_one(
+                "SELECT has_table_privilege($1, $2, $3)",
+                &[role, &table, &privilege],
+            );
+            match held {
+                Ok(row) if row.get::<_, bool>(0) => {}
+                Ok(_) => problems.push(format!("role {role} lacks {privilege} on {table}")),
+                Err(e) => problems.push(format!(
+                    "role {role}: cannot check {privilege} on {table}: {}",
+                    db_message(&e)
+                )),
+            }
+        }
+    }
+    Ok(problems)
+}
