@@ -71,15 +71,16 @@ impl Plan {
         }
     }
 
-    /// The SQL expression of a row's range (`quoted` is the key column as SQL): -1 below
-    /// the first, `BUCKETS` above the last, 0 without a key.
-    pub fn bucket_sql(&self, quoted: &str) -> String {
+    /// The SQL expression of a row's range (`quoted` is the key column as SQL, `div` the
+    /// engine's integer division: `/`, or MySQL's `DIV`): -1 below the first, `BUCKETS`
+    /// above the last, 0 without a key.
+    pub fn bucket_sql(&self, quoted: &str, div: &str) -> String {
         let Some(k) = &self.key else {
             return "0".into();
         };
         let hi = k.lo + BUCKETS * k.width - 1;
         format!(
-            "CASE WHEN {quoted} < {lo} THEN -1 WHEN {quoted} > {hi} THEN {BUCKETS} ELSE ({quoted} - ({lo})) / {w} END",
+            "CASE WHEN {quoted} < {lo} THEN -1 WHEN {quoted} > {hi} THEN {BUCKETS} ELSE ({quoted} - ({lo})) {div} {w} END",
             lo = k.lo,
             w = k.width
         )

@@ -126,7 +126,7 @@ fn the_sample_and_the_ranges_are_sql_of_the_key() {
     };
     let plan = Plan::new("t", Some(key), Some(0.05));
     assert_eq!(
-        plan.bucket_sql("k"),
+        plan.bucket_sql("k", "/"),
         "CASE WHEN k < -5 THEN -1 WHEN k > 10 THEN 16 ELSE (k - (-5)) / 1 END"
     );
     assert_eq!(
@@ -134,6 +134,6 @@ fn the_sample_and_the_ranges_are_sql_of_the_key() {
         "(((k) % 10007 + 10007) % 10007) * 7919 % 10007 < 501"
     );
     let whole = Plan::new("t", None, None);
-    assert_eq!(whole.bucket_sql("k"), "0");
+    assert_eq!(whole.bucket_sql("k", "/"), "0");
     assert_eq!(whole.sample_sql("k"), None);
 }

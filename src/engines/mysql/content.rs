@@ -94,17 +94,24 @@ pub fn parts(c: &mut mysql::Conn, plan: &Plan) -> anyhow::Result<BTreeMap<i64, P
         )
     };
     let sql = format!(
-        "SELECT b, COUNT(*), {}, {} FROM (SELECT {} AS b, SHA2(CONCAT({}), 256) AS h FROM {} drill_row_{filter}) s GROUP BY b",
+        "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {}, {} FROM (SELECT {} AS b, SHA2(CONCAT({}), 256) AS h FROM {} drill_row_{filter}) s GROUP BY b",
         half(1),
         half(17),
-        plan.bucket_sql(&key),
+        plan.bucket_sql(&key, "DIV"),
         encoded.join(", "),
         ident(&plan.table)
     );
     c.query_drop("SET SESSION time_zone = '+00:00'")?;
-    let rows: Vec<(i64, u64, String, String)> = c.query(sql)?;
+    let rows: Vec<(String, String, String, String)> = c.query(sql)?;
+    let number = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| anyhow::anyhow!("{}: not a number from the server: {s}", plan.table))
+    };
     rows.into_iter()
-        .map(|(b, n, hi, lo)| Ok((b, Part::from_halves(n, &hi, &lo)?)))
+        .map(|(b, n, hi, lo)| {
+            let part = Part::from_halves(number(&n)? as u64, &hi, &lo)?;
+            Ok((number(&b)?, part))
+        })
         .collect()
 }
 
@@ -128,14 +135,15 @@ pub fn objects(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
 pub fn sequence_problems(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
     // MySQL 8 caches these statistics; MariaDB has no such setting.
     let _ = c.query_drop("SET SESSION information_schema_stats_expiry = 0");
-    let counters: Vec<(String, String, Option<u64>)> = c.query(
-        "SELECT t.table_name, c.column_name, t.auto_increment FROM information_schema.tables t \
+    let counters: Vec<(String, String, Option<String>)> = c.query(
+        "SELECT t.table_name, c.column_name, CAST(t.auto_increment AS CHAR) FROM information_schema.tables t \
          JOIN information_schema.columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name \
          WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.extra LIKE '%auto_increment%' \
          ORDER BY t.table_name",
     )?;
     let mut problems = Vec::new();
     for (table, column, next) in counters {
+        let next = next.and_then(|n| n.parse::<u64>().ok());
         let max: Option<Option<String>> = c.query_first(format!(
             "SELECT CAST(MAX({}) AS CHAR) FROM {}",
             ident(&column),
@@ -147,6 +155,45 @@ pub fn sequence_problems(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
         {
             problems.push(format!(
                 "AUTO_INCREMENT of {table} is {next}, not above max({column}) = {max}"
+            ));
+        }
+    }
+    problems.extend(fed_by_sequences(c)?);
+    Ok(problems)
+}
+
+/// MariaDB sequences feeding a key (`DEFAULT NEXTVAL(seq)`) whose next value (as a
+/// restarted server would hand it out) is not above the column's largest value.
+fn fed_by_sequences(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
+    let fed: Vec<(String, String, String)> = c.query(
+        "SELECT table_name, column_name, column_default FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND LOWER(column_default) LIKE 'nextval(%' ORDER BY table_name",
+    )?;
+    let mut problems = Vec::new();
+    for (table, column, default) in fed {
+        // nextval(`db`.`seq`): the sequence's own name.
+        let inner = default
+            .trim_end_matches(')')
+            .splitn(2, '(')
+            .nth(1)
+            .unwrap_or_default();
+        let seq = inner
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .trim_matches('`');
+        let next: Option<(Option<String>, Option<String>)> = c.query_first(format!(
+            "SELECT CAST(next_not_cached_value AS CHAR), (SELECT CAST(MAX({}) AS CHAR) FROM {}) FROM {}",
+            ident(&column),
+            ident(&table),
+            ident(seq)
+        ))?;
+        let parse = |v: Option<String>| v.and_then(|v| v.parse::<i128>().ok());
+        if let Some((Some(next), Some(max))) = next.map(|(n, m)| (parse(n), parse(m)))
+            && next <= max
+        {
+            problems.push(format!(
+                "sequence {seq} (feeding {table}.{column}) is at {next}, not above max({column}) = {max}"
             ));
         }
     }
@@ -170,14 +217,11 @@ pub fn role_problems(
         }
         seen.push(role);
         let (user, host) = role.split_once('@').unwrap_or((role, "%"));
-        let accounts: Vec<(String, String)> = c.exec(
-            "SELECT host, account_locked FROM mysql.user WHERE user = ? AND host LIKE ?",
-            (user, host),
-        )?;
+        let accounts = accounts(c, user, host)?;
         if accounts.is_empty() {
             problems.push(format!("user {role} does not exist"));
             missing.push(role.clone());
-        } else if roles.contains(role) && accounts.iter().all(|(_, locked)| locked == "Y") {
+        } else if roles.contains(role) && accounts.iter().all(|locked| *locked) {
             problems.push(format!("user {role} exists but is locked (cannot log in)"));
         }
     }
@@ -204,6 +248,19 @@ pub fn role_problems(
         }
     }
     Ok(problems)
+}
+
+/// Whether each account of `user` on hosts matching `host` is locked: MariaDB keeps it
+/// in `mysql.global_priv`, MySQL in `mysql.user`.
+fn accounts(c: &mut mysql::Conn, user: &str, host: &str) -> anyhow::Result<Vec<bool>> {
+    let mariadb = "SELECT CAST(COALESCE(JSON_VALUE(priv, '$.account_locked'), 'false') AS CHAR) \
+                   FROM mysql.global_priv WHERE user = ? AND host LIKE ?";
+    let mysql = "SELECT IF(account_locked = 'Y', 'true', 'false') FROM mysql.user WHERE user = ? AND host LIKE ?";
+    let locked: Vec<String> = match c.exec(mariadb, (user, host)) {
+        Ok(rows) => rows,
+        Err(_) => c.exec(mysql, (user, host))?,
+    };
+    Ok(locked.iter().map(|l| l == "true").collect())
 }
 
 /// `name` matched literally by LIKE.

@@ -320,8 +320,16 @@ impl ForeignKey {
 }
 
 impl SqlConn for MysqlConn {
+    /// Every statement's result is read: an error in any of them is the batch's (the
+    /// crate's `query_drop` would drop it and stop there silently).
     fn execute_batch(&mut self, sql: &str) -> anyhow::Result<()> {
-        Ok(self.conn.query_drop(sql)?)
+        let mut result = self.conn.query_iter(sql)?;
+        while let Some(set) = result.iter() {
+            for row in set {
+                row?;
+            }
+        }
+        Ok(())
     }
 
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {

@@ -142,7 +142,7 @@ pub fn parts(c: &mut Client, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>>
          ) s GROUP BY b",
         half(1),
         half(9),
-        plan.bucket_sql(&key),
+        plan.bucket_sql(&key, "/"),
         quoted(&t)
     );
     c.batch_execute(SETTLED)?;

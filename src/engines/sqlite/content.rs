@@ -88,7 +88,7 @@ pub fn parts(conn: &Connection, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Par
         .map_or_else(String::new, |s| format!(" WHERE {s}"));
     let sql = format!(
         "SELECT {}, * FROM {}{filter}",
-        plan.bucket_sql(&key),
+        plan.bucket_sql(&key, "/"),
         quote(&plan.table)
     );
     let mut stmt = conn.prepare(&sql)?;
