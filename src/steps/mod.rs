@@ -16,6 +16,7 @@ mod restore;
 mod service;
 pub mod sql;
 mod sql_content;
+mod sql_records;
 #[cfg(test)]
 mod testing;
 mod wait;

@@ -5,7 +5,7 @@ use anyhow::bail;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use super::sql::{missing_record, names_from, problem_record, record};
+use super::sql_records::{missing_record, names_from, problem_record, record};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
 use crate::engines::digest::{self, TableDigest};

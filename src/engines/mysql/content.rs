@@ -174,9 +174,8 @@ fn fed_by_sequences(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
         // nextval(`db`.`seq`): the sequence's own name.
         let inner = default
             .trim_end_matches(')')
-            .splitn(2, '(')
-            .nth(1)
-            .unwrap_or_default();
+            .split_once('(')
+            .map_or("", |(_, inside)| inside);
         let seq = inner
             .rsplit('.')
             .next()

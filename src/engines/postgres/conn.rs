@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::catalog;
 use super::content;
 use super::url::PgUrl;
+pub use super::url::db_message;
 use crate::engines::SqlConn;
 use crate::engines::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::{Cancel, OnCancel};
@@ -115,17 +116,6 @@ impl PgConn {
             }
         }
         Ok(checked)
-    }
-}
-
-/// The server's message (and detail) rather than the crate's generic "db error".
-pub fn db_message(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(d) => format!("{}: {d}", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
     }
 }
 
@@ -238,7 +228,7 @@ impl SqlConn for PgConn {
     }
 
     fn objects(&mut self) -> anyhow::Result<Vec<String>> {
-        content::objects(&mut self.client)
+        catalog::objects(&mut self.client)
     }
 
     fn digester(&mut self) -> &mut dyn Digester {

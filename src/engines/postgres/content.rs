@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use indexmap::IndexMap;
-use postgres::{Client, GenericClient};
+use postgres::Client;
 
-use super::catalog::{self, Table, USER_SCHEMAS, ident, quoted};
-use super::conn::db_message;
+use super::catalog::{self, Table, ident, quoted};
 use super::url::PgUrl;
+use super::url::db_message;
 use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
 use crate::engines::split_grant;
 
@@ -155,38 +155,6 @@ pub fn parts(c: &mut Client, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>>
             Ok((b, Part::from_halves(n as u64, r.get(2), r.get(3))?))
         })
         .collect()
-}
-
-/// Views, materialized views, sequences, triggers, functions and procedures of the user
-/// schemas (not those of extensions), and extensions.
-pub fn objects(c: &mut impl GenericClient) -> anyhow::Result<Vec<String>> {
-    let not_extension = |class: &str, oid: &str| {
-        format!(
-            "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
-        )
-    };
-    let sql = format!(
-        "SELECT kind || ' ' || name FROM (
-           SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind,
-                  n.nspname || '.' || c.relname AS name
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('v', 'm', 'S') AND {USER_SCHEMAS} AND {rel}
-           UNION ALL
-           SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname
-           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE NOT t.tgisinternal AND {USER_SCHEMAS}
-           UNION ALL
-           SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
-                  n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
-           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-           WHERE {USER_SCHEMAS} AND {proc}
-           UNION ALL
-           SELECT 'extension', extname::text FROM pg_extension
-         ) o ORDER BY 1",
-        rel = not_extension("pg_class", "c.oid"),
-        proc = not_extension("pg_proc", "p.oid"),
-    );
-    Ok(c.query(&sql, &[])?.iter().map(|r| r.get(0)).collect())
 }
 
 /// Sequences owned by a column (serial, identity) whose next value is not past the
