@@ -95,6 +95,19 @@ impl Plan {
         ))
     }
 
+    /// For a query of the rows aliased `drill_row_`: the expression of a row's range and
+    /// the WHERE clause of the sample (empty: every row), the key quoted by `quote`.
+    pub fn row_sql(&self, quote: impl Fn(&str) -> String, div: &str) -> (String, String) {
+        let key = self
+            .key
+            .as_ref()
+            .map_or_else(String::new, |k| format!("drill_row_.{}", quote(&k.column)));
+        let filter = self
+            .sample_sql(&key)
+            .map_or_else(String::new, |s| format!(" WHERE {s}"));
+        (self.bucket_sql(&key, div), filter)
+    }
+
     /// The keys of range `bucket`, as shown in a message.
     fn range_text(&self, bucket: i64) -> String {
         match &self.key {

@@ -79,7 +79,7 @@ impl SchemaFacts {
             table_counts: conn.count_rows(&tables)?,
             indexes: conn.indexes()?,
             foreign_keys: conn.foreign_key_names()?.unwrap_or_default(),
-            objects: conn.objects()?,
+            objects: conn.content().objects()?,
             table_digests: None,
         })
     }

@@ -10,6 +10,7 @@ mod facts;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod roles;
 pub mod sqlite;
 
 use indexmap::IndexMap;
@@ -19,6 +20,7 @@ use serde_json::Value;
 pub use ctx::{Copying, Ctx};
 pub use digest::Digester;
 pub use facts::{Backup, Restored, SchemaFacts};
+pub use roles::Roles;
 
 use crate::playbook::{EngineSpec, Step};
 
@@ -43,16 +45,6 @@ pub fn specs() -> Vec<&'static EngineSpec> {
 /// The engines' names.
 pub fn names() -> Vec<&'static str> {
     ENGINES.iter().map(|e| e.spec().name).collect()
-}
-
-/// `SELECT:orders` → (`SELECT`, `orders`): a grant of `roles_exist`.
-pub fn split_grant(grant: &str) -> anyhow::Result<(String, String)> {
-    match grant.split_once(':') {
-        Some((p, t)) if !p.trim().is_empty() && !t.trim().is_empty() => {
-            Ok((p.trim().to_uppercase(), t.trim().to_string()))
-        }
-        _ => anyhow::bail!("grant `{grant}` is not `PRIVILEGE:table` (such as \"SELECT:orders\")"),
-    }
 }
 
 /// One engine: what `backup`, `restore` and `sql` steps do with it. A failure is an
@@ -106,11 +98,16 @@ pub trait SqlConn {
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
     }
+    /// What row counts cannot see, on this connection.
+    fn content(&mut self) -> Box<dyn Content + '_>;
+}
+
+/// What row counts cannot see, on one connection: content digests, objects, sequences
+/// and roles.
+pub trait Content: Digester {
     /// Views, triggers, functions/procedures, sequences and extensions, as `kind name`
     /// (the `objects` of `SchemaFacts`).
     fn objects(&mut self) -> anyhow::Result<Vec<String>>;
-    /// This connection, computing content digests (`table_digests`).
-    fn digester(&mut self) -> &mut dyn Digester;
     /// Up to `n` more connections in the same snapshot, digesting tables in parallel
     /// with this one (none where the engine cannot).
     fn more_digesters(&mut self, _n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
@@ -119,14 +116,9 @@ pub trait SqlConn {
     /// Every sequence (AUTO_INCREMENT, `sqlite_sequence` entry) that is not ahead of the
     /// largest key it feeds, named with its value and that key (empty: all are ahead).
     fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>>;
-    /// Each of `roles` that does not exist or cannot log in, and each grant
-    /// (`role` → `PRIVILEGE:table`) that does not hold (empty: all hold).
-    fn role_problems(
-        &mut self,
-        _roles: &[String],
-        _grants: &IndexMap<String, Vec<String>>,
-    ) -> anyhow::Result<Vec<String>> {
-        anyhow::bail!("this engine has no roles")
+    /// Its roles (PostgreSQL roles, MySQL users); None where the engine has none.
+    fn roles(&mut self) -> Option<&mut dyn Roles> {
+        None
     }
 }
 

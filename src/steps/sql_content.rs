@@ -7,19 +7,19 @@ use serde_json::{Value, json};
 
 use super::sql_records::{missing_record, names_from, problem_record, record};
 use crate::artifact::CheckRecord;
-use crate::engines::SqlConn;
 use crate::engines::digest::{self, TableDigest};
+use crate::engines::{SqlConn, roles};
 use crate::playbook::Check;
 
 pub(super) fn sequences(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
-    let problems = conn.sequence_problems()?;
+    let problems = conn.content().sequence_problems()?;
     let ok = "every sequence is ahead of the largest key it feeds";
     Ok(problem_record(check, problems, ok))
 }
 
 pub(super) fn objects_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
     let wanted = names_from(None, check.compare_to.as_ref(), "objects")?;
-    let present = conn.objects()?;
+    let present = conn.content().objects()?;
     Ok(missing_record(
         check,
         &wanted,
@@ -34,7 +34,11 @@ pub(super) fn roles_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Resu
     if roles.is_empty() && grants.is_empty() {
         bail!("needs `roles` or `grants`");
     }
-    let problems = conn.role_problems(&roles, &grants)?;
+    let mut content = conn.content();
+    let Some(r) = content.roles() else {
+        bail!("this engine has no roles");
+    };
+    let problems = roles::role_problems(r, &roles, &grants)?;
     let granted: usize = grants.values().map(Vec::len).sum();
     let ok = format!(
         "{} exist and can log in; {} hold",
@@ -82,8 +86,9 @@ pub(super) fn table_digests(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Re
         actual.insert(s.plan.table.clone(), Value::Null);
     }
     let plans: Vec<digest::Plan> = there.iter().map(|s| s.plan.clone()).collect();
-    let more = conn.more_digesters(plans.len().saturating_sub(1))?;
-    let restored = digest::digest_by_plans(conn.digester(), more, &plans);
+    let mut content = conn.content();
+    let more = content.more_digesters(plans.len().saturating_sub(1))?;
+    let restored = digest::digest_by_plans(content.as_mut(), more, &plans);
     let mut rows = 0;
     for (source, restored) in there.into_iter().zip(restored) {
         let table = &source.plan.table;

@@ -69,7 +69,7 @@ pub fn backup(
     c.query_drop("COMMIT")?;
     let indexes = conn.indexes()?;
     let foreign_keys = conn.foreign_keys()?;
-    let objects = conn.objects()?;
+    let objects = conn.content().objects()?;
     let taken_at = jiff::Timestamp::now();
 
     let option_file = OptionFile::create(opts.workdir, "backup", target)?;

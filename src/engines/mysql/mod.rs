@@ -6,7 +6,6 @@ mod content;
 pub mod dump;
 mod engine;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -16,8 +15,8 @@ use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
+use super::Content;
 use super::SqlConn;
-use super::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::{Cancel, OnCancel, SecretFile};
 
 pub use engine::Mysql;
@@ -425,34 +424,8 @@ impl SqlConn for MysqlConn {
         self.foreign_keys().map(Some)
     }
 
-    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
-        content::objects(&mut self.conn)
-    }
-
-    fn digester(&mut self) -> &mut dyn Digester {
-        self
-    }
-
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
-        content::sequence_problems(&mut self.conn)
-    }
-
-    fn role_problems(
-        &mut self,
-        roles: &[String],
-        grants: &IndexMap<String, Vec<String>>,
-    ) -> anyhow::Result<Vec<String>> {
-        content::role_problems(&mut self.conn, roles, grants)
-    }
-}
-
-impl Digester for MysqlConn {
-    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
-        content::key_range(&mut self.conn, table)
-    }
-
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
-        content::parts(&mut self.conn, plan)
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        Box::new(content::My(&mut self.conn))
     }
 }
 

@@ -1,7 +1,6 @@
 //! `SqlConn` for PostgreSQL through the `postgres` crate: verification queries, and the
 //! builtins (tables, indexes, exact counts, foreign keys with orphan rows, amcheck).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -14,8 +13,8 @@ use super::catalog;
 use super::content;
 use super::url::PgUrl;
 pub use super::url::db_message;
+use crate::engines::Content;
 use crate::engines::SqlConn;
-use crate::engines::digest::{Digester, KeyRange, Part, Plan};
 use crate::proc::{Cancel, OnCancel};
 
 pub struct PgConn {
@@ -227,28 +226,12 @@ impl SqlConn for PgConn {
         ))
     }
 
-    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
-        catalog::objects(&mut self.client)
-    }
-
-    fn digester(&mut self) -> &mut dyn Digester {
-        self
-    }
-
-    fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
-        content::workers(&self.url, None, n.min(content::extra_workers()))
-    }
-
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
-        content::sequence_problems(&mut self.client)
-    }
-
-    fn role_problems(
-        &mut self,
-        roles: &[String],
-        grants: &IndexMap<String, Vec<String>>,
-    ) -> anyhow::Result<Vec<String>> {
-        content::role_problems(&mut self.client, roles, grants)
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        let url = Some(self.url.clone());
+        Box::new(content::Pg {
+            c: &mut self.client,
+            url,
+        })
     }
 
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {
@@ -273,16 +256,6 @@ impl SqlConn for PgConn {
             }
         }
         Ok(problems)
-    }
-}
-
-impl Digester for PgConn {
-    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
-        content::key_range(&mut self.client, table)
-    }
-
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
-        content::parts(&mut self.client, plan)
     }
 }
 

@@ -1,6 +1,5 @@
 //! `SqlConn` for SQLite: the verification connection of `sql` steps.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +16,7 @@ use super::{
     InterruptOnCancel, count_rows, foreign_keys, open_read_only, quick_check, user_indexes,
     user_tables,
 };
-use crate::engines::SqlConn;
-use crate::engines::digest::{Digester, KeyRange, Part, Plan};
+use crate::engines::{Content, SqlConn};
 use crate::proc::Cancel;
 
 /// A verification connection. Opened read-only unless it has statements to execute.
@@ -114,30 +112,12 @@ impl SqlConn for SqliteConn {
         foreign_keys(&self.conn).map(Some)
     }
 
-    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
-        content::objects(&self.conn)
-    }
-
-    fn digester(&mut self) -> &mut dyn Digester {
-        self
-    }
-
-    fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
-        content::readers(&self.path, n.min(content::extra_workers()))
-    }
-
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
-        content::sequence_problems(&self.conn)
-    }
-}
-
-impl Digester for SqliteConn {
-    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
-        content::key_range(&self.conn, table)
-    }
-
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
-        content::parts(&self.conn, plan)
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        let path = Some(self.path.clone());
+        Box::new(content::Lite {
+            conn: &self.conn,
+            path,
+        })
     }
 }
 
