@@ -86,6 +86,18 @@ impl Plan {
         )
     }
 
+    /// The range of a row whose key is `key`, as `bucket_sql` computes it in SQL.
+    pub fn bucket_of(&self, key: i64) -> i64 {
+        match &self.key {
+            None => 0,
+            Some(k) if key < k.lo => -1,
+            Some(k) if i128::from(key) > i128::from(k.lo) + i128::from(BUCKETS * k.width) - 1 => {
+                BUCKETS
+            }
+            Some(k) => (key - k.lo) / k.width,
+        }
+    }
+
     /// The SQL condition selecting the sample (`quoted` is the key column), or None.
     pub fn sample_sql(&self, quoted: &str) -> Option<String> {
         let s = self.sample?;

@@ -133,7 +133,13 @@ fn the_sample_and_the_ranges_are_sql_of_the_key() {
         plan.sample_sql("k").unwrap(),
         "(((k) % 10007 + 10007) % 10007) * 7919 % 10007 < 501"
     );
+    // In Rust as in SQL.
+    let ranges: Vec<i64> = [-6, -5, 0, 10, 11, i64::MAX]
+        .map(|k| plan.bucket_of(k))
+        .to_vec();
+    assert_eq!(ranges, [-1, 0, 5, 15, 16, 16]);
     let whole = Plan::new("t", None, None);
+    assert_eq!(whole.bucket_of(42), 0);
     assert_eq!(whole.bucket_sql("k", "/"), "0");
     assert_eq!(whole.sample_sql("k"), None);
 }

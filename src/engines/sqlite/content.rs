@@ -12,7 +12,9 @@ use rusqlite::types::ValueRef;
 
 use super::{names, open_read_only, quote, user_tables};
 use crate::engines::Content;
-use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, RowBytes, TableDigest};
+use crate::engines::digest::{
+    self, BUCKETS, Digester, KeyRange, Part, Plan, RowBytes, TableDigest,
+};
 
 /// A connection (`&Connection`, or a worker's own) answering what row counts cannot
 /// see; with the `path` of its file, it opens more to digest in parallel.
@@ -98,15 +100,21 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
     /// each value by its storage class (see `RowBytes`), columns in their declared order.
     fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
         let conn = self.conn.borrow();
-        let (bucket, filter) = plan.row_sql(quote, "/");
+        // The range is computed here from the key: cheaper than in SQL for every row.
+        let (_, filter) = plan.row_sql(quote, "/");
+        let key = plan.key.as_ref().map_or_else(
+            || "0".into(),
+            |k| format!("drill_row_.{}", quote(&k.column)),
+        );
         let sql = format!(
-            "SELECT {bucket}, drill_row_.* FROM {} drill_row_{filter}",
+            "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             quote(&plan.table)
         );
         let mut stmt = conn.prepare(&sql)?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
-        let mut parts: BTreeMap<i64, Part> = BTreeMap::new();
+        // Ranges -1 (below the first) to BUCKETS (above the last), at index range + 1.
+        let mut by_range = [Part::default(); BUCKETS as usize + 2];
         let mut bytes = RowBytes::default();
         while let Some(row) = rows.next()? {
             bytes.clear();
@@ -119,9 +127,11 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
                     ValueRef::Blob(b) => bytes.blob(b),
                 }
             }
-            parts.entry(row.get(0)?).or_default().add_row(bytes.hash());
+            let range = plan.bucket_of(row.get(0)?);
+            by_range[(range + 1) as usize].add_row(bytes.hash());
         }
-        Ok(parts)
+        let parts = (-1..=BUCKETS).zip(by_range).filter(|(_, p)| p.rows > 0);
+        Ok(parts.collect())
     }
 }
 
