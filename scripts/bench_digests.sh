@@ -14,16 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE_MB=${SIZE_MB:-256}
-BIN=${BIN:-target/release/restore-drill}
-ROUNDS=${ROUNDS:-3}
-[ -x "$BIN" ] || cargo build --release --locked
-for tool in sqlite3 python3; do
-  command -v "$tool" >/dev/null || { echo "bench_digests: $tool is required" >&2; exit 2; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-digests-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+. scripts/bench_setup.sh
+bench_setup bench_digests sqlite3 python3
 
 # About 400 bytes a row, a quarter of the bytes in each table.
 rows=$(( SIZE_MB * 1024 * 1024 / 400 / 4 ))
