@@ -143,3 +143,28 @@ fn the_sample_and_the_ranges_are_sql_of_the_key() {
     assert_eq!(whole.bucket_sql("k", "/"), "0");
     assert_eq!(whole.sample_sql("k"), None);
 }
+
+fn backup_step(fields: &str) -> crate::playbook::Step {
+    toml::from_str(&format!("id = \"b\"\nkind = \"backup\"\n{fields}")).unwrap()
+}
+
+#[test]
+fn a_sample_needs_digests_and_a_fraction_of_the_rows() {
+    assert_eq!(asked(&backup_step("")).unwrap(), None);
+    assert_eq!(asked(&backup_step("digests = false")).unwrap(), None);
+    assert_eq!(asked(&backup_step("digests = true")).unwrap(), Some(None));
+    let sampled = asked(&backup_step("digests = true\nsample = 0.05")).unwrap();
+    assert_eq!(sampled, Some(Some(0.05)));
+    let alone = asked(&backup_step("sample = 0.05")).unwrap_err();
+    assert!(
+        alone.to_string().contains("applies to `digests = true`"),
+        "{alone}"
+    );
+    for bad in ["0.0", "1.5", "-0.1", "nan"] {
+        let e = asked(&backup_step(&format!("digests = true\nsample = {bad}"))).unwrap_err();
+        assert!(
+            e.to_string().contains("above 0 and at most 1"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -132,6 +132,21 @@ fn sqlite_digests_of_a_sample_hash_some_rows_and_pass() {
 }
 
 #[test]
+fn validate_refuses_table_digests_of_a_backup_without_digests() {
+    let backup = sqlite_backup("src.db", "copy.db");
+    let check =
+        builtin("digests", "table_digests").set("compare_to", "{{ steps.backup.table_digests }}");
+    let book = pb("t")
+        .step(backup)
+        .step(sql("verify", "sqlite", "copy.db").checks(check));
+    book.drill()
+        .validate()
+        .expect_code(2)
+        .stderr_has("step `backup` has no output `table_digests`")
+        .stderr_has("a backup outputs `table_digests` with `digests = true`");
+}
+
+#[test]
 fn sqlite_roles_exist_is_refused_at_validate() {
     let check = roles_check(&["app"], "{ app = [\"SELECT:dispatches\"] }");
     let book = pb("t").step(sql("verify", "sqlite", "db.sqlite").checks(check));

@@ -54,7 +54,10 @@ fn same_schema_facts(out: &Outcome, backup: &str, restore: &str) -> Vec<String> 
     // restore may add its own, such as PostgreSQL's amcheck).
     let restored = names(&r, "objects");
     for object in names(&b, "objects") {
-        assert!(restored.contains(&object), "{object} not restored: {restored:?}");
+        assert!(
+            restored.contains(&object),
+            "{object} not restored: {restored:?}"
+        );
     }
     names(&b, "foreign_keys")
 }
