@@ -11,16 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE_MB=${SIZE_MB:-256}
-BIN=${BIN:-target/release/restore-drill}
-ROUNDS=${ROUNDS:-3}
-[ -x "$BIN" ] || cargo build --release --locked
-for tool in tar zstd python3; do
-  command -v "$tool" >/dev/null || { echo "bench_files: $tool is required" >&2; exit 2; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-files-XXXXXX")
-trap 'rm -rf "$work"' EXIT
+. scripts/bench_setup.sh
+bench_setup bench_files tar zstd python3
 
 # A tree like the ones drilled: many small JSON/config files (compressible text) and
 # some larger ones, a tenth of the bytes incompressible.

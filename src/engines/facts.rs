@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::SqlConn;
+use super::digest::TableDigest;
 
 /// What a backup made.
 #[derive(Debug, Default)]
@@ -50,8 +51,9 @@ pub struct Restored {
 
 /// A database's schema as every SQL engine reports it, at backup (the source, in the
 /// backup's snapshot) and at restore (the restored copy), so that a check can compare the
-/// two: outputs `table_counts`, `tables`, `indexes`, `foreign_keys`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// two: outputs `table_counts`, `tables`, `indexes`, `foreign_keys`, `objects` (and
+/// `table_digests` when a backup is asked for them).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct SchemaFacts {
     /// Exact row counts of the user tables (schema-qualified where the engine has
     /// schemas), in the engine's order; their names are `tables`.
@@ -62,6 +64,11 @@ pub struct SchemaFacts {
     /// `table.constraint` (MySQL), `table(columns) -> parent(columns)` (SQLite, which
     /// does not name them).
     pub foreign_keys: Vec<String>,
+    /// Views, triggers, functions/procedures, sequences, extensions, each as `kind
+    /// name` (`view shop.open_orders`, `trigger orders.audit`), sorted.
+    pub objects: Vec<String>,
+    /// Each table's content digest (`digests = true`), in the snapshot of the counts.
+    pub table_digests: Option<IndexMap<String, TableDigest>>,
 }
 
 impl SchemaFacts {
@@ -72,6 +79,8 @@ impl SchemaFacts {
             table_counts: conn.count_rows(&tables)?,
             indexes: conn.indexes()?,
             foreign_keys: conn.foreign_key_names()?.unwrap_or_default(),
+            objects: conn.content().objects()?,
+            table_digests: None,
         })
     }
 

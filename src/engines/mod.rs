@@ -5,10 +5,12 @@
 
 pub mod compress;
 mod ctx;
+pub mod digest;
 mod facts;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
+pub mod roles;
 pub mod sqlite;
 
 use indexmap::IndexMap;
@@ -16,7 +18,9 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use ctx::{Copying, Ctx};
+pub use digest::Digester;
 pub use facts::{Backup, Restored, SchemaFacts};
+pub use roles::Roles;
 
 use crate::playbook::{EngineSpec, Step};
 
@@ -93,6 +97,28 @@ pub trait SqlConn {
     /// `foreign_keys` with `compare_to`; None where the engine does not name them.
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         Ok(None)
+    }
+    /// What row counts cannot see, on this connection.
+    fn content(&mut self) -> Box<dyn Content + '_>;
+}
+
+/// What row counts cannot see, on one connection: content digests, objects, sequences
+/// and roles.
+pub trait Content: Digester {
+    /// Views, triggers, functions/procedures, sequences and extensions, as `kind name`
+    /// (the `objects` of `SchemaFacts`).
+    fn objects(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Up to `n` more connections in the same snapshot, digesting tables in parallel
+    /// with this one (none where the engine cannot).
+    fn more_digesters(&mut self, _n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+        Ok(Vec::new())
+    }
+    /// Every sequence (AUTO_INCREMENT, `sqlite_sequence` entry) that is not ahead of the
+    /// largest key it feeds, named with its value and that key (empty: all are ahead).
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>>;
+    /// Its roles (PostgreSQL roles, MySQL users); None where the engine has none.
+    fn roles(&mut self) -> Option<&mut dyn Roles> {
+        None
     }
 }
 

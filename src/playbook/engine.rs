@@ -2,7 +2,7 @@
 //! `EngineSpec` (in `src/engines/<name>/`), and the caller of `load` passes them in. The
 //! playbook layer never imports the engines (they import the playbook's `Step`).
 
-use super::model::{Step, StepKind};
+use super::model::{Builtin, Step, StepKind};
 
 /// An engine as the playbook layer sees it: its name, its starter playbook, and for each
 /// step kind it serves (`backup`, `restore`, `sql`), the fields it reads.
@@ -36,12 +36,23 @@ pub struct KindSpec {
     /// The outputs it adds to the kind's own (`database`, `cluster_dir`, ...).
     pub outputs: &'static [&'static str],
     /// Whether it reports a database's schema: outputs `table_counts`, `tables`,
-    /// `indexes`, `foreign_keys` (`SCHEMA_OUTPUTS`).
+    /// `indexes`, `foreign_keys`, `objects`, and with `digests = true` `table_digests`
+    /// (`SCHEMA_OUTPUTS`).
     pub schema: bool,
+    /// Builtin checks that mean nothing for this engine, each with why (`validate`
+    /// refuses them).
+    pub lacks: &'static [(Builtin, &'static str)],
 }
 
-/// The outputs of a backup or restore of an engine that reports a schema.
-pub const SCHEMA_OUTPUTS: &[&str] = &["table_counts", "tables", "indexes", "foreign_keys"];
+/// The outputs of a backup or restore of an engine that reports a schema (and a backup
+/// with `digests = true`: `table_digests`).
+pub const SCHEMA_OUTPUTS: &[&str] = &[
+    "table_counts",
+    "tables",
+    "indexes",
+    "foreign_keys",
+    "objects",
+];
 
 impl KindSpec {
     /// A step kind the engine serves, with the fields it takes there (none required,
@@ -55,6 +66,7 @@ impl KindSpec {
             makes: &[],
             outputs: &[],
             schema: false,
+            lacks: &[],
         }
     }
 
@@ -88,6 +100,11 @@ impl KindSpec {
     /// The outputs it adds, besides the schema's.
     pub const fn outputs(self, outputs: &'static [&'static str]) -> Self {
         Self { outputs, ..self }
+    }
+
+    /// Builtins its `sql` steps refuse, each with why.
+    pub const fn lacks(self, lacks: &'static [(Builtin, &'static str)]) -> Self {
+        Self { lacks, ..self }
     }
 
     /// It reports the database's schema (`SCHEMA_OUTPUTS`).

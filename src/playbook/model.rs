@@ -281,6 +281,12 @@ pub struct Step {
     pub exclude: Option<Vec<String>>,
     /// backup/files: `zstd`, `gzip` or `none`.
     pub compression: Option<String>,
+    /// backup (sqlite, postgres, mysql): also output `table_digests`, each table's content
+    /// digest, in the snapshot of the counts.
+    pub digests: Option<bool>,
+    /// backup with `digests`: hash only this fraction of the rows (0 < sample <= 1), a
+    /// deterministic sample by key, on tables with a single integer key.
+    pub sample: Option<f64>,
 
     // locate / copy
     /// locate: the recovery points: a local glob or `s3://bucket/prefix-glob`.
@@ -457,6 +463,11 @@ pub struct Check {
     pub manifest: Option<String>,
     /// json_valid / file_count: globs under the directory (json_valid: `**/*.json`).
     pub paths: Option<Vec<String>>,
+    /// roles_exist: roles (PostgreSQL) or users (MySQL) that must exist and log in.
+    pub roles: Option<Vec<String>>,
+    /// roles_exist: privileges each role must hold, `PRIVILEGE:table` (e.g.
+    /// `{ app = ["SELECT:orders"] }`).
+    pub grants: Option<IndexMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -467,6 +478,15 @@ pub enum Builtin {
     TablesExist,
     IndexesExist,
     TableCounts,
+    /// Each table's content digest equals the source's (`compare_to`: a backup's
+    /// `table_digests`).
+    TableDigests,
+    /// Every sequence, AUTO_INCREMENT and `sqlite_sequence` entry is ahead of its key.
+    Sequences,
+    /// The views, triggers, functions, sequences and extensions of `compare_to` exist.
+    ObjectsExist,
+    /// `roles` exist and can log in; `grants` hold.
+    RolesExist,
     /// files: the tree equals the backup's manifest (sizes, sha256, nothing missing or extra).
     FilesMatch,
     /// files: every selected file (default `**/*.json`) parses as JSON.

@@ -56,6 +56,10 @@ pub fn step_outputs(step: &Step, engines: &[&EngineSpec]) -> Option<Vec<&'static
         names.extend(spec.outputs);
         if spec.schema {
             names.extend(SCHEMA_OUTPUTS);
+            // Only a backup asked for them computes them.
+            if step.kind == StepKind::Backup && step.digests == Some(true) {
+                names.push("table_digests");
+            }
         }
     }
     Some(names)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use toml::de::DeValue;
 
 use super::diagnostic::{Diagnostic, Lines};
-use super::engine::{EngineSpec, find_spec};
+use super::engine::{EngineSpec, find_spec, kind_spec};
 use super::fields::{
     COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields,
     required_fields,
@@ -341,6 +341,15 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A builtin the step's engine refuses, and why.
+    fn lacking(&self, step: &Step, check: &Check) -> Option<String> {
+        let builtin = check.builtin?;
+        let spec = kind_spec(self.engines, step)?;
+        let (_, why) = spec.lacks.iter().find(|(b, _)| *b == builtin)?;
+        let engine = step.engine.as_deref().unwrap_or_default();
+        Some(format!("cannot run on engine `{engine}`: {why}"))
+    }
+
     fn checks(&mut self, step: &Step, checks: &[Check], path: &[Seg<'_>]) {
         for (i, check) in checks.iter().enumerate() {
             let cpath = [path, &[Seg::Key("checks"), Seg::Index(i)]].concat();
@@ -367,7 +376,9 @@ impl<'a> Validator<'a> {
                 (None, Some(Builtin::TableCounts)) if check.compare_to.is_none() => {
                     Some("`table_counts` needs `compare_to`, e.g. \"{{ steps.backup.table_counts }}\"".to_string())
                 }
-                _ => files_check_problem(step.kind, check),
+                _ => content_check_problem(check)
+                    .or_else(|| self.lacking(step, check))
+                    .or_else(|| files_check_problem(step.kind, check)),
             };
             if let Some(problem) = problem {
                 self.error(
@@ -451,6 +462,22 @@ impl<'a> Validator<'a> {
 
 /// Checks that belong to the other kind (`sql` vs `files`), and files checks missing
 /// what they need.
+/// What a builtin of what row counts cannot see needs.
+fn content_check_problem(check: &Check) -> Option<String> {
+    match check.builtin? {
+        Builtin::TableDigests if check.compare_to.is_none() => Some(
+            "`table_digests` needs `compare_to`, e.g. \"{{ steps.backup.table_digests }}\"".into(),
+        ),
+        Builtin::ObjectsExist if check.compare_to.is_none() => {
+            Some("`objects_exist` needs `compare_to`, e.g. \"{{ steps.backup.objects }}\"".into())
+        }
+        Builtin::RolesExist if check.roles.is_none() && check.grants.is_none() => {
+            Some("`roles_exist` needs `roles` or `grants`: it could never fail".into())
+        }
+        _ => None,
+    }
+}
+
 fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
     let files_builtin = check.builtin.is_some_and(Builtin::is_files);
     match (kind, check.builtin) {

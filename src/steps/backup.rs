@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::{StepCtx, StepOutcome};
 use crate::artifact::FileRecord;
-use crate::engines::{self, Engine, SchemaFacts};
+use crate::engines::{self, Engine, SchemaFacts, digest};
 use crate::playbook::{Step, required};
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
@@ -40,7 +40,7 @@ pub(super) fn engine_of(step: &Step) -> anyhow::Result<&'static dyn Engine> {
 
 /// A backup's or restore's outcome: the outputs every engine gives (`common`), the
 /// engine's own, and the schema facts of a SQL engine, at backup and at restore alike:
-/// `table_counts`, `tables`, `indexes`, `foreign_keys`.
+/// `table_counts`, `tables`, `indexes`, `foreign_keys`, `objects` (and `table_digests`).
 pub(super) fn outcome(
     mut outputs: Map<String, Value>,
     engine_outputs: Map<String, Value>,
@@ -53,6 +53,10 @@ pub(super) fn outcome(
         outputs.insert("tables".into(), json!(schema.tables()));
         outputs.insert("indexes".into(), json!(schema.indexes));
         outputs.insert("foreign_keys".into(), json!(schema.foreign_keys));
+        outputs.insert("objects".into(), json!(schema.objects));
+        if let Some(digests) = &schema.table_digests {
+            outputs.insert("table_digests".into(), digest::to_json(digests));
+        }
     }
     let mut outcome = StepOutcome::passed(outputs);
     outcome.metrics = metrics;

@@ -15,6 +15,8 @@ mod output;
 mod restore;
 mod service;
 pub mod sql;
+mod sql_content;
+mod sql_records;
 #[cfg(test)]
 mod testing;
 mod wait;

@@ -6,6 +6,8 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use super::backup::engine_of;
+use super::sql_content;
+use super::sql_records::{missing_record, names_from, problem_record, record};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
@@ -91,22 +93,6 @@ pub fn run_check(conn: &mut dyn SqlConn, check: &Check) -> CheckRecord {
     })
 }
 
-pub(super) fn record(
-    check: &Check,
-    passed: bool,
-    detail: String,
-    expected: Option<Value>,
-    actual: Option<Value>,
-) -> CheckRecord {
-    CheckRecord {
-        name: check.name.clone(),
-        passed,
-        detail,
-        expected,
-        actual,
-    }
-}
-
 fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Result<CheckRecord> {
     let rows = conn.query(query)?;
     let first = rows
@@ -189,6 +175,10 @@ fn builtin_check(
             missing_record(check, &wanted, &present, ("index", "indexes"))
         }
         Builtin::TableCounts => table_counts(conn, check)?,
+        Builtin::TableDigests => sql_content::table_digests(conn, check)?,
+        Builtin::Sequences => sql_content::sequences(conn, check)?,
+        Builtin::ObjectsExist => sql_content::objects_exist(conn, check)?,
+        Builtin::RolesExist => sql_content::roles_exist(conn, check)?,
         Builtin::FilesMatch | Builtin::JsonValid | Builtin::FileCount => {
             bail!("a files check: use it in a `kind = \"files\"` step")
         }
@@ -206,77 +196,6 @@ fn missing_foreign_keys(conn: &mut dyn SqlConn, wanted: &Value) -> anyhow::Resul
         .filter(|w| !present.contains(w))
         .map(|w| format!("{w} is missing"))
         .collect())
-}
-
-fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
-    if problems.is_empty() {
-        return record(check, true, ok.into(), None, None);
-    }
-    let shown: Vec<&String> = problems.iter().take(10).collect();
-    let more = problems.len().saturating_sub(10);
-    let mut detail = format!(
-        "{} problem(s): {}",
-        problems.len(),
-        shown
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    if more > 0 {
-        detail.push_str(&format!("; and {more} more"));
-    }
-    record(check, false, detail, None, Some(json!(problems.len())))
-}
-
-fn missing_record(
-    check: &Check,
-    wanted: &[String],
-    present: &[String],
-    (one, many): (&str, &str),
-) -> CheckRecord {
-    let missing: Vec<&String> = wanted.iter().filter(|w| !present.contains(w)).collect();
-    if missing.is_empty() {
-        record(
-            check,
-            true,
-            format!("all {} {many} present", wanted.len()),
-            Some(json!(wanted)),
-            None,
-        )
-    } else {
-        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        record(
-            check,
-            false,
-            format!(
-                "missing {}: {}",
-                if missing.len() == 1 { one } else { many },
-                list.join(", ")
-            ),
-            Some(json!(wanted)),
-            Some(json!(missing)),
-        )
-    }
-}
-
-/// An explicit list, or the names (keys or items) of `compare_to`.
-fn names_from(
-    list: Option<&[String]>,
-    compare_to: Option<&Value>,
-    field: &str,
-) -> anyhow::Result<Vec<String>> {
-    if let Some(list) = list {
-        return Ok(list.to_vec());
-    }
-    match compare_to {
-        Some(Value::Object(map)) => Ok(map.keys().cloned().collect()),
-        Some(Value::Array(items)) => Ok(items
-            .iter()
-            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
-            .collect()),
-        _ => bail!("needs `{field}` or a `compare_to` list"),
-    }
 }
 
 fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {

@@ -1,7 +1,7 @@
 //! Every engine reports what it did under the same output names: a backup's `path`,
 //! `bytes`, `snapshot_at`; a restore's `target`, `from`, `bytes`; and every SQL engine
-//! the same schema facts (`table_counts`, `tables`, `indexes`, `foreign_keys`) at backup
-//! and at restore, equal when nothing changed in between.
+//! the same schema facts (`table_counts`, `tables`, `indexes`, `foreign_keys`, `objects`)
+//! at backup and at restore, equal when nothing changed in between.
 
 use super::*;
 
@@ -49,6 +49,15 @@ fn same_schema_facts(out: &Outcome, backup: &str, restore: &str) -> Vec<String> 
     }
     for key in SCHEMA_FACTS {
         assert_eq!(b[key], r[key], "`{key}` differs between backup and restore");
+    }
+    // `objects` alike, a list of names: every one of the source's is restored (the
+    // restore may add its own, such as PostgreSQL's amcheck).
+    let restored = names(&r, "objects");
+    for object in names(&b, "objects") {
+        assert!(
+            restored.contains(&object),
+            "{object} not restored: {restored:?}"
+        );
     }
     names(&b, "foreign_keys")
 }
@@ -110,8 +119,8 @@ fn files_reports_the_common_outputs() {
         .expect_code(0);
     let (b, r) = common_outputs(&out, "backup", "restore");
     for o in [&b, &r] {
-        for key in SCHEMA_FACTS {
-            assert!(o.get(key).is_none(), "{key} in {o}");
+        for key in SCHEMA_FACTS.iter().chain(&["objects"]) {
+            assert!(o.get(*key).is_none(), "{key} in {o}");
         }
     }
 }

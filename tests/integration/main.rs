@@ -9,6 +9,7 @@
 mod checks;
 mod cli;
 mod commands;
+mod content;
 mod engines;
 mod expect;
 mod files;

@@ -35,6 +35,8 @@ pub struct DumpOptions<'a> {
     pub single_transaction: bool,
     pub skip_lock_tables: bool,
     pub compression: Compression,
+    /// `digests = true` (with its sample): table digests, in the counts' snapshot.
+    pub digests: Option<Option<f64>>,
 }
 
 /// Dumps the url's database. Row counts are exact (`COUNT(*)`), taken in a consistent
@@ -60,9 +62,14 @@ pub fn backup(
     c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
     let tables = base_tables(c)?;
     let table_counts = count_rows(c, &tables)?;
+    let table_digests = match opts.digests {
+        Some(sample) => Some(super::content::digest_all(c, sample)?),
+        None => None,
+    };
     c.query_drop("COMMIT")?;
     let indexes = conn.indexes()?;
     let foreign_keys = conn.foreign_keys()?;
+    let objects = conn.content().objects()?;
     let taken_at = jiff::Timestamp::now();
 
     let option_file = OptionFile::create(opts.workdir, "backup", target)?;
@@ -105,6 +112,8 @@ pub fn backup(
             table_counts,
             indexes,
             foreign_keys,
+            objects,
+            table_digests,
         },
         taken_at: Some(taken_at),
     })

@@ -29,6 +29,7 @@ impl Engine for Mysql {
             single_transaction: step.single_transaction.unwrap_or(true),
             skip_lock_tables: step.skip_lock_tables.unwrap_or(false),
             compression,
+            digests: crate::engines::digest::asked(step)?,
         };
         let started = std::time::Instant::now();
         let dumped = dump::backup(&target, &opts, ctx.cancel, &|line| ctx.log(line))?;
@@ -120,6 +121,8 @@ static SPEC: EngineSpec = EngineSpec {
             "single_transaction",
             "skip_lock_tables",
             "compression",
+            "digests",
+            "sample",
         ])
         .needs(&[&["url"], &["output"]])
         .outputs(&["database", "dump_bytes", "compression"])

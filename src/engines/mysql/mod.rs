@@ -2,6 +2,7 @@
 //! that carries the password to the command-line clients, and `SqlConn` through the
 //! `mysql` crate for verification.
 
+mod content;
 pub mod dump;
 mod engine;
 
@@ -14,6 +15,7 @@ use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
+use super::Content;
 use super::SqlConn;
 use crate::proc::{Cancel, OnCancel, SecretFile};
 
@@ -317,8 +319,16 @@ impl ForeignKey {
 }
 
 impl SqlConn for MysqlConn {
+    /// Every statement's result is read: an error in any of them is the batch's (the
+    /// crate's `query_drop` would drop it and stop there silently).
     fn execute_batch(&mut self, sql: &str) -> anyhow::Result<()> {
-        Ok(self.conn.query_drop(sql)?)
+        let mut result = self.conn.query_iter(sql)?;
+        while let Some(set) = result.iter() {
+            for row in set {
+                row?;
+            }
+        }
+        Ok(())
     }
 
     fn query(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {
@@ -412,6 +422,10 @@ impl SqlConn for MysqlConn {
 
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         self.foreign_keys().map(Some)
+    }
+
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        Box::new(content::My(&mut self.conn))
     }
 }
 

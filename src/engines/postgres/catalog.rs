@@ -118,7 +118,41 @@ pub fn schema_facts(c: &mut impl GenericClient) -> anyhow::Result<SchemaFacts> {
         table_counts: count_rows(c, &tables)?,
         indexes: indexes(c)?,
         foreign_keys: foreign_keys(c)?.into_iter().map(|fk| fk.name).collect(),
+        objects: objects(c)?,
+        table_digests: None,
     })
+}
+
+/// Views, materialized views, sequences, triggers, functions and procedures of the user
+/// schemas (not those of extensions), and extensions.
+pub fn objects(c: &mut impl GenericClient) -> anyhow::Result<Vec<String>> {
+    let not_extension = |class: &str, oid: &str| {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')"
+        )
+    };
+    let sql = format!(
+        "SELECT kind || ' ' || name FROM (
+           SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'sequence' END AS kind,
+                  n.nspname || '.' || c.relname AS name
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('v', 'm', 'S') AND {USER_SCHEMAS} AND {rel}
+           UNION ALL
+           SELECT 'trigger', n.nspname || '.' || c.relname || '.' || t.tgname
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT t.tgisinternal AND {USER_SCHEMAS}
+           UNION ALL
+           SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                  n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE {USER_SCHEMAS} AND {proc}
+           UNION ALL
+           SELECT 'extension', extname::text FROM pg_extension
+         ) o ORDER BY 1",
+        rel = not_extension("pg_class", "c.oid"),
+        proc = not_extension("pg_proc", "p.oid"),
+    );
+    Ok(c.query(&sql, &[])?.iter().map(|r| r.get(0)).collect())
 }
 
 /// A foreign key constraint and the columns it ties together.

@@ -10,12 +10,16 @@ use postgres::{Client, SimpleQueryMessage};
 use serde_json::Value;
 
 use super::catalog;
+use super::content;
 use super::url::PgUrl;
+pub use super::url::db_message;
+use crate::engines::Content;
 use crate::engines::SqlConn;
 use crate::proc::{Cancel, OnCancel};
 
 pub struct PgConn {
     client: Client,
+    url: PgUrl,
     /// Cancels the running query when the step is cancelled (see `interrupt_on`).
     interrupt: Option<OnCancel>,
 }
@@ -25,6 +29,7 @@ impl PgConn {
         let url = PgUrl::parse(url)?;
         Ok(Self {
             client: url.connect()?,
+            url,
             interrupt: None,
         })
     }
@@ -110,17 +115,6 @@ impl PgConn {
             }
         }
         Ok(checked)
-    }
-}
-
-/// The server's message (and detail) rather than the crate's generic "db error".
-pub fn db_message(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => match db.detail() {
-            Some(d) => format!("{}: {d}", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
     }
 }
 
@@ -230,6 +224,14 @@ impl SqlConn for PgConn {
                 .map(|fk| fk.name)
                 .collect(),
         ))
+    }
+
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        let url = Some(self.url.clone());
+        Box::new(content::Pg {
+            c: &mut self.client,
+            url,
+        })
     }
 
     fn foreign_key_problems(&mut self) -> anyhow::Result<Vec<String>> {

@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail, ensure};
 use super::bin::Bins;
 use super::catalog;
 use super::conn::db_message;
+use super::content;
 use super::url::{PgUrl, with_password};
 use super::zstd;
 use crate::engines::SchemaFacts;
@@ -51,6 +52,8 @@ pub struct DumpRequest<'a> {
     pub cancel: &'a Cancel,
     /// `compression = "zstd"`: an uncompressed custom archive, zstd-compressed here.
     pub zstd: bool,
+    /// `digests = true` (with its sample): table digests, in the dump's snapshot.
+    pub digests: Option<Option<f64>>,
 }
 
 pub struct Dumped {
@@ -133,7 +136,8 @@ fn dump_in_snapshot(
     let (expr, _passfile) = with_password(duct::cmd(&pg_dump, &args), req.url, req.scratch)?;
     let total = db_size.max(0) as u64;
     // Counting runs while pg_dump copies: both read the same snapshot.
-    let gather_source = || gather(tx).context("counting rows in the dump's snapshot");
+    let gather_source =
+        || gather(tx, req, snapshot.as_deref()).context("counting rows in the dump's snapshot");
     let run = Watched {
         req,
         progress,
@@ -160,8 +164,22 @@ fn dump_in_snapshot(
 /// Row counts, indexes and foreign keys of the source, read in the dump's snapshot.
 type Gathered = SchemaFacts;
 
-fn gather(tx: &mut postgres::Client) -> anyhow::Result<Gathered> {
-    catalog::schema_facts(tx)
+/// With `digests`, also the table digests: on this transaction and on more connections
+/// that import its snapshot, in parallel (this one alone when none was exported).
+fn gather(
+    tx: &mut postgres::Client,
+    req: &DumpRequest<'_>,
+    snapshot: Option<&str>,
+) -> anyhow::Result<Gathered> {
+    let mut facts = catalog::schema_facts(tx)?;
+    if let Some(sample) = req.digests {
+        let more = match snapshot {
+            Some(s) => content::workers(req.url, Some(s), content::extra_workers())?,
+            None => Vec::new(),
+        };
+        facts.table_digests = Some(content::digest_all(tx, more, sample)?);
+    }
+    Ok(facts)
 }
 
 /// The request pg_dump serves and the progress it reports toward `total` bytes.

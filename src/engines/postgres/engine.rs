@@ -17,6 +17,7 @@ use super::recovery::Target;
 use super::restore::{self as pg_restore, RestoreRequest};
 use super::scratch;
 use super::url::PgUrl;
+use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored, SchemaFacts};
 use crate::outputs;
 use crate::playbook::{EngineSpec, KindSpec, Step, required};
@@ -85,6 +86,7 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         scratch: &scratch,
         cancel: ctx.cancel,
         zstd,
+        digests: digest::asked(step)?,
     };
     let d = dump::dump(&req, &|done, total| ctx.progress(done, total))?;
     let secs = started.elapsed().as_secs_f64();
@@ -129,6 +131,10 @@ fn base_backup(
     output: &Path,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Backup> {
+    ensure!(
+        digest::asked(step)?.is_none(),
+        "backup/postgres: `digests` need pg_dump's snapshot; a basebackup restores what was committed until its end, after the snapshot its counts come from"
+    );
     ensure!(
         step.compression.is_none() && step.jobs.is_none(),
         "backup/postgres: `compression` and `jobs` apply to pg_dump, not `method = \"basebackup\"`"
@@ -499,6 +505,8 @@ static SPEC: EngineSpec = EngineSpec {
             "compression",
             "pg_bin_dir",
             "method",
+            "digests",
+            "sample",
         ])
         .needs(&[&["url"], &["output"]])
         .outputs(&["format", "database", "counts_in_dump_snapshot", "manifest"])

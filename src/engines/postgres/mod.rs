@@ -6,6 +6,7 @@ pub mod bin;
 pub mod catalog;
 pub mod cluster;
 pub mod conn;
+pub mod content;
 pub mod dump;
 mod engine;
 pub mod pgbackrest;

@@ -228,6 +228,17 @@ pub fn with_password(
     }
 }
 
+/// The server's message (and detail) rather than the crate's generic "db error".
+pub fn db_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {d}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

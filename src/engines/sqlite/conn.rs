@@ -10,12 +10,13 @@ use indexmap::IndexMap;
 use rusqlite::Connection;
 use serde_json::Value;
 
+use super::content;
 use super::integrity::parallel_integrity_check;
 use super::{
     InterruptOnCancel, count_rows, foreign_keys, open_read_only, quick_check, user_indexes,
     user_tables,
 };
-use crate::engines::SqlConn;
+use crate::engines::{Content, SqlConn};
 use crate::proc::Cancel;
 
 /// A verification connection. Opened read-only unless it has statements to execute.
@@ -109,6 +110,14 @@ impl SqlConn for SqliteConn {
 
     fn foreign_key_names(&mut self) -> anyhow::Result<Option<Vec<String>>> {
         foreign_keys(&self.conn).map(Some)
+    }
+
+    fn content(&mut self) -> Box<dyn Content + '_> {
+        let path = Some(self.path.clone());
+        Box::new(content::Lite {
+            conn: &self.conn,
+            path,
+        })
     }
 }
 

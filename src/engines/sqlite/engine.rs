@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, ensure};
 
 use super::SqliteConn;
+use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::guard;
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, required};
+use crate::playbook::{Builtin, EngineSpec, KindSpec, Step, required};
 
 pub struct Sqlite;
 
@@ -28,9 +29,14 @@ impl Engine for Sqlite {
         if let Some(parent) = output.parent() {
             guard::create_dirs(parent)?;
         }
+        let digests = digest::asked(step)?;
         let started = std::time::Instant::now();
         let checkpoint = step.checkpoint.unwrap_or(false);
-        let snap = super::backup(source, output, checkpoint, &ctx.copying(output))?;
+        let mut snap = super::backup(source, output, checkpoint, &ctx.copying(output))?;
+        if let Some(sample) = digests {
+            // The copy is the snapshot the rows were counted in.
+            snap.schema.table_digests = Some(super::digest_file(output, sample)?);
+        }
         let secs = started.elapsed().as_secs_f64();
         ctx.log(&format!(
             "backed up {} to {} ({} bytes, {} tables)",
@@ -162,7 +168,7 @@ static SPEC: EngineSpec = EngineSpec {
     example: include_str!("../../../templates/init/sqlite.toml"),
     run: "restore-drill run {playbook} --var source_db=/path/to/app.db",
     kinds: &[
-        KindSpec::backup(&["source", "output", "checkpoint"])
+        KindSpec::backup(&["source", "output", "checkpoint", "digests", "sample"])
             .needs(&[&["source"], &["output"]])
             .reads(&["source"])
             .schema(),
@@ -172,6 +178,9 @@ static SPEC: EngineSpec = EngineSpec {
             .makes(&["target"])
             .outputs(&["safety_copy"])
             .schema(),
-        KindSpec::sql().reads(&["database"]),
+        KindSpec::sql().reads(&["database"]).lacks(&[(
+            Builtin::RolesExist,
+            "SQLite has no roles or users: any process that can open the file can read it",
+        )]),
     ],
 };

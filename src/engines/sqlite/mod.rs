@@ -15,11 +15,13 @@ use super::{Copying, SchemaFacts};
 use crate::proc::{Cancel, OnCancel};
 
 mod conn;
+mod content;
 mod engine;
 mod integrity;
 mod pages;
 
 pub use conn::SqliteConn;
+pub use content::digest_file;
 pub use engine::Sqlite;
 
 /// Pages copied per backup step: large steps are what makes the backup API fast
@@ -72,6 +74,7 @@ pub fn backup(
     let taken_at = jiff::Timestamp::now();
     let indexes = user_indexes(&src)?;
     let foreign_keys = foreign_keys(&src)?;
+    let objects = content::objects(&src)?;
     let table_counts = if is_wal(&src)? {
         // A WAL snapshot lives partly in the -wal file: only SQLite can copy it whole,
         // and only this connection sees exactly this snapshot.
@@ -100,6 +103,8 @@ pub fn backup(
             table_counts,
             indexes,
             foreign_keys,
+            objects,
+            table_digests: None,
         },
     })
 }
@@ -253,6 +258,8 @@ pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Res
             table_counts: count_rows(&conn, &tables)?,
             indexes: user_indexes(&conn)?,
             foreign_keys: foreign_keys(&conn)?,
+            objects: content::objects(&conn)?,
+            table_digests: None,
         },
     })
 }

@@ -153,6 +153,9 @@ fn unknown_output(
     if !outputs.contains(&output) {
         let help = match closest(output, outputs) {
             Some(s) => format!("did you mean `{s}`?"),
+            None if output == "table_digests" && outputs.contains(&"table_counts") => {
+                "a backup outputs `table_digests` with `digests = true`".to_string()
+            }
             None => format!("a {} step outputs: {}", step.kind, outputs.join(", ")),
         };
         return Some((format!("step `{id}` has no output `{output}`"), Some(help)));

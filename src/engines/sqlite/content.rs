@@ -1,0 +1,173 @@
+//! What row counts cannot see, in SQLite: content digests (every row streamed and hashed
+//! here, on several read connections of one file), views and triggers, and
+//! `sqlite_sequence` entries behind their table's largest rowid.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+use super::{names, open_read_only, quote, user_tables};
+use crate::engines::Content;
+use crate::engines::digest::{
+    self, BUCKETS, Digester, KeyRange, Part, Plan, RowBytes, TableDigest,
+};
+
+/// A connection (`&Connection`, or a worker's own) answering what row counts cannot
+/// see; with the `path` of its file, it opens more to digest in parallel.
+pub struct Lite<C> {
+    pub conn: C,
+    pub path: Option<PathBuf>,
+}
+
+impl<C: Borrow<Connection>> Content for Lite<C> {
+    fn objects(&mut self) -> anyhow::Result<Vec<String>> {
+        objects(self.conn.borrow())
+    }
+
+    fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+        let n = n.min(extra_workers());
+        self.path
+            .as_deref()
+            .map_or(Ok(Vec::new()), |path| readers(path, n))
+    }
+
+    /// `sqlite_sequence` entries (AUTOINCREMENT) below their table's largest rowid.
+    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+        let conn = self.conn.borrow();
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has {
+            return Ok(Vec::new());
+        }
+        let tables = user_tables(conn)?;
+        let mut stmt = conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")?;
+        let entries: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut problems = Vec::new();
+        for (table, seq) in entries.into_iter().filter(|(t, _)| tables.contains(t)) {
+            let max: Option<i64> = conn.query_row(
+                &format!("SELECT max(rowid) FROM {}", quote(&table)),
+                [],
+                |r| r.get(0),
+            )?;
+            if let Some(max) = max.filter(|m| *m > seq) {
+                problems.push(format!(
+                    "sqlite_sequence `{table}` is at {seq}, behind the largest rowid of {table}, {max}"
+                ));
+            }
+        }
+        Ok(problems)
+    }
+}
+
+impl<C: Borrow<Connection>> Digester for Lite<C> {
+    /// The table's `INTEGER PRIMARY KEY` (its rowid) and the range of its values.
+    fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>> {
+        let conn = self.conn.borrow();
+        let mut stmt =
+            conn.prepare("SELECT name, upper(type) FROM pragma_table_info(?1) WHERE pk > 0")?;
+        let pk: Vec<(String, String)> = stmt
+            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let [(column, ty)] = pk.as_slice() else {
+            return Ok(None);
+        };
+        if ty != "INTEGER" {
+            return Ok(None);
+        }
+        let q = quote(column);
+        let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
+            &format!("SELECT min({q}), max({q}) FROM {}", quote(table)),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(min.zip(max).map(|(min, max)| KeyRange {
+            column: column.clone(),
+            min,
+            max,
+        }))
+    }
+
+    /// Streams the rows of the plan's table (its sample) and adds up their hashes per range:
+    /// each value by its storage class (see `RowBytes`), columns in their declared order.
+    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+        let conn = self.conn.borrow();
+        // The range is computed here from the key: cheaper than in SQL for every row.
+        let (_, filter) = plan.row_sql(quote, "/");
+        let key = plan.key.as_ref().map_or_else(
+            || "0".into(),
+            |k| format!("drill_row_.{}", quote(&k.column)),
+        );
+        let sql = format!(
+            "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
+            quote(&plan.table)
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        // Ranges -1 (below the first) to BUCKETS (above the last), at index range + 1.
+        let mut by_range = [Part::default(); BUCKETS as usize + 2];
+        let mut bytes = RowBytes::default();
+        while let Some(row) = rows.next()? {
+            bytes.clear();
+            for i in 1..columns {
+                match row.get_ref(i)? {
+                    ValueRef::Null => bytes.null(),
+                    ValueRef::Integer(n) => bytes.integer(n),
+                    ValueRef::Real(f) => bytes.real(f),
+                    ValueRef::Text(t) => bytes.text(t),
+                    ValueRef::Blob(b) => bytes.blob(b),
+                }
+            }
+            let range = plan.bucket_of(row.get(0)?);
+            by_range[(range + 1) as usize].add_row(bytes.hash());
+        }
+        let parts = (-1..=BUCKETS).zip(by_range).filter(|(_, p)| p.rows > 0);
+        Ok(parts.collect())
+    }
+}
+
+/// Read connections of `path` for digesting in parallel: as many as there are cores,
+/// up to 4, less one for the caller's own.
+pub fn readers(path: &Path, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
+    (0..n)
+        .map(|_| {
+            let conn = open_read_only(path)?;
+            Ok(Box::new(Lite { conn, path: None }) as Box<dyn Digester + Send>)
+        })
+        .collect()
+}
+
+/// How many more read connections digest beside the caller's.
+pub fn extra_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) - 1
+}
+
+/// The digests of every user table of the database file `path` (a backup's copy: the
+/// snapshot itself), on parallel read connections.
+pub fn digest_file(
+    path: &Path,
+    sample: Option<f64>,
+) -> anyhow::Result<IndexMap<String, TableDigest>> {
+    let conn = open_read_only(path)?;
+    let tables = user_tables(&conn)?;
+    let mut first = Lite { conn, path: None };
+    let more = readers(path, extra_workers().min(tables.len().saturating_sub(1)))?;
+    digest::digest_tables(&mut first, more, &tables, sample)
+}
+
+/// Views and triggers, as `view name` / `trigger name`.
+pub fn objects(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    names(
+        conn,
+        "SELECT type || ' ' || name FROM sqlite_schema WHERE type IN ('view', 'trigger') AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+    )
+}

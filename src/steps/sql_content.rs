@@ -1,0 +1,113 @@
+//! The builtins of what row counts cannot see: `table_digests` (each table's content
+//! against the backup's digests), `sequences`, `objects_exist`, `roles_exist`.
+
+use anyhow::bail;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::sql_records::{missing_record, names_from, problem_record, record};
+use crate::artifact::CheckRecord;
+use crate::engines::digest::{self, TableDigest};
+use crate::engines::{SqlConn, roles};
+use crate::playbook::Check;
+
+pub(super) fn sequences(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
+    let problems = conn.content().sequence_problems()?;
+    let ok = "every sequence is ahead of the largest key it feeds";
+    Ok(problem_record(check, problems, ok))
+}
+
+pub(super) fn objects_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
+    let wanted = names_from(None, check.compare_to.as_ref(), "objects")?;
+    let present = conn.content().objects()?;
+    Ok(missing_record(
+        check,
+        &wanted,
+        &present,
+        ("object", "objects"),
+    ))
+}
+
+pub(super) fn roles_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
+    let roles = check.roles.clone().unwrap_or_default();
+    let grants = check.grants.clone().unwrap_or_default();
+    if roles.is_empty() && grants.is_empty() {
+        bail!("needs `roles` or `grants`");
+    }
+    let mut content = conn.content();
+    let Some(r) = content.roles() else {
+        bail!("this engine has no roles");
+    };
+    let problems = roles::role_problems(r, &roles, &grants)?;
+    let granted: usize = grants.values().map(Vec::len).sum();
+    let ok = format!(
+        "{} exist and can log in; {} hold",
+        crate::fmt::plural(roles.len(), "role"),
+        crate::fmt::plural(granted, "grant")
+    );
+    Ok(problem_record(check, problems, &ok))
+}
+
+/// The source's digests (`compare_to`), the tables of `tables` only when listed.
+fn sources(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<Vec<TableDigest>> {
+    let Some(Value::Object(expected)) = &check.compare_to else {
+        bail!(
+            "`compare_to` must be a map of table to digest, such as {{{{ steps.backup.table_digests }}}} (a backup with `digests = true`)"
+        );
+    };
+    let only = check
+        .tables
+        .as_deref()
+        .map(|t| conn.resolve_tables(t))
+        .transpose()?;
+    if let Some(t) = only.iter().flatten().find(|t| !expected.contains_key(*t)) {
+        bail!("{t}: not among the tables of `compare_to`");
+    }
+    expected
+        .iter()
+        .filter(|(t, _)| only.as_ref().is_none_or(|only| only.contains(t)))
+        .map(|(t, v)| TableDigest::from_json(t, v))
+        .collect()
+}
+
+pub(super) fn table_digests(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
+    let sources = sources(conn, check)?;
+    let present = conn.tables()?;
+    let mut problems = Vec::new();
+    let mut actual: IndexMap<String, Value> = IndexMap::new();
+    let (there, gone): (Vec<&TableDigest>, Vec<&TableDigest>) = sources
+        .iter()
+        .partition(|s| present.contains(&s.plan.table));
+    for s in gone {
+        problems.push(format!(
+            "{}: missing (source had {} rows)",
+            s.plan.table, s.total.rows
+        ));
+        actual.insert(s.plan.table.clone(), Value::Null);
+    }
+    let plans: Vec<digest::Plan> = there.iter().map(|s| s.plan.clone()).collect();
+    let mut content = conn.content();
+    let more = content.more_digesters(plans.len().saturating_sub(1))?;
+    let restored = digest::digest_by_plans(content.as_mut(), more, &plans);
+    let mut rows = 0;
+    for (source, restored) in there.into_iter().zip(restored) {
+        let table = &source.plan.table;
+        let restored = restored.map_err(|e| e.context(format!("digesting {table}")))?;
+        rows += restored.total.rows;
+        if let Some(diff) = source.difference(&restored) {
+            problems.push(format!("{table}: {diff}"));
+        }
+        actual.insert(table.clone(), restored.to_json());
+    }
+    let (passed, detail) = if problems.is_empty() {
+        let n = crate::fmt::plural(actual.len(), "table");
+        (
+            true,
+            format!("{n} match the source's digests ({rows} rows hashed)"),
+        )
+    } else {
+        (false, problems.join("; "))
+    };
+    let expected = check.compare_to.clone();
+    Ok(record(check, passed, detail, expected, Some(json!(actual))))
+}

@@ -1,0 +1,95 @@
+//! How `sql` checks record their result: a record, a list of problems, names missing
+//! from a list; shared by the builtins of `sql.rs` and `sql_content.rs`.
+
+use anyhow::bail;
+use serde_json::{Value, json};
+
+use crate::artifact::CheckRecord;
+use crate::playbook::Check;
+
+pub fn record(
+    check: &Check,
+    passed: bool,
+    detail: String,
+    expected: Option<Value>,
+    actual: Option<Value>,
+) -> CheckRecord {
+    CheckRecord {
+        name: check.name.clone(),
+        passed,
+        detail,
+        expected,
+        actual,
+    }
+}
+
+pub fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
+    if problems.is_empty() {
+        return record(check, true, ok.into(), None, None);
+    }
+    let shown: Vec<&String> = problems.iter().take(10).collect();
+    let more = problems.len().saturating_sub(10);
+    let mut detail = format!(
+        "{} problem(s): {}",
+        problems.len(),
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if more > 0 {
+        detail.push_str(&format!("; and {more} more"));
+    }
+    record(check, false, detail, None, Some(json!(problems.len())))
+}
+
+pub fn missing_record(
+    check: &Check,
+    wanted: &[String],
+    present: &[String],
+    (one, many): (&str, &str),
+) -> CheckRecord {
+    let missing: Vec<&String> = wanted.iter().filter(|w| !present.contains(w)).collect();
+    if missing.is_empty() {
+        record(
+            check,
+            true,
+            format!("all {} {many} present", wanted.len()),
+            Some(json!(wanted)),
+            None,
+        )
+    } else {
+        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        record(
+            check,
+            false,
+            format!(
+                "missing {}: {}",
+                if missing.len() == 1 { one } else { many },
+                list.join(", ")
+            ),
+            Some(json!(wanted)),
+            Some(json!(missing)),
+        )
+    }
+}
+
+/// An explicit list, or the names (keys or items) of `compare_to`.
+pub fn names_from(
+    list: Option<&[String]>,
+    compare_to: Option<&Value>,
+    field: &str,
+) -> anyhow::Result<Vec<String>> {
+    if let Some(list) = list {
+        return Ok(list.to_vec());
+    }
+    match compare_to {
+        Some(Value::Object(map)) => Ok(map.keys().cloned().collect()),
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_string))
+            .collect()),
+        _ => bail!("needs `{field}` or a `compare_to` list"),
+    }
+}
