@@ -46,6 +46,18 @@ pub struct RunRecord {
     /// Set when the runner itself broke (status `error`), or when a drill that failed
     /// anyway could not write one of its artifacts (it keeps status `failed`).
     pub error: Option<String>,
+    /// The previous record of the same drill in this directory (null: the first), so
+    /// that the records are a hash chain (`restore-drill verify`).
+    #[serde(default)]
+    pub previous: Option<PreviousRecord>,
+}
+
+/// A link of the hash chain: which record came before this one, and its exact bytes' hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PreviousRecord {
+    pub run_id: String,
+    /// Hex SHA-256 of the previous record's file as it was when this run started.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -72,6 +72,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
     },
+    /// Check the records of an artifacts directory: every signature (with --pubkey) and
+    /// every drill's hash chain. Exits 1 naming each record edited, removed, renamed or
+    /// reordered.
+    Verify {
+        /// The artifacts directory of the drills.
+        #[arg(default_value = "artifacts/restore")]
+        dir: PathBuf,
+        /// The minisign public key (`minisign -G` writes it) the records were signed
+        /// for; without it only the chain is checked.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+    },
     /// Print a JSON Schema.
     Schema {
         /// Which schema: of a playbook or of a run record.

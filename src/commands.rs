@@ -34,6 +34,7 @@ pub fn dispatch(command: Command) -> ExitCode {
             drill,
             format: StatusFormat::Text,
         } => status(&dir, max_age, drill.as_deref()),
+        Command::Verify { dir, pubkey } => verify(&dir, pubkey.as_deref()),
         Command::Schema { which } => {
             print!(
                 "{}",
@@ -271,6 +272,57 @@ fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> Exit
         }
         None => {
             println!("missing: no passing run of {what} in {}", dir.display());
+            ExitCode::Failed
+        }
+    }
+}
+
+/// `verify`: 0 when every record is in its chain (and signed, with a key), 1 naming
+/// each that is not, 2 when the directory or the key cannot be read.
+fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
+    let key = match pubkey.map(|p| {
+        crate::limits::read_text(p, 1 << 20)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::evidence::public_key(&text))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }) {
+        Some(Err(e)) => {
+            eprintln!("error: --pubkey {e}");
+            return ExitCode::Usage;
+        }
+        Some(Ok(key)) => Some(key),
+        None => None,
+    };
+    let found = match crate::evidence::verify(dir, key.as_ref()) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", dir.display());
+            return ExitCode::Usage;
+        }
+    };
+    for line in found.problems.iter().chain(&found.notes) {
+        println!("{line}");
+    }
+    let signatures = match key {
+        Some(_) => format!("{} signed and verified", found.signed),
+        None => "signatures not checked (no --pubkey)".into(),
+    };
+    let records = crate::fmt::plural(found.records, "record");
+    let drills = crate::fmt::plural(found.drills, "drill");
+    match found.problems.len() {
+        0 => {
+            eprintln!(
+                "ok: {records} of {drills} in {}: chains intact, {signatures}",
+                dir.display()
+            );
+            ExitCode::Passed
+        }
+        n => {
+            let n = crate::fmt::plural(n, "problem");
+            eprintln!(
+                "tampered: {n} in {records} of {drills} in {} ({signatures})",
+                dir.display()
+            );
             ExitCode::Failed
         }
     }

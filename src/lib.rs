@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod engines;
 pub mod events;
+pub mod evidence;
 pub mod exit;
 pub mod fmt;
 pub mod guard;

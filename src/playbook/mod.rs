@@ -5,6 +5,7 @@
 
 mod diagnostic;
 mod engine;
+mod evidence;
 mod fields;
 mod formats;
 mod model;
@@ -24,6 +25,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
 pub use engine::{EngineSpec, KindSpec, SCHEMA_OUTPUTS, find_spec, kind_spec};
+pub use evidence::EvidenceSettings;
 pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use model::*;
@@ -218,6 +220,7 @@ fn parse_partial(
             "secrets" => sections.secrets = de(value, &mut diags),
             "gates" => sections.gates = de(value, &mut diags),
             "report" => sections.report = de(value, &mut diags),
+            "evidence" => sections.evidence = de(value, &mut diags),
             "setup" => sections.setup = de_steps(Section::Setup, value, &mut layout, &mut diags),
             "steps" => sections.steps = de_steps(Section::Steps, value, &mut layout, &mut diags),
             "cleanup" => {
@@ -250,7 +253,8 @@ fn parse_partial(
 }
 
 const TOP_LEVEL: &[&str] = &[
-    "version", "drill", "vars", "secrets", "gates", "report", "setup", "steps", "cleanup",
+    "version", "drill", "vars", "secrets", "gates", "report", "evidence", "setup", "steps",
+    "cleanup",
 ];
 
 #[derive(Default)]
@@ -261,6 +265,7 @@ struct Sections {
     secrets: Option<indexmap::IndexMap<String, SecretSource>>,
     gates: Option<Gates>,
     report: Option<ReportSettings>,
+    evidence: Option<EvidenceSettings>,
     setup: Option<Vec<Step>>,
     steps: Option<Vec<Step>>,
     cleanup: Option<Vec<Step>>,
@@ -275,6 +280,7 @@ impl Sections {
             secrets: self.secrets.unwrap_or_default(),
             gates: self.gates.unwrap_or_default(),
             report: self.report.unwrap_or_default(),
+            evidence: self.evidence.unwrap_or_default(),
             setup: self.setup.unwrap_or_default(),
             steps: self.steps.unwrap_or_default(),
             cleanup: self.cleanup.unwrap_or_default(),

@@ -28,6 +28,9 @@ pub struct Playbook {
     pub gates: Gates,
     #[serde(default)]
     pub report: ReportSettings,
+    /// Signed, chained records (`restore-drill verify`).
+    #[serde(default)]
+    pub evidence: super::EvidenceSettings,
     /// Runs first; a failure stops the drill (cleanup still runs). Not counted in the RTO.
     #[serde(default)]
     pub setup: Vec<Step>,

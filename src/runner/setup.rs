@@ -15,6 +15,7 @@ use crate::artifact::{
     DrillInfo, Mode, ResourceRecord, RunRecord, RunStatus, SCHEMA_ID, StepRecord, StepStatus,
 };
 use crate::events::{Event, Observer};
+use crate::evidence::{SignatureWriter, Signer};
 use crate::log::LogSink;
 use crate::operator;
 use crate::playbook::{LoadedPlaybook, ReportFormat, Section, StepKind, default_phase};
@@ -114,6 +115,14 @@ impl<'a> Runner<'a> {
                 other => other,
             });
         }
+        let signer = signer(pb, &ctx).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&workdir);
+            match e {
+                RunError::Usage(m) => RunError::Usage(redactor.redact(&m)),
+                other => other,
+            }
+        })?;
+        let previous = crate::evidence::previous(&opts.artifacts_dir, &book.drill.name);
         let claimed = claim_stem(&opts.artifacts_dir, &ts).and_then(|stem| {
             let log_path = stem.with_extension("log");
             let log = LogSink::create(&log_path, Arc::clone(&redactor))
@@ -142,7 +151,10 @@ impl<'a> Runner<'a> {
         let runner_redactor = Arc::clone(&redactor);
         let sources = declared_sources(pb, &ctx);
         let reports = report_writers(pb, opts, &stem, &redactor);
-        let observers = Observers::new(reports, &json_path, Arc::clone(&redactor), observers);
+        let mut observers = Observers::new(reports, &json_path, Arc::clone(&redactor), observers);
+        if let Some(signer) = signer {
+            observers.seal_with(Box::new(SignatureWriter::new(signer, &json_path)));
+        }
         let mut runner = Runner {
             pb,
             opts,
@@ -164,6 +176,7 @@ impl<'a> Runner<'a> {
                 .then(|| operator::Operator::start(Arc::clone(&runner_redactor))),
             lock,
         };
+        runner.record.previous = previous;
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
             id: runner.workdir.display().to_string(),
@@ -216,6 +229,29 @@ fn report_writers(
             )
         })
         .collect()
+}
+
+/// The signer of `[evidence] sign_key`, its templates rendered (from secrets); a key
+/// that cannot be used stops the run before anything ran.
+fn signer(pb: &LoadedPlaybook, ctx: &Context) -> Result<Option<Signer>, RunError> {
+    let evidence = &pb.playbook.evidence;
+    let Some(key) = &evidence.sign_key else {
+        return Ok(None);
+    };
+    let render = |field: &str, src: &str| {
+        crate::template::render(src, &ctx.jinja()).map_err(|e| {
+            let why = crate::template::describe_in(src, false, &e);
+            RunError::Usage(format!("evidence.{field}: {why}"))
+        })
+    };
+    let key = render("sign_key", key)?;
+    let password = match &evidence.sign_key_password {
+        Some(p) => Some(render("sign_key_password", p)?),
+        None => None,
+    };
+    Signer::load(&key, password.as_deref())
+        .map(Some)
+        .map_err(RunError::Usage)
 }
 
 /// Claims `restore_drill_<ts>` in `dir` by creating its `.json` (a run that started in
@@ -356,5 +392,6 @@ pub(super) fn initial_record(
         warnings: Vec::new(),
         artifacts,
         error: None,
+        previous: None,
     }
 }

@@ -10,6 +10,7 @@ mod checks;
 mod cli;
 mod commands;
 mod engines;
+mod evidence;
 mod expect;
 mod files;
 mod fuzz;
