@@ -50,6 +50,25 @@ pub struct RunRecord {
     /// that the records are a hash chain (`restore-drill verify`).
     #[serde(default)]
     pub previous: Option<PreviousRecord>,
+    /// The alerts of `[notify]` and whether each was delivered (urls redacted).
+    #[serde(default)]
+    pub notifications: Vec<NotificationRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationRecord {
+    /// `healthchecks`, `webhook` or `ntfy`.
+    pub channel: String,
+    /// `start`, `success` or `failure`.
+    pub event: String,
+    /// Where it was sent (secrets redacted).
+    pub url: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    /// The last HTTP status answered, if any answered.
+    pub status: Option<u16>,
+    /// Why it was not delivered.
+    pub error: Option<String>,
 }
 
 /// A link of the hash chain: which record came before this one, and its exact bytes' hash.

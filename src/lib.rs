@@ -11,6 +11,7 @@ pub mod fmt;
 pub mod guard;
 pub mod limits;
 pub mod log;
+pub mod notify;
 pub mod operator;
 pub mod playbook;
 pub mod proc;

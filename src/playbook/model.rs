@@ -31,6 +31,9 @@ pub struct Playbook {
     /// Signed, chained records (`restore-drill verify`).
     #[serde(default)]
     pub evidence: super::EvidenceSettings,
+    /// Alerts: healthchecks pings, a webhook, ntfy.
+    #[serde(default)]
+    pub notify: super::NotifySettings,
     /// Runs first; a failure stops the drill (cleanup still runs). Not counted in the RTO.
     #[serde(default)]
     pub setup: Vec<Step>,

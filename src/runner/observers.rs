@@ -61,6 +61,13 @@ impl Observers {
         }
     }
 
+    /// Adds an observer right before the record writer: what it adds to the record
+    /// (`amend`) is in the record written.
+    pub fn amend_with(&mut self, observer: Box<dyn Observer>) {
+        self.list.insert(self.record_at, observer);
+        self.record_at += 1;
+    }
+
     /// Adds an observer right after the record writer: the signer of the final record.
     pub fn seal_with(&mut self, sealer: Box<dyn Observer>) {
         self.sealers += 1;
@@ -87,6 +94,7 @@ impl Observers {
                 after_record |= i > self.record_at;
                 failed.push((i, e));
             }
+            self.list[i].amend(record);
         }
         for (i, e) in failed {
             self.failed(i, record, e);

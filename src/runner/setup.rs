@@ -15,7 +15,6 @@ use crate::artifact::{
     DrillInfo, Mode, ResourceRecord, RunRecord, RunStatus, SCHEMA_ID, StepRecord, StepStatus,
 };
 use crate::events::{Event, Observer};
-use crate::evidence::{SignatureWriter, Signer};
 use crate::log::LogSink;
 use crate::operator;
 use crate::playbook::{LoadedPlaybook, ReportFormat, Section, StepKind, default_phase};
@@ -115,7 +114,7 @@ impl<'a> Runner<'a> {
                 other => other,
             });
         }
-        let signer = signer(pb, &ctx).map_err(|e| {
+        let unattended = super::unattended::load(pb, &ctx).map_err(|e| {
             let _ = std::fs::remove_dir_all(&workdir);
             match e {
                 RunError::Usage(m) => RunError::Usage(redactor.redact(&m)),
@@ -152,9 +151,7 @@ impl<'a> Runner<'a> {
         let sources = declared_sources(pb, &ctx);
         let reports = report_writers(pb, opts, &stem, &redactor);
         let mut observers = Observers::new(reports, &json_path, Arc::clone(&redactor), observers);
-        if let Some(signer) = signer {
-            observers.seal_with(Box::new(SignatureWriter::new(signer, &json_path)));
-        }
+        unattended.install(&mut observers, &json_path, &redactor);
         let mut runner = Runner {
             pb,
             opts,
@@ -229,29 +226,6 @@ fn report_writers(
             )
         })
         .collect()
-}
-
-/// The signer of `[evidence] sign_key`, its templates rendered (from secrets); a key
-/// that cannot be used stops the run before anything ran.
-fn signer(pb: &LoadedPlaybook, ctx: &Context) -> Result<Option<Signer>, RunError> {
-    let evidence = &pb.playbook.evidence;
-    let Some(key) = &evidence.sign_key else {
-        return Ok(None);
-    };
-    let render = |field: &str, src: &str| {
-        crate::template::render(src, &ctx.jinja()).map_err(|e| {
-            let why = crate::template::describe_in(src, false, &e);
-            RunError::Usage(format!("evidence.{field}: {why}"))
-        })
-    };
-    let key = render("sign_key", key)?;
-    let password = match &evidence.sign_key_password {
-        Some(p) => Some(render("sign_key_password", p)?),
-        None => None,
-    };
-    Signer::load(&key, password.as_deref())
-        .map(Some)
-        .map_err(RunError::Usage)
 }
 
 /// Claims `restore_drill_<ts>` in `dir` by creating its `.json` (a run that started in
@@ -393,5 +367,6 @@ pub(super) fn initial_record(
         artifacts,
         error: None,
         previous: None,
+        notifications: Vec::new(),
     }
 }

@@ -18,6 +18,7 @@ mod hostile;
 mod kit;
 mod mysql;
 mod names;
+mod notify;
 mod orphans;
 mod pgbackrest;
 mod pitr;
