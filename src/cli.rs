@@ -84,6 +84,10 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         pubkey: Option<PathBuf>,
     },
+    /// Print ready-to-install units that run a drill unattended: a systemd service and
+    /// timer, a crontab line, or a Kubernetes CronJob (with --indexed: one Indexed Job for
+    /// a directory of playbooks).
+    Schedule(ScheduleArgs),
     /// Print a JSON Schema.
     Schema {
         /// Which schema: of a playbook or of a run record.
@@ -109,6 +113,38 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `restore-drill man > restore-drill.1`.
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// What runs it.
+    pub target: ScheduleTarget,
+    /// The playbook (with `kubernetes --indexed`: a directory of playbooks).
+    pub playbook: PathBuf,
+    /// monthly (the 1st, 03:00), weekly (Monday 03:00), daily (03:00) or a cron
+    /// expression ("0 4 * * 1-5").
+    #[arg(long, default_value = "monthly", value_name = "WHEN")]
+    pub every: String,
+    /// kubernetes: one Indexed Job running every playbook of the directory, playbook N
+    /// on completion index N.
+    #[arg(long)]
+    pub indexed: bool,
+    /// kubernetes: how many drills of --indexed run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// kubernetes: the image to run (the repository's Dockerfile builds it).
+    #[arg(long, default_value = concat!("restore-drill:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// systemd, cron: where the records and reports go.
+    #[arg(long, default_value = "artifacts/restore")]
+    pub artifacts: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleTarget {
+    Systemd,
+    Cron,
+    Kubernetes,
 }
 
 /// The shells `completions` writes for.

@@ -19,6 +19,7 @@ pub mod redact;
 pub mod report;
 pub mod resources;
 pub mod runner;
+pub mod schedule;
 pub mod schema;
 pub mod sources;
 pub mod steps;

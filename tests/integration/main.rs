@@ -27,6 +27,7 @@ mod reports;
 mod s3;
 mod s3store;
 mod safety;
+mod schedule;
 mod secrets_io;
 mod server;
 mod service;
