@@ -354,6 +354,33 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// The record files under `dir` and its folders (not through symbolic links, at most 8
+/// levels down), by path: a tree of many drills' artifacts folders.
+pub fn list_tree(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = list(dir)?;
+    let mut folders = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = folders.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && depth < 8 {
+                let path = entry.path();
+                found.extend(list(&path).unwrap_or_default());
+                folders.push((path, depth + 1));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `dir` holds records in folders below it (a fleet), not only its own.
+pub fn is_tree(dir: &Path, records: &[PathBuf]) -> bool {
+    records.iter().any(|p| p.parent() != Some(dir))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

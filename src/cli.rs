@@ -51,13 +51,15 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends.
+    /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends; over a
+    /// tree of many drills' folders, one line per drill.
     History {
         /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
     },
-    /// For monitoring: exits 0 only when a drill passed within --max-age.
+    /// For monitoring: one line per drill (of the folder or the tree below it); exits 0
+    /// only when every drill (or --drill) passed within --max-age.
     Status {
         /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
@@ -68,7 +70,8 @@ pub enum Command {
         /// Only drills with this name.
         #[arg(long)]
         drill: Option<String>,
-        /// `prom`: print restore_drill_last_success_timestamp_seconds for every drill.
+        /// `json`: the rows as JSON; `prom`: print
+        /// restore_drill_last_success_timestamp_seconds for every drill (exit 0).
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
     },
@@ -204,6 +207,7 @@ impl ValueEnum for ReportFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
     Text,
+    Json,
     Prom,
 }
 

@@ -1,11 +1,13 @@
 //! What each subcommand does; every one ends in an exit code.
 
+mod fleet;
+mod schedule;
+
 use std::path::Path;
 
-use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, RunArgs, ScheduleArgs, ScheduleTarget, SchemaKind, StatusFormat};
+use crate::artifact;
+use crate::cli::{Command, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
-use crate::fmt::fmt_secs;
 use crate::playbook::{self, LoadError, ReportFormat};
 use crate::report::{self, TemplateSource};
 use crate::runner::{self, RunError, RunOptions};
@@ -21,21 +23,15 @@ pub fn dispatch(command: Command) -> ExitCode {
             format,
             output,
         } => report(&artifact, template.as_deref(), format, output.as_deref()),
-        Command::History { dir } => history(&dir),
-        Command::Status {
-            dir,
-            drill,
-            format: StatusFormat::Prom,
-            ..
-        } => status_prom(&dir, drill.as_deref()),
+        Command::History { dir } => fleet::history(&dir),
         Command::Status {
             dir,
             max_age,
             drill,
-            format: StatusFormat::Text,
-        } => status(&dir, max_age, drill.as_deref()),
+            format,
+        } => fleet::status(&dir, max_age, drill.as_deref(), format),
         Command::Verify { dir, pubkey } => verify(&dir, pubkey.as_deref()),
-        Command::Schedule(args) => schedule(args),
+        Command::Schedule(args) => schedule::schedule(args),
         Command::Schema { which } => {
             print!(
                 "{}",
@@ -161,7 +157,14 @@ fn report(
         Some(t) => TemplateSource::File(t.to_path_buf()),
         None => TemplateSource::from_setting("builtin:markdown", Path::new(".")),
     };
-    let data = serde_json::to_value(&record).expect("a record serializes");
+    let mut data = serde_json::to_value(&record).expect("a record serializes");
+    if format == ReportFormat::Html {
+        // The history chart, from the records beside it.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let past = artifact::list(dir.unwrap_or(Path::new("."))).unwrap_or_default();
+        let past: Vec<_> = past.iter().filter_map(|p| artifact::read(p).ok()).collect();
+        report::with_rto_history(&mut data, &past, &record);
+    }
     let text = match report::render(format, &data, &template) {
         Ok(t) => t,
         Err(e) => {
@@ -180,100 +183,6 @@ fn report(
         None => {
             print!("{text}");
             ExitCode::Passed
-        }
-    }
-}
-
-fn records(dir: &Path) -> Result<Vec<artifact::RunRecord>, ExitCode> {
-    let paths = artifact::list(dir).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", dir.display());
-        ExitCode::Usage
-    })?;
-    Ok(paths
-        .iter()
-        .filter_map(|p| match artifact::read(p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("warning: {e:#}");
-                None
-            }
-        })
-        .collect())
-}
-
-fn history(dir: &Path) -> ExitCode {
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if records.is_empty() {
-        eprintln!("no drills recorded in {}", dir.display());
-        return ExitCode::Passed;
-    }
-    print!("{}", report::history::table(&records));
-    ExitCode::Passed
-}
-
-/// `status --format prom`: when each drill (or `--drill`) last passed, for an alert on
-/// `time() - restore_drill_last_success_timestamp_seconds > 35 * 86400`.
-fn status_prom(dir: &Path, drill: Option<&str>) -> ExitCode {
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let mut last = report::history::last_successes(&records);
-    if let Some(d) = drill {
-        last.retain(|name, _| name == d);
-        last.entry(d.to_string()).or_default();
-    }
-    print!("{}", report::history::last_success_metric(&last));
-    ExitCode::Passed
-}
-
-fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    // A folder that is not there is a mistake in the command (exit 2, as `history`), not
-    // a drill that has not passed.
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let now = jiff::Timestamp::now();
-    let last_pass = records
-        .iter()
-        .filter(|r| r.status == RunStatus::Passed && drill.is_none_or(|d| r.drill.name == d))
-        .filter_map(|r| {
-            r.finished_at
-                .as_deref()?
-                .parse::<jiff::Timestamp>()
-                .ok()
-                .map(|t| (t, r))
-        })
-        .max_by_key(|(t, _)| *t);
-    let what = drill.map_or("any drill".to_string(), |d| format!("drill `{d}`"));
-    match last_pass {
-        Some((t, r)) => {
-            let age = now.duration_since(t).as_secs_f64();
-            if age <= max_age.as_secs_f64() {
-                println!(
-                    "ok: {what} passed {} ago ({}, {})",
-                    fmt_secs(age),
-                    r.drill.name,
-                    r.run_id
-                );
-                ExitCode::Passed
-            } else {
-                println!(
-                    "stale: the last passing run of {what} was {} ago ({}), more than {}",
-                    fmt_secs(age),
-                    r.run_id,
-                    humantime::format_duration(max_age)
-                );
-                ExitCode::Failed
-            }
-        }
-        None => {
-            println!("missing: no passing run of {what} in {}", dir.display());
-            ExitCode::Failed
         }
     }
 }
@@ -326,114 +235,6 @@ fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
             );
             ExitCode::Failed
         }
-    }
-}
-
-/// `schedule`: the units on stdout (exit 0), or why not (exit 2).
-fn schedule(args: ScheduleArgs) -> ExitCode {
-    match schedule_text(&args) {
-        Ok(text) => printed(std::io::Write::write_all(
-            &mut std::io::stdout(),
-            text.as_bytes(),
-        )),
-        Err(code) => code,
-    }
-}
-
-fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
-    use crate::schedule::{self, InCluster, Local};
-    let usage = |e: String| {
-        eprintln!("error: {e}");
-        ExitCode::Usage
-    };
-    let every = schedule::every(&args.every).map_err(usage)?;
-    if args.indexed {
-        if args.target != ScheduleTarget::Kubernetes {
-            return Err(usage("--indexed is for `schedule kubernetes`".into()));
-        }
-        let drills = in_cluster_drills(&args.playbook)?;
-        return Ok(schedule::indexed_job(
-            &drills,
-            &args.image,
-            args.parallelism,
-        ));
-    }
-    let pb = load(&args.playbook)?;
-    let name = pb.playbook.drill.name.clone();
-    if args.target == ScheduleTarget::Kubernetes {
-        let file = configmap_key(&args.playbook).map_err(usage)?;
-        return Ok(schedule::cron_job(
-            &InCluster { name, file },
-            &every,
-            &args.image,
-        ));
-    }
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let drill = Local {
-        name,
-        playbook: absolute(&args.playbook),
-        artifacts: absolute(&args.artifacts),
-        workdir: absolute(Path::new(".")),
-        binary: std::env::current_exe().unwrap_or_else(|_| "restore-drill".into()),
-    };
-    Ok(match args.target {
-        ScheduleTarget::Cron => schedule::cron(&drill, &every),
-        _ => schedule::systemd(&drill, &every)
-            .iter()
-            .map(|(file, text)| format!("# {file}\n{text}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    })
-}
-
-/// The playbooks (`*.toml`) of `dir` in name order, each checked, as the pods see them.
-fn in_cluster_drills(dir: &Path) -> Result<Vec<crate::schedule::InCluster>, ExitCode> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        eprintln!("error: cannot read the directory {}: {e}", dir.display());
-        ExitCode::Usage
-    })?;
-    let mut paths: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        eprintln!("error: no playbooks (*.toml) in {}", dir.display());
-        return Err(ExitCode::Usage);
-    }
-    let mut drills = Vec::new();
-    for path in paths {
-        let name = load(&path)?.playbook.drill.name;
-        let file = configmap_key(&path).map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::Usage
-        })?;
-        if drills
-            .iter()
-            .any(|d: &crate::schedule::InCluster| d.name == name)
-        {
-            eprintln!(
-                "error: two playbooks in {} are drill `{name}`",
-                dir.display()
-            );
-            return Err(ExitCode::Usage);
-        }
-        drills.push(crate::schedule::InCluster { name, file });
-    }
-    Ok(drills)
-}
-
-/// A playbook's file name, which is its key in the ConfigMap: `[-._a-zA-Z0-9]+`.
-fn configmap_key(path: &Path) -> Result<String, String> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let ok = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
-    match !name.is_empty() && name.chars().all(ok) {
-        true => Ok(name.into_owned()),
-        false => Err(format!(
-            "{}: a ConfigMap key is made of letters, digits, `-`, `_` and `.`; rename the file",
-            path.display()
-        )),
     }
 }
 

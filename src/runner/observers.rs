@@ -258,19 +258,27 @@ impl ReportWriter {
         if self.format == ReportFormat::Prometheus {
             return Ok(report::prometheus(record, Some(self.last_success(record))));
         }
-        let data = serde_json::to_value(record)?;
+        let mut data = serde_json::to_value(record)?;
+        if self.format == ReportFormat::Html {
+            report::with_rto_history(&mut data, &self.past(record), record);
+        }
         report::render(self.format, &data, &self.template)
+    }
+
+    /// The other records of this drill in the artifacts directory.
+    fn past(&self, record: &RunRecord) -> Vec<RunRecord> {
+        artifact::list(&self.history)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| artifact::read(p).ok())
+            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
+            .collect()
     }
 
     /// When this drill last passed: this run, or the newest passing record of the same
     /// drill in the artifacts directory (0: never).
     fn last_success(&self, record: &RunRecord) -> f64 {
-        let mut runs: Vec<RunRecord> = artifact::list(&self.history)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| artifact::read(p).ok())
-            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
-            .collect();
+        let mut runs = self.past(record);
         runs.push(record.clone());
         let last = report::history::last_successes(&runs);
         last.get(&record.drill.name)

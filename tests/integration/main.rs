@@ -13,6 +13,7 @@ mod engines;
 mod evidence;
 mod expect;
 mod files;
+mod fleet;
 mod fuzz;
 mod hostile;
 mod kit;
