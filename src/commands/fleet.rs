@@ -68,6 +68,14 @@ pub(super) fn history(dir: &Path) -> ExitCode {
     ExitCode::Passed
 }
 
+/// `35d` for whole days, else as `fmt_secs` says it.
+fn age_text(secs: f64) -> String {
+    match secs >= 86_400.0 && secs % 86_400.0 == 0.0 {
+        true => format!("{}d", secs / 86_400.0),
+        false => fmt_secs(secs),
+    }
+}
+
 fn now() -> f64 {
     jiff::Timestamp::now().as_millisecond() as f64 / 1000.0
 }
@@ -113,7 +121,7 @@ pub(super) fn status(
                 "stale: the last passing run of {} was {} ago, more than {}",
                 what(&r.drill),
                 fmt_secs(now - t),
-                fmt_secs(max_age)
+                age_text(max_age)
             ),
             None => format!("missing: no passing run of {}", what(&r.drill)),
         };
@@ -134,7 +142,7 @@ pub(super) fn status(
     }
     if text {
         let drills = plural(rows.len(), "drill");
-        println!("ok: {drills} passed within {}", fmt_secs(max_age));
+        println!("ok: {drills} passed within {}", age_text(max_age));
     }
     ExitCode::Passed
 }
