@@ -36,14 +36,24 @@ pub fn public_key(text: &str) -> Result<PublicKey, String> {
 
 struct Entry {
     path: PathBuf,
+    /// How messages name it: its path below the directory verified.
+    shown: String,
     sha256: String,
     record: RunRecord,
 }
 
 impl Entry {
     fn name(&self) -> String {
-        file_name(&self.path)
+        self.shown.clone()
     }
+}
+
+/// `path` as messages show it: below `root`.
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn file_name(path: &Path) -> String {
@@ -53,9 +63,27 @@ fn file_name(path: &Path) -> String {
         .into_owned()
 }
 
-/// Checks the records in `dir`; signatures too when `key` is given.
+/// Checks the records in `dir` and in the folders below it (each folder its own chains);
+/// signatures too when `key` is given.
 pub fn verify(dir: &Path, key: Option<&PublicKey>) -> io::Result<Verified> {
+    let paths = artifact::list_tree(dir)?;
+    let mut folders: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    folders.push(dir);
+    folders.sort();
+    folders.dedup();
     let mut found = Verified::default();
+    for folder in folders {
+        verify_folder(dir, folder, key, &mut found)?;
+    }
+    Ok(found)
+}
+
+fn verify_folder(
+    root: &Path,
+    dir: &Path,
+    key: Option<&PublicKey>,
+    found: &mut Verified,
+) -> io::Result<()> {
     let mut drills: Vec<(String, Vec<Entry>)> = Vec::new();
     let paths = artifact::list(dir)?;
     for path in &paths {
@@ -63,6 +91,7 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> io::Result<Verified> {
             Ok((bytes, record)) => {
                 let entry = Entry {
                     path: path.clone(),
+                    shown: shown(root, path),
                     sha256: sha256_hex(&bytes),
                     record,
                 };
@@ -76,12 +105,12 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> io::Result<Verified> {
             }
             Err(e) => found
                 .problems
-                .push(format!("{}: edited: {e}", file_name(path))),
+                .push(format!("{}: edited: {e}", shown(root, path))),
         }
     }
-    found.records = paths.len();
-    found.drills = drills.len();
-    orphan_signatures(dir, &mut found)?;
+    found.records += paths.len();
+    found.drills += drills.len();
+    orphan_signatures(root, dir, found)?;
     for (drill, entries) in &drills {
         let at: HashMap<&str, usize> = entries
             .iter()
@@ -89,18 +118,18 @@ pub fn verify(dir: &Path, key: Option<&PublicKey>) -> io::Result<Verified> {
             .map(|(i, e)| (e.record.run_id.as_str(), i))
             .collect();
         for (i, entry) in entries.iter().enumerate() {
-            check_name(entry, &mut found);
+            check_name(entry, found);
             if let Some(key) = key {
-                check_signature(entry, key, &mut found);
+                check_signature(entry, key, found);
             }
-            check_link(drill, entries, i, &at, &mut found);
+            check_link(drill, entries, i, &at, found);
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 /// A signature whose record is gone: the record was removed (or renamed).
-fn orphan_signatures(dir: &Path, found: &mut Verified) -> io::Result<()> {
+fn orphan_signatures(root: &Path, dir: &Path, found: &mut Verified) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let path = entry.path();
         let name = file_name(&path);
@@ -110,7 +139,7 @@ fn orphan_signatures(dir: &Path, found: &mut Verified) -> io::Result<()> {
         {
             found.problems.push(format!(
                 "{}: removed (its signature {name} is still there)",
-                file_name(&path.with_extension("json"))
+                shown(root, &path.with_extension("json"))
             ));
         }
     }
@@ -121,7 +150,8 @@ fn orphan_signatures(dir: &Path, found: &mut Verified) -> io::Result<()> {
 /// `<drill>-<ts>-<pid>`).
 fn check_name(entry: &Entry, found: &mut Verified) {
     let name = entry.name();
-    let file_ts = name
+    let file = file_name(&entry.path);
+    let file_ts = file
         .trim_start_matches("restore_drill_")
         .trim_end_matches(".json")
         .split('_')
@@ -186,7 +216,7 @@ fn check_signature(entry: &Entry, key: &PublicKey, found: &mut Verified) {
         .split('\t')
         .find_map(|f| f.strip_prefix("file:"))
         .unwrap_or_default();
-    if signed_as != name {
+    if signed_as != file_name(&entry.path) {
         found.problems.push(format!(
             "{name}: renamed: its signature was made for {signed_as}"
         ));

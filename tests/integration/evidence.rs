@@ -259,3 +259,17 @@ fn verify_names_records_swapped_by_renaming() {
     }
     assert_has(&ran.stdout, &format!("{}: reordered", names[1]), "verify");
 }
+
+#[test]
+fn verify_walks_a_tree_of_drills_folders_naming_records_by_their_path() {
+    let Some((dir, _)) = signed_history(3) else {
+        return;
+    };
+    let paths = records(&dir.path().join("artifacts"));
+    edit_a_byte(&paths[1]);
+    let ran = restore_drill(dir.path(), &["verify", ".", "--pubkey", "key.pub"]);
+    let ran = ran.expect_code(1);
+    let name = paths[1].file_name().unwrap().to_string_lossy();
+    assert_has(&ran.stdout, &format!("artifacts/{name}: edited"), "verify");
+    assert_has(&ran.stderr, "3 records of 1 drill", "verify");
+}
