@@ -46,6 +46,37 @@ pub struct RunRecord {
     /// Set when the runner itself broke (status `error`), or when a drill that failed
     /// anyway could not write one of its artifacts (it keeps status `failed`).
     pub error: Option<String>,
+    /// The previous record of the same drill in this directory (null: the first), so
+    /// that the records are a hash chain (`restore-drill verify`).
+    #[serde(default)]
+    pub previous: Option<PreviousRecord>,
+    /// The alerts of `[notify]` and whether each was delivered (urls redacted).
+    #[serde(default)]
+    pub notifications: Vec<NotificationRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationRecord {
+    /// `healthchecks`, `webhook` or `ntfy`.
+    pub channel: String,
+    /// `start`, `success` or `failure`.
+    pub event: String,
+    /// Where it was sent (secrets redacted).
+    pub url: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    /// The last HTTP status answered, if any answered.
+    pub status: Option<u16>,
+    /// Why it was not delivered.
+    pub error: Option<String>,
+}
+
+/// A link of the hash chain: which record came before this one, and its exact bytes' hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PreviousRecord {
+    pub run_id: String,
+    /// Hex SHA-256 of the previous record's file as it was when this run started.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -321,6 +352,33 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     paths.sort();
     Ok(paths)
+}
+
+/// The record files under `dir` and its folders (not through symbolic links, at most 8
+/// levels down), by path: a tree of many drills' artifacts folders.
+pub fn list_tree(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found = list(dir)?;
+    let mut folders = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = folders.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && depth < 8 {
+                let path = entry.path();
+                found.extend(list(&path).unwrap_or_default());
+                folders.push((path, depth + 1));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether `dir` holds records in folders below it (a fleet), not only its own.
+pub fn is_tree(dir: &Path, records: &[PathBuf]) -> bool {
+    records.iter().any(|p| p.parent() != Some(dir))
 }
 
 #[cfg(test)]

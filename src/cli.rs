@@ -51,13 +51,15 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends.
+    /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends; over a
+    /// tree of many drills' folders, one line per drill.
     History {
         /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
     },
-    /// For monitoring: exits 0 only when a drill passed within --max-age.
+    /// For monitoring: one line per drill (of the folder or the tree below it); exits 0
+    /// only when every drill (or --drill) passed within --max-age.
     Status {
         /// The artifacts directory of the drills.
         #[arg(default_value = "artifacts/restore")]
@@ -68,10 +70,27 @@ pub enum Command {
         /// Only drills with this name.
         #[arg(long)]
         drill: Option<String>,
-        /// `prom`: print restore_drill_last_success_timestamp_seconds for every drill.
+        /// `json`: the rows as JSON; `prom`: print
+        /// restore_drill_last_success_timestamp_seconds for every drill (exit 0).
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
     },
+    /// Check the records of an artifacts directory: every signature (with --pubkey) and
+    /// every drill's hash chain. Exits 1 naming each record edited, removed, renamed or
+    /// reordered.
+    Verify {
+        /// The artifacts directory of the drills.
+        #[arg(default_value = "artifacts/restore")]
+        dir: PathBuf,
+        /// The minisign public key (`minisign -G` writes it) the records were signed
+        /// for; without it only the chain is checked.
+        #[arg(long, value_name = "FILE")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Print ready-to-install units that run a drill unattended: a systemd service and
+    /// timer, a crontab line, or a Kubernetes CronJob (with --indexed: one Indexed Job for
+    /// a directory of playbooks).
+    Schedule(ScheduleArgs),
     /// Print a JSON Schema.
     Schema {
         /// Which schema: of a playbook or of a run record.
@@ -97,6 +116,38 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `restore-drill man > restore-drill.1`.
     Man,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// What runs it.
+    pub target: ScheduleTarget,
+    /// The playbook (with `kubernetes --indexed`: a directory of playbooks).
+    pub playbook: PathBuf,
+    /// monthly (the 1st, 03:00), weekly (Monday 03:00), daily (03:00) or a cron
+    /// expression ("0 4 * * 1-5").
+    #[arg(long, default_value = "monthly", value_name = "WHEN")]
+    pub every: String,
+    /// kubernetes: one Indexed Job running every playbook of the directory, playbook N
+    /// on completion index N.
+    #[arg(long)]
+    pub indexed: bool,
+    /// kubernetes: how many drills of --indexed run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// kubernetes: the image to run (the repository's Dockerfile builds it).
+    #[arg(long, default_value = concat!("restore-drill:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// systemd, cron: where the records and reports go.
+    #[arg(long, default_value = "artifacts/restore")]
+    pub artifacts: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleTarget {
+    Systemd,
+    Cron,
+    Kubernetes,
 }
 
 /// The shells `completions` writes for.
@@ -156,6 +207,7 @@ impl ValueEnum for ReportFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
     Text,
+    Json,
     Prom,
 }
 

@@ -1,11 +1,13 @@
 //! What each subcommand does; every one ends in an exit code.
 
+mod fleet;
+mod schedule;
+
 use std::path::Path;
 
-use crate::artifact::{self, RunStatus};
-use crate::cli::{Command, RunArgs, SchemaKind, StatusFormat};
+use crate::artifact;
+use crate::cli::{Command, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
-use crate::fmt::fmt_secs;
 use crate::playbook::{self, LoadError, ReportFormat};
 use crate::report::{self, TemplateSource};
 use crate::runner::{self, RunError, RunOptions};
@@ -21,19 +23,15 @@ pub fn dispatch(command: Command) -> ExitCode {
             format,
             output,
         } => report(&artifact, template.as_deref(), format, output.as_deref()),
-        Command::History { dir } => history(&dir),
-        Command::Status {
-            dir,
-            drill,
-            format: StatusFormat::Prom,
-            ..
-        } => status_prom(&dir, drill.as_deref()),
+        Command::History { dir } => fleet::history(&dir),
         Command::Status {
             dir,
             max_age,
             drill,
-            format: StatusFormat::Text,
-        } => status(&dir, max_age, drill.as_deref()),
+            format,
+        } => fleet::status(&dir, max_age, drill.as_deref(), format),
+        Command::Verify { dir, pubkey } => verify(&dir, pubkey.as_deref()),
+        Command::Schedule(args) => schedule::schedule(args),
         Command::Schema { which } => {
             print!(
                 "{}",
@@ -159,7 +157,14 @@ fn report(
         Some(t) => TemplateSource::File(t.to_path_buf()),
         None => TemplateSource::from_setting("builtin:markdown", Path::new(".")),
     };
-    let data = serde_json::to_value(&record).expect("a record serializes");
+    let mut data = serde_json::to_value(&record).expect("a record serializes");
+    if format == ReportFormat::Html {
+        // The history chart, from the records beside it.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let past = artifact::list(dir.unwrap_or(Path::new("."))).unwrap_or_default();
+        let past: Vec<_> = past.iter().filter_map(|p| artifact::read(p).ok()).collect();
+        report::with_rto_history(&mut data, &past, &record);
+    }
     let text = match report::render(format, &data, &template) {
         Ok(t) => t,
         Err(e) => {
@@ -182,95 +187,52 @@ fn report(
     }
 }
 
-fn records(dir: &Path) -> Result<Vec<artifact::RunRecord>, ExitCode> {
-    let paths = artifact::list(dir).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", dir.display());
-        ExitCode::Usage
-    })?;
-    Ok(paths
-        .iter()
-        .filter_map(|p| match artifact::read(p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("warning: {e:#}");
-                None
-            }
-        })
-        .collect())
-}
-
-fn history(dir: &Path) -> ExitCode {
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if records.is_empty() {
-        eprintln!("no drills recorded in {}", dir.display());
-        return ExitCode::Passed;
-    }
-    print!("{}", report::history::table(&records));
-    ExitCode::Passed
-}
-
-/// `status --format prom`: when each drill (or `--drill`) last passed, for an alert on
-/// `time() - restore_drill_last_success_timestamp_seconds > 35 * 86400`.
-fn status_prom(dir: &Path, drill: Option<&str>) -> ExitCode {
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let mut last = report::history::last_successes(&records);
-    if let Some(d) = drill {
-        last.retain(|name, _| name == d);
-        last.entry(d.to_string()).or_default();
-    }
-    print!("{}", report::history::last_success_metric(&last));
-    ExitCode::Passed
-}
-
-fn status(dir: &Path, max_age: std::time::Duration, drill: Option<&str>) -> ExitCode {
-    // A folder that is not there is a mistake in the command (exit 2, as `history`), not
-    // a drill that has not passed.
-    let records = match records(dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let now = jiff::Timestamp::now();
-    let last_pass = records
-        .iter()
-        .filter(|r| r.status == RunStatus::Passed && drill.is_none_or(|d| r.drill.name == d))
-        .filter_map(|r| {
-            r.finished_at
-                .as_deref()?
-                .parse::<jiff::Timestamp>()
-                .ok()
-                .map(|t| (t, r))
-        })
-        .max_by_key(|(t, _)| *t);
-    let what = drill.map_or("any drill".to_string(), |d| format!("drill `{d}`"));
-    match last_pass {
-        Some((t, r)) => {
-            let age = now.duration_since(t).as_secs_f64();
-            if age <= max_age.as_secs_f64() {
-                println!(
-                    "ok: {what} passed {} ago ({}, {})",
-                    fmt_secs(age),
-                    r.drill.name,
-                    r.run_id
-                );
-                ExitCode::Passed
-            } else {
-                println!(
-                    "stale: the last passing run of {what} was {} ago ({}), more than {}",
-                    fmt_secs(age),
-                    r.run_id,
-                    humantime::format_duration(max_age)
-                );
-                ExitCode::Failed
-            }
+/// `verify`: 0 when every record is in its chain (and signed, with a key), 1 naming
+/// each that is not, 2 when the directory or the key cannot be read.
+fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
+    let key = match pubkey.map(|p| {
+        crate::limits::read_text(p, 1 << 20)
+            .map_err(|e| e.to_string())
+            .and_then(|text| crate::evidence::public_key(&text))
+            .map_err(|e| format!("{}: {e}", p.display()))
+    }) {
+        Some(Err(e)) => {
+            eprintln!("error: --pubkey {e}");
+            return ExitCode::Usage;
         }
-        None => {
-            println!("missing: no passing run of {what} in {}", dir.display());
+        Some(Ok(key)) => Some(key),
+        None => None,
+    };
+    let found = match crate::evidence::verify(dir, key.as_ref()) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", dir.display());
+            return ExitCode::Usage;
+        }
+    };
+    for line in found.problems.iter().chain(&found.notes) {
+        println!("{line}");
+    }
+    let signatures = match key {
+        Some(_) => format!("{} signed and verified", found.signed),
+        None => "signatures not checked (no --pubkey)".into(),
+    };
+    let records = crate::fmt::plural(found.records, "record");
+    let drills = crate::fmt::plural(found.drills, "drill");
+    match found.problems.len() {
+        0 => {
+            eprintln!(
+                "ok: {records} of {drills} in {}: chains intact, {signatures}",
+                dir.display()
+            );
+            ExitCode::Passed
+        }
+        n => {
+            let n = crate::fmt::plural(n, "problem");
+            eprintln!(
+                "tampered: {n} in {records} of {drills} in {} ({signatures})",
+                dir.display()
+            );
             ExitCode::Failed
         }
     }

@@ -28,6 +28,10 @@ pub trait Observer {
     /// cannot be written; its message names the path) ends the run as `error`.
     fn on_event(&mut self, event: &Event<'_>, record: &RunRecord) -> std::io::Result<()>;
 
+    /// What this observer adds to the record after an event (the notifications it
+    /// sent), before the next observer sees it. Its text must already be redacted.
+    fn amend(&mut self, _record: &mut RunRecord) {}
+
     /// The file this observer writes when the drill finishes, listed in the record's
     /// `artifacts` under this name (and taken out again if it cannot be written).
     fn artifact(&self) -> Option<(&'static str, &Path)> {

@@ -5,9 +5,11 @@
 
 mod diagnostic;
 mod engine;
+mod evidence;
 mod fields;
 mod formats;
 mod model;
+mod notify;
 mod outputs;
 mod spans;
 mod status;
@@ -24,9 +26,11 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
 pub use engine::{EngineSpec, KindSpec, SCHEMA_OUTPUTS, find_spec, kind_spec};
+pub use evidence::EvidenceSettings;
 pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use model::*;
+pub use notify::{NotifyOn, NotifySettings, Webhook};
 pub use outputs::{STEP_VIEW, kind_outputs, step_outputs};
 pub use status::{ExpectStatus, StatusPattern};
 
@@ -218,6 +222,8 @@ fn parse_partial(
             "secrets" => sections.secrets = de(value, &mut diags),
             "gates" => sections.gates = de(value, &mut diags),
             "report" => sections.report = de(value, &mut diags),
+            "evidence" => sections.evidence = de(value, &mut diags),
+            "notify" => sections.notify = de(value, &mut diags),
             "setup" => sections.setup = de_steps(Section::Setup, value, &mut layout, &mut diags),
             "steps" => sections.steps = de_steps(Section::Steps, value, &mut layout, &mut diags),
             "cleanup" => {
@@ -250,7 +256,8 @@ fn parse_partial(
 }
 
 const TOP_LEVEL: &[&str] = &[
-    "version", "drill", "vars", "secrets", "gates", "report", "setup", "steps", "cleanup",
+    "version", "drill", "vars", "secrets", "gates", "report", "evidence", "notify", "setup",
+    "steps", "cleanup",
 ];
 
 #[derive(Default)]
@@ -261,6 +268,8 @@ struct Sections {
     secrets: Option<indexmap::IndexMap<String, SecretSource>>,
     gates: Option<Gates>,
     report: Option<ReportSettings>,
+    evidence: Option<EvidenceSettings>,
+    notify: Option<NotifySettings>,
     setup: Option<Vec<Step>>,
     steps: Option<Vec<Step>>,
     cleanup: Option<Vec<Step>>,
@@ -275,6 +284,8 @@ impl Sections {
             secrets: self.secrets.unwrap_or_default(),
             gates: self.gates.unwrap_or_default(),
             report: self.report.unwrap_or_default(),
+            evidence: self.evidence.unwrap_or_default(),
+            notify: self.notify.unwrap_or_default(),
             setup: self.setup.unwrap_or_default(),
             steps: self.steps.unwrap_or_default(),
             cleanup: self.cleanup.unwrap_or_default(),

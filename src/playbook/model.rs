@@ -28,6 +28,12 @@ pub struct Playbook {
     pub gates: Gates,
     #[serde(default)]
     pub report: ReportSettings,
+    /// Signed, chained records (`restore-drill verify`).
+    #[serde(default)]
+    pub evidence: super::EvidenceSettings,
+    /// Alerts: healthchecks pings, a webhook, ntfy.
+    #[serde(default)]
+    pub notify: super::NotifySettings,
     /// Runs first; a failure stops the drill (cleanup still runs). Not counted in the RTO.
     #[serde(default)]
     pub setup: Vec<Step>,

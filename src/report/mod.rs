@@ -1,9 +1,11 @@
 //! Reports are pure functions from the (redacted) run record to bytes: markdown and HTML
 //! through minijinja templates, JUnit XML and Prometheus text exposition in code.
 
+pub mod fleet;
 pub mod history;
 pub mod html;
 pub mod progress;
+pub mod rto_chart;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,6 +55,21 @@ impl TemplateSource {
     }
 }
 
+/// The key under which a caller adds the drill's last passing runs to the record's JSON
+/// (`rto_chart::points`) for the HTML report's history chart.
+pub const RTO_HISTORY: &str = "rto_history";
+
+/// How many passing runs the HTML report's history chart shows.
+pub const RTO_HISTORY_RUNS: usize = 12;
+
+/// `data` with the last passing runs of its drill among `past` under [`RTO_HISTORY`].
+pub fn with_rto_history(data: &mut Value, past: &[RunRecord], record: &RunRecord) {
+    let points = rto_chart::points(past, record, RTO_HISTORY_RUNS);
+    if let (Value::Object(map), Ok(points)) = (data, serde_json::to_value(points)) {
+        map.insert(RTO_HISTORY.into(), points);
+    }
+}
+
 /// Renders `data` (the redacted record as JSON) in `format`.
 pub fn render(
     format: ReportFormat,
@@ -79,7 +96,14 @@ pub fn render(
 fn with_extras(data: &Value, src: &str) -> anyhow::Result<Value> {
     let mut data = data.clone();
     if src == HTML {
-        let extras = html::extras(&typed(&data)?);
+        let record = typed(&data)?;
+        let mut extras = html::extras(&record);
+        // The drill's past passes, when the caller gave them (`RTO_HISTORY`).
+        let points: Vec<rto_chart::Point> = data
+            .get(RTO_HISTORY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        extras["rto_chart"] = rto_chart::chart(&points, record.rto.target_s).into();
         if let Value::Object(map) = &mut data {
             map.insert("html".into(), extras);
         }

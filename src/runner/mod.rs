@@ -20,6 +20,7 @@ mod observers;
 mod plan;
 mod setup;
 mod step_exec;
+mod unattended;
 mod verdict;
 
 pub use plan::plan;

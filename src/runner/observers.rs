@@ -26,6 +26,8 @@ pub(super) struct Observers {
     json_path: PathBuf,
     /// Where the record writer is in `list`.
     record_at: usize,
+    /// How many observers right after it sign what it wrote.
+    sealers: usize,
     /// The first error writing an artifact: the drill's result cannot be trusted to be
     /// kept.
     first_error: Option<String>,
@@ -54,8 +56,22 @@ impl Observers {
             redactor,
             json_path: json_path.to_path_buf(),
             record_at,
+            sealers: 0,
             first_error: None,
         }
+    }
+
+    /// Adds an observer right before the record writer: what it adds to the record
+    /// (`amend`) is in the record written.
+    pub fn amend_with(&mut self, observer: Box<dyn Observer>) {
+        self.list.insert(self.record_at, observer);
+        self.record_at += 1;
+    }
+
+    /// Adds an observer right after the record writer: the signer of the final record.
+    pub fn seal_with(&mut self, sealer: Box<dyn Observer>) {
+        self.sealers += 1;
+        self.list.insert(self.record_at + self.sealers, sealer);
     }
 
     /// Tells every observer, in order, of `event` (which does not borrow the record). The
@@ -67,6 +83,7 @@ impl Observers {
             return;
         }
         let mut failed = Vec::new();
+        let mut after_record = false;
         for i in 0..self.list.len() {
             if self.list[i].artifact().is_none() {
                 for (i, e) in failed.drain(..) {
@@ -74,11 +91,32 @@ impl Observers {
                 }
             }
             if let Err(e) = self.list[i].on_event(&event, record) {
+                after_record |= i > self.record_at;
                 failed.push((i, e));
             }
+            self.list[i].amend(record);
         }
         for (i, e) in failed {
             self.failed(i, record, e);
+        }
+        if after_record && matches!(event, Event::DrillFinished) {
+            self.rewrite(record);
+        }
+    }
+
+    /// The final record again (and its signature), once an observer after the record
+    /// writer failed: the record on disk says so too. What fails now is only a warning.
+    fn rewrite(&mut self, record: &mut RunRecord) {
+        let mut errors = Vec::new();
+        for o in &mut self.list[self.record_at..=self.record_at + self.sealers] {
+            if let Err(e) = o.on_event(&Event::DrillFinished, record) {
+                errors.push(e.to_string());
+            }
+        }
+        for e in errors {
+            if !record.warnings.contains(&e) {
+                record.warnings.push(e);
+            }
         }
     }
 
@@ -220,19 +258,27 @@ impl ReportWriter {
         if self.format == ReportFormat::Prometheus {
             return Ok(report::prometheus(record, Some(self.last_success(record))));
         }
-        let data = serde_json::to_value(record)?;
+        let mut data = serde_json::to_value(record)?;
+        if self.format == ReportFormat::Html {
+            report::with_rto_history(&mut data, &self.past(record), record);
+        }
         report::render(self.format, &data, &self.template)
+    }
+
+    /// The other records of this drill in the artifacts directory.
+    fn past(&self, record: &RunRecord) -> Vec<RunRecord> {
+        artifact::list(&self.history)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| artifact::read(p).ok())
+            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
+            .collect()
     }
 
     /// When this drill last passed: this run, or the newest passing record of the same
     /// drill in the artifacts directory (0: never).
     fn last_success(&self, record: &RunRecord) -> f64 {
-        let mut runs: Vec<RunRecord> = artifact::list(&self.history)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|p| artifact::read(p).ok())
-            .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
-            .collect();
+        let mut runs = self.past(record);
         runs.push(record.clone());
         let last = report::history::last_successes(&runs);
         last.get(&record.drill.name)
@@ -335,6 +381,18 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    /// The run ended as `error`, its error starting with `why`: the record in memory and
+    /// the one on disk.
+    fn ended_in_error(record: &RunRecord, json: &Path, why: &str) -> [RunRecord; 2] {
+        let both = [record.clone(), stored(json)];
+        for r in &both {
+            assert_eq!(r.status, RunStatus::Error);
+            let error = r.error.as_deref().unwrap_or_default();
+            assert!(error.starts_with(why), "{error}");
+        }
+        both
+    }
+
     #[test]
     fn a_report_that_cannot_be_written_ends_the_run_as_error_and_is_not_listed() {
         let dir = tempfile::tempdir().unwrap();
@@ -360,14 +418,7 @@ mod tests {
 
         let why = format!("cannot write {}: ", junit.display());
         // The record writer, after the report writers, and the display saw it.
-        let on_disk = stored(&json);
-        for r in [&record, &on_disk] {
-            assert_eq!(r.status, RunStatus::Error);
-            assert!(
-                r.error.as_deref().unwrap().starts_with(&why),
-                "{:?}",
-                r.error
-            );
+        for r in &ended_in_error(&record, &json, &why) {
             assert!(r.warnings.iter().any(|w| w.starts_with(&why)));
             assert!(
                 r.summary.starts_with(&format!("error: {why}")),
@@ -431,6 +482,28 @@ mod tests {
         );
         assert_eq!(record.warnings.len(), 1, "{:?}", record.warnings);
         assert!(!record.artifacts.contains_key("json"), "it is not there");
+    }
+
+    /// Issue 15: a signature that cannot be written ends a passing run as `error`, and
+    /// the record on disk says so (written again, without the signature listed).
+    #[test]
+    fn a_signature_that_cannot_be_written_is_in_the_record_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut record = record_in(dir.path());
+        let json = dir.path().join("r.json");
+        // A folder (not empty) where the signature goes: the rename fails.
+        std::fs::create_dir_all(dir.path().join("r.minisig/in")).unwrap();
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let key = pair.sk.to_box(None).unwrap().to_string();
+        let signer = crate::evidence::Signer::load(&key, None).unwrap();
+        let sealer = crate::evidence::SignatureWriter::new(signer, &json);
+        let mut observers = Observers::new(Vec::new(), &json, Arc::default(), Vec::new());
+        observers.seal_with(Box::new(sealer));
+        finish(&mut observers, &mut record);
+        let why = format!("cannot write {}: ", dir.path().join("r.minisig").display());
+        for r in &ended_in_error(&record, &json, &why) {
+            assert!(!r.artifacts.contains_key("minisig"), "{:?}", r.artifacts);
+        }
     }
 
     /// Issue 11: a drill that failed stays failed (exit 1) when a report cannot be

@@ -114,6 +114,14 @@ impl<'a> Runner<'a> {
                 other => other,
             });
         }
+        let unattended = super::unattended::load(pb, &ctx).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&workdir);
+            match e {
+                RunError::Usage(m) => RunError::Usage(redactor.redact(&m)),
+                other => other,
+            }
+        })?;
+        let previous = crate::evidence::previous(&opts.artifacts_dir, &book.drill.name);
         let claimed = claim_stem(&opts.artifacts_dir, &ts).and_then(|stem| {
             let log_path = stem.with_extension("log");
             let log = LogSink::create(&log_path, Arc::clone(&redactor))
@@ -142,7 +150,8 @@ impl<'a> Runner<'a> {
         let runner_redactor = Arc::clone(&redactor);
         let sources = declared_sources(pb, &ctx);
         let reports = report_writers(pb, opts, &stem, &redactor);
-        let observers = Observers::new(reports, &json_path, Arc::clone(&redactor), observers);
+        let mut observers = Observers::new(reports, &json_path, Arc::clone(&redactor), observers);
+        unattended.install(&mut observers, &json_path, &redactor);
         let mut runner = Runner {
             pb,
             opts,
@@ -164,6 +173,7 @@ impl<'a> Runner<'a> {
                 .then(|| operator::Operator::start(Arc::clone(&runner_redactor))),
             lock,
         };
+        runner.record.previous = previous;
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
             id: runner.workdir.display().to_string(),
@@ -356,5 +366,7 @@ pub(super) fn initial_record(
         warnings: Vec::new(),
         artifacts,
         error: None,
+        previous: None,
+        notifications: Vec::new(),
     }
 }
