@@ -37,6 +37,8 @@ pub struct Download {
     bytes: u64,
     /// Where it comes from, for messages.
     url: String,
+    /// What is being done, for messages ("downloading", "decoding").
+    doing: &'static str,
 }
 
 impl Download {
@@ -60,7 +62,14 @@ impl Download {
             md5: md5.then(md5::Md5::new),
             bytes: 0,
             url: url.to_string(),
+            doing: "downloading",
         })
+    }
+
+    /// Says `doing` instead of "downloading" in its errors.
+    pub fn doing(mut self, doing: &'static str) -> Self {
+        self.doing = doing;
+        self
     }
 
     /// Appends everything `reader` gives; `total` is for the progress bar.
@@ -78,7 +87,8 @@ impl Download {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => bail!(
-                    "downloading {} broke off after {} bytes: {e}",
+                    "{} {} broke off after {} bytes: {e}",
+                    self.doing,
                     self.url,
                     self.bytes
                 ),
