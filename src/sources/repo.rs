@@ -22,7 +22,7 @@ use anyhow::{Context as _, bail};
 use super::download::{Download, Expect};
 use super::{Fetched, Point};
 use crate::engines::Ctx;
-use crate::proc::{SecretFile, Tool};
+use crate::proc::{Running, SecretFile, Tool};
 
 /// How a tool is given its password: the environment variable that names it.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +52,42 @@ struct Call {
     _dir: tempfile::TempDir,
     _file: Option<SecretFile>,
     _pipe: Option<os_pipe::PipeReader>,
+}
+
+impl Call {
+    /// Waits for the tool; fails when the step was cancelled or the tool failed, with
+    /// what it printed (see [`explain`]).
+    fn wait(&self, running: Running<'_>, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+        let status = running.finish()?;
+        if ctx.cancel.is_cancelled() {
+            bail!("{} was stopped (cancelled)", self.what);
+        }
+        if !status.success() {
+            let how = status.code().map_or_else(
+                || "was killed by a signal".to_string(),
+                |c| format!("exited with {c}"),
+            );
+            bail!("{} {how}: {}", self.what, explain(&self.stderr));
+        }
+        Ok(())
+    }
+}
+
+/// The last lines of a tool's stderr without the Go stack trace restic prints under some
+/// errors (a frame is a function's line followed by a tab-indented file line), which
+/// would push the message itself out of the tail.
+fn explain(stderr: &Path) -> String {
+    let text = std::fs::read_to_string(stderr).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let frame = |i: usize| lines.get(i).is_some_and(|l| l.starts_with('\t'));
+    let kept: Vec<&str> = (0..lines.len())
+        .filter(|i| !frame(*i) && !frame(i + 1) && !lines[*i].trim().is_empty())
+        .map(|i| lines[i])
+        .collect();
+    match kept.len() {
+        0 => "(no output)".into(),
+        n => kept[n.saturating_sub(15)..].join("\n"),
+    }
 }
 
 impl Cli {
@@ -114,11 +150,12 @@ impl Cli {
         let call = self.call(args, ctx)?;
         let expr = match cwd {
             Some(dir) => call.expr.dir(dir),
-            None => call.expr,
+            None => call.expr.clone(),
         };
-        Tool::new(expr, call.what)
+        let running = Tool::new(expr, call.what.clone())
             .logged(&call.stderr)
-            .run(ctx.cancel)
+            .start(ctx.cancel)?;
+        call.wait(running, ctx)
     }
 
     /// Runs it and hands its standard output to `read` as it comes; fails when either
@@ -131,14 +168,15 @@ impl Cli {
     ) -> anyhow::Result<()> {
         let call = self.call(args, ctx)?;
         let (mut reader, writer) = os_pipe::pipe()?;
-        let running = Tool::new(call.expr.stdout_file(writer), call.what)
+        let expr = call.expr.clone().stdout_file(writer);
+        let running = Tool::new(expr, call.what.clone())
             .stderr_to(&call.stderr)
             .start(ctx.cancel)?;
         if let Err(e) = read(&mut reader) {
             running.kill();
             return Err(e);
         }
-        running.wait()
+        call.wait(running, ctx)
     }
 
     /// Its standard output parsed as one JSON document.
@@ -389,6 +427,19 @@ mod tests {
             is_file,
             size,
         }
+    }
+
+    #[test]
+    fn a_go_stack_trace_is_left_out_of_the_explanation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stderr");
+        let text = "decrypting blob 12 failed: ciphertext verification failed\nmain.runLs\n\tcmd_ls.go:223\nmain.main\n\tmain.go:98\nFatal: x\n";
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(
+            explain(&file),
+            "decrypting blob 12 failed: ciphertext verification failed\nFatal: x"
+        );
+        assert_eq!(explain(&dir.path().join("none")), "(no output)");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod pgbackrest;
 mod pitr;
 mod postgres;
 mod reports;
+mod repos;
 mod s3;
 mod s3store;
 mod safety;
