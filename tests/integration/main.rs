@@ -9,6 +9,7 @@
 mod checks;
 mod cli;
 mod commands;
+mod decode;
 mod engines;
 mod expect;
 mod files;

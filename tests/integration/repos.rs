@@ -109,6 +109,10 @@ impl Repo {
             let db = noise(300_000, i as u64 + 1);
             std::fs::create_dir_all(dir.path().join("data/sub")).unwrap();
             std::fs::write(dir.path().join("data/cortex.db"), &db).unwrap();
+            let gz = std::fs::File::create(dir.path().join("data/cortex.db.gz")).unwrap();
+            let mut gz = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &db).unwrap();
+            gz.finish().unwrap();
             std::fs::write(dir.path().join("data/sub/notes.txt"), format!("run {i}\n")).unwrap();
             let name = format!("nightly-{i}");
             match tool {
@@ -272,8 +276,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The newest snapshot's cortex.db is streamed (its id, time and sha256 in the outputs),
-/// an older one named by `snapshot` restores as a tree, `check = true` passes, and the
-/// repository is byte for byte what it was.
+/// an older one named by `snapshot` restores as a tree, `check = true` passes, a gzip
+/// file in a snapshot decompresses on the way, and the repository is byte for byte what
+/// it was.
 fn good_restore(tool: Tool) {
     let Some(repo) = Repo::new(tool) else { return };
     let before = repo.hash();
@@ -326,6 +331,11 @@ fn good_restore(tool: Tool) {
         std::fs::read_to_string(restored.join("sub/notes.txt")).unwrap(),
         "run 0\n"
     );
+
+    let gz = repo.tool.path("cortex.db.gz");
+    let fields = format!("paths = [\"{gz}\"]\ndecompress = \"auto\"\noutput = \"out/cortex.db\"");
+    let plain = repo.run(&repo.locate(&fields), PASSWORD).expect_code(0);
+    assert_eq!(plain.output("latest", "sha256"), sha256_hex(db));
     assert_eq!(repo.hash(), before, "the drill wrote to the repository");
 }
 
@@ -454,4 +464,30 @@ fn restic_damaged_repository_fails_with_and_without_check() {
 #[test]
 fn borg_damaged_repository_fails_with_and_without_check() {
     damaged(Tool::Borg);
+}
+
+#[test]
+fn a_repository_source_is_validated_like_any_field() {
+    let locate = |fields: &str| pb("t").step(step("latest", "locate").fields(fields)).toml();
+    let typo = locate("restic = { repository = \"/srv/r\", pasword = \"x\" }\noutput = \"o\"");
+    Drill::new(&typo)
+        .validate()
+        .expect_code(2)
+        .stderr_has("unknown field `pasword`")
+        .stderr_has("did you mean `password`?");
+    let both = locate("glob = \"*.db\"\nborg = { repository = \"/srv/b\" }");
+    Drill::new(&both)
+        .validate()
+        .expect_code(2)
+        .stderr_has("takes one source, not `glob` and `borg`");
+    let neither = locate("paths = [\"/x\"]");
+    Drill::new(&neither)
+        .validate()
+        .expect_code(2)
+        .stderr_has("needs one of `glob`, `restic`, `borg`");
+    let codec = locate("glob = \"*.db\"\ndecompress = \"zst\"");
+    Drill::new(&codec)
+        .validate()
+        .expect_code(2)
+        .stderr_has("unknown value `zst`");
 }
