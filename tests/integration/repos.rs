@@ -64,6 +64,16 @@ impl Tool {
         }
     }
 
+    /// Whether it is installed; a skip (or, where required, a failure) when it is not.
+    fn present(self) -> bool {
+        let found = Command::new(self.program()).arg("--help").output();
+        let present = found.is_ok_and(|o| o.status.success());
+        if !present {
+            skip_or_fail(self.program(), "the program is not installed");
+        }
+        present
+    }
+
     /// The tool as the tests run it: password in the environment, UTC.
     fn cmd(self, cwd: &Path) -> Command {
         let mut cmd = Command::new(self.program());
@@ -87,9 +97,7 @@ fn ok(cmd: &mut Command) -> String {
 impl Repo {
     /// None (the test skips) where the tool is missing.
     fn new(tool: Tool) -> Option<Self> {
-        let found = Command::new(tool.program()).arg("--help").output();
-        if !found.is_ok_and(|o| o.status.success()) {
-            skip_or_fail(tool.program(), "the program is not installed");
+        if !tool.present() {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -490,4 +498,24 @@ fn a_repository_source_is_validated_like_any_field() {
         .validate()
         .expect_code(2)
         .stderr_has("unknown value `zst`");
+}
+
+/// The shipped example: its setup makes a restic repository and a snapshot, and the drill
+/// restores the database from there, its password never in the record.
+#[test]
+fn the_restic_playbook_runs_against_a_local_repository() {
+    if !Tool::Restic.present() {
+        return;
+    }
+    let out = Drill::new(include_str!("../../playbooks/restic.toml"))
+        .env("RESTIC_DEMO_PASSWORD", PASSWORD)
+        .run()
+        .expect_code(0);
+    out.step("latest").passed();
+    assert_eq!(
+        out.output("latest", "snapshot_id").as_str().unwrap().len(),
+        64
+    );
+    out.check("dispatches are there").passed();
+    assert!(!out.record().to_string().contains(PASSWORD));
 }
