@@ -10,17 +10,13 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::download::Download;
-use super::repo::{self, Cli, Entry, Repository, Via};
-use super::{Fetched, Point, Source};
-use crate::engines::Ctx;
+use super::cli::{Cli, Via};
+use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
+use super::{Point, Source};
 use crate::playbook::{self, Step};
 
 pub struct Borg {
-    repository: String,
-    cli: Cli,
-    paths: Vec<String>,
-    check: bool,
+    base: Base,
 }
 
 /// The source of a step with `borg = { ... }`, None without.
@@ -44,7 +40,7 @@ impl Borg {
                 env.push((var, "yes".to_string()));
             }
         }
-        Self {
+        let base = Base {
             repository: settings.repository.clone(),
             cli: Cli {
                 program: "borg",
@@ -55,9 +51,9 @@ impl Borg {
                     .clone()
                     .map(|p| (Via::Fd("BORG_PASSPHRASE_FD"), p)),
             },
-            paths: step.paths.clone().unwrap_or_default(),
-            check: step.check.unwrap_or(false),
-        }
+            wanted: Wanted::of(step),
+        };
+        Self { base }
     }
 
     fn archive(&self, point: &Point) -> String {
@@ -101,91 +97,52 @@ fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
     Ok(points)
 }
 
-impl Source for Borg {
-    fn describe(&self) -> String {
-        format!("borg repository {}", self.repository)
-    }
-
-    fn list(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
-        let listing = self
-            .cli
-            .json(&["list", "--json", "--bypass-lock", &self.repository], ctx)
-            .with_context(|| format!("listing the archives of {}", self.describe()))?;
-        points(&self.repository, &listing)
-    }
-
-    fn fetch(
-        &self,
-        point: &Point,
-        output: Option<&Path>,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Fetched> {
-        repo::fetch(self, point, &self.paths, self.check, output, ctx)
-    }
-}
-
 impl Repository for Borg {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn snapshots(&self) -> Vec<String> {
+        repo::args(&["list", "--json", "--bypass-lock", &self.base.repository])
+    }
+
+    fn points(&self, listing: &Value) -> anyhow::Result<Vec<Point>> {
+        points(&self.base.repository, listing)
+    }
+
     fn snapshot(&self, point: &Point) -> String {
         format!("borg archive {}", self.archive(point))
     }
 
-    fn check(&self, ctx: &Ctx<'_>) -> anyhow::Result<()> {
-        let args = [
+    fn check(&self) -> Vec<String> {
+        repo::args(&[
             "check",
             "--repository-only",
             "--bypass-lock",
-            &self.repository,
-        ];
-        self.cli
-            .run(&args, None, ctx)
-            .with_context(|| format!("`borg check` of {} found a problem", self.repository))
+            &self.base.repository,
+        ])
     }
 
-    fn entries(
-        &self,
-        point: &Point,
-        paths: &[String],
-        ctx: &Ctx<'_>,
-        each: &mut dyn FnMut(Entry),
-    ) -> anyhow::Result<()> {
-        let archive = self.archive(point);
-        let mut args = vec!["list", "--json-lines", "--bypass-lock", &archive];
-        args.extend(paths.iter().map(String::as_str));
-        self.cli.json_lines(&args, ctx, &mut |item| {
-            let field = |name: &str| item.get(name).and_then(Value::as_str);
-            if let (Some(path), Some(kind)) = (field("path"), field("type")) {
-                each(Entry {
-                    path: path.to_string(),
-                    is_file: kind == "-",
-                    size: item.get("size").and_then(Value::as_u64).unwrap_or(0),
-                });
-            }
-        })
+    fn entries(&self, point: &Point, paths: &[String]) -> Vec<String> {
+        let mut args = repo::args(&[
+            "list",
+            "--json-lines",
+            "--bypass-lock",
+            &self.archive(point),
+        ]);
+        args.extend(paths.iter().cloned());
+        args
     }
 
-    fn dump(
-        &self,
-        point: &Point,
-        file: &Entry,
-        download: &mut Download,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<()> {
+    fn dump(&self, point: &Point, file: &Entry) -> Vec<String> {
         let archive = self.archive(point);
-        let args = ["extract", "--stdout", "--bypass-lock", &archive, &file.path];
-        self.cli.stream(&args, download, file.size, ctx)
+        repo::args(&["extract", "--stdout", "--bypass-lock", &archive, &file.path])
     }
 
-    fn restore(
-        &self,
-        point: &Point,
-        paths: &[String],
-        dir: &Path,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<()> {
-        let archive = self.archive(point);
-        let mut args = vec!["extract", "--bypass-lock", &archive];
-        args.extend(paths.iter().map(String::as_str));
-        self.cli.run(&args, Some(dir), ctx)
+    fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir {
+        let mut args = repo::args(&["extract", "--bypass-lock", &self.archive(point)]);
+        args.extend(paths.iter().cloned());
+        (args, Some(dir.to_path_buf()))
     }
 }
 
@@ -210,6 +167,6 @@ mod tests {
             .timestamp();
         assert_eq!(points[0].time, local);
         assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
-        assert!(points("r", &serde_json::json!({})).is_err());
+        assert!(super::points("r", &serde_json::json!({})).is_err());
     }
 }

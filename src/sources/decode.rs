@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::download::{Download, Expect};
+use super::download::{Download, Expect, tempdir_beside};
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use crate::playbook::{Decompress, Step};
@@ -78,7 +78,7 @@ impl Decode {
         )?;
         let staging = match source.in_place() {
             true => None,
-            false => Some(staging_dir(output)?),
+            false => Some(tempdir_beside(output, ".restore-drill-raw.")?),
         };
         let raw = source.fetch(
             point,
@@ -118,19 +118,6 @@ impl Decode {
         fetched.verified = verified;
         Ok(fetched)
     }
-}
-
-/// A private directory beside `output` for the download before it is decoded.
-fn staging_dir(output: &Path) -> anyhow::Result<tempfile::TempDir> {
-    let dir = output
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    tempfile::Builder::new()
-        .prefix(".restore-drill-raw.")
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a directory in {}", dir.display()))
 }
 
 /// The identities of `decrypt.age_identity`: the identity itself (`AGE-SECRET-KEY-1...`,
@@ -240,18 +227,14 @@ mod tests {
 
     #[test]
     fn an_identity_that_is_neither_key_nor_file_is_refused_without_echoing_it() {
-        let err = identities("not-a-key-and-no-such-file")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("neither an age identity"), "{err}");
-        assert!(!err.contains("not-a-key"), "{err}");
-        let err = identities("AGE-SECRET-KEY-1BROKEN")
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("not a valid age identity"), "{err}");
-        assert!(!err.contains("1BROKEN"), "{err}");
+        for (value, says) in [
+            ("not-a-key-and-no-such-file", "neither an age identity"),
+            ("AGE-SECRET-KEY-1BROKEN", "not a valid age identity"),
+        ] {
+            let err = identities(value).err().unwrap().to_string();
+            assert!(err.contains(says), "{err}");
+            assert!(!err.contains(value), "{err}");
+        }
         let key = age::x25519::Identity::generate();
         let text = format!(
             "# created: now\n{}\n",

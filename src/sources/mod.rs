@@ -5,7 +5,8 @@
 //!
 //! - `local.rs`: files matching a glob (the recovery point is the file itself).
 //! - `s3/`: objects of an S3-compatible store matching `s3://bucket/prefix-glob`.
-//! - `restic.rs`, `borg.rs`: a repository's snapshots (`repo.rs`: what they share).
+//! - `restic.rs`, `borg.rs`: a repository's snapshots (`repo.rs`: what they share;
+//!   `cli.rs`: running the tool).
 //!
 //! `decode.rs` decrypts (age) and decompresses (zstd, gzip) what a source brought.
 //!
@@ -15,6 +16,7 @@
 
 pub mod audit;
 mod borg;
+mod cli;
 pub mod decode;
 pub mod download;
 mod local;

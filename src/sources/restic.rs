@@ -9,10 +9,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::download::Download;
-use super::repo::{self, Cli, Entry, Repository, Via};
-use super::{Fetched, Point, Source};
-use crate::engines::Ctx;
+use super::cli::{Cli, Via};
+use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
+use super::{Point, Source};
 use crate::playbook::{self, Step};
 
 /// The share of the data packs `check = true` reads back (`--read-data-subset`).
@@ -22,10 +21,7 @@ const CHECK_SUBSET: &str = "10%";
 const READ_ONLY: [&str; 2] = ["--no-lock", "--no-cache"];
 
 pub struct Restic {
-    repository: String,
-    cli: Cli,
-    paths: Vec<String>,
-    check: bool,
+    base: Base,
 }
 
 /// The source of a step with `restic = { ... }`, None without.
@@ -38,7 +34,7 @@ pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
 
 impl Restic {
     pub fn new(settings: &playbook::Restic, step: &Step) -> Self {
-        Self {
+        let base = Base {
             repository: settings.repository.clone(),
             cli: Cli {
                 program: "restic",
@@ -55,14 +51,15 @@ impl Restic {
                     .clone()
                     .map(|p| (Via::File("RESTIC_PASSWORD_FILE"), p)),
             },
-            paths: step.paths.clone().unwrap_or_default(),
-            check: step.check.unwrap_or(false),
-        }
+            wanted: Wanted::of(step),
+        };
+        Self { base }
     }
 
-    fn args<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
-        let mut all = args.to_vec();
-        all.extend(READ_ONLY);
+    /// `args` and the flags that keep every call read-only.
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = repo::args(args);
+        all.extend(repo::args(&READ_ONLY));
         all
     }
 
@@ -95,87 +92,49 @@ fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
     Ok(points)
 }
 
-impl Source for Restic {
-    fn describe(&self) -> String {
-        format!("restic repository {}", self.repository)
-    }
-
-    fn list(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
-        let listing = self
-            .cli
-            .json(&self.args(&["snapshots", "--json"]), ctx)
-            .with_context(|| format!("listing the snapshots of {}", self.describe()))?;
-        points(&self.repository, &listing)
-    }
-
-    fn fetch(
-        &self,
-        point: &Point,
-        output: Option<&Path>,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<Fetched> {
-        repo::fetch(self, point, &self.paths, self.check, output, ctx)
-    }
-}
-
 impl Repository for Restic {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn snapshots(&self) -> Vec<String> {
+        self.args(&["snapshots", "--json"])
+    }
+
+    fn points(&self, listing: &Value) -> anyhow::Result<Vec<Point>> {
+        points(&self.base.repository, listing)
+    }
+
     fn snapshot(&self, point: &Point) -> String {
         let id = self.id(point);
-        format!("snapshot {} of {}", &id[..id.len().min(8)], self.describe())
+        format!(
+            "snapshot {} of {}",
+            &id[..id.len().min(8)],
+            self.base.name()
+        )
     }
 
-    fn check(&self, ctx: &Ctx<'_>) -> anyhow::Result<()> {
-        let args = self.args(&["check", "--read-data-subset", CHECK_SUBSET]);
-        self.cli
-            .run(&args, None, ctx)
-            .with_context(|| format!("`restic check` of {} found a problem", self.repository))
+    fn check(&self) -> Vec<String> {
+        self.args(&["check", "--read-data-subset", CHECK_SUBSET])
     }
 
-    fn entries(
-        &self,
-        point: &Point,
-        paths: &[String],
-        ctx: &Ctx<'_>,
-        each: &mut dyn FnMut(Entry),
-    ) -> anyhow::Result<()> {
+    fn entries(&self, point: &Point, paths: &[String]) -> Vec<String> {
         let mut args = self.args(&["ls", "--json", "--recursive", self.id(point)]);
-        args.extend(paths.iter().map(String::as_str));
-        self.cli.json_lines(&args, ctx, &mut |node| {
-            let field = |name: &str| node.get(name).and_then(Value::as_str);
-            if let (Some(path), Some(kind)) = (field("path"), field("type")) {
-                each(Entry {
-                    path: path.to_string(),
-                    is_file: kind == "file",
-                    size: node.get("size").and_then(Value::as_u64).unwrap_or(0),
-                });
-            }
-        })
+        args.extend(paths.iter().cloned());
+        args
     }
 
-    fn dump(
-        &self,
-        point: &Point,
-        file: &Entry,
-        download: &mut Download,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<()> {
-        let args = self.args(&["dump", self.id(point), &file.path]);
-        self.cli.stream(&args, download, file.size, ctx)
+    fn dump(&self, point: &Point, file: &Entry) -> Vec<String> {
+        self.args(&["dump", self.id(point), &file.path])
     }
 
-    fn restore(
-        &self,
-        point: &Point,
-        paths: &[String],
-        dir: &Path,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<()> {
+    fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir {
         let target = dir.to_string_lossy();
         let mut args = self.args(&["restore", self.id(point), "--target", &target]);
         for path in paths {
-            args.extend(["--include", path]);
+            args.extend(["--include".to_string(), path.clone()]);
         }
-        self.cli.run(&args, None, ctx)
+        (args, None)
     }
 }
 
@@ -197,6 +156,6 @@ mod tests {
         assert_eq!(points[1].url, "restic:/srv/restic#3afd7e75");
         assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
         let bad = serde_json::json!([{"time": "yesterday", "id": "abc"}]);
-        assert!(points("r", &bad).is_err());
+        assert!(super::points("r", &bad).is_err());
     }
 }

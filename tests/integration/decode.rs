@@ -20,30 +20,13 @@ struct Made {
 }
 
 fn tools_present() -> bool {
-    for tool in ["age", "age-keygen", "zstd", "gzip"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output();
-        if !found.is_ok_and(|o| o.status.success()) {
-            skip_or_fail(tool, "the program is not installed");
-            return false;
-        }
-    }
-    true
+    ["age", "age-keygen", "zstd", "gzip"]
+        .into_iter()
+        .all(super::repos::installed)
 }
 
 fn sh(dir: &Path, script: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    super::repos::ok(Command::new("sh").args(["-c", script]).current_dir(dir))
 }
 
 impl Made {

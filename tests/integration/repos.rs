@@ -64,14 +64,8 @@ impl Tool {
         }
     }
 
-    /// Whether it is installed; a skip (or, where required, a failure) when it is not.
     fn present(self) -> bool {
-        let found = Command::new(self.program()).arg("--help").output();
-        let present = found.is_ok_and(|o| o.status.success());
-        if !present {
-            skip_or_fail(self.program(), "the program is not installed");
-        }
-        present
+        installed(self.program())
     }
 
     /// The tool as the tests run it: password in the environment, UTC.
@@ -84,7 +78,8 @@ impl Tool {
     }
 }
 
-fn ok(cmd: &mut Command) -> String {
+/// What `cmd` prints; it must succeed.
+pub fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -197,18 +192,7 @@ impl Repo {
 
     /// The sha256 of every file's name and contents: what must not change.
     fn hash(&self) -> String {
-        let mut files = Vec::new();
-        let mut todo = vec![self.path()];
-        while let Some(dir) = todo.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    todo.push(path);
-                } else {
-                    files.push(path);
-                }
-            }
-        }
+        let mut files = files_under(&self.path());
         files.sort();
         let mut hash = sha2::Sha256::new();
         for file in files {
@@ -232,18 +216,10 @@ impl Repo {
 
     /// Flips bytes in the repository's largest data file (restic: every pack).
     fn damage(&self) {
-        let mut files = Vec::new();
-        let mut todo = vec![self.path().join("data")];
-        while let Some(dir) = todo.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    todo.push(path);
-                } else {
-                    files.push((std::fs::metadata(&path).unwrap().len(), path));
-                }
-            }
-        }
+        let mut files: Vec<(u64, PathBuf)> = files_under(&self.path().join("data"))
+            .into_iter()
+            .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+            .collect();
         // borg: the newest large segment, which holds the newest archive's data.
         let segment = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().parse::<u64>().ok();
         files.sort_by_key(|(len, p)| (*len > 10_000, segment(p)));
@@ -264,6 +240,35 @@ impl Repo {
             std::fs::write(&file, bytes).unwrap();
         }
     }
+}
+
+/// Whether `program` is installed; a skip (or, where servers are required, a failure)
+/// when it is not.
+pub fn installed(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output();
+    let present = found.is_ok_and(|o| o.status.success());
+    if !present {
+        skip_or_fail(program, "the program is not installed");
+    }
+    present
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => todo.push(path),
+                false => files.push(path),
+            }
+        }
+    }
+    files
 }
 
 /// `len` bytes that do not compress (xorshift from `seed`).
@@ -410,7 +415,8 @@ fn damaged(tool: Tool) {
     );
     let checked = repo.run(&repo.locate(&format!("{file}\ncheck = true")), PASSWORD);
     checked.step("latest").failed_with(&format!(
-        "`{} check` of {} found a problem",
+        "`{} check` found a problem in {} repository {}",
+        tool.program(),
         tool.program(),
         repo.path().display()
     ));
@@ -476,28 +482,29 @@ fn borg_damaged_repository_fails_with_and_without_check() {
 
 #[test]
 fn a_repository_source_is_validated_like_any_field() {
-    let locate = |fields: &str| pb("t").step(step("latest", "locate").fields(fields)).toml();
-    let typo = locate("restic = { repository = \"/srv/r\", pasword = \"x\" }\noutput = \"o\"");
-    Drill::new(&typo)
-        .validate()
-        .expect_code(2)
-        .stderr_has("unknown field `pasword`")
-        .stderr_has("did you mean `password`?");
-    let both = locate("glob = \"*.db\"\nborg = { repository = \"/srv/b\" }");
-    Drill::new(&both)
-        .validate()
-        .expect_code(2)
-        .stderr_has("takes one source, not `glob` and `borg`");
-    let neither = locate("paths = [\"/x\"]");
-    Drill::new(&neither)
-        .validate()
-        .expect_code(2)
-        .stderr_has("needs one of `glob`, `restic`, `borg`");
-    let codec = locate("glob = \"*.db\"\ndecompress = \"zst\"");
-    Drill::new(&codec)
-        .validate()
-        .expect_code(2)
-        .stderr_has("unknown value `zst`");
+    let refused = |fields: &str, says: &[&str]| {
+        let toml = pb("t").step(step("latest", "locate").fields(fields)).toml();
+        let out = Drill::new(&toml).validate().expect_code(2);
+        for text in says {
+            out.stderr_has(text);
+        }
+    };
+    refused(
+        "restic = { repository = \"/srv/r\", pasword = \"x\" }\noutput = \"o\"",
+        &["unknown field `pasword`", "did you mean `password`?"],
+    );
+    refused(
+        "glob = \"*.db\"\nborg = { repository = \"/srv/b\" }",
+        &["takes one source, not `glob` and `borg`"],
+    );
+    refused(
+        "paths = [\"/x\"]",
+        &["needs one of `glob`, `restic`, `borg`"],
+    );
+    refused(
+        "glob = \"*.db\"\ndecompress = \"zst\"",
+        &["unknown value `zst`"],
+    );
 }
 
 /// The shipped example: its setup makes a restic repository and a snapshot, and the drill
