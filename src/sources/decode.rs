@@ -2,8 +2,8 @@
 //! brought as it is (a local file is read where it is; a remote one is first downloaded
 //! and verified beside `output`), then streamed through the age decryptor and the
 //! decompressor into `output`, the final file. Memory stays flat (a pipe between the
-//! decrypting thread and the decompressing one, which use a core each, as `age -d |
-//! zstd -d` does); a wrong key or a damaged file fails and leaves no `output` (the
+//! decrypting thread and the one that decompresses, hashes and writes, which use a core
+//! each, as `age -d | zstd -d` does); a wrong key or a damaged file fails and leaves no `output` (the
 //! decoded bytes go to a temporary file renamed only at the end, see `download.rs`).
 
 use std::fs::File;
@@ -98,13 +98,8 @@ impl Decode {
             Some(ids) => {
                 let plain = decrypt(encrypted, ids, &point.url)?;
                 verified.push("age decryption (authenticated)".into());
-                match compression {
-                    Decompress::None | Decompress::Auto => {
-                        download.copy_from(&mut { plain }, raw.bytes, ctx)?
-                    }
-                    c => piped(plain, c, &mut download, raw.bytes, ctx)
-                        .with_context(|| format!("decrypting {}", point.url))?,
-                }
+                piped(plain, compression, &mut download, raw.bytes, ctx)
+                    .with_context(|| format!("decrypting {}", point.url))?;
             }
             None => {
                 let mut reader = decompressor(encrypted, compression)?;
@@ -168,8 +163,8 @@ fn decompressor<'a>(
     })
 }
 
-/// Decrypts on a thread of its own into a pipe that this thread decompresses into
-/// `download`. The decryptor's error wins over the decompressor's (a broken pipe or a
+/// Decrypts on a thread of its own into a pipe that this thread decompresses (if need be)
+/// into `download`, which hashes and writes. The decryptor's error wins over the decompressor's (a broken pipe or a
 /// truncated frame follows from it).
 fn piped(
     mut plain: Box<dyn Read + Send>,
