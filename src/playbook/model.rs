@@ -417,6 +417,9 @@ pub struct S3Settings {
     /// `endpoint/bucket/key` urls instead of `bucket.endpoint/key` (default: true with an
     /// `endpoint`, false for AWS).
     pub path_style: Option<bool>,
+    /// The longest one request may take, its body included (a body moves at most 64 MiB:
+    /// larger objects go in parts); a store that stalls fails the step after it (default 5m).
+    pub timeout: Option<String>,
 }
 
 /// A restic repository (`locate`): read, never written (`--no-lock`).

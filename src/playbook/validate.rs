@@ -303,6 +303,12 @@ impl<'a> Validator<'a> {
                 self.duration(&s.clone(), &field_path);
             }
         }
+        if let Some(Some(timeout)) = step.s3.as_ref().map(|s| &s.timeout) {
+            self.duration(
+                timeout,
+                &[path, &[Seg::Key("s3"), Seg::Key("timeout")]].concat(),
+            );
+        }
         if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
             self.duration(
                 timeout,
@@ -385,10 +391,19 @@ impl<'a> Validator<'a> {
 
     fn gates(&mut self) {
         let gates = &self.pb.gates;
+        let (all, vars) = (self.step_ids(), self.var_names());
+        // A target may come from a var (`rto = "{{ vars.rto }}"`): rendered before the run.
+        let targets = Scope {
+            roots: &["vars", "env", "drill"],
+            earlier: &HashSet::new(),
+            all: &all,
+            vars: &vars,
+        };
         for key in ["rto", "rpo"] {
             let value = if key == "rto" { &gates.rto } else { &gates.rpo };
             if let Some(s) = value {
                 self.duration(s, &[Seg::Key("gates"), Seg::Key(key)]);
+                self.template(s, false, &targets, &[Seg::Key("gates"), Seg::Key(key)]);
             }
         }
         if gates.rpo.is_some() && gates.rpo_from.is_none() {
@@ -398,7 +413,6 @@ impl<'a> Validator<'a> {
                 span,
             );
         }
-        let (all, vars) = (self.step_ids(), self.var_names());
         let scope = Scope {
             roots: &["vars", "env", "drill", "steps", "rto", "rpo"],
             earlier: &all,

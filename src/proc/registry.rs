@@ -178,6 +178,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lock_written_without_the_optional_fields_still_reads() {
+        let t: Tracked = serde_json::from_str(r#"{"kind":"exec","step":"s","pgid":5}"#).unwrap();
+        assert_eq!(
+            (t.pgid, t.start_time, t.dir, t.run_id),
+            (Some(5), None, None, None)
+        );
+    }
+
+    #[test]
     fn every_change_reaches_the_sink_and_the_default_records_nothing() {
         let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
         let s = Arc::clone(&seen);

@@ -168,6 +168,28 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
     ))
 }
 
+/// An `rto` / `rpo` target as the drill reads it: rendered (it may say `{{ vars.rto }}`)
+/// and checked to be a duration. The rendered text, or why it cannot be read.
+pub fn target(src: &str, ctx: &Context) -> Result<String, String> {
+    let text =
+        template::render(src, &ctx.jinja()).map_err(|e| template::describe_in(src, false, &e))?;
+    crate::limits::parse_duration(&text)
+        .map(|_| text.clone())
+        .map_err(|e| format!("bad duration `{text}`: {e}"))
+}
+
+/// The gate of a target that cannot be read: failed, never silently dropped.
+pub fn unreadable(name: &str, kind: GateKind, why: &str) -> GateRecord {
+    gate(
+        name,
+        kind,
+        false,
+        None,
+        None,
+        format!("cannot read the {name} target: {why}"),
+    )
+}
+
 /// The age of the newest restored data, measured at the drill's start (the "incident").
 pub fn rpo(
     gates: &Gates,

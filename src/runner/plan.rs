@@ -86,12 +86,13 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
             .rto_phases
             .as_ref()
             .map_or("all but backup".to_string(), |p| p.join(", "));
-        let _ = writeln!(out, "  RTO ≤ {rto} over {phases}");
+        let _ = writeln!(out, "  RTO ≤ {} over {phases}", rendered(&ctx, rto));
     }
     if let Some(rpo) = &g.rpo {
         let _ = writeln!(
             out,
-            "  RPO ≤ {rpo} from {}",
+            "  RPO ≤ {} from {}",
+            rendered(&ctx, rpo),
             g.rpo_from
                 .as_deref()
                 .map_or("?".into(), |src| rendered(&ctx, src))

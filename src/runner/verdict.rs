@@ -19,8 +19,19 @@ impl Runner<'_> {
     }
 
     pub(super) fn evaluate_drill_gates(&mut self) {
-        let book = &self.pb.playbook;
-        let mut rto = gates::rto(&self.record.steps, &book.gates);
+        let mut targets = self.pb.playbook.gates.clone();
+        for (name, kind, slot) in [
+            ("RTO", GateKind::Rto, &mut targets.rto),
+            ("RPO", GateKind::Rpo, &mut targets.rpo),
+        ] {
+            if let Some(src) = slot.take() {
+                match gates::target(&src, &self.ctx) {
+                    Ok(text) => *slot = Some(text),
+                    Err(why) => self.push_gate(gates::unreadable(name, kind, &why)),
+                }
+            }
+        }
+        let mut rto = gates::rto(&self.record.steps, &targets);
         let completed = !self.interrupted
             && self
                 .record
@@ -47,7 +58,7 @@ impl Runner<'_> {
             rto.measured_s = None;
         }
         self.record.rto = rto;
-        if let Some((mut rpo, gate)) = gates::rpo(&book.gates, &self.ctx, self.started_at) {
+        if let Some((mut rpo, gate)) = gates::rpo(&targets, &self.ctx, self.started_at) {
             let gate = if completed {
                 gate
             } else {
@@ -59,7 +70,7 @@ impl Runner<'_> {
             self.push_gate(gate);
             self.record.rpo = Some(rpo);
         }
-        for custom in &book.gates.custom {
+        for custom in &targets.custom {
             let gate = if completed {
                 gates::custom(
                     &custom.name,

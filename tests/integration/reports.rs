@@ -417,3 +417,33 @@ fn the_readme_says_how_to_install_and_keeps_the_speed_tables_elsewhere() {
     );
     assert_has(&read("docs/speed.md"), table, "docs/speed.md");
 }
+
+/// `rto = "{{ vars.rto }}"` is rendered, so `--var rto=...` moves the target; a target
+/// that does not read as a duration fails its gate naming it, and is never dropped (a
+/// drill with an RTO it cannot read is not green).
+#[test]
+fn a_templated_rto_target_is_evaluated_and_an_unreadable_one_fails() {
+    let book = pb("t")
+        .var("rto", "1s")
+        .gate("rto", "{{ vars.rto }}")
+        .step(wait("w", "2s").set("phase", "restore"));
+    book.run()
+        .expect_code(1)
+        .gate("RTO")
+        .failed()
+        .says("target 1.0s");
+    let moved = book.drill().arg("--var").arg("rto=1m").run().expect_code(0);
+    moved.gate("RTO").passed().says("target 1m");
+    let unreadable = book
+        .drill()
+        .arg("--var")
+        .arg("rto=soon")
+        .run()
+        .expect_code(1);
+    unreadable
+        .gate("RTO")
+        .failed()
+        .says("cannot read the RTO target: bad duration `soon`");
+    let plan = book.drill().subcommand("plan").run().expect_code(0);
+    assert!(plan.stdout.contains("RTO ≤ 1s over"), "{}", plan.stdout);
+}

@@ -424,6 +424,34 @@ fn s3_a_download_broken_off_fails_naming_the_object_and_leaves_nothing() {
     }
 }
 
+/// A store that stops sending mid-object fails the step after `s3.timeout` naming the
+/// object, instead of hanging the drill.
+#[test]
+fn s3_a_store_that_stalls_mid_object_fails_after_the_timeout() {
+    let Some(store) = test_store() else { return };
+    store.bucket("stalled-bucket");
+    let body = b"0123456789abcdef".repeat(40_000);
+    store.seed_files("stalled-bucket", [("s/a.db".to_string(), body)]);
+    let proxy = store.stalling_proxy(200_000, std::time::Duration::from_secs(60));
+    let table = store
+        .table()
+        .replace(&store.endpoint(), &format!("http://127.0.0.1:{proxy}"))
+        .replace(
+            "path_style = true }",
+            "path_style = true, timeout = \"3s\" }",
+        );
+    let playbook = pb("s3")
+        .secret("s3_key", KEY_ENV)
+        .secret("s3_secret", SECRET_ENV)
+        .step(step("latest", "locate").fields(&format!(
+            "glob = \"s3://stalled-bucket/s/*.db\"\ns3 = {table}\noutput = \"out/latest.bin\""
+        )));
+    let started = std::time::Instant::now();
+    let out = run(store, &playbook).expect_code(1);
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    expect_refused(&out, "s3://stalled-bucket/s/a.db", "timeout");
+}
+
 /// A local backup copied to `output` stays a source: a later restore may not overwrite
 /// the original.
 #[test]

@@ -37,12 +37,15 @@ pub struct Store {
 
 static SHARED: OnceLock<Result<Store, String>> = OnceLock::new();
 
+/// Stops the server and removes its objects: a static is never dropped, so without this
+/// every run of the suite would leave its buckets (hundreds of MiB) in the temp folder.
 extern "C" fn stop_at_exit() {
-    if let Some(Ok(store)) = SHARED.get()
-        && let Some(mut child) = store.child.lock().unwrap().take()
-    {
-        let _ = child.kill();
-        let _ = child.wait();
+    if let Some(Ok(store)) = SHARED.get() {
+        if let Some(mut child) = store.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(store.root.path());
     }
 }
 
@@ -222,6 +225,16 @@ impl Store {
     /// connection once it has passed `cut` bytes of answers: a download broken off
     /// mid-way. Its port.
     pub fn cutting_proxy(&self, cut: usize) -> u16 {
+        self.proxy(cut, std::time::Duration::ZERO)
+    }
+
+    /// A proxy that stops answering after `cut` bytes of a connection and holds it open
+    /// (a store that stalls mid-object) for `hold`.
+    pub fn stalling_proxy(&self, cut: usize, hold: std::time::Duration) -> u16 {
+        self.proxy(cut, hold)
+    }
+
+    fn proxy(&self, cut: usize, hold: std::time::Duration) -> u16 {
         use std::io::{Read as _, Write as _};
         use std::net::{Shutdown, TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -245,6 +258,7 @@ impl Store {
                         }
                         sent += n;
                     }
+                    std::thread::sleep(hold);
                     let _ = client.shutdown(Shutdown::Both);
                     let _ = server.shutdown(Shutdown::Both);
                 });

@@ -82,6 +82,15 @@ fn a_template_referencing_a_later_step_is_refused() {
 fn a_bad_duration_is_refused() {
     let toml = pb("t").step(wait("w", "soon")).toml();
     rejects(&toml, "bad duration `soon`", "7:12", "duration = \"soon\"");
+    let locate = step("l", "locate")
+        .fields("glob = \"s3://b/*.db\"\noutput = \"x.db\"\ns3 = { timeout = \"a fortnight\" }");
+    let toml = pb("t").step(locate).toml();
+    rejects(
+        &toml,
+        "bad duration `a fortnight`",
+        "9:18",
+        "timeout = \"a fortnight\"",
+    );
 }
 
 #[test]

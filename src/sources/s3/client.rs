@@ -11,6 +11,9 @@ use super::sigv4::{self, Canonical, Signer};
 pub use super::xml::Object;
 use crate::playbook::S3Settings;
 
+/// How long one request may take unless `s3.timeout` says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A connection to one S3-compatible store.
 pub struct Client {
     scheme: String,
@@ -78,11 +81,20 @@ impl Client {
             (None, None) => (String::new(), String::new()),
             _ => bail!("`s3` needs both `access_key` and `secret_key`, or neither"),
         };
+        let timeout = match &settings.timeout {
+            Some(t) => crate::limits::parse_duration(t)
+                .map_err(|e| anyhow::anyhow!("`s3.timeout`: bad duration `{t}`: {e}"))?,
+            None => DEFAULT_TIMEOUT,
+        };
+        // Every body is bounded (listings 64 MiB, GETs and PUTs of parts), so a whole-body
+        // timeout is a stall detector: a store that stops sending cannot hang the drill.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .timeout_send_body(Some(timeout))
             .build()
             .into();
         Ok(Self {
