@@ -14,9 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SIZE_MB=${SIZE_MB:-256}
-BIN=${BIN:-target/release/restore-drill}
-ROUNDS=${ROUNDS:-3}
+SIZE_MB=${SIZE_MB:-256} ROUNDS=${ROUNDS:-3} BIN=${BIN:-target/release/restore-drill}
 [ -x "$BIN" ] || cargo build --release --locked
 for tool in restic borg age age-keygen zstd; do
   command -v "$tool" >/dev/null || { echo "bench_repos: $tool is required" >&2; exit 2; }
@@ -44,16 +42,13 @@ export BENCH_AGE_KEY="$(cat "$work/key.txt")"
 playbook() { # id, source fields
   cat > "$work/$1.toml" <<TOML
 version = 1
-[drill]
-name = "bench-$1"
-[secrets]
-pw = { env = "BENCH_PW" }
-age_key = { env = "BENCH_AGE_KEY" }
+drill = { name = "bench-$1" }
+secrets = { pw = { env = "BENCH_PW" }, age_key = { env = "BENCH_AGE_KEY" } }
 [[steps]]
 id = "latest"
 kind = "locate"
-$2
 output = "$work/out/big.db"
+$2
 TOML
 }
 playbook restic "restic = { repository = \"$work/restic\", password = \"{{ secrets.pw }}\" }
