@@ -226,13 +226,26 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }
 
-/// Starter playbooks of no engine's (`init --engine s3`: a `locate` from a bucket): name,
-/// playbook, the command that runs it (`{playbook}` its path).
-pub const STARTERS: &[(&str, &str, &str)] = &[(
-    "s3",
-    include_str!("../templates/init/s3.toml"),
-    "S3_ACCESS_KEY=... S3_SECRET_KEY=... restore-drill run {playbook} --var endpoint=https://... --var bucket=... --var prefix=...",
-)];
+/// Starter playbooks of no engine's (`init --engine s3`, `restic`, `borg`: a `locate` from
+/// a bucket or a repository): name, playbook, the command that runs it (`{playbook}` its
+/// path).
+pub const STARTERS: &[(&str, &str, &str)] = &[
+    (
+        "s3",
+        include_str!("../templates/init/s3.toml"),
+        "S3_ACCESS_KEY=... S3_SECRET_KEY=... restore-drill run {playbook} --var endpoint=https://... --var bucket=... --var prefix=...",
+    ),
+    (
+        "restic",
+        include_str!("../templates/init/restic.toml"),
+        "RESTIC_PASSWORD_DRILL=... restore-drill run {playbook} --var repository=... --var path=...",
+    ),
+    (
+        "borg",
+        include_str!("../templates/init/borg.toml"),
+        "BORG_PASSPHRASE_DRILL=... restore-drill run {playbook} --var repository=... --var path=...",
+    ),
+];
 
 /// What `init --engine` takes: every engine, then the other starters.
 pub fn starter_names() -> Vec<&'static str> {

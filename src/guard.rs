@@ -101,9 +101,18 @@ impl Sources {
     /// The sources a rendered step names, added before it runs: the fields its engine
     /// says it reads (a backup's `source` (sqlite) and `paths` (files, each glob
     /// expanded), a restore's `from`), the `database` of a read-only `sql` step whose
-    /// engine reads a file (unless this run restored it).
+    /// engine reads a file (unless this run restored it), the local repository of a
+    /// `locate` step.
     pub fn add_step(&mut self, step: &Step) {
         let of = |field: &str| format!("`{field}` of step `{}`", step.id);
+        if let Some(repo) = step.local_repository() {
+            let field = if step.restic.is_some() {
+                "restic"
+            } else {
+                "borg"
+            };
+            self.add(repo, of(&format!("{field}.repository")));
+        }
         let Some(engine) = kind_spec(&self.engines, step) else {
             return;
         };

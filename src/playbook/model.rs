@@ -307,6 +307,20 @@ pub struct Step {
     pub expect_every: Option<String>,
     /// copy: where `files` are uploaded: `s3://bucket/prefix/`.
     pub to: Option<String>,
+    /// locate: a restic repository holding the recovery points (instead of `glob`).
+    pub restic: Option<Restic>,
+    /// locate: a borg repository holding the recovery points (instead of `glob`).
+    pub borg: Option<Borg>,
+    /// locate (restic, borg): `latest` (the default: `pick` chooses), a snapshot id or an
+    /// archive name.
+    pub snapshot: Option<String>,
+    /// locate (restic, borg): check the repository first (`restic check
+    /// --read-data-subset`, `borg check --repository-only`).
+    pub check: Option<bool>,
+    /// locate: the backup is age-encrypted; decrypted on the way to `output`.
+    pub decrypt: Option<Decrypt>,
+    /// locate: decompress on the way to `output` (`auto`: by the name's extension).
+    pub decompress: Option<Decompress>,
 
     // checksum
     /// checksum: globs of the files to hash.
@@ -418,6 +432,61 @@ pub struct S3Settings {
     /// The longest one request may take, its body included (a body moves at most 64 MiB:
     /// larger objects go in parts); a store that stalls fails the step after it (default 5m).
     pub timeout: Option<String>,
+}
+
+/// A restic repository (`locate`): read, never written (`--no-lock`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restic {
+    /// What `restic -r` takes: a path, `s3:...`, `sftp:...`, `rest:...`.
+    pub repository: String,
+    /// The repository password; use `{{ secrets.NAME }}`.
+    pub password: Option<String>,
+}
+
+/// A borg repository (`locate`): read, never written (`--bypass-lock`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Borg {
+    /// What borg takes: a path or `ssh://user@host/path`.
+    pub repository: String,
+    /// The passphrase (none for an unencrypted repository); use `{{ secrets.NAME }}`.
+    pub passphrase: Option<String>,
+}
+
+/// An age-encrypted backup (`locate`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decrypt {
+    /// An age identity (`AGE-SECRET-KEY-1...`, as `age-keygen` writes it) or the path of
+    /// an identity file; use `{{ secrets.NAME }}`.
+    pub age_identity: String,
+}
+
+/// How `locate` decompresses what it brings back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Decompress {
+    /// By the name's extension: `.zst`/`.zstd` (zstd), `.gz` (gzip), else nothing.
+    Auto,
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Step {
+    /// The repository of a `locate` step's restic or borg source, when it is a local
+    /// directory: a source of the playbook, which the drill never writes to.
+    pub fn local_repository(&self) -> Option<&str> {
+        let repo = match (&self.restic, &self.borg) {
+            (Some(r), _) => r.repository.as_str(),
+            (_, Some(b)) => b.repository.as_str(),
+            _ => return None,
+        };
+        let remote =
+            repo.contains("://") || repo.split_once(':').is_some_and(|(s, _)| !s.contains('/'));
+        (!remote).then_some(repo)
+    }
 }
 
 /// A pgBackRest stanza restored from (its repository is read, never written).

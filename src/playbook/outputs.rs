@@ -27,6 +27,7 @@ pub fn kind_outputs(kind: StepKind) -> &'static [&'static str] {
             "candidates",
             "largest_gap_s",
             "sha256",
+            "snapshot_id",
         ],
         StepKind::Copy => &["urls", "bytes", "sums"],
         StepKind::Checksum => &[

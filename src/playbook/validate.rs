@@ -230,6 +230,17 @@ impl<'a> Validator<'a> {
                 self.error(format!("{what} needs {needs}"), id_span.clone());
             }
         }
+        let sources: Vec<&str> = ["glob", "restic", "borg"]
+            .into_iter()
+            .filter(|f| present.iter().any(|(k, _)| k == f))
+            .collect();
+        if step.kind == StepKind::Locate && sources.len() > 1 {
+            self.error(
+                format!("{what} takes one source, not `{}`", sources.join("` and `")),
+                id_span.clone(),
+            )
+            .help = Some("a locate step reads `glob`, `restic` or `borg`".into());
+        }
         if step.retries > crate::limits::MAX_RETRIES {
             let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
             self.error(

@@ -100,6 +100,7 @@ mod tests {
                 url: t.to_string(),
                 time: t.parse().unwrap(),
                 bytes: 1,
+                id: None,
             })
             .collect()
     }

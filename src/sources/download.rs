@@ -27,6 +27,25 @@ pub struct Expect {
     pub md5: Option<String>,
 }
 
+/// The directory `output` goes in, created if need be.
+pub fn beside(output: &Path) -> anyhow::Result<&Path> {
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A new private directory in the directory of `output` (`prefix` names it).
+pub fn tempdir_beside(output: &Path, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = beside(output)?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .with_context(|| format!("creating a directory in {}", dir.display()))
+}
+
 /// A download in progress.
 pub struct Download {
     tmp: tempfile::NamedTempFile,
@@ -37,6 +56,8 @@ pub struct Download {
     bytes: u64,
     /// Where it comes from, for messages.
     url: String,
+    /// What is being done, for messages ("downloading", "decoding").
+    doing: &'static str,
 }
 
 impl Download {
@@ -44,11 +65,7 @@ impl Download {
     /// `md5` when an ETag is to be checked.
     pub fn start(url: &str, output: &Path, md5: bool, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let output = ctx.sources.check("output", output)?;
-        let dir = output
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = beside(&output)?;
         let tmp = tempfile::Builder::new()
             .prefix(".restore-drill-download.")
             .tempfile_in(dir)
@@ -60,7 +77,14 @@ impl Download {
             md5: md5.then(md5::Md5::new),
             bytes: 0,
             url: url.to_string(),
+            doing: "downloading",
         })
+    }
+
+    /// Says `doing` instead of "downloading" in its errors.
+    pub fn doing(mut self, doing: &'static str) -> Self {
+        self.doing = doing;
+        self
     }
 
     /// Appends everything `reader` gives; `total` is for the progress bar.
@@ -78,7 +102,8 @@ impl Download {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => bail!(
-                    "downloading {} broke off after {} bytes: {e}",
+                    "{} {} broke off after {} bytes: {e}",
+                    self.doing,
                     self.url,
                     self.bytes
                 ),

@@ -39,9 +39,14 @@ impl Source for Local {
                 url: path.display().to_string(),
                 time: jiff::Timestamp::try_from(meta.modified()?)?,
                 bytes: meta.len(),
+                id: None,
             });
         }
         Ok(points)
+    }
+
+    fn in_place(&self) -> bool {
+        true
     }
 
     /// Without `output` the file is used where it is; with one, it is copied there.

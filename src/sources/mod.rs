@@ -5,14 +5,23 @@
 //!
 //! - `local.rs`: files matching a glob (the recovery point is the file itself).
 //! - `s3/`: objects of an S3-compatible store matching `s3://bucket/prefix-glob`.
+//! - `restic.rs`, `borg.rs`: a repository's snapshots (`repo.rs`: what they share;
+//!   `cli.rs`: running the tool).
 //!
-//! Adding a kind (restic, borg: a repository's snapshots) is one module here with an
-//! `impl Source`, and one arm in [`open`]. Steps import this layer; it imports no step
-//! nor the runner: what it may use comes in an `engines::Ctx`.
+//! `decode.rs` decrypts (age) and decompresses (zstd, gzip) what a source brought.
+//!
+//! Adding a kind is one module here with an `impl Source` and an `open`, and one line in
+//! [`KINDS`]. Steps import this layer; it imports no step nor the runner: what it may
+//! use comes in an `engines::Ctx`.
 
 pub mod audit;
+mod borg;
+mod cli;
+pub mod decode;
 pub mod download;
 mod local;
+mod repo;
+mod restic;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
@@ -20,14 +29,30 @@ use std::path::{Path, PathBuf};
 use crate::engines::Ctx;
 use crate::playbook::Step;
 
-/// A backup that can be restored: a file, an object, later a snapshot.
+/// A backup that can be restored: a file, an object, a snapshot.
 #[derive(Debug, Clone)]
 pub struct Point {
-    /// Where it is, as a person reads it: a path, `s3://bucket/key`.
+    /// Where it is, as a person reads it: a path, `s3://bucket/key`,
+    /// `restic:<repository>#<short id>`, `borg:<repository>::<archive>`.
     pub url: String,
     /// When it was taken (object mtime, file mtime, snapshot time).
     pub time: jiff::Timestamp,
     pub bytes: u64,
+    /// A repository's snapshot id (restic) or archive id (borg).
+    pub id: Option<String>,
+}
+
+impl Point {
+    /// Whether `snapshot = name` names it: a prefix (4 characters or more) of its id, or
+    /// its borg archive name.
+    pub fn is_named(&self, name: &str) -> bool {
+        let by_id = name.len() >= 4 && self.id.as_deref().is_some_and(|id| id.starts_with(name));
+        by_id
+            || self
+                .url
+                .rsplit_once("::")
+                .is_some_and(|(_, archive)| archive == name)
+    }
 }
 
 /// A recovery point brought to a local path.
@@ -51,19 +76,66 @@ pub trait Source {
     /// a local one stays where it is without `output`). Never leaves a partial `output`.
     fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>)
     -> anyhow::Result<Fetched>;
+    /// Whether `fetch` without `output` gives the point where it is (a local file).
+    fn in_place(&self) -> bool {
+        false
+    }
 }
 
-/// The source a `locate` step names (its fields rendered).
+/// How a kind of source opens from a step: None when the step does not name it.
+type Opener = fn(&Step) -> anyhow::Result<Option<Box<dyn Source>>>;
+
+/// Every kind of source: the step field that names it, and its opener.
+const KINDS: &[(&str, Opener)] = &[
+    ("glob", open_glob),
+    ("restic", restic::open),
+    ("borg", borg::open),
+];
+
+/// The source a `locate` step names (its fields rendered): exactly one kind.
 pub fn open(step: &Step) -> anyhow::Result<Box<dyn Source>> {
-    let glob = crate::playbook::required(step.glob.as_deref(), "glob")?;
+    let mut opened = Vec::new();
+    for (field, opener) in KINDS {
+        if let Some(source) = opener(step)? {
+            opened.push((*field, source));
+        }
+    }
+    let repository = step.restic.is_some() || step.borg.is_some();
+    for (set, field) in [
+        (step.paths.is_some(), "paths"),
+        (step.snapshot.is_some(), "snapshot"),
+        (step.check.is_some(), "check"),
+    ] {
+        if set && !repository {
+            anyhow::bail!("`{field}` applies to a restic or borg repository");
+        }
+    }
+    let fields: Vec<&str> = opened.iter().map(|(f, _)| *f).collect();
+    match opened.pop() {
+        Some((_, source)) if fields.len() == 1 => Ok(source),
+        Some(_) => anyhow::bail!(
+            "a locate step takes one source, not `{}`",
+            fields.join("` and `")
+        ),
+        None => anyhow::bail!("a locate step needs `glob`, `restic` or `borg`"),
+    }
+}
+
+fn open_glob(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
+    let Some(glob) = step.glob.as_deref() else {
+        if step.s3.is_some() {
+            anyhow::bail!("`s3` is set but `glob` is not");
+        }
+        return Ok(None);
+    };
     if let Some(url) = glob.strip_prefix("s3://") {
         let settings = step.s3.clone().unwrap_or_default();
-        return Ok(Box::new(s3::S3Source::new(url, &settings)?));
+        return Ok(Some(Box::new(s3::S3Source::new(url, &settings)?)));
     }
     if step.s3.is_some() {
         anyhow::bail!("`s3` is set but `glob` is not an s3:// url: `{glob}`");
     }
-    Ok(Box::new(local::Local::new(glob)))
+    Ok(Some(Box::new(local::Local::new(glob))))
 }
 
 /// Lowercase hex of a digest.
@@ -127,6 +199,7 @@ mod tests {
             url: s.into(),
             time: s.parse().unwrap(),
             bytes: 1,
+            id: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! `locate`: use an existing production backup instead of a fresh one. The recovery
-//! points come from a source (`sources/`: a local glob, an S3 bucket); this step keeps
-//! the candidates (`within`), audits the schedule (`expect_every`), picks one (`pick`)
-//! and brings it to `output`.
+//! points come from a source (`sources/`: a local glob, an S3 bucket, a restic or borg
+//! repository); this step keeps the candidates (`within`), audits the schedule
+//! (`expect_every`), picks one (`pick`, or names it: `snapshot`) and brings it to
+//! `output`, decrypted and decompressed when asked (`sources/decode.rs`).
 
 use std::path::Path;
 
@@ -10,27 +11,42 @@ use anyhow::Context as _;
 use super::{StepCtx, StepOutcome, duration};
 use crate::outputs;
 use crate::playbook::Step;
-use crate::sources::{self, Pick, audit};
+use crate::sources::{self, Pick, Point, audit, decode::Decode};
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let source = sources::open(step)?;
+    let decode = Decode::of(step)?;
     let pick = Pick::parse(step.pick.as_deref())?;
     let within = duration(step.within.as_deref(), "within")?;
     let every = duration(step.expect_every.as_deref(), "expect_every")?;
     let now = jiff::Timestamp::now();
     ctx.with_engine(|ectx| {
-        let points = source.list(ectx)?;
-        let listed = points.len();
-        let candidates = sources::candidates(points, within, now);
+        let points_all = source.list(ectx)?;
+        let listed = points_all.len();
+        let candidates = sources::candidates(points_all.clone(), within, now);
         let audit = audit::audit(&candidates, every, now);
         let what = source.describe();
-        let chosen = pick
-            .choose(&candidates)
-            .with_context(|| match (listed, &step.within) {
-                (0, _) | (_, None) => format!("no backup file matches `{what}`"),
-                (n, Some(w)) => format!("no backup within {w} matches `{what}` ({n} older)"),
-            })?;
-        let fetched = source.fetch(chosen, step.output.as_deref().map(Path::new), ectx)?;
+        let named = step.snapshot.as_deref().filter(|s| *s != "latest");
+        let chosen = match named {
+            Some(name) => named_point(&points_all, name, &what)?,
+            None => pick
+                .choose(&candidates)
+                .with_context(|| match (listed, &step.within) {
+                    (0, _) | (_, None) => format!("no backup file matches `{what}`"),
+                    (n, Some(w)) => format!("no backup within {w} matches `{what}` ({n} older)"),
+                })?,
+        };
+        let output = step.output.as_deref().map(Path::new);
+        let fetched = match &decode {
+            None => source.fetch(chosen, output, ectx)?,
+            Some(decode) => {
+                let name = match step.paths.as_deref() {
+                    Some([one]) => one.as_str(),
+                    _ => chosen.url.as_str(),
+                };
+                decode.fetch(source.as_ref(), chosen, name, output, ectx)?
+            }
+        };
         let age_s = now.duration_since(chosen.time).as_secs_f64().max(0.0);
         let verified = match fetched.verified.is_empty() {
             true => String::new(),
@@ -52,6 +68,11 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "candidates" => candidates.len(),
             "largest_gap_s" => audit.largest_gap_s,
         });
+        if let Some(id) = &chosen.id {
+            outcome
+                .outputs
+                .insert("snapshot_id".into(), id.clone().into());
+        }
         if let Some(sha256) = fetched.sha256 {
             outcome
                 .outputs
@@ -70,4 +91,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             None => outcome,
         })
     })
+}
+
+/// The recovery point `snapshot = name` names (an id or its prefix, an archive name).
+fn named_point<'p>(points: &'p [Point], name: &str, what: &str) -> anyhow::Result<&'p Point> {
+    let mut named = points.iter().filter(|p| p.is_named(name));
+    match (named.next(), named.next()) {
+        (Some(point), None) => Ok(point),
+        (Some(_), Some(_)) => {
+            anyhow::bail!("`snapshot = \"{name}\"` names several snapshots of {what}")
+        }
+        (None, _) => anyhow::bail!("{what} has no snapshot `{name}` ({} listed)", points.len()),
+    }
 }

@@ -182,9 +182,11 @@ fn init_writes_a_starter_playbook_that_validates_and_never_overwrites() {
     cmd(&["validate", "sqlite-drill.toml"]).expect_code(0);
     // init must not overwrite.
     cmd(&["init"]).expect_code(2);
-    // A starter of no engine's: restoring from a bucket.
-    cmd(&["init", "--engine", "s3"]).expect_code(0);
-    cmd(&["validate", "s3-drill.toml"]).expect_code(0);
+    // Starters of no engine's: restoring from a bucket, a restic or a borg repository.
+    for starter in ["s3", "restic", "borg"] {
+        cmd(&["init", "--engine", starter]).expect_code(0);
+        cmd(&["validate", &format!("{starter}-drill.toml")]).expect_code(0);
+    }
 }
 
 /// One list of report formats, each with its long and its short name, for the playbook's

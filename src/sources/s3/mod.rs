@@ -163,6 +163,7 @@ impl Source for S3Source {
                 url: self.url(&o.key),
                 time: o.last_modified,
                 bytes: o.size,
+                id: None,
             })
             .collect())
     }

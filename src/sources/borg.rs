@@ -1,0 +1,172 @@
+//! A borg repository's archives as recovery points (`borg = { repository, passphrase }`).
+//!
+//! Every call reads and never writes: `--bypass-lock` (no lock in the repository), and the
+//! check is `borg check --repository-only` (the segments' checksums, every byte read):
+//! borg's archives check reserves nonces, which writes the repository's `nonce` file.
+//! The archives' own chunks are verified by borg as `extract` reads them.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::cli::{Cli, Via};
+use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
+use super::{Point, Source};
+use crate::playbook::{self, Step};
+
+pub struct Borg {
+    base: Base,
+}
+
+/// The source of a step with `borg = { ... }`, None without.
+pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
+    Ok(step
+        .borg
+        .as_ref()
+        .map(|s| Box::new(Borg::new(s, step)) as Box<dyn Source>))
+}
+
+impl Borg {
+    pub fn new(settings: &playbook::Borg, step: &Step) -> Self {
+        // A drill machine has often never seen the repository (or sees it at another
+        // path): borg would ask, and with no one to answer, refuse.
+        let mut env = Vec::new();
+        for var in [
+            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK",
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK",
+        ] {
+            if std::env::var_os(var).is_none() {
+                env.push((var, "yes".to_string()));
+            }
+        }
+        let base = Base {
+            repository: settings.repository.clone(),
+            cli: Cli {
+                program: "borg",
+                env,
+                remove: &["BORG_PASSPHRASE", "BORG_PASSCOMMAND", "BORG_PASSPHRASE_FD"],
+                password: settings
+                    .passphrase
+                    .clone()
+                    .map(|p| (Via::Fd("BORG_PASSPHRASE_FD"), p)),
+            },
+            wanted: Wanted::of(step),
+        };
+        Self { base }
+    }
+
+    fn archive(&self, point: &Point) -> String {
+        point
+            .url
+            .strip_prefix("borg:")
+            .unwrap_or(&point.url)
+            .to_string()
+    }
+}
+
+/// An archive's time: RFC 3339, or (borg 1.2) local time without an offset.
+fn archive_time(text: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(at) = text.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    let civil: jiff::civil::DateTime = text.parse()?;
+    Ok(civil.to_zoned(jiff::tz::TimeZone::system())?.timestamp())
+}
+
+/// The recovery points of `borg list --json`.
+fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
+    let archives = listing.get("archives").and_then(Value::as_array);
+    let Some(archives) = archives else {
+        anyhow::bail!("borg list printed no archives");
+    };
+    let mut points = Vec::new();
+    for archive in archives {
+        let field = |name: &str| archive.get(name).and_then(Value::as_str);
+        let (Some(name), Some(time)) = (field("name"), field("time").or(field("start"))) else {
+            continue;
+        };
+        points.push(Point {
+            url: format!("borg:{repository}::{name}"),
+            time: archive_time(time)
+                .with_context(|| format!("borg archive `{name}` has the time `{time}`"))?,
+            bytes: 0,
+            id: field("id").map(str::to_string),
+        });
+    }
+    Ok(points)
+}
+
+impl Repository for Borg {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn snapshots(&self) -> Vec<String> {
+        repo::args(&["list", "--json", "--bypass-lock", &self.base.repository])
+    }
+
+    fn points(&self, listing: &Value) -> anyhow::Result<Vec<Point>> {
+        points(&self.base.repository, listing)
+    }
+
+    fn snapshot(&self, point: &Point) -> String {
+        format!("borg archive {}", self.archive(point))
+    }
+
+    fn check(&self) -> Vec<String> {
+        repo::args(&[
+            "check",
+            "--repository-only",
+            "--bypass-lock",
+            &self.base.repository,
+        ])
+    }
+
+    fn entries(&self, point: &Point, paths: &[String]) -> Vec<String> {
+        let mut args = repo::args(&[
+            "list",
+            "--json-lines",
+            "--bypass-lock",
+            &self.archive(point),
+        ]);
+        args.extend(paths.iter().cloned());
+        args
+    }
+
+    fn dump(&self, point: &Point, file: &Entry) -> Vec<String> {
+        let archive = self.archive(point);
+        repo::args(&["extract", "--stdout", "--bypass-lock", &archive, &file.path])
+    }
+
+    fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir {
+        let mut args = repo::args(&["extract", "--bypass-lock", &self.archive(point)]);
+        args.extend(paths.iter().cloned());
+        (args, Some(dir.to_path_buf()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_become_points_with_their_name_id_and_time() {
+        let listing = serde_json::json!({"archives": [
+            {"name": "host-2026-11-28", "id": "370ae6c5", "time": "2026-11-28T03:00:00.000000"},
+            {"name": "tz", "id": "e4c49202", "time": "2026-11-28T04:00:00.000000+01:00"},
+            {"id": "no-name"}
+        ]});
+        let points = points("/srv/borg", &listing).unwrap();
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].url, "borg:/srv/borg::host-2026-11-28");
+        assert_eq!(points[0].id.as_deref(), Some("370ae6c5"));
+        let local = jiff::civil::datetime(2026, 11, 28, 3, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::system())
+            .unwrap()
+            .timestamp();
+        assert_eq!(points[0].time, local);
+        assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
+        assert!(super::points("r", &serde_json::json!({})).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! Running a backup tool (restic, borg) for a repository source: through the step's
+//! process runner (`proc::Tool`: its own process group, killed on cancel or timeout),
+//! with the repository's password kept out of argv and out of the environment's values;
+//! reading its JSON, streaming its output, explaining its failure.
+//!
+//! How the password reaches the tool:
+//! - restic: `RESTIC_PASSWORD_FILE` names a 0600 file in a private directory of the
+//!   work directory, removed as soon as restic ends. (restic takes no descriptor; a
+//!   file rather than `RESTIC_PASSWORD` keeps the password out of the environment that
+//!   restic passes on to what it starts itself, such as `ssh` for an sftp repository.)
+//! - borg: `BORG_PASSPHRASE_FD` names a pipe that borg inherits and reads to its end:
+//!   the passphrase is never on disk nor in any environment.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use super::download::Download;
+use crate::engines::Ctx;
+use crate::proc::{Running, SecretFile, Tool};
+
+/// How a tool is given its password: the environment variable that names it.
+#[derive(Debug, Clone, Copy)]
+pub enum Via {
+    /// The variable names a 0600 file holding it.
+    File(&'static str),
+    /// The variable names an inherited pipe's descriptor, read to its end.
+    Fd(&'static str),
+}
+
+/// A backup tool bound to one repository.
+pub struct Cli {
+    pub program: &'static str,
+    /// Variables set for every call (never a secret's value).
+    pub env: Vec<(&'static str, String)>,
+    /// Inherited variables removed when the playbook gives the password (one of the
+    /// user's shell would win over it).
+    pub remove: &'static [&'static str],
+    pub password: Option<(Via, String)>,
+}
+
+/// One call's expression and what must live until it ends.
+struct Call {
+    expr: duct::Expression,
+    stderr: PathBuf,
+    what: String,
+    _dir: tempfile::TempDir,
+    _file: Option<SecretFile>,
+    _pipe: Option<os_pipe::PipeReader>,
+}
+
+impl Call {
+    /// Waits for the tool; fails when the step was cancelled or the tool failed, with
+    /// what it printed (see [`explain`]).
+    fn wait(&self, running: Running<'_>, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+        let status = running.finish()?;
+        if ctx.cancel.is_cancelled() {
+            bail!("{} was stopped (cancelled)", self.what);
+        }
+        if !status.success() {
+            let how = status.code().map_or_else(
+                || "was killed by a signal".to_string(),
+                |c| format!("exited with {c}"),
+            );
+            bail!("{} {how}: {}", self.what, explain(&self.stderr));
+        }
+        Ok(())
+    }
+}
+
+/// The last lines of a tool's stderr without the Go stack trace restic prints under some
+/// errors (a frame is a function's line followed by a tab-indented file line), which
+/// would push the message itself out of the tail.
+fn explain(stderr: &Path) -> String {
+    let text = std::fs::read_to_string(stderr).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let frame = |i: usize| lines.get(i).is_some_and(|l| l.starts_with('\t'));
+    let kept: Vec<&str> = (0..lines.len())
+        .filter(|i| !frame(*i) && !frame(i + 1) && !lines[*i].trim().is_empty())
+        .map(|i| lines[i])
+        .collect();
+    match kept.len() {
+        0 => "(no output)".into(),
+        n => kept[n.saturating_sub(15)..].join("\n"),
+    }
+}
+
+impl Cli {
+    fn call(&self, args: &[String], ctx: &Ctx<'_>) -> anyhow::Result<Call> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".{}-", self.program))
+            .tempdir_in(ctx.workdir)
+            .context("creating a private directory in the work directory")?;
+        let what = format!(
+            "{} {}",
+            self.program,
+            args.first().map_or("", String::as_str)
+        );
+        let mut expr = duct::cmd(self.program, args).stdin_null();
+        for (key, value) in &self.env {
+            expr = expr.env(key, value);
+        }
+        let (mut file, mut pipe) = (None, None);
+        if let Some((via, password)) = &self.password {
+            let (Via::File(var) | Via::Fd(var)) = *via;
+            // duct applies the outer (later) settings first: a removal must not be the
+            // password's own variable.
+            for key in self.remove.iter().filter(|k| **k != var) {
+                expr = expr.env_remove(key);
+            }
+            match via {
+                Via::File(var) => {
+                    let secret = SecretFile::create(&dir.path().join("password"), password)?;
+                    expr = expr.env(var, secret.path());
+                    file = Some(secret);
+                }
+                Via::Fd(var) => {
+                    let (reader, mut writer) = os_pipe::pipe()?;
+                    writer.write_all(password.as_bytes())?;
+                    drop(writer);
+                    let fd = reader.as_raw_fd();
+                    expr = expr.env(var, fd.to_string()).before_spawn(move |cmd| {
+                        // SAFETY: fcntl is async-signal-safe; it only clears close-on-exec
+                        // on the pipe's descriptor in the child.
+                        unsafe {
+                            cmd.pre_exec(move || match libc::fcntl(fd, libc::F_SETFD, 0) {
+                                -1 => Err(std::io::Error::last_os_error()),
+                                _ => Ok(()),
+                            })
+                        };
+                        Ok(())
+                    });
+                    pipe = Some(reader);
+                }
+            }
+        }
+        Ok(Call {
+            expr,
+            stderr: dir.path().join("stderr"),
+            what,
+            _dir: dir,
+            _file: file,
+            _pipe: pipe,
+        })
+    }
+
+    /// Runs it to completion (in `cwd` when given), its output kept for the error.
+    pub fn run(&self, args: &[String], cwd: Option<&Path>, ctx: &Ctx<'_>) -> anyhow::Result<()> {
+        let call = self.call(args, ctx)?;
+        let expr = match cwd {
+            Some(dir) => call.expr.dir(dir),
+            None => call.expr.clone(),
+        };
+        let running = Tool::new(expr, call.what.clone())
+            .logged(&call.stderr)
+            .start(ctx.cancel)?;
+        call.wait(running, ctx)
+    }
+
+    /// Runs it and hands its standard output to `read` as it comes; fails when either
+    /// fails (the tool with the tail of its stderr).
+    pub fn read(
+        &self,
+        args: &[String],
+        ctx: &Ctx<'_>,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let call = self.call(args, ctx)?;
+        let (mut reader, writer) = os_pipe::pipe()?;
+        let expr = call.expr.clone().stdout_file(writer);
+        let running = Tool::new(expr, call.what.clone())
+            .stderr_to(&call.stderr)
+            .start(ctx.cancel)?;
+        if let Err(e) = read(&mut reader) {
+            running.kill();
+            return Err(e);
+        }
+        call.wait(running, ctx)
+    }
+
+    /// Its standard output parsed as one JSON document.
+    pub fn json(&self, args: &[String], ctx: &Ctx<'_>) -> anyhow::Result<serde_json::Value> {
+        let mut text = String::new();
+        self.read(args, ctx, &mut |out| {
+            Ok(out.read_to_string(&mut text).map(drop)?)
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} {} printed no JSON", self.program, args[0]))
+    }
+
+    /// Calls `each` with every JSON object of its output, one a line.
+    pub fn json_lines(
+        &self,
+        args: &[String],
+        ctx: &Ctx<'_>,
+        each: &mut dyn FnMut(serde_json::Value),
+    ) -> anyhow::Result<()> {
+        self.read(args, ctx, &mut |out| {
+            for line in BufReader::new(out).lines() {
+                let line = line?;
+                if let Ok(value) = serde_json::from_str(&line) {
+                    each(value);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Streams its standard output into `download` (`total` bytes expected).
+    pub fn stream(
+        &self,
+        args: &[String],
+        download: &mut Download,
+        total: u64,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<()> {
+        self.read(args, ctx, &mut |out| download.copy_from(out, total, ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_go_stack_trace_is_left_out_of_the_explanation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stderr");
+        let text = "decrypting blob 12 failed: ciphertext verification failed\nmain.runLs\n\tcmd_ls.go:223\nmain.main\n\tmain.go:98\nFatal: x\n";
+        std::fs::write(&file, text).unwrap();
+        assert_eq!(
+            explain(&file),
+            "decrypting blob 12 failed: ciphertext verification failed\nFatal: x"
+        );
+        assert_eq!(explain(&dir.path().join("none")), "(no output)");
+    }
+}

@@ -1,0 +1,313 @@
+//! What the repository sources (restic, borg) share: a snapshot's listing, one file
+//! streamed into a [`Download`] or a tree restored into a new directory (`fetch`); each
+//! tool says only which arguments do what ([`Repository`]), and runs through `cli.rs`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use super::cli::Cli;
+use super::download::{Download, Expect, tempdir_beside};
+use super::{Fetched, Point, Source};
+use crate::engines::Ctx;
+use crate::playbook::Step;
+
+/// What restic and borg each do their own way: the arguments of each call. Each is then
+/// a [`Source`].
+pub trait Repository {
+    fn base(&self) -> &Base;
+    /// Lists the snapshots as one JSON document.
+    fn snapshots(&self) -> Vec<String>;
+    /// The recovery points of that listing.
+    fn points(&self, listing: &Value) -> anyhow::Result<Vec<Point>>;
+    /// How a snapshot is named in messages (`snapshot 3afd7e75 of restic repository ...`).
+    fn snapshot(&self, point: &Point) -> String;
+    /// Checks the repository (`check = true`).
+    fn check(&self) -> Vec<String>;
+    /// Lists the entries of `paths` (all without any) in the snapshot, as JSON lines.
+    fn entries(&self, point: &Point, paths: &[String]) -> Vec<String>;
+    /// Writes one regular file of the snapshot to its standard output.
+    fn dump(&self, point: &Point, file: &Entry) -> Vec<String>;
+    /// Restores `paths` (all without any) into `dir`; with the directory it runs in.
+    fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir;
+}
+
+/// What every repository source holds.
+pub struct Base {
+    /// As the tool takes it: a path, `s3:...`, `ssh://...`.
+    pub repository: String,
+    pub cli: Cli,
+    pub wanted: Wanted,
+}
+
+impl Base {
+    /// The repository, for messages (`restic repository /srv/restic`).
+    pub fn name(&self) -> String {
+        format!("{} repository {}", self.cli.program, self.repository)
+    }
+}
+
+/// What a `locate` step asks of a repository: `paths` (none: the whole snapshot) and
+/// whether to `check` it first.
+pub struct Wanted {
+    pub paths: Vec<String>,
+    pub check: bool,
+}
+
+impl Wanted {
+    pub fn of(step: &Step) -> Self {
+        Self {
+            paths: step.paths.clone().unwrap_or_default(),
+            check: step.check.unwrap_or(false),
+        }
+    }
+}
+
+impl<R: Repository> Source for R {
+    fn describe(&self) -> String {
+        self.base().name()
+    }
+
+    fn list(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
+        let base = self.base();
+        let listing = base
+            .cli
+            .json(&self.snapshots(), ctx)
+            .with_context(|| format!("listing the snapshots of {}", base.name()))?;
+        self.points(&listing)
+    }
+
+    fn fetch(
+        &self,
+        point: &Point,
+        output: Option<&Path>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<Fetched> {
+        fetch(self, point, output, ctx)
+    }
+}
+
+/// A tool's arguments, and the directory it runs in (its own without one).
+pub type InDir = (Vec<String>, Option<PathBuf>);
+
+/// `args` as owned strings, for [`Cli`].
+pub fn args(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Brings `paths` of the snapshot `point` to `output`: one regular file is streamed
+/// (verified against its listed size, hashed on the way); anything else is restored as
+/// a tree into the directory `output` (its files counted and added up against the
+/// listing).
+fn fetch(
+    repo: &dyn Repository,
+    point: &Point,
+    output: Option<&Path>,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Fetched> {
+    let base = repo.base();
+    let Wanted { paths, check } = &base.wanted;
+    let snapshot = repo.snapshot(point);
+    let output = output.with_context(|| {
+        format!("`output` is required for a repository: where {snapshot} is restored")
+    })?;
+    let cli = &base.cli;
+    if *check {
+        let (program, name) = (cli.program, base.name());
+        cli.run(&repo.check(), None, ctx)
+            .with_context(|| format!("`{program} check` found a problem in {name}"))?;
+        ctx.log("the repository check found no error");
+    }
+    let mut listed = Listed::new(paths);
+    cli.json_lines(&repo.entries(point, paths), ctx, &mut |item| {
+        if let Some(entry) = Entry::of(&item) {
+            listed.add(paths, entry);
+        }
+    })
+    .with_context(|| format!("listing {snapshot}"))?;
+    if let Some(file) = listed.single_file(paths, &snapshot)? {
+        let mut download = Download::start(&point.url, output, false, ctx)?;
+        cli.stream(&repo.dump(point, &file), &mut download, file.size, ctx)
+            .with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
+        let expect = Expect {
+            sizes: vec![(file.size, "the snapshot's listing")],
+            ..Expect::default()
+        };
+        return download.finish(&expect, ctx);
+    }
+    let bytes = restore_tree(output, &listed, ctx, &mut |dir| {
+        let (args, cwd) = repo.restore(point, paths, dir);
+        cli.run(&args, cwd.as_deref(), ctx)
+            .with_context(|| format!("restoring {snapshot}"))
+    })?;
+    Ok(Fetched {
+        path: output.to_path_buf(),
+        bytes,
+        sha256: None,
+        verified: vec!["file count and size".into()],
+    })
+}
+
+/// A file or directory of a snapshot, as its tool lists it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: String,
+    pub is_file: bool,
+    pub size: u64,
+}
+
+impl Entry {
+    /// An entry of `restic ls --json` (a node: type `file`) or `borg list --json-lines`
+    /// (an item: type `-`); None for any other line.
+    fn of(item: &Value) -> Option<Self> {
+        let field = |name: &str| item.get(name).and_then(Value::as_str);
+        Some(Self {
+            path: field("path")?.to_string(),
+            is_file: matches!(field("type")?, "file" | "-"),
+            size: item.get("size").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+}
+
+/// What a listing of the wanted `paths` says: the entry of each, and the regular files
+/// it holds (count, bytes). An empty `wanted` means the whole snapshot.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub found: Vec<Option<Entry>>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Listed {
+    pub fn new(wanted: &[String]) -> Self {
+        Self {
+            found: vec![None; wanted.len()],
+            ..Self::default()
+        }
+    }
+
+    /// Takes one listed entry into account; paths compare without a trailing `/`.
+    pub fn add(&mut self, wanted: &[String], entry: Entry) {
+        let path = entry.path.trim_end_matches('/');
+        let mut inside = wanted.is_empty();
+        for (want, found) in wanted.iter().zip(self.found.iter_mut()) {
+            let want = want.trim_end_matches('/');
+            if path == want {
+                *found = Some(entry.clone());
+                inside = true;
+            } else if path.strip_prefix(want).is_some_and(|r| r.starts_with('/')) {
+                inside = true;
+            }
+        }
+        if inside && entry.is_file {
+            self.files += 1;
+            self.bytes += entry.size;
+        }
+    }
+
+    /// The single regular file to stream, when one path was asked for and it is one;
+    /// fails naming a path the snapshot does not hold.
+    pub fn single_file(&self, wanted: &[String], snapshot: &str) -> anyhow::Result<Option<Entry>> {
+        for (want, found) in wanted.iter().zip(&self.found) {
+            if found.is_none() {
+                bail!("`{want}` is not in {snapshot}");
+            }
+        }
+        Ok(match self.found.as_slice() {
+            [Some(entry)] if entry.is_file => Some(entry.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// Restores a tree into `output`, a directory: `restore` fills a new directory beside
+/// it, whose regular files must add up to `listed`; then it takes `output`'s place (an
+/// earlier one is replaced). A failure leaves no `output`.
+pub fn restore_tree(
+    output: &Path,
+    listed: &Listed,
+    ctx: &Ctx<'_>,
+    restore: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let output = ctx.sources.check("output", output)?;
+    let tmp = tempdir_beside(&output, ".restore-drill-tree.")?;
+    restore(tmp.path())?;
+    let (files, bytes) = tree_size(tmp.path())?;
+    if (files, bytes) != (listed.files, listed.bytes) {
+        bail!(
+            "the restored tree has {files} files ({bytes} bytes), the snapshot lists {} ({} bytes)",
+            listed.files,
+            listed.bytes
+        );
+    }
+    if output.is_dir() {
+        let old = tempdir_beside(&output, ".restore-drill-old.")?;
+        std::fs::rename(&output, old.path().join("old"))
+            .with_context(|| format!("moving the earlier {} aside", output.display()))?;
+    }
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, &output).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        anyhow::anyhow!("renaming the restored tree to {}: {e}", output.display())
+    })?;
+    Ok(bytes)
+}
+
+/// Regular files under `dir` and their bytes.
+fn tree_size(dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let (mut files, mut bytes) = (0, 0);
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else if kind.is_file() {
+                files += 1;
+                bytes += entry.metadata()?.len();
+            }
+        }
+    }
+    Ok((files, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, is_file: bool, size: u64) -> Entry {
+        Entry {
+            path: path.into(),
+            is_file,
+            size,
+        }
+    }
+
+    #[test]
+    fn a_listing_finds_the_wanted_paths_and_adds_up_what_they_hold() {
+        let wanted = vec!["/data/sub/".to_string(), "/data/a.txt".to_string()];
+        let mut listed = Listed::new(&wanted);
+        for e in [
+            entry("/data", false, 0),
+            entry("/data/a.txt", true, 6),
+            entry("/data/sub", false, 0),
+            entry("/data/sub/b.txt", true, 3),
+            entry("/data/subway.txt", true, 100),
+        ] {
+            listed.add(&wanted, e);
+        }
+        assert_eq!((listed.files, listed.bytes), (2, 9));
+        assert!(listed.single_file(&wanted, "x").unwrap().is_none());
+        let one = vec!["/data/a.txt".to_string()];
+        let mut listed = Listed::new(&one);
+        listed.add(&one, entry("/data/a.txt", true, 6));
+        assert_eq!(listed.single_file(&one, "x").unwrap().unwrap().size, 6);
+        let missing = vec!["/nope".to_string()];
+        let err = Listed::new(&missing)
+            .single_file(&missing, "snapshot 1234")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "`/nope` is not in snapshot 1234");
+    }
+}

@@ -1,0 +1,161 @@
+//! A restic repository's snapshots as recovery points (`restic = { repository, password }`).
+//!
+//! Every call reads and never writes: `--no-lock` (no lock file in the repository) and
+//! `--no-cache` (nothing cached from an earlier run stands in for the repository's own
+//! index and trees: a drill reads what a restore on a new machine would read).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::cli::{Cli, Via};
+use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
+use super::{Point, Source};
+use crate::playbook::{self, Step};
+
+/// The share of the data packs `check = true` reads back (`--read-data-subset`).
+const CHECK_SUBSET: &str = "10%";
+
+/// Flags of every call.
+const READ_ONLY: [&str; 2] = ["--no-lock", "--no-cache"];
+
+pub struct Restic {
+    base: Base,
+}
+
+/// The source of a step with `restic = { ... }`, None without.
+pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
+    Ok(step
+        .restic
+        .as_ref()
+        .map(|s| Box::new(Restic::new(s, step)) as Box<dyn Source>))
+}
+
+impl Restic {
+    pub fn new(settings: &playbook::Restic, step: &Step) -> Self {
+        let base = Base {
+            repository: settings.repository.clone(),
+            cli: Cli {
+                program: "restic",
+                // The repository goes in the environment too: a rest: url may hold a
+                // password, which argv would show to every user of the machine.
+                env: vec![("RESTIC_REPOSITORY", settings.repository.clone())],
+                remove: &[
+                    "RESTIC_PASSWORD",
+                    "RESTIC_PASSWORD_COMMAND",
+                    "RESTIC_REPOSITORY_FILE",
+                ],
+                password: settings
+                    .password
+                    .clone()
+                    .map(|p| (Via::File("RESTIC_PASSWORD_FILE"), p)),
+            },
+            wanted: Wanted::of(step),
+        };
+        Self { base }
+    }
+
+    /// `args` and the flags that keep every call read-only.
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all = repo::args(args);
+        all.extend(repo::args(&READ_ONLY));
+        all
+    }
+
+    fn id<'p>(&self, point: &'p Point) -> &'p str {
+        point.id.as_deref().unwrap_or_default()
+    }
+}
+
+/// The recovery points of `restic snapshots --json`.
+fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
+    let Some(snapshots) = listing.as_array() else {
+        anyhow::bail!("restic snapshots printed no list");
+    };
+    let mut points = Vec::new();
+    for snapshot in snapshots {
+        let field = |name: &str| snapshot.get(name).and_then(Value::as_str);
+        let (Some(id), Some(time)) = (field("id"), field("time")) else {
+            continue;
+        };
+        let short = field("short_id").unwrap_or(&id[..id.len().min(8)]);
+        points.push(Point {
+            url: format!("restic:{repository}#{short}"),
+            time: time
+                .parse()
+                .with_context(|| format!("restic snapshot {short} has the time `{time}`"))?,
+            bytes: 0,
+            id: Some(id.to_string()),
+        });
+    }
+    Ok(points)
+}
+
+impl Repository for Restic {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn snapshots(&self) -> Vec<String> {
+        self.args(&["snapshots", "--json"])
+    }
+
+    fn points(&self, listing: &Value) -> anyhow::Result<Vec<Point>> {
+        points(&self.base.repository, listing)
+    }
+
+    fn snapshot(&self, point: &Point) -> String {
+        let id = self.id(point);
+        format!(
+            "snapshot {} of {}",
+            &id[..id.len().min(8)],
+            self.base.name()
+        )
+    }
+
+    fn check(&self) -> Vec<String> {
+        self.args(&["check", "--read-data-subset", CHECK_SUBSET])
+    }
+
+    fn entries(&self, point: &Point, paths: &[String]) -> Vec<String> {
+        let mut args = self.args(&["ls", "--json", "--recursive", self.id(point)]);
+        args.extend(paths.iter().cloned());
+        args
+    }
+
+    fn dump(&self, point: &Point, file: &Entry) -> Vec<String> {
+        self.args(&["dump", self.id(point), &file.path])
+    }
+
+    fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir {
+        let target = dir.to_string_lossy();
+        let mut args = self.args(&["restore", self.id(point), "--target", &target]);
+        for path in paths {
+            args.extend(["--include".to_string(), path.clone()]);
+        }
+        (args, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_become_points_with_their_id_and_time() {
+        let listing = serde_json::json!([
+            {"time": "2026-11-28T03:00:00.123456789Z", "id": "72953b61f7845191882dd8e4", "short_id": "72953b61"},
+            {"time": "2026-11-28T04:00:00+01:00", "id": "3afd7e754a50f145"},
+            {"paths": ["/no/id"]}
+        ]);
+        let points = points("/srv/restic", &listing).unwrap();
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].url, "restic:/srv/restic#72953b61");
+        assert_eq!(points[0].id.as_deref(), Some("72953b61f7845191882dd8e4"));
+        assert_eq!(points[1].url, "restic:/srv/restic#3afd7e75");
+        assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
+        let bad = serde_json::json!([{"time": "yesterday", "id": "abc"}]);
+        assert!(super::points("r", &bad).is_err());
+    }
+}
