@@ -10,6 +10,7 @@ pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
+pub mod throwaway;
 
 use indexmap::IndexMap;
 

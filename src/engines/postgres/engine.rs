@@ -269,16 +269,9 @@ fn throwaway(
     user: Option<crate::proc::OsUser>,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<(PathBuf, Postmaster)> {
-    let base = cluster::base_dir(user)?;
-    let postmaster = Postmaster::tracked(ctx.procs, &base);
-    let (pm, b) = (postmaster.clone(), base.clone());
-    ctx.resources.register(
-        "cluster",
-        &base.display().to_string(),
-        ctx.step_id,
-        move || pm.teardown(&b),
-    );
-    Ok((base, postmaster))
+    // Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away).
+    let prefix = crate::engines::throwaway::POSTGRES_PREFIX;
+    crate::engines::throwaway::register(ctx, "cluster", prefix, user, libc::SIGQUIT)
 }
 
 /// Where later steps reach the throwaway cluster.
