@@ -15,6 +15,7 @@ mod files;
 mod fuzz;
 mod hostile;
 mod kit;
+mod mariabackup;
 mod mysql;
 mod names;
 mod orphans;

@@ -4,6 +4,8 @@
 
 pub mod dump;
 mod engine;
+pub mod physical;
+pub mod server;
 
 use std::fs;
 use std::path::Path;
@@ -14,7 +16,7 @@ use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
-use super::SqlConn;
+use super::{SchemaFacts, SqlConn};
 use crate::proc::{Cancel, OnCancel, SecretFile};
 
 pub use engine::Mysql;
@@ -201,6 +203,24 @@ pub fn count_rows(
             Ok((t.clone(), n.unwrap_or(0)))
         })
         .collect()
+}
+
+/// The source's counts in a consistent snapshot (`START TRANSACTION WITH CONSISTENT
+/// SNAPSHOT`, committed at once: a transaction left open would hold metadata locks a
+/// backup waits for), its indexes and foreign keys, and when the snapshot was taken.
+pub fn snapshot_facts(conn: &mut MysqlConn) -> anyhow::Result<(SchemaFacts, jiff::Timestamp)> {
+    let taken_at = jiff::Timestamp::now();
+    let c = conn.inner();
+    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+    let tables = base_tables(c)?;
+    let table_counts = count_rows(c, &tables)?;
+    c.query_drop("COMMIT")?;
+    let schema = SchemaFacts {
+        table_counts,
+        indexes: conn.indexes()?,
+        foreign_keys: conn.foreign_keys()?,
+    };
+    Ok((schema, taken_at))
 }
 
 pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<bool> {
