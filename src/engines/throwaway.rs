@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail, ensure};
 
 use super::Ctx;
-use crate::proc::{Key, Leader, OsUser, Registry};
+use crate::proc::{Cancel, Key, Leader, OsUser, Registry};
 
 /// The prefixes of the throwaway servers' directories, by engine: a later run removes
 /// only directories named so (see `runner::leftovers`).
@@ -145,6 +145,38 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()?
             .exited()
+    }
+
+    /// Polls `ready` until it says yes; fails when the server `what` exits first or
+    /// takes longer than `deadline`, quoting `explain` (its log).
+    pub fn wait_ready(
+        &self,
+        what: &str,
+        deadline: Duration,
+        cancel: &Cancel,
+        mut ready: impl FnMut() -> bool,
+        explain: impl Fn() -> String,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            cancel.check()?;
+            if let Some(status) = self.exited() {
+                bail!(
+                    "{what} exited ({status}) before accepting connections: {}",
+                    explain()
+                );
+            }
+            if ready() {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                bail!(
+                    "{what} did not accept connections within {deadline:?}: {}",
+                    explain()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// Stops the server's whole group (its first signal, SIGKILL if it lingers), then

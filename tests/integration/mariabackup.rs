@@ -21,21 +21,10 @@ struct Fixture {
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
 
 fn fixture() -> Option<&'static Fixture> {
-    FIXTURE
-        .get_or_init(|| {
-            // SAFETY: registers a plain function, once.
-            unsafe { libc::atexit(stop_fixture) };
-            build()
-        })
-        .as_ref()
-}
-
-/// The fixture lives in a static, never dropped: stopped and removed at exit.
-extern "C" fn stop_fixture() {
-    if let Some(Some(f)) = FIXTURE.get() {
+    server::fixture_once(&FIXTURE, build, |f| {
         f.server.stop();
         let _ = std::fs::remove_dir_all(f.dir.path());
-    }
+    })
 }
 
 /// The OS user the throwaway mariadbd runs as when the tests run as root.

@@ -45,15 +45,7 @@ pub fn backup(
     cancel: &Cancel,
     log: &dyn Fn(&str),
 ) -> anyhow::Result<Dumped> {
-    let database = target
-        .database()
-        .context("the url names no database to back up")?
-        .to_string();
-    ensure!(
-        !opts.output.exists(),
-        "backup output {} already exists",
-        opts.output.display()
-    );
+    let database = super::fresh_backup(target, opts.output)?;
     let (schema, taken_at) = super::snapshot_facts(&mut MysqlConn::connect(target)?)?;
 
     let option_file = OptionFile::create(opts.workdir, "backup", target)?;

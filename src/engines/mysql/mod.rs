@@ -205,6 +205,19 @@ pub fn count_rows(
         .collect()
 }
 
+/// The database a backup of `target` counts, once `output` is known not to exist yet.
+pub fn fresh_backup(target: &Target, output: &Path) -> anyhow::Result<String> {
+    let database = target
+        .database()
+        .context("the url names no database to back up")?;
+    anyhow::ensure!(
+        !output.exists(),
+        "backup output {} already exists",
+        output.display()
+    );
+    Ok(database.to_string())
+}
+
 /// The source's counts in a consistent snapshot (`START TRANSACTION WITH CONSISTENT
 /// SNAPSHOT`, committed at once: a transaction left open would hold metadata locks a
 /// backup waits for), its indexes and foreign keys, and when the snapshot was taken.

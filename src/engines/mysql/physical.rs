@@ -88,15 +88,7 @@ pub fn backup(
     scratch: &Path,
     cancel: &Cancel,
 ) -> anyhow::Result<Taken> {
-    let database = target
-        .database()
-        .context("the url names no database to count")?
-        .to_string();
-    ensure!(
-        !output.exists(),
-        "backup output {} already exists",
-        output.display()
-    );
+    let database = super::fresh_backup(target, output)?;
     let mut conn = MysqlConn::connect(target)?;
     let datadir: Option<String> = conn.inner().query_first("SELECT @@datadir")?;
     let datadir = datadir.context("the server did not say its datadir")?;

@@ -8,9 +8,9 @@
 //! SIGKILL to its group: nothing in it must survive.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 
 use super::Target;
 use crate::engines::throwaway::Server;
@@ -164,26 +164,13 @@ impl Mariadbd {
     }
 
     fn wait_ready(&self, server: &Server, cancel: &Cancel) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            cancel.check()?;
-            if let Some(status) = server.exited() {
-                bail!(
-                    "mariadbd exited ({status}) before accepting connections: {}",
-                    self.errors()
-                );
-            }
-            if self.target(None).connect().is_ok() {
-                return Ok(());
-            }
-            if started.elapsed() > READY_DEADLINE {
-                bail!(
-                    "mariadbd did not accept connections within {READY_DEADLINE:?}: {}",
-                    self.errors()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        server.wait_ready(
+            "mariadbd",
+            READY_DEADLINE,
+            cancel,
+            || self.target(None).connect().is_ok(),
+            || self.errors(),
+        )
     }
 }
 

@@ -10,9 +10,9 @@
 //! to every local user.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 
 use super::url::percent_encode;
 use crate::engines::throwaway;
@@ -216,26 +216,13 @@ impl Cluster {
 
 fn wait_ready(cluster: &Cluster, postmaster: &Postmaster, cancel: &Cancel) -> anyhow::Result<()> {
     let log = &cluster.log();
-    let started = Instant::now();
-    loop {
-        cancel.check()?;
-        if let Some(status) = postmaster.exited() {
-            bail!(
-                "postgres exited ({status}) before accepting connections: {}",
-                crate::log::tail_file(log, 10, 4096)
-            );
-        }
-        if cluster.connect("postgres").is_ok() {
-            return Ok(());
-        }
-        if started.elapsed() > READY_DEADLINE {
-            bail!(
-                "postgres did not accept connections within {READY_DEADLINE:?}: {}",
-                crate::log::tail_file(log, 10, 4096)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    postmaster.wait_ready(
+        "postgres",
+        READY_DEADLINE,
+        cancel,
+        || cluster.connect("postgres").is_ok(),
+        || crate::log::tail_file(log, 10, 4096),
+    )
 }
 
 /// Gives the superuser a random password for TCP connections, in a 0600 passfile
