@@ -9,6 +9,7 @@ mod fields;
 mod formats;
 mod model;
 mod outputs;
+mod pgbackrest;
 mod spans;
 mod status;
 mod validate;

@@ -261,3 +261,26 @@ fn a_mariabackup_output_inside_the_source_datadir_is_refused() {
         .says("the source server's datadir");
     assert!(!f.server.data_dir().join("evil").exists());
 }
+
+/// The shipped `playbooks/mariadb-physical.toml`: the rows before its backup come back,
+/// the ones after do not, the server is gone and the marker table is dropped from the
+/// source at cleanup.
+#[test]
+fn shipped_mariadb_physical_playbook_passes_and_cleans_up() {
+    let Some(f) = fixture() else { return };
+    let playbook = include_str!("../../playbooks/mariadb-physical.toml");
+    let out = Drill::new(playbook)
+        .env("MYSQL_PWD", f.server.password())
+        .arg("--var")
+        .arg(&format!("mysql_url={}", f.server.plain_url("app")))
+        .arg("--var")
+        .arg(&format!("os_user={}", os_user()))
+        .run()
+        .expect_code(0);
+    out.step("verify").all_checks_passed();
+    cluster_gone(&out);
+    let left = f
+        .server
+        .sql("app", "SHOW TABLES LIKE 'restore_drill_marker'");
+    assert_eq!(left, "", "the marker table was left on the source");
+}

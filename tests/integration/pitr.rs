@@ -369,16 +369,44 @@ fn the_wal_archive_is_a_source_no_later_step_may_write_to() {
     );
 }
 
+/// A restore of the stanza `main` that `conf` configures.
+fn pgbackrest_restore(conf: &str) -> Step {
+    let source = format!("{{ stanza = \"main\", config = {} }}", conf.to_toml());
+    step("restore", "restore")
+        .set("engine", "postgres")
+        .set("pgbackrest", raw(source))
+}
+
 /// A pgBackRest configuration is a source too.
 #[test]
 fn the_pgbackrest_config_is_a_source_no_later_step_may_write_to() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("pgbackrest.conf").display().to_string();
-    let source = format!("{{ stanza = \"main\", config = {} }}", conf.to_toml());
-    let restore = step("restore", "restore")
-        .set("engine", "postgres")
-        .set("pgbackrest", raw(source));
+    let restore = pgbackrest_restore(&conf);
     later_write_is_refused(restore, &conf, "`pgbackrest.config` of step `restore`");
+}
+
+/// And so is the repository its configuration names (`repo1-path`), for the stanza
+/// (`[main]` overriding `[global]`: both are protected).
+#[test]
+fn the_pgbackrest_repository_is_a_source_no_later_step_may_write_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (global, own) = (dir.path().join("repo"), dir.path().join("main-repo"));
+    let conf = dir.path().join("pgbackrest.conf");
+    let text = format!(
+        "[global]\nrepo1-path={}\n\n[main]\nrepo1-path={}\n",
+        global.display(),
+        own.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let conf = conf.display().to_string();
+    for repo in [&global, &own] {
+        std::fs::create_dir_all(repo).unwrap();
+        let into = repo.join("evil.db").display().to_string();
+        let why = format!("the pgBackRest repository of step `restore`: repo1-path in {conf}");
+        later_write_is_refused(pgbackrest_restore(&conf), &into, &why);
+        assert!(listing(repo).is_empty(), "the repository was written to");
+    }
 }
 
 /// Ctrl-C while the cluster recovers: the drill ends aborted and the cluster, its

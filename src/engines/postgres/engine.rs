@@ -183,11 +183,7 @@ fn restore(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
             step.isolation.as_deref() == Some("ephemeral") && step.target_url.is_none(),
             "a pgBackRest stanza is restored with `isolation = \"ephemeral\"` (a throwaway cluster of its own)"
         );
-        let config = src
-            .config
-            .as_deref()
-            .unwrap_or("/etc/pgbackrest/pgbackrest.conf");
-        return restore_physical(step, Path::new(config), ctx);
+        return restore_physical(step, Path::new(src.config_path()), ctx);
     }
     let from = Path::new(required(step.from.as_deref(), "from")?);
     ensure!(from.exists(), "backup {} not found", from.display());
