@@ -43,10 +43,12 @@ impl PgBackRest {
     }
 }
 
+/// A repository's paths (each with the option naming it) and its `repoN-type`.
+type Repo = (Vec<(String, String)>, Option<String>);
+
 /// `(path, option)` of each local repository `text` gives `stanza`.
 fn repos(text: &str, stanza: &str) -> Vec<(String, Option<String>)> {
-    // repo number -> (paths, type)
-    let mut found: BTreeMap<u32, (Vec<(String, String)>, Option<String>)> = BTreeMap::new();
+    let mut found: BTreeMap<u32, Repo> = BTreeMap::new();
     let mut applies = false;
     for line in text.lines().map(str::trim) {
         if line.starts_with('#') || line.is_empty() {
@@ -78,7 +80,7 @@ fn repos(text: &str, stanza: &str) -> Vec<(String, Option<String>)> {
             _ => {}
         }
     }
-    if !found.get(&1).is_some_and(|r| !r.0.is_empty()) {
+    if found.get(&1).is_none_or(|r| r.0.is_empty()) {
         let repo = found.entry(1).or_default();
         repo.0.push((DEFAULT_REPO.to_string(), String::new()));
     }
