@@ -257,3 +257,25 @@ fn only_database(db: &Mariadbd) -> anyhow::Result<String> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_is_prepared_once_its_log_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mariabackup(dir.path()) && !is_prepared(dir.path()));
+        let checkpoints = dir.path().join("xtrabackup_checkpoints");
+        for (kind, prepared) in [
+            ("full-backuped", false),
+            ("log-applied", true),
+            ("full-prepared", true),
+        ] {
+            let text = format!("backup_type = {kind}\nfrom_lsn = 0\nto_lsn = 44878\n");
+            std::fs::write(&checkpoints, text).unwrap();
+            assert!(is_mariabackup(dir.path()));
+            assert_eq!(is_prepared(dir.path()), prepared, "{kind}");
+        }
+    }
+}
