@@ -21,6 +21,8 @@
 # servers run as the `postgres` and `mysql` OS users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench_lib.sh
+. scripts/bench_lib.sh
 
 SIZE_MB=${SIZE_MB:-256}
 BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -51,21 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f MiB", b / 1048576 }'; }
 psql_() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work/pg" -U postgres "$@"; }
 
-# A drill of the given steps, its record printed.
-drill() { # name, steps toml
-  mkdir -p "$work/$1"
-  printf 'version = 1\n[drill]\nname = "%s"\n%s\n' "$1" "$2" > "$work/$1/playbook.toml"
-  "$DRILL" run "$work/$1/playbook.toml" --artifacts "$work/$1/artifacts" --quiet >/dev/null 2>&1 \
-    || { echo "bench: drill $1 failed" >&2; cat "$work/$1"/artifacts/*.log >&2; exit 1; }
-  cat "$work/$1"/artifacts/*.json
-}
-step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s * 100 | round / 100' <<<"$1"; }
 row() { printf '%-58s %8s  %s\n' "$@"; }
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -89,11 +78,13 @@ rec=$(drill base "$(printf '[[steps]]\nid = "base"\nkind = "backup"\nengine = "p
 ours_base=$(step_s "$rec" base)
 base_size=$(du -sb "$work/pg/ours" | cut -f1)
 
-# Writes after both backups, archived.
-psql_ -d bench -c "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 10 = 0"
+# Writes after both backups (a tenth of the accounts), archived.
+wal_before=$(du -sb "$work/pg/archive" | cut -f1)
+psql_ -d bench -c "UPDATE pgbench_accounts SET abalance = abalance + 1
+  WHERE aid <= (SELECT max(aid) / 10 FROM pgbench_accounts)"
 seg=$(psql_ -d postgres -c "SELECT pg_walfile_name(pg_switch_wal())")
 until [ -f "$work/pg/archive/$seg" ]; do sleep 0.2; done
-wal=$(du -sb "$work/pg/archive" | cut -f1)
+wal=$(( $(du -sb "$work/pg/archive" | cut -f1) - wal_before ))
 
 rec=$(drill pitr "$(printf '[[steps]]\nid = "restore"\nkind = "restore"\nengine = "postgres"\nfrom = "%s"\nwal_archive = "%s"\ntarget = "latest"\nisolation = "ephemeral"\nos_user = "%s"\n' \
   "$work/pg/ours" "$work/pg/archive" "$pg_user")")
@@ -110,7 +101,7 @@ as_pg "$BIN/postgres" -D "$work/pg/hand" -p "$hand_port" -c listen_addresses= \
   -c unix_socket_directories="$work/pg" -c archive_mode=off -c fsync=off -c full_page_writes=off \
   -c synchronous_commit=off -c max_wal_size=8GB -c checkpoint_timeout=1h \
   -c "restore_command=cp $work/pg/archive/%f %p" >"$work/pg/hand.log" 2>&1 &
-pids+=($!)
+pids+=($!); disown
 until [ "$(psql_ -p "$hand_port" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
 t1=$(now); hand_pitr=$(secs "$t0" "$t1")
 as_pg "$BIN/pg_ctl" -D "$work/pg/hand" -m immediate stop >/dev/null 2>&1 || true
@@ -122,7 +113,7 @@ dump_s=$(step_s "$rec" backup); logical_s=$(step_s "$rec" restore)
 as_pg "$BIN/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
 
 echo
-row "PostgreSQL ($(mib "$base_size") base backup, $(mib "$wal") of WAL)" seconds ratio
+row "PostgreSQL ($(mib "$base_size") base backup, $(mib "$wal") of WAL after it)" seconds ratio
 row "pg_basebackup -Fp -Xs -c fast (bare)" "$bare_base" ""
 row "base backup step (method = basebackup)" "$ours_base" "$(ratio "$ours_base" "$bare_base")  (target <= 1.05x)"
 row "cp -a + WAL replay of the archive by hand, promoted" "$hand_pitr" ""
@@ -142,11 +133,11 @@ my_port=$(( port + 2 ))
 as_my mariadb-install-db --no-defaults --datadir="$work/my/data" --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
 as_my "$mariadbd" --no-defaults --datadir="$work/my/data" --socket="$work/my/sock" --port="$my_port" \
   --bind-address=127.0.0.1 --skip-log-bin --innodb-buffer-pool-size=256M >"$work/my/server.log" 2>&1 &
-pids+=($!)
+pids+=($!); disown
 my() { mariadb --no-defaults -uroot --socket="$work/my/sock" -N -B "$@"; }
 until my -e 'SELECT 1' >/dev/null 2>&1; do sleep 0.1; done
 rows=$(( SIZE_MB * 1024 * 1024 / 300 ))
-my -e "CREATE DATABASE bench; CREATE TABLE bench.t (id INT PRIMARY KEY, payload VARCHAR(256)) ENGINE=InnoDB;
+my -e "CREATE DATABASE bench; USE bench; CREATE TABLE bench.t (id INT PRIMARY KEY, payload VARCHAR(256)) ENGINE=InnoDB;
   INSERT INTO bench.t SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_$rows;
   CREATE USER drill@'127.0.0.1' IDENTIFIED BY 'bench-pw'; GRANT ALL ON *.* TO drill@'127.0.0.1';"
 printf '[client]\nuser=drill\npassword=bench-pw\nhost=127.0.0.1\nport=%s\nprotocol=TCP\n' "$my_port" >"$work/my/client.cnf"
@@ -168,7 +159,7 @@ cp -a "$work/my/bare" "$work/my/hand"
 own "$my_user" "$work/my/hand"
 as_my "$mariadbd" --no-defaults --datadir="$work/my/hand" --socket="$work/my/hand.sock" \
   --skip-networking --skip-log-bin >"$work/my/hand.log" 2>&1 &
-pids+=($!)
+pids+=($!); disown
 until mariadb --no-defaults -uroot --socket="$work/my/hand.sock" -e 'SELECT COUNT(*) FROM bench.t' >/dev/null 2>&1; do sleep 0.05; done
 t1=$(now); hand_mr=$(secs "$t0" "$t1")
 
