@@ -17,6 +17,9 @@
 #   scripts/bench_pitr.sh                  # SIZE_MB=256
 #   SIZE_MB=1024 scripts/bench_pitr.sh     # ~1 GiB, the issue's size
 #
+# Each pair is measured ROUNDS times (default 2), the bare tool and ours alternating (the
+# first run reads a cold page cache), and the best of each is compared.
+#
 # Needs: PostgreSQL server programs, jq, a release build (built if missing). As root the
 # servers run as the `postgres` and `mysql` OS users.
 set -euo pipefail
@@ -25,6 +28,7 @@ cd "$(dirname "$0")/.."
 . scripts/bench_lib.sh
 
 SIZE_MB=${SIZE_MB:-256}
+ROUNDS=${ROUNDS:-2}
 BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 DRILL=${DRILL:-target/release/restore-drill}
 [ -x "$BIN/initdb" ] || { echo "bench: no PostgreSQL server programs (set PG_BIN)" >&2; exit 2; }
@@ -44,18 +48,22 @@ if [ "$(id -u)" = 0 ]; then
 fi
 own() { [ -z "$1" ] || chown -R "$1" "${@:2}"; }
 port=$(( 20000 + RANDOM % 20000 ))
-pids=()
-cleanup() {
-  as_pg "$BIN/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
-  for p in "${pids[@]}"; do kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null || true; done
+# Every server writes its pid where cleanup finds it.
+stop_servers() {
+  for d in "$work"/pg/data "$work"/pg/hand; do
+    [ -f "$d/postmaster.pid" ] && kill -QUIT "$(head -1 "$d/postmaster.pid")" 2>/dev/null
+  done
+  for f in "$work"/my/*.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
   sleep 0.5
-  rm -rf "$work"
 }
+cleanup() { stop_servers || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 psql_() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work/pg" -U postgres "$@"; }
-
 row() { printf '%-58s %8s  %s\n' "$@"; }
+best() { printf '%s\n' "$@" | sort -g | head -1; }
+# Seconds a command takes.
+timed() { local t0; t0=$(now); "$@"; secs "$t0" "$(now)"; }
 
 # --- PostgreSQL -----------------------------------------------------------------------
 mkdir -p "$work/pg/archive"
@@ -71,11 +79,14 @@ psql_ -d postgres -c "CREATE DATABASE bench"
 echo "bench: database size $(psql_ -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")"
 url="postgresql://postgres@127.0.0.1:$port/bench"
 
-t0=$(now)
-"$BIN/pg_basebackup" -d "$url" -D "$work/pg/bare" -Fp -Xs -c fast --manifest-checksums=CRC32C
-t1=$(now); bare_base=$(secs "$t0" "$t1")
-rec=$(drill base "$(printf '[[steps]]\nid = "base"\nkind = "backup"\nengine = "postgres"\nurl = "%s"\nmethod = "basebackup"\noutput = "%s"\n' "$url" "$work/pg/ours")")
-ours_base=$(step_s "$rec" base)
+bare_base() { rm -rf "$work/pg/bare"; "$BIN/pg_basebackup" -d "$url" -D "$work/pg/bare" -Fp -Xs -c fast --manifest-checksums=CRC32C; }
+ours_base() {
+  rm -rf "$work/pg/ours" "$work/base"
+  step_s "$(drill base "$(printf '[[steps]]\nid = "base"\nkind = "backup"\nengine = "postgres"\nurl = "%s"\nmethod = "basebackup"\noutput = "%s"\n' "$url" "$work/pg/ours")")" base
+}
+bb=() ob=()
+for _ in $(seq "$ROUNDS"); do bb+=("$(timed bare_base)"); ob+=("$(ours_base)"); done
+bare_b=$(best "${bb[@]}"); ours_b=$(best "${ob[@]}")
 base_size=$(du -sb "$work/pg/ours" | cut -f1)
 
 # Writes after both backups (a tenth of the accounts), archived.
@@ -86,25 +97,31 @@ seg=$(psql_ -d postgres -c "SELECT pg_walfile_name(pg_switch_wal())")
 until [ -f "$work/pg/archive/$seg" ]; do sleep 0.2; done
 wal=$(( $(du -sb "$work/pg/archive" | cut -f1) - wal_before ))
 
-rec=$(drill pitr "$(printf '[[steps]]\nid = "restore"\nkind = "restore"\nengine = "postgres"\nfrom = "%s"\nwal_archive = "%s"\ntarget = "latest"\nisolation = "ephemeral"\nos_user = "%s"\n' \
-  "$work/pg/ours" "$work/pg/archive" "$pg_user")")
-ours_pitr=$(step_s "$rec" restore)
-ours_copy=$(jq -r '.steps[] | select(.id == "restore") | .metrics.copy_s * 100 | round / 100' <<<"$rec")
-
 # By hand: cp -a, recovery.signal, the same settings, replay of the whole archive, promoted.
-hand_port=$(( port + 1 ))
-t0=$(now)
-cp -a "$work/pg/bare" "$work/pg/hand"
-touch "$work/pg/hand/recovery.signal"
-own "$pg_user" "$work/pg/hand"
-as_pg "$BIN/postgres" -D "$work/pg/hand" -p "$hand_port" -c listen_addresses= \
-  -c unix_socket_directories="$work/pg" -c archive_mode=off -c fsync=off -c full_page_writes=off \
-  -c synchronous_commit=off -c max_wal_size=8GB -c checkpoint_timeout=1h \
-  -c "restore_command=cp $work/pg/archive/%f %p" >"$work/pg/hand.log" 2>&1 &
-pids+=($!); disown
-until [ "$(psql_ -p "$hand_port" -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
-t1=$(now); hand_pitr=$(secs "$t0" "$t1")
-as_pg "$BIN/pg_ctl" -D "$work/pg/hand" -m immediate stop >/dev/null 2>&1 || true
+hand_pitr() {
+  rm -rf "$work/pg/hand"
+  cp -a "$work/pg/bare" "$work/pg/hand"
+  touch "$work/pg/hand/recovery.signal"
+  own "$pg_user" "$work/pg/hand"
+  as_pg "$BIN/postgres" -D "$work/pg/hand" -p $(( port + 1 )) -c listen_addresses= \
+    -c unix_socket_directories="$work/pg" -c archive_mode=off -c fsync=off -c full_page_writes=off \
+    -c synchronous_commit=off -c max_wal_size=8GB -c checkpoint_timeout=1h \
+    -c "restore_command=cp $work/pg/archive/%f %p" >"$work/pg/hand.log" 2>&1 &
+  until [ "$(psql_ -p $(( port + 1 )) -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do sleep 0.05; done
+}
+stop_hand() { as_pg "$BIN/pg_ctl" -D "$work/pg/hand" -m immediate stop >/dev/null 2>&1 || true; }
+ours_pitr() {
+  rm -rf "$work/pitr"
+  drill pitr "$(printf '[[steps]]\nid = "restore"\nkind = "restore"\nengine = "postgres"\nfrom = "%s"\nwal_archive = "%s"\ntarget = "latest"\nisolation = "ephemeral"\nos_user = "%s"\n' \
+    "$work/pg/ours" "$work/pg/archive" "$pg_user")"
+}
+hp=() op=() cp_=()
+for _ in $(seq "$ROUNDS"); do
+  hp+=("$(timed hand_pitr)"); stop_hand
+  rec=$(ours_pitr); op+=("$(step_s "$rec" restore)")
+  cp_+=("$(jq -r '.steps[] | select(.id == "restore") | .metrics.copy_s * 100 | round / 100' <<<"$rec")")
+done
+hand_p=$(best "${hp[@]}"); ours_p=$(best "${op[@]}"); ours_copy=$(best "${cp_[@]}")
 
 # The logical path: pg_dump -Fc, restored by our ephemeral restore.
 rec=$(drill dump "$(printf '[[steps]]\nid = "backup"\nkind = "backup"\nengine = "postgres"\nurl = "%s"\nformat = "custom"\noutput = "%s"\n[[steps]]\nid = "restore"\nkind = "restore"\nengine = "postgres"\nfrom = "%s"\nisolation = "ephemeral"\nos_user = "%s"\n' \
@@ -113,14 +130,14 @@ dump_s=$(step_s "$rec" backup); logical_s=$(step_s "$rec" restore)
 as_pg "$BIN/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
 
 echo
-row "PostgreSQL ($(mib "$base_size") base backup, $(mib "$wal") of WAL after it)" seconds ratio
-row "pg_basebackup -Fp -Xs -c fast (bare)" "$bare_base" ""
-row "base backup step (method = basebackup)" "$ours_base" "$(ratio "$ours_base" "$bare_base")  (target <= 1.05x)"
-row "cp -a + WAL replay of the archive by hand, promoted" "$hand_pitr" ""
-row "physical restore step, target = latest, promoted" "$ours_pitr" "$(ratio "$ours_pitr" "$hand_pitr")  (target <= 1.3x)"
+row "PostgreSQL ($(mib "$base_size") base backup, $(mib "$wal") of WAL after it), best of $ROUNDS" seconds ratio
+row "pg_basebackup -Fp -Xs -c fast (bare)" "$bare_b" "(${bb[*]})"
+row "base backup step (method = basebackup)" "$ours_b" "$(ratio "$ours_b" "$bare_b")  (${ob[*]}; target <= 1.05x)"
+row "cp -a + WAL replay of the archive by hand, promoted" "$hand_p" "(${hp[*]})"
+row "physical restore step, target = latest, promoted" "$ours_p" "$(ratio "$ours_p" "$hand_p")  (${op[*]}; target <= 1.3x)"
 row "  of which verify + copy (pg_verifybackup, cp -a)" "$ours_copy" ""
 row "pg_dump -Fc backup step" "$dump_s" ""
-row "logical restore step (pg_restore, ephemeral)" "$logical_s" "physical is $(ratio "$logical_s" "$ours_pitr") faster"
+row "logical restore step (pg_restore, ephemeral)" "$logical_s" "$(ratio "$logical_s" "$ours_p") the physical restore"
 
 # --- MariaDB --------------------------------------------------------------------------
 mariadbd=$(command -v mariadbd || ls /usr/sbin/mariadbd 2>/dev/null || true)
@@ -132,8 +149,8 @@ own "$my_user" "$work/my"
 my_port=$(( port + 2 ))
 as_my mariadb-install-db --no-defaults --datadir="$work/my/data" --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
 as_my "$mariadbd" --no-defaults --datadir="$work/my/data" --socket="$work/my/sock" --port="$my_port" \
-  --bind-address=127.0.0.1 --skip-log-bin --innodb-buffer-pool-size=256M >"$work/my/server.log" 2>&1 &
-pids+=($!); disown
+  --pid-file="$work/my/source.pid" --bind-address=127.0.0.1 --skip-log-bin \
+  --innodb-buffer-pool-size=256M >"$work/my/server.log" 2>&1 &
 my() { mariadb --no-defaults -uroot --socket="$work/my/sock" -N -B "$@"; }
 until my -e 'SELECT 1' >/dev/null 2>&1; do sleep 0.1; done
 rows=$(( SIZE_MB * 1024 * 1024 / 300 ))
@@ -142,30 +159,45 @@ my -e "CREATE DATABASE bench; USE bench; CREATE TABLE bench.t (id INT PRIMARY KE
   CREATE USER drill@'127.0.0.1' IDENTIFIED BY 'bench-pw'; GRANT ALL ON *.* TO drill@'127.0.0.1';"
 printf '[client]\nuser=drill\npassword=bench-pw\nhost=127.0.0.1\nport=%s\nprotocol=TCP\n' "$my_port" >"$work/my/client.cnf"
 chmod 600 "$work/my/client.cnf"
-
-t0=$(now)
-mariabackup --defaults-extra-file="$work/my/client.cnf" --backup --target-dir="$work/my/bare" \
-  --datadir="$work/my/data" >"$work/my/bare.log" 2>&1
-mariabackup --prepare --target-dir="$work/my/bare" >>"$work/my/bare.log" 2>&1
-t1=$(now); bare_mb=$(secs "$t0" "$t1")
 my_url="mysql://drill:bench-pw@127.0.0.1:$my_port/bench"
-rec=$(drill maria "$(printf '[[steps]]\nid = "backup"\nkind = "backup"\nengine = "mysql"\nurl = "%s"\nmethod = "mariabackup"\noutput = "%s"\n[[steps]]\nid = "restore"\nkind = "restore"\nengine = "mysql"\nfrom = "%s"\nisolation = "ephemeral"\nos_user = "%s"\ndatabase = "bench"\n' \
-  "$my_url" "$work/my/ours" "$work/my/ours" "$my_user")")
-ours_mb=$(step_s "$rec" backup); ours_mr=$(step_s "$rec" restore)
+
+bare_mb() {
+  rm -rf "$work/my/bare"
+  mariabackup --defaults-extra-file="$work/my/client.cnf" --backup --target-dir="$work/my/bare" \
+    --datadir="$work/my/data" >"$work/my/bare.log" 2>&1
+  mariabackup --prepare --target-dir="$work/my/bare" >>"$work/my/bare.log" 2>&1
+}
+ours_mb() {
+  rm -rf "$work/my/ours" "$work/maria"
+  step_s "$(drill maria "$(printf '[[steps]]\nid = "backup"\nkind = "backup"\nengine = "mysql"\nurl = "%s"\nmethod = "mariabackup"\noutput = "%s"\n' "$my_url" "$work/my/ours")")" backup
+}
+hand_mr() {
+  rm -rf "$work/my/hand"
+  cp -a "$work/my/bare" "$work/my/hand"
+  own "$my_user" "$work/my/hand"
+  as_my "$mariadbd" --no-defaults --datadir="$work/my/hand" --socket="$work/my/hand.sock" \
+    --pid-file="$work/my/hand.pid" --skip-networking --skip-log-bin >"$work/my/hand.log" 2>&1 &
+  until mariadb --no-defaults -uroot --socket="$work/my/hand.sock" -e 'SELECT COUNT(*) FROM bench.t' >/dev/null 2>&1; do sleep 0.05; done
+}
+stop_hand_my() {
+  local pid; pid=$(cat "$work/my/hand.pid"); kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+ours_mr() {
+  rm -rf "$work/mr"
+  step_s "$(drill mr "$(printf '[[steps]]\nid = "restore"\nkind = "restore"\nengine = "mysql"\nfrom = "%s"\nisolation = "ephemeral"\nos_user = "%s"\ndatabase = "bench"\n' "$work/my/ours" "$my_user")")" restore
+}
+b=() o=() h=() r=()
+for _ in $(seq "$ROUNDS"); do
+  b+=("$(timed bare_mb)"); o+=("$(ours_mb)")
+  h+=("$(timed hand_mr)"); stop_hand_my; r+=("$(ours_mr)")
+done
+bare_m=$(best "${b[@]}"); ours_m=$(best "${o[@]}"); hand_r=$(best "${h[@]}"); ours_r=$(best "${r[@]}")
 mb_size=$(du -sb "$work/my/ours" | cut -f1)
 
-t0=$(now)
-cp -a "$work/my/bare" "$work/my/hand"
-own "$my_user" "$work/my/hand"
-as_my "$mariadbd" --no-defaults --datadir="$work/my/hand" --socket="$work/my/hand.sock" \
-  --skip-networking --skip-log-bin >"$work/my/hand.log" 2>&1 &
-pids+=($!); disown
-until mariadb --no-defaults -uroot --socket="$work/my/hand.sock" -e 'SELECT COUNT(*) FROM bench.t' >/dev/null 2>&1; do sleep 0.05; done
-t1=$(now); hand_mr=$(secs "$t0" "$t1")
-
 echo
-row "MariaDB ($(mib "$mb_size") backup)" seconds ratio
-row "mariabackup --backup + --prepare (bare)" "$bare_mb" ""
-row "backup step (method = mariabackup)" "$ours_mb" "$(ratio "$ours_mb" "$bare_mb")"
-row "cp -a of the prepared backup + mariadbd up, one count" "$hand_mr" ""
-row "restore step, ephemeral (copy, mariadbd up, counts)" "$ours_mr" "$(ratio "$ours_mr" "$hand_mr")"
+row "MariaDB ($(mib "$mb_size") backup), best of $ROUNDS" seconds ratio
+row "mariabackup --backup + --prepare (bare)" "$bare_m" "(${b[*]})"
+row "backup step (method = mariabackup)" "$ours_m" "$(ratio "$ours_m" "$bare_m")  (${o[*]})"
+row "cp -a of the prepared backup + mariadbd up, one count" "$hand_r" "(${h[*]})"
+row "restore step, ephemeral (copy, mariadbd up, counts)" "$ours_r" "$(ratio "$ours_r" "$hand_r")  (${r[*]})"

@@ -92,6 +92,10 @@ pub fn backup(
     let mut conn = MysqlConn::connect(target)?;
     let datadir: Option<String> = conn.inner().query_first("SELECT @@datadir")?;
     let datadir = datadir.context("the server did not say its datadir")?;
+    ensure!(
+        Path::new(&datadir).is_dir(),
+        "the server's datadir {datadir} is not a directory on this machine: mariabackup runs on the database host and reads it"
+    );
     let why = "the source server's datadir, which mariabackup reads".to_string();
     sources
         .with([(PathBuf::from(&datadir), why)])
