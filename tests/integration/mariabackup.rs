@@ -247,7 +247,7 @@ fn ctrl_c_while_the_throwaway_mariadbd_runs_removes_it() {
 #[test]
 fn a_mariabackup_output_inside_the_source_datadir_is_refused() {
     let Some(f) = fixture() else { return };
-    let inside = f.server.data_dir().join("evil").display().to_string();
+    let inside = f.server.data_dir().join("evil/b").display().to_string();
     let backup = backup("mysql", &inside)
         .set("method", "mariabackup")
         .set("url", f.server.url("app"));

@@ -70,8 +70,9 @@ impl Engine for Mysql {
         if step.isolation.is_some() || physical::is_mariabackup(from) {
             return ephemeral(step, from, ctx);
         }
+        let given = |f: &Option<String>| f.as_deref().is_some_and(|v| !v.is_empty());
         ensure!(
-            step.os_user.is_none() && step.listen.is_none() && step.database.is_none(),
+            !given(&step.os_user) && !given(&step.listen) && !given(&step.database),
             "restore/mysql: `os_user`, `listen` and `database` apply to `isolation = \"ephemeral\"` only"
         );
         let target = Target::parse(required(step.target_url.as_deref(), "target_url")?)?;

@@ -218,22 +218,33 @@ pub fn fresh_backup(target: &Target, output: &Path) -> anyhow::Result<String> {
     Ok(database.to_string())
 }
 
-/// The source's counts in a consistent snapshot (`START TRANSACTION WITH CONSISTENT
-/// SNAPSHOT`, committed at once: a transaction left open would hold metadata locks a
-/// backup waits for), its indexes and foreign keys, and when the snapshot was taken.
+/// The source's counts in a consistent snapshot (`begin_snapshot`, then
+/// `facts_in_snapshot`), its indexes and foreign keys, and when the snapshot was taken.
 pub fn snapshot_facts(conn: &mut MysqlConn) -> anyhow::Result<(SchemaFacts, jiff::Timestamp)> {
+    let taken_at = begin_snapshot(conn)?;
+    Ok((facts_in_snapshot(conn)?, taken_at))
+}
+
+/// `START TRANSACTION WITH CONSISTENT SNAPSHOT`: the moment the counts are of.
+pub fn begin_snapshot(conn: &mut MysqlConn) -> anyhow::Result<jiff::Timestamp> {
     let taken_at = jiff::Timestamp::now();
+    conn.inner()
+        .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+    Ok(taken_at)
+}
+
+/// The exact row counts in the snapshot `begin_snapshot` took, committed at once (a
+/// transaction left open would hold metadata locks), then the indexes and foreign keys.
+pub fn facts_in_snapshot(conn: &mut MysqlConn) -> anyhow::Result<SchemaFacts> {
     let c = conn.inner();
-    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
     let tables = base_tables(c)?;
     let table_counts = count_rows(c, &tables)?;
     c.query_drop("COMMIT")?;
-    let schema = SchemaFacts {
+    Ok(SchemaFacts {
         table_counts,
         indexes: conn.indexes()?,
         foreign_keys: conn.foreign_keys()?,
-    };
-    Ok((schema, taken_at))
+    })
 }
 
 pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<bool> {

@@ -55,10 +55,15 @@ fn run(args: &[String], log: &Path, what: &str, cancel: &Cancel) -> anyhow::Resu
     Tool::new(duct::cmd(&program, args), program.clone())
         .logged(log)
         .run(cancel)
-        .map_err(|e| match cancel.is_cancelled() {
-            true => e,
-            false => anyhow::anyhow!("{what} failed: {}", error_lines(log)),
-        })
+        .map_err(|e| explained(e, log, what, cancel))
+}
+
+/// A failure of `what` explained by the `[ERROR]` lines of its `log` (unless cancelled).
+fn explained(e: anyhow::Error, log: &Path, what: &str, cancel: &Cancel) -> anyhow::Error {
+    match cancel.is_cancelled() {
+        true => e,
+        false => anyhow::anyhow!("{what} failed: {}", error_lines(log)),
+    }
 }
 
 /// `mariabackup --prepare` of `dir`.
@@ -100,8 +105,9 @@ pub fn backup(
     sources
         .with([(PathBuf::from(&datadir), why)])
         .check("output", output)?;
-    let (schema, taken_at) = super::snapshot_facts(&mut conn)?;
-    drop(conn);
+    if let Some(parent) = output.parent() {
+        crate::guard::create_dirs(parent)?;
+    }
     std::fs::create_dir_all(scratch)?;
     let option_file = OptionFile::create(scratch, "mariabackup", target)?;
     let args = [
@@ -110,19 +116,31 @@ pub fn backup(
         format!("--target-dir={}", output.display()),
         format!("--datadir={datadir}"),
     ];
+    // The snapshot first, then the backup, counted meanwhile: InnoDB's consistent reads
+    // block no BACKUP STAGE of mariabackup's, and a commit blocked by BLOCK_COMMIT waits
+    // at most for the backup's end, which does not wait for it.
+    let taken_at = super::begin_snapshot(&mut conn)?;
     let log = scratch.join("mariabackup.log");
-    let made = run(&args, &log, "mariabackup --backup", cancel).and_then(|()| {
-        prepare(
-            output,
-            &scratch.join("prepare.log"),
-            "mariabackup --prepare",
-            cancel,
-        )
-    });
-    if let Err(e) = made {
-        let _ = std::fs::remove_dir_all(output);
-        return Err(e);
-    }
+    let made = (|| {
+        let running = Tool::new(duct::cmd(mariabackup()?, &args), "mariabackup")
+            .logged(&log)
+            .start(cancel)?;
+        let schema =
+            super::facts_in_snapshot(&mut conn).context("counting rows at the backup's start")?;
+        running
+            .wait()
+            .map_err(|e| explained(e, &log, "mariabackup --backup", cancel))?;
+        let what = "mariabackup --prepare";
+        prepare(output, &scratch.join("prepare.log"), what, cancel)?;
+        Ok(schema)
+    })();
+    let schema = match made {
+        Ok(schema) => schema,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(output);
+            return Err(e);
+        }
+    };
     Ok(Taken {
         database,
         bytes: size_of(output),
