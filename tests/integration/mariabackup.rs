@@ -263,8 +263,8 @@ fn a_mariabackup_output_inside_the_source_datadir_is_refused() {
 }
 
 /// The shipped `playbooks/mariadb-physical.toml`: the rows before its backup come back,
-/// the ones after do not, the server is gone and the marker table is dropped from the
-/// source at cleanup.
+/// the ones after do not, the server is gone, the marker table is dropped from the
+/// source at cleanup, and the password is in no process's command line meanwhile.
 #[test]
 fn shipped_mariadb_physical_playbook_passes_and_cleans_up() {
     let Some(f) = fixture() else { return };
@@ -274,9 +274,13 @@ fn shipped_mariadb_physical_playbook_passes_and_cleans_up() {
         .arg("--var")
         .arg(&format!("mysql_url={}", f.server.plain_url("app")))
         .arg("--var")
-        .arg(&format!("os_user={}", os_user()))
-        .run()
-        .expect_code(0);
+        .arg(&format!("os_user={}", os_user()));
+    // The password never in a command line: mariabackup reads it from an option file.
+    let (out, seen) = out
+        .start()
+        .watch_processes(f.server.password(), "--backup --target-dir=");
+    let out = out.expect_code(0);
+    assert!(!seen.is_empty(), "never saw mariabackup while sampling");
     out.step("verify").all_checks_passed();
     cluster_gone(&out);
     let left = f
