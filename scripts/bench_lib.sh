@@ -16,3 +16,13 @@ drill() { # name, steps toml
 
 # The duration of step `$2` in the record `$1`, in seconds.
 step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s * 100 | round / 100' <<<"$1"; }
+
+# PostgreSQL's server programs (`$BIN`, or `PG_BIN`), jq and the release build (`$DRILL`),
+# built if missing; exits 2 when a tool is missing.
+pg_bench_needs() {
+  BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+  DRILL=${DRILL:-target/release/restore-drill}
+  [ -x "$BIN/initdb" ] || { echo "bench: no PostgreSQL server programs (set PG_BIN)" >&2; exit 2; }
+  command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
+  [ -x "$DRILL" ] || cargo build --release --quiet
+}

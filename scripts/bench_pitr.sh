@@ -29,11 +29,7 @@ cd "$(dirname "$0")/.."
 
 SIZE_MB=${SIZE_MB:-256}
 ROUNDS=${ROUNDS:-2}
-BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-DRILL=${DRILL:-target/release/restore-drill}
-[ -x "$BIN/initdb" ] || { echo "bench: no PostgreSQL server programs (set PG_BIN)" >&2; exit 2; }
-command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
-[ -x "$DRILL" ] || cargo build --release --quiet
+pg_bench_needs
 DRILL=$(realpath "$DRILL")
 
 work=$(mktemp -d /tmp/rd-bench-pitr-XXXXXX)
