@@ -15,15 +15,13 @@
 # servers run as the `postgres` OS user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/bench_lib.sh
+. scripts/bench_lib.sh
 
 SCALE=${SCALE:-5}
 NOISE_MB=${NOISE_MB:-20}
 JOBS=${JOBS:-2}
-BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
-DRILL=${DRILL:-target/release/restore-drill}
-[ -x "$BIN/initdb" ] || { echo "bench: no PostgreSQL server programs (set PG_BIN)" >&2; exit 2; }
-command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
-[ -x "$DRILL" ] || cargo build --release --quiet
+pg_bench_needs
 
 work=$(mktemp -d /tmp/rd-bench-XXXXXX)
 os_user=""
@@ -40,9 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 psql_() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work" -p "$port" -U postgres "$@"; }
 
 echo "bench: source server on port $port (scale $SCALE, noise $NOISE_MB MB, jobs $JOBS)"
@@ -60,15 +55,6 @@ size=$(psql_ -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 echo "bench: database size $size"
 url="postgresql://postgres@127.0.0.1:$port/bench"
 
-# A drill of one step (or two), timed by its own record.
-drill() { # name, steps toml
-  mkdir -p "$work/$1"
-  printf 'version = 1\n[drill]\nname = "%s"\n%s\n' "$1" "$2" > "$work/$1/playbook.toml"
-  "$DRILL" run "$work/$1/playbook.toml" --artifacts "$work/$1/artifacts" --quiet >/dev/null 2>&1 \
-    || { echo "bench: drill $1 failed" >&2; cat "$work/$1"/artifacts/*.log >&2; exit 1; }
-  cat "$work/$1"/artifacts/*.json
-}
-step_s() { jq -r --arg id "$2" '.steps[] | select(.id == $id) | .duration_s * 100 | round / 100' <<<"$1"; }
 
 t0=$(now); "$BIN/pg_dump" -Fc -f "$work/plain.dump" "$url"; t1=$(now)
 plain_dump=$(secs "$t0" "$t1"); plain_size=$(stat -c %s "$work/plain.dump")
@@ -98,7 +84,6 @@ psql_ -d postgres -c "CREATE DATABASE empty"
 t0=$(now); drill updown "$(restore "$work/empty.dump")" >/dev/null; t1=$(now)
 updown=$(secs "$t0" "$t1")
 
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo
 printf '%-44s %8s  %s\n' "" seconds "ratio / size"
 printf '%-44s %8s  %s\n' "pg_dump -Fc" "$plain_dump" "$(mib "$plain_size")"

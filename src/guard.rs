@@ -100,9 +100,9 @@ impl Sources {
 
     /// The sources a rendered step names, added before it runs: the fields its engine
     /// says it reads (a backup's `source` (sqlite) and `paths` (files, each glob
-    /// expanded), a restore's `from`), the `database` of a read-only `sql` step whose
-    /// engine reads a file (unless this run restored it), the local repository of a
-    /// `locate` step.
+    /// expanded), a restore's `from`), a pgBackRest stanza's repositories, the `database`
+    /// of a read-only `sql` step whose engine reads a file (unless this run restored it),
+    /// the local repository of a `locate` step.
     pub fn add_step(&mut self, step: &Step) {
         let of = |field: &str| format!("`{field}` of step `{}`", step.id);
         if let Some(repo) = step.local_repository() {
@@ -122,6 +122,11 @@ impl Sources {
                     for path in field_paths(step, field) {
                         self.add(path, of(field));
                     }
+                }
+                // A pgBackRest stanza's repositories, named in its configuration file.
+                for (path, option) in step.pgbackrest.iter().flat_map(|p| p.repo_paths()) {
+                    let why = format!("the pgBackRest repository of step `{}`: {option}", step.id);
+                    self.add(path, why);
                 }
             }
             StepKind::Sql if step.execute.is_none() => {

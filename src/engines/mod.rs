@@ -12,6 +12,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod roles;
 pub mod sqlite;
+pub mod throwaway;
 
 use indexmap::IndexMap;
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use super::Runner;
 use crate::artifact::ResourceRecord;
+// The throwaway servers' directory prefixes and pid files (see `engines::throwaway`).
+use crate::engines::throwaway::{PID_FILES, PREFIXES as CLUSTER_PREFIXES};
 use crate::proc::group::{self, NotStopped, Stopped};
 use crate::proc::kernel::RUN_ID_VAR;
 use crate::proc::stat::{self, Stat};
@@ -21,8 +23,6 @@ use crate::proc::{Registry, Tracked};
 
 /// Between the first signal and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
-/// The prefix of a throwaway cluster's directory (see `engines::postgres::cluster`).
-const CLUSTER_PREFIX: &str = "restore-drill-pg-";
 /// The prefix of a run's work directory (`restore-drill-<drill>-`).
 const WORKDIR_PREFIX: &str = "restore-drill-";
 
@@ -188,7 +188,7 @@ fn stop_group(pgid: i32, ours: impl Fn(&Stat) -> bool, first: i32) -> Group {
 }
 
 /// The server's recorded group, then any server still running in the directory (its
-/// `postmaster.pid` names it; its working directory proves it is that cluster's), then
+/// `postmaster.pid` or `mariadbd.pid` names it; its working directory proves it is that cluster's), then
 /// the directory itself.
 fn stop_cluster(t: &Tracked, run: &str, same_boot: bool, of: &str) -> Leftover {
     let Some(dir) = t.dir.clone() else {
@@ -220,7 +220,7 @@ fn stop_cluster(t: &Tracked, run: &str, same_boot: bool, of: &str) -> Leftover {
         notes.push("directory kept".into());
         return leftover(t, id, false, format!("{of}: {}", notes.join("; ")));
     }
-    let removed = match remove_dir(&dir, CLUSTER_PREFIX) {
+    let removed = match remove_dir(&dir, CLUSTER_PREFIXES) {
         Ok(true) => {
             notes.push("directory removed".into());
             true
@@ -240,7 +240,9 @@ fn stop_cluster(t: &Tracked, run: &str, same_boot: bool, of: &str) -> Leftover {
 /// The pid of a server running in the cluster directory `dir`, if any.
 fn server_in(dir: &Path) -> Option<i32> {
     let data = dir.join("data");
-    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let text = PID_FILES
+        .iter()
+        .find_map(|f| std::fs::read_to_string(data.join(f)).ok())?;
     let pid: i32 = text.lines().next()?.trim().parse().ok()?;
     let s = stat::stat(pid)?;
     let data = data.canonicalize().ok()?;
@@ -252,7 +254,7 @@ fn remove_workdir(t: &Tracked, run: &str) -> Leftover {
     let Some(dir) = t.dir.clone() else {
         return leftover(t, "?".into(), true, "no directory recorded".into());
     };
-    let (removed, how) = match remove_dir(&dir, WORKDIR_PREFIX) {
+    let (removed, how) = match remove_dir(&dir, &[WORKDIR_PREFIX]) {
         Ok(true) => (true, "removed".to_string()),
         Ok(false) => (true, "already gone".to_string()),
         Err(e) => (false, e),
@@ -268,12 +270,12 @@ fn remove_workdir(t: &Tracked, run: &str) -> Leftover {
 }
 
 /// Removes a directory the dead run created: only one named as restore-drill names
-/// them (`prefix`), and not through a symlink. Ok(false): it was already gone.
-fn remove_dir(dir: &Path, prefix: &str) -> Result<bool, String> {
+/// them (one of `prefixes`), and not through a symlink. Ok(false): it was already gone.
+fn remove_dir(dir: &Path, prefixes: &[&str]) -> Result<bool, String> {
     let named = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with(prefix));
+        .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p)));
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -396,7 +398,7 @@ mod tests {
     #[test]
     fn a_server_found_through_postmaster_pid_is_stopped_and_its_directory_removed() {
         let dir = tempfile::Builder::new()
-            .prefix(CLUSTER_PREFIX)
+            .prefix(CLUSTER_PREFIXES[0])
             .tempdir()
             .unwrap()
             .keep();

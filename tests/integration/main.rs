@@ -19,6 +19,7 @@ mod fleet;
 mod fuzz;
 mod hostile;
 mod kit;
+mod mariabackup;
 mod mysql;
 mod names;
 mod notify;

@@ -27,21 +27,10 @@ struct Fixture {
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
 
 fn fixture() -> Option<&'static Fixture> {
-    FIXTURE
-        .get_or_init(|| {
-            // SAFETY: registers a plain function, once.
-            unsafe { libc::atexit(stop_fixture) };
-            build()
-        })
-        .as_ref()
-}
-
-/// The fixture lives in a static, never dropped: stopped and removed at exit.
-extern "C" fn stop_fixture() {
-    if let Some(Some(f)) = FIXTURE.get() {
+    server::fixture_once(&FIXTURE, build, |f| {
         f.server.stop();
         let _ = std::fs::remove_dir_all(f.dir.path());
-    }
+    })
 }
 
 impl Fixture {
@@ -380,16 +369,44 @@ fn the_wal_archive_is_a_source_no_later_step_may_write_to() {
     );
 }
 
+/// A restore of the stanza `main` that `conf` configures.
+fn pgbackrest_restore(conf: &str) -> Step {
+    let source = format!("{{ stanza = \"main\", config = {} }}", conf.to_toml());
+    step("restore", "restore")
+        .set("engine", "postgres")
+        .set("pgbackrest", raw(source))
+}
+
 /// A pgBackRest configuration is a source too.
 #[test]
 fn the_pgbackrest_config_is_a_source_no_later_step_may_write_to() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("pgbackrest.conf").display().to_string();
-    let source = format!("{{ stanza = \"main\", config = {} }}", conf.to_toml());
-    let restore = step("restore", "restore")
-        .set("engine", "postgres")
-        .set("pgbackrest", raw(source));
+    let restore = pgbackrest_restore(&conf);
     later_write_is_refused(restore, &conf, "`pgbackrest.config` of step `restore`");
+}
+
+/// And so is the repository its configuration names (`repo1-path`), for the stanza
+/// (`[main]` overriding `[global]`: both are protected).
+#[test]
+fn the_pgbackrest_repository_is_a_source_no_later_step_may_write_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (global, own) = (dir.path().join("repo"), dir.path().join("main-repo"));
+    let conf = dir.path().join("pgbackrest.conf");
+    let text = format!(
+        "[global]\nrepo1-path={}\n\n[main]\nrepo1-path={}\n",
+        global.display(),
+        own.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let conf = conf.display().to_string();
+    for repo in [&global, &own] {
+        std::fs::create_dir_all(repo).unwrap();
+        let into = repo.join("evil.db").display().to_string();
+        let why = format!("the pgBackRest repository of step `restore`: repo1-path in {conf}");
+        later_write_is_refused(pgbackrest_restore(&conf), &into, &why);
+        assert!(listing(repo).is_empty(), "the repository was written to");
+    }
 }
 
 /// Ctrl-C while the cluster recovers: the drill ends aborted and the cluster, its

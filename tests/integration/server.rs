@@ -106,6 +106,42 @@ pub fn give_to_postgres(path: &Path) {
     }
 }
 
+/// What runs at exit: the fixtures kept in statics, which are never dropped.
+static AT_EXIT: Mutex<Vec<Box<dyn Fn() + Send>>> = Mutex::new(Vec::new());
+
+extern "C" fn run_at_exit() {
+    for stop in AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        stop();
+    }
+}
+
+/// A suite's fixture (a server of its own, its files), built once for the test binary
+/// by `build` (None after a loud skip) and handed to `stop` at exit.
+pub fn fixture_once<F: Send + Sync + 'static>(
+    cell: &'static OnceLock<Option<F>>,
+    build: impl FnOnce() -> Option<F>,
+    stop: fn(&F),
+) -> Option<&'static F> {
+    cell.get_or_init(|| {
+        static REGISTERED: std::sync::Once = std::sync::Once::new();
+        // SAFETY: registers a plain function, once.
+        REGISTERED.call_once(|| unsafe {
+            libc::atexit(run_at_exit);
+        });
+        let at_exit = move || {
+            if let Some(Some(f)) = cell.get() {
+                stop(f);
+            }
+        };
+        AT_EXIT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(at_exit));
+        build()
+    })
+    .as_ref()
+}
+
 /// A running throwaway server.
 pub struct Server {
     pub engine: Engine,

@@ -10,9 +10,8 @@ use std::path::Path;
 use anyhow::{Context as _, bail, ensure};
 use mysql::prelude::Queryable as _;
 
-use super::{MysqlConn, OptionFile, Target, base_tables, count_rows, ident};
+use super::{MysqlConn, OptionFile, Target, ident};
 use crate::engines::SchemaFacts;
-use crate::engines::SqlConn as _;
 use crate::engines::compress::{Compression, Sink, decompressor};
 use crate::proc::{Cancel, Tool};
 
@@ -48,29 +47,8 @@ pub fn backup(
     cancel: &Cancel,
     log: &dyn Fn(&str),
 ) -> anyhow::Result<Dumped> {
-    let database = target
-        .database()
-        .context("the url names no database to back up")?
-        .to_string();
-    ensure!(
-        !opts.output.exists(),
-        "backup output {} already exists",
-        opts.output.display()
-    );
-    let mut conn = MysqlConn::connect(target)?;
-    let c = conn.inner();
-    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
-    let tables = base_tables(c)?;
-    let table_counts = count_rows(c, &tables)?;
-    let table_digests = match opts.digests {
-        Some(sample) => Some(super::content::digest_all(c, sample)?),
-        None => None,
-    };
-    c.query_drop("COMMIT")?;
-    let indexes = conn.indexes()?;
-    let foreign_keys = conn.foreign_keys()?;
-    let objects = conn.content().objects()?;
-    let taken_at = jiff::Timestamp::now();
+    let database = super::fresh_backup(target, opts.output)?;
+    let (schema, taken_at) = super::snapshot_facts(&mut MysqlConn::connect(target)?, opts.digests)?;
 
     let option_file = OptionFile::create(opts.workdir, "backup", target)?;
     let program = super::program(&["mariadb-dump", "mysqldump"])?;
@@ -108,13 +86,7 @@ pub fn backup(
         bytes: std::fs::metadata(opts.output)?.len(),
         dump_bytes,
         database,
-        schema: SchemaFacts {
-            table_counts,
-            indexes,
-            foreign_keys,
-            objects,
-            table_digests,
-        },
+        schema,
         taken_at: Some(taken_at),
     })
 }

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail, ensure};
 
-use super::{MysqlConn, Target, dump, ident};
+use super::{MysqlConn, Target, dump, ident, physical};
 use crate::engines::compress::Compression;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
@@ -19,6 +19,13 @@ impl Engine for Mysql {
         let given = Path::new(required(step.output.as_deref(), "output")?);
         // Checked before anything is created; the dump goes where the path really leads.
         let output = &ctx.sources.check("output", given)?;
+        match step.method.as_deref() {
+            None | Some("dump") => {}
+            Some("mariabackup") => return mariabackup(step, &target, given, output, ctx),
+            Some(other) => bail!(
+                "backup/mysql: `method` must be \"dump\" (mysqldump) or \"mariabackup\", not \"{other}\""
+            ),
+        }
         if let Some(parent) = output.parent() {
             crate::guard::create_dirs(parent)?;
         }
@@ -61,6 +68,14 @@ impl Engine for Mysql {
 
     fn restore(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
         let from = Path::new(required(step.from.as_deref(), "from")?);
+        if step.isolation.is_some() || physical::is_mariabackup(from) {
+            return ephemeral(step, from, ctx);
+        }
+        let given = |f: &Option<String>| f.as_deref().is_some_and(|v| !v.is_empty());
+        ensure!(
+            !given(&step.os_user) && !given(&step.listen) && !given(&step.database),
+            "restore/mysql: `os_user`, `listen` and `database` apply to `isolation = \"ephemeral\"` only"
+        );
         let target = Target::parse(required(step.target_url.as_deref(), "target_url")?)?;
         let database = target
             .database()
@@ -109,6 +124,77 @@ impl Engine for Mysql {
     }
 }
 
+/// `mariabackup` of the url's server, prepared, counted at its start.
+fn mariabackup(
+    step: &Step,
+    target: &Target,
+    given: &Path,
+    output: &Path,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Backup> {
+    ensure!(
+        step.compression.is_none()
+            && step.single_transaction.is_none()
+            && step.skip_lock_tables.is_none(),
+        "backup/mysql: `compression`, `single_transaction` and `skip_lock_tables` apply to mysqldump, not `method = \"mariabackup\"`"
+    );
+    ensure!(
+        step.digests.is_none(),
+        "backup/mysql: `digests` need mysqldump's snapshot; a mariabackup backup restores what was committed until its end, after the snapshot its counts come from"
+    );
+    let scratch = ctx.workdir.join(".mysql").join(ctx.step_id);
+    let started = std::time::Instant::now();
+    let t = physical::backup(target, output, ctx.sources, &scratch, ctx.cancel)?;
+    let secs = started.elapsed().as_secs_f64();
+    ctx.log(&format!(
+        "mariabackup of {} (datadir {}) into {}, prepared: {} bytes in {secs:.1}s; {} tables of `{}` counted in a snapshot at the backup's start ({})",
+        target.display(),
+        t.datadir,
+        given.display(),
+        t.bytes,
+        t.schema.table_counts.len(),
+        t.database,
+        t.taken_at
+    ));
+    Ok(Backup {
+        path: given.to_path_buf(),
+        bytes: t.bytes,
+        source: Some(target.display()),
+        snapshot_at: Some(t.taken_at.to_string()),
+        schema: Some(t.schema),
+        outputs: outputs! {
+            "database" => t.database,
+            "method" => "mariabackup",
+            "prepared" => true,
+        },
+        metrics: outputs! { "bytes_per_s" => t.bytes as f64 / secs.max(1e-9) },
+        also_made: Vec::new(),
+    })
+}
+
+/// A mariabackup backup into a throwaway `mariadbd`.
+fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
+    match step.isolation.as_deref() {
+        Some("ephemeral") => {}
+        Some(other) => bail!("`isolation` must be \"ephemeral\", not \"{other}\""),
+        None => bail!(
+            "{} is a mariabackup backup: it is restored with `isolation = \"ephemeral\"` (a throwaway mariadbd of its own), not into `target_url`",
+            from.display()
+        ),
+    }
+    ensure!(
+        step.target_url.is_none(),
+        "set either `isolation = \"ephemeral\"` or `target_url`, not both"
+    );
+    let req = physical::RestoreRequest {
+        from,
+        os_user: step.os_user.as_deref().filter(|u| !u.is_empty()),
+        listen: step.listen.as_deref().filter(|l| !l.is_empty()),
+        database: step.database.as_deref(),
+    };
+    physical::restore(&req, ctx)
+}
+
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
@@ -123,16 +209,31 @@ static SPEC: EngineSpec = EngineSpec {
             "compression",
             "digests",
             "sample",
+            "method",
         ])
         .needs(&[&["url"], &["output"]])
-        .outputs(&["database", "dump_bytes", "compression"])
+        .outputs(&[
+            "database",
+            "dump_bytes",
+            "compression",
+            "method",
+            "prepared",
+        ])
         .schema(),
         // `compression` is accepted and not needed: a dump's first bytes tell it.
-        KindSpec::restore(&["from", "target_url", "compression"])
-            .needs(&[&["from"], &["target_url"]])
-            .reads(&["from"])
-            .outputs(&["database"])
-            .schema(),
+        KindSpec::restore(&[
+            "from",
+            "target_url",
+            "compression",
+            "isolation",
+            "os_user",
+            "listen",
+            "database",
+        ])
+        .needs(&[&["from"], &["target_url", "isolation"]])
+        .reads(&["from"])
+        .outputs(&["database", "prepared_here", "cluster_dir", "socket", "port"])
+        .schema(),
         KindSpec::sql(),
     ],
 };

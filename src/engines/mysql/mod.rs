@@ -5,6 +5,8 @@
 mod content;
 pub mod dump;
 mod engine;
+pub mod physical;
+pub mod server;
 
 use std::fs;
 use std::path::Path;
@@ -15,8 +17,7 @@ use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
 use serde_json::Value;
 
-use super::Content;
-use super::SqlConn;
+use super::{Content, SchemaFacts, SqlConn};
 use crate::proc::{Cancel, OnCancel, SecretFile};
 
 pub use engine::Mysql;
@@ -203,6 +204,61 @@ pub fn count_rows(
             Ok((t.clone(), n.unwrap_or(0)))
         })
         .collect()
+}
+
+/// The database a backup of `target` counts, once `output` is known not to exist yet.
+pub fn fresh_backup(target: &Target, output: &Path) -> anyhow::Result<String> {
+    let database = target
+        .database()
+        .context("the url names no database to back up")?;
+    anyhow::ensure!(
+        !output.exists(),
+        "backup output {} already exists",
+        output.display()
+    );
+    Ok(database.to_string())
+}
+
+/// The source's counts in a consistent snapshot (`begin_snapshot`, then
+/// `facts_in_snapshot`), its indexes and foreign keys, and when the snapshot was taken.
+pub fn snapshot_facts(
+    conn: &mut MysqlConn,
+    digests: Option<Option<f64>>,
+) -> anyhow::Result<(SchemaFacts, jiff::Timestamp)> {
+    let taken_at = begin_snapshot(conn)?;
+    Ok((facts_in_snapshot(conn, digests)?, taken_at))
+}
+
+/// `START TRANSACTION WITH CONSISTENT SNAPSHOT`: the moment the counts are of.
+pub fn begin_snapshot(conn: &mut MysqlConn) -> anyhow::Result<jiff::Timestamp> {
+    let taken_at = jiff::Timestamp::now();
+    conn.inner()
+        .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+    Ok(taken_at)
+}
+
+/// The exact row counts (and, with `digests`, the tables' digests) in the snapshot
+/// `begin_snapshot` took, committed at once (a transaction left open would hold metadata
+/// locks), then the indexes, foreign keys and objects.
+pub fn facts_in_snapshot(
+    conn: &mut MysqlConn,
+    digests: Option<Option<f64>>,
+) -> anyhow::Result<SchemaFacts> {
+    let c = conn.inner();
+    let tables = base_tables(c)?;
+    let table_counts = count_rows(c, &tables)?;
+    let table_digests = match digests {
+        Some(sample) => Some(content::digest_all(c, sample)?),
+        None => None,
+    };
+    c.query_drop("COMMIT")?;
+    Ok(SchemaFacts {
+        table_counts,
+        indexes: conn.indexes()?,
+        foreign_keys: conn.foreign_keys()?,
+        objects: conn.content().objects()?,
+        table_digests,
+    })
 }
 
 pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<bool> {

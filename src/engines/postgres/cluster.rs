@@ -10,18 +10,17 @@
 //! to every local user.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 
 use super::url::percent_encode;
-use crate::proc::{Cancel, Key, Leader, OsUser, Registry, SecretFile, Tool, free_port};
+use crate::engines::throwaway;
+use crate::proc::{Cancel, OsUser, SecretFile, Tool, free_port};
 
 /// The superuser of the throwaway cluster.
 pub const SUPERUSER: &str = "postgres";
 const READY_DEADLINE: Duration = Duration::from_secs(60);
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of the throwaway cluster: fast and crash-unsafe, which is fine for data
 /// that is thrown away.
@@ -58,81 +57,15 @@ pub struct Cluster {
     pub listen: Option<String>,
 }
 
-/// The postmaster, shared with the teardown registered before it started, and the
-/// cluster's entry in the run's registry of processes (so that the next run stops the
-/// server and removes the directory if this run dies).
-#[derive(Clone, Default)]
-pub struct Postmaster {
-    leader: Arc<Mutex<Option<Leader>>>,
-    procs: Registry,
-    key: Option<Key>,
-}
-
-/// Creates the private directory (registering its removal is the caller's first job,
-/// through `Postmaster::teardown`), then initdb and start.
-pub fn base_dir(os_user: Option<OsUser>) -> anyhow::Result<PathBuf> {
-    let base = tempfile::Builder::new()
-        .prefix("restore-drill-pg-")
-        .tempdir()
-        .context("cannot create the throwaway cluster's directory")?
-        .keep();
-    if let Some(u) = os_user {
-        u.chown(&base)?;
-        if let Err(e) = reachable_by(&base, u) {
-            let _ = std::fs::remove_dir(&base);
-            return Err(e);
-        }
-    }
-    Ok(base)
-}
-
-/// Fails, naming the directory, when `user` could not enter `dir`: every parent needs
-/// search permission for it (a private TMPDIR such as /root/tmp has not).
-fn reachable_by(dir: &Path, user: OsUser) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    for parent in dir.ancestors().skip(1) {
-        let Ok(meta) = std::fs::metadata(parent) else {
-            continue;
-        };
-        let mode = meta.mode();
-        let ok = if meta.uid() == user.uid {
-            mode & 0o100 != 0
-        } else if meta.gid() == user.gid {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        };
-        ensure!(
-            ok,
-            "os_user (uid {}) cannot enter {}, so it cannot reach the throwaway cluster in {}; set TMPDIR to a directory every user can traverse, such as /tmp",
-            user.uid,
-            parent.display(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
+/// The postmaster: the throwaway directory's server (see `throwaway::Server`).
+pub type Postmaster = throwaway::Server;
 
 /// Resolves `os_user`: required as root (initdb refuses to run as root).
 pub fn resolve_user(os_user: Option<&str>) -> anyhow::Result<Option<OsUser>> {
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    match (root, os_user) {
-        (true, None) => bail!(
-            "running as root: initdb and postgres refuse to run as root, so set `os_user = \"postgres\"` (or another unprivileged OS user) on this restore step; the throwaway cluster's server commands then run as that user"
-        ),
-        (_, Some(name)) => {
-            let user = OsUser::lookup(name)?;
-            // SAFETY: geteuid cannot fail.
-            let me = unsafe { libc::geteuid() };
-            ensure!(
-                root || user.uid == me,
-                "os_user `{name}` differs from the user running the drill: switching users needs root"
-            );
-            Ok((user.uid != me).then_some(user))
-        }
-        (false, None) => Ok(None),
-    }
+    throwaway::resolve_user(
+        os_user,
+        "running as root: initdb and postgres refuse to run as root, so set `os_user = \"postgres\"` (or another unprivileged OS user) on this restore step; the throwaway cluster's server commands then run as that user",
+    )
 }
 
 pub fn start(
@@ -221,10 +154,7 @@ pub fn launch(
     .logged(&log)
     .death_signal(libc::SIGQUIT)
     .spawn()?;
-    if let Some(key) = postmaster.key {
-        postmaster.procs.set_group(key, leader.pgid());
-    }
-    *postmaster.leader.lock().unwrap() = Some(leader);
+    postmaster.started(leader);
     Ok(Cluster {
         base: base.to_path_buf(),
         socket_dir,
@@ -286,36 +216,20 @@ impl Cluster {
 
 fn wait_ready(cluster: &Cluster, postmaster: &Postmaster, cancel: &Cancel) -> anyhow::Result<()> {
     let log = &cluster.log();
-    let started = Instant::now();
-    loop {
-        cancel.check()?;
-        if let Some(status) = postmaster.exited() {
-            bail!(
-                "postgres exited ({status}) before accepting connections: {}",
-                crate::log::tail_file(log, 10, 4096)
-            );
-        }
-        if cluster.connect("postgres").is_ok() {
-            return Ok(());
-        }
-        if started.elapsed() > READY_DEADLINE {
-            bail!(
-                "postgres did not accept connections within {READY_DEADLINE:?}: {}",
-                crate::log::tail_file(log, 10, 4096)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    postmaster.wait_ready(
+        "postgres",
+        READY_DEADLINE,
+        cancel,
+        || cluster.connect("postgres").is_ok(),
+        || crate::log::tail_file(log, 10, 4096),
+    )
 }
 
 /// Gives the superuser a random password for TCP connections, in a 0600 passfile
 /// (`Cluster::passfile`) for the services a drill starts: a copy of production data is
 /// never open to every local user.
 pub fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
-    use std::io::Read as _;
-    let mut raw = [0u8; 18];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
-    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let password = throwaway::random_password()?;
     cluster
         .connect("postgres")?
         .batch_execute(&format!("ALTER ROLE {SUPERUSER} PASSWORD '{password}'"))
@@ -327,41 +241,4 @@ pub fn set_tcp_password(cluster: &Cluster, host: &str) -> anyhow::Result<()> {
     )?
     .keep();
     Ok(())
-}
-
-impl Postmaster {
-    /// The server-to-be of a cluster in `base`, recorded in `procs` from now on, before
-    /// anything is created.
-    pub fn tracked(procs: &Registry, base: &Path) -> Self {
-        Self {
-            leader: Arc::default(),
-            procs: procs.clone(),
-            key: Some(procs.cluster(base)),
-        }
-    }
-
-    /// The server's exit status once it has exited; None while it runs (or before).
-    pub fn exited(&self) -> Option<std::process::ExitStatus> {
-        self.leader.lock().unwrap().as_ref()?.exited()
-    }
-
-    /// Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away), SIGKILL to
-    /// the whole group if it lingers, then the directory goes. Fails when anything is
-    /// left, so that the record says so.
-    pub fn teardown(&self, base: &Path) -> anyhow::Result<()> {
-        if let Some(leader) = self.leader.lock().unwrap().take() {
-            // Backends are in the postmaster's group: none outlives this.
-            leader
-                .stop(libc::SIGQUIT, STOP_GRACE)
-                .context("postgres processes are still running")?;
-        }
-        if base.exists() {
-            std::fs::remove_dir_all(base)
-                .with_context(|| format!("cannot remove {}", base.display()))?;
-        }
-        if let Some(key) = self.key {
-            self.procs.remove(key);
-        }
-        Ok(())
-    }
 }

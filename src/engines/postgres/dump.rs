@@ -289,23 +289,7 @@ fn snapshot_transaction(
     }
 }
 
-/// Bytes of a file, or of every file under a directory (directory format).
-pub fn size_of(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| size_of(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
+pub use crate::engines::throwaway::size_of;
 
 /// Fails when `output` exists; creates its parent.
 pub fn fresh_output(output: &Path) -> anyhow::Result<()> {

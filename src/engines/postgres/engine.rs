@@ -189,11 +189,7 @@ fn restore(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Restored> {
             step.isolation.as_deref() == Some("ephemeral") && step.target_url.is_none(),
             "a pgBackRest stanza is restored with `isolation = \"ephemeral\"` (a throwaway cluster of its own)"
         );
-        let config = src
-            .config
-            .as_deref()
-            .unwrap_or("/etc/pgbackrest/pgbackrest.conf");
-        return restore_physical(step, Path::new(config), ctx);
+        return restore_physical(step, Path::new(src.config_path()), ctx);
     }
     let from = Path::new(required(step.from.as_deref(), "from")?);
     ensure!(from.exists(), "backup {} not found", from.display());
@@ -275,16 +271,9 @@ fn throwaway(
     user: Option<crate::proc::OsUser>,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<(PathBuf, Postmaster)> {
-    let base = cluster::base_dir(user)?;
-    let postmaster = Postmaster::tracked(ctx.procs, &base);
-    let (pm, b) = (postmaster.clone(), base.clone());
-    ctx.resources.register(
-        "cluster",
-        &base.display().to_string(),
-        ctx.step_id,
-        move || pm.teardown(&b),
-    );
-    Ok((base, postmaster))
+    // Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away).
+    let prefix = crate::engines::throwaway::POSTGRES_PREFIX;
+    crate::engines::throwaway::register(ctx, "cluster", prefix, user, libc::SIGQUIT)
 }
 
 /// Where later steps reach the throwaway cluster.

@@ -14,6 +14,7 @@ use super::cluster::{self, Cluster, ClusterSpec, FAST_SETTINGS, Postmaster};
 use super::pgbackrest;
 use super::recovery::{self, Target};
 use crate::engines::Ctx;
+use crate::engines::throwaway::chown_tree;
 use crate::playbook::PgBackRest;
 use crate::proc::{Cancel, OsUser, Tool};
 
@@ -201,17 +202,6 @@ pub fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<b
         }
     }
     Ok(verified)
-}
-
-fn chown_tree(path: &Path, user: OsUser) -> anyhow::Result<()> {
-    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))
-        .with_context(|| format!("cannot give {} to uid {}", path.display(), user.uid))?;
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), user)?;
-        }
-    }
-    Ok(())
 }
 
 /// The server's settings for the recovery: fast, no archiving, hot standby (to watch
