@@ -22,6 +22,8 @@ pub struct Client {
     region: String,
     access_key: String,
     secret_key: String,
+    /// A temporary credential's session token (`x-amz-security-token`, signed).
+    session_token: Option<String>,
     path_style: bool,
     agent: ureq::Agent,
 }
@@ -104,9 +106,16 @@ impl Client {
             region,
             access_key,
             secret_key,
+            session_token: None,
             path_style: settings.path_style.unwrap_or(settings.endpoint.is_some()),
             agent,
         })
+    }
+
+    /// Signs with a temporary credential's session token too (`AWS_SESSION_TOKEN`).
+    pub fn with_session_token(mut self, token: Option<String>) -> Self {
+        self.session_token = token;
+        self
     }
 
     /// Sends a signed request; answers of any status come back (see [`check`]).
@@ -141,6 +150,9 @@ impl Client {
             ("x-amz-date".to_string(), amz_date.clone()),
         ];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        if let Some(token) = &self.session_token {
+            headers.push(("x-amz-security-token".into(), token.clone()));
+        }
         let url = format!(
             "{}://{host}{path}{}{query}",
             self.scheme,
