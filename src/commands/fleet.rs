@@ -17,7 +17,7 @@ use crate::report::history;
 /// Where the records are: a folder (or a tree of drills' folders), or a bucket's prefix.
 pub(super) enum Place {
     Dir(PathBuf),
-    Bucket(Bucket),
+    Bucket(Box<Bucket>),
 }
 
 /// The records of a place: paths, or keys of its bucket.
@@ -31,7 +31,7 @@ impl Place {
     pub fn of(arg: &Path) -> Result<Place, ExitCode> {
         match Bucket::of(arg) {
             None => Ok(Place::Dir(arg.to_path_buf())),
-            Some(Ok(bucket)) => Ok(Place::Bucket(bucket)),
+            Some(Ok(bucket)) => Ok(Place::Bucket(Box::new(bucket))),
             Some(Err(e)) => {
                 eprintln!("error: {}: {e}", arg.display());
                 Err(ExitCode::Usage)

@@ -26,6 +26,8 @@ const FETCH_MAX: usize = 100;
 /// A prefix of a bucket holding drills' records (`prefix` empty or ending in `/`).
 pub struct Bucket {
     client: Client,
+    /// The store's url, for messages.
+    endpoint: String,
     bucket: String,
     prefix: String,
 }
@@ -74,15 +76,21 @@ impl Bucket {
                 p if p.is_empty() || p.ends_with('/') => p.to_string(),
                 p => format!("{p}/"),
             };
-            let client =
-                Client::new(&settings_from_env())?.with_session_token(env("AWS_SESSION_TOKEN"));
+            let settings = settings_from_env();
+            let client = Client::new(&settings)?.with_session_token(env("AWS_SESSION_TOKEN"));
             Ok(Bucket {
                 client,
+                endpoint: settings.endpoint.unwrap_or_else(|| "AWS".into()),
                 bucket: bucket.to_string(),
                 prefix,
             })
         };
         Some(open().map_err(|e| explain(&e)))
+    }
+
+    /// An error of the store, naming the store.
+    fn explain(&self, e: &anyhow::Error) -> String {
+        format!("{} (endpoint: {})", explain(e), self.endpoint)
     }
 
     pub fn url(&self, key: &str) -> String {
@@ -102,7 +110,7 @@ impl Bucket {
         let (objects, _) = self
             .client
             .list(&self.bucket, &under, &cancel)
-            .map_err(|e| explain(&e))?;
+            .map_err(|e| self.explain(&e))?;
         let mut keys: Vec<String> = objects
             .into_iter()
             .map(|o| o.key)
@@ -124,7 +132,7 @@ impl Bucket {
     pub fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
         self.client
             .get_small(&self.bucket, key, crate::limits::MAX_RECORD_BYTES)
-            .map_err(|e| anyhow::anyhow!(explain(&e)))?
+            .map_err(|e| anyhow::anyhow!(self.explain(&e)))?
             .with_context(|| format!("{} is not there (any more)", self.url(key)))
     }
 
@@ -181,7 +189,7 @@ impl Bucket {
                 key: &key,
             };
             let up = upload::put_plain(at, &dir.join(&name))
-                .map_err(|e| anyhow::anyhow!(explain(&e)))?;
+                .map_err(|e| anyhow::anyhow!(self.explain(&e)))?;
             urls.push(up.url);
         }
         Ok(urls)
