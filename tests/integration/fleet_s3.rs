@@ -38,7 +38,7 @@ impl Aws {
 
     /// `restore-drill <args>` in `dir`, with this environment only (nothing of the
     /// machine's own AWS settings), temporary files in `dir/tmp`.
-    fn run(&self, dir: &Path, args: &[&str]) -> Ran {
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_restore-drill"));
@@ -50,7 +50,11 @@ impl Aws {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", &self.key)
             .env("AWS_SECRET_ACCESS_KEY", &self.secret);
-        let out = cmd.output().expect("run restore-drill");
+        cmd
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Ran {
+        let out = self.command(dir, args).output().expect("run restore-drill");
         Ran {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -340,4 +344,66 @@ fn an_upload_that_fails_exits_3_keeping_the_files_and_a_failed_drill_keeps_1() {
         no_secret(&run, &store.secret_key);
     }
     assert_eq!(keys(store, &bucket, "p/"), Vec::<String>::new());
+}
+
+/// An S3 endpoint on 127.0.0.1 that answers one request with an empty listing and
+/// hands over the request's head. Its port.
+fn listing_once() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(answer.as_bytes());
+        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+    });
+    (port, rx)
+}
+
+#[test]
+fn temporary_keys_send_their_session_token_signed() {
+    let (port, head) = listing_once();
+    let here = drill_dir();
+    let aws = Aws {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        key: "ASIATEMPORARYKEY".into(),
+        secret: "temporary-secret-4kq".into(),
+    };
+    let token = "session-token-Xy7+/=";
+    let mut cmd = aws.command(here.path(), &["status", "s3://temp/p/"]);
+    cmd.env("AWS_SESSION_TOKEN", token);
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty prefix: no passing run"
+    );
+    let head = head.recv().unwrap().to_ascii_lowercase();
+    assert_has(
+        &head,
+        &format!("x-amz-security-token: {}", token.to_ascii_lowercase()),
+        "the request",
+    );
+    assert_has(&head, "credential=asiatemporarykey/", "the request");
+    let signed = head.split("signedheaders=").nth(1).unwrap_or_default();
+    assert_has(
+        signed.split(',').next().unwrap(),
+        "x-amz-security-token",
+        "the signed headers",
+    );
+    let printed = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !printed.contains(token) && !printed.contains(&aws.secret),
+        "{printed}"
+    );
 }
