@@ -1,5 +1,6 @@
 //! A small synchronous S3 client: SigV4-signed requests over ureq, the ListObjectsV2
-//! pages, streamed GETs and PUTs. Only what `locate` and `copy` need.
+//! pages, streamed GETs and PUTs. Only what `locate`, `copy` and records in a bucket
+//! (`run --artifacts s3://...`, `status s3://...`) need.
 
 use std::io::Read;
 use std::time::Duration;
