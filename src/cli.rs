@@ -54,14 +54,16 @@ pub enum Command {
     /// Past drills in an artifacts directory: status, RTO, RPO, sizes, trends; over a
     /// tree of many drills' folders, one line per drill.
     History {
-        /// The artifacts directory of the drills.
+        /// The artifacts directory of the drills, or `s3://bucket/prefix/` (endpoint and
+        /// keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
     },
     /// For monitoring: one line per drill (of the folder or the tree below it); exits 0
     /// only when every drill (or --drill) passed within --max-age.
     Status {
-        /// The artifacts directory of the drills.
+        /// The artifacts directory of the drills, or `s3://bucket/prefix/` (endpoint and
+        /// keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
         /// How recent the last passing drill must be, e.g. 35d.
@@ -165,7 +167,9 @@ pub struct RunArgs {
     /// Override a var of the playbook (repeatable).
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// Where the record, report and log go.
+    /// Where the record, report and log go; `s3://bucket/prefix/`: uploaded to
+    /// `prefix/<drill>/` when the run ends (endpoint and keys from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
     #[arg(long, default_value = "artifacts/restore")]
     pub artifacts: PathBuf,
     /// Step through interactively: read each runbook, confirm manual steps.

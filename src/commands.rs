@@ -1,6 +1,7 @@
 //! What each subcommand does; every one ends in an exit code.
 
 mod fleet;
+mod remote;
 mod schedule;
 
 use std::path::Path;
@@ -23,13 +24,18 @@ pub fn dispatch(command: Command) -> ExitCode {
             format,
             output,
         } => report(&artifact, template.as_deref(), format, output.as_deref()),
-        Command::History { dir } => fleet::history(&dir),
+        Command::History { dir } => {
+            fleet::Place::of(&dir).map_or_else(|c| c, |p| fleet::history(&p))
+        }
         Command::Status {
             dir,
             max_age,
             drill,
             format,
-        } => fleet::status(&dir, max_age, drill.as_deref(), format),
+        } => fleet::Place::of(&dir).map_or_else(
+            |c| c,
+            |p| fleet::status(&p, max_age, drill.as_deref(), format),
+        ),
         Command::Verify { dir, pubkey } => verify(&dir, pubkey.as_deref()),
         Command::Schedule(args) => schedule::schedule(args),
         Command::Schema { which } => {
@@ -80,6 +86,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(pb) => pb,
         Err(code) => return code,
     };
+    let bucket = remote::Bucket::of(&args.artifacts);
     let opts = RunOptions {
         vars: args.vars,
         artifacts_dir: args.artifacts,
@@ -89,19 +96,31 @@ fn run(args: RunArgs) -> ExitCode {
         quiet: args.quiet,
         junit: args.junit,
         metrics: args.metrics,
+        artifacts_url: None,
     };
+    match bucket {
+        None => drive(&pb, &opts).map_or_else(|code| code, |r| r.exit_code()),
+        Some(Ok(bucket)) => remote::run(&bucket, &pb, opts, drive),
+        Some(Err(e)) => {
+            eprintln!("error: --artifacts: {e}\nnothing was run");
+            ExitCode::Usage
+        }
+    }
+}
+
+/// Runs the drill with the progress display: its result, or why it did not run.
+fn drive(pb: &playbook::LoadedPlaybook, opts: &RunOptions) -> Result<runner::RunResult, ExitCode> {
     let progress = Box::new(report::progress::Progress::new(opts.quiet));
-    match runner::run(&pb, &opts, vec![progress]) {
-        Ok(result) => result.exit_code(),
-        Err(RunError::Usage(e)) => {
+    runner::run(pb, opts, vec![progress]).map_err(|e| match e {
+        RunError::Usage(e) => {
             eprintln!("error: {e}\nnothing was run");
             ExitCode::Usage
         }
-        Err(RunError::Broken(e)) => {
+        RunError::Broken(e) => {
             eprintln!("error: {e}");
             ExitCode::Broken
         }
-    }
+    })
 }
 
 fn validate(paths: &[std::path::PathBuf]) -> ExitCode {

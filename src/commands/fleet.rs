@@ -1,7 +1,12 @@
-//! `history` and `status` over an artifacts folder or a tree of many drills' folders.
+//! `history` and `status` over an artifacts folder, a tree of many drills' folders, or
+//! an `s3://` prefix holding such a tree.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+use serde::de::DeserializeOwned;
+
+use super::remote::Bucket;
 use crate::artifact::{self, RunRecord};
 use crate::cli::StatusFormat;
 use crate::exit::ExitCode;
@@ -9,19 +14,89 @@ use crate::fmt::{fmt_secs, plural};
 use crate::report::fleet::{self, Brief};
 use crate::report::history;
 
-/// The record files under `dir` (exit 2 when it cannot be read).
-fn paths(dir: &Path) -> Result<Vec<PathBuf>, ExitCode> {
-    artifact::list_tree(dir).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", dir.display());
-        ExitCode::Usage
-    })
+/// Where the records are: a folder (or a tree of drills' folders), or a bucket's prefix.
+pub(super) enum Place {
+    Dir(PathBuf),
+    Bucket(Box<Bucket>),
 }
 
-/// Reads every file with `read`, on a few threads; a file that cannot be read is a
+/// The records of a place: paths, or keys of its bucket.
+struct Listing {
+    names: Vec<PathBuf>,
+    tree: bool,
+}
+
+impl Place {
+    /// The place `arg` names (exit 2, saying why, when it is a bad `s3://` url).
+    pub fn of(arg: &Path) -> Result<Place, ExitCode> {
+        match Bucket::of(arg) {
+            None => Ok(Place::Dir(arg.to_path_buf())),
+            Some(Ok(bucket)) => Ok(Place::Bucket(Box::new(bucket))),
+            Some(Err(e)) => {
+                eprintln!("error: {}: {e}", arg.display());
+                Err(ExitCode::Usage)
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Place::Dir(dir) => dir.display().to_string(),
+            Place::Bucket(bucket) => bucket.shown(),
+        }
+    }
+
+    /// The records (exit 2 when the folder or the prefix cannot be read).
+    fn list(&self) -> Result<Listing, ExitCode> {
+        let listed = match self {
+            Place::Dir(dir) => artifact::list_tree(dir)
+                .map(|names| Listing {
+                    tree: artifact::is_tree(dir, &names),
+                    names,
+                })
+                .map_err(|e| e.to_string()),
+            Place::Bucket(bucket) => bucket.records("").map(|keys| Listing {
+                tree: bucket.is_tree(&keys),
+                names: keys.into_iter().map(PathBuf::from).collect(),
+            }),
+        };
+        listed.map_err(|e| {
+            eprintln!("error: cannot read {}: {e}", self.name());
+            ExitCode::Usage
+        })
+    }
+
+    /// Every record listed, as `T`; one that cannot be read is a warning naming it.
+    fn read<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<T> {
+        match self {
+            Place::Dir(_) => read_all(&listing.names, |path| {
+                let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
+                    .map(String::into_bytes);
+                parse(&path.display().to_string(), text.map_err(Into::into))
+            }),
+            Place::Bucket(bucket) => read_all(&listing.names, |key| {
+                let key = key.to_string_lossy();
+                parse(&bucket.url(&key), bucket.get(&key))
+            }),
+        }
+    }
+}
+
+/// A record's bytes as `T`, or why not, naming `what`.
+fn parse<T: DeserializeOwned>(what: &str, bytes: anyhow::Result<Vec<u8>>) -> anyhow::Result<T> {
+    let bytes = bytes.with_context(|| format!("cannot read {what}"))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{what} is not a restore-drill record"))
+}
+
+/// Reads every record with `read`, on a few threads; one that cannot be read is a
 /// warning naming it.
-fn read_all<T: Send>(paths: &[PathBuf], read: fn(&Path) -> anyhow::Result<T>) -> Vec<T> {
+fn read_all<T: Send>(
+    paths: &[PathBuf],
+    read: impl Fn(&Path) -> anyhow::Result<T> + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
     let chunk = paths.len().div_ceil(threads).max(1);
+    let read = &read;
     std::thread::scope(|s| {
         let workers: Vec<_> = paths
             .chunks(chunk)
@@ -40,29 +115,21 @@ fn read_all<T: Send>(paths: &[PathBuf], read: fn(&Path) -> anyhow::Result<T>) ->
     })
 }
 
-fn read_brief(path: &Path) -> anyhow::Result<Brief> {
-    use anyhow::Context as _;
-    let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a restore-drill record", path.display()))
-}
-
 /// `history`: a folder's runs, one line each; a tree's drills, one line each.
-pub(super) fn history(dir: &Path) -> ExitCode {
-    let paths = match paths(dir) {
-        Ok(p) => p,
+pub(super) fn history(place: &Place) -> ExitCode {
+    let listing = match place.list() {
+        Ok(l) => l,
         Err(code) => return code,
     };
-    if paths.is_empty() {
-        eprintln!("no drills recorded in {}", dir.display());
+    if listing.names.is_empty() {
+        eprintln!("no drills recorded in {}", place.name());
         return ExitCode::Passed;
     }
-    if artifact::is_tree(dir, &paths) {
-        let rows = fleet::rows(read_all(&paths, read_brief));
+    if listing.tree {
+        let rows = fleet::rows(place.read(&listing));
         print!("{}", fleet::table(&rows, now()));
     } else {
-        let records: Vec<RunRecord> = read_all(&paths, artifact::read);
+        let records: Vec<RunRecord> = place.read(&listing);
         print!("{}", history::table(&records));
     }
     ExitCode::Passed
@@ -83,18 +150,18 @@ fn now() -> f64 {
 /// `status`: one row per drill; exit 1 when a drill (or `--drill`) has not passed within
 /// `max_age`. `--format prom` prints when each last passed and always exits 0.
 pub(super) fn status(
-    dir: &Path,
+    place: &Place,
     max_age: std::time::Duration,
     drill: Option<&str>,
     format: StatusFormat,
 ) -> ExitCode {
     // A folder that is not there is a mistake in the command (exit 2), not a drill that
     // has not passed.
-    let paths = match paths(dir) {
-        Ok(p) => p,
+    let listing = match place.list() {
+        Ok(l) => l,
         Err(code) => return code,
     };
-    let mut briefs = read_all(&paths, read_brief);
+    let mut briefs: Vec<Brief> = place.read(&listing);
     briefs.retain(|b| drill.is_none_or(|d| b.drill.name == d));
     let rows = fleet::rows(briefs);
     let (now, max_age) = (now(), max_age.as_secs_f64());
@@ -133,7 +200,7 @@ pub(super) fn status(
     if rows.is_empty() {
         let what = drill.map_or("any drill".to_string(), what);
         if text {
-            println!("missing: no passing run of {what} in {}", dir.display());
+            println!("missing: no passing run of {what} in {}", place.name());
         }
         return ExitCode::Failed;
     }

@@ -53,6 +53,25 @@ pub struct RunOptions {
     pub quiet: bool,
     pub junit: Option<PathBuf>,
     pub metrics: Option<PathBuf>,
+    /// Where the files of `artifacts_dir` end up (`run --artifacts s3://...` uploads
+    /// them there when the run ends): the record names them there.
+    pub artifacts_url: Option<String>,
+}
+
+impl RunOptions {
+    /// Names the files of `artifacts_dir` listed in `artifacts` by their url once
+    /// uploaded (with `artifacts_url`; others, `--junit` say, stay paths).
+    fn relocate(&self, artifacts: &mut serde_json::Map<String, serde_json::Value>) {
+        let Some(url) = &self.artifacts_url else {
+            return;
+        };
+        for value in artifacts.values_mut() {
+            let path = std::path::Path::new(value.as_str().unwrap_or_default());
+            if let Ok(name) = path.strip_prefix(&self.artifacts_dir) {
+                *value = format!("{url}{}", name.display()).into();
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +175,7 @@ impl Runner<'_> {
         self.record.duration_s = self.started.elapsed().as_secs_f64();
         self.record.status = self.verdict();
         self.observers.list_reports(&mut self.record);
+        self.opts.relocate(&mut self.record.artifacts);
         self.observers.conclude(&mut self.record);
         self.emit(Event::DrillFinished);
         RunResult {

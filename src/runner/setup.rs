@@ -174,6 +174,7 @@ impl<'a> Runner<'a> {
             lock,
         };
         runner.record.previous = previous;
+        opts.relocate(&mut runner.record.artifacts);
         runner.record.resources.push(ResourceRecord {
             kind: "workdir".into(),
             id: runner.workdir.display().to_string(),

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-const DAY: i64 = 86_400;
+pub(super) const DAY: i64 = 86_400;
 
 /// A real record (of a passing drill of a few steps), as a template.
-fn template() -> Value {
+pub(super) fn template() -> Value {
     let exec_steps = (0..4).map(|i| exec(&format!("step{i}"), "echo restored"));
     let out = pb("t").step(exec_steps).run().expect_code(0);
     out.record()
@@ -18,7 +18,7 @@ fn template() -> Value {
 
 /// Writes `<tree>/<drill>/restore_drill_<ts>.json`: `template` as drill `drill`, with
 /// `status`, finished `ago` seconds before now, with an RTO of `rto` seconds.
-fn put(tree: &Path, template: &Value, drill: &str, status: &str, ago: i64, rto: f64) {
+pub(super) fn put(tree: &Path, template: &Value, drill: &str, status: &str, ago: i64, rto: f64) {
     let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(ago);
     let ts = at.strftime("%Y%m%dT%H%M%SZ").to_string();
     let mut r = template.clone();

@@ -16,6 +16,7 @@ mod evidence;
 mod expect;
 mod files;
 mod fleet;
+mod fleet_s3;
 mod fuzz;
 mod hostile;
 mod kit;

@@ -236,7 +236,35 @@ impl Store {
 
     fn proxy(&self, cut: usize, hold: std::time::Duration) -> u16 {
         use std::io::{Read as _, Write as _};
-        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::net::Shutdown;
+        self.forward(move |client, server| {
+            let (mut from_client, mut to_server) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+            std::thread::spawn(move || {
+                let (mut server, mut client) = (server, client);
+                let (mut buf, mut sent) = (vec![0u8; 16 << 10], 0);
+                while let Ok(n) = server.read(&mut buf) {
+                    let n = n.min(cut - sent);
+                    if n == 0 || client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                std::thread::sleep(hold);
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+            });
+        })
+    }
+
+    /// A proxy in front of the store: `serve` gets each connection (client, store) made
+    /// to it. Its port.
+    pub fn forward(
+        &self,
+        serve: impl Fn(std::net::TcpStream, std::net::TcpStream) + Send + 'static,
+    ) -> u16 {
+        use std::net::{TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let upstream = self.port;
@@ -245,23 +273,7 @@ impl Store {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
                 };
-                let (mut from_client, mut to_server) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
-                std::thread::spawn(move || {
-                    let (mut server, mut client) = (server, client);
-                    let (mut buf, mut sent) = (vec![0u8; 16 << 10], 0);
-                    while let Ok(n) = server.read(&mut buf) {
-                        let n = n.min(cut - sent);
-                        if n == 0 || client.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        sent += n;
-                    }
-                    std::thread::sleep(hold);
-                    let _ = client.shutdown(Shutdown::Both);
-                    let _ = server.shutdown(Shutdown::Both);
-                });
+                serve(client, server);
             }
         });
         port

@@ -1,5 +1,6 @@
 //! A small synchronous S3 client: SigV4-signed requests over ureq, the ListObjectsV2
-//! pages, streamed GETs and PUTs. Only what `locate` and `copy` need.
+//! pages, streamed GETs and PUTs. Only what `locate`, `copy` and records in a bucket
+//! (`run --artifacts s3://...`, `status s3://...`) need.
 
 use std::io::Read;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct Client {
     region: String,
     access_key: String,
     secret_key: String,
+    /// A temporary credential's session token (`x-amz-security-token`, signed).
+    session_token: Option<String>,
     path_style: bool,
     agent: ureq::Agent,
 }
@@ -104,9 +107,16 @@ impl Client {
             region,
             access_key,
             secret_key,
+            session_token: None,
             path_style: settings.path_style.unwrap_or(settings.endpoint.is_some()),
             agent,
         })
+    }
+
+    /// Signs with a temporary credential's session token too (`AWS_SESSION_TOKEN`).
+    pub fn with_session_token(mut self, token: Option<String>) -> Self {
+        self.session_token = token;
+        self
     }
 
     /// Sends a signed request; answers of any status come back (see [`check`]).
@@ -141,6 +151,9 @@ impl Client {
             ("x-amz-date".to_string(), amz_date.clone()),
         ];
         headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        if let Some(token) = &self.session_token {
+            headers.push(("x-amz-security-token".into(), token.clone()));
+        }
         let url = format!(
             "{}://{host}{path}{}{query}",
             self.scheme,

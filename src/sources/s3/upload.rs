@@ -44,16 +44,7 @@ pub fn put_file(
             sha256: sha256.to_string(),
         });
     }
-    let raw = (0..32)
-        .map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap_or(0))
-        .collect::<Vec<u8>>();
-    let headers = [
-        ("x-amz-meta-sha256", sha256.to_string()),
-        (
-            "x-amz-checksum-sha256",
-            base64::engine::general_purpose::STANDARD.encode(raw),
-        ),
-    ];
+    let headers = sha256_headers(sha256);
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = Watched {
@@ -73,6 +64,41 @@ pub fn put_file(
         bytes,
         sha256: sha256.to_string(),
     })
+}
+
+/// The headers that store an object's sha256 (hex): its `sha256` metadata, and the
+/// store's own checksum, which it verifies on receipt.
+fn sha256_headers(sha256: &str) -> [(&'static str, String); 2] {
+    let raw = (0..32)
+        .map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect::<Vec<u8>>();
+    [
+        ("x-amz-meta-sha256", sha256.to_string()),
+        (
+            "x-amz-checksum-sha256",
+            base64::engine::general_purpose::STANDARD.encode(raw),
+        ),
+    ]
+}
+
+/// Uploads a file of a run (a record, its log, a report: at most a few hundred MiB, in
+/// one PUT) to `at`, with its sha256, outside a step (no progress, no cancelling).
+pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
+    use sha2::Digest as _;
+    let url = format!("s3://{}/{}", at.bucket, at.key);
+    let open = || std::fs::File::open(path).with_context(|| format!("opening {}", path.display()));
+    let mut hasher = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut open()?, &mut hasher)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let sha256 = crate::sources::hex(&hasher.finalize());
+    let mut file = open()?;
+    let payload = Payload::Reader(&mut file, bytes, &sha256);
+    let mut response = at.send("PUT", "", &sha256_headers(&sha256), payload)?;
+    check(
+        &mut response,
+        &format!("uploading {} to {url}", path.display()),
+    )?;
+    Ok(Uploaded { url, bytes, sha256 })
 }
 
 /// Adds (or replaces) `entries` (name, sha256) in the `SHA256SUMS` of `dir` (a key

@@ -1,0 +1,251 @@
+//! Artifacts in an S3-compatible bucket (`s3://bucket/prefix/`), for runs without a
+//! shared volume (Kubernetes Jobs).
+//!
+//! `run --artifacts s3://bucket/prefix/` writes into a local staging folder as it always
+//! writes, after fetching the drill's newest records from `prefix/<drill>/` into it (the
+//! hash chain's `previous`, the HTML report's RTO history and `--metrics`' last success
+//! read them there), and when the run ends uploads the run's files (`restore_drill_<ts>`
+//! `.log`, reports, `.minisig`, the `.json` record last) to `prefix/<drill>/`. `status`
+//! and `history` read the records under the prefix, a tree of drills' folders.
+//!
+//! The endpoint, region and keys come from the AWS CLI's environment variables, so
+//! nothing secret is on the command line.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::exit::ExitCode;
+use crate::playbook::{LoadedPlaybook, S3Settings};
+use crate::runner::{RunOptions, RunResult};
+use crate::sources::s3::{self, Client, ObjectAt, upload};
+
+/// At most this many of the drill's newest records are fetched before a run.
+const FETCH_MAX: usize = 100;
+
+/// A prefix of a bucket holding drills' records (`prefix` empty or ending in `/`).
+pub struct Bucket {
+    client: Client,
+    /// The store's url, for messages.
+    endpoint: String,
+    bucket: String,
+    prefix: String,
+}
+
+/// A set environment variable (an empty one is not set).
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The store the AWS CLI's environment names.
+fn settings_from_env() -> S3Settings {
+    S3Settings {
+        endpoint: env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")),
+        region: env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")),
+        access_key: env("AWS_ACCESS_KEY_ID"),
+        secret_key: env("AWS_SECRET_ACCESS_KEY"),
+        ..S3Settings::default()
+    }
+}
+
+/// An error of the store, with its hints in the names of the environment.
+fn explain(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .replace("`s3.access_key`", "AWS_ACCESS_KEY_ID")
+        .replace("`s3.secret_key`", "AWS_SECRET_ACCESS_KEY")
+        .replace("`s3.endpoint`", "AWS_ENDPOINT_URL")
+        .replace(
+            "`s3` needs both `access_key` and `secret_key`",
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed together",
+        )
+}
+
+/// Whether a file name is a run's record.
+fn is_record(name: &str) -> bool {
+    name.starts_with("restore_drill_") && name.ends_with(".json")
+}
+
+impl Bucket {
+    /// The bucket `arg` names (`s3://bucket/prefix/`), or None when it is a local path.
+    /// A bad url or settings are an error naming what is wrong.
+    pub fn of(arg: &Path) -> Option<Result<Bucket, String>> {
+        let url = arg.to_str()?.strip_prefix("s3://")?;
+        let open = || -> anyhow::Result<Bucket> {
+            let (bucket, prefix) = s3::split(url)?;
+            let prefix = match prefix {
+                p if p.is_empty() || p.ends_with('/') => p.to_string(),
+                p => format!("{p}/"),
+            };
+            let settings = settings_from_env();
+            let client = Client::new(&settings)?.with_session_token(env("AWS_SESSION_TOKEN"));
+            Ok(Bucket {
+                client,
+                endpoint: settings.endpoint.unwrap_or_else(|| "AWS".into()),
+                bucket: bucket.to_string(),
+                prefix,
+            })
+        };
+        Some(open().map_err(|e| explain(&e)))
+    }
+
+    /// An error of the store, naming the store.
+    fn explain(&self, e: &anyhow::Error) -> String {
+        format!("{} (endpoint: {})", explain(e), self.endpoint)
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The prefix, as a url.
+    pub fn shown(&self) -> String {
+        self.url(&self.prefix)
+    }
+
+    /// The keys of the records under the prefix (and `below` it), through every page of
+    /// the listing, sorted.
+    pub fn records(&self, below: &str) -> Result<Vec<String>, String> {
+        let under = format!("{}{below}", self.prefix);
+        let cancel = crate::proc::Cancel::default();
+        let (objects, _) = self
+            .client
+            .list(&self.bucket, &under, &cancel)
+            .map_err(|e| self.explain(&e))?;
+        let mut keys: Vec<String> = objects
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| is_record(k.rsplit('/').next().unwrap_or(k)))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Whether the records are in folders below the prefix (a fleet).
+    pub fn is_tree(&self, keys: &[String]) -> bool {
+        keys.iter().any(|k| {
+            k.get(self.prefix.len()..)
+                .is_some_and(|rest| rest.contains('/'))
+        })
+    }
+
+    /// A record's exact bytes (at most the size of a record).
+    pub fn get(&self, key: &str) -> anyhow::Result<Vec<u8>> {
+        self.client
+            .get_small(&self.bucket, key, crate::limits::MAX_RECORD_BYTES)
+            .map_err(|e| anyhow::anyhow!(self.explain(&e)))?
+            .with_context(|| format!("{} is not there (any more)", self.url(key)))
+    }
+
+    /// The folder of `drill`'s records.
+    fn drill_prefix(&self, drill: &str) -> String {
+        format!("{}{drill}/", self.prefix)
+    }
+
+    /// Fetches `drill`'s newest records into `dir`, newest first, until enough passing
+    /// ones for the RTO history are there (at most [`FETCH_MAX`]); how many.
+    fn stage(&self, drill: &str, dir: &Path) -> Result<usize, String> {
+        let below = format!("{drill}/");
+        let keys = self.records(&below)?;
+        let own = self.drill_prefix(drill);
+        let (mut fetched, mut passing) = (0, 0);
+        for key in keys.iter().rev().filter(|k| !k[own.len()..].contains('/')) {
+            if fetched == FETCH_MAX || passing == crate::report::RTO_HISTORY_RUNS {
+                break;
+            }
+            let bytes = self.get(key).map_err(|e| format!("{e:#}"))?;
+            let name = &key[own.len()..];
+            std::fs::write(dir.join(name), &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", dir.join(name).display()))?;
+            let status = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("status").cloned());
+            passing += usize::from(status.is_some_and(|s| s == "passed"));
+            fetched += 1;
+        }
+        Ok(fetched)
+    }
+
+    /// Uploads the files of the run whose record is `json` (`<stem>.*` beside it) to
+    /// `drill`'s folder, the record last (a record there has its reports there); their
+    /// urls.
+    fn upload(&self, drill: &str, json: &Path) -> anyhow::Result<Vec<String>> {
+        let dir = json.parent().unwrap_or(Path::new("."));
+        let stem = json.file_stem().unwrap_or_default().to_string_lossy();
+        let ours = format!("{stem}.");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&ours))
+            .collect();
+        names.sort_by_key(|n| (n.ends_with(".json"), n.clone()));
+        let folder = self.drill_prefix(drill);
+        let mut urls = Vec::new();
+        for name in names {
+            let key = format!("{folder}{name}");
+            let at = ObjectAt {
+                client: &self.client,
+                bucket: &self.bucket,
+                key: &key,
+            };
+            let up = upload::put_plain(at, &dir.join(&name))
+                .map_err(|e| anyhow::anyhow!(self.explain(&e)))?;
+            urls.push(up.url);
+        }
+        Ok(urls)
+    }
+}
+
+/// What runs the drill (`commands::run`'s): its result, or its exit code after saying why.
+pub type Drive = fn(&LoadedPlaybook, &RunOptions) -> Result<RunResult, ExitCode>;
+
+/// `run --artifacts s3://...`: the drill's newest records fetched into a staging folder,
+/// the run there, its files uploaded. The store unreachable before the run: nothing runs
+/// (exit 3). An upload that fails is an error naming the object, the staging folder is
+/// kept (its path printed), and a run that passed exits 3 (one that failed or was
+/// interrupted keeps its exit code, as for an artifact that cannot be written); the
+/// record keeps its verdict.
+pub fn run(bucket: &Bucket, pb: &LoadedPlaybook, mut opts: RunOptions, drive: Drive) -> ExitCode {
+    let drill = pb.playbook.drill.name.as_str();
+    let staging = match tempfile::Builder::new()
+        .prefix(&format!("restore-drill-artifacts-{drill}-"))
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot create a staging folder for the artifacts: {e}");
+            return ExitCode::Broken;
+        }
+    };
+    let folder = bucket.url(&bucket.drill_prefix(drill));
+    if let Err(e) = bucket.stage(drill, staging.path()) {
+        eprintln!("error: cannot read the previous records of {folder}: {e}\nnothing was run");
+        return ExitCode::Broken;
+    }
+    opts.artifacts_dir = staging.path().to_path_buf();
+    opts.artifacts_url = Some(folder.clone());
+    let result = match drive(pb, &opts) {
+        Ok(result) => result,
+        Err(code) => return code,
+    };
+    match bucket.upload(drill, &result.json_path) {
+        Ok(urls) => {
+            eprintln!(
+                "uploaded {} to {folder}",
+                crate::fmt::plural(urls.len(), "file")
+            );
+            result.exit_code()
+        }
+        Err(e) => {
+            let kept = staging.keep();
+            eprintln!(
+                "error: the run's artifacts were not all uploaded: {e:#}\n  they are kept in {}",
+                kept.display()
+            );
+            match result.exit_code() {
+                ExitCode::Passed => ExitCode::Broken,
+                other => other,
+            }
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Fleets in a bucket (issue 15, item 4): `run --artifacts s3://bucket/prefix/` uploads
+//! the record and reports to `prefix/<drill>/` and chains the next run to it; `status`
+//! and `history s3://...` read the records there as they read a tree of folders. Against
+//! the real S3 server of `s3store.rs` (s3s-fs, which checks every signature).
+
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::fleet::{DAY, put, template};
+use super::s3store::{Store, sha256};
+use super::*;
+
+const SUITE: &str = "fleet-s3";
+
+/// The suite's store (None: skipped), a new bucket `name` in it, and its environment.
+fn store_with(name: &str) -> Option<(&'static Store, String, Aws)> {
+    let store = Store::shared(SUITE)?;
+    Some((store, store.bucket(name), Aws::of(store)))
+}
+
+/// The store as the AWS environment names it.
+struct Aws {
+    endpoint: String,
+    key: String,
+    secret: String,
+}
+
+impl Aws {
+    fn of(store: &Store) -> Self {
+        Self {
+            endpoint: store.endpoint(),
+            key: store.access_key.clone(),
+            secret: store.secret_key.clone(),
+        }
+    }
+
+    /// `restore-drill <args>` in `dir`, with this environment only (nothing of the
+    /// machine's own AWS settings), temporary files in `dir/tmp`.
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restore-drill"));
+        cmd.current_dir(dir).args(args).env("TMPDIR", &tmp);
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(name);
+        }
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", &self.key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret);
+        cmd
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Ran {
+        let out = self.command(dir, args).output().expect("run restore-drill");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// `run playbook.toml --artifacts <url>` of `drill`'s folder.
+fn run_into(aws: &Aws, drill: &Drill, url: &str) -> Ran {
+    aws.run(
+        drill.path(),
+        &["run", "playbook.toml", "--artifacts", url, "--quiet"],
+    )
+}
+
+/// The keys under `prefix` in `bucket`, sorted.
+fn keys(store: &Store, bucket: &str, prefix: &str) -> Vec<String> {
+    let cancel = restore_drill::proc::Cancel::default();
+    let (objects, _) = store.client().list(bucket, prefix, &cancel).unwrap();
+    let mut keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
+    keys.sort();
+    keys
+}
+
+/// A drill of one short step with markdown and HTML reports (and an RTO for the chart).
+fn charted(name: &str) -> Drill {
+    pb(name)
+        .table("report", "formats", list(&["markdown", "html"]))
+        .gate("rto", "1h")
+        .step(wait("w", "1ms"))
+        .drill()
+}
+
+#[test]
+fn a_run_into_s3_uploads_its_record_and_reports_and_the_next_run_chains_to_it() {
+    let Some((store, bucket, aws)) = store_with("fleet-runs") else {
+        return;
+    };
+    let drill = charted("orders");
+    let url = format!("s3://{bucket}/nightly/");
+    let first = run_into(&aws, &drill, &url).expect_code(0);
+    assert_has(
+        &first.stderr,
+        "uploaded 4 files to s3://fleet-runs/nightly/orders/",
+        "run",
+    );
+    let uploaded = keys(store, &bucket, "nightly/");
+    let names: Vec<&str> = uploaded
+        .iter()
+        .map(|k| k.strip_prefix("nightly/orders/restore_drill_").unwrap())
+        .map(|n| n.split_once('.').unwrap().1)
+        .collect();
+    assert_eq!(names, ["html", "json", "log", "md"], "{uploaded:?}");
+    let json_key = uploaded.iter().find(|k| k.ends_with(".json")).unwrap();
+    let first_bytes = store.get(&bucket, json_key);
+    let record: Value = serde_json::from_slice(&first_bytes).unwrap();
+    assert_eq!(record["status"], "passed");
+    assert_eq!(record["drill"]["name"], "orders");
+    assert_eq!(
+        record["previous"],
+        Value::Null,
+        "the first run of the drill"
+    );
+    assert_eq!(
+        record["artifacts"]["json"],
+        format!("s3://{bucket}/{json_key}")
+    );
+    let log_key = uploaded.iter().find(|k| k.ends_with(".log")).unwrap();
+    assert_eq!(
+        record["artifacts"]["log"],
+        format!("s3://{bucket}/{log_key}")
+    );
+    assert!(
+        !drill.path().join("artifacts").exists(),
+        "nothing written locally"
+    );
+    assert_eq!(
+        listing(&drill.path().join("tmp")),
+        Vec::<String>::new(),
+        "staging removed"
+    );
+
+    let second = run_into(&aws, &drill, &url).expect_code(0);
+    assert_has(&second.stderr, "uploaded 4 files", "the second run");
+    let now = keys(store, &bucket, "nightly/orders/");
+    assert_eq!(now.len(), 8, "{now:?}");
+    let newest = now.iter().rfind(|k| k.ends_with(".json")).unwrap();
+    assert_ne!(newest, json_key);
+    let again: Value = serde_json::from_slice(&store.get(&bucket, newest)).unwrap();
+    assert_eq!(again["previous"]["run_id"], record["run_id"]);
+    assert_eq!(again["previous"]["sha256"], sha256(&first_bytes));
+    // The HTML report charts both passes: the first one's record was fetched.
+    let html_key = now.iter().rfind(|k| k.ends_with(".html")).unwrap();
+    let html = String::from_utf8(store.get(&bucket, html_key)).unwrap();
+    assert_eq!(
+        html.matches("<circle class=\"run\"").count(),
+        2,
+        "a point per pass"
+    );
+}
+
+/// Copies every file under `tree` into `bucket` under `prefix`.
+fn upload_tree(store: &Store, bucket: &str, prefix: &str, tree: &Path) {
+    let files = listing(tree)
+        .into_iter()
+        .filter(|rel| tree.join(rel).is_file())
+        .map(|rel| {
+            (
+                format!("{prefix}{rel}"),
+                std::fs::read(tree.join(&rel)).unwrap(),
+            )
+        });
+    store.seed_files(bucket, files);
+}
+
+#[test]
+fn status_and_history_of_an_s3_prefix_show_what_they_show_of_the_same_tree() {
+    let Some((store, bucket, aws)) = store_with("fleet-status") else {
+        return;
+    };
+    let t = template();
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    for (i, rto) in [(40, 100.0), (30, 120.0), (2, 90.0)] {
+        put(root, &t, "orders", "passed", i * DAY, rto);
+    }
+    put(&root.join("eu"), &t, "billing", "passed", 50 * DAY, 60.0);
+    put(&root.join("eu"), &t, "ledger", "failed", 3 * DAY, 60.0);
+    upload_tree(store, &bucket, "fleet/", root);
+    // Beside the records, what is not one is passed over.
+    store.put(&bucket, "fleet/orders/notes.txt", b"not a record");
+    let url = format!("s3://{bucket}/fleet");
+    let here = drill_dir();
+    for args in [
+        &["status", "--max-age", "35d"][..],
+        &["status", "--format", "prom"],
+        &["history"],
+    ] {
+        let local = restore_drill(root, &[args, &["."]].concat());
+        let remote = aws.run(here.path(), &[args, &[url.as_str()]].concat());
+        assert_eq!(remote.code, local.code, "{args:?}: {}", remote.stderr);
+        assert_eq!(remote.stdout, local.stdout, "{args:?}: {}", remote.stderr);
+    }
+    let status = aws.run(here.path(), &["status", &url]).expect_code(1);
+    assert_eq!(status.stdout.lines().count(), 6, "{}", status.stdout);
+    assert_has(
+        &status.stdout,
+        "stale: the last passing run of drill `billing`",
+        "status",
+    );
+    let json = aws.run(here.path(), &["status", &url, "--format", "json"]);
+    let json: Value = serde_json::from_str(&json.expect_code(1).stdout).unwrap();
+    let rows: Vec<(&str, bool)> = json["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["drill"].as_str().unwrap(), d["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("billing", false), ("ledger", false), ("orders", true)]
+    );
+    aws.run(here.path(), &["status", &url, "--drill", "orders"])
+        .expect_code(0);
+    let empty = aws.run(here.path(), &["status", &format!("s3://{bucket}/none/")]);
+    assert_has(
+        &empty.expect_code(1).stdout,
+        "missing: no passing run of any drill in s3://fleet-status/none/",
+        "an empty prefix",
+    );
+}
+
+/// An empty folder to run commands in.
+fn drill_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// `text` does not hold `secret`.
+#[track_caller]
+fn no_secret(ran: &Ran, secret: &str) {
+    for text in [&ran.stdout, &ran.stderr] {
+        assert!(!text.contains(secret), "the secret was printed:\n{text}");
+    }
+}
+
+#[test]
+fn wrong_credentials_or_an_unreachable_store_fail_clearly_and_run_nothing() {
+    let Some((store, bucket, _)) = store_with("fleet-refused") else {
+        return;
+    };
+    let wrong = Aws {
+        secret: "wrong-secret-Zq81".into(),
+        ..Aws::of(store)
+    };
+    let here = drill_dir();
+    let url = format!("s3://{bucket}/p/");
+    let status = wrong.run(here.path(), &["status", &url]).expect_code(2);
+    assert_has(
+        &status.stderr,
+        "cannot read s3://fleet-refused/p/",
+        "status",
+    );
+    assert_has(&status.stderr, "SignatureDoesNotMatch", "status");
+    assert_has(&status.stderr, "AWS_SECRET_ACCESS_KEY", "the hint");
+    no_secret(&status, &wrong.secret);
+    no_secret(&status, &store.secret_key);
+
+    let drill = charted("refused");
+    let run = run_into(&wrong, &drill, &url).expect_code(3);
+    assert_has(&run.stderr, "SignatureDoesNotMatch", "run");
+    assert_has(&run.stderr, "nothing was run", "run");
+    no_secret(&run, &wrong.secret);
+    assert_eq!(keys(store, &bucket, ""), Vec::<String>::new());
+
+    let down = Aws {
+        endpoint: format!("http://127.0.0.1:{}", free_port()),
+        ..Aws::of(store)
+    };
+    let status = down.run(here.path(), &["history", &url]).expect_code(2);
+    assert_has(
+        &status.stderr,
+        "cannot read s3://fleet-refused/p/",
+        "history",
+    );
+    assert_has(
+        &status.stderr,
+        "127.0.0.1",
+        "the endpoint it could not reach",
+    );
+    let run = run_into(&down, &drill, &url).expect_code(3);
+    assert_has(&run.stderr, "nothing was run", "run");
+    no_secret(&run, &store.secret_key);
+}
+
+/// A proxy in front of the store that passes everything through until `cut` exists,
+/// then breaks every connection (a store that goes away mid-run). Its port.
+fn cut_when(store: &Store, cut: PathBuf) -> u16 {
+    store.forward(move |client, server| {
+        for (from, to) in [
+            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+            (server, client),
+        ] {
+            let cut = cut.clone();
+            std::thread::spawn(move || pipe(from, to, &cut));
+        }
+    })
+}
+
+/// Copies `from` to `to` until either ends or `cut` exists.
+fn pipe(mut from: TcpStream, mut to: TcpStream, cut: &Path) {
+    let mut buf = vec![0u8; 16 << 10];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || cut.exists() || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+#[test]
+fn an_upload_that_fails_exits_3_keeping_the_files_and_a_failed_drill_keeps_1() {
+    let Some((store, bucket, _)) = store_with("fleet-cut") else {
+        return;
+    };
+    let url = format!("s3://{bucket}/p/");
+    for (status, code) in [("true", 3), ("false", 1)] {
+        let flag = tempfile::tempdir().unwrap().keep().join("store-gone");
+        let run = format!("touch {} && {status}", flag.display());
+        let drill = pb("cut").step(exec("gone", &run)).drill();
+        let aws = Aws {
+            endpoint: format!("http://127.0.0.1:{}", cut_when(store, flag)),
+            ..Aws::of(store)
+        };
+        let run = run_into(&aws, &drill, &url).expect_code(code);
+        assert_has(
+            &run.stderr,
+            "the run's artifacts were not all uploaded",
+            "run",
+        );
+        let kept = run.stderr.split("they are kept in ").nth(1).unwrap();
+        let kept = kept.lines().next().unwrap();
+        let record = newest_record(Path::new(kept));
+        let verdict = if code == 3 { "passed" } else { "failed" };
+        assert_eq!(record["status"], verdict, "the record keeps its verdict");
+        no_secret(&run, &store.secret_key);
+    }
+    assert_eq!(keys(store, &bucket, "p/"), Vec::<String>::new());
+}
+
+/// An S3 endpoint on 127.0.0.1 that answers one request with an empty listing and
+/// hands over the request's head. Its port.
+fn listing_once() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(answer.as_bytes());
+        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+    });
+    (port, rx)
+}
+
+#[test]
+fn temporary_keys_send_their_session_token_signed() {
+    let (port, head) = listing_once();
+    let here = drill_dir();
+    let aws = Aws {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        key: "ASIATEMPORARYKEY".into(),
+        secret: "temporary-secret-4kq".into(),
+    };
+    let token = "session-token-Xy7+/=";
+    let mut cmd = aws.command(here.path(), &["status", "s3://temp/p/"]);
+    cmd.env("AWS_SESSION_TOKEN", token);
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty prefix: no passing run"
+    );
+    let head = head.recv().unwrap().to_ascii_lowercase();
+    assert_has(
+        &head,
+        &format!("x-amz-security-token: {}", token.to_ascii_lowercase()),
+        "the request",
+    );
+    assert_has(&head, "credential=asiatemporarykey/", "the request");
+    let signed = head.split("signedheaders=").nth(1).unwrap_or_default();
+    assert_has(
+        signed.split(',').next().unwrap(),
+        "x-amz-security-token",
+        "the signed headers",
+    );
+    let printed = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !printed.contains(token) && !printed.contains(&aws.secret),
+        "{printed}"
+    );
+}
