@@ -216,17 +216,15 @@ impl Repo {
 
     /// Flips bytes in the repository's largest data file (restic: every pack).
     fn damage(&self) {
-        let mut files: Vec<(u64, PathBuf)> = files_under(&self.path().join("data"))
+        let files = files_under(&self.path().join("data"))
             .into_iter()
-            .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
-            .collect();
-        // borg: the newest large segment, which holds the newest archive's data.
-        let segment = |p: &PathBuf| p.file_name().unwrap().to_string_lossy().parse::<u64>().ok();
-        files.sort_by_key(|(len, p)| (*len > 10_000, segment(p)));
-        let damaged = match self.tool {
-            Tool::Restic => files,
-            Tool::Borg => files.split_off(files.len() - 1),
-        };
+            .map(|p| (std::fs::metadata(&p).unwrap().len(), p));
+        // borg: every large segment, since the newest archive's chunks may live in older
+        // ones (deduplicated); damaging the newest alone sometimes missed them.
+        let damaged = files.filter(|(len, _)| match self.tool {
+            Tool::Restic => true,
+            Tool::Borg => *len > 10_000,
+        });
         for (_, file) in damaged {
             let mut bytes = std::fs::read(&file).unwrap();
             let at = bytes.len() / 3;
