@@ -3,7 +3,6 @@
 //! in under a second (release build).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use super::*;
 
@@ -101,7 +100,7 @@ fn status_over_a_tree_has_a_row_per_drill_and_fails_on_a_stale_one() {
 }
 
 #[test]
-fn status_over_a_thousand_drills_answers_in_under_a_second() {
+fn status_over_a_thousand_drills_has_a_row_for_each() {
     let t = template();
     let tree = tempfile::tempdir().unwrap();
     for i in 0..1000 {
@@ -118,19 +117,10 @@ fn status_over_a_thousand_drills_answers_in_under_a_second() {
             );
         }
     }
-    let started = Instant::now();
+    // How fast: scripts/bench_fleet.sh (docs/fleet.md), not a timed test.
     let status = restore_drill(tree.path(), &["status", ".", "--max-age", "100d"]);
-    let took = started.elapsed();
     let status = status.expect_code(0);
     assert_eq!(status.stdout.lines().count(), 1002, "header, rows, verdict");
-    eprintln!("status over 1,000 drills (3,000 records): {took:?}");
-    // An unoptimized test build parses JSON several times slower than the release build
-    // users run (measured: docs/fleet.md).
-    let limit = match cfg!(debug_assertions) {
-        true => Duration::from_secs(5),
-        false => Duration::from_secs(1),
-    };
-    assert!(took < limit, "{took:?}");
 }
 
 #[test]
