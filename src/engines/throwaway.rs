@@ -115,10 +115,56 @@ pub fn register(
     stop_signal: i32,
 ) -> anyhow::Result<(PathBuf, Server)> {
     let base = private_dir(prefix, user)?;
+    let key = ctx.procs.cluster(&base);
+    Ok(serve(ctx, kind, base, key, stop_signal))
+}
+
+/// A throwaway directory filled before it is known that a server will run in it (a
+/// backup copied while it is verified): registered in `ctx.procs` as a cluster-to-be,
+/// and in `ctx.resources` as `staging` (removed at teardown) until [`Staging::serve`].
+pub struct Staging {
+    pub base: PathBuf,
+    key: Key,
+}
+
+/// A new [`Staging`] directory named `prefix...`.
+pub fn staging(ctx: &Ctx<'_>, prefix: &str, user: Option<OsUser>) -> anyhow::Result<Staging> {
+    let base = private_dir(prefix, user)?;
+    let key = ctx.procs.cluster(&base);
+    let b = base.clone();
+    ctx.resources.register(
+        "staging",
+        &base.display().to_string(),
+        ctx.step_id,
+        move || match std::fs::remove_dir_all(&b) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", b.display()))
+            }
+            _ => Ok(()),
+        },
+    );
+    Ok(Staging { base, key })
+}
+
+impl Staging {
+    /// The directory becomes a throwaway server's, as [`register`] makes one.
+    pub fn serve(self, ctx: &Ctx<'_>, kind: &str, stop_signal: i32) -> (PathBuf, Server) {
+        serve(ctx, kind, self.base, self.key, stop_signal)
+    }
+}
+
+/// The server-to-be of `base`, its teardown registered as `kind`.
+fn serve(
+    ctx: &Ctx<'_>,
+    kind: &str,
+    base: PathBuf,
+    key: Key,
+    stop_signal: i32,
+) -> (PathBuf, Server) {
     let server = Server {
         leader: Arc::default(),
         procs: ctx.procs.clone(),
-        key: Some(ctx.procs.cluster(&base)),
+        key: Some(key),
         stop_signal,
     };
     let (s, b) = (server.clone(), base.clone());
@@ -126,7 +172,7 @@ pub fn register(
         .register(kind, &base.display().to_string(), ctx.step_id, move || {
             s.teardown(&b)
         });
-    Ok((base, server))
+    (base, server)
 }
 
 impl Server {

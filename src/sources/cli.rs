@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use super::download::Download;
 use crate::engines::Ctx;
 use crate::proc::{Running, SecretFile, Tool};
+
+/// Bytes of the pipe a tool writes its output into (where Linux allows it).
+const PIPE: i32 = 1 << 20;
 
 /// How a tool is given its password: the environment variable that names it.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +172,9 @@ impl Cli {
     ) -> anyhow::Result<()> {
         let call = self.call(args, ctx)?;
         let (mut reader, writer) = os_pipe::pipe()?;
+        // A large pipe keeps the tool writing while this end hashes and writes.
+        // SAFETY: F_SETPIPE_SZ on a descriptor this function owns; a refusal keeps 64 KiB.
+        unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE) };
         let expr = call.expr.clone().stdout_file(writer);
         let running = Tool::new(expr, call.what.clone())
             .stderr_to(&call.stderr)
@@ -207,17 +212,6 @@ impl Cli {
             }
             Ok(())
         })
-    }
-
-    /// Streams its standard output into `download` (`total` bytes expected).
-    pub fn stream(
-        &self,
-        args: &[String],
-        download: &mut Download,
-        total: u64,
-        ctx: &Ctx<'_>,
-    ) -> anyhow::Result<()> {
-        self.read(args, ctx, &mut |out| download.copy_from(out, total, ctx))
     }
 }
 

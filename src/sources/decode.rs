@@ -1,25 +1,26 @@
 //! `decrypt` (age) and `decompress` (zstd, gzip) of `locate`: the recovery point is
 //! brought as it is (a local file is read where it is; a remote one is first downloaded
 //! and verified beside `output`), then streamed through the age decryptor and the
-//! decompressor into `output`, the final file. Memory stays flat (a pipe between the
-//! decrypting thread and the one that decompresses, hashes and writes, which use a core
-//! each, as `age -d | zstd -d` does); a wrong key or a damaged file fails and leaves no `output` (the
-//! decoded bytes go to a temporary file renamed only at the end, see `download.rs`).
+//! decompressor into `output`, the final file. Each stage runs on a thread of its own
+//! (decrypting, decompressing, hashing and writing), with a few 1 MiB chunks in flight
+//! between them (`stages.rs`): memory stays flat, and the stages share the cores as
+//! `age -d | zstd -d` does. A wrong key or a damaged file fails and leaves no `output`
+//! (the decoded bytes go to a temporary file renamed only at the end, see `download.rs`).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
-use std::os::fd::AsRawFd as _;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
 
 use super::download::{Download, Expect, tempdir_beside};
+use super::stages;
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use crate::playbook::{Decompress, Step};
 
-/// Bytes buffered between the two threads (the pipe's capacity, where Linux allows it).
-const PIPE: i32 = 1 << 20;
+/// Bytes read from the file at a time.
+const BUF: usize = 1 << 20;
 
 /// How a step's backup is decoded.
 pub struct Decode {
@@ -93,18 +94,18 @@ impl Decode {
         let compression = self.compression(name);
         let mut download = Download::start(&point.url, output, false, ctx)?.doing("decoding");
         let mut verified = raw.verified;
-        let encrypted: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 20, file));
-        match &self.identities {
-            Some(ids) => {
-                let plain = decrypt(encrypted, ids, &point.url)?;
-                verified.push("age decryption (authenticated)".into());
-                piped(plain, compression, &mut download, raw.bytes, ctx)
-                    .with_context(|| format!("decrypting {}", point.url))?;
-            }
-            None => {
-                let mut reader = decompressor(encrypted, compression)?;
-                download.copy_from(&mut reader, raw.bytes, ctx)?;
-            }
+        let encrypted: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(BUF, file));
+        let ids = self.identities.as_deref();
+        staged(
+            encrypted,
+            ids,
+            compression,
+            &mut download,
+            (&point.url, raw.bytes),
+            ctx,
+        )?;
+        if ids.is_some() {
+            verified.push("age decryption (authenticated)".into());
         }
         if !matches!(compression, Decompress::None | Decompress::Auto) {
             verified.push(format!("{compression:?} decompression").to_lowercase());
@@ -151,41 +152,54 @@ fn decrypt(
     Ok(Box::new(reader))
 }
 
-/// `inner` decompressed as `compression` says.
+/// `inner`, which holds its own buffer, decompressed as `compression` says.
 fn decompressor<'a>(
-    inner: impl Read + 'a,
+    inner: impl BufRead + Send + 'a,
     compression: Decompress,
-) -> io::Result<Box<dyn Read + 'a>> {
+) -> io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
-        Decompress::Zstd => Box::new(zstd::stream::read::Decoder::new(inner)?),
-        Decompress::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(inner))),
+        Decompress::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
+        Decompress::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
         Decompress::None | Decompress::Auto => Box::new(inner),
     })
 }
 
-/// Decrypts on a thread of its own into a pipe that this thread decompresses (if need be)
-/// into `download`, which hashes and writes. The decryptor's error wins over the decompressor's (a broken pipe or a
-/// truncated frame follows from it).
-fn piped(
-    mut plain: Box<dyn Read + Send>,
+/// Decodes `input` into `download`, each stage on a thread of its own (see `stages`):
+/// decryption (when `identities`), decompression (when compressed), and this thread,
+/// which hashes and writes. The decryptor's error wins over the decompressor's (a
+/// truncated frame follows from it), and names the file being decrypted.
+fn staged(
+    input: Box<dyn Read + Send>,
+    identities: Option<&[Box<dyn age::Identity>]>,
     compression: Decompress,
     download: &mut Download,
-    total: u64,
+    (url, total): (&str, u64),
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<()> {
-    let (reader, mut writer) = os_pipe::pipe()?;
-    // SAFETY: F_SETPIPE_SZ on a descriptor this function owns; a refusal keeps 64 KiB.
-    unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE) };
+    let input = match identities {
+        Some(ids) => decrypt(input, ids, url)?,
+        None => input,
+    };
     std::thread::scope(|s| {
-        let decrypting = s.spawn(move || io::copy(&mut plain, &mut writer));
-        let decoded = decompressor(reader, compression)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut r| download.copy_from(&mut r, total, ctx));
-        let decrypted = decrypting
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the decrypting thread panicked")));
-        match decrypted {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe || decoded.is_ok() => Err(e.into()),
+        let (plain, decrypting) = stages::spawn(s, input);
+        let decompressed = match compression {
+            Decompress::None | Decompress::Auto => Ok((plain, None)),
+            _ => decompressor(plain, compression)
+                .map(|d| stages::spawn(s, d))
+                .map(|(chunks, handle)| (chunks, Some(handle))),
+        };
+        let decoded =
+            decompressed
+                .map_err(anyhow::Error::from)
+                .and_then(|(mut chunks, decompressing)| {
+                    let copied = download.copy_from(&mut chunks, total, ctx);
+                    drop(chunks);
+                    // Its error, if any, was handed on to the copy.
+                    let _ = decompressing.map(stages::joined);
+                    copied
+                });
+        match (stages::joined(decrypting), identities) {
+            (Err(e), Some(_)) => Err(anyhow::Error::from(e).context(format!("decrypting {url}"))),
             _ => decoded,
         }
     })

@@ -3,7 +3,7 @@
 //! `output`. A failed or cancelled download leaves no `output` behind (the temporary file
 //! is removed when dropped).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -15,6 +15,8 @@ use crate::engines::Ctx;
 
 /// Bytes read per call, between cancellation checks and progress updates.
 const BUF: usize = 1 << 20;
+/// Bytes written between two starts of the writeback of a file that outlives the run.
+const WRITEBACK: u64 = 8 << 20;
 
 /// What the downloaded bytes must match, each when known.
 #[derive(Debug, Default)]
@@ -46,6 +48,11 @@ pub fn tempdir_beside(output: &Path, prefix: &str) -> anyhow::Result<tempfile::T
         .with_context(|| format!("creating a directory in {}", dir.display()))
 }
 
+/// `reader` with a buffer of `BUF` bytes, for [`Download::copy_from`].
+pub fn buffered<R: Read>(reader: R) -> BufReader<R> {
+    BufReader::with_capacity(BUF, reader)
+}
+
 /// A download in progress.
 pub struct Download {
     tmp: tempfile::NamedTempFile,
@@ -58,6 +65,10 @@ pub struct Download {
     url: String,
     /// What is being done, for messages ("downloading", "decoding").
     doing: &'static str,
+    /// Whether `output` outlives the run (synced at the end); the bytes up to which its
+    /// writeback was started.
+    durable: bool,
+    flushed: u64,
 }
 
 impl Download {
@@ -65,6 +76,7 @@ impl Download {
     /// `md5` when an ETag is to be checked.
     pub fn start(url: &str, output: &Path, md5: bool, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let output = ctx.sources.check("output", output)?;
+        let durable = !ctx.is_throwaway(&output);
         let dir = beside(&output)?;
         let tmp = tempfile::Builder::new()
             .prefix(".restore-drill-download.")
@@ -78,6 +90,8 @@ impl Download {
             bytes: 0,
             url: url.to_string(),
             doing: "downloading",
+            durable,
+            flushed: 0,
         })
     }
 
@@ -87,19 +101,19 @@ impl Download {
         self
     }
 
-    /// Appends everything `reader` gives; `total` is for the progress bar.
+    /// Appends everything `reader` gives (a reader that holds its own buffer: see
+    /// [`buffered`]); `total` is for the progress bar.
     pub fn copy_from(
         &mut self,
-        reader: &mut dyn Read,
+        reader: &mut dyn BufRead,
         total: u64,
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<()> {
-        let mut buf = vec![0u8; BUF];
         loop {
             ctx.cancel.check()?;
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
+            let chunk = match reader.fill_buf() {
+                Ok([]) => return Ok(()),
+                Ok(chunk) => chunk,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => bail!(
                     "{} {} broke off after {} bytes: {e}",
@@ -108,15 +122,40 @@ impl Download {
                     self.bytes
                 ),
             };
-            let chunk = &buf[..n];
+            let n = chunk.len();
             self.hash(chunk);
             self.tmp
                 .as_file_mut()
                 .write_all(chunk)
                 .with_context(|| format!("writing {}", self.output.display()))?;
+            reader.consume(n);
             self.bytes += n as u64;
+            self.write_back();
             ctx.progress(self.bytes, total.max(self.bytes));
         }
+    }
+
+    /// Starts the disk's writeback of what was written since the last call, every
+    /// `WRITEBACK` bytes, when the file outlives the run: the final sync then has little
+    /// left to wait for (the writing overlaps the rest of the work).
+    fn write_back(&mut self) {
+        if !self.durable || self.bytes - self.flushed < WRITEBACK {
+            return;
+        }
+        use std::os::fd::AsRawFd as _;
+        let fd = self.tmp.as_file().as_raw_fd();
+        let len = (self.bytes - self.flushed) as libc::off64_t;
+        // SAFETY: sync_file_range on a descriptor this download owns; it only starts the
+        // writeback of a range (a failure just leaves it to the final sync).
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                self.flushed as libc::off64_t,
+                len,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        self.flushed = self.bytes;
     }
 
     fn hash(&mut self, chunk: &[u8]) {

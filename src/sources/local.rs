@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::download::{Download, Expect};
+use super::download::{Download, Expect, buffered};
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use anyhow::Result;
@@ -60,10 +60,9 @@ impl Source for Local {
                 verified: Vec::new(),
             });
         };
-        let mut file =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
         let mut download = Download::start(&point.url, output, false, ctx)?;
-        download.copy_from(&mut file, point.bytes, ctx)?;
+        download.copy_from(&mut buffered(file), point.bytes, ctx)?;
         download.finish(
             &Expect {
                 sizes: vec![(point.bytes, "its size when listed")],

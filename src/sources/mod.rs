@@ -23,6 +23,7 @@ mod local;
 mod repo;
 mod restic;
 pub mod s3;
+mod stages;
 
 use std::path::{Path, PathBuf};
 

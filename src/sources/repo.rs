@@ -2,20 +2,22 @@
 //! streamed into a [`Download`] or a tree restored into a new directory (`fetch`); each
 //! tool says only which arguments do what ([`Repository`]), and runs through `cli.rs`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use super::cli::Cli;
-use super::download::{Download, Expect, tempdir_beside};
+use super::download::{Download, Expect, buffered, tempdir_beside};
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use crate::playbook::Step;
 
 /// What restic and borg each do their own way: the arguments of each call. Each is then
 /// a [`Source`].
-pub trait Repository {
+pub trait Repository: Sync {
     fn base(&self) -> &Base;
     /// Lists the snapshots as one JSON document.
     fn snapshots(&self) -> Vec<String>;
@@ -97,7 +99,8 @@ pub fn args(args: &[&str]) -> Vec<String> {
 }
 
 /// Brings `paths` of the snapshot `point` to `output`: one regular file is streamed
-/// (verified against its listed size, hashed on the way); anything else is restored as
+/// (verified against its listed size, hashed on the way), beginning while it is listed;
+/// anything else is restored as
 /// a tree into the directory `output` (its files counted and added up against the
 /// listing).
 fn fetch(
@@ -120,21 +123,20 @@ fn fetch(
         ctx.log("the repository check found no error");
     }
     let mut listed = Listed::new(paths);
-    cli.json_lines(&repo.entries(point, paths), ctx, &mut |item| {
-        if let Some(entry) = Entry::of(&item) {
-            listed.add(paths, entry);
+    if let [only] = paths.as_slice() {
+        let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
+        if let Some(file) = listed.single_file(paths, &snapshot)? {
+            let download =
+                streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
+            let expect = Expect {
+                sizes: vec![(file.size, "the snapshot's listing")],
+                ..Expect::default()
+            };
+            return download.finish(&expect, ctx);
         }
-    })
-    .with_context(|| format!("listing {snapshot}"))?;
-    if let Some(file) = listed.single_file(paths, &snapshot)? {
-        let mut download = Download::start(&point.url, output, false, ctx)?;
-        cli.stream(&repo.dump(point, &file), &mut download, file.size, ctx)
-            .with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
-        let expect = Expect {
-            sizes: vec![(file.size, "the snapshot's listing")],
-            ..Expect::default()
-        };
-        return download.finish(&expect, ctx);
+        // A directory: what was streamed is thrown away (the temporary file goes).
+    } else {
+        list_entries(repo, point, &mut listed, &AtomicBool::new(false), ctx)?;
     }
     let bytes = restore_tree(output, &listed, ctx, &mut |dir| {
         let (args, cwd) = repo.restore(point, paths, dir);
@@ -147,6 +149,88 @@ fn fetch(
         sha256: None,
         verified: vec!["file count and size".into()],
     })
+}
+
+/// Lists the entries of the wanted paths of the snapshot `point` into `listed`. Sets
+/// `not_a_file` once it is clear that the first wanted path is no regular file of the
+/// snapshot (listed as another kind, missing, or the listing failed).
+fn list_entries(
+    repo: &dyn Repository,
+    point: &Point,
+    listed: &mut Listed,
+    not_a_file: &AtomicBool,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<()> {
+    let paths = &repo.base().wanted.paths;
+    let listing = repo
+        .base()
+        .cli
+        .json_lines(&repo.entries(point, paths), ctx, &mut |item| {
+            if let Some(entry) = Entry::of(&item) {
+                listed.add(paths, entry);
+                if matches!(listed.found.first(), Some(Some(e)) if !e.is_file) {
+                    not_a_file.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .with_context(|| format!("listing {}", repo.snapshot(point)));
+    if !matches!(listed.found.first(), Some(Some(e)) if e.is_file) {
+        not_a_file.store(true, Ordering::Relaxed);
+    }
+    listing
+}
+
+/// One wanted path, most often a regular file: streamed into a download while the
+/// listing (run beside it, a second process) confirms that it is one and gives its size.
+/// The stream stops as soon as the listing shows it is not a file. The listing's failure
+/// is returned; the stream's (and its download) is for the caller once it knows.
+fn stream_while_listing(
+    repo: &dyn Repository,
+    point: &Point,
+    wanted: &str,
+    output: &Path,
+    listed: &mut Listed,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<anyhow::Result<Download>> {
+    let file = Entry {
+        path: wanted.trim_end_matches('/').to_string(),
+        is_file: true,
+        size: 0,
+    };
+    let mut download = Download::start(&point.url, output, false, ctx)?;
+    let not_a_file = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let listing = s.spawn(|| list_entries(repo, point, listed, &not_a_file, ctx));
+        let streamed = repo
+            .base()
+            .cli
+            .read(&repo.dump(point, &file), ctx, &mut |out| {
+                let out = Unless {
+                    inner: out,
+                    stop: &not_a_file,
+                };
+                download.copy_from(&mut buffered(out), 0, ctx)
+            });
+        listing
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the listing thread panicked")))?;
+        Ok(streamed.map(|()| download))
+    })
+}
+
+/// A reader that fails once `stop` is set.
+struct Unless<'a, R> {
+    inner: R,
+    stop: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Unless<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("not a regular file of the snapshot"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// A file or directory of a snapshot, as its tool lists it.

@@ -336,6 +336,58 @@ fn a_damaged_base_backup_fails_naming_the_file() {
     assert_eq!(clusters, 0, "a cluster was made: {}", record["resources"]);
 }
 
+/// A new temp directory every user can traverse (a TMPDIR for a run whose servers run
+/// as `os_user`).
+fn traversable_dir(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `pg_verifybackup` runs while the backup is copied, not before: a stand-in verifier
+/// (in a `pg_bin_dir` of the real programs) verifies only once a copy of the backup
+/// has been readied in a throwaway directory beside it, and gives up after 20 s.
+#[test]
+fn the_backup_is_verified_while_it_is_copied() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(f) = fixture() else { return };
+    let real = super::server::postgres_bin().unwrap();
+    let (dir, tmp) = (
+        traversable_dir("rd-pitr-overlap-"),
+        traversable_dir("rd-pitr-tmp-"),
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for e in std::fs::read_dir(&real).unwrap() {
+        let e = e.unwrap();
+        std::os::unix::fs::symlink(e.path(), bin.join(e.file_name())).unwrap();
+    }
+    let verifier = bin.join("pg_verifybackup");
+    std::fs::remove_file(&verifier).unwrap();
+    let script = format!(
+        "#!/bin/sh\nfor i in $(seq 200); do\n  for d in \"$TMPDIR\"/restore-drill-pg-*/data; do\n    [ -f \"$d/recovery.signal\" ] && exec {} \"$@\"\n  done\n  sleep 0.1\ndone\necho 'no copy beside the verifier' >&2\nexit 3\n",
+        real.join("pg_verifybackup").display()
+    );
+    std::fs::write(&verifier, script).unwrap();
+    std::fs::set_permissions(&verifier, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fields = format!(
+        "wal_archive = {}\npg_bin_dir = {}",
+        f.archive().display().to_string().to_toml(),
+        bin.display().to_string().to_toml()
+    );
+    let out = pitr_drill(f, &f.backup("plain"), &fields, 110)
+        .env("TMPDIR", &tmp.path().display().to_string())
+        .run()
+        .expect_code(0);
+    out.step("verify").all_checks_passed();
+    out.log_has(&format!(
+        "pg_verifybackup: {} verified",
+        f.backup("plain").display()
+    ));
+    cluster_gone(&out);
+}
+
 /// A later step writing `into` (inside what `restore` reads) is refused, naming `why`
 /// (no server needed: the restore fails first, after its sources are known).
 fn later_write_is_refused(restore: Step, into: &str, why: &str) {
@@ -418,12 +470,20 @@ fn ctrl_c_during_recovery_removes_the_cluster() {
         "wal_archive = {}\ntarget = \"latest\"",
         f.archive().display().to_string().to_toml()
     );
-    let mut run = pitr_drill(f, &f.backup("plain"), &fields, 110).start();
+    // The run's own TMPDIR: its cluster, not another test's, is waited for.
+    let tmp = traversable_dir("rd-pitr-ctrl-c-");
+    let mut run = pitr_drill(f, &f.backup("plain"), &fields, 110)
+        .env("TMPDIR", &tmp.path().display().to_string())
+        .start();
     run.wait_running("restore");
     let deadline = Instant::now() + Duration::from_secs(60);
-    // The recovering server names the archive in its restore_command.
-    let needle = format!("restore_command=test -f '{}'", f.archive().display());
-    while processes_mentioning(&needle).is_empty() {
+    // The recovering server names its directory's `wal-misses` in its restore_command.
+    let needle = format!("{}/restore-drill-pg-", tmp.path().display());
+    let recovering = || {
+        let lines = processes_mentioning(&needle);
+        lines.iter().any(|l| l.contains("/wal-misses"))
+    };
+    while !recovering() {
         assert!(Instant::now() < deadline, "the cluster never started");
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -428,6 +428,61 @@ fn damaged(tool: Tool) {
     assert_eq!(repo.hash(), before);
 }
 
+/// The wanted file is streamed while its listing runs, not after it: a stand-in tool
+/// first on PATH lists (`restic ls`, `borg list --json-lines`) only once a dump or
+/// extract of the same run has begun, and gives up after 20 s.
+fn streamed_while_listed(tool: Tool) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(repo) = Repo::new(tool) else { return };
+    let program = tool.program();
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(found.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("dumping");
+    let script = format!(
+        "#!/bin/sh\ncase \" $* \" in\n  *\" dump \"*|*\" extract \"*) touch '{mark}';;\n  *\" ls \"*|*\" --json-lines \"*) n=0\n    until [ -f '{mark}' ]; do n=$((n+1)); [ $n -gt 200 ] && {{ echo 'listed before any dump' >&2; exit 3; }}; sleep 0.1; done;;\nesac\nexec {} \"$@\"\n",
+        real.trim(),
+        mark = mark.display()
+    );
+    let wrapper = dir.path().join(program);
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = repo.hash();
+    let file = repo.tool.path("cortex.db");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = repo
+        .locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
+        .drill()
+        .env("REPO_PW", PASSWORD)
+        .env("PATH", &path)
+        .run()
+        .expect_code(0);
+    let db = &repo.snapshots[2].2;
+    assert_eq!(out.output("latest", "sha256"), sha256_hex(db));
+    assert_eq!(
+        std::fs::read(out.path().join("out/cortex.db")).unwrap(),
+        *db
+    );
+    assert_eq!(repo.hash(), before, "the repository changed");
+}
+
+#[test]
+fn restic_streams_the_file_while_it_is_listed() {
+    streamed_while_listed(Tool::Restic);
+}
+
+#[test]
+fn borg_streams_the_file_while_it_is_listed() {
+    streamed_while_listed(Tool::Borg);
+}
+
 #[test]
 fn restic_locate_streams_a_file_restores_a_tree_and_never_writes_the_repository() {
     good_restore(Tool::Restic);

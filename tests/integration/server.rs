@@ -68,7 +68,7 @@ impl Engine {
     }
 }
 
-fn postgres_bin() -> Option<PathBuf> {
+pub fn postgres_bin() -> Option<PathBuf> {
     let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok())

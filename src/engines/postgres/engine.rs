@@ -319,10 +319,7 @@ fn restore_physical(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<R
         scratch: &scratch_dir(ctx)?,
     };
     let started = std::time::Instant::now();
-    // A damaged plain backup fails here, before a cluster is made.
-    let mut verified = physical::verify_first(&p, ctx)?;
-    let (base, postmaster) = throwaway(user, ctx)?;
-    verified |= physical::prepare(&p, &base, ctx)?;
+    let (base, postmaster, verified) = physical::copy_verified(&p, ctx)?;
     let copied_s = started.elapsed().as_secs_f64();
     let spec = ClusterSpec {
         server_bin: &server_bin,

@@ -1,8 +1,9 @@
 //! Restoring a physical backup (a `pg_basebackup` directory, plain or tar) into the
-//! throwaway cluster: `pg_verifybackup` against its manifest first, then the data
-//! directory copied (or extracted) into the cluster's, the server started in archive
-//! recovery with a `restore_command` that only reads `wal_archive`, paused at the
-//! target, promoted only once the target is reached (see `recovery`).
+//! throwaway cluster: `pg_verifybackup` against its manifest, running while the data
+//! directory is copied into the cluster's (a tar backup: extracted, then verified);
+//! once both succeeded, the server started in archive recovery with a `restore_command`
+//! that only reads `wal_archive`, paused at the target, promoted only once the target is
+//! reached (see `recovery`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,9 +15,9 @@ use super::cluster::{self, Cluster, ClusterSpec, FAST_SETTINGS, Postmaster};
 use super::pgbackrest;
 use super::recovery::{self, Target};
 use crate::engines::Ctx;
-use crate::engines::throwaway::chown_tree;
+use crate::engines::throwaway::{self, chown_tree};
 use crate::playbook::PgBackRest;
-use crate::proc::{Cancel, OsUser, Tool};
+use crate::proc::{Cancel, OsUser, Running, Tool};
 
 /// Whether `from` is a physical backup: a data directory or pg_basebackup's tar files.
 pub fn is_physical(from: &Path) -> bool {
@@ -60,12 +61,40 @@ pub struct Recovered {
     pub verified: bool,
 }
 
-/// Verifies a plain backup in place, before anything is made (a tar backup is verified
-/// once extracted, by `prepare`).
-pub fn verify_first(p: &Physical<'_>, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
+/// A verification of the backup: done (whether it was verified), or `pg_verifybackup`
+/// still running beside the copy.
+enum Verifying<'c> {
+    Done(bool),
+    Running(Box<Running<'c>>),
+}
+
+impl Verifying<'_> {
+    /// Waits for a running `pg_verifybackup`; fails, naming the damage, when the backup
+    /// does not verify. Whether it was verified.
+    fn finish(self, p: &Physical<'_>, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
+        let running = match self {
+            Verifying::Done(verified) => return Ok(verified),
+            Verifying::Running(running) => running,
+        };
+        running.wait().with_context(|| {
+            format!(
+                "the base backup {} does not verify against its manifest",
+                p.from.display()
+            )
+        })?;
+        ctx.log(&format!("pg_verifybackup: {} verified", p.from.display()));
+        Ok(true)
+    }
+}
+
+/// Verifies the backup in place before anything is made: a pgBackRest stanza here; a
+/// plain backup's `pg_verifybackup` is started and left running beside the copy (both
+/// read the same files, the second from the page cache), to be finished before recovery
+/// starts. A tar backup is verified once extracted, by `prepare`.
+fn verify_first<'c>(p: &Physical<'c>, ctx: &Ctx<'_>) -> anyhow::Result<Verifying<'c>> {
     if let Some(src) = p.pgbackrest {
         if src.verify != Some(true) {
-            return Ok(false);
+            return Ok(Verifying::Done(false));
         }
         // As the drill's user, its lock files in the step's private directory.
         let run = pgbackrest::Run {
@@ -79,23 +108,29 @@ pub fn verify_first(p: &Physical<'_>, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
             "pgbackrest verify: stanza `{}` verified",
             src.stanza
         ));
-        return Ok(true);
+        return Ok(Verifying::Done(true));
     }
     if tar_of(p.from, "base").is_some() {
-        return Ok(p.from.join("backup_manifest").is_file());
+        return Ok(Verifying::Done(p.from.join("backup_manifest").is_file()));
     }
-    verify(p, p.from, ctx)
+    start_verify(p, p.from, ctx)
 }
 
-/// `pg_verifybackup` of `data` against the backup's manifest; false when there is none.
+/// `pg_verifybackup` of `data` against the backup's manifest, to completion.
 fn verify(p: &Physical<'_>, data: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
+    start_verify(p, data, ctx)?.finish(p, ctx)
+}
+
+/// Starts `pg_verifybackup` of `data` against the backup's manifest (a child of the
+/// step's, killed on cancel); done and false when there is no manifest.
+fn start_verify<'c>(p: &Physical<'c>, data: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Verifying<'c>> {
     let manifest = p.from.join("backup_manifest");
     if !manifest.is_file() {
         ctx.log(&format!(
             "{} has no backup_manifest: not verified before the restore",
             p.from.display()
         ));
-        return Ok(false);
+        return Ok(Verifying::Done(false));
     }
     let has_wal = std::fs::read_dir(data.join("pg_wal"))
         .map(|d| d.filter_map(|e| e.ok()).any(|e| e.path().is_file()))
@@ -108,25 +143,47 @@ fn verify(p: &Physical<'_>, data: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool> 
     }
     args.push(data.display().to_string());
     let log = p.scratch.join("pg_verifybackup.log");
-    Tool::new(
+    let running = Tool::new(
         duct::cmd(server_tool(p.server_bin, "pg_verifybackup"), &args),
         "pg_verifybackup",
     )
     .logged(&log)
-    .run(p.cancel)
-    .with_context(|| {
-        format!(
-            "the base backup {} does not verify against its manifest",
-            p.from.display()
-        )
-    })?;
-    ctx.log(&format!("pg_verifybackup: {} verified", p.from.display()));
-    Ok(true)
+    .start(p.cancel)?;
+    Ok(Verifying::Running(Box::new(running)))
+}
+
+/// Verifies the backup and copies it into a new throwaway cluster directory, ready for
+/// recovery: its directory, its server-to-be, and whether the backup was verified. A
+/// plain backup is verified while it is copied, into a staging directory: a damaged
+/// backup fails before any cluster is made, naming the damage even if the copy failed
+/// too; the directory becomes the cluster's once the backup verified.
+pub fn copy_verified(
+    p: &Physical<'_>,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<(PathBuf, Postmaster, bool)> {
+    let prefix = throwaway::POSTGRES_PREFIX;
+    // Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away).
+    let stop = libc::SIGQUIT;
+    match verify_first(p, ctx)? {
+        verifying @ Verifying::Running(_) => {
+            let staging = throwaway::staging(ctx, prefix, p.user)?;
+            let prepared = prepare(p, &staging.base, ctx);
+            let verified = verifying.finish(p, ctx)?;
+            let (base, postmaster) = staging.serve(ctx, "cluster", stop);
+            prepared?;
+            Ok((base, postmaster, verified))
+        }
+        Verifying::Done(verified) => {
+            let (base, postmaster) = throwaway::register(ctx, "cluster", prefix, p.user, stop)?;
+            let extracted = prepare(p, &base, ctx)?;
+            Ok((base, postmaster, verified | extracted))
+        }
+    }
 }
 
 /// Copies or extracts the backup into `base/data`, verifies a tar backup, checks that
 /// the archive can carry it to `latest`, and readies the directory for archive recovery.
-pub fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
+fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool> {
     let data = base.join("data");
     std::fs::create_dir(&data).with_context(|| format!("cannot create {}", data.display()))?;
     let private = || {

@@ -19,7 +19,7 @@ use base64::Engine as _;
 
 pub use client::{Client, ObjectAt, Payload, check, sha256_hex};
 
-use super::download::{Download, Expect};
+use super::download::{Download, Expect, buffered};
 use super::{Fetched, Point, Source, hex};
 use crate::engines::Ctx;
 use crate::playbook::S3Settings;
@@ -204,8 +204,8 @@ impl Source for S3Source {
             };
             ranged.fetch(&mut download, ctx)?;
         } else {
-            let mut reader = response.body_mut().as_reader();
-            download.copy_from(&mut reader, point.bytes, ctx)?;
+            let reader = response.body_mut().as_reader();
+            download.copy_from(&mut buffered(reader), point.bytes, ctx)?;
         }
         download.finish(&expect, ctx)
     }
