@@ -1,10 +1,7 @@
 //! Checks and gates that could pass while checking nothing (issue 16): each has a failing
 //! input here, end to end, without a database server (these run under `make mutants`).
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
+use super::receiver::echo;
 use super::*;
 
 // ---------------------------------------------------------------------------------------
@@ -244,41 +241,6 @@ fn the_metrics_hold_no_secret() {
     assert_no_secret(&out);
 }
 
-/// A server that answers every request `status` with the request's header lines as its
-/// body (so a header secret comes back in the response), keeping what it was sent.
-struct Echo {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-fn echo(status: u16) -> Echo {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/health", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut headers = Vec::new();
-            for line in BufReader::new(&stream).lines() {
-                let Ok(line) = line else { break };
-                if line.trim().is_empty() {
-                    break;
-                }
-                headers.push(line);
-            }
-            let body = headers.join("\n");
-            kept.lock().unwrap().push(body.clone());
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    Echo { url, seen }
-}
-
 /// A secret sent in a header reaches no artifact, however the probe ends: passing (the
 /// body kept as an output), failing on its status or its body (the body quoted in the
 /// error and the log tail).
@@ -290,14 +252,19 @@ fn a_header_secret_reaches_no_artifact() {
         (200, "expect_body_contains = \"healthy\"", 1),
     ] {
         let server = echo(status);
-        let probe = http("probe", &server.url)
+        let probe = http("probe", &format!("{}/health", server.base))
             .set(
                 "headers",
                 raw(r#"{ Authorization = "Bearer {{ secrets.token }}" }"#),
             )
             .fields(fields);
         let out = every_report(pb("t").step(probe)).run().expect_code(code);
-        let sent = server.seen.lock().unwrap().join("\n");
+        let sent: Vec<String> = server
+            .requests()
+            .into_iter()
+            .flat_map(|r| r.headers)
+            .collect();
+        let sent = sent.join("\n");
         assert!(
             sent.contains(&format!("Bearer {SECRET}")),
             "the header was not sent: {sent}"

@@ -28,6 +28,7 @@ mod orphans;
 mod pgbackrest;
 mod pitr;
 mod postgres;
+mod receiver;
 mod reports;
 mod repos;
 mod s3;

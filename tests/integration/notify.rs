@@ -3,85 +3,10 @@
 //! that is down, one too slow, one answering 500. A notification that fails is retried,
 //! recorded, and never changes the verdict; secrets in urls are recorded redacted.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::receiver::receiver;
 use super::*;
-
-/// A request as the receiver read it.
-#[derive(Debug, Clone)]
-struct Request {
-    line: String,
-    headers: Vec<String>,
-    body: String,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.headers
-            .iter()
-            .find(|h| h.to_ascii_lowercase().starts_with(&prefix))
-            .map(|h| h[prefix.len()..].trim())
-    }
-}
-
-/// An HTTP receiver on 127.0.0.1 that keeps every request and answers `status` after
-/// `delay`.
-struct Receiver {
-    base: String,
-    seen: Arc<Mutex<Vec<Request>>>,
-}
-
-fn receiver(status: u16, delay: Duration) -> Receiver {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let kept = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let mut headers = Vec::new();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                headers.push(h.trim().to_string());
-            }
-            let mut request = Request {
-                line: line.trim().to_string(),
-                headers,
-                body: String::new(),
-            };
-            let length: usize = request
-                .header("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            request.body = String::from_utf8_lossy(&body).into_owned();
-            kept.lock().unwrap().push(request);
-            std::thread::sleep(delay);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
-    });
-    Receiver { base, seen }
-}
-
-impl Receiver {
-    fn requests(&self) -> Vec<Request> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 const HC_UUID: &str = "5ec4e7-uuid-of-the-check";
 const TOKEN: &str = "webhook-token-s3cr3t";
