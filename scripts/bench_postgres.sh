@@ -79,6 +79,24 @@ ours_restore=$(step_s "$rec" restore)
 ours_restore_only=$(jq -r '.steps[] | select(.id == "restore") | .metrics.restore_s * 100 | round / 100' <<<"$rec")
 cluster_up=$(jq -r '.steps[] | select(.id == "restore") | .metrics.cluster_up_s * 100 | round / 100' <<<"$rec")
 
+# Table digests (issue 14): the `table_digests` check over the source database (every row of
+# every table hashed, in parallel per table) against a COPY of every table to /dev/null.
+tables=$(psql_ -d bench -c "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = 'public'")
+t0=$(now)
+for t in $tables; do psql_ -d bench -c "COPY $t TO '/dev/null'"; done
+t1=$(now); copy_all=$(secs "$t0" "$t1")
+rec=$(drill digests "$(backup digests 'digests = true')
+[[steps]]
+id = \"verify\"
+kind = \"sql\"
+engine = \"postgres\"
+database = \"$url\"
+[[steps.checks]]
+name = \"digests\"
+builtin = \"table_digests\"
+compare_to = \"{{ steps.backup.table_digests }}\"")
+digest_backup=$(step_s "$rec" backup); digest_check=$(step_s "$rec" verify)
+
 psql_ -d postgres -c "CREATE DATABASE empty"
 "$BIN/pg_dump" -Fc -f "$work/empty.dump" "postgresql://postgres@127.0.0.1:$port/empty"
 t0=$(now); drill updown "$(restore "$work/empty.dump")" >/dev/null; t1=$(now)
@@ -94,3 +112,6 @@ printf '%-44s %8s  %s\n' "restore step, ephemeral (cluster up + restore)" "$ours
 printf '%-44s %8s  %s\n' "  of which pg_restore into the cluster" "$ours_restore_only" "$(ratio "$ours_restore_only" "$plain_restore")"
 printf '%-44s %8s\n' "  of which cluster up (initdb + start)" "$cluster_up"
 printf '%-44s %8s  %s\n' "whole drill restoring an empty dump" "$updown" "(process + cluster up + down)"
+printf '%-44s %8s\n' "COPY of every table TO '/dev/null'" "$copy_all"
+printf '%-44s %8s  %s  (target <= 1.2x)\n' "table_digests check over the database" "$digest_check" "$(ratio "$digest_check" "$copy_all")"
+printf '%-44s %8s  %s\n' "backup step with digests = true" "$digest_backup" "$(ratio "$digest_backup" "$ours_dump") of the plain backup step"
