@@ -62,7 +62,7 @@ impl<C: BorrowMut<Client>> Digester for Pg<C> {
         let (bucket, filter) = plan.row_sql(ident, "/");
         let half = |from: u8| {
             format!(
-                "coalesce(sum(('x' || encode(substr(h, {from}, 8), 'hex'))::bit(64)::int8::numeric), 0)::text"
+                "coalesce(sum(('x' || encode(substr(h, {from}, 8), 'hex'))::bit(64)::int8), 0)::text"
             )
         };
         let sql = format!(
