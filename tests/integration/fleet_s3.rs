@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::fleet::{DAY, put, template};
+use super::receiver::replying;
 use super::s3store::{Store, sha256};
 use super::*;
 
@@ -346,36 +347,13 @@ fn an_upload_that_fails_exits_3_keeping_the_files_and_a_failed_drill_keeps_1() {
     assert_eq!(keys(store, &bucket, "p/"), Vec::<String>::new());
 }
 
-/// An S3 endpoint on 127.0.0.1 that answers one request with an empty listing and
-/// hands over the request's head. Its port.
-fn listing_once() -> (u16, std::sync::mpsc::Receiver<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
-        let body = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = conn.write_all(answer.as_bytes());
-        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
-    });
-    (port, rx)
-}
-
 #[test]
 fn temporary_keys_send_their_session_token_signed() {
-    let (port, head) = listing_once();
+    // An S3 endpoint that answers with an empty listing, keeping the request.
+    let store = replying("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
     let here = drill_dir();
     let aws = Aws {
-        endpoint: format!("http://127.0.0.1:{port}"),
+        endpoint: store.base.clone(),
         key: "ASIATEMPORARYKEY".into(),
         secret: "temporary-secret-4kq".into(),
     };
@@ -388,7 +366,8 @@ fn temporary_keys_send_their_session_token_signed() {
         Some(1),
         "an empty prefix: no passing run"
     );
-    let head = head.recv().unwrap().to_ascii_lowercase();
+    let request = &store.requests()[0];
+    let head = request.headers.join("\r\n").to_ascii_lowercase();
     assert_has(
         &head,
         &format!("x-amz-security-token: {}", token.to_ascii_lowercase()),

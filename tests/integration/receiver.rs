@@ -1,5 +1,6 @@
 //! A real HTTP receiver on 127.0.0.1 for the tests: it keeps every request (line,
-//! headers, body) and answers a fixed status, after a delay or echoing the headers.
+//! headers, body) and answers a fixed status, after a delay, echoing the headers, or
+//! with a fixed body.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
@@ -32,16 +33,27 @@ pub struct Receiver {
 }
 
 pub fn receiver(status: u16, delay: Duration) -> Receiver {
-    serve(status, delay, false)
+    serve(status, delay, Answer::Empty)
 }
 
 /// A receiver whose answer's body is the request's header lines (so a header secret
 /// comes back in the response).
 pub fn echo(status: u16) -> Receiver {
-    serve(status, Duration::ZERO, true)
+    serve(status, Duration::ZERO, Answer::Headers)
 }
 
-fn serve(status: u16, delay: Duration, echo: bool) -> Receiver {
+/// A receiver that answers every request 200 with `body`.
+pub fn replying(body: &str) -> Receiver {
+    serve(200, Duration::ZERO, Answer::Body(body.to_string()))
+}
+
+enum Answer {
+    Empty,
+    Headers,
+    Body(String),
+}
+
+fn serve(status: u16, delay: Duration, answer: Answer) -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -72,10 +84,10 @@ fn serve(status: u16, delay: Duration, echo: bool) -> Receiver {
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             request.body = String::from_utf8_lossy(&body).into_owned();
-            let answer = if echo {
-                request.headers.join("\n")
-            } else {
-                String::new()
+            let answer = match &answer {
+                Answer::Empty => String::new(),
+                Answer::Headers => request.headers.join("\n"),
+                Answer::Body(body) => body.clone(),
             };
             kept.lock().unwrap().push(request);
             std::thread::sleep(delay);
