@@ -1,11 +1,12 @@
 //! What an engine may use while it runs a step: handed out by the step's context, so that
 //! engines know nothing of steps nor of the runner.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::guard::{self, Sources};
 use crate::log::LogSink;
+use crate::playbook::{Step, required};
 use crate::proc::Cancel;
 use crate::proc::Registry;
 use crate::resources::Resources;
@@ -38,6 +39,13 @@ impl Ctx<'_> {
 
     pub fn progress(&self, done: u64, total: u64) {
         (self.progress)(done, total);
+    }
+
+    /// A backup step's `output` as the playbook gives it, and where it really leads,
+    /// checked against the sources before anything is created.
+    pub fn backup_output<'s>(&self, step: &'s Step) -> anyhow::Result<(&'s Path, PathBuf)> {
+        let given = Path::new(required(step.output.as_deref(), "output")?);
+        Ok((given, self.sources.check("output", given)?))
     }
 
     /// How to copy into `dest`: synced only when it outlives the run, i.e. lies outside

@@ -1,7 +1,7 @@
 //! What engines report: the typed results of a backup and a restore, which the `backup`
 //! and `restore` steps turn into outputs, in one place, the same way for every engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -29,6 +29,19 @@ pub struct Backup {
     pub metrics: Map<String, Value>,
     /// Files made besides the backup (a manifest), with their sizes.
     pub also_made: Vec<(PathBuf, u64)>,
+}
+
+impl Backup {
+    /// A backup of `bytes` at `path` (as the playbook names it) that moved `moved` bytes
+    /// in `secs` (metric `bytes_per_s`); the engine fills in the rest.
+    pub fn made(path: &Path, bytes: u64, moved: u64, secs: f64) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            bytes,
+            metrics: crate::outputs! { "bytes_per_s" => moved as f64 / secs.max(1e-9) },
+            ..Self::default()
+        }
+    }
 }
 
 /// What a restore made.

@@ -69,6 +69,31 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
     value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
 }
 
+/// A backup's `method`, one of `methods` (name, what it runs), the first being the
+/// default; anything else is an error listing them.
+pub fn method(
+    step: &Step,
+    engine: &str,
+    methods: &[(&'static str, &str)],
+) -> anyhow::Result<&'static str> {
+    let given = step.method.as_deref();
+    if let Some(&(name, _)) = methods
+        .iter()
+        .find(|(name, _)| given.is_none_or(|g| g == *name))
+    {
+        return Ok(name);
+    }
+    let choices: Vec<String> = methods
+        .iter()
+        .map(|(name, tool)| format!("\"{name}\" ({tool})"))
+        .collect();
+    anyhow::bail!(
+        "backup/{engine}: `method` must be {}, not \"{}\"",
+        choices.join(" or "),
+        given.unwrap_or_default()
+    )
+}
+
 impl Playbook {
     /// The steps of one section.
     pub fn section(&self, section: Section) -> &[Step] {
@@ -451,4 +476,34 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(method: Option<&str>) -> Step {
+        let toml = match method {
+            Some(m) => format!("id = \"b\"\nkind = \"backup\"\nmethod = \"{m}\""),
+            None => "id = \"b\"\nkind = \"backup\"".to_string(),
+        };
+        toml::from_str(&toml).unwrap()
+    }
+
+    #[test]
+    fn a_backup_method_is_the_default_one_of_the_engines_or_an_error_naming_them() {
+        let methods = [("dump", "pg_dump"), ("basebackup", "pg_basebackup")];
+        assert_eq!(method(&backup(None), "postgres", &methods).unwrap(), "dump");
+        assert_eq!(
+            method(&backup(Some("dump")), "postgres", &methods).unwrap(),
+            "dump"
+        );
+        let base = backup(Some("basebackup"));
+        assert_eq!(method(&base, "postgres", &methods).unwrap(), "basebackup");
+        let err = method(&backup(Some("rsync")), "postgres", &methods).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "backup/postgres: `method` must be \"dump\" (pg_dump) or \"basebackup\" (pg_basebackup), not \"rsync\""
+        );
+    }
 }

@@ -14,30 +14,17 @@ pub const STEP_VIEW: &[&str] = &[
 ];
 
 /// The outputs of a step of `kind` itself.
+#[rustfmt::skip]
 pub fn kind_outputs(kind: StepKind) -> &'static [&'static str] {
     match kind {
         StepKind::Backup => &["path", "source", "bytes", "snapshot_at"],
         StepKind::Restore => &["target", "from", "bytes"],
         StepKind::Locate => &[
-            "path",
-            "url",
-            "bytes",
-            "modified_at",
-            "age_s",
-            "candidates",
-            "largest_gap_s",
-            "sha256",
-            "snapshot_id",
+            "path", "url", "bytes", "modified_at", "age_s", "candidates", "largest_gap_s",
+            "sha256", "snapshot_id",
         ],
         StepKind::Copy => &["urls", "bytes", "sums"],
-        StepKind::Checksum => &[
-            "manifest",
-            "algorithm",
-            "bytes",
-            "files",
-            "verified",
-            "failed",
-        ],
+        StepKind::Checksum => &["manifest", "algorithm", "bytes", "files", "verified", "failed"],
         StepKind::Sql | StepKind::Files => &["value", "checks"],
         StepKind::Http => &["url", "status", "latency_ms", "body", "probes"],
         StepKind::Exec => &["exit_code", "stdout", "stderr"],

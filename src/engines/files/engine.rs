@@ -18,9 +18,8 @@ pub struct Files;
 impl Engine for Files {
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let paths = required(step.paths.as_ref(), "paths")?;
-        let given = Path::new(required(step.output.as_deref(), "output")?);
         // The backed-up `paths` are among the sources: checked before anything is created.
-        let output = &ctx.sources.check("output", given)?;
+        let (given, output) = &ctx.backup_output(step)?;
         ctx.sources.check("manifest", &manifest::path_for(output))?;
         if let Some(parent) = output.parent() {
             guard::create_dirs(parent)?;

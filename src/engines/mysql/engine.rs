@@ -9,22 +9,18 @@ use super::{MysqlConn, Target, dump, ident, physical};
 use crate::engines::compress::Compression;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, method, required};
 
 pub struct Mysql;
 
 impl Engine for Mysql {
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let target = Target::parse(required(step.url.as_deref(), "url")?)?;
-        let given = Path::new(required(step.output.as_deref(), "output")?);
         // Checked before anything is created; the dump goes where the path really leads.
-        let output = &ctx.sources.check("output", given)?;
-        match step.method.as_deref() {
-            None | Some("dump") => {}
-            Some("mariabackup") => return mariabackup(step, &target, given, output, ctx),
-            Some(other) => bail!(
-                "backup/mysql: `method` must be \"dump\" (mysqldump) or \"mariabackup\", not \"{other}\""
-            ),
+        let (given, output) = &ctx.backup_output(step)?;
+        let methods = [("dump", "mysqldump"), ("mariabackup", "mariabackup")];
+        if method(step, "mysql", &methods)? == "mariabackup" {
+            return mariabackup(step, &target, ctx);
         }
         if let Some(parent) = output.parent() {
             crate::guard::create_dirs(parent)?;
@@ -51,8 +47,6 @@ impl Engine for Mysql {
             dumped.schema.table_counts.len()
         ));
         Ok(Backup {
-            path: given.to_path_buf(),
-            bytes: dumped.bytes,
             source: Some(target.display()),
             snapshot_at: dumped.taken_at.map(|t| t.to_string()),
             schema: Some(dumped.schema),
@@ -61,8 +55,7 @@ impl Engine for Mysql {
                 "dump_bytes" => dumped.dump_bytes,
                 "compression" => compression.as_str(),
             },
-            metrics: outputs! { "bytes_per_s" => dumped.dump_bytes as f64 / secs.max(1e-9) },
-            also_made: Vec::new(),
+            ..Backup::made(given, dumped.bytes, dumped.dump_bytes, secs)
         })
     }
 
@@ -125,13 +118,8 @@ impl Engine for Mysql {
 }
 
 /// `mariabackup` of the url's server, prepared, counted at its start.
-fn mariabackup(
-    step: &Step,
-    target: &Target,
-    given: &Path,
-    output: &Path,
-    ctx: &Ctx<'_>,
-) -> anyhow::Result<Backup> {
+fn mariabackup(step: &Step, target: &Target, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
+    let (given, output) = &ctx.backup_output(step)?;
     ensure!(
         step.compression.is_none()
             && step.single_transaction.is_none()
@@ -157,8 +145,6 @@ fn mariabackup(
         t.taken_at
     ));
     Ok(Backup {
-        path: given.to_path_buf(),
-        bytes: t.bytes,
         source: Some(target.display()),
         snapshot_at: Some(t.taken_at.to_string()),
         schema: Some(t.schema),
@@ -167,8 +153,7 @@ fn mariabackup(
             "method" => "mariabackup",
             "prepared" => true,
         },
-        metrics: outputs! { "bytes_per_s" => t.bytes as f64 / secs.max(1e-9) },
-        also_made: Vec::new(),
+        ..Backup::made(given, t.bytes, t.bytes, secs)
     })
 }
 

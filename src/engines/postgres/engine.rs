@@ -20,7 +20,7 @@ use super::url::PgUrl;
 use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored, SchemaFacts};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, required};
+use crate::playbook::{EngineSpec, KindSpec, Step, method, required};
 
 pub struct Postgres;
 
@@ -56,15 +56,11 @@ fn os_user(step: &Step) -> Option<&str> {
 
 fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
-    let given = Path::new(required(step.output.as_deref(), "output")?);
     // Checked before anything is created; the dump goes where the path really leads.
-    let output = &ctx.sources.check("output", given)?;
-    match step.method.as_deref() {
-        None | Some("dump") => {}
-        Some("basebackup") => return base_backup(step, &url, given, output, ctx),
-        Some(other) => bail!(
-            "backup/postgres: `method` must be \"dump\" (pg_dump) or \"basebackup\" (pg_basebackup), not \"{other}\""
-        ),
+    let (given, output) = &ctx.backup_output(step)?;
+    let methods = [("dump", "pg_dump"), ("basebackup", "pg_basebackup")];
+    if method(step, "postgres", &methods)? == "basebackup" {
+        return base_backup(step, &url, ctx);
     }
     let format = Format::parse(step.format.as_deref())?;
     let zstd = match step.compression.as_deref() {
@@ -108,8 +104,6 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         d.snapshot_at
     ));
     Ok(Backup {
-        path: given.to_path_buf(),
-        bytes: d.bytes,
         source: Some(url.public.clone()),
         snapshot_at: Some(d.snapshot_at),
         schema: Some(d.schema),
@@ -118,19 +112,13 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
             "database" => d.database,
             "counts_in_dump_snapshot" => d.same_snapshot,
         },
-        metrics: outputs! { "bytes_per_s" => d.bytes as f64 / secs.max(1e-9) },
-        also_made: Vec::new(),
+        ..Backup::made(given, d.bytes, d.bytes, secs)
     })
 }
 
 /// `pg_basebackup` of the whole cluster, counted in a snapshot at its start.
-fn base_backup(
-    step: &Step,
-    url: &PgUrl,
-    given: &Path,
-    output: &Path,
-    ctx: &Ctx<'_>,
-) -> anyhow::Result<Backup> {
+fn base_backup(step: &Step, url: &PgUrl, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
+    let (given, output) = &ctx.backup_output(step)?;
     ensure!(
         digest::asked(step)?.is_none(),
         "backup/postgres: `digests` need pg_dump's snapshot; a basebackup restores what was committed until its end, after the snapshot its counts come from"
@@ -163,8 +151,6 @@ fn base_backup(
         b.snapshot_at
     ));
     Ok(Backup {
-        path: given.to_path_buf(),
-        bytes: b.bytes,
         source: Some(url.public.clone()),
         snapshot_at: Some(b.snapshot_at),
         schema: Some(b.schema),
@@ -174,8 +160,7 @@ fn base_backup(
             "manifest" => b.manifest,
             "counts_in_dump_snapshot" => false,
         },
-        metrics: outputs! { "bytes_per_s" => b.bytes as f64 / secs.max(1e-9) },
-        also_made: Vec::new(),
+        ..Backup::made(given, b.bytes, b.bytes, secs)
     })
 }
 

@@ -10,7 +10,6 @@ use super::SqliteConn;
 use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::guard;
-use crate::outputs;
 use crate::playbook::{Builtin, EngineSpec, KindSpec, Step, required};
 
 pub struct Sqlite;
@@ -18,9 +17,8 @@ pub struct Sqlite;
 impl Engine for Sqlite {
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let source = Path::new(required(step.source.as_deref(), "source")?);
-        let given = Path::new(required(step.output.as_deref(), "output")?);
         // The source is among the sources: checked before anything is created.
-        let output = &ctx.sources.check("output", given)?;
+        let (given, output) = &ctx.backup_output(step)?;
         ensure!(
             fs::symlink_metadata(output).is_err(),
             "backup output {} already exists",
@@ -46,13 +44,10 @@ impl Engine for Sqlite {
             snap.schema.table_counts.len()
         ));
         Ok(Backup {
-            path: given.to_path_buf(),
-            bytes: snap.bytes,
             source: Some(source.display().to_string()),
             snapshot_at: snap.taken_at.map(|t| t.to_string()),
             schema: Some(snap.schema),
-            metrics: outputs! { "bytes_per_s" => snap.bytes as f64 / secs.max(1e-9) },
-            ..Backup::default()
+            ..Backup::made(given, snap.bytes, snap.bytes, secs)
         })
     }
 
