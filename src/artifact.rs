@@ -5,7 +5,7 @@
 //! kill leaves a valid record of how far the drill got.
 
 use std::fs::{self, File};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -297,6 +297,30 @@ impl FileRecord {
     }
 }
 
+/// The last resort when [`write_replacing`] finds no room for a new copy (a full disk
+/// or quota): `bytes`, if no longer than the file is, are written over it in place and
+/// the rest of it blanked with spaces (JSON's trailing white space), which takes no new
+/// blocks on most file systems (copy-on-write ones excepted, where this fails too), then
+/// synced. Not atomic: a crash during it tears the file. Only for a final record, whose
+/// alternative is one that goes on saying the run is running.
+pub fn overwrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new().write(true).open(path)?;
+    let Some(room) = file.metadata()?.len().checked_sub(bytes.len() as u64) else {
+        return Err(std::io::Error::other(
+            "the new content is longer than the old",
+        ));
+    };
+    file.write_all(bytes)?;
+    std::io::copy(&mut std::io::repeat(b' ').take(room), &mut file)?;
+    file.sync_all()
+}
+
+/// Whether a write failed for want of room: the disk or the quota is full.
+pub fn is_out_of_room(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    matches!(e.kind(), StorageFull | QuotaExceeded)
+}
+
 /// Writes `bytes` to `path` so that readers see the old or the new content, never a mix,
 /// and makes it durable: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -407,6 +431,19 @@ mod tests {
             .collect();
         assert_eq!(names, ["r.json"], "the temp file was left behind");
         assert_eq!(fs::read(p.join("inside")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn an_overwrite_in_place_blanks_what_is_left_and_refuses_what_does_not_fit() {
+        let (_dir, p) = record_path();
+        fs::write(&p, b"{\"status\": \"running\"}      ").unwrap();
+        overwrite_in_place(&p, b"{\"status\":\"error\"}").unwrap();
+        let text = fs::read_to_string(&p).unwrap();
+        assert_eq!(text, format!("{{\"status\":\"error\"}}{}", " ".repeat(9)));
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["status"], "error");
+        assert!(overwrite_in_place(&p, &[b' '; 64]).is_err());
+        assert_eq!(fs::read_to_string(&p).unwrap(), text, "a refused write changed it");
     }
 
     /// A new temporary folder and the path `r.json` in it, not yet written.

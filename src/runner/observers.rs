@@ -209,6 +209,10 @@ impl Observers {
 
 /// Rewrites the JSON record on every event but a step's progress. Only the writes of the
 /// finished drill also fsync the directory.
+///
+/// The records written while the drill runs end in `RESERVE` (white space, which JSON
+/// ignores), room that the finished record can be written into in place when the disk
+/// has filled up meanwhile ([`RecordWriter::in_place`]).
 struct RecordWriter {
     path: PathBuf,
 }
@@ -221,8 +225,36 @@ impl Observer for RecordWriter {
         let durable = record.finished_at.is_some();
         let written = serde_json::to_vec_pretty(record)
             .map_err(io::Error::other)
-            .and_then(|bytes| artifact::write_replacing(&self.path, &bytes, durable));
-        written.map_err(|e| named(&self.path, e))
+            .and_then(|mut bytes| {
+                if !durable {
+                    bytes.extend_from_slice(&RESERVE);
+                }
+                artifact::write_replacing(&self.path, &bytes, durable)
+            });
+        match written {
+            Err(e) if durable && artifact::is_out_of_room(&e) => self.in_place(record, e),
+            written => written.map_err(|e| named(&self.path, e)),
+        }
+    }
+}
+
+/// Room kept at the end of a running drill's record for its final form (its gates, phases
+/// and summary, written compact).
+const RESERVE: [u8; 16 * 1024] = [b' '; 16 * 1024];
+
+impl RecordWriter {
+    /// The finished record on a full disk: written compact over the last one, in place,
+    /// so that it does not go on saying the run is running. It says so in `warnings`.
+    fn in_place(&self, record: &RunRecord, e: io::Error) -> io::Result<()> {
+        let mut kept = record.clone();
+        kept.warnings.push(format!(
+            "{} was written over in place: no room for a new copy ({e})",
+            self.path.display()
+        ));
+        serde_json::to_vec(&kept)
+            .map_err(io::Error::other)
+            .and_then(|bytes| artifact::overwrite_in_place(&self.path, &bytes))
+            .map_err(|_| named(&self.path, e))
     }
 }
 

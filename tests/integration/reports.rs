@@ -447,3 +447,56 @@ fn a_templated_rto_target_is_evaluated_and_an_unreadable_one_fails() {
     let plan = book.drill().subcommand("plan").run().expect_code(0);
     assert!(plan.stdout.contains("RTO ≤ 1s over"), "{}", plan.stdout);
 }
+
+/// A drill whose last step fills the disk holding its artifacts: the record on disk is
+/// the finished one, `error`, naming the write that failed and that it was written over
+/// in place, never one that goes on saying `running`. The disk is a 1 MiB tmpfs mounted
+/// in a mount namespace of the drill's own (`unshare -m`); where that is not allowed the
+/// test says so and is skipped.
+#[test]
+fn a_drill_that_fills_the_artifacts_disk_leaves_a_finished_record_saying_so() {
+    let fill = "dd if=/dev/zero of=artifacts/fill bs=4k 2>/dev/null; true";
+    let d = pb("full")
+        .step(exec("a", "true"))
+        .step(exec("fill", fill))
+        .drill();
+    std::fs::create_dir_all(d.path().join("artifacts")).unwrap();
+    std::fs::create_dir_all(d.path().join("kept")).unwrap();
+    let inner = d.command();
+    // The mount vanishes with the namespace: the record is copied out first.
+    let script = r#"mount -t tmpfs -o size=1m tmpfs artifacts || exit 97
+"$@"; code=$?; cp artifacts/restore_drill_*.json kept/; exit $code"#;
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(d.path())
+        .output();
+    let Ok(out) = out.map_err(|e| eprintln!("SKIPPED: no unshare: {e}")) else {
+        return;
+    };
+    if matches!(out.status.code(), Some(97) | Some(1))
+        && !d.path().join("kept").read_dir().unwrap().any(|_| true)
+    {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs in a mount namespace here: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let kept = std::fs::read_dir(d.path().join("kept"))
+        .unwrap()
+        .next()
+        .unwrap();
+    let text = std::fs::read_to_string(kept.unwrap().path()).unwrap();
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(record["status"], "error", "{text}");
+    assert!(record["finished_at"].is_string(), "{text}");
+    let error = record["error"].as_str().unwrap();
+    assert!(error.contains("No space left on device"), "{error}");
+    let warnings = record["warnings"].to_string();
+    assert!(warnings.contains("was written over in place"), "{warnings}");
+    assert_eq!(record["steps"][1]["status"], "passed", "{text}");
+}
