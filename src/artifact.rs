@@ -443,7 +443,11 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["status"], "error");
         assert!(overwrite_in_place(&p, &[b' '; 64]).is_err());
-        assert_eq!(fs::read_to_string(&p).unwrap(), text, "a refused write changed it");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            text,
+            "a refused write changed it"
+        );
     }
 
     /// A new temporary folder and the path `r.json` in it, not yet written.

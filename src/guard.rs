@@ -380,6 +380,34 @@ pub fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(created)
 }
 
+/// Creates the file `path` for writing, new: whatever is at `path` already (a stale
+/// partial file, or a symlink planted there, pointing anywhere) is removed first, as an
+/// entry (a symlink itself, never what it points to), and the file is then created with
+/// `O_EXCL | O_NOFOLLOW`, so that no symlink is followed even if one appears meanwhile.
+/// For the partial files a step writes and renames, and the outputs it replaces.
+pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "cannot create {}: a directory is in the way",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(_) => fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
+}
+
 /// Removes what [`create_dirs`] created: `created`'s innermost folder with everything
 /// in it (the drill filled it), then each parent it created while it is empty.
 pub fn remove_created(created: &[PathBuf]) -> anyhow::Result<()> {
@@ -472,5 +500,27 @@ mod tests {
             create_dirs(&root.join("out")).unwrap(),
             Vec::<PathBuf>::new()
         );
+    }
+
+    #[test]
+    fn create_file_replaces_a_symlink_and_never_writes_through_it() {
+        use std::io::Write as _;
+        let (_d, root) = tmp();
+        fs::write(root.join("source.db"), b"precious").unwrap();
+        std::os::unix::fs::symlink(root.join("source.db"), root.join("out.partial")).unwrap();
+        create_file(&root.join("out.partial"))
+            .unwrap()
+            .write_all(b"backup")
+            .unwrap();
+        assert_eq!(fs::read(root.join("source.db")).unwrap(), b"precious");
+        assert_eq!(fs::read(root.join("out.partial")).unwrap(), b"backup");
+        assert!(
+            !fs::symlink_metadata(root.join("out.partial"))
+                .unwrap()
+                .is_symlink()
+        );
+        fs::create_dir(root.join("dir")).unwrap();
+        let e = create_file(&root.join("dir")).unwrap_err().to_string();
+        assert!(e.contains("a directory is in the way"), "{e}");
     }
 }

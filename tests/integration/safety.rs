@@ -272,3 +272,34 @@ fn with_dir(d: Drill) -> Drill {
     .unwrap();
     d
 }
+
+/// A symlink left (or planted) where a backup writes its partial file, pointing into the
+/// backed-up tree: the backup replaces the link and never writes through it (it used to
+/// overwrite `tree/config/app.toml` with the archive). The same link as the manifest is
+/// refused, naming where it leads.
+#[test]
+fn a_files_backup_never_writes_through_a_symlink_at_its_partial_file_or_manifest() {
+    for planted in ["tree.tar.zst.partial", "tree.tar.zst.manifest.jsonl"] {
+        let playbook = files_playbook(KB, "{{ drill.workdir }}/r")
+            .edit("backup", |s| s.set("output", "out/tree.tar.zst"));
+        let d = with_tree(playbook.drill());
+        std::fs::create_dir_all(d.path().join("out")).unwrap();
+        let link = d.path().join("out").join(planted);
+        std::os::unix::fs::symlink(d.path().join("tree/config/app.toml"), &link).unwrap();
+        if planted.ends_with(".partial") {
+            let before = snapshot(&d.path().join("tree"));
+            let out = d.run().expect_code(0);
+            assert_eq!(
+                snapshot(&out.path().join("tree")),
+                before,
+                "the source changed"
+            );
+            assert!(
+                std::fs::symlink_metadata(&link).is_err(),
+                "the partial file is left"
+            );
+        } else {
+            assert_refused(d, "tree", "backup", "tree/config/app.toml", planted);
+        }
+    }
+}

@@ -106,8 +106,7 @@ fn write_archive(
     copying: &Copying<'_>,
 ) -> anyhow::Result<Archived> {
     let (cancel, progress) = (copying.cancel, copying.progress);
-    let file =
-        File::create(partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let file = crate::guard::create_file(partial)?;
     let sink = Sink::new(BufWriter::with_capacity(1 << 20, file), req.compression)?;
     // tar copies each file in 8 KiB pieces: large buffers on both sides keep those
     // pieces from turning into as many syscalls and compressor calls.

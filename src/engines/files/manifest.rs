@@ -49,8 +49,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn create(path: &Path, header: &Header) -> anyhow::Result<Self> {
-        let file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = crate::guard::create_file(path)?;
         let mut w = Self {
             out: BufWriter::new(file),
         };

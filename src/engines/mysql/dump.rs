@@ -105,8 +105,7 @@ fn run_dump(
     let expr = duct::cmd(program, args).stdin_null().stdout_file(writer);
     let running = Tool::new(expr, program).stderr_to(&stderr).start(cancel)?;
     let copied = (|| -> anyhow::Result<(u64, Vec<u8>)> {
-        let file = File::create(partial)
-            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let file = crate::guard::create_file(partial)?;
         let mut sink = Sink::new(BufWriter::with_capacity(1 << 20, file), opts.compression)?;
         let copied = copy_keeping_tail(reader, &mut sink, cancel)?;
         let file = sink.finish()?.into_inner().map_err(|e| e.into_error())?;

@@ -25,8 +25,7 @@ pub fn compress(
     output: &Path,
     progress: &dyn Fn(u64),
 ) -> anyhow::Result<u64> {
-    let file =
-        File::create(output).with_context(|| format!("cannot create {}", output.display()))?;
+    let file = crate::guard::create_file(output)?;
     let mut enc = Sink::new(BufWriter::with_capacity(BUF, file), Compression::Zstd)?;
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;

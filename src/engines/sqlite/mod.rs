@@ -12,6 +12,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Copying, SchemaFacts};
+use crate::guard;
 use crate::proc::{Cancel, OnCancel};
 
 mod conn;
@@ -123,7 +124,7 @@ fn copy_file(source: &Path, dest: &Path, copying: &Copying<'_>) -> anyhow::Resul
     use std::os::fd::AsRawFd as _;
     write_partial(dest, |partial| {
         let from = fs::File::open(source)?;
-        let to = fs::File::create(partial)?;
+        let to = guard::create_file(partial)?;
         let total = from.metadata()?.len();
         let mut done = 0u64;
         while done < total {
@@ -166,7 +167,12 @@ fn copy_with_backup_api(
     copying: &Copying<'_>,
 ) -> anyhow::Result<()> {
     write_partial(dest, |partial| {
-        let mut dst = Connection::open(partial)
+        // Created new (no symlink followed), then opened without following one either.
+        guard::create_file(partial)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut dst = Connection::open_with_flags(partial, flags)
             .with_context(|| format!("cannot create {}", partial.display()))?;
         // The partial file is thrown away on any failure, so it needs no journal.
         dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")?;
