@@ -76,3 +76,83 @@ impl Grant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Roles as a table: name -> (why it cannot log in, the grants it holds). A grant on
+    /// the table `secret` cannot be told.
+    struct Table(Vec<(&'static str, Option<&'static str>, &'static [&'static str])>);
+
+    impl Roles for Table {
+        fn noun(&self) -> &'static str {
+            "role"
+        }
+        fn login(&mut self, role: &str) -> anyhow::Result<Option<Option<&'static str>>> {
+            Ok(self.0.iter().find(|r| r.0 == role).map(|r| r.1))
+        }
+        fn holds(&mut self, role: &str, grant: &Grant) -> anyhow::Result<Result<bool, String>> {
+            if grant.table == "secret" {
+                return Ok(Err("no such table".into()));
+            }
+            let held = format!("{}:{}", grant.privilege, grant.table);
+            let r = self
+                .0
+                .iter()
+                .find(|r| r.0 == role)
+                .expect("looked up first");
+            Ok(Ok(r.2.contains(&held.as_str())))
+        }
+    }
+
+    fn problems(roles: &[&str], grants: &[(&str, &[&str])]) -> Vec<String> {
+        let mut table = Table(vec![
+            ("app", None, &["SELECT:orders", "INSERT:orders"]),
+            ("report", Some("NOLOGIN"), &["SELECT:orders"]),
+        ]);
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let grants = grants
+            .iter()
+            .map(|(r, g)| (r.to_string(), g.iter().map(|g| g.to_string()).collect()))
+            .collect();
+        role_problems(&mut table, &roles, &grants).unwrap()
+    }
+
+    #[test]
+    fn roles_that_exist_log_in_and_hold_their_grants_have_no_problem() {
+        assert!(problems(&["app"], &[("app", &["select:orders", "INSERT:orders"])]).is_empty());
+        // A role named only for its grants need not log in (a group role).
+        assert!(problems(&[], &[("report", &["SELECT:orders"])]).is_empty());
+    }
+
+    #[test]
+    fn each_missing_role_locked_role_and_missing_grant_is_named_once() {
+        let found = problems(
+            &["app", "ghost", "report", "app"],
+            &[
+                ("app", &["DELETE:orders", "SELECT:secret"]),
+                ("ghost", &["SELECT:orders"]),
+            ],
+        );
+        assert_eq!(
+            found,
+            [
+                "role ghost does not exist",
+                "role report exists but cannot log in (NOLOGIN)",
+                "role app lacks DELETE on orders",
+                "role app: cannot check SELECT on secret: no such table",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grant_that_is_not_privilege_colon_table_is_an_error() {
+        let mut table = Table(vec![("app", None, &[])]);
+        let grants = [("app".to_string(), vec!["SELECT orders".to_string()])].into();
+        let e = role_problems(&mut table, &[], &grants)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not `PRIVILEGE:table`"), "{e}");
+    }
+}
