@@ -15,12 +15,17 @@ pub trait Roles {
 }
 
 /// Each of `roles` that does not exist or cannot log in, each role of `grants` that does
-/// not exist, and each grant (`PRIVILEGE:table`) of the others that does not hold.
+/// not exist, and each grant (`PRIVILEGE:table`) of the others that does not hold. Err
+/// when there is nothing to check or a grant cannot be read.
 pub fn role_problems(
     r: &mut dyn Roles,
     roles: &[String],
     grants: &IndexMap<String, Vec<String>>,
 ) -> anyhow::Result<Vec<String>> {
+    anyhow::ensure!(
+        !roles.is_empty() || !grants.is_empty(),
+        "needs `roles` or `grants`"
+    );
     let noun = r.noun();
     let mut problems = Vec::new();
     let mut missing: Vec<&String> = Vec::new();
@@ -148,11 +153,36 @@ mod tests {
 
     #[test]
     fn a_grant_that_is_not_privilege_colon_table_is_an_error() {
-        let mut table = Table(vec![("app", None, &[])]);
-        let grants = [("app".to_string(), vec!["SELECT orders".to_string()])].into();
-        let e = role_problems(&mut table, &[], &grants)
+        for bad in [
+            "SELECT orders",
+            "SELECT:",
+            ":orders",
+            " :orders",
+            "SELECT: ",
+        ] {
+            let mut table = Table(vec![("app", None, &[])]);
+            let grants = [("app".to_string(), vec![bad.to_string()])].into();
+            let e = role_problems(&mut table, &[], &grants)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("is not `PRIVILEGE:table`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_check_is_an_error_and_roles_or_grants_alone_are_enough() {
+        let mut table = Table(vec![("app", None, &["SELECT:orders"])]);
+        let none = IndexMap::new();
+        let e = role_problems(&mut table, &[], &none)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("is not `PRIVILEGE:table`"), "{e}");
+        assert_eq!(e, "needs `roles` or `grants`");
+        assert!(
+            role_problems(&mut table, &["app".into()], &none)
+                .unwrap()
+                .is_empty()
+        );
+        let grants = [("app".to_string(), vec!["SELECT:orders".to_string()])].into();
+        assert!(role_problems(&mut table, &[], &grants).unwrap().is_empty());
     }
 }

@@ -31,9 +31,6 @@ pub(super) fn objects_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Re
 pub(super) fn roles_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
     let roles = check.roles.clone().unwrap_or_default();
     let grants = check.grants.clone().unwrap_or_default();
-    if roles.is_empty() && grants.is_empty() {
-        bail!("needs `roles` or `grants`");
-    }
     let mut content = conn.content();
     let Some(r) = content.roles() else {
         bail!("this engine has no roles");
@@ -101,9 +98,14 @@ pub(super) fn table_digests(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Re
     }
     let (passed, detail) = if problems.is_empty() {
         let n = crate::fmt::plural(actual.len(), "table");
+        let verb = if actual.len() == 1 {
+            "matches"
+        } else {
+            "match"
+        };
         (
             true,
-            format!("{n} match the source's digests ({rows} rows hashed)"),
+            format!("{n} {verb} the source's digests ({rows} rows hashed)"),
         )
     } else {
         (false, problems.join("; "))

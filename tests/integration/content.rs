@@ -70,6 +70,8 @@ fn sqlite_drill(backup_fields: &str, tampering: Option<&str>) -> Outcome {
 fn sqlite_content_checks_pass_on_a_clean_restore() {
     let out = sqlite_drill("", None).expect_code(0);
     out.step("verify").all_checks_passed();
+    let hashed = "3 tables match the source's digests (505 rows hashed)";
+    out.step("verify").check("digests").says(hashed);
     let digests = out.output("backup", "table_digests");
     assert_eq!(digests["dispatches"]["rows"], 500, "{digests}");
     assert_eq!(digests["dispatches"]["key"], "id");
@@ -115,6 +117,44 @@ fn sqlite_content_faults_fail_each_check_naming_them() {
             ),
         ],
     );
+}
+
+/// `tables` narrows `table_digests` to the tables listed (a change elsewhere is not
+/// seen), says how many rows it hashed, and a listed table the backup did not digest is
+/// an error naming it.
+#[test]
+fn sqlite_table_digests_of_listed_tables_only() {
+    let changed = "UPDATE dispatches SET created_at = 'x' WHERE id = 250; CREATE TABLE extra (x);";
+    let prepare = sql("prepare", "sqlite", "src.db").set("execute", SQLITE_EXTRA);
+    let backup = sqlite_backup("src.db", "{{ drill.workdir }}/b/backup.db").set("digests", true);
+    let digests = |name: &str, tables: &[&str]| {
+        builtin(name, "table_digests")
+            .set("compare_to", "{{ steps.backup.table_digests }}")
+            .set("tables", list(tables))
+    };
+    let verify = sql("verify", "sqlite", "{{ steps.restore.target }}")
+        .checks([digests("events", &["events"]), digests("extra", &["extra"])]);
+    let out = pb("t")
+        .step([prepare.in_setup(), backup])
+        .step(sqlite_restore(
+            "{{ steps.backup.path }}",
+            "{{ drill.workdir }}/r.db",
+        ))
+        .step(tamper("sqlite", "{{ steps.restore.target }}", changed))
+        .step(verify)
+        .drill()
+        .db("src.db", 500)
+        .run()
+        .expect_code(1);
+    let verify = out.step("verify");
+    verify
+        .check("events")
+        .passed()
+        .says("1 table matches the source's digests (3 rows hashed)");
+    verify
+        .check("extra")
+        .failed()
+        .says("extra: not among the tables of `compare_to`");
 }
 
 /// A sample hashes some rows, the same on both sides.
