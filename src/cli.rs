@@ -81,7 +81,9 @@ pub enum Command {
     /// every drill's hash chain. Exits 1 naming each record edited, removed, renamed or
     /// reordered.
     Verify {
-        /// The artifacts directory of the drills.
+        /// The artifacts directory of the drills, or `s3://bucket/prefix/` (its records
+        /// and signatures are fetched into a temporary folder first; endpoint and keys as
+        /// for `status`).
         #[arg(default_value = "artifacts/restore")]
         dir: PathBuf,
         /// The minisign public key (`minisign -G` writes it) the records were signed

@@ -222,14 +222,31 @@ fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
         Some(Ok(key)) => Some(key),
         None => None,
     };
-    let found = match crate::evidence::verify(dir, key.as_ref()) {
+    let (dir, shown, _mirror, left_out) = match remote::Bucket::of(dir) {
+        None => (
+            dir.to_path_buf(),
+            dir.display().to_string(),
+            None,
+            Vec::new(),
+        ),
+        Some(bucket) => match bucket.and_then(|b| Ok((b.mirror()?, b.shown()))) {
+            Ok(((mirror, left_out), shown)) => {
+                (mirror.path().to_path_buf(), shown, Some(mirror), left_out)
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                return ExitCode::Usage;
+            }
+        },
+    };
+    let found = match crate::evidence::verify(&dir, key.as_ref()) {
         Ok(found) => found,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", dir.display());
+            eprintln!("error: cannot read {shown}: {e}");
             return ExitCode::Usage;
         }
     };
-    for line in found.problems.iter().chain(&found.notes) {
+    for line in found.problems.iter().chain(&found.notes).chain(&left_out) {
         println!("{line}");
     }
     let signatures = match key {
@@ -240,18 +257,12 @@ fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
     let drills = crate::fmt::plural(found.drills, "drill");
     match found.problems.len() {
         0 => {
-            eprintln!(
-                "ok: {records} of {drills} in {}: chains intact, {signatures}",
-                dir.display()
-            );
+            eprintln!("ok: {records} of {drills} in {shown}: chains intact, {signatures}");
             ExitCode::Passed
         }
         n => {
             let n = crate::fmt::plural(n, "problem");
-            eprintln!(
-                "tampered: {n} in {records} of {drills} in {} ({signatures})",
-                dir.display()
-            );
+            eprintln!("tampered: {n} in {records} of {drills} in {shown} ({signatures})");
             ExitCode::Failed
         }
     }

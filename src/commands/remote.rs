@@ -65,6 +65,17 @@ fn is_record(name: &str) -> bool {
     name.starts_with("restore_drill_") && name.ends_with(".json")
 }
 
+/// Whether a key below the prefix is a plain relative path: no `..`, `.` or empty segment
+/// (which would lead out of the folder it is fetched into, or nowhere).
+fn is_plain(rel: &str) -> bool {
+    !rel.split('/').any(|seg| matches!(seg, "" | "." | ".."))
+}
+
+/// Whether a file name is a record's signature.
+fn is_signature(name: &str) -> bool {
+    name.starts_with("restore_drill_") && name.ends_with(".minisig")
+}
+
 impl Bucket {
     /// The bucket `arg` names (`s3://bucket/prefix/`), or None when it is a local path.
     /// A bad url or settings are an error naming what is wrong.
@@ -105,6 +116,12 @@ impl Bucket {
     /// The keys of the records under the prefix (and `below` it), through every page of
     /// the listing, sorted.
     pub fn records(&self, below: &str) -> Result<Vec<String>, String> {
+        self.keys(below, is_record)
+    }
+
+    /// The keys under the prefix (and `below` it) whose file name is `wanted`, through
+    /// every page of the listing, sorted.
+    fn keys(&self, below: &str, wanted: fn(&str) -> bool) -> Result<Vec<String>, String> {
         let under = format!("{}{below}", self.prefix);
         let cancel = crate::proc::Cancel::default();
         let (objects, _) = self
@@ -114,10 +131,31 @@ impl Bucket {
         let mut keys: Vec<String> = objects
             .into_iter()
             .map(|o| o.key)
-            .filter(|k| is_record(k.rsplit('/').next().unwrap_or(k)))
+            .filter(|k| wanted(k.rsplit('/').next().unwrap_or(k)))
             .collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// The records under the prefix and their signatures, fetched into a new private
+    /// folder at their paths below the prefix: what `verify s3://...` checks. A key that
+    /// would lead out of the folder (`..`, an empty segment) is left out and named.
+    pub fn mirror(&self) -> Result<(tempfile::TempDir, Vec<String>), String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
+        let mut left_out = Vec::new();
+        for key in self.keys("", |name| is_record(name) || is_signature(name))? {
+            let rel = &key[self.prefix.len()..];
+            if !is_plain(rel) {
+                left_out.push(format!("{}: left out (not a plain path)", self.url(&key)));
+                continue;
+            }
+            let bytes = self.get(&key).map_err(|e| format!("{e:#}"))?;
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))
+                .and_then(|()| std::fs::write(&path, bytes))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok((dir, left_out))
     }
 
     /// Whether the records are in folders below the prefix (a fleet).
@@ -246,6 +284,27 @@ pub fn run(bucket: &Bucket, pb: &LoadedPlaybook, mut opts: RunOptions, drive: Dr
                 ExitCode::Passed => ExitCode::Broken,
                 other => other,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_keys_are_fetched_into_the_mirror() {
+        assert!(is_plain("team-a/restore_drill_1.json"));
+        assert!(is_plain("restore_drill_1.minisig"));
+        for bad in [
+            "../x.json",
+            "a/../../x.json",
+            "a//x.json",
+            "/x.json",
+            "./x.json",
+            "a/",
+        ] {
+            assert!(!is_plain(bad), "{bad}");
         }
     }
 }

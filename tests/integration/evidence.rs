@@ -86,7 +86,7 @@ fn stock_verify(dir: &Path, record: &Path) -> Ran {
 
 /// Runs the signed drill `runs` times in one directory; returns the directory (the key
 /// pair in it, the records in `artifacts/`) and the secret key's text.
-fn signed_history(runs: usize) -> Option<(tempfile::TempDir, String)> {
+pub(super) fn signed_history(runs: usize) -> Option<(tempfile::TempDir, String)> {
     let drill = signed(false).drill();
     let key = keypair(drill.path(), None)?;
     let drill = drill.env("MINISIGN_KEY", &key);
@@ -185,7 +185,7 @@ fn tampered(tamper: impl FnOnce(&[PathBuf]), pubkey: bool) -> Option<(Ran, Vec<S
 }
 
 /// The drill's duration (under a second) becomes a second longer: one byte.
-fn edit_a_byte(path: &Path) {
+pub(super) fn edit_a_byte(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let edited = text.replacen("\"duration_s\": 0.", "\"duration_s\": 1.", 1);
     assert_ne!(text, edited);

@@ -386,3 +386,47 @@ fn temporary_keys_send_their_session_token_signed() {
         "{printed}"
     );
 }
+
+/// `verify s3://...` checks the records and signatures under a prefix as it checks the
+/// same tree on disk: intact, it says so naming the bucket; a record edited in the bucket
+/// is named by its path below the prefix. The bucket is only read.
+#[test]
+fn verify_of_an_s3_prefix_checks_chains_and_signatures_as_on_disk() {
+    let Some((store, bucket, aws)) = store_with("fleet-verify") else {
+        return;
+    };
+    let Some((dir, _key)) = super::evidence::signed_history(3) else {
+        return;
+    };
+    let artifacts = dir.path().join("artifacts");
+    upload_tree(store, &bucket, "evidence/team-a/", &artifacts);
+    let url = format!("s3://{bucket}/evidence/");
+    let verify = ["verify", url.as_str(), "--pubkey", "key.pub"];
+    let ran = aws.run(dir.path(), &verify);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let ok = format!("ok: 3 records of 1 drill in {url}: chains intact, 3 signed and verified");
+    assert_has(&ran.stderr, &ok, "verify");
+
+    let keys_before = keys(store, &bucket, "");
+    let records: Vec<&String> = keys_before
+        .iter()
+        .filter(|k| k.ends_with(".json"))
+        .collect();
+    let name = records[1].rsplit('/').next().unwrap();
+    super::evidence::edit_a_byte(&artifacts.join(name));
+    let edited = std::fs::read(artifacts.join(name)).unwrap();
+    store.seed_files(&bucket, [(records[1].clone(), edited)]);
+    let ran = aws.run(dir.path(), &verify);
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    assert_has(&ran.stdout, &format!("team-a/{name}: edited"), "verify");
+    assert_has(
+        &ran.stderr,
+        &format!("tampered: 2 problems in 3 records of 1 drill in {url}"),
+        "verify",
+    );
+    assert_eq!(
+        keys(store, &bucket, ""),
+        keys_before,
+        "verify wrote to the bucket"
+    );
+}
