@@ -10,7 +10,7 @@ use mysql::prelude::Queryable as _;
 
 use super::{base_tables, ident};
 use crate::engines::Content;
-use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
+use crate::engines::digest::{self, Digester, KeyRange, Part, Piece, Plan, TableDigest};
 use crate::engines::roles::{Grant, Roles};
 
 /// A connection answering what row counts cannot see.
@@ -49,7 +49,7 @@ impl Digester for My<'_> {
     /// Each row hashed with SHA2-256 over its columns in their ordinal order, each as
     /// `N` (NULL) or `V<length>:<bytes>` (the value as the server casts it to BINARY), the
     /// high and low 64 bits of the hashes added up exactly per range.
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    fn parts(&mut self, plan: &Plan, _piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let c = &mut *self.0;
         let columns: Vec<String> = c.exec(
             "SELECT column_name FROM information_schema.columns \
@@ -64,7 +64,7 @@ impl Digester for My<'_> {
                 format!("IF({v} IS NULL, 'N', CONCAT('V', LENGTH({v}), ':', {v}))")
             })
             .collect();
-        let (bucket, filter) = plan.row_sql(ident, "DIV");
+        let (bucket, filter) = plan.row_sql(ident, "DIV", None);
         let half = |from: u8| {
             format!(
                 "CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, {from}, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR)"

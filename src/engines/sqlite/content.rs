@@ -13,8 +13,11 @@ use rusqlite::types::ValueRef;
 use super::{names, open_read_only, quote, user_tables};
 use crate::engines::Content;
 use crate::engines::digest::{
-    self, BUCKETS, Digester, KeyRange, Part, Plan, RowBytes, TableDigest,
+    self, BUCKETS, Digester, KeyRange, Part, Piece, Plan, RowBytes, TableDigest,
 };
+
+/// A table is split among workers only into spans of at least this many keys.
+const MIN_PIECE_KEYS: i64 = 4096;
 
 /// A connection (`&Connection`, or a worker's own) answering what row counts cannot
 /// see; with the `path` of its file, it opens more to digest in parallel.
@@ -96,16 +99,26 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
         }))
     }
 
+    /// A table with an integer key (its rowid, or the key of a WITHOUT ROWID table: either
+    /// way the order the table is stored in) split into `n` equal spans of keys.
+    fn split(&mut self, plan: &Plan, n: usize) -> anyhow::Result<Vec<i64>> {
+        Ok(plan.key.as_ref().map_or_else(Vec::new, |k| {
+            let span = BUCKETS * k.width;
+            let n = (n as i64).min(span / MIN_PIECE_KEYS).max(1);
+            (1..n).map(|i| k.lo + span * i / n).collect()
+        }))
+    }
+
     /// Streams the rows of the plan's table (its sample) and adds up their hashes per range:
     /// each value by its storage class (see `RowBytes`), columns in their declared order.
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let conn = self.conn.borrow();
-        // The range is computed here from the key: cheaper than in SQL for every row.
-        let (_, filter) = plan.row_sql(quote, "/");
         let key = plan.key.as_ref().map_or_else(
             || "0".into(),
             |k| format!("drill_row_.{}", quote(&k.column)),
         );
+        // The range is computed here from the key: cheaper than in SQL for every row.
+        let (_, filter) = plan.row_sql(quote, "/", piece.sql(&key, |k| k.to_string()));
         let sql = format!(
             "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             quote(&plan.table)
@@ -160,7 +173,7 @@ pub fn digest_file(
     let conn = open_read_only(path)?;
     let tables = user_tables(&conn)?;
     let mut first = Lite { conn, path: None };
-    let more = readers(path, extra_workers().min(tables.len().saturating_sub(1)))?;
+    let more = readers(path, extra_workers())?;
     digest::digest_tables(&mut first, more, &tables, sample)
 }
 
