@@ -180,6 +180,28 @@ impl Part {
     }
 }
 
+/// The parts of ranges -1 (below the first) to `BUCKETS` (above the last), for engines
+/// whose rows are hashed here.
+pub struct Ranges([Part; BUCKETS as usize + 2]);
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Self([Part::default(); BUCKETS as usize + 2])
+    }
+}
+
+impl Ranges {
+    pub fn add_row(&mut self, range: i64, hash: u128) {
+        self.0[(range + 1) as usize].add_row(hash);
+    }
+
+    /// The ranges that have rows.
+    pub fn into_parts(self) -> BTreeMap<i64, Part> {
+        let parts = (-1..=BUCKETS).zip(self.0).filter(|(_, p)| p.rows > 0);
+        parts.collect()
+    }
+}
+
 /// A row's hash: the first 128 bits of the BLAKE3 hash of its encoding (see `RowBytes`).
 pub fn row_hash(encoded: &[u8]) -> u128 {
     let hash = blake3::hash(encoded);

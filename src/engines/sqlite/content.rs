@@ -13,7 +13,7 @@ use rusqlite::types::ValueRef;
 use super::{names, open_read_only, quote, user_tables};
 use crate::engines::Content;
 use crate::engines::digest::{
-    self, BUCKETS, Digester, KeyRange, Part, Piece, Plan, RowBytes, TableDigest,
+    self, BUCKETS, Digester, KeyRange, Part, Piece, Plan, Ranges, RowBytes, TableDigest,
 };
 
 /// A table is split among workers only into spans of at least this many keys.
@@ -126,8 +126,7 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
         let mut stmt = conn.prepare(&sql)?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
-        // Ranges -1 (below the first) to BUCKETS (above the last), at index range + 1.
-        let mut by_range = [Part::default(); BUCKETS as usize + 2];
+        let mut by_range = Ranges::default();
         let mut bytes = RowBytes::default();
         while let Some(row) = rows.next()? {
             bytes.clear();
@@ -141,10 +140,9 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
                 }
             }
             let range = plan.bucket_of(row.get(0)?);
-            by_range[(range + 1) as usize].add_row(bytes.hash());
+            by_range.add_row(range, bytes.hash());
         }
-        let parts = (-1..=BUCKETS).zip(by_range).filter(|(_, p)| p.rows > 0);
-        Ok(parts.collect())
+        Ok(by_range.into_parts())
     }
 }
 
