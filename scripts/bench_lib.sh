@@ -26,3 +26,34 @@ pg_bench_needs() {
   command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
   [ -x "$DRILL" ] || cargo build --release --quiet
 }
+
+# Table digests side by side (issue 14): ROUNDS times, the caller's `scan` (the baseline,
+# timed), `backup false` (the plain backup step) and, for each build in DRILLS, `backup
+# true` followed by `$check` (the table_digests check); then best and median of each and
+# the ratios, the rounds in brackets. `$1` names the baseline.
+digest_rounds() {
+  stats() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f %.2f\n", v[1], v[int((NR + 1) / 2)] }'; }
+  local drills scan=() plain=() ck=() bk=() rec t0 t1 i b m scan_best scan_med plain_best plain_med
+  read -r -a drills <<<"$DRILLS"
+  for round in $(seq "$ROUNDS"); do
+    t0=$(now); scan; t1=$(now); scan+=("$(secs "$t0" "$t1")")
+    rec=$(DRILL=${drills[0]} drill "plain$round" "$(backup false)"); plain+=("$(step_s "$rec" backup)")
+    for i in "${!drills[@]}"; do
+      rec=$(DRILL=${drills[$i]} drill "digests${round}_$i" "$(backup true)
+$check")
+      ck[i]="${ck[i]:-} $(step_s "$rec" verify)"; bk[i]="${bk[i]:-} $(step_s "$rec" backup)"
+    done
+  done
+  read -r scan_best scan_med < <(printf '%s\n' "${scan[@]}" | stats)
+  read -r plain_best plain_med < <(printf '%s\n' "${plain[@]}" | stats)
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-52s %6s %6s  %s\n' "" best median "ratio (best)"
+  printf '%-52s %6s %6s  (%s)\n' "$1" "$scan_best" "$scan_med" "${scan[*]}"
+  printf '%-52s %6s %6s  (%s)\n' "backup step, digests = false" "$plain_best" "$plain_med" "${plain[*]}"
+  for i in "${!drills[@]}"; do
+    read -r b m < <(printf '%s\n' ${ck[i]} | stats)
+    printf '%-52s %6s %6s  %s (target <= 1.2x; %s)\n' "table_digests check (${drills[$i]})" "$b" "$m" "$(ratio "$b" "$scan_best")" "${ck[i]# }"
+    read -r b m < <(printf '%s\n' ${bk[i]} | stats)
+    printf '%-52s %6s %6s  %s of the plain backup (%s)\n' "backup step, digests = true (${drills[$i]})" "$b" "$m" "$(ratio "$b" "$plain_best")" "${bk[i]# }"
+  done
+}
