@@ -22,8 +22,7 @@ cd "$(dirname "$0")/.."
 ROWS=${ROWS:-500000}
 ROUNDS=${ROUNDS:-3}
 DRILLS=${DRILLS:-target/release/restore-drill}
-mariadbd=$(command -v mariadbd || ls /usr/sbin/mariadbd 2>/dev/null || true)
-[ -n "$mariadbd" ] || { echo "bench: no mariadbd" >&2; exit 2; }
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { echo "bench: no mariadbd" >&2; exit 2; }
 command -v jq >/dev/null || { echo "bench: needs jq" >&2; exit 2; }
 for d in $DRILLS; do [ -x "$d" ] || cargo build --release --quiet; done
 
@@ -32,16 +31,11 @@ as_my() { "$@"; }
 if [ "$(id -u)" = 0 ]; then chown mysql "$work"; as_my() { runuser -u mysql -- "$@"; }; fi
 port=$(( 20000 + RANDOM % 20000 ))
 cleanup() {
-  [ -f "$work/pid" ] && kill "$(cat "$work/pid")" 2>/dev/null || true
+  [ -f "$work/source.pid" ] && kill "$(cat "$work/source.pid")" 2>/dev/null || true
   sleep 1; rm -rf "$work"
 }
 trap cleanup EXIT
-as_my mariadb-install-db --no-defaults --datadir="$work/data" --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
-as_my "$mariadbd" --no-defaults --datadir="$work/data" --socket="$work/sock" --port="$port" \
-  --pid-file="$work/pid" --bind-address=127.0.0.1 --skip-log-bin \
-  --innodb-buffer-pool-size=512M >"$work/server.log" 2>&1 &
-my() { mariadb --no-defaults -uroot --socket="$work/sock" -N -B "$@"; }
-until my -e 'SELECT 1' >/dev/null 2>&1; do sleep 0.1; done
+my_bench_server "$work" "$port"
 my -e "CREATE DATABASE bench; USE bench;
   CREATE TABLE accounts (aid INT PRIMARY KEY, bid INT NOT NULL, abalance INT NOT NULL, filler CHAR(84)) ENGINE=InnoDB;
   INSERT INTO accounts SELECT seq, seq DIV 100000 + 1, CAST(seq % 1000 AS SIGNED) - 500, REPEAT(' ', 84) FROM seq_1_to_$ROWS;
@@ -53,20 +47,7 @@ size=$(my -e "SELECT ROUND(SUM(data_length) / 1048576) FROM information_schema.t
 url="mysql://drill:bench-pw@127.0.0.1:$port/bench"
 echo "bench: MariaDB $(my -e 'SELECT VERSION()'), database of $size MiB ($ROWS + $(( ROWS / 10 )) rows), load $(cut -d' ' -f1 /proc/loadavg)"
 
-backup() { # digests = true/false (a new dump each time: a backup never overwrites)
-  rm -f "$work/dump.sql"
-  printf '[[steps]]\nid = "backup"\nkind = "backup"\nengine = "mysql"\nurl = "%s"\noutput = "%s"\ndigests = %s\n' \
-    "$url" "$work/dump.sql" "$1"
-}
-check='[[steps]]
-id = "verify"
-kind = "sql"
-engine = "mysql"
-database = "'"$url"'"
-[[steps.checks]]
-name = "digests"
-builtin = "table_digests"
-compare_to = "{{ steps.backup.table_digests }}"'
-
+engine=mysql
+backup() { digest_backup mysql "$url" "$work/dump.sql" "$1"; }
 scan() { for t in accounts noise; do my bench -e "SELECT * FROM $t" >/dev/null; done; }
 digest_rounds "mariadb SELECT * of every table > /dev/null"
