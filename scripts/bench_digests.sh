@@ -43,13 +43,14 @@ playbook() { # name, digests (true/false), with the check (1/0)
 playbook plain false 0
 playbook digests true 1
 
-# Runs a playbook; prints the durations of `backup` and `verify` (0 without it).
+# Runs a playbook with build $2 (default BIN); prints the durations of `backup` and
+# `verify` (0 without it).
 drill() {
   rm -rf "$work/art"
   if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f %M -o "$work/rss" "$BIN" run "$work/$1.toml" --artifacts "$work/art" --quiet >/dev/null 2>&1
+    /usr/bin/time -f %M -o "$work/rss" "${2:-$BIN}" run "$work/$1.toml" --artifacts "$work/art" --quiet >/dev/null 2>&1
   else
-    "$BIN" run "$work/$1.toml" --artifacts "$work/art" --quiet >/dev/null 2>&1
+    "${2:-$BIN}" run "$work/$1.toml" --artifacts "$work/art" --quiet >/dev/null 2>&1
   fi
   python3 - "$work"/art/*.json <<'PY'
 import json, sys
@@ -60,11 +61,15 @@ print(steps["backup"]["duration_s"], steps.get("verify", {}).get("duration_s", 0
 PY
 }
 
-best() { sort -g | head -1; }
-plain=() ; digests=() ; check=() ; select_all=() ; rss=0
+# BINS: builds measured side by side (default BIN), each round running each.
+read -r -a bins <<<"${BINS:-$BIN}"
+plain=() ; select_all=() ; digests=() ; check=() ; rss=0
 for round in $(seq "$ROUNDS"); do
   read -r b _ < <(drill plain); plain+=("$b")
-  read -r b c < <(drill digests); digests+=("$b"); check+=("$c")
+  for i in "${!bins[@]}"; do
+    read -r b c < <(drill digests "${bins[$i]}")
+    digests[i]="${digests[i]:-} $b"; check[i]="${check[i]:-} $c"
+  done
   [ -f "$work/rss" ] && rss=$(cat "$work/rss")
   s=$(date +%s.%N)
   for t in 0 1 2 3; do sqlite3 "$work/src.db" "SELECT * FROM t$t" > /dev/null; done
@@ -72,15 +77,25 @@ for round in $(seq "$ROUNDS"); do
   select_all+=("$(python3 -c "print($e - $s)")")
 done
 
-pb=$(printf '%s\n' "${plain[@]}" | best); db=$(printf '%s\n' "${digests[@]}" | best)
-ck=$(printf '%s\n' "${check[@]}" | best); sa=$(printf '%s\n' "${select_all[@]}" | best)
-python3 - "$SIZE_MB" "$pb" "$db" "$ck" "$sa" "$rss" <<'PY'
-import os, sys
-size, pb, db, ck, sa, rss = sys.argv[1:]
-pb, db, ck, sa = map(float, (pb, db, ck, sa))
-print(f"digests bench: {size} MiB SQLite database, best of rounds, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-print(f"  backup   digests = true {db:7.3f}s   plain backup          {pb:7.3f}s   ratio {db / pb:.2f} (target <= 2)")
-print(f"  check    table_digests  {ck:7.3f}s   sqlite3 SELECT * x4   {sa:7.3f}s   ratio {ck / sa:.2f} (target <= 1.2)")
+python3 - "$SIZE_MB" "${plain[*]}" "${select_all[*]}" "$rss" "${bins[@]}" -- "${digests[@]}" -- "${check[@]}" <<'PY'
+import os, statistics, sys
+size, plain, sel, rss, *rest = sys.argv[1:]
+cut = rest.index("--")
+bins, rest = rest[:cut], rest[cut + 1:]
+cut = rest.index("--")
+digests, check = rest[:cut], rest[cut + 1:]
+nums = lambda s: [float(x) for x in s.split()]
+def show(xs):
+    return f"{min(xs):7.3f}s (median {statistics.median(xs):.3f})"
+pb, sa = nums(plain), nums(sel)
+print(f"digests bench: {size} MiB SQLite database, best of {len(pb)} rounds, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+print(f"  plain backup            {show(pb)}   rounds {plain}")
+print(f"  sqlite3 SELECT * x4     {show(sa)}")
+for b, d, c in zip(bins, digests, check):
+    d, c = nums(d), nums(c)
+    print(f"  {b}:")
+    print(f"    backup, digests = true {show(d)}   ratio {min(d) / min(pb):.2f} (target <= 2)   rounds {d}")
+    print(f"    check, table_digests   {show(c)}   ratio {min(c) / min(sa):.2f} (target <= 1.2)   rounds {c}")
 if rss != "0":
-    print(f"  peak memory (backup with digests + check): {int(rss) / 1024:.0f} MiB")
+    print(f"  peak memory (the last build's backup with digests + check): {int(rss) / 1024:.0f} MiB")
 PY

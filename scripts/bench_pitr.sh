@@ -143,12 +143,7 @@ fi
 mkdir -p "$work/my"
 own "$my_user" "$work/my"
 my_port=$(( port + 2 ))
-as_my mariadb-install-db --no-defaults --datadir="$work/my/data" --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
-as_my "$mariadbd" --no-defaults --datadir="$work/my/data" --socket="$work/my/sock" --port="$my_port" \
-  --pid-file="$work/my/source.pid" --bind-address=127.0.0.1 --skip-log-bin \
-  --innodb-buffer-pool-size=256M >"$work/my/server.log" 2>&1 &
-my() { mariadb --no-defaults -uroot --socket="$work/my/sock" -N -B "$@"; }
-until my -e 'SELECT 1' >/dev/null 2>&1; do sleep 0.1; done
+my_bench_server "$work/my" "$my_port"
 rows=$(( SIZE_MB * 1024 * 1024 / 300 ))
 my -e "CREATE DATABASE bench; USE bench; CREATE TABLE bench.t (id INT PRIMARY KEY, payload VARCHAR(256)) ENGINE=InnoDB;
   INSERT INTO bench.t SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_$rows;

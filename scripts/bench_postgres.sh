@@ -18,39 +18,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench_lib.sh
 . scripts/bench_lib.sh
 
-SCALE=${SCALE:-5}
-NOISE_MB=${NOISE_MB:-20}
 JOBS=${JOBS:-2}
 pg_bench_needs
 
-work=$(mktemp -d /tmp/rd-bench-XXXXXX)
-os_user=""
-as_pg() { "$@"; }
-if [ "$(id -u)" = 0 ]; then
-  os_user=postgres
-  chown postgres "$work"
-  as_pg() { runuser -u postgres -- "$@"; }
-fi
-port=$(( 20000 + RANDOM % 20000 ))
-cleanup() {
-  as_pg "$BIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-psql_() { "$BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$work" -p "$port" -U postgres "$@"; }
-
-echo "bench: source server on port $port (scale $SCALE, noise $NOISE_MB MB, jobs $JOBS)"
-as_pg "$BIN/initdb" -D "$work/data" -U postgres -A trust -N --no-instructions >/dev/null
-as_pg "$BIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w \
-  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work" start >/dev/null
-psql_ -d postgres -c "CREATE DATABASE bench"
-"$BIN/pgbench" -i -q -s "$SCALE" -h "$work" -p "$port" -U postgres bench >/dev/null 2>&1
-rows=$(( NOISE_MB * 1024 * 1024 / 256 ))
-psql_ -d bench -c "CREATE TABLE noise AS
-  SELECT i AS id, md5(i::text) AS label,
-         decode(string_agg(md5(random()::text), ''), 'hex') AS payload
-  FROM generate_series(1, $rows) i, generate_series(1, 16) j GROUP BY i"
+pg_bench_server
 size=$(psql_ -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 echo "bench: database size $size"
 url="postgresql://postgres@127.0.0.1:$port/bench"

@@ -108,15 +108,24 @@ impl Plan {
     }
 
     /// For a query of the rows aliased `drill_row_`: the expression of a row's range and
-    /// the WHERE clause of the sample (empty: every row), the key quoted by `quote`.
-    pub fn row_sql(&self, quote: impl Fn(&str) -> String, div: &str) -> (String, String) {
+    /// the WHERE clause of the sample and of `piece` (the condition of the engine's
+    /// choice, or None; empty: every row), the key quoted by `quote`.
+    pub fn row_sql(
+        &self,
+        quote: impl Fn(&str) -> String,
+        div: &str,
+        piece: Option<String>,
+    ) -> (String, String) {
         let key = self
             .key
             .as_ref()
             .map_or_else(String::new, |k| format!("drill_row_.{}", quote(&k.column)));
-        let filter = self
-            .sample_sql(&key)
-            .map_or_else(String::new, |s| format!(" WHERE {s}"));
+        let conditions: Vec<String> = self.sample_sql(&key).into_iter().chain(piece).collect();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
         (self.bucket_sql(&key, div), filter)
     }
 
@@ -171,6 +180,28 @@ impl Part {
     }
 }
 
+/// The parts of ranges -1 (below the first) to `BUCKETS` (above the last), for engines
+/// whose rows are hashed here.
+pub struct Ranges([Part; BUCKETS as usize + 2]);
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Self([Part::default(); BUCKETS as usize + 2])
+    }
+}
+
+impl Ranges {
+    pub fn add_row(&mut self, range: i64, hash: u128) {
+        self.0[(range + 1) as usize].add_row(hash);
+    }
+
+    /// The ranges that have rows.
+    pub fn into_parts(self) -> BTreeMap<i64, Part> {
+        let parts = (-1..=BUCKETS).zip(self.0).filter(|(_, p)| p.rows > 0);
+        parts.collect()
+    }
+}
+
 /// A row's hash: the first 128 bits of the BLAKE3 hash of its encoding (see `RowBytes`).
 pub fn row_hash(encoded: &[u8]) -> u128 {
     let hash = blake3::hash(encoded);
@@ -218,12 +249,54 @@ impl RowBytes {
     }
 }
 
+/// A share of a table's rows that one worker reads: the rows at the engine's positions
+/// `from..to` (PostgreSQL: heap pages; SQLite: keys), None at an open end. The pieces of
+/// a table cover every row once, so their parts add up to the table's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Piece {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Piece {
+    /// The condition selecting the piece, `at(position)` being the SQL of a position
+    /// and `column` what is compared with it; None for the whole table.
+    pub fn sql(&self, column: &str, at: impl Fn(i64) -> String) -> Option<String> {
+        let from = self.from.map(|f| format!("{column} >= {}", at(f)));
+        let to = self.to.map(|t| format!("{column} < {}", at(t)));
+        let both: Vec<String> = from.into_iter().chain(to).collect();
+        (!both.is_empty()).then(|| both.join(" AND "))
+    }
+
+    /// The pieces between ascending `bounds`: `..b1`, `b1..b2`, ..., `bn..`.
+    pub fn between(bounds: &[i64]) -> Vec<Piece> {
+        let edges: Vec<Option<i64>> = std::iter::once(None)
+            .chain(bounds.iter().copied().map(Some))
+            .chain(std::iter::once(None))
+            .collect();
+        edges
+            .windows(2)
+            .map(|w| Piece {
+                from: w[0],
+                to: w[1],
+            })
+            .collect()
+    }
+}
+
 /// What an engine does for digests, on one connection (or one transaction).
 pub trait Digester {
     /// The table's single integer key and its range; None when it has none (or no rows).
     fn key_range(&mut self, table: &str) -> anyhow::Result<Option<KeyRange>>;
-    /// The rows of `plan`'s table (its sample), added up per range (`Plan::bucket_sql`).
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>>;
+    /// Ascending bounds splitting `plan`'s table into up to `n` pieces that workers read
+    /// side by side (empty: one piece, the whole table). Asked once per table, so that
+    /// every worker splits alike.
+    fn split(&mut self, _plan: &Plan, _n: usize) -> anyhow::Result<Vec<i64>> {
+        Ok(Vec::new())
+    }
+    /// The rows of `plan`'s table (its sample) in `piece`, added up per range
+    /// (`Plan::bucket_sql`).
+    fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>>;
 }
 
 /// A table's digest: the whole table's, and each key range's.
@@ -336,36 +409,66 @@ fn unhex(s: &str) -> Option<u128> {
 }
 
 /// Digests of `tables` (a sample of `sample` where they have a key), `first` working on
-/// the calling thread and each of `more` on a thread of its own: each takes the next
-/// table not yet taken.
+/// the calling thread and each of `more` on a thread of its own (see `digest_by_plans`).
 pub fn digest_tables(
     first: &mut dyn Digester,
     more: Vec<Box<dyn Digester + Send>>,
     tables: &[String],
     sample: Option<f64>,
 ) -> anyhow::Result<IndexMap<String, TableDigest>> {
-    let results = in_parallel(first, more, tables.len(), |d, i| {
-        let table = &tables[i];
-        let plan = Plan::new(table, d.key_range(table)?, sample);
-        let parts = d.parts(&plan)?;
-        Ok(TableDigest::new(plan, parts))
-    });
+    let mut plans = Vec::new();
+    for t in tables {
+        let key = first
+            .key_range(t)
+            .with_context(|| format!("digesting {t}"))?;
+        plans.push(Plan::new(t, key, sample));
+    }
     tables
         .iter()
-        .zip(results)
+        .zip(digest_by_plans(first, more, &plans))
         .map(|(t, r)| Ok((t.clone(), r.with_context(|| format!("digesting {t}"))?)))
         .collect()
 }
 
-/// The digests of the restored tables by the source's `plans`.
+/// The digests of the tables of `plans`: each table split into pieces (`Digester::split`,
+/// asked of `first`), and the pieces of all tables spread over `first` (on the calling
+/// thread) and each of `more` (on a thread of its own), each taking the next piece not
+/// yet taken; a table's parts are the sums of its pieces'.
 pub fn digest_by_plans(
     first: &mut dyn Digester,
     more: Vec<Box<dyn Digester + Send>>,
     plans: &[Plan],
 ) -> Vec<anyhow::Result<TableDigest>> {
-    in_parallel(first, more, plans.len(), |d, i| {
-        Ok(TableDigest::new(plans[i].clone(), d.parts(&plans[i])?))
-    })
+    let workers = 1 + more.len();
+    let mut sums: Vec<anyhow::Result<BTreeMap<i64, Part>>> = Vec::new();
+    let mut pieces: Vec<(usize, Piece)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let split = first.split(plan, workers);
+        if let Ok(bounds) = &split {
+            pieces.extend(Piece::between(bounds).into_iter().map(|p| (i, p)));
+        }
+        sums.push(split.map(|_| BTreeMap::new()));
+    }
+    let done = in_parallel(first, more, pieces.len(), |d, k| {
+        let (i, piece) = pieces[k];
+        d.parts(&plans[i], piece)
+    });
+    for ((i, _), parts) in pieces.iter().zip(done) {
+        match (&mut sums[*i], parts) {
+            (Ok(sum), Ok(parts)) => {
+                for (range, part) in parts {
+                    sum.entry(range).or_default().add(part);
+                }
+            }
+            (sum @ Ok(_), Err(e)) => *sum = Err(e),
+            (Err(_), _) => {}
+        }
+    }
+    plans
+        .iter()
+        .zip(sums)
+        .map(|(plan, sum)| Ok(TableDigest::new(plan.clone(), sum?)))
+        .collect()
 }
 
 /// `work` on items `0..n`, spread over the digesters.

@@ -168,3 +168,19 @@ fn a_sample_needs_digests_and_a_fraction_of_the_rows() {
         );
     }
 }
+
+#[test]
+fn pieces_between_bounds_cover_every_position_once() {
+    let whole = Piece::default();
+    assert_eq!(Piece::between(&[]), [whole]);
+    let pieces = Piece::between(&[10, 20]);
+    assert_eq!(
+        pieces.iter().map(|p| (p.from, p.to)).collect::<Vec<_>>(),
+        [(None, Some(10)), (Some(10), Some(20)), (Some(20), None)]
+    );
+    let sql = |p: &Piece| p.sql("k", |n| format!("'{n}'"));
+    assert_eq!(sql(&whole), None);
+    assert_eq!(sql(&pieces[0]).unwrap(), "k < '10'");
+    assert_eq!(sql(&pieces[1]).unwrap(), "k >= '10' AND k < '20'");
+    assert_eq!(sql(&pieces[2]).unwrap(), "k >= '20'");
+}

@@ -208,12 +208,13 @@ CREATE FUNCTION shop.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN
 CREATE TRIGGER orders_touch BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FUNCTION shop.touch();
 ";
 
-/// The app drill restoring into a throwaway cluster, with digests, where `app` is
-/// created and granted SELECT on shop.orders, then `tampering`, then `content`.
-fn pg_drill(tampering: &str, roles: Table) -> Option<Outcome> {
+/// The app drill (with `PG_EXTRA` and `setup`) restoring into a throwaway cluster, with
+/// digests, where `app` is created and granted SELECT on shop.orders, then `tampering`,
+/// then `content`.
+fn pg_drill(setup: &str, tampering: &str, roles: Table) -> Option<Outcome> {
     use super::postgres::{EPHEMERAL, PgServer, custom_drill};
     let server = PgServer::start("content (postgres)")?;
-    server.sql("app", PG_EXTRA);
+    server.sql("app", &format!("{PG_EXTRA}{setup}"));
     let app = "CREATE ROLE app LOGIN; GRANT USAGE ON SCHEMA shop TO app; GRANT SELECT ON shop.orders TO app;";
     let target = "{{ steps.restore.target }}";
     let mut steps = tamper("postgres", target, &format!("{app}\n{tampering}")).to_string();
@@ -232,7 +233,7 @@ fn pg_drill(tampering: &str, roles: Table) -> Option<Outcome> {
 #[test]
 fn postgres_content_checks_pass_on_a_clean_restore() {
     let roles = roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
-    let Some(out) = pg_drill("", roles) else {
+    let Some(out) = pg_drill("", "", roles) else {
         return;
     };
     let out = out.expect_code(0);
@@ -262,7 +263,7 @@ fn postgres_content_faults_fail_each_check_naming_them() {
         DROP VIEW shop.big_orders; DROP TRIGGER orders_touch ON shop.orders;
         REVOKE SELECT ON shop.orders FROM app;";
     let roles = roles_check(&["app", "auditor"], "{ app = [\"SELECT:shop.orders\"] }");
-    let Some(out) = pg_drill(faults, roles) else {
+    let Some(out) = pg_drill("", faults, roles) else {
         return;
     };
     let out = out.expect_code(1);
@@ -285,6 +286,31 @@ fn postgres_content_faults_fail_each_check_naming_them() {
         .check("roles")
         .says("role auditor does not exist")
         .says("role app lacks SELECT on shop.orders");
+}
+
+/// A table of about 22 MB, more than two pieces of 1024 pages: the backup (in the dump's
+/// exported snapshot) and the check each split it among their connections by heap pages.
+/// Each side hashes every row once (160000 rows each), and a change to its last row is
+/// found in the last range while the other ranges, added up from both pieces, match.
+#[test]
+fn postgres_digests_split_a_large_table_among_connections() {
+    let big = "CREATE TABLE shop.big (id int8 PRIMARY KEY, body text);
+        INSERT INTO shop.big SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 160000) i;";
+    let tampering = "UPDATE shop.big SET body = 'changed' WHERE id = 160000;";
+    let roles = roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
+    let Some(out) = pg_drill(big, tampering, roles) else {
+        return;
+    };
+    let out = out.expect_code(1);
+    assert_eq!(
+        out.output("backup", "table_digests")["shop.big"]["rows"],
+        160000
+    );
+    let content = out.step("verify_content");
+    assert_eq!(content.failed_checks(), ["digests"]);
+    content.check("digests").says(
+        "shop.big: content differs: 160000 rows hashed, source had 160000; first differing range: id 150001..160000",
+    );
 }
 
 // ---------------------------------------------------------------------------------------

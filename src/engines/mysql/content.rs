@@ -1,16 +1,19 @@
-//! What row counts cannot see, in MySQL/MariaDB: content digests (each row hashed by the
-//! server with SHA2-256, the sums added up by the server), views, triggers, routines,
-//! events and sequences, AUTO_INCREMENT counters behind their column, and users and
+//! What row counts cannot see, in MySQL/MariaDB: content digests (every row streamed and
+//! hashed here), views, triggers, routines, events and sequences, AUTO_INCREMENT counters behind their column, and users and
 //! their privileges.
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
 use indexmap::IndexMap;
+use mysql::Value;
 use mysql::prelude::Queryable as _;
 
 use super::{base_tables, ident};
 use crate::engines::Content;
-use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
+use crate::engines::digest::{
+    self, Digester, KeyRange, Part, Piece, Plan, Ranges, RowBytes, TableDigest,
+};
 use crate::engines::roles::{Grant, Roles};
 
 /// A connection answering what row counts cannot see.
@@ -46,51 +49,55 @@ impl Digester for My<'_> {
         }))
     }
 
-    /// Each row hashed with SHA2-256 over its columns in their ordinal order, each as
-    /// `N` (NULL) or `V<length>:<bytes>` (the value as the server casts it to BINARY), the
-    /// high and low 64 bits of the hashes added up exactly per range.
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    /// Streams the rows (`SELECT *`: columns in their ordinal order) and hashes each here
+    /// (`RowBytes`, as SQLite's): every value as the text protocol sends it, NULL apart
+    /// from any bytes. Meanwhile `character_set_results` is `binary`, so strings come as
+    /// their bytes in the column's character set, and `time_zone` is UTC.
+    fn parts(&mut self, plan: &Plan, _piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let c = &mut *self.0;
-        let columns: Vec<String> = c.exec(
-            "SELECT column_name FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
-            (&plan.table,),
-        )?;
-        anyhow::ensure!(!columns.is_empty(), "table `{}` does not exist", plan.table);
-        let encoded: Vec<String> = columns
-            .iter()
-            .map(|col| {
-                let v = format!("CAST(drill_row_.{} AS BINARY)", ident(col));
-                format!("IF({v} IS NULL, 'N', CONCAT('V', LENGTH({v}), ':', {v}))")
-            })
-            .collect();
-        let (bucket, filter) = plan.row_sql(ident, "DIV");
-        let half = |from: u8| {
-            format!(
-                "CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, {from}, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
-            )
-        };
+        let key = plan.key.as_ref().map_or_else(
+            || "0".into(),
+            |k| format!("drill_row_.{}", ident(&k.column)),
+        );
+        let (_, filter) = plan.row_sql(ident, "DIV", None);
         let sql = format!(
-            "SELECT CAST(b AS CHAR), CAST(COUNT(*) AS CHAR), {}, {} FROM (SELECT {} AS b, SHA2(CONCAT({}), 256) AS h FROM {} drill_row_{filter}) s GROUP BY b",
-            half(1),
-            half(17),
-            bucket,
-            encoded.join(", "),
+            "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             ident(&plan.table)
         );
-        c.query_drop("SET SESSION time_zone = '+00:00'")?;
-        let rows: Vec<(String, String, String, String)> = c.query(sql)?;
-        let number = |s: &str| {
-            s.parse::<i64>()
-                .map_err(|_| anyhow::anyhow!("{}: not a number from the server: {s}", plan.table))
-        };
-        rows.into_iter()
-            .map(|(b, n, hi, lo)| {
-                let part = Part::from_halves(number(&n)? as u64, &hi, &lo)?;
-                Ok((number(&b)?, part))
-            })
-            .collect()
+        let results: Option<Option<String>> = c.query_first("SELECT @@character_set_results")?;
+        c.query_drop("SET SESSION time_zone = '+00:00', character_set_results = binary")?;
+        let parts = add_up(c, &sql, plan);
+        let results = results
+            .flatten()
+            .filter(|cs| cs.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or_else(|| "NULL".into());
+        c.query_drop(format!("SET SESSION character_set_results = {results}"))?;
+        parts
     }
+}
+
+/// The rows of `sql` (the range's key, then the row) hashed and added up per range.
+fn add_up(c: &mut mysql::Conn, sql: &str, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    let mut by_range = Ranges::default();
+    let mut bytes = RowBytes::default();
+    for row in c.query_iter(sql)? {
+        let row = row?;
+        bytes.clear();
+        for i in 1..row.len() {
+            match row.as_ref(i) {
+                Some(Value::Bytes(b)) => bytes.text(b),
+                Some(Value::NULL) => bytes.null(),
+                other => anyhow::bail!("{}: a value not in text: {other:?}", plan.table),
+            }
+        }
+        let key = match row.as_ref(0) {
+            Some(Value::Bytes(b)) => std::str::from_utf8(b).ok().and_then(|k| k.parse().ok()),
+            _ => None,
+        };
+        let key = key.with_context(|| format!("{}: a row without its key", plan.table))?;
+        by_range.add_row(plan.bucket_of(key), bytes.hash());
+    }
+    Ok(by_range.into_parts())
 }
 
 impl Content for My<'_> {

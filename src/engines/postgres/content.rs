@@ -1,5 +1,5 @@
 //! What row counts cannot see, in PostgreSQL: content digests (each row's text hashed
-//! by the server with SHA-256, the sums added up by the server), views, triggers,
+//! by the server with `hashtextextended`, the sums added up by the server), views, triggers,
 //! functions, sequences and extensions, sequences behind their column's largest value,
 //! and roles and their table privileges.
 
@@ -14,7 +14,10 @@ use super::catalog::{self, Table, ident, quoted};
 use super::url::PgUrl;
 use super::url::db_message;
 use crate::engines::Content;
-use crate::engines::digest::{self, Digester, KeyRange, Part, Plan, TableDigest};
+use crate::engines::digest::{self, Digester, KeyRange, Part, Piece, Plan, TableDigest};
+
+/// A table is split among workers only into pieces of at least this many pages (8 MB).
+const MIN_PIECE_PAGES: i64 = 1024;
 use crate::engines::roles::{Grant, Roles};
 
 /// Session settings that fix how values print, so that the source and its restore print
@@ -53,31 +56,58 @@ impl<C: BorrowMut<Client>> Digester for Pg<C> {
         Ok(min.zip(max).map(|(min, max)| KeyRange { column, min, max }))
     }
 
+    /// A table of at least two pieces' worth of heap pages split into up to `n` equal
+    /// spans of pages (read by TID range scans, from PostgreSQL 14 on; before, each piece
+    /// would scan the whole table, so it is not split). The pages are counted once, in
+    /// the snapshot's transaction: rows visible to it are on pages that existed then.
+    fn split(&mut self, plan: &Plan, n: usize) -> anyhow::Result<Vec<i64>> {
+        if n < 2 {
+            return Ok(Vec::new());
+        }
+        let c = self.c.borrow_mut();
+        let (oid, _) = lookup(c, &plan.table)?;
+        let row = c.query_one(
+            "SELECT current_setting('server_version_num')::int >= 140000,
+                    pg_relation_size($1::oid::regclass) / current_setting('block_size')::int8",
+            &[&oid],
+        )?;
+        let (tid_ranges, pages): (bool, i64) = (row.get(0), row.get(1));
+        let n = (n as i64).min(pages / MIN_PIECE_PAGES);
+        Ok(if tid_ranges && n > 1 {
+            (1..n).map(|i| pages * i / n).collect()
+        } else {
+            Vec::new()
+        })
+    }
+
     /// Each row's text (the row as `ROW(t.*)::text` prints it: columns in their order, NULL
-    /// as nothing, an empty string as `""`) hashed with SHA-256 by the server, the high and
-    /// low 64 bits of the hashes added up exactly per range.
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    /// as nothing, an empty string as `""`) hashed by the server with `hashtextextended`
+    /// under two seeds, the high and the low 64 bits of the row's hash, added up exactly
+    /// per range. The text is made once a row (the subquery's `OFFSET 0` keeps the planner
+    /// from computing it for each hash); the ranges are few, so they are grouped by hash
+    /// (sorting the rows by range would spill them to disk); and the query is too cheap
+    /// per row for JIT compilation to pay.
+    fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let c = self.c.borrow_mut();
         let (_, t) = lookup(c, &plan.table)?;
-        let (bucket, filter) = plan.row_sql(ident, "/");
-        let half = |from: u8| {
-            format!(
-                "coalesce(sum(('x' || encode(substr(h, {from}, 8), 'hex'))::bit(64)::int8), 0)::text"
-            )
-        };
+        let pages = piece.sql("drill_row_.ctid", |p| format!("'({p},0)'::tid"));
+        let (bucket, filter) = plan.row_sql(ident, "/", pages);
+        let half =
+            |seed: u8| format!("coalesce(sum(hashtextextended(x COLLATE \"C\", {seed})), 0)::text");
         let sql = format!(
             "SELECT b::int8, count(*), {}, {} FROM (
-               SELECT {} AS b, sha256(textsend(ROW(drill_row_.*)::text)) AS h FROM {} drill_row_{filter}
+               SELECT {bucket} AS b, ROW(drill_row_.*)::text AS x FROM {} drill_row_{filter} OFFSET 0
              ) s GROUP BY b",
             half(1),
-            half(9),
-            bucket,
+            half(2),
             quoted(&t)
         );
         c.batch_execute(SETTLED)?;
+        c.batch_execute("SET enable_sort = off; SET jit = off")?;
         let rows = c
             .query(&sql, &[])
             .map_err(|e| anyhow::anyhow!("{}: {}", plan.table, db_message(&e)))?;
+        c.batch_execute("RESET enable_sort; RESET jit")?;
         rows.iter()
             .map(|r| {
                 let (b, n): (i64, i64) = (r.get(0), r.get(1));

@@ -13,8 +13,11 @@ use rusqlite::types::ValueRef;
 use super::{names, open_read_only, quote, user_tables};
 use crate::engines::Content;
 use crate::engines::digest::{
-    self, BUCKETS, Digester, KeyRange, Part, Plan, RowBytes, TableDigest,
+    self, BUCKETS, Digester, KeyRange, Part, Piece, Plan, Ranges, RowBytes, TableDigest,
 };
+
+/// A table is split among workers only into spans of at least this many keys.
+const MIN_PIECE_KEYS: i64 = 4096;
 
 /// A connection (`&Connection`, or a worker's own) answering what row counts cannot
 /// see; with the `path` of its file, it opens more to digest in parallel.
@@ -96,16 +99,26 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
         }))
     }
 
+    /// A table with an integer key (its rowid, or the key of a WITHOUT ROWID table: either
+    /// way the order the table is stored in) split into `n` equal spans of keys.
+    fn split(&mut self, plan: &Plan, n: usize) -> anyhow::Result<Vec<i64>> {
+        Ok(plan.key.as_ref().map_or_else(Vec::new, |k| {
+            let span = BUCKETS * k.width;
+            let n = (n as i64).min(span / MIN_PIECE_KEYS).max(1);
+            (1..n).map(|i| k.lo + span * i / n).collect()
+        }))
+    }
+
     /// Streams the rows of the plan's table (its sample) and adds up their hashes per range:
     /// each value by its storage class (see `RowBytes`), columns in their declared order.
-    fn parts(&mut self, plan: &Plan) -> anyhow::Result<BTreeMap<i64, Part>> {
+    fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let conn = self.conn.borrow();
-        // The range is computed here from the key: cheaper than in SQL for every row.
-        let (_, filter) = plan.row_sql(quote, "/");
         let key = plan.key.as_ref().map_or_else(
             || "0".into(),
             |k| format!("drill_row_.{}", quote(&k.column)),
         );
+        // The range is computed here from the key: cheaper than in SQL for every row.
+        let (_, filter) = plan.row_sql(quote, "/", piece.sql(&key, |k| k.to_string()));
         let sql = format!(
             "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             quote(&plan.table)
@@ -113,8 +126,7 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
         let mut stmt = conn.prepare(&sql)?;
         let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
-        // Ranges -1 (below the first) to BUCKETS (above the last), at index range + 1.
-        let mut by_range = [Part::default(); BUCKETS as usize + 2];
+        let mut by_range = Ranges::default();
         let mut bytes = RowBytes::default();
         while let Some(row) = rows.next()? {
             bytes.clear();
@@ -128,10 +140,9 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
                 }
             }
             let range = plan.bucket_of(row.get(0)?);
-            by_range[(range + 1) as usize].add_row(bytes.hash());
+            by_range.add_row(range, bytes.hash());
         }
-        let parts = (-1..=BUCKETS).zip(by_range).filter(|(_, p)| p.rows > 0);
-        Ok(parts.collect())
+        Ok(by_range.into_parts())
     }
 }
 
@@ -160,7 +171,7 @@ pub fn digest_file(
     let conn = open_read_only(path)?;
     let tables = user_tables(&conn)?;
     let mut first = Lite { conn, path: None };
-    let more = readers(path, extra_workers().min(tables.len().saturating_sub(1)))?;
+    let more = readers(path, extra_workers())?;
     digest::digest_tables(&mut first, more, &tables, sample)
 }
 
