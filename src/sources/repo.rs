@@ -31,6 +31,19 @@ pub trait Repository: Sync {
     fn entries(&self, point: &Point, paths: &[String]) -> Vec<String>;
     /// Writes one regular file of the snapshot to its standard output.
     fn dump(&self, point: &Point, file: &Entry) -> Vec<String>;
+    /// Whether a directory is dumped as a tar archive (restic), so that a dump that does
+    /// not begin like one is a regular file (see `dump.rs`); false where a directory's
+    /// files come one after another (borg): the path is then listed beside the dump.
+    fn dumps_trees_as_tar(&self) -> bool {
+        false
+    }
+    /// The arguments that dump `path` of the newest snapshot, with the directory whose
+    /// file names are the snapshot ids (a local restic repository's `snapshots/`), which
+    /// proves which snapshot that was; None where nothing proves it (see `dump.rs`).
+    fn dump_newest(&self, path: &str) -> Option<(Vec<String>, PathBuf)> {
+        let _ = path;
+        None
+    }
     /// Restores `paths` (all without any) into `dir`; with the directory it runs in.
     fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir;
 }
@@ -88,6 +101,14 @@ impl<R: Repository> Source for R {
     ) -> anyhow::Result<Fetched> {
         fetch(self, point, output, ctx)
     }
+
+    fn list_fetching_newest(
+        &self,
+        output: Option<&Path>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
+        super::dump::newest_while_listing(self, output, ctx)
+    }
 }
 
 /// A tool's arguments, and the directory it runs in (its own without one).
@@ -99,10 +120,10 @@ pub fn args(args: &[&str]) -> Vec<String> {
 }
 
 /// Brings `paths` of the snapshot `point` to `output`: one regular file is streamed
-/// (verified against its listed size, hashed on the way), beginning while it is listed;
-/// anything else is restored as
-/// a tree into the directory `output` (its files counted and added up against the
-/// listing).
+/// (hashed on the way): restic's dump without a listing when it is plainly a file (see
+/// `dump.rs`), else beginning while it is listed and verified against its listed size;
+/// anything else is restored as a tree into the directory `output` (its files counted
+/// and added up against the listing).
 fn fetch(
     repo: &dyn Repository,
     point: &Point,
@@ -123,6 +144,16 @@ fn fetch(
         ctx.log("the repository check found no error");
     }
     let mut listed = Listed::new(paths);
+    if let ([only], true) = (paths.as_slice(), repo.dumps_trees_as_tar()) {
+        let file = Entry::file(only);
+        let args = repo.dump(point, &file);
+        // A tar-like stream or a failure: listed below, which tells and explains.
+        if let Ok(Some(download)) = super::dump::sniffed(repo, &args, &point.url, output, ctx) {
+            let mut fetched = download.finish(&Expect::default(), ctx)?;
+            fetched.verified.push(super::dump::verified_by(cli.program));
+            return Ok(fetched);
+        }
+    }
     if let [only] = paths.as_slice() {
         let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
         if let Some(file) = listed.single_file(paths, &snapshot)? {
@@ -192,11 +223,7 @@ fn stream_while_listing(
     listed: &mut Listed,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<anyhow::Result<Download>> {
-    let file = Entry {
-        path: wanted.trim_end_matches('/').to_string(),
-        is_file: true,
-        size: 0,
-    };
+    let file = Entry::file(wanted);
     let mut download = Download::start(&point.url, output, false, ctx)?;
     let not_a_file = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -242,6 +269,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The wanted `path`, taken for a regular file (its size unknown).
+    fn file(path: &str) -> Self {
+        Self {
+            path: path.trim_end_matches('/').to_string(),
+            is_file: true,
+            size: 0,
+        }
+    }
+
     /// An entry of `restic ls --json` (a node: type `file`) or `borg list --json-lines`
     /// (an item: type `-`); None for any other line.
     fn of(item: &Value) -> Option<Self> {
