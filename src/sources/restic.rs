@@ -189,7 +189,11 @@ mod tests {
         let want = Some(dir.path().join("snapshots"));
         assert_eq!(snapshots_dir(&repo), want);
         assert_eq!(snapshots_dir(&format!("local:{repo}")), want);
-        for remote in ["sftp:host:/srv/restic", "s3:s3.amazonaws.com/bucket", "rest:http://h/"] {
+        for remote in [
+            "sftp:host:/srv/restic",
+            "s3:s3.amazonaws.com/bucket",
+            "rest:http://h/",
+        ] {
             assert_eq!(snapshots_dir(remote), None, "{remote}");
         }
     }
