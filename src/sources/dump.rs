@@ -23,9 +23,9 @@ use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::Path;
 
+use super::Point;
+use super::cli::Cli;
 use super::download::Download;
-use super::repo::Repository;
-use super::{Point, Prefetched};
 use crate::engines::Ctx;
 
 /// Bytes of a tar header.
@@ -71,7 +71,7 @@ pub fn looks_like_tar(head: &[u8]) -> bool {
 /// None when the stream began like a tar archive: the tool is stopped and the download
 /// dropped, for the caller to list the path.
 pub fn sniffed(
-    repo: &dyn Repository,
+    cli: &Cli,
     args: &[String],
     url: &str,
     output: &Path,
@@ -79,7 +79,7 @@ pub fn sniffed(
 ) -> anyhow::Result<Option<Download>> {
     let mut download = Download::start(url, output, false, ctx)?;
     let mut tar = false;
-    let dumped = repo.base().cli.read(args, ctx, &mut |out| {
+    let dumped = cli.read(args, ctx, &mut |out| {
         let mut head = Vec::with_capacity(TAR_BLOCK);
         out.take(TAR_BLOCK as u64).read_to_end(&mut head)?;
         if looks_like_tar(&head) {
@@ -94,51 +94,8 @@ pub fn sniffed(
     }
 }
 
-/// Lists the snapshots of `repo` while its newest snapshot's single wanted path is
-/// dumped to `output` (see the module's doc); the dump is kept only when proven to be of
-/// the newest listed snapshot, a regular file, and complete.
-pub fn newest_while_listing<R: Repository>(
-    repo: &R,
-    output: Option<&Path>,
-    ctx: &Ctx<'_>,
-) -> anyhow::Result<(Vec<Point>, Option<Prefetched>)> {
-    let base = repo.base();
-    let newest = match (output, base.wanted.paths.as_slice(), base.wanted.check) {
-        (Some(output), [only], false) => repo.dump_newest(only).map(|n| (output, n)),
-        _ => None,
-    };
-    let Some((output, (args, ids_dir))) = newest else {
-        return Ok((super::Source::list(repo, ctx)?, None));
-    };
-    let before = snapshot_ids(&ids_dir);
-    let url = format!("{}#latest", base.name());
-    let (listed, dumped) = std::thread::scope(|s| {
-        let listing = s.spawn(|| super::Source::list(repo, ctx));
-        let dumped = sniffed(repo, &args, &url, output, ctx);
-        let listed = listing
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the listing thread panicked")));
-        (listed, dumped)
-    });
-    let after = snapshot_ids(&ids_dir);
-    let points = listed?;
-    let prefetched = match (proven_newest(&points, before, after), dumped) {
-        (Some(id), Ok(Some(download))) => Some(Prefetched {
-            id,
-            download,
-            verified: verified_by(base.cli.program),
-        }),
-        (None, Ok(Some(_))) => {
-            ctx.log("the snapshots changed while the newest was dumped: it is dumped again by id");
-            None
-        }
-        _ => None,
-    };
-    Ok((points, prefetched))
-}
-
 /// The file names in `dir` (None when it cannot be read).
-fn snapshot_ids(dir: &Path) -> Option<BTreeSet<String>> {
+pub fn snapshot_ids(dir: &Path) -> Option<BTreeSet<String>> {
     let entries = std::fs::read_dir(dir).ok()?;
     entries
         .map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -148,7 +105,7 @@ fn snapshot_ids(dir: &Path) -> Option<BTreeSet<String>> {
 /// The id of the newest of `points`, when `before` and `after` (the snapshot files'
 /// names around the dump) are the same and are exactly the listed ids, and no other
 /// point has its time; None when that is not proven.
-fn proven_newest(
+pub fn proven_newest(
     points: &[Point],
     before: Option<BTreeSet<String>>,
     after: Option<BTreeSet<String>>,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::cli::Cli;
 use super::download::{Download, Expect, buffered, tempdir_beside};
+use super::dump;
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use crate::playbook::Step;
@@ -107,8 +108,51 @@ impl<R: Repository> Source for R {
         output: Option<&Path>,
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
-        super::dump::newest_while_listing(self, output, ctx)
+        newest_while_listing(self, output, ctx)
     }
+}
+
+/// Lists the snapshots of `repo` while its newest snapshot's single wanted path is
+/// dumped to `output` (see `dump.rs`); the dump is kept only when proven to be of
+/// the newest listed snapshot, a regular file, and complete.
+pub fn newest_while_listing<R: Repository>(
+    repo: &R,
+    output: Option<&Path>,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
+    let base = repo.base();
+    let newest = match (output, base.wanted.paths.as_slice(), base.wanted.check) {
+        (Some(output), [only], false) => repo.dump_newest(only).map(|n| (output, n)),
+        _ => None,
+    };
+    let Some((output, (args, ids_dir))) = newest else {
+        return Ok((Source::list(repo, ctx)?, None));
+    };
+    let before = dump::snapshot_ids(&ids_dir);
+    let url = format!("{}#latest", base.name());
+    let (listed, dumped) = std::thread::scope(|s| {
+        let listing = s.spawn(|| Source::list(repo, ctx));
+        let dumped = dump::sniffed(&base.cli, &args, &url, output, ctx);
+        let listed = listing
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the listing thread panicked")));
+        (listed, dumped)
+    });
+    let after = dump::snapshot_ids(&ids_dir);
+    let points = listed?;
+    let prefetched = match (dump::proven_newest(&points, before, after), dumped) {
+        (Some(id), Ok(Some(download))) => Some(super::Prefetched {
+            id,
+            download,
+            verified: dump::verified_by(base.cli.program),
+        }),
+        (None, Ok(Some(_))) => {
+            ctx.log("the snapshots changed while the newest was dumped: it is dumped again by id");
+            None
+        }
+        _ => None,
+    };
+    Ok((points, prefetched))
 }
 
 /// A tool's arguments, and the directory it runs in (its own without one).
@@ -148,9 +192,9 @@ fn fetch(
         let file = Entry::file(only);
         let args = repo.dump(point, &file);
         // A tar-like stream or a failure: listed below, which tells and explains.
-        if let Ok(Some(download)) = super::dump::sniffed(repo, &args, &point.url, output, ctx) {
+        if let Ok(Some(download)) = dump::sniffed(cli, &args, &point.url, output, ctx) {
             let mut fetched = download.finish(&Expect::default(), ctx)?;
-            fetched.verified.push(super::dump::verified_by(cli.program));
+            fetched.verified.push(dump::verified_by(cli.program));
             return Ok(fetched);
         }
     }

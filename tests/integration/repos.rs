@@ -214,6 +214,21 @@ impl Repo {
         playbook.drill().env("REPO_PW", password).run()
     }
 
+    /// Locates `cortex.db` of the newest snapshot into `out/cortex.db` (it must pass),
+    /// with a stand-in for the tool first on PATH: `body(dir)` is its script (see
+    /// [`stand_in`]), `dir` a directory for its marks.
+    pub fn locate_stood_in(&self, body: impl FnOnce(&Path) -> String) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let path = stand_in(self.tool.program(), &body(dir.path()), dir.path());
+        let file = self.tool.path("cortex.db");
+        self.locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
+            .drill()
+            .env("REPO_PW", PASSWORD)
+            .env("PATH", &path)
+            .run()
+            .expect_code(0)
+    }
+
     /// Flips bytes in the repository's largest data file (restic: every pack).
     fn damage(&self) {
         let files = files_under(&self.path().join("data"))
@@ -456,22 +471,14 @@ fn damaged(tool: Tool) {
 /// extract of the same run has begun, and gives up after 20 s.
 fn streamed_while_listed(tool: Tool) {
     let Some(repo) = Repo::new(tool) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let mark = dir.path().join("dumping");
-    let body = format!(
-        "case \" $* \" in\n  *\" dump \"*|*\" extract \"*) touch '{mark}';;\n  *\" ls \"*|*\" --json-lines \"*) n=0\n    until [ -f '{mark}' ]; do n=$((n+1)); [ $n -gt 200 ] && {{ echo 'listed before any dump' >&2; exit 3; }}; sleep 0.1; done;;\nesac\n",
-        mark = mark.display()
-    );
-    let path = stand_in(tool.program(), &body, dir.path());
     let before = repo.hash();
-    let file = repo.tool.path("cortex.db");
-    let out = repo
-        .locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
-        .drill()
-        .env("REPO_PW", PASSWORD)
-        .env("PATH", &path)
-        .run()
-        .expect_code(0);
+    let out = repo.locate_stood_in(|dir| {
+        let mark = dir.join("dumping");
+        format!(
+            "case \" $* \" in\n  *\" dump \"*|*\" extract \"*) touch '{mark}';;\n  *\" ls \"*|*\" --json-lines \"*) n=0\n    until [ -f '{mark}' ]; do n=$((n+1)); [ $n -gt 200 ] && {{ echo 'listed before any dump' >&2; exit 3; }}; sleep 0.1; done;;\nesac\n",
+            mark = mark.display()
+        )
+    });
     let db = &repo.snapshots[2].2;
     assert_eq!(out.output("latest", "sha256"), sha256_hex(db));
     assert_eq!(

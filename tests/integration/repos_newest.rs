@@ -3,7 +3,7 @@
 //! PATH order the calls: the listing waits for the dump, or a snapshot is added between
 //! the listing and the dump.
 
-use super::repos::{PASSWORD, Repo, Tool, ok, sha256_hex, stand_in};
+use super::repos::{PASSWORD, Repo, Tool, ok, sha256_hex};
 
 /// Shell: wait (at most 20 s) until the file `mark` exists, else fail saying `why`.
 fn wait_for(mark: &std::path::Path, why: &str) -> String {
@@ -21,22 +21,15 @@ fn restic_lists_the_snapshots_while_the_newest_is_dumped() {
     let Some(repo) = Repo::new(Tool::Restic) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mark = dir.path().join("dumping");
-    let body = format!(
-        "case \" $* \" in\n  *\" dump \"*) touch '{}';;\n  *\" snapshots \"*) {};;\n  *\" ls \"*) echo 'listed a plain file' >&2; exit 3;;\nesac\n",
-        mark.display(),
-        wait_for(&mark, "listed before any dump")
-    );
-    let path = stand_in("restic", &body, dir.path());
     let before = repo.hash();
-    let out = repo
-        .locate("paths = [\"/data/cortex.db\"]\noutput = \"out/cortex.db\"")
-        .drill()
-        .env("REPO_PW", PASSWORD)
-        .env("PATH", &path)
-        .run()
-        .expect_code(0);
+    let out = repo.locate_stood_in(|dir| {
+        let mark = dir.join("dumping");
+        format!(
+            "case \" $* \" in\n  *\" dump \"*) touch '{}';;\n  *\" snapshots \"*) {};;\n  *\" ls \"*) echo 'listed a plain file' >&2; exit 3;;\nesac\n",
+            mark.display(),
+            wait_for(&mark, "listed before any dump")
+        )
+    });
     let (id, _, db) = &repo.snapshots[2];
     assert_eq!(out.output("latest", "snapshot_id"), id.as_str());
     assert_eq!(out.output("latest", "sha256"), sha256_hex(db));
@@ -58,23 +51,16 @@ fn restic_a_snapshot_added_while_dumping_is_not_taken_for_the_listed_newest() {
     let Some(repo) = Repo::new(Tool::Restic) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let listed = dir.path().join("listed");
-    let data = repo.dir.path();
-    let body = format!(
-        "case \" $* \" in\n  *\" snapshots \"*) \"$real\" \"$@\"; s=$?; touch '{listed}'; exit $s;;\n  *\" dump latest \"*) {}\n    printf 'added while dumping' > '{data}/data/cortex.db'\n    (cd '{data}' && \"$real\" backup -q --no-cache data) >&2 || exit 4;;\nesac\n",
-        wait_for(&listed, "dumped before the listing ended"),
-        listed = listed.display(),
-        data = data.display()
-    );
-    let path = stand_in("restic", &body, dir.path());
-    let out = repo
-        .locate("paths = [\"/data/cortex.db\"]\noutput = \"out/cortex.db\"")
-        .drill()
-        .env("REPO_PW", PASSWORD)
-        .env("PATH", &path)
-        .run()
-        .expect_code(0);
+    let data = repo.dir.path().to_path_buf();
+    let out = repo.locate_stood_in(|dir| {
+        let listed = dir.join("listed");
+        format!(
+            "case \" $* \" in\n  *\" snapshots \"*) \"$real\" \"$@\"; s=$?; touch '{listed}'; exit $s;;\n  *\" dump latest \"*) {}\n    printf 'added while dumping' > '{data}/data/cortex.db'\n    (cd '{data}' && \"$real\" backup -q --no-cache data) >&2 || exit 4;;\nesac\n",
+            wait_for(&listed, "dumped before the listing ended"),
+            listed = listed.display(),
+            data = data.display()
+        )
+    });
     assert_eq!(repo.ids().len(), 4, "no snapshot was added while dumping");
     let (id, _, db) = &repo.snapshots[2];
     assert_eq!(out.output("latest", "candidates"), 3);
