@@ -10,6 +10,7 @@
 #   scripts/bench_repos.sh                 # a 256 MiB file
 #   SIZE_MB=1024 scripts/bench_repos.sh
 #   BEFORE=/tmp/old-restore-drill scripts/bench_repos.sh   # another build, in the same run
+#   ROWS=restic ROUNDS=5 scripts/bench_repos.sh            # some rows only
 #
 # Needs: a release build, restic, borg, age, age-keygen, zstd; GNU time (optional, for the
 # peak memory). The repositories and files are made in a temporary directory.
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MB=${SIZE_MB:-256} ROUNDS=${ROUNDS:-3} BIN=${BIN:-target/release/restore-drill}
-BEFORE=${BEFORE:-}
+BEFORE=${BEFORE:-} ROWS=${ROWS:-restic borg decode}
 [ -x "$BIN" ] || cargo build --release --locked
 for tool in restic borg age age-keygen zstd; do
   command -v "$tool" >/dev/null || { echo "bench_repos: $tool is required" >&2; exit 2; }
@@ -96,6 +97,7 @@ age_zstd() { age -d -i "$work/key.txt" "$work/big.db.zst.age" | zstd -q -d; }
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-42s %15s %15s %15s %13s %9s\n' "${SIZE_MB} MiB file, $ROUNDS rounds" "before best/med" "ours best/med" "tool best/med" "ratio b/med" "peak RSS"
 row() { # label, id, reference function
+  case " $ROWS " in *" $2 "*) ;; *) return 0;; esac
   local o=() p=() r=() rss=0 a am b bm c cm
   for _ in $(seq "$ROUNDS"); do
     [ -n "$BEFORE" ] && p+=("$(ours "$2" "$BEFORE")")

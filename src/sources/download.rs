@@ -7,9 +7,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use md5::Digest as _;
+use sha2::Digest as _;
 
 use super::Fetched;
-use super::hasher::Hasher;
 use crate::engines::Ctx;
 
 /// Bytes read per call, between cancellation checks and progress updates.
@@ -56,9 +57,9 @@ pub fn buffered<R: Read>(reader: R) -> BufReader<R> {
 pub struct Download {
     tmp: tempfile::NamedTempFile,
     output: PathBuf,
-    /// sha256, and md5 only when an ETag is to be checked (md5 costs as much as the
-    /// download), on a thread of their own.
-    hasher: Hasher,
+    sha256: sha2::Sha256,
+    /// Only when an ETag is to be checked (md5 costs as much as the download).
+    md5: Option<md5::Md5>,
     bytes: u64,
     /// Where it comes from, for messages.
     url: String,
@@ -84,7 +85,8 @@ impl Download {
         Ok(Self {
             tmp,
             output,
-            hasher: Hasher::start(md5),
+            sha256: sha2::Sha256::new(),
+            md5: md5.then(md5::Md5::new),
             bytes: 0,
             url: url.to_string(),
             doing: "downloading",
@@ -113,57 +115,24 @@ impl Download {
                 Ok([]) => return Ok(()),
                 Ok(chunk) => chunk,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.broke_off(e)),
+                Err(e) => bail!(
+                    "{} {} broke off after {} bytes: {e}",
+                    self.doing,
+                    self.url,
+                    self.bytes
+                ),
             };
             let n = chunk.len();
-            self.write(chunk)?;
-            self.hasher.update(chunk);
+            self.hash(chunk);
+            self.tmp
+                .as_file_mut()
+                .write_all(chunk)
+                .with_context(|| format!("writing {}", self.output.display()))?;
             reader.consume(n);
-            self.wrote(n, total, ctx);
+            self.bytes += n as u64;
+            self.write_back();
+            ctx.progress(self.bytes, total.max(self.bytes));
         }
-    }
-
-    /// Appends everything `reader` gives, read straight into the hasher's buffers (no
-    /// copy of its own): for a pipe.
-    pub fn copy_read(&mut self, reader: &mut dyn Read, ctx: &Ctx<'_>) -> anyhow::Result<()> {
-        loop {
-            ctx.cancel.check()?;
-            let mut buf = self.hasher.buffer();
-            buf.resize(BUF, 0);
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.broke_off(e)),
-            };
-            buf.truncate(n);
-            self.write(&buf)?;
-            self.hasher.take(buf);
-            self.wrote(n, 0, ctx);
-        }
-    }
-
-    fn broke_off(&self, e: std::io::Error) -> anyhow::Error {
-        anyhow::anyhow!(
-            "{} {} broke off after {} bytes: {e}",
-            self.doing,
-            self.url,
-            self.bytes
-        )
-    }
-
-    fn write(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
-        self.tmp
-            .as_file_mut()
-            .write_all(chunk)
-            .with_context(|| format!("writing {}", self.output.display()))
-    }
-
-    /// Takes `n` more bytes written into account.
-    fn wrote(&mut self, n: usize, total: u64, ctx: &Ctx<'_>) {
-        self.bytes += n as u64;
-        self.write_back();
-        ctx.progress(self.bytes, total.max(self.bytes));
     }
 
     /// Starts the disk's writeback of what was written since the last call, every
@@ -189,6 +158,13 @@ impl Download {
         self.flushed = self.bytes;
     }
 
+    fn hash(&mut self, chunk: &[u8]) {
+        self.sha256.update(chunk);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
+    }
+
     /// The file being written, for writers that place parts themselves (`write_at`).
     pub fn file(&self) -> &std::fs::File {
         self.tmp.as_file()
@@ -198,18 +174,16 @@ impl Download {
     /// them (call in order, from 0).
     pub fn written(&mut self, start: u64, end: u64, ctx: &Ctx<'_>) -> anyhow::Result<()> {
         use std::os::unix::fs::FileExt as _;
+        let mut buf = vec![0u8; BUF];
         let mut at = start;
         while at < end {
             ctx.cancel.check()?;
             let want = BUF.min((end - at) as usize);
-            let mut buf = self.hasher.buffer();
-            buf.resize(want, 0);
-            let n = self.tmp.as_file().read_at(&mut buf, at)?;
+            let n = self.tmp.as_file().read_at(&mut buf[..want], at)?;
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
-            self.hasher.take(buf);
+            self.hash(&buf[..n]);
             at += n as u64;
         }
         self.bytes = at;
@@ -219,7 +193,8 @@ impl Download {
     /// Verifies what came against `expect`, then renames it to `output` (synced when it
     /// outlives the run).
     pub fn finish(self, expect: &Expect, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
-        let (sha256, md5) = self.hasher.finish()?;
+        let sha256 = super::hex(&self.sha256.finalize());
+        let md5 = self.md5.map(|m| super::hex(&m.finalize()));
         let mut verified = Vec::new();
         for (size, who) in &expect.sizes {
             if *size != self.bytes {

@@ -25,7 +25,7 @@ use std::path::Path;
 
 use super::Point;
 use super::cli::Cli;
-use super::download::Download;
+use super::download::{Download, buffered};
 use crate::engines::Ctx;
 
 /// Bytes of a tar header.
@@ -86,7 +86,7 @@ pub fn sniffed(
             tar = true;
             anyhow::bail!("the dump began like a tar archive");
         }
-        download.copy_read(&mut head.as_slice().chain(out), ctx)
+        download.copy_from(&mut buffered(head.as_slice().chain(out)), 0, ctx)
     });
     match tar {
         true => Ok(None),

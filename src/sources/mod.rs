@@ -20,7 +20,6 @@ mod cli;
 pub mod decode;
 pub mod download;
 mod dump;
-mod hasher;
 mod local;
 mod repo;
 mod restic;
