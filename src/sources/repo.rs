@@ -188,30 +188,22 @@ fn fetch(
         ctx.log("the repository check found no error");
     }
     let mut listed = Listed::new(paths);
-    if let ([only], true) = (paths.as_slice(), repo.dumps_trees_as_tar()) {
-        let file = Entry::file(only);
-        let args = repo.dump(point, &file);
-        // A tar-like stream or a failure: listed below, which tells and explains.
-        if let Ok(Some(download)) = dump::sniffed(cli, &args, &point.url, output, ctx) {
-            let mut fetched = download.finish(&Expect::default(), ctx)?;
-            fetched.verified.push(dump::verified_by(cli.program));
-            return Ok(fetched);
+    match paths.as_slice() {
+        [only] if repo.dumps_trees_as_tar() => {
+            if let Some(fetched) = dump_else_list(repo, point, only, output, &mut listed, ctx)? {
+                return Ok(fetched);
+            }
         }
-    }
-    if let [only] = paths.as_slice() {
-        let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
-        if let Some(file) = listed.single_file(paths, &snapshot)? {
-            let download =
-                streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
-            let expect = Expect {
-                sizes: vec![(file.size, "the snapshot's listing")],
-                ..Expect::default()
-            };
-            return download.finish(&expect, ctx);
+        [only] => {
+            let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
+            if let Some(file) = listed.single_file(paths, &snapshot)? {
+                let download =
+                    streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
+                return finish_listed(download, &file, ctx);
+            }
+            // A directory: what was streamed is thrown away (the temporary file goes).
         }
-        // A directory: what was streamed is thrown away (the temporary file goes).
-    } else {
-        list_entries(repo, point, &mut listed, &AtomicBool::new(false), ctx)?;
+        _ => list_entries(repo, point, &mut listed, &AtomicBool::new(false), ctx)?,
     }
     let bytes = restore_tree(output, &listed, ctx, &mut |dir| {
         let (args, cwd) = repo.restore(point, paths, dir);
@@ -224,6 +216,54 @@ fn fetch(
         sha256: None,
         verified: vec!["file count and size".into()],
     })
+}
+
+/// Verifies a download of the listed regular `file` against its listed size.
+fn finish_listed(download: Download, file: &Entry, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
+    let expect = Expect {
+        sizes: vec![(file.size, "the snapshot's listing")],
+        ..Expect::default()
+    };
+    download.finish(&expect, ctx)
+}
+
+/// One wanted path of a tool that dumps a tree as a tar archive (restic), dumped without
+/// a listing (see `dump.rs`). A stream that begins like a tar archive, or a failed dump,
+/// is then listed: a file that is a tar is dumped again and checked against its listed
+/// size, a missing path fails naming it, else the dump's failure is returned. None for
+/// a tree (its entries in `listed`).
+fn dump_else_list(
+    repo: &dyn Repository,
+    point: &Point,
+    wanted: &str,
+    output: &Path,
+    listed: &mut Listed,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Option<Fetched>> {
+    let cli = &repo.base().cli;
+    let snapshot = repo.snapshot(point);
+    let reading = || format!("reading `{wanted}` of {snapshot}");
+    let args = repo.dump(point, &Entry::file(wanted));
+    let dumped = dump::sniffed(cli, &args, &point.url, output, ctx);
+    if let Ok(Some(download)) = dumped {
+        let mut fetched = download.finish(&Expect::default(), ctx)?;
+        fetched.verified.push(dump::verified_by(cli.program));
+        return Ok(Some(fetched));
+    }
+    let listing = list_entries(repo, point, listed, &AtomicBool::new(false), ctx);
+    let dumped = dumped.with_context(reading);
+    if let Err(e) = listing {
+        return Err(dumped.err().unwrap_or(e));
+    }
+    let file = listed.single_file(&repo.base().wanted.paths, &snapshot)?;
+    dumped?;
+    let Some(file) = file else { return Ok(None) };
+    let mut download = Download::start(&point.url, output, false, ctx)?;
+    cli.read(&repo.dump(point, &file), ctx, &mut |out| {
+        download.copy_from(&mut buffered(out), 0, ctx)
+    })
+    .with_context(reading)?;
+    finish_listed(download, &file, ctx).map(Some)
 }
 
 /// Lists the entries of the wanted paths of the snapshot `point` into `listed`. Sets
