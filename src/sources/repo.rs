@@ -188,14 +188,20 @@ fn fetch(
         ctx.log("the repository check found no error");
     }
     let mut listed = Listed::new(paths);
+    let one = |wanted| One {
+        repo,
+        point,
+        wanted,
+        output,
+    };
     match paths.as_slice() {
         [only] if repo.dumps_trees_as_tar() => {
-            if let Some(fetched) = dump_else_list(repo, point, only, output, &mut listed, ctx)? {
+            if let Some(fetched) = dump_else_list(&one(only), &mut listed, ctx)? {
                 return Ok(fetched);
             }
         }
         [only] => {
-            let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
+            let streamed = stream_while_listing(&one(only), &mut listed, ctx)?;
             if let Some(file) = listed.single_file(paths, &snapshot)? {
                 let download =
                     streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
@@ -218,6 +224,15 @@ fn fetch(
     })
 }
 
+/// The one wanted path of a snapshot and where it goes.
+#[derive(Clone, Copy)]
+struct One<'a> {
+    repo: &'a dyn Repository,
+    point: &'a Point,
+    wanted: &'a str,
+    output: &'a Path,
+}
+
 /// Verifies a download of the listed regular `file` against its listed size.
 fn finish_listed(download: Download, file: &Entry, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
     let expect = Expect {
@@ -233,13 +248,11 @@ fn finish_listed(download: Download, file: &Entry, ctx: &Ctx<'_>) -> anyhow::Res
 /// size, a missing path fails naming it, else the dump's failure is returned. None for
 /// a tree (its entries in `listed`).
 fn dump_else_list(
-    repo: &dyn Repository,
-    point: &Point,
-    wanted: &str,
-    output: &Path,
+    one: &One<'_>,
     listed: &mut Listed,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Option<Fetched>> {
+    let (repo, point, wanted, output) = (one.repo, one.point, one.wanted, one.output);
     let cli = &repo.base().cli;
     let snapshot = repo.snapshot(point);
     let reading = || format!("reading `{wanted}` of {snapshot}");
@@ -300,13 +313,11 @@ fn list_entries(
 /// The stream stops as soon as the listing shows it is not a file. The listing's failure
 /// is returned; the stream's (and its download) is for the caller once it knows.
 fn stream_while_listing(
-    repo: &dyn Repository,
-    point: &Point,
-    wanted: &str,
-    output: &Path,
+    one: &One<'_>,
     listed: &mut Listed,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<anyhow::Result<Download>> {
+    let (repo, point, wanted, output) = (one.repo, one.point, one.wanted, one.output);
     let file = Entry::file(wanted);
     let mut download = Download::start(&point.url, output, false, ctx)?;
     let not_a_file = AtomicBool::new(false);
