@@ -6,7 +6,8 @@
 //! - `local.rs`: files matching a glob (the recovery point is the file itself).
 //! - `s3/`: objects of an S3-compatible store matching `s3://bucket/prefix-glob`.
 //! - `restic.rs`, `borg.rs`: a repository's snapshots (`repo.rs`: what they share;
-//!   `cli.rs`: running the tool).
+//!   `cli.rs`: running the tool; `dump.rs`: restic's file dumped without a listing, its
+//!   newest snapshot's while listing).
 //!
 //! `decode.rs` decrypts (age) and decompresses (zstd, gzip) what a source brought.
 //!
