@@ -6,7 +6,8 @@
 //! - `local.rs`: files matching a glob (the recovery point is the file itself).
 //! - `s3/`: objects of an S3-compatible store matching `s3://bucket/prefix-glob`.
 //! - `restic.rs`, `borg.rs`: a repository's snapshots (`repo.rs`: what they share;
-//!   `cli.rs`: running the tool).
+//!   `cli.rs`: running the tool; `dump.rs`: restic's file dumped without a listing, its
+//!   newest snapshot's while listing).
 //!
 //! `decode.rs` decrypts (age) and decompresses (zstd, gzip) what a source brought.
 //!
@@ -19,6 +20,7 @@ mod borg;
 mod cli;
 pub mod decode;
 pub mod download;
+mod dump;
 mod local;
 mod repo;
 mod restic;
@@ -80,6 +82,38 @@ pub trait Source {
     /// Whether `fetch` without `output` gives the point where it is (a local file).
     fn in_place(&self) -> bool {
         false
+    }
+    /// Lists the recovery points and, where the source can, brings the newest to
+    /// `output` at the same time (restic: `dump latest` beside `snapshots`) when it can
+    /// prove which point that was; the step keeps it when it chooses that point. By
+    /// default it only lists.
+    fn list_fetching_newest(
+        &self,
+        output: Option<&Path>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<(Vec<Point>, Option<Prefetched>)> {
+        let _ = output;
+        Ok((self.list(ctx)?, None))
+    }
+}
+
+/// A recovery point brought while the points were listed, not yet verified nor renamed
+/// to `output`: kept ([`Prefetched::finish`]) when it is the point chosen, else dropped
+/// (its temporary file with it).
+pub struct Prefetched {
+    /// The point's id ([`Point::id`]).
+    pub id: String,
+    download: download::Download,
+    /// What the source checked on the way.
+    verified: String,
+}
+
+impl Prefetched {
+    /// Verifies it and renames it to `output`.
+    pub fn finish(self, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
+        let mut fetched = self.download.finish(&download::Expect::default(), ctx)?;
+        fetched.verified.push(self.verified);
+        Ok(fetched)
     }
 }
 

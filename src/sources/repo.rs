@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::cli::Cli;
 use super::download::{Download, Expect, buffered, tempdir_beside};
+use super::dump;
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use crate::playbook::Step;
@@ -31,6 +32,19 @@ pub trait Repository: Sync {
     fn entries(&self, point: &Point, paths: &[String]) -> Vec<String>;
     /// Writes one regular file of the snapshot to its standard output.
     fn dump(&self, point: &Point, file: &Entry) -> Vec<String>;
+    /// Whether a directory is dumped as a tar archive (restic), so that a dump that does
+    /// not begin like one is a regular file (see `dump.rs`); false where a directory's
+    /// files come one after another (borg): the path is then listed beside the dump.
+    fn dumps_trees_as_tar(&self) -> bool {
+        false
+    }
+    /// The arguments that dump `path` of the newest snapshot, with the directory whose
+    /// file names are the snapshot ids (a local restic repository's `snapshots/`), which
+    /// proves which snapshot that was; None where nothing proves it (see `dump.rs`).
+    fn dump_newest(&self, path: &str) -> Option<(Vec<String>, PathBuf)> {
+        let _ = path;
+        None
+    }
     /// Restores `paths` (all without any) into `dir`; with the directory it runs in.
     fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir;
 }
@@ -88,6 +102,57 @@ impl<R: Repository> Source for R {
     ) -> anyhow::Result<Fetched> {
         fetch(self, point, output, ctx)
     }
+
+    fn list_fetching_newest(
+        &self,
+        output: Option<&Path>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
+        newest_while_listing(self, output, ctx)
+    }
+}
+
+/// Lists the snapshots of `repo` while its newest snapshot's single wanted path is
+/// dumped to `output` (see `dump.rs`); the dump is kept only when proven to be of
+/// the newest listed snapshot, a regular file, and complete.
+pub fn newest_while_listing<R: Repository>(
+    repo: &R,
+    output: Option<&Path>,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
+    let base = repo.base();
+    let newest = match (output, base.wanted.paths.as_slice(), base.wanted.check) {
+        (Some(output), [only], false) => repo.dump_newest(only).map(|n| (output, n)),
+        _ => None,
+    };
+    let Some((output, (args, ids_dir))) = newest else {
+        return Ok((Source::list(repo, ctx)?, None));
+    };
+    let before = dump::snapshot_ids(&ids_dir);
+    let url = format!("{}#latest", base.name());
+    let (listed, dumped) = std::thread::scope(|s| {
+        let listing = s.spawn(|| Source::list(repo, ctx));
+        let dumped = dump::sniffed(&base.cli, &args, &url, output, ctx);
+        let listed = listing
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the listing thread panicked")));
+        (listed, dumped)
+    });
+    let after = dump::snapshot_ids(&ids_dir);
+    let points = listed?;
+    let prefetched = match (dump::proven_newest(&points, before, after), dumped) {
+        (Some(id), Ok(Some(download))) => Some(super::Prefetched {
+            id,
+            download,
+            verified: dump::verified_by(base.cli.program),
+        }),
+        (None, Ok(Some(_))) => {
+            ctx.log("the snapshots changed while the newest was dumped: it is dumped again by id");
+            None
+        }
+        _ => None,
+    };
+    Ok((points, prefetched))
 }
 
 /// A tool's arguments, and the directory it runs in (its own without one).
@@ -99,10 +164,10 @@ pub fn args(args: &[&str]) -> Vec<String> {
 }
 
 /// Brings `paths` of the snapshot `point` to `output`: one regular file is streamed
-/// (verified against its listed size, hashed on the way), beginning while it is listed;
-/// anything else is restored as
-/// a tree into the directory `output` (its files counted and added up against the
-/// listing).
+/// (hashed on the way): restic's dump without a listing when it is plainly a file (see
+/// `dump.rs`), else beginning while it is listed and verified against its listed size;
+/// anything else is restored as a tree into the directory `output` (its files counted
+/// and added up against the listing).
 fn fetch(
     repo: &dyn Repository,
     point: &Point,
@@ -123,20 +188,28 @@ fn fetch(
         ctx.log("the repository check found no error");
     }
     let mut listed = Listed::new(paths);
-    if let [only] = paths.as_slice() {
-        let streamed = stream_while_listing(repo, point, only, output, &mut listed, ctx)?;
-        if let Some(file) = listed.single_file(paths, &snapshot)? {
-            let download =
-                streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
-            let expect = Expect {
-                sizes: vec![(file.size, "the snapshot's listing")],
-                ..Expect::default()
-            };
-            return download.finish(&expect, ctx);
+    let one = |wanted| One {
+        repo,
+        point,
+        wanted,
+        output,
+    };
+    match paths.as_slice() {
+        [only] if repo.dumps_trees_as_tar() => {
+            if let Some(fetched) = dump_else_list(&one(only), &mut listed, ctx)? {
+                return Ok(fetched);
+            }
         }
-        // A directory: what was streamed is thrown away (the temporary file goes).
-    } else {
-        list_entries(repo, point, &mut listed, &AtomicBool::new(false), ctx)?;
+        [only] => {
+            let streamed = stream_while_listing(&one(only), &mut listed, ctx)?;
+            if let Some(file) = listed.single_file(paths, &snapshot)? {
+                let download =
+                    streamed.with_context(|| format!("reading `{}` of {snapshot}", file.path))?;
+                return finish_listed(download, &file, ctx);
+            }
+            // A directory: what was streamed is thrown away (the temporary file goes).
+        }
+        _ => list_entries(repo, point, &mut listed, &AtomicBool::new(false), ctx)?,
     }
     let bytes = restore_tree(output, &listed, ctx, &mut |dir| {
         let (args, cwd) = repo.restore(point, paths, dir);
@@ -149,6 +222,61 @@ fn fetch(
         sha256: None,
         verified: vec!["file count and size".into()],
     })
+}
+
+/// The one wanted path of a snapshot and where it goes.
+#[derive(Clone, Copy)]
+struct One<'a> {
+    repo: &'a dyn Repository,
+    point: &'a Point,
+    wanted: &'a str,
+    output: &'a Path,
+}
+
+/// Verifies a download of the listed regular `file` against its listed size.
+fn finish_listed(download: Download, file: &Entry, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
+    let expect = Expect {
+        sizes: vec![(file.size, "the snapshot's listing")],
+        ..Expect::default()
+    };
+    download.finish(&expect, ctx)
+}
+
+/// One wanted path of a tool that dumps a tree as a tar archive (restic), dumped without
+/// a listing (see `dump.rs`). A stream that begins like a tar archive, or a failed dump,
+/// is then listed: a file that is a tar is dumped again and checked against its listed
+/// size, a missing path fails naming it, else the dump's failure is returned. None for
+/// a tree (its entries in `listed`).
+fn dump_else_list(
+    one: &One<'_>,
+    listed: &mut Listed,
+    ctx: &Ctx<'_>,
+) -> anyhow::Result<Option<Fetched>> {
+    let (repo, point, wanted, output) = (one.repo, one.point, one.wanted, one.output);
+    let cli = &repo.base().cli;
+    let snapshot = repo.snapshot(point);
+    let reading = || format!("reading `{wanted}` of {snapshot}");
+    let args = repo.dump(point, &Entry::file(wanted));
+    let dumped = dump::sniffed(cli, &args, &point.url, output, ctx);
+    if let Ok(Some(download)) = dumped {
+        let mut fetched = download.finish(&Expect::default(), ctx)?;
+        fetched.verified.push(dump::verified_by(cli.program));
+        return Ok(Some(fetched));
+    }
+    let listing = list_entries(repo, point, listed, &AtomicBool::new(false), ctx);
+    let dumped = dumped.with_context(reading);
+    if let Err(e) = listing {
+        return Err(dumped.err().unwrap_or(e));
+    }
+    let file = listed.single_file(&repo.base().wanted.paths, &snapshot)?;
+    dumped?;
+    let Some(file) = file else { return Ok(None) };
+    let mut download = Download::start(&point.url, output, false, ctx)?;
+    cli.read(&repo.dump(point, &file), ctx, &mut |out| {
+        download.copy_from(&mut buffered(out), 0, ctx)
+    })
+    .with_context(reading)?;
+    finish_listed(download, &file, ctx).map(Some)
 }
 
 /// Lists the entries of the wanted paths of the snapshot `point` into `listed`. Sets
@@ -185,18 +313,12 @@ fn list_entries(
 /// The stream stops as soon as the listing shows it is not a file. The listing's failure
 /// is returned; the stream's (and its download) is for the caller once it knows.
 fn stream_while_listing(
-    repo: &dyn Repository,
-    point: &Point,
-    wanted: &str,
-    output: &Path,
+    one: &One<'_>,
     listed: &mut Listed,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<anyhow::Result<Download>> {
-    let file = Entry {
-        path: wanted.trim_end_matches('/').to_string(),
-        is_file: true,
-        size: 0,
-    };
+    let (repo, point, wanted, output) = (one.repo, one.point, one.wanted, one.output);
+    let file = Entry::file(wanted);
     let mut download = Download::start(&point.url, output, false, ctx)?;
     let not_a_file = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -242,6 +364,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The wanted `path`, taken for a regular file (its size unknown).
+    fn file(path: &str) -> Self {
+        Self {
+            path: path.trim_end_matches('/').to_string(),
+            is_file: true,
+            size: 0,
+        }
+    }
+
     /// An entry of `restic ls --json` (a node: type `file`) or `borg list --json-lines`
     /// (an item: type `-`); None for any other line.
     fn of(item: &Value) -> Option<Self> {

@@ -4,7 +4,7 @@
 //! `--no-cache` (nothing cached from an earlier run stands in for the repository's own
 //! index and trees: a drill reads what a restore on a new machine would read).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -68,6 +68,18 @@ impl Restic {
     }
 }
 
+/// A local repository's `snapshots/` directory, whose file names are the snapshot ids;
+/// None for a remote one (`sftp:`, `s3:`, `rest:`, ...: a scheme before any `/`).
+fn snapshots_dir(repository: &str) -> Option<PathBuf> {
+    let path = repository.strip_prefix("local:").unwrap_or(repository);
+    let first = path.split('/').next().unwrap_or_default();
+    if path.is_empty() || first.contains(':') {
+        return None;
+    }
+    let dir = Path::new(path).join("snapshots");
+    dir.is_dir().then_some(dir)
+}
+
 /// The recovery points of `restic snapshots --json`.
 fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
     let Some(snapshots) = listing.as_array() else {
@@ -128,6 +140,15 @@ impl Repository for Restic {
         self.args(&["dump", self.id(point), &file.path])
     }
 
+    fn dumps_trees_as_tar(&self) -> bool {
+        true
+    }
+
+    fn dump_newest(&self, path: &str) -> Option<(Vec<String>, PathBuf)> {
+        let dir = snapshots_dir(&self.base.repository)?;
+        Some((self.args(&["dump", "latest", path]), dir))
+    }
+
     fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir {
         let target = dir.to_string_lossy();
         let mut args = self.args(&["restore", self.id(point), "--target", &target]);
@@ -157,5 +178,23 @@ mod tests {
         assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
         let bad = serde_json::json!([{"time": "yesterday", "id": "abc"}]);
         assert!(super::points("r", &bad).is_err());
+    }
+
+    #[test]
+    fn only_a_local_repository_has_its_snapshot_files_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().display().to_string();
+        assert_eq!(snapshots_dir(&repo), None, "no snapshots/ yet");
+        std::fs::create_dir(dir.path().join("snapshots")).unwrap();
+        let want = Some(dir.path().join("snapshots"));
+        assert_eq!(snapshots_dir(&repo), want);
+        assert_eq!(snapshots_dir(&format!("local:{repo}")), want);
+        for remote in [
+            "sftp:host:/srv/restic",
+            "s3:s3.amazonaws.com/bucket",
+            "rest:http://h/",
+        ] {
+            assert_eq!(snapshots_dir(remote), None, "{remote}");
+        }
     }
 }

@@ -20,13 +20,18 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let within = duration(step.within.as_deref(), "within")?;
     let every = duration(step.expect_every.as_deref(), "expect_every")?;
     let now = jiff::Timestamp::now();
+    let named = step.snapshot.as_deref().filter(|s| *s != "latest");
+    let output = step.output.as_deref().map(Path::new);
     ctx.with_engine(|ectx| {
-        let points_all = source.list(ectx)?;
+        // The newest, plainly brought: the source may bring it while it lists.
+        let (points_all, prefetched) = match (named, pick, &decode) {
+            (None, Pick::Newest, None) => source.list_fetching_newest(output, ectx)?,
+            _ => (source.list(ectx)?, None),
+        };
         let listed = points_all.len();
         let candidates = sources::candidates(points_all.clone(), within, now);
         let audit = audit::audit(&candidates, every, now);
         let what = source.describe();
-        let named = step.snapshot.as_deref().filter(|s| *s != "latest");
         let chosen = match named {
             Some(name) => named_point(&points_all, name, &what)?,
             None => pick
@@ -36,10 +41,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                     (n, Some(w)) => format!("no backup within {w} matches `{what}` ({n} older)"),
                 })?,
         };
-        let output = step.output.as_deref().map(Path::new);
-        let fetched = match &decode {
-            None => source.fetch(chosen, output, ectx)?,
-            Some(decode) => {
+        let fetched = match (&decode, prefetched) {
+            (None, Some(early)) if chosen.id.as_ref() == Some(&early.id) => early.finish(ectx)?,
+            (None, _) => source.fetch(chosen, output, ectx)?,
+            (Some(decode), _) => {
                 let name = match step.paths.as_deref() {
                     Some([one]) => one.as_str(),
                     _ => chosen.url.as_str(),

@@ -31,6 +31,7 @@ mod postgres;
 mod receiver;
 mod reports;
 mod repos;
+mod repos_newest;
 mod s3;
 mod s3store;
 mod safety;

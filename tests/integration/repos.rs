@@ -13,26 +13,26 @@ use sha2::Digest as _;
 use super::*;
 
 const HOUR: i64 = 3600;
-const PASSWORD: &str = "correct-horse-battery-staple";
+pub const PASSWORD: &str = "correct-horse-battery-staple";
 const WRONG: &str = "wrong-horse-battery-staple";
 
 #[derive(Clone, Copy, PartialEq)]
-enum Tool {
+pub enum Tool {
     Restic,
     Borg,
 }
 
 /// A repository holding three snapshots of `data/` (5 h, 4 h and 1 h old), whose
 /// `cortex.db` differs in each.
-struct Repo {
-    tool: Tool,
-    dir: tempfile::TempDir,
+pub struct Repo {
+    pub tool: Tool,
+    pub dir: tempfile::TempDir,
     /// (id, RFC 3339 time, cortex.db) of each snapshot, oldest first.
-    snapshots: Vec<(String, String, Vec<u8>)>,
+    pub snapshots: Vec<(String, String, Vec<u8>)>,
 }
 
 impl Tool {
-    fn program(self) -> &'static str {
+    pub fn program(self) -> &'static str {
         match self {
             Tool::Restic => "restic",
             Tool::Borg => "borg",
@@ -40,7 +40,7 @@ impl Tool {
     }
 
     /// The repository's table in a step, the password from the secret `repo_pw`.
-    fn table(self, repo: &Path) -> String {
+    pub fn table(self, repo: &Path) -> String {
         let repo = repo.display();
         match self {
             Tool::Restic => {
@@ -57,19 +57,19 @@ impl Tool {
     }
 
     /// How a path of `data/` is named inside a snapshot.
-    fn path(self, rel: &str) -> String {
+    pub fn path(self, rel: &str) -> String {
         match self {
             Tool::Restic => format!("/data/{rel}"),
             Tool::Borg => format!("data/{rel}"),
         }
     }
 
-    fn present(self) -> bool {
+    pub fn present(self) -> bool {
         installed(self.program())
     }
 
     /// The tool as the tests run it: password in the environment, UTC.
-    fn cmd(self, cwd: &Path) -> Command {
+    pub fn cmd(self, cwd: &Path) -> Command {
         let mut cmd = Command::new(self.program());
         cmd.current_dir(cwd).env("TZ", "UTC");
         cmd.env("RESTIC_PASSWORD", PASSWORD)
@@ -91,7 +91,7 @@ pub fn ok(cmd: &mut Command) -> String {
 
 impl Repo {
     /// None (the test skips) where the tool is missing.
-    fn new(tool: Tool) -> Option<Self> {
+    pub fn new(tool: Tool) -> Option<Self> {
         if !tool.present() {
             return None;
         }
@@ -144,12 +144,12 @@ impl Repo {
         Some(made)
     }
 
-    fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.dir.path().join("repo")
     }
 
     /// The ids of the snapshots, oldest first, as the tool lists them.
-    fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> Vec<String> {
         let repo = self.path();
         let repo = repo.to_str().unwrap();
         let (listing, list) = match self.tool {
@@ -191,7 +191,7 @@ impl Repo {
     }
 
     /// The sha256 of every file's name and contents: what must not change.
-    fn hash(&self) -> String {
+    pub fn hash(&self) -> String {
         let mut files = files_under(&self.path());
         files.sort();
         let mut hash = sha2::Sha256::new();
@@ -204,14 +204,29 @@ impl Repo {
 
     /// A playbook locating `extra` (more step fields) with the password `repo_pw` of env
     /// `REPO_PW`.
-    fn locate(&self, extra: &str) -> Playbook {
+    pub fn locate(&self, extra: &str) -> Playbook {
         pb("repos").secret("repo_pw", "REPO_PW").step(
             step("latest", "locate").fields(&format!("{}\n{extra}", self.tool.table(&self.path()))),
         )
     }
 
-    fn run(&self, playbook: &Playbook, password: &str) -> Outcome {
+    pub fn run(&self, playbook: &Playbook, password: &str) -> Outcome {
         playbook.drill().env("REPO_PW", password).run()
+    }
+
+    /// Locates `cortex.db` of the newest snapshot into `out/cortex.db` (it must pass),
+    /// with a stand-in for the tool first on PATH: `body(dir)` is its script (see
+    /// [`stand_in`]), `dir` a directory for its marks.
+    pub fn locate_stood_in(&self, body: impl FnOnce(&Path) -> String) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let path = stand_in(self.tool.program(), &body(dir.path()), dir.path());
+        let file = self.tool.path("cortex.db");
+        self.locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
+            .drill()
+            .env("REPO_PW", PASSWORD)
+            .env("PATH", &path)
+            .run()
+            .expect_code(0)
     }
 
     /// Flips bytes in the repository's largest data file (restic: every pack).
@@ -253,6 +268,29 @@ pub fn installed(program: &str) -> bool {
     present
 }
 
+/// A stand-in for `program` in `dir`: the shell script `body` runs (`$real` is the real
+/// program), then the real program with the same arguments. The PATH that puts it first.
+pub fn stand_in(program: &str, body: &str, dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(found.stdout).unwrap();
+    let script = format!(
+        "#!/bin/sh\nreal='{}'\n{body}exec \"$real\" \"$@\"\n",
+        real.trim()
+    );
+    let wrapper = dir.join(program);
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Every file under `dir`, at any depth.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -282,7 +320,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
@@ -430,40 +468,18 @@ fn damaged(tool: Tool) {
 
 /// The wanted file is streamed while its listing runs, not after it: a stand-in tool
 /// first on PATH lists (`restic ls`, `borg list --json-lines`) only once a dump or
-/// extract of the same run has begun, and gives up after 20 s.
+/// extract of the same run has begun, and gives up after 20 s. (restic now lists a plain
+/// file not at all, which this allows: `repos_newest.rs` proves that.)
 fn streamed_while_listed(tool: Tool) {
-    use std::os::unix::fs::PermissionsExt as _;
     let Some(repo) = Repo::new(tool) else { return };
-    let program = tool.program();
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .unwrap();
-    let real = String::from_utf8(found.stdout).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mark = dir.path().join("dumping");
-    let script = format!(
-        "#!/bin/sh\ncase \" $* \" in\n  *\" dump \"*|*\" extract \"*) touch '{mark}';;\n  *\" ls \"*|*\" --json-lines \"*) n=0\n    until [ -f '{mark}' ]; do n=$((n+1)); [ $n -gt 200 ] && {{ echo 'listed before any dump' >&2; exit 3; }}; sleep 0.1; done;;\nesac\nexec {} \"$@\"\n",
-        real.trim(),
-        mark = mark.display()
-    );
-    let wrapper = dir.path().join(program);
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let before = repo.hash();
-    let file = repo.tool.path("cortex.db");
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = repo
-        .locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
-        .drill()
-        .env("REPO_PW", PASSWORD)
-        .env("PATH", &path)
-        .run()
-        .expect_code(0);
+    let out = repo.locate_stood_in(|dir| {
+        let mark = dir.join("dumping");
+        format!(
+            "case \" $* \" in\n  *\" dump \"*|*\" extract \"*) touch '{mark}';;\n  *\" ls \"*|*\" --json-lines \"*) n=0\n    until [ -f '{mark}' ]; do n=$((n+1)); [ $n -gt 200 ] && {{ echo 'listed before any dump' >&2; exit 3; }}; sleep 0.1; done;;\nesac\n",
+            mark = mark.display()
+        )
+    });
     let db = &repo.snapshots[2].2;
     assert_eq!(out.output("latest", "sha256"), sha256_hex(db));
     assert_eq!(
