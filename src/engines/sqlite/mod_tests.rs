@@ -160,4 +160,15 @@ fn a_large_table_split_among_connections_digests_as_read_whole() {
     let split = digest::digest_tables(&mut open(), more, &tables, None).unwrap();
     assert_eq!(split, whole);
     assert_eq!(split["t"].total.rows, 20000);
+    // A table too small to be worth two pieces (fewer keys than two of MIN_PIECE_KEYS)
+    // is read whole.
+    let (_dir, small) = db("CREATE TABLE s (id INTEGER PRIMARY KEY);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO s SELECT i FROM n;");
+    let mut lite = content::Lite {
+        conn: open_read_only(&small).unwrap(),
+        path: None,
+    };
+    let plans = digest::digest_tables(&mut lite, Vec::new(), &["s".to_string()], None).unwrap();
+    assert_eq!(lite.split(&plans["s"].plan, 2).unwrap(), [] as [i64; 0]);
 }
