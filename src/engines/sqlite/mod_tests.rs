@@ -155,6 +155,7 @@ fn a_large_table_split_among_connections_digests_as_read_whole() {
     };
     let whole = digest::digest_tables(&mut open(), Vec::new(), &tables, None).unwrap();
     assert_eq!(open().split(&whole["t"].plan, 2).unwrap(), [10001]);
+    assert_eq!(open().split(&whole["t"].plan, 3).unwrap(), [6667, 13334]);
     assert_eq!(open().split(&whole["t"].plan, 1).unwrap(), [] as [i64; 0]);
     let more = content::readers(&path, 1).unwrap();
     let split = digest::digest_tables(&mut open(), more, &tables, None).unwrap();
