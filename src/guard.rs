@@ -386,7 +386,6 @@ pub fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// `O_EXCL | O_NOFOLLOW`, so that no symlink is followed even if one appears meanwhile.
 /// For the partial files a step writes and renames, and the outputs it replaces.
 pub fn create_file(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
             return Err(io::Error::new(
@@ -400,11 +399,7 @@ pub fn create_file(path: &Path) -> io::Result<fs::File> {
         Ok(_) => fs::remove_file(path)?,
         Err(_) => {}
     }
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    crate::proc::secret::create_new(path, 0o666)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
 }
 

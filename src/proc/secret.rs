@@ -40,11 +40,17 @@ impl SecretFile {
 
 /// Creates `path`, which must not exist (nor be a symlink), readable by this user only.
 pub fn create_private(path: &Path) -> std::io::Result<File> {
+    create_new(path, 0o600)
+}
+
+/// Creates `path` with `mode` (less the umask): it must not exist, and a symlink there is
+/// not followed (`O_EXCL | O_NOFOLLOW`), even one that appeared a moment ago.
+pub fn create_new(path: &Path, mode: u32) -> std::io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
 }
 
