@@ -6,6 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -338,7 +339,15 @@ pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Re
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let written = File::create(&tmp).and_then(|mut file| {
+    // A temp file left by a dead run of the same pid goes, as an entry: a symlink there
+    // is removed, never followed, nor is one that appears meanwhile.
+    let _ = fs::remove_file(&tmp);
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp);
+    let written = created.and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -447,6 +456,24 @@ mod tests {
             fs::read_to_string(&p).unwrap(),
             text,
             "a refused write changed it"
+        );
+    }
+
+    #[test]
+    fn an_atomic_write_never_writes_through_a_symlink_at_its_temp_file() {
+        let (dir, p) = record_path();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".r.json.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        write_atomic(&p, b"record").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs::read(&p).unwrap(), b"record");
+        assert!(
+            fs::symlink_metadata(&tmp).is_err(),
+            "the temp entry is left"
         );
     }
 
