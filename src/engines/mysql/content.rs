@@ -1,6 +1,6 @@
 //! What row counts cannot see, in MySQL/MariaDB: content digests (every row streamed and
-//! hashed here), views, triggers, routines, events and sequences, AUTO_INCREMENT counters behind their column, and users and
-//! their privileges.
+//! hashed here), views, triggers, routines, events and sequences, AUTO_INCREMENT counters
+//! behind their column, and users and their privileges.
 
 use std::collections::BTreeMap;
 
