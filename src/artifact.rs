@@ -192,11 +192,14 @@ pub struct StepRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CheckRecord {
+    /// The check's `name` in the playbook.
     pub name: String,
     pub passed: bool,
     /// What was found, or why the check failed.
     pub detail: String,
+    /// What the check wanted, where it says (`expect`, `expect_rows`, bounds).
     pub expected: Option<Value>,
+    /// What was found, where the check compares a value.
     pub actual: Option<Value>,
 }
 
@@ -223,10 +226,15 @@ pub struct GateRecord {
     pub name: String,
     pub kind: GateKind,
     pub status: GateStatus,
+    /// The target of a duration gate, for people (`15m`); null for a custom gate.
     pub target: Option<String>,
+    /// What was measured, as `target`; null when not measured.
     pub measured: Option<String>,
+    /// The target in seconds.
     pub target_s: Option<f64>,
+    /// The measured seconds; null when not measured.
     pub measured_s: Option<f64>,
+    /// Why it passed, failed or was not evaluated.
     pub detail: String,
 }
 
@@ -246,9 +254,13 @@ pub struct RtoRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseRecord {
     pub phase: String,
+    /// The sum of its steps' durations (with assumed durations where `assumed`).
     pub seconds: f64,
+    /// Whether it counts in the RTO.
     pub counted: bool,
+    /// Whether an assumed, not measured, duration is part of it.
     pub assumed: bool,
+    /// The ids of its steps, in order.
     pub steps: Vec<String>,
 }
 
@@ -266,6 +278,7 @@ pub struct RpoRecord {
 pub struct FileRecord {
     pub path: String,
     pub bytes: u64,
+    /// Hex digests, null until a step hashed the file.
     pub sha256: Option<String>,
     pub blake3: Option<String>,
     /// The step that produced or hashed it.
