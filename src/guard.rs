@@ -356,9 +356,40 @@ fn push_front(todo: &mut Vec<OsString>, path: &Path) {
     todo.extend(names.into_iter().rev());
 }
 
+/// A folder this run created, and which one it was (device and inode): what teardown may
+/// remove, only while that same folder is still at that same resolved path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Created {
+    /// Whether it is still there and still the folder this run made, reached with no
+    /// symlink on the way (Ok(false): gone). An error, naming what it leads to now,
+    /// when a folder on its way, or the folder itself, was replaced meanwhile.
+    fn still_ours(&self) -> anyhow::Result<bool> {
+        let path = self.path.display();
+        let meta = match fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => anyhow::bail!("cannot look at {path}: {e}"),
+        };
+        let leads = fs::canonicalize(&self.path)
+            .map_err(|e| anyhow::anyhow!("cannot tell where {path} leads: {e}"))?;
+        if leads != self.path || (meta.dev(), meta.ino()) != self.id {
+            anyhow::bail!(
+                "{path} is no longer the folder this run created (it leads to {}): kept, with what is in it",
+                leads.display()
+            );
+        }
+        Ok(true)
+    }
+}
+
 /// Creates `dir` (a resolved path, see [`resolve`]) and its missing parents, and returns
 /// the folders it created, outermost first: what this run may remove, and nothing else.
-pub fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub fn create_dirs(dir: &Path) -> io::Result<Vec<Created>> {
     let missing: Vec<&Path> = dir
         .ancestors()
         .take_while(|a| fs::symlink_metadata(a).is_err())
@@ -366,7 +397,13 @@ pub fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut created = Vec::new();
     for d in missing.into_iter().rev() {
         match fs::create_dir(d) {
-            Ok(()) => created.push(d.to_path_buf()),
+            Ok(()) => {
+                let meta = fs::symlink_metadata(d)?;
+                created.push(Created {
+                    path: d.to_path_buf(),
+                    id: (meta.dev(), meta.ino()),
+                });
+            }
             // Made by someone else meanwhile: not ours to remove.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
             Err(e) => {
@@ -404,18 +441,22 @@ pub fn create_file(path: &Path) -> io::Result<fs::File> {
 }
 
 /// Removes what [`create_dirs`] created: `created`'s innermost folder with everything
-/// in it (the drill filled it), then each parent it created while it is empty.
-pub fn remove_created(created: &[PathBuf]) -> anyhow::Result<()> {
+/// in it (the drill filled it), then each parent it created while it is empty; each only
+/// while it is still the folder created, by the same path (see [`Created`]), so that
+/// nothing is removed through a folder swapped for a symlink meanwhile.
+pub fn remove_created(created: &[Created]) -> anyhow::Result<()> {
     let Some((inner, parents)) = created.split_last() else {
         return Ok(());
     };
-    if fs::symlink_metadata(inner).is_ok() {
-        fs::remove_dir_all(inner)
-            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", inner.display()))?;
+    if inner.still_ours()? {
+        fs::remove_dir_all(&inner.path)
+            .map_err(|e| anyhow::anyhow!("cannot remove {}: {e}", inner.path.display()))?;
     }
     for parent in parents.iter().rev() {
         // Not empty: something else was put there, which is not the drill's to remove.
-        let _ = fs::remove_dir(parent);
+        if parent.still_ours()? {
+            let _ = fs::remove_dir(&parent.path);
+        }
     }
     Ok(())
 }
@@ -487,14 +528,33 @@ mod tests {
         let (_d, root) = tmp();
         fs::create_dir(root.join("out")).unwrap();
         let made = create_dirs(&root.join("out/a/b")).unwrap();
-        assert_eq!(made, vec![root.join("out/a"), root.join("out/a/b")]);
+        let paths: Vec<_> = made.iter().map(|c| c.path.clone()).collect();
+        assert_eq!(paths, vec![root.join("out/a"), root.join("out/a/b")]);
         fs::write(root.join("out/a/b/f"), b"x").unwrap();
         remove_created(&made).unwrap();
         assert!(root.join("out").is_dir() && !root.join("out/a").exists());
+        assert_eq!(create_dirs(&root.join("out")).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn teardown_never_removes_through_a_folder_replaced_by_a_symlink() {
+        let (_d, root) = tmp();
+        fs::create_dir_all(root.join("source/b")).unwrap();
+        fs::write(root.join("source/b/precious"), b"keep").unwrap();
+        let made = create_dirs(&root.join("out/b")).unwrap();
+        // While the drill runs, the folder it made is swapped for a link to a source.
+        fs::rename(root.join("out"), root.join("moved")).unwrap();
+        std::os::unix::fs::symlink(root.join("source"), root.join("out")).unwrap();
+        let removed = remove_created(&made);
         assert_eq!(
-            create_dirs(&root.join("out")).unwrap(),
-            Vec::<PathBuf>::new()
+            fs::read(root.join("source/b/precious")).ok().as_deref(),
+            Some(&b"keep"[..]),
+            "the source's file was removed through the link"
         );
+        let err = removed.unwrap_err().to_string();
+        assert!(err.contains("out/b") && err.contains("kept"), "{err}");
+        // The link itself (out) is no folder of this run's either: left where it is.
+        assert!(fs::symlink_metadata(root.join("out")).unwrap().is_symlink());
     }
 
     #[test]

@@ -37,6 +37,8 @@ fn private_dir(prefix: &str, os_user: Option<OsUser>) -> anyhow::Result<PathBuf>
         .tempdir()
         .context("cannot create the throwaway server's directory")?
         .keep();
+    // By its resolved path, which a later run checks before removing it (`leftovers`).
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
     if let Some(u) = os_user {
         u.chown(&base)?;
         if let Err(e) = reachable_by(&base, u) {

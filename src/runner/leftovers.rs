@@ -287,6 +287,19 @@ fn remove_dir(dir: &Path, prefixes: &[&str]) -> Result<bool, String> {
             dir.display()
         ));
     }
+    // Recorded by its resolved path: one that now leads elsewhere (a folder on its way
+    // became a symlink) is not removed through it.
+    match std::fs::canonicalize(dir) {
+        Ok(leads) if leads == dir => {}
+        Ok(leads) => {
+            return Err(format!(
+                "{} now leads to {}: kept",
+                dir.display(),
+                leads.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot tell where {} leads: {e}", dir.display())),
+    }
     std::fs::remove_dir_all(dir)
         .map(|_| true)
         .map_err(|e| format!("cannot remove {}: {e}", dir.display()))
@@ -393,6 +406,26 @@ mod tests {
         assert!(other.try_wait().unwrap().is_none());
         other.kill().unwrap();
         other.wait().unwrap();
+    }
+
+    #[test]
+    fn a_dead_runs_folder_is_never_removed_through_a_symlink_on_its_way() {
+        let root = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(root.path()).unwrap();
+        let source = root.join("source").join(format!("{WORKDIR_PREFIX}x"));
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("precious"), b"keep").unwrap();
+        // Recorded as `tmp/restore-drill-x`; `tmp` is now a link to the source's folder.
+        std::os::unix::fs::symlink(root.join("source"), root.join("tmp")).unwrap();
+        let recorded = root.join("tmp").join(format!("{WORKDIR_PREFIX}x"));
+        let kept = remove_dir(&recorded, &[WORKDIR_PREFIX]).unwrap_err();
+        assert_eq!(std::fs::read(source.join("precious")).unwrap(), b"keep");
+        assert!(
+            kept.contains("now leads to") && kept.contains("kept"),
+            "{kept}"
+        );
+        // By its own path, it goes.
+        assert_eq!(remove_dir(&source, &[WORKDIR_PREFIX]), Ok(true));
     }
 
     #[test]

@@ -72,6 +72,8 @@ impl<'a> Runner<'a> {
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();
+        // By its resolved path, which a later run checks before removing it (`leftovers`).
+        let workdir = std::fs::canonicalize(&workdir).unwrap_or(workdir);
         if !opts.keep_workdir {
             // Removed by the next run if this one dies (`leftovers`).
             procs.directory("workdir", &workdir);

@@ -78,7 +78,7 @@ impl Engine for Files {
         // Only the folders created here are the drill's to remove, never one that was there.
         let created = guard::create_dirs(target)?;
         if let Some(outer) = created.first()
-            && !ctx.is_throwaway(outer)
+            && !ctx.is_throwaway(&outer.path)
         {
             // Outside the work directory nothing else removes them.
             ctx.resources.register(
