@@ -420,9 +420,22 @@ pub fn create_dirs(dir: &Path) -> io::Result<Vec<Created>> {
 /// Creates the file `path` for writing, new: whatever is at `path` already (a stale
 /// partial file, or a symlink planted there, pointing anywhere) is removed first, as an
 /// entry (a symlink itself, never what it points to), and the file is then created with
-/// `O_EXCL | O_NOFOLLOW`, so that no symlink is followed even if one appears meanwhile.
-/// For the partial files a step writes and renames, and the outputs it replaces.
+/// `O_EXCL | O_NOFOLLOW`, so that no symlink is followed even if one appears meanwhile;
+/// refused when its folder no longer resolves to itself. For the partial files a step
+/// writes and renames, and the outputs it replaces.
 pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    // `path` is resolved: a folder on its way that leads elsewhere now was swapped for
+    // a symlink since, and nothing is removed nor created through it.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let leads = fs::canonicalize(parent)?;
+        if leads != parent {
+            return Err(io::Error::other(format!(
+                "cannot create {}: its folder now leads to {}",
+                path.display(),
+                leads.display()
+            )));
+        }
+    }
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
             return Err(io::Error::new(
@@ -555,6 +568,21 @@ mod tests {
         assert!(err.contains("out/b") && err.contains("kept"), "{err}");
         // The link itself (out) is no folder of this run's either: left where it is.
         assert!(fs::symlink_metadata(root.join("out")).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn create_file_never_works_through_a_folder_swapped_for_a_symlink() {
+        let (_d, root) = tmp();
+        fs::create_dir(root.join("source")).unwrap();
+        fs::write(root.join("source/out.partial"), b"precious").unwrap();
+        // `out` was checked and resolved as a folder of its own, then became a link.
+        std::os::unix::fs::symlink(root.join("source"), root.join("out")).unwrap();
+        let err = create_file(&root.join("out/out.partial")).unwrap_err();
+        assert_eq!(
+            fs::read(root.join("source/out.partial")).unwrap(),
+            b"precious"
+        );
+        assert!(err.to_string().contains("now leads to"), "{err}");
     }
 
     #[test]
