@@ -424,18 +424,7 @@ pub fn create_dirs(dir: &Path) -> io::Result<Vec<Created>> {
 /// refused when its folder no longer resolves to itself. For the partial files a step
 /// writes and renames, and the outputs it replaces.
 pub fn create_file(path: &Path) -> io::Result<fs::File> {
-    // `path` is resolved: a folder on its way that leads elsewhere now was swapped for
-    // a symlink since, and nothing is removed nor created through it.
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let leads = fs::canonicalize(parent)?;
-        if leads != parent {
-            return Err(io::Error::other(format!(
-                "cannot create {}: its folder now leads to {}",
-                path.display(),
-                leads.display()
-            )));
-        }
-    }
+    same_folder(path, "create")?;
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
             return Err(io::Error::new(
@@ -451,6 +440,24 @@ pub fn create_file(path: &Path) -> io::Result<fs::File> {
     }
     crate::proc::secret::create_new(path, 0o666)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
+}
+
+/// Fails when the folder of `path`, a path [`resolve`]d when it was checked, no longer
+/// resolves to itself: a folder on its way was swapped for a symlink since, and nothing
+/// is to be created nor removed through it (`doing` says which, for the error).
+pub fn same_folder(path: &Path, doing: &str) -> io::Result<()> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let leads = fs::canonicalize(parent)?;
+    if leads != parent {
+        return Err(io::Error::other(format!(
+            "cannot {doing} {}: its folder now leads to {}",
+            path.display(),
+            leads.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Removes what [`create_dirs`] created: `created`'s innermost folder with everything

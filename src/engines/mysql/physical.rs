@@ -137,7 +137,9 @@ pub fn backup(
     let schema = match made {
         Ok(schema) => schema,
         Err(e) => {
-            let _ = std::fs::remove_dir_all(output);
+            if crate::guard::same_folder(output, "remove").is_ok() {
+                let _ = std::fs::remove_dir_all(output);
+            }
             return Err(e);
         }
     };

@@ -304,7 +304,12 @@ pub fn fresh_output(output: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Removes what a failed backup left at `output` (resolved when checked), never through
+/// a folder swapped for a symlink since.
 pub fn remove_output(output: &Path) {
+    if crate::guard::same_folder(output, "remove").is_err() {
+        return;
+    }
     let _ = if output.is_dir() {
         std::fs::remove_dir_all(output)
     } else {
