@@ -115,7 +115,7 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
         target_s: gates
             .rto
             .as_deref()
-            .and_then(|s| humantime::parse_duration(s).ok())
+            .and_then(|s| crate::limits::parse_duration(s).ok())
             .map(|d| d.as_secs_f64()),
         measured_s: Some(phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum()),
         counted_phases: phases
@@ -199,7 +199,7 @@ pub fn rpo(
     let target_s = gates
         .rpo
         .as_deref()
-        .and_then(|s| humantime::parse_duration(s).ok())
+        .and_then(|s| crate::limits::parse_duration(s).ok())
         .map(|d| d.as_secs_f64());
     let src = gates.rpo_from.as_deref()?;
     let rendered =
