@@ -311,16 +311,19 @@ fn postgres_digests_split_a_large_table_among_connections() {
     let Some(out) = pg_drill(big, tampering, roles) else {
         return;
     };
+    only_digests_differ(out, "shop.big", 160000, "id 150001..160000");
+}
+
+/// Only `digests` failed, on `table` of `rows` rows (at backup and at the check), its
+/// first differing range `range`.
+fn only_digests_differ(out: Outcome, table: &str, rows: u64, range: &str) {
     let out = out.expect_code(1);
-    assert_eq!(
-        out.output("backup", "table_digests")["shop.big"]["rows"],
-        160000
-    );
+    assert_eq!(out.output("backup", "table_digests")[table]["rows"], rows);
     let content = out.step("verify_content");
     assert_eq!(content.failed_checks(), ["digests"]);
-    content.check("digests").says(
-        "shop.big: content differs: 160000 rows hashed, source had 160000; first differing range: id 150001..160000",
-    );
+    content.check("digests").says(&format!(
+        "{table}: content differs: {rows} rows hashed, source had {rows}; first differing range: {range}"
+    ));
 }
 
 /// Rows are hashed as the lines of `COPY ... TO STDOUT` (through psql): a value holding a
@@ -335,13 +338,7 @@ fn postgres_digests_tell_escaped_characters_apart() {
     let Some(out) = pg_drill(odd, tampering, roles) else {
         return;
     };
-    let out = out.expect_code(1);
-    assert_eq!(out.output("backup", "table_digests")["shop.odd"]["rows"], 5);
-    let content = out.step("verify_content");
-    assert_eq!(content.failed_checks(), ["digests"]);
-    content.check("digests").says(
-        "shop.odd: content differs: 5 rows hashed, source had 5; first differing range: id 1..1",
-    );
+    only_digests_differ(out, "shop.odd", 5, "id 1..1");
 }
 
 /// psql failing while it copies a table out fails the backup with psql's message and
