@@ -212,6 +212,16 @@ CREATE TRIGGER orders_touch BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FU
 /// digests, where `app` is created and granted SELECT on shop.orders, then `tampering`,
 /// then `content`.
 fn pg_drill(setup: &str, tampering: &str, roles: Table) -> Option<Outcome> {
+    pg_drill_with(setup, tampering, roles, |d| d)
+}
+
+/// `pg_drill`, its run edited by `edit` (its environment).
+fn pg_drill_with(
+    setup: &str,
+    tampering: &str,
+    roles: Table,
+    edit: impl FnOnce(Drill) -> Drill,
+) -> Option<Outcome> {
     use super::postgres::{EPHEMERAL, PgServer, custom_drill};
     let server = PgServer::start("content (postgres)")?;
     server.sql("app", &format!("{PG_EXTRA}{setup}"));
@@ -227,7 +237,7 @@ fn pg_drill(setup: &str, tampering: &str, roles: Table) -> Option<Outcome> {
         EPHEMERAL,
         &[("#BACKUP#", "digests = true"), ("#AFTER_RESTORE#", &steps)],
     );
-    Some(drill.run())
+    Some(edit(drill).run())
 }
 
 #[test]
@@ -301,16 +311,56 @@ fn postgres_digests_split_a_large_table_among_connections() {
     let Some(out) = pg_drill(big, tampering, roles) else {
         return;
     };
+    only_digests_differ(out, "shop.big", 160000, "id 150001..160000");
+}
+
+/// Only `digests` failed, on `table` of `rows` rows (at backup and at the check), its
+/// first differing range `range`.
+fn only_digests_differ(out: Outcome, table: &str, rows: u64, range: &str) {
     let out = out.expect_code(1);
-    assert_eq!(
-        out.output("backup", "table_digests")["shop.big"]["rows"],
-        160000
-    );
+    assert_eq!(out.output("backup", "table_digests")[table]["rows"], rows);
     let content = out.step("verify_content");
     assert_eq!(content.failed_checks(), ["digests"]);
-    content.check("digests").says(
-        "shop.big: content differs: 160000 rows hashed, source had 160000; first differing range: id 150001..160000",
+    content.check("digests").says(&format!(
+        "{table}: content differs: {rows} rows hashed, source had {rows}; first differing range: {range}"
+    ));
+}
+
+/// Rows are hashed as the lines of `COPY ... TO STDOUT` (through psql): a value holding a
+/// tab, a newline or a backslash is still one row (COPY escapes them), a literal `\t` is
+/// not a tab, and NULL is not an empty string.
+#[test]
+fn postgres_digests_tell_escaped_characters_apart() {
+    let odd = r"CREATE TABLE shop.odd (id int PRIMARY KEY, body text);
+        INSERT INTO shop.odd VALUES (1, E'a\tb'), (2, E'x\ny\r'), (3, E'back\\slash'), (4, ''), (5, NULL);";
+    let tampering = r"UPDATE shop.odd SET body = E'a\\tb' WHERE id = 1;";
+    let roles = roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
+    let Some(out) = pg_drill(odd, tampering, roles) else {
+        return;
+    };
+    only_digests_differ(out, "shop.odd", 5, "id 1..1");
+}
+
+/// psql failing while it copies a table out fails the backup with psql's message and
+/// the table's name (here a psql that only complains, first on PATH).
+#[test]
+fn postgres_digests_fail_naming_the_table_when_psql_fails() {
+    let fake = tempfile::tempdir().unwrap();
+    let psql = fake.path().join("psql");
+    std::fs::write(&psql, "#!/bin/sh\necho 'psql: out of luck' >&2\nexit 2\n").unwrap();
+    std::fs::set_permissions(&psql, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
     );
+    let roles = roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
+    let Some(out) = pg_drill_with("", "", roles, |d| d.env("PATH", &path)) else {
+        return;
+    };
+    out.expect_code(1)
+        .step("backup")
+        .failed_with("digesting public.pgbench_accounts: public.pgbench_accounts: psql exited with 2: psql: out of luck");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -37,6 +37,20 @@ impl Bins {
         })
     }
 
+    /// A client program that any version fits (psql for a COPY), as `client` finds it,
+    /// but past Debian's wrapper (`pg_wrapper`, a Perl script whose start costs more
+    /// than a small table's COPY) to the newest versioned one when there is one.
+    pub fn client_unwrapped(&self, tool: &str) -> anyhow::Result<PathBuf> {
+        let found = self.client(tool)?;
+        let wrapped = std::fs::canonicalize(&found)
+            .is_ok_and(|p| p.file_name().is_some_and(|n| n == "pg_wrapper"));
+        let direct = newest_versioned_dir().map(|d| d.join(tool));
+        Ok(match direct {
+            Some(direct) if wrapped && direct.is_file() => direct,
+            _ => found,
+        })
+    }
+
     /// The directory of the server programs (`initdb`, `postgres`), whose `pg_restore`
     /// is used for the throwaway cluster so that versions match.
     pub fn server_dir(&self) -> anyhow::Result<PathBuf> {

@@ -1,6 +1,7 @@
 //! `SqlConn` for PostgreSQL through the `postgres` crate: verification queries, and the
 //! builtins (tables, indexes, exact counts, foreign keys with orphan rows, amcheck).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -9,8 +10,10 @@ use postgres::types::Type;
 use postgres::{Client, SimpleQueryMessage};
 use serde_json::Value;
 
+use super::bin::Bins;
 use super::catalog;
 use super::content;
+use super::copy::Psql;
 use super::url::PgUrl;
 pub use super::url::db_message;
 use crate::engines::Content;
@@ -22,6 +25,8 @@ pub struct PgConn {
     url: PgUrl,
     /// Cancels the running query when the step is cancelled (see `interrupt_on`).
     interrupt: Option<OnCancel>,
+    /// Copies rows out for digests (without: on this connection).
+    psql: Option<Psql>,
 }
 
 impl PgConn {
@@ -31,7 +36,25 @@ impl PgConn {
             client: url.connect()?,
             url,
             interrupt: None,
+            psql: None,
         })
+    }
+
+    /// Copies rows out for digests through psql (found as a client program: PATH first,
+    /// see `Bins`), its password file and messages in `scratch`, stopped with `cancel`;
+    /// where psql is not found, on this connection.
+    pub fn copying_with(mut self, scratch: PathBuf, cancel: &Arc<Cancel>) -> Self {
+        self.psql = Bins::new(None)
+            .and_then(|b| b.client_unwrapped("psql"))
+            .ok()
+            .map(|bin| Psql {
+                bin,
+                url: self.url.clone(),
+                scratch,
+                cancel: Arc::clone(cancel),
+                snapshot: None,
+            });
+        self
     }
 
     /// Cancels the running query (server side) when the step is cancelled.
@@ -231,6 +254,7 @@ impl SqlConn for PgConn {
         Box::new(content::Pg {
             c: &mut self.client,
             url,
+            psql: self.psql.clone(),
         })
     }
 

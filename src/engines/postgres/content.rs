@@ -1,7 +1,7 @@
-//! What row counts cannot see, in PostgreSQL: content digests (each row's text hashed
-//! by the server with `hashtextextended`, the sums added up by the server), views, triggers,
-//! functions, sequences and extensions, sequences behind their column's largest value,
-//! and roles and their table privileges.
+//! What row counts cannot see, in PostgreSQL: content digests (every row copied out as
+//! COPY's text and hashed in the drill, see `copy`), views, triggers, functions,
+//! sequences and extensions, sequences behind their column's largest value, and roles
+//! and their table privileges.
 
 use std::borrow::BorrowMut;
 use std::collections::BTreeMap;
@@ -11,25 +11,23 @@ use indexmap::IndexMap;
 use postgres::Client;
 
 use super::catalog::{self, Table, ident, quoted};
+use super::copy::{self, Psql};
 use super::url::PgUrl;
 use super::url::db_message;
 use crate::engines::Content;
 use crate::engines::digest::{self, Digester, KeyRange, Part, Piece, Plan, TableDigest};
+use crate::engines::roles::{Grant, Roles};
 
 /// A table is split among workers only into pieces of at least this many pages (8 MB).
 const MIN_PIECE_PAGES: i64 = 1024;
-use crate::engines::roles::{Grant, Roles};
-
-/// Session settings that fix how values print, so that the source and its restore print
-/// a value alike whatever the servers' defaults: dates and times in UTC and ISO, floats
-/// shortest-exact, bytea in hex.
-const SETTLED: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; SET bytea_output = 'hex'";
 
 /// A connection (`&mut Client`, or a worker's own `Client`) answering what row counts
-/// cannot see; with the `url` it came from, it opens more to digest in parallel.
+/// cannot see; with the `url` it came from, it opens more to digest in parallel. With
+/// `psql`, rows are copied out through it (in its snapshot); without, on the connection.
 pub struct Pg<C> {
     pub c: C,
     pub url: Option<PgUrl>,
+    pub psql: Option<Psql>,
 }
 
 impl<C: BorrowMut<Client>> Digester for Pg<C> {
@@ -80,40 +78,25 @@ impl<C: BorrowMut<Client>> Digester for Pg<C> {
         })
     }
 
-    /// Each row's text (the row as `ROW(t.*)::text` prints it: columns in their order, NULL
-    /// as nothing, an empty string as `""`) hashed by the server with `hashtextextended`
-    /// under two seeds, the high and the low 64 bits of the row's hash, added up exactly
-    /// per range. The text is made once a row (the subquery's `OFFSET 0` keeps the planner
-    /// from computing it for each hash); the ranges are few, so they are grouped by hash
-    /// (sorting the rows by range would spill them to disk); and the query is too cheap
-    /// per row for JIT compilation to pay.
+    /// The rows of the piece copied out (`copy::copy_sql`), each line hashed and added
+    /// up per range, through psql or on the connection.
     fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>> {
         let c = self.c.borrow_mut();
-        let (_, t) = lookup(c, &plan.table)?;
-        let pages = piece.sql("drill_row_.ctid", |p| format!("'({p},0)'::tid"));
-        let (bucket, filter) = plan.row_sql(ident, "/", pages);
-        let half =
-            |seed: u8| format!("coalesce(sum(hashtextextended(x COLLATE \"C\", {seed})), 0)::text");
-        let sql = format!(
-            "SELECT b::int8, count(*), {}, {} FROM (
-               SELECT {bucket} AS b, ROW(drill_row_.*)::text AS x FROM {} drill_row_{filter} OFFSET 0
-             ) s GROUP BY b",
-            half(1),
-            half(2),
-            quoted(&t)
-        );
-        c.batch_execute(SETTLED)?;
-        c.batch_execute("SET enable_sort = off; SET jit = off")?;
-        let rows = c
-            .query(&sql, &[])
-            .map_err(|e| anyhow::anyhow!("{}: {}", plan.table, db_message(&e)))?;
-        c.batch_execute("RESET enable_sort; RESET jit")?;
-        rows.iter()
-            .map(|r| {
-                let (b, n): (i64, i64) = (r.get(0), r.get(1));
-                Ok((b, Part::from_halves(n as u64, r.get(2), r.get(3))?))
-            })
-            .collect()
+        let (oid, t) = lookup(c, &plan.table)?;
+        let key_field = match &plan.key {
+            Some(k) => Some(column_index(c, oid, &k.column)?),
+            None => None,
+        };
+        let rows = copy::Rows {
+            plan,
+            piece,
+            quoted: quoted(&t),
+            key_field,
+        };
+        match &self.psql {
+            Some(psql) => psql.parts(&rows),
+            None => copy::parts_on(c, &rows),
+        }
     }
 }
 
@@ -124,9 +107,10 @@ impl<C: BorrowMut<Client>> Content for Pg<C> {
 
     fn more_digesters(&mut self, n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
         let n = n.min(extra_workers());
+        let psql = self.psql.as_ref();
         self.url
             .as_ref()
-            .map_or(Ok(Vec::new()), |url| workers(url, None, n))
+            .map_or(Ok(Vec::new()), |url| workers(url, None, psql, n))
     }
 
     /// Sequences owned by a column (serial, identity) whose next value is not past the
@@ -191,10 +175,12 @@ pub fn extra_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4)) - 1
 }
 
-/// Up to `n` connections to `url`, each in the exported `snapshot` when there is one.
+/// Up to `n` connections to `url`, each in the exported `snapshot` when there is one,
+/// copying out through `psql` when given.
 pub fn workers(
     url: &PgUrl,
     snapshot: Option<&str>,
+    psql: Option<&Psql>,
     n: usize,
 ) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
     (0..n)
@@ -207,14 +193,17 @@ pub fn workers(
                 ))
                 .map_err(|e| anyhow::anyhow!("importing the dump's snapshot: {}", db_message(&e)))?;
             }
-            Ok(Box::new(Pg { c, url: None }) as Box<dyn Digester + Send>)
+            let psql = psql.cloned();
+            Ok(Box::new(Pg { c, url: None, psql }) as Box<dyn Digester + Send>)
         })
         .collect()
 }
 
-/// The digests of every user table, `tx` and `more` in one snapshot.
+/// The digests of every user table, `tx` (through `psql` when given, in the snapshot
+/// `tx` exported) and `more` in one snapshot.
 pub fn digest_all(
     tx: &mut Client,
+    psql: Option<Psql>,
     more: Vec<Box<dyn Digester + Send>>,
     sample: Option<f64>,
 ) -> anyhow::Result<IndexMap<String, TableDigest>> {
@@ -222,7 +211,12 @@ pub fn digest_all(
         .iter()
         .map(catalog::qualified)
         .collect();
-    digest::digest_tables(&mut Pg { c: tx, url: None }, more, &tables, sample)
+    let mut first = Pg {
+        c: tx,
+        url: None,
+        psql,
+    };
+    digest::digest_tables(&mut first, more, &tables, sample)
 }
 
 /// The user table named `schema.name`.
@@ -235,6 +229,17 @@ fn lookup(c: &mut Client, table: &str) -> anyhow::Result<(u32, Table)> {
         )?
         .with_context(|| format!("table `{table}` does not exist"))?;
     Ok((row.get(0), (row.get(1), row.get(2))))
+}
+
+/// Where `column` of the table `oid` is among the columns of `SELECT *` (from 0).
+fn column_index(c: &mut Client, oid: u32, column: &str) -> anyhow::Result<usize> {
+    let row = c.query_one(
+        "SELECT count(*) FROM pg_attribute a JOIN pg_attribute k ON k.attrelid = a.attrelid
+         WHERE a.attrelid = $1 AND k.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+           AND a.attnum < k.attnum",
+        &[&oid, &column],
+    )?;
+    Ok(row.get::<_, i64>(0) as usize)
 }
 
 /// PostgreSQL roles: `pg_roles`, and `has_table_privilege` (the table found through the

@@ -4,6 +4,7 @@
 //! works. The transaction stays open until pg_dump is done, as the export requires.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::bin::Bins;
 use super::catalog;
 use super::conn::db_message;
 use super::content;
+use super::copy::Psql;
 use super::url::{PgUrl, with_password};
 use super::zstd;
 use crate::engines::SchemaFacts;
@@ -49,7 +51,7 @@ pub struct DumpRequest<'a> {
     pub bins: &'a Bins,
     /// A private directory for the password file and pg_dump's messages.
     pub scratch: &'a Path,
-    pub cancel: &'a Cancel,
+    pub cancel: &'a Arc<Cancel>,
     /// `compression = "zstd"`: an uncompressed custom archive, zstd-compressed here.
     pub zstd: bool,
     /// `digests = true` (with its sample): table digests, in the dump's snapshot.
@@ -173,11 +175,23 @@ fn gather(
 ) -> anyhow::Result<Gathered> {
     let mut facts = catalog::schema_facts(tx)?;
     if let Some(sample) = req.digests {
+        // psql copies out in the exported snapshot; without one, only this transaction
+        // sees the dump's snapshot, and copies out on its own connection.
+        let psql = snapshot.and_then(|s| {
+            let bin = req.bins.client_unwrapped("psql").ok()?;
+            Some(Psql {
+                bin,
+                url: req.url.clone(),
+                scratch: req.scratch.to_path_buf(),
+                cancel: Arc::clone(req.cancel),
+                snapshot: Some(s.to_string()),
+            })
+        });
         let more = match snapshot {
-            Some(s) => content::workers(req.url, Some(s), content::extra_workers())?,
+            Some(s) => content::workers(req.url, Some(s), psql.as_ref(), content::extra_workers())?,
             None => Vec::new(),
         };
-        facts.table_digests = Some(content::digest_all(tx, more, sample)?);
+        facts.table_digests = Some(content::digest_all(tx, psql, more, sample)?);
     }
     Ok(facts)
 }

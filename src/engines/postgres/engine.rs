@@ -34,7 +34,9 @@ impl Engine for Postgres {
     }
 
     fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
-        Ok(Box::new(PgConn::open(database)?.interrupted_by(ctx.cancel)))
+        let scratch = scratch_path(ctx);
+        let conn = PgConn::open(database)?.interrupted_by(ctx.cancel);
+        Ok(Box::new(conn.copying_with(scratch, ctx.cancel)))
     }
 
     fn spec(&self) -> &'static EngineSpec {
@@ -44,9 +46,14 @@ impl Engine for Postgres {
 
 /// A private directory of the step for password files and tools' messages.
 fn scratch_dir(ctx: &Ctx<'_>) -> anyhow::Result<PathBuf> {
-    let dir = ctx.workdir.join(".pg").join(ctx.step_id);
+    let dir = scratch_path(ctx);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Where `scratch_dir` is (created by whoever writes there first).
+fn scratch_path(ctx: &Ctx<'_>) -> PathBuf {
+    ctx.workdir.join(".pg").join(ctx.step_id)
 }
 
 /// `os_user`; empty means none (a playbook var left empty when not running as root).

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod conn;
 pub mod content;
+pub mod copy;
 pub mod dump;
 mod engine;
 pub mod pgbackrest;

@@ -1,0 +1,83 @@
+use super::*;
+use crate::engines::digest::KeyRange;
+
+/// Keys 1..=32 in 16 ranges of 2.
+fn keyed() -> Plan {
+    let key = KeyRange {
+        column: "id".into(),
+        min: 1,
+        max: 32,
+    };
+    Plan::new("public.t", Some(key), None)
+}
+
+/// The rows of `plan` with the key in column `key_field`.
+fn rows(plan: &Plan, key_field: Option<usize>) -> Rows<'_> {
+    Rows {
+        plan,
+        piece: Piece::default(),
+        quoted: "public.t".into(),
+        key_field,
+    }
+}
+
+/// COPY's text format escapes a tab, newline or backslash inside a value and prints NULL
+/// as `\N`: each line is one row, hashed whole, in the range of its key.
+#[test]
+fn each_line_is_one_row_hashed_in_the_range_of_its_key() {
+    let plan = keyed();
+    let copy = b"a\\tb\t1\nx\\ny\\\\\t2\n\\N\t3\n\t4\n";
+    let parts = rows(&plan, Some(1)).add_lines(&copy[..]).unwrap();
+    assert_eq!(parts.values().map(|p| p.rows).sum::<u64>(), 4);
+    // Keys 1 and 2 are in range 0, 3 and 4 in range 1.
+    let first_two = line_hash(b"a\\tb\t1").wrapping_add(line_hash(b"x\\ny\\\\\t2"));
+    assert_eq!(parts[&0].sum, first_two);
+    // NULL (`\N`) and the empty string hash apart.
+    let null = rows(&plan, Some(1)).add_lines(&b"\\N\t3\n"[..]).unwrap();
+    let empty = rows(&plan, Some(1)).add_lines(&b"\t3\n"[..]).unwrap();
+    assert_ne!(null[&1].sum, empty[&1].sum);
+}
+
+#[test]
+fn a_line_that_is_not_a_row_is_an_error() {
+    let plan = keyed();
+    let err = rows(&plan, Some(0))
+        .add_lines(&b"COPY 1\n"[..])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a line without a key in column 1: `COPY 1`"
+    );
+    let err = rows(&plan, Some(2)).add_lines(&b"1\tx\n"[..]).unwrap_err();
+    assert_eq!(err.to_string(), "a line without a key in column 3: `1\tx`");
+    let err = rows(&plan, Some(0)).add_lines(&b"1\tcut"[..]).unwrap_err();
+    assert_eq!(err.to_string(), "a row cut short (no end of line)");
+}
+
+/// Keys outside the source's ranges go to the ranges below and above; without a key
+/// every row is in range 0.
+#[test]
+fn keys_outside_the_ranges_and_tables_without_a_key() {
+    let plan = keyed();
+    let parts = rows(&plan, Some(0))
+        .add_lines(&b"-5\ta\n99\tb\n"[..])
+        .unwrap();
+    assert_eq!(parts.keys().copied().collect::<Vec<_>>(), [-1, 16]);
+    let whole = Plan::new("public.t", None, None);
+    let parts = rows(&whole, None).add_lines(&b"a\n\\N\n"[..]).unwrap();
+    assert_eq!(parts[&0].rows, 2);
+}
+
+/// Lines are found across the reader's buffer fills: a buffer of 7 bytes gives the same
+/// sums as one that holds everything.
+#[test]
+fn lines_across_buffer_fills_add_up_alike() {
+    let plan = keyed();
+    let copy: &[u8] = b"1\tsome longer value\n2\t\\N\n17\tx\\ty\n";
+    let whole = rows(&plan, Some(0)).add_lines(copy).unwrap();
+    let small = rows(&plan, Some(0))
+        .add_lines(std::io::BufReader::with_capacity(7, copy))
+        .unwrap();
+    assert_eq!(whole, small);
+    assert_eq!(whole.values().map(|p| p.rows).sum::<u64>(), 3);
+}
