@@ -21,6 +21,11 @@ fn rows(plan: &Plan, key_field: Option<usize>) -> Rows<'_> {
     }
 }
 
+/// `text` as the lines of a COPY of `keyed()` rows with the key in column `key_field`.
+fn add(key_field: Option<usize>, text: &[u8]) -> anyhow::Result<BTreeMap<i64, Part>> {
+    rows(&keyed(), key_field).add_lines(text)
+}
+
 /// COPY's text format escapes a tab, newline or backslash inside a value and prints NULL
 /// as `\N`: each line is one row, hashed whole, in the range of its key.
 #[test]
@@ -33,35 +38,30 @@ fn each_line_is_one_row_hashed_in_the_range_of_its_key() {
     let first_two = line_hash(b"a\\tb\t1").wrapping_add(line_hash(b"x\\ny\\\\\t2"));
     assert_eq!(parts[&0].sum, first_two);
     // NULL (`\N`) and the empty string hash apart.
-    let null = rows(&plan, Some(1)).add_lines(&b"\\N\t3\n"[..]).unwrap();
-    let empty = rows(&plan, Some(1)).add_lines(&b"\t3\n"[..]).unwrap();
+    let null = add(Some(1), b"\\N\t3\n").unwrap();
+    let empty = add(Some(1), b"\t3\n").unwrap();
     assert_ne!(null[&1].sum, empty[&1].sum);
 }
 
 #[test]
 fn a_line_that_is_not_a_row_is_an_error() {
-    let plan = keyed();
-    let err = rows(&plan, Some(0))
-        .add_lines(&b"COPY 1\n"[..])
-        .unwrap_err();
+    let err = |key_field, text: &[u8]| add(key_field, text).unwrap_err().to_string();
     assert_eq!(
-        err.to_string(),
+        err(Some(0), b"COPY 1\n"),
         "a line without a key in column 1: `COPY 1`"
     );
-    let err = rows(&plan, Some(2)).add_lines(&b"1\tx\n"[..]).unwrap_err();
-    assert_eq!(err.to_string(), "a line without a key in column 3: `1\tx`");
-    let err = rows(&plan, Some(0)).add_lines(&b"1\tcut"[..]).unwrap_err();
-    assert_eq!(err.to_string(), "a row cut short (no end of line)");
+    assert_eq!(
+        err(Some(2), b"1\tx\n"),
+        "a line without a key in column 3: `1\tx`"
+    );
+    assert_eq!(err(Some(0), b"1\tcut"), "a row cut short (no end of line)");
 }
 
 /// Keys outside the source's ranges go to the ranges below and above; without a key
 /// every row is in range 0.
 #[test]
 fn keys_outside_the_ranges_and_tables_without_a_key() {
-    let plan = keyed();
-    let parts = rows(&plan, Some(0))
-        .add_lines(&b"-5\ta\n99\tb\n"[..])
-        .unwrap();
+    let parts = add(Some(0), b"-5\ta\n99\tb\n").unwrap();
     assert_eq!(parts.keys().copied().collect::<Vec<_>>(), [-1, 16]);
     let whole = Plan::new("public.t", None, None);
     let parts = rows(&whole, None).add_lines(&b"a\n\\N\n"[..]).unwrap();
