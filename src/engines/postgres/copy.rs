@@ -17,7 +17,7 @@ use postgres::Client;
 
 use super::catalog::ident;
 use super::url::{PgUrl, db_message, with_password};
-use crate::engines::digest::{Part, Piece, Plan, Ranges};
+use crate::engines::digest::{Part, Piece, Plan, Ranges, row_hash};
 use crate::proc::{Cancel, Tool};
 
 /// Session settings that fix how values print, so that the source and its restore print
@@ -80,7 +80,7 @@ impl Rows<'_> {
     /// One line (without its newline, the columns as COPY's text format prints them:
     /// tab-separated, NULL as `\N`, a tab, newline, carriage return or backslash in a
     /// value escaped, so a row is one line and the columns cannot shift) hashed whole
-    /// (`line_hash`) into the range of its key.
+    /// (`row_hash`) into the range of its key.
     fn add_line(&self, line: &[u8], by_range: &mut Ranges) -> anyhow::Result<()> {
         let range = match self.key_field {
             None => 0,
@@ -95,7 +95,7 @@ impl Rows<'_> {
                 self.plan.bucket_of(key)
             }
         };
-        by_range.add_row(range, line_hash(line));
+        by_range.add_row(range, row_hash(line));
         Ok(())
     }
 }
@@ -109,12 +109,6 @@ fn field(line: &[u8], k: usize) -> Option<&[u8]> {
     };
     let end = tabs.next().unwrap_or(line.len());
     line.get(start..end)
-}
-
-/// A row's hash: XXH3's 128 bits (see docs/digests.md: a few times faster than BLAKE3 on
-/// rows this short, which counts when the drill hashes as fast as the server copies).
-pub fn line_hash(row: &[u8]) -> u128 {
-    twox_hash::XxHash3_128::oneshot(row)
 }
 
 /// The COPY on the connection itself, in its transaction (the connection's snapshot).

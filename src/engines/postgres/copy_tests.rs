@@ -35,7 +35,7 @@ fn each_line_is_one_row_hashed_in_the_range_of_its_key() {
     let parts = rows(&plan, Some(1)).add_lines(&copy[..]).unwrap();
     assert_eq!(parts.values().map(|p| p.rows).sum::<u64>(), 4);
     // Keys 1 and 2 are in range 0, 3 and 4 in range 1.
-    let first_two = line_hash(b"a\\tb\t1").wrapping_add(line_hash(b"x\\ny\\\\\t2"));
+    let first_two = row_hash(b"a\\tb\t1").wrapping_add(row_hash(b"x\\ny\\\\\t2"));
     assert_eq!(parts[&0].sum, first_two);
     // NULL (`\N`) and the empty string hash apart.
     let null = add(Some(1), b"\\N\t3\n").unwrap();
