@@ -47,13 +47,7 @@ impl PgConn {
         self.psql = Bins::new(None)
             .and_then(|b| b.client_unwrapped("psql"))
             .ok()
-            .map(|bin| Psql {
-                bin,
-                url: self.url.clone(),
-                scratch,
-                cancel: Arc::clone(cancel),
-                snapshot: None,
-            });
+            .map(|bin| Psql::new(bin, &self.url, scratch, cancel));
         self
     }
 

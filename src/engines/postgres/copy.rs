@@ -130,18 +130,38 @@ pub fn parts_on(c: &mut Client, rows: &Rows<'_>) -> anyhow::Result<BTreeMap<i64,
 /// there is one.
 #[derive(Clone)]
 pub struct Psql {
-    pub bin: PathBuf,
-    pub url: PgUrl,
+    bin: PathBuf,
+    url: PgUrl,
     /// A private directory for the password file and psql's messages.
-    pub scratch: PathBuf,
-    pub cancel: Arc<Cancel>,
-    pub snapshot: Option<String>,
+    scratch: PathBuf,
+    cancel: Arc<Cancel>,
+    snapshot: Option<String>,
 }
 
 /// Numbers psql's message files apart (workers run side by side).
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 impl Psql {
+    /// psql at `bin` connecting to `url`, its password file and messages in `scratch`,
+    /// stopped with `cancel`; in the connection's own snapshot.
+    pub fn new(bin: PathBuf, url: &PgUrl, scratch: PathBuf, cancel: &Arc<Cancel>) -> Self {
+        Self {
+            bin,
+            url: url.clone(),
+            scratch,
+            cancel: Arc::clone(cancel),
+            snapshot: None,
+        }
+    }
+
+    /// The same, each COPY in the exported `snapshot`.
+    pub fn in_snapshot(self, snapshot: &str) -> Self {
+        Self {
+            snapshot: Some(snapshot.to_string()),
+            ..self
+        }
+    }
+
     /// psql's arguments: no psqlrc, no prompt for a password, no command tags (its
     /// stdout is the COPY's lines only), stopping at the first error; the settings, the
     /// snapshot's transaction, the COPY.

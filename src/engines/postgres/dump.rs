@@ -179,13 +179,7 @@ fn gather(
         // sees the dump's snapshot, and copies out on its own connection.
         let psql = snapshot.and_then(|s| {
             let bin = req.bins.client_unwrapped("psql").ok()?;
-            Some(Psql {
-                bin,
-                url: req.url.clone(),
-                scratch: req.scratch.to_path_buf(),
-                cancel: Arc::clone(req.cancel),
-                snapshot: Some(s.to_string()),
-            })
+            Some(Psql::new(bin, req.url, req.scratch.to_path_buf(), req.cancel).in_snapshot(s))
         });
         let more = match snapshot {
             Some(s) => content::workers(req.url, Some(s), psql.as_ref(), content::extra_workers())?,
