@@ -48,12 +48,13 @@ MUTANTS_FILES ?= src/runner/gates.rs src/steps/checksum.rs src/steps/sql.rs \
 	src/engines/roles.rs src/engines/sqlite/content.rs src/engines/postgres/copy.rs
 # Of src/engines/sqlite/mod.rs, only the checks: those `integrity`, `foreign_keys`, `tables_exist`,
 # `indexes_exist`, `table_counts` call, and those of a restore (header, quick_check, tables).
-# Of src/engines/postgres/copy.rs, the reading of COPY lines into digests (the rest needs a
-# server, which the fast tests do not start).
+# Of src/engines/postgres/copy.rs, the reading of COPY lines into digests and psql's
+# arguments (the rest needs a server, which the fast tests do not start).
 SQLITE_CHECKS := user_tables|user_indexes|foreign_keys|names|quote|count_rows|quick_check|check_backup_file|restore
 MUTANTS_JOBS ?= 1
 mutants:
 	$(CARGO) mutants --jobs $(MUTANTS_JOBS) $(addprefix -f ,$(MUTANTS_FILES)) \
 		-F '^src/(runner|steps)/' -F '^src/(engines/(files/verify|sqlite/(conn|integrity|content)|digest|roles)|sources/audit)\.rs' \
 		-F '^src/engines/sqlite/mod\.rs:.* ($(SQLITE_CHECKS))\b' \
-		-F '^src/engines/postgres/copy\.rs:.* (Rows<.*>::add_lines?|field)\b' $(MUTANTS_ARGS)
+		-F '^src/engines/postgres/copy\.rs:.* (in|replace) (Rows<.*>::add_lines?|field|Psql::(args|in_snapshot))\b' \
+		$(MUTANTS_ARGS)

@@ -81,3 +81,35 @@ fn lines_across_buffer_fills_add_up_alike() {
     assert_eq!(whole, small);
     assert_eq!(whole.values().map(|p| p.rows).sum::<u64>(), 3);
 }
+
+/// At backup, psql reads in the dump's exported snapshot: the COPY runs inside a
+/// repeatable-read transaction that imports it, so the digests see what the dump saw;
+/// the password stays off the command line.
+#[test]
+fn psql_copies_in_the_exported_snapshot_and_never_shows_the_password() {
+    let url = PgUrl::parse("postgresql://app:s3cret@db.example:5432/shop").unwrap();
+    let cancel = Arc::new(Cancel::default());
+    let psql = Psql::new("psql".into(), &url, "/nonexistent".into(), &cancel);
+    let own = psql.args("COPY x TO STDOUT".into());
+    assert!(
+        !own.iter()
+            .any(|a| a.contains("SNAPSHOT") || a.contains("BEGIN"))
+    );
+    let args = psql
+        .in_snapshot("00000003-0000001B-1")
+        .args("COPY x TO STDOUT".into());
+    let commands: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--command="))
+        .collect();
+    assert_eq!(
+        commands[1..],
+        [
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            "SET TRANSACTION SNAPSHOT '00000003-0000001B-1'",
+            "COPY x TO STDOUT",
+            "COMMIT"
+        ]
+    );
+    assert!(!args.iter().any(|a| a.contains("s3cret")), "{args:?}");
+}
