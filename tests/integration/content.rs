@@ -212,14 +212,16 @@ CREATE TRIGGER orders_touch BEFORE UPDATE ON shop.orders FOR EACH ROW EXECUTE FU
 /// digests, where `app` is created and granted SELECT on shop.orders, then `tampering`,
 /// then `content`.
 fn pg_drill(setup: &str, tampering: &str, roles: Table) -> Option<Outcome> {
-    pg_drill_with(setup, tampering, roles, |d| d)
+    pg_drill_with(setup, tampering, roles, "digests = true", |d| d)
 }
 
-/// `pg_drill`, its run edited by `edit` (its environment).
+/// `pg_drill` with `backup` as the backup step's own fields, its run edited by `edit`
+/// (its environment).
 fn pg_drill_with(
     setup: &str,
     tampering: &str,
     roles: Table,
+    backup: &str,
     edit: impl FnOnce(Drill) -> Drill,
 ) -> Option<Outcome> {
     use super::postgres::{EPHEMERAL, PgServer, custom_drill};
@@ -235,7 +237,7 @@ fn pg_drill_with(
     let drill = custom_drill(
         &server,
         EPHEMERAL,
-        &[("#BACKUP#", "digests = true"), ("#AFTER_RESTORE#", &steps)],
+        &[("#BACKUP#", backup), ("#AFTER_RESTORE#", &steps)],
     );
     Some(edit(drill).run())
 }
@@ -355,12 +357,41 @@ fn postgres_digests_fail_naming_the_table_when_psql_fails() {
         std::env::var("PATH").unwrap()
     );
     let roles = roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
-    let Some(out) = pg_drill_with("", "", roles, |d| d.env("PATH", &path)) else {
+    let Some(out) = pg_drill_with("", "", roles, "digests = true", |d| d.env("PATH", &path)) else {
         return;
     };
     out.expect_code(1)
         .step("backup")
         .failed_with("digesting public.pgbench_accounts: public.pgbench_accounts: psql exited with 2: psql: out of luck");
+}
+
+/// Where the backup finds no psql (its `pg_bin_dir` holds pg_dump and pg_restore only),
+/// it copies the rows out on its own connections: the same lines, so the same digests
+/// as the check's, made through psql, on values COPY escapes; and a change is found.
+#[test]
+fn postgres_digests_without_psql_at_backup_equal_those_made_through_it() {
+    let Some(bin) = super::server::postgres_bin() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for tool in ["pg_dump", "pg_restore"] {
+        std::os::unix::fs::symlink(bin.join(tool), dir.path().join(tool)).unwrap();
+    }
+    let backup = format!("digests = true\npg_bin_dir = \"{}\"", dir.path().display());
+    let odd = r"CREATE TABLE shop.odd (id int PRIMARY KEY, body text);
+        INSERT INTO shop.odd VALUES (1, E'a\tb'), (2, E'x\ny\r'), (3, E'back\\slash'), (4, ''), (5, NULL);";
+    let roles = || roles_check(&["app"], "{ app = [\"SELECT:shop.orders\"] }");
+    let Some(out) = pg_drill_with(odd, "", roles(), &backup, |d| d) else {
+        return;
+    };
+    out.expect_code(0)
+        .step("verify_content")
+        .all_checks_passed();
+    let tampering = "UPDATE shop.odd SET body = 'changed' WHERE id = 4;";
+    let Some(out) = pg_drill_with(odd, tampering, roles(), &backup, |d| d) else {
+        return;
+    };
+    only_digests_differ(out, "shop.odd", 5, "id 4..4");
 }
 
 // ---------------------------------------------------------------------------------------
