@@ -86,9 +86,12 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
         if ty != "INTEGER" {
             return Ok(None);
         }
-        let q = quote(column);
+        let (q, t) = (quote(column), quote(table));
+        // Each in a query of its own: SQLite reads a lone min() or max() of the key from
+        // the b-tree's end, but `SELECT min(k), max(k)` scans the whole table (measured:
+        // 0.45 s of a 1 GiB backup's digests).
         let (min, max): (Option<i64>, Option<i64>) = conn.query_row(
-            &format!("SELECT min({q}), max({q}) FROM {}", quote(table)),
+            &format!("SELECT (SELECT min({q}) FROM {t}), (SELECT max({q}) FROM {t})"),
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
