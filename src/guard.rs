@@ -375,9 +375,10 @@ impl Created {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => anyhow::bail!("cannot look at {path}: {e}"),
         };
-        let leads = fs::canonicalize(&self.path)
+        let elsewhere = leads_elsewhere(&self.path)
             .map_err(|e| anyhow::anyhow!("cannot tell where {path} leads: {e}"))?;
-        if leads != self.path || (meta.dev(), meta.ino()) != self.id {
+        if elsewhere.is_some() || (meta.dev(), meta.ino()) != self.id {
+            let leads = elsewhere.unwrap_or_else(|| self.path.clone());
             anyhow::bail!(
                 "{path} is no longer the folder this run created (it leads to {}): kept, with what is in it",
                 leads.display()
@@ -385,6 +386,13 @@ impl Created {
         }
         Ok(true)
     }
+}
+
+/// Where `path`, a path [`resolve`]d when it was checked, leads now when that is not
+/// itself: a folder on its way (or itself) was swapped for a symlink since.
+pub fn leads_elsewhere(path: &Path) -> io::Result<Option<PathBuf>> {
+    let leads = fs::canonicalize(path)?;
+    Ok((leads != path).then_some(leads))
 }
 
 /// Creates `dir` (a resolved path, see [`resolve`]) and its missing parents, and returns
@@ -449,15 +457,27 @@ pub fn same_folder(path: &Path, doing: &str) -> io::Result<()> {
     let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
-    let leads = fs::canonicalize(parent)?;
-    if leads != parent {
-        return Err(io::Error::other(format!(
+    match leads_elsewhere(parent)? {
+        Some(leads) => Err(io::Error::other(format!(
             "cannot {doing} {}: its folder now leads to {}",
             path.display(),
             leads.display()
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Removes what a failed step left at `output` (a file or a tree; resolved when it was
+/// checked), never through a folder swapped for a symlink since.
+pub fn remove_failed_output(output: &Path) {
+    if same_folder(output, "remove").is_err() {
+        return;
+    }
+    let _ = if output.is_dir() {
+        fs::remove_dir_all(output)
+    } else {
+        fs::remove_file(output)
+    };
 }
 
 /// Removes what [`create_dirs`] created: `created`'s innermost folder with everything

@@ -289,9 +289,9 @@ fn remove_dir(dir: &Path, prefixes: &[&str]) -> Result<bool, String> {
     }
     // Recorded by its resolved path: one that now leads elsewhere (a folder on its way
     // became a symlink) is not removed through it.
-    match std::fs::canonicalize(dir) {
-        Ok(leads) if leads == dir => {}
-        Ok(leads) => {
+    match crate::guard::leads_elsewhere(dir) {
+        Ok(None) => {}
+        Ok(Some(leads)) => {
             return Err(format!(
                 "{} now leads to {}: kept",
                 dir.display(),

@@ -137,9 +137,7 @@ pub fn backup(
     let schema = match made {
         Ok(schema) => schema,
         Err(e) => {
-            if crate::guard::same_folder(output, "remove").is_ok() {
-                let _ = std::fs::remove_dir_all(output);
-            }
+            crate::guard::remove_failed_output(output);
             return Err(e);
         }
     };

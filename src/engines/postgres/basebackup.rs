@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::bin::Bins;
 use super::catalog;
-use super::dump::{fresh_output, remove_output, size_of, snapshot_facts};
+use super::dump::{fresh_output, size_of, snapshot_facts};
 use super::url::{PgUrl, with_password};
 use crate::engines::SchemaFacts;
 use crate::proc::{Cancel, Tool};
@@ -91,7 +91,7 @@ pub fn base_backup(
     let schema = match result {
         Ok(s) => s,
         Err(e) => {
-            remove_output(req.output);
+            crate::guard::remove_failed_output(req.output);
             return Err(e);
         }
     };

@@ -101,7 +101,7 @@ pub fn dump(req: &DumpRequest<'_>, progress: &dyn Fn(u64, u64)) -> anyhow::Resul
     let result = dump_in_snapshot(&mut client, req, jobs, progress);
     drop(interrupt);
     if result.is_err() {
-        remove_output(req.output);
+        crate::guard::remove_failed_output(req.output);
     }
     result
 }
@@ -310,19 +310,6 @@ pub fn fresh_output(output: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     Ok(())
-}
-
-/// Removes what a failed backup left at `output` (resolved when checked), never through
-/// a folder swapped for a symlink since.
-pub fn remove_output(output: &Path) {
-    if crate::guard::same_folder(output, "remove").is_err() {
-        return;
-    }
-    let _ = if output.is_dir() {
-        std::fs::remove_dir_all(output)
-    } else {
-        std::fs::remove_file(output)
-    };
 }
 
 /// The database a dump was taken from, read from its table of contents
