@@ -71,22 +71,8 @@ impl Plan {
         }
     }
 
-    /// The SQL expression of a row's range (`quoted` is the key column as SQL, `div` the
-    /// engine's integer division: `/`, or MySQL's `DIV`): -1 below the first, `BUCKETS`
-    /// above the last, 0 without a key.
-    pub fn bucket_sql(&self, quoted: &str, div: &str) -> String {
-        let Some(k) = &self.key else {
-            return "0".into();
-        };
-        let hi = k.lo + BUCKETS * k.width - 1;
-        format!(
-            "CASE WHEN {quoted} < {lo} THEN -1 WHEN {quoted} > {hi} THEN {BUCKETS} ELSE ({quoted} - ({lo})) {div} {w} END",
-            lo = k.lo,
-            w = k.width
-        )
-    }
-
-    /// The range of a row whose key is `key`, as `bucket_sql` computes it in SQL.
+    /// The range of a row whose key is `key`: -1 below the first, `BUCKETS` above the
+    /// last, 0 without a key.
     pub fn bucket_of(&self, key: i64) -> i64 {
         match &self.key {
             None => 0,
@@ -107,26 +93,20 @@ impl Plan {
         ))
     }
 
-    /// For a query of the rows aliased `drill_row_`: the expression of a row's range and
-    /// the WHERE clause of the sample and of `piece` (the condition of the engine's
-    /// choice, or None; empty: every row), the key quoted by `quote`.
-    pub fn row_sql(
-        &self,
-        quote: impl Fn(&str) -> String,
-        div: &str,
-        piece: Option<String>,
-    ) -> (String, String) {
+    /// For a query of the rows aliased `drill_row_`: the WHERE clause of the sample and
+    /// of `piece` (the condition of the engine's choice, or None; empty: every row), the
+    /// key quoted by `quote`.
+    pub fn filter_sql(&self, quote: impl Fn(&str) -> String, piece: Option<String>) -> String {
         let key = self
             .key
             .as_ref()
             .map_or_else(String::new, |k| format!("drill_row_.{}", quote(&k.column)));
         let conditions: Vec<String> = self.sample_sql(&key).into_iter().chain(piece).collect();
-        let filter = if conditions.is_empty() {
+        if conditions.is_empty() {
             String::new()
         } else {
             format!(" WHERE {}", conditions.join(" AND "))
-        };
-        (self.bucket_sql(&key, div), filter)
+        }
     }
 
     /// The keys of range `bucket`, as shown in a message.
@@ -295,7 +275,7 @@ pub trait Digester {
         Ok(Vec::new())
     }
     /// The rows of `plan`'s table (its sample) in `piece`, added up per range
-    /// (`Plan::bucket_sql`).
+    /// (`Plan::bucket_of`).
     fn parts(&mut self, plan: &Plan, piece: Piece) -> anyhow::Result<BTreeMap<i64, Part>>;
 }
 

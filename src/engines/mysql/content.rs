@@ -59,7 +59,7 @@ impl Digester for My<'_> {
             || "0".into(),
             |k| format!("drill_row_.{}", ident(&k.column)),
         );
-        let (_, filter) = plan.row_sql(ident, "DIV", None);
+        let filter = plan.filter_sql(ident, None);
         let sql = format!(
             "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             ident(&plan.table)

@@ -41,7 +41,7 @@ impl Rows<'_> {
         let pages = self
             .piece
             .sql("drill_row_.ctid", |p| format!("'({p},0)'::tid"));
-        let (_, filter) = self.plan.row_sql(ident, "/", pages);
+        let filter = self.plan.filter_sql(ident, pages);
         let quoted = &self.quoted;
         format!("COPY (SELECT drill_row_.* FROM {quoted} drill_row_{filter}) TO STDOUT")
     }

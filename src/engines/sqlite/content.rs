@@ -121,7 +121,7 @@ impl<C: Borrow<Connection>> Digester for Lite<C> {
             |k| format!("drill_row_.{}", quote(&k.column)),
         );
         // The range is computed here from the key: cheaper than in SQL for every row.
-        let (_, filter) = plan.row_sql(quote, "/", piece.sql(&key, |k| k.to_string()));
+        let filter = plan.filter_sql(quote, piece.sql(&key, |k| k.to_string()));
         let sql = format!(
             "SELECT {key}, drill_row_.* FROM {} drill_row_{filter}",
             quote(&plan.table)
