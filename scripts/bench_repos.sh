@@ -3,6 +3,7 @@
 # side by side with the tools alone, in one run:
 #   locate restic (snapshots beside dump latest)    vs  restic dump   (target: ≤ 1.05×)
 #   locate borg (list, list beside extract --stdout) vs borg extract --stdout   (≤ 1.05×)
+#     and vs what a script of the newest archive runs: borg list --last 1, then that extract
 #   locate decrypt + decompress (age, zstd)         vs  age -d | zstd -d   (≤ 1.1×)
 # Each round runs ours (and BEFORE's) then the tool, alternating; prints seconds (best and
 # median of ROUNDS), the ratios of the bests and of the medians, and our peak memory.
@@ -92,6 +93,13 @@ theirs() {
 }
 restic_dump() { restic dump --no-lock --no-cache latest /data/big.db; }
 borg_extract() { BORG_RELOCATED_REPO_ACCESS_IS_OK=yes borg extract --bypass-lock --stdout "$work/borg::bench" data/big.db; }
+# `borg extract` takes an archive's name, never "the newest" (no version has archive
+# filters on extract), so a script that restores the newest archive lists it first.
+borg_newest() {
+  local name
+  name=$(BORG_RELOCATED_REPO_ACCESS_IS_OK=yes borg list --bypass-lock --last 1 --short "$work/borg")
+  BORG_RELOCATED_REPO_ACCESS_IS_OK=yes borg extract --bypass-lock --stdout "$work/borg::$name" data/big.db
+}
 age_zstd() { age -d -i "$work/key.txt" "$work/big.db.zst.age" | zstd -q -d; }
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -115,5 +123,6 @@ row() { # label, id, reference function
 }
 row "locate restic  vs  restic dump" restic restic_dump
 row "locate borg  vs  borg extract --stdout" borg borg_extract
+row "locate borg  vs  borg list --last 1; extract" borg borg_newest
 row "locate age+zstd  vs  age -d | zstd -d" decode age_zstd
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
