@@ -42,6 +42,71 @@ pub struct KindSpec {
     /// Builtin checks that mean nothing for this engine, each with why (`validate`
     /// refuses them).
     pub lacks: &'static [(Builtin, &'static str)],
+    /// The ways it takes a backup (`method = "..."`), the first the default; none where
+    /// it has one way only.
+    pub methods: &'static [Method],
+}
+
+/// One way an engine takes a backup (`method = "basebackup"`), with the step's fields
+/// that mean nothing to it: `validate` refuses them beside it, saying why, and so does
+/// the step where `method` is a template.
+#[derive(Debug)]
+pub struct Method {
+    pub name: &'static str,
+    /// The program it runs (`pg_basebackup`), for messages.
+    pub tool: &'static str,
+    pub refuses: &'static [&'static str],
+    /// Why it refuses them, in a clause (`... apply to pg_dump only`).
+    pub why: &'static str,
+}
+
+impl Method {
+    pub const fn new(name: &'static str, tool: &'static str) -> Self {
+        Self {
+            name,
+            tool,
+            refuses: &[],
+            why: "",
+        }
+    }
+
+    pub const fn refuses(self, refuses: &'static [&'static str], why: &'static str) -> Self {
+        Self {
+            refuses,
+            why,
+            ..self
+        }
+    }
+
+    /// That `field` does not apply to it (the message without `why`).
+    pub fn refusal(&self, field: &str) -> String {
+        format!("`{field}` does not apply to `method = \"{}\"`", self.name)
+    }
+}
+
+/// The method a step names among `methods` (the first when it names none): an unknown
+/// name is an error listing them, as is a field the method refuses (`present` says
+/// which fields the step has).
+pub fn method<'m>(
+    given: Option<&str>,
+    methods: &'m [Method],
+    present: impl Fn(&str) -> bool,
+) -> Result<&'m Method, String> {
+    let Some(found) = methods.iter().find(|m| given.is_none_or(|g| g == m.name)) else {
+        let choices: Vec<String> = methods
+            .iter()
+            .map(|m| format!("\"{}\" ({})", m.name, m.tool))
+            .collect();
+        return Err(format!(
+            "`method` must be {}, not \"{}\"",
+            choices.join(" or "),
+            given.unwrap_or_default()
+        ));
+    };
+    match found.refuses.iter().find(|f| present(f)) {
+        Some(field) => Err(format!("{}: {}", found.refusal(field), found.why)),
+        None => Ok(found),
+    }
 }
 
 /// The outputs of a backup or restore of an engine that reports a schema (and a backup
@@ -67,6 +132,7 @@ impl KindSpec {
             outputs: &[],
             schema: false,
             lacks: &[],
+            methods: &[],
         }
     }
 
@@ -105,6 +171,11 @@ impl KindSpec {
     /// Builtins its `sql` steps refuse, each with why.
     pub const fn lacks(self, lacks: &'static [(Builtin, &'static str)]) -> Self {
         Self { lacks, ..self }
+    }
+
+    /// Its backup methods, the first the default.
+    pub const fn methods(self, methods: &'static [Method]) -> Self {
+        Self { methods, ..self }
     }
 
     /// It reports the database's schema (`SCHEMA_OUTPUTS`).

@@ -95,6 +95,7 @@ pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [
         (Backup | Restore | Sql, None) => vec![&["engine"]],
         (Sql, Some(_)) => vec![&["database"], &["execute", "checks"]],
         (Backup | Restore, Some(_)) => engine.map_or_else(Vec::new, |k| k.required.to_vec()),
+        (Locate, _) if is_remote(step) => vec![&["glob", "restic", "borg"], &["output"]],
         (Locate, _) => vec![&["glob", "restic", "borg"]],
         (Copy, _) => vec![&["files"], &["to"]],
         (Checksum, _) => vec![&["manifest", "verify"]],
@@ -104,6 +105,13 @@ pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [
         (Wait, _) => vec![&["duration"]],
         (StepKind::Files, _) => vec![&["directory"], &["checks"]],
     }
+}
+
+/// Whether a locate step's backup is remote (a repository, or an object store), so that
+/// it needs an `output` to be downloaded or restored to; a local file is used in place.
+fn is_remote(step: &Step) -> bool {
+    let s3 = |g: &String| g.starts_with("s3://");
+    step.restic.is_some() || step.borg.is_some() || step.glob.as_ref().is_some_and(s3)
 }
 
 /// The phase a step's duration is counted in when the playbook does not say.
@@ -147,3 +155,38 @@ pub const NATIVE_FIELDS: &[&str] = &[
 
 /// Fields that are never templates (identifiers and expressions).
 pub const NOT_TEMPLATED: &[&str] = &["id", "kind", "when", "engine", "algorithm", "builtin"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name a `kind` takes, as the playbook's schema lists them.
+    fn schema_names(value: &serde_json::Value, names: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(name)) = map.get("const") {
+                    names.push(name.clone());
+                }
+                if let Some(serde_json::Value::Array(values)) = map.get("enum") {
+                    names.extend(values.iter().filter_map(|v| v.as_str().map(String::from)));
+                }
+                map.values().for_each(|v| schema_names(v, names));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| schema_names(v, names)),
+            _ => {}
+        }
+    }
+
+    /// `ALL` is what field checks go through: a kind left out of it would let its fields
+    /// stand on any step unrefused (as `to` of `copy` once did).
+    #[test]
+    fn every_step_kind_is_in_all() {
+        let schema = serde_json::to_value(schemars::schema_for!(StepKind)).unwrap();
+        let mut names = Vec::new();
+        schema_names(&schema, &mut names);
+        names.sort();
+        let mut all: Vec<String> = StepKind::ALL.iter().map(|k| k.as_str().into()).collect();
+        all.sort();
+        assert_eq!(all, names);
+    }
+}

@@ -27,7 +27,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 /// Where a step is: the record's type, the playbook's sections.
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
-pub use engine::{EngineSpec, KindSpec, SCHEMA_OUTPUTS, find_spec, kind_spec};
+pub use engine::{EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec};
 pub use evidence::EvidenceSettings;
 pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
@@ -69,29 +69,13 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
     value.ok_or_else(|| anyhow::anyhow!("missing field `{field}`"))
 }
 
-/// A backup's `method`, one of `methods` (name, what it runs), the first being the
-/// default; anything else is an error listing them.
-pub fn method(
-    step: &Step,
-    engine: &str,
-    methods: &[(&'static str, &str)],
-) -> anyhow::Result<&'static str> {
-    let given = step.method.as_deref();
-    if let Some(&(name, _)) = methods
-        .iter()
-        .find(|(name, _)| given.is_none_or(|g| g == *name))
-    {
-        return Ok(name);
-    }
-    let choices: Vec<String> = methods
-        .iter()
-        .map(|(name, tool)| format!("\"{name}\" ({tool})"))
-        .collect();
-    anyhow::bail!(
-        "backup/{engine}: `method` must be {}, not \"{}\"",
-        choices.join(" or "),
-        given.unwrap_or_default()
-    )
+/// The backup method `step` names among its engine's `methods` (the first when it
+/// names none), after its rendering: an unknown one, or a field it refuses, is an error.
+pub fn method<'m>(step: &Step, engine: &str, methods: &'m [Method]) -> anyhow::Result<&'m Method> {
+    let fields = serde_json::to_value(step).unwrap_or_default();
+    let present = |f: &str| fields.get(f).is_some_and(|v| !v.is_null());
+    engine::method(step.method.as_deref(), methods, present)
+        .map_err(|e| anyhow::anyhow!("backup/{engine}: {e}"))
 }
 
 impl Playbook {
@@ -492,18 +476,28 @@ mod tests {
 
     #[test]
     fn a_backup_method_is_the_default_one_of_the_engines_or_an_error_naming_them() {
-        let methods = [("dump", "pg_dump"), ("basebackup", "pg_basebackup")];
-        assert_eq!(method(&backup(None), "postgres", &methods).unwrap(), "dump");
-        assert_eq!(
-            method(&backup(Some("dump")), "postgres", &methods).unwrap(),
-            "dump"
-        );
-        let base = backup(Some("basebackup"));
-        assert_eq!(method(&base, "postgres", &methods).unwrap(), "basebackup");
-        let err = method(&backup(Some("rsync")), "postgres", &methods).unwrap_err();
+        const METHODS: &[Method] = &[
+            Method::new("dump", "pg_dump"),
+            Method::new("basebackup", "pg_basebackup").refuses(&["jobs"], "jobs are pg_dump's"),
+        ];
+        let name = |step: &Step| method(step, "postgres", METHODS).map(|m| m.name);
+        assert_eq!(name(&backup(None)).unwrap(), "dump");
+        assert_eq!(name(&backup(Some("dump"))).unwrap(), "dump");
+        assert_eq!(name(&backup(Some("basebackup"))).unwrap(), "basebackup");
+        let err = name(&backup(Some("rsync"))).unwrap_err();
         assert_eq!(
             err.to_string(),
             "backup/postgres: `method` must be \"dump\" (pg_dump) or \"basebackup\" (pg_basebackup), not \"rsync\""
         );
+        // A field the method refuses, once the step is rendered (`method` a template).
+        let mut base = backup(Some("basebackup"));
+        base.jobs = Some(2);
+        assert_eq!(
+            name(&base).unwrap_err().to_string(),
+            "backup/postgres: `jobs` does not apply to `method = \"basebackup\"`: jobs are pg_dump's"
+        );
+        let mut dump = backup(Some("dump"));
+        dump.jobs = Some(2);
+        assert_eq!(name(&dump).unwrap(), "dump");
     }
 }

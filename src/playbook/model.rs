@@ -140,7 +140,7 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 11] = [
+    pub const ALL: [StepKind; 12] = [
         StepKind::Backup,
         StepKind::Checksum,
         StepKind::Restore,
@@ -152,6 +152,7 @@ impl StepKind {
         StepKind::Locate,
         StepKind::Wait,
         StepKind::Files,
+        StepKind::Copy,
     ];
 
     pub fn as_str(self) -> &'static str {

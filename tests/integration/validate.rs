@@ -46,6 +46,76 @@ fn a_field_of_another_kind_is_refused() {
 }
 
 #[test]
+fn a_field_of_the_copy_kind_is_refused_elsewhere() {
+    let toml = pb("t").step(wait("w", "1s").set("to", "s3://b/x/")).toml();
+    let message = "field `to` does not apply to a `wait` step";
+    rejects(&toml, message, "8:1", "to = \"s3://b/x/\"");
+}
+
+#[test]
+fn a_remote_locate_without_output_is_refused() {
+    let s3 = step("l", "locate").set("glob", "s3://bucket/db-*.zst");
+    rejects(
+        &pb("t").step(s3).toml(),
+        "locate step `l` needs `output`",
+        "5:6",
+        "id = \"l\"",
+    );
+    let restic = step("l", "locate").fields("restic = { repository = \"/srv/restic\" }");
+    rejects(
+        &pb("t").step(restic).toml(),
+        "locate step `l` needs `output`",
+        "5:6",
+        "id = \"l\"",
+    );
+    // A local file is used where it is.
+    let local = step("l", "locate").set("glob", "backups/*.db");
+    Drill::new(&pb("t").step(local).toml())
+        .validate()
+        .expect_code(0);
+}
+
+#[test]
+fn an_unknown_backup_method_is_refused_with_a_suggestion() {
+    let toml = pb("t")
+        .step(
+            backup("mysql", "x.sql")
+                .set("url", "mysql://u@h/db")
+                .set("method", "mariabackupp"),
+        )
+        .toml();
+    rejects(&toml, "unknown value `mariabackupp`", "10:10", "method = ");
+    Drill::new(&toml)
+        .validate()
+        .stderr_has("did you mean `mariabackup`?");
+}
+
+#[test]
+fn a_field_the_backup_method_does_not_take_is_refused() {
+    let base = backup("postgres", "base")
+        .set("url", "postgres://u@h/db")
+        .set("method", "basebackup")
+        .set("digests", true);
+    let toml = pb("t").step(base).toml();
+    let message = "`digests` does not apply to `method = \"basebackup\"`";
+    rejects(&toml, message, "11:1", "digests = true");
+    Drill::new(&toml)
+        .validate()
+        .stderr_has("digests need its snapshot");
+    let physical = backup("mysql", "x")
+        .set("url", "mysql://u@h/db")
+        .set("method", "mariabackup")
+        .set("single_transaction", true);
+    let message = "`single_transaction` does not apply to `method = \"mariabackup\"`";
+    rejects(
+        &pb("t").step(physical).toml(),
+        message,
+        "11:1",
+        "single_transaction",
+    );
+}
+
+#[test]
 fn a_wrong_type_is_pointed_at() {
     let toml = pb("t").step(step("w", "wait").set("duration", 5)).toml();
     let message = "invalid type: integer `5`, expected a string";

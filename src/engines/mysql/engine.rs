@@ -9,7 +9,7 @@ use super::{MysqlConn, Target, dump, ident, physical};
 use crate::engines::compress::Compression;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, method, required};
+use crate::playbook::{EngineSpec, KindSpec, Method, Step, method, required};
 
 pub struct Mysql;
 
@@ -18,8 +18,7 @@ impl Engine for Mysql {
         let target = Target::parse(required(step.url.as_deref(), "url")?)?;
         // Checked before anything is created; the dump goes where the path really leads.
         let (given, output) = &ctx.backup_output(step)?;
-        let methods = [("dump", "mysqldump"), ("mariabackup", "mariabackup")];
-        if method(step, "mysql", &methods)? == "mariabackup" {
+        if method(step, "mysql", BACKUP_METHODS)?.name == "mariabackup" {
             return mariabackup(step, &target, ctx);
         }
         if let Some(parent) = output.parent() {
@@ -120,16 +119,6 @@ impl Engine for Mysql {
 /// `mariabackup` of the url's server, prepared, counted at its start.
 fn mariabackup(step: &Step, target: &Target, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let (given, output) = &ctx.backup_output(step)?;
-    ensure!(
-        step.compression.is_none()
-            && step.single_transaction.is_none()
-            && step.skip_lock_tables.is_none(),
-        "backup/mysql: `compression`, `single_transaction` and `skip_lock_tables` apply to mysqldump, not `method = \"mariabackup\"`"
-    );
-    ensure!(
-        step.digests.is_none(),
-        "backup/mysql: `digests` need mysqldump's snapshot; a mariabackup backup restores what was committed until its end, after the snapshot its counts come from"
-    );
     let scratch = ctx.workdir.join(".mysql").join(ctx.step_id);
     let started = std::time::Instant::now();
     let t = physical::backup(target, output, ctx.sources, &scratch, ctx.cancel)?;
@@ -180,6 +169,15 @@ fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored
     physical::restore(&req, ctx)
 }
 
+/// How a backup is taken: `mysqldump` (the default) or `mariabackup`.
+const BACKUP_METHODS: &[Method] = &[
+    Method::new("dump", "mysqldump"),
+    Method::new("mariabackup", "mariabackup").refuses(
+        &["digests", "sample", "compression", "single_transaction", "skip_lock_tables"],
+        "`compression`, `single_transaction` and `skip_lock_tables` are mysqldump's, and digests need its snapshot (a mariabackup backup restores what was committed until its end, after the snapshot its counts come from)",
+    ),
+];
+
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
@@ -204,6 +202,7 @@ static SPEC: EngineSpec = EngineSpec {
             "method",
             "prepared",
         ])
+        .methods(BACKUP_METHODS)
         .schema(),
         // `compression` is accepted and not needed: a dump's first bytes tell it.
         KindSpec::restore(&[

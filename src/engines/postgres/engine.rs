@@ -20,7 +20,7 @@ use super::url::PgUrl;
 use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored, SchemaFacts};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Step, method, required};
+use crate::playbook::{EngineSpec, KindSpec, Method, Step, method, required};
 
 pub struct Postgres;
 
@@ -65,8 +65,7 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
     // Checked before anything is created; the dump goes where the path really leads.
     let (given, output) = &ctx.backup_output(step)?;
-    let methods = [("dump", "pg_dump"), ("basebackup", "pg_basebackup")];
-    if method(step, "postgres", &methods)? == "basebackup" {
+    if method(step, "postgres", BACKUP_METHODS)?.name == "basebackup" {
         return base_backup(step, &url, ctx);
     }
     let format = Format::parse(step.format.as_deref())?;
@@ -126,14 +125,6 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
 /// `pg_basebackup` of the whole cluster, counted in a snapshot at its start.
 fn base_backup(step: &Step, url: &PgUrl, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let (given, output) = &ctx.backup_output(step)?;
-    ensure!(
-        digest::asked(step)?.is_none(),
-        "backup/postgres: `digests` need pg_dump's snapshot; a basebackup restores what was committed until its end, after the snapshot its counts come from"
-    );
-    ensure!(
-        step.compression.is_none() && step.jobs.is_none(),
-        "backup/postgres: `compression` and `jobs` apply to pg_dump, not `method = \"basebackup\"`"
-    );
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let scratch = scratch_dir(ctx)?;
     let started = std::time::Instant::now();
@@ -469,6 +460,15 @@ fn restore_into(
     })
 }
 
+/// How a backup is taken: `pg_dump` (the default) or `pg_basebackup`.
+const BACKUP_METHODS: &[Method] = &[
+    Method::new("dump", "pg_dump"),
+    Method::new("basebackup", "pg_basebackup").refuses(
+        &["digests", "sample", "compression", "jobs"],
+        "`compression` and `jobs` are pg_dump's, and digests need its snapshot (a basebackup restores what was committed until its end, after the snapshot its counts come from)",
+    ),
+];
+
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
     name: "postgres",
@@ -488,6 +488,7 @@ static SPEC: EngineSpec = EngineSpec {
         ])
         .needs(&[&["url"], &["output"]])
         .outputs(&["format", "database", "counts_in_dump_snapshot", "manifest"])
+        .methods(BACKUP_METHODS)
         .schema(),
         KindSpec::restore(&[
             "from",
