@@ -197,9 +197,11 @@ pub struct CheckRecord {
     pub passed: bool,
     /// What was found, or why the check failed.
     pub detail: String,
-    /// What the check wanted, where it says (`expect`, `expect_rows`, bounds).
+    /// What the check wanted, where it says (`expect`, `expect_rows`, bounds; an object
+    /// of each where a query has several, e.g. `{"min": 1, "max": 9}`; the names wanted).
     pub expected: Option<Value>,
-    /// What was found, where the check compares a value.
+    /// What was found, in `expected`'s shape: the first cell, the number of rows or the
+    /// rows; of the names wanted, those present; a count or a problem count.
     pub actual: Option<Value>,
 }
 

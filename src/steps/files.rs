@@ -23,7 +23,12 @@ pub fn verify(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
         .flatten()
         .map(|c| run_check(dir, c, ctx))
         .collect();
-    Ok(super::sql::outcome_of_checks(checks, ctx))
+    let value = checks.first().and_then(|c| c.actual.clone());
+    Ok(super::sql::outcome_of_checks(
+        checks,
+        value.unwrap_or_default(),
+        ctx,
+    ))
 }
 
 fn run_check(dir: &Path, check: &Check, ctx: &StepCtx) -> CheckRecord {

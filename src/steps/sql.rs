@@ -24,18 +24,20 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             &format!("executed {} bytes of SQL", sql.len()),
         );
     }
-    let checks: Vec<CheckRecord> = step
+    let (checks, values): (Vec<CheckRecord>, Vec<Value>) = step
         .checks
         .iter()
         .flatten()
-        .map(|check| run_check(conn.as_mut(), check))
-        .collect();
-    Ok(outcome_of_checks(checks, ctx))
+        .map(|check| checked(conn.as_mut(), check))
+        .unzip();
+    let value = values.into_iter().next().unwrap_or(Value::Null);
+    Ok(outcome_of_checks(checks, value, ctx))
 }
 
 /// Logs the checks and makes the step's outcome: outputs `value` (the first check's
-/// result) and `checks` (name → passed); failed when any check failed.
-pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome {
+/// value: a query's first cell, a builtin's finding) and `checks` (name → passed);
+/// failed when any check failed.
+pub fn outcome_of_checks(checks: Vec<CheckRecord>, value: Value, ctx: &StepCtx) -> StepOutcome {
     for c in &checks {
         let mark = if c.passed { "ok" } else { "FAILED" };
         ctx.log.write(
@@ -44,13 +46,7 @@ pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome
         );
     }
     let mut outputs = serde_json::Map::new();
-    outputs.insert(
-        "value".into(),
-        checks
-            .first()
-            .and_then(|c| c.actual.clone())
-            .unwrap_or(Value::Null),
-    );
+    outputs.insert("value".into(), value);
     outputs.insert(
         "checks".into(),
         checks
@@ -79,21 +75,41 @@ pub fn outcome_of_checks(checks: Vec<CheckRecord>, ctx: &StepCtx) -> StepOutcome
 
 /// Runs one check; an error (bad SQL, missing table) is a failed check, not a crash.
 pub fn run_check(conn: &mut dyn SqlConn, check: &Check) -> CheckRecord {
+    checked(conn, check).0
+}
+
+/// One check's record, and its value (output `value` when it is the first check): a
+/// query's first cell, whatever it compared; a builtin's `actual`.
+fn checked(conn: &mut dyn SqlConn, check: &Check) -> (CheckRecord, Value) {
     let result = match (&check.query, check.builtin) {
         (Some(query), _) => query_check(conn, check, query),
-        (None, Some(builtin)) => builtin_check(conn, check, builtin),
+        (None, Some(builtin)) => builtin_check(conn, check, builtin).map(|r| {
+            let value = r.actual.clone().unwrap_or(Value::Null);
+            (r, value)
+        }),
         (None, None) => Err(anyhow::anyhow!("needs a `query` or a `builtin`")),
     };
-    result.unwrap_or_else(|e| CheckRecord {
-        name: check.name.clone(),
-        passed: false,
-        detail: format!("{e:#}"),
-        expected: None,
-        actual: None,
+    result.unwrap_or_else(|e| {
+        let record = CheckRecord {
+            name: check.name.clone(),
+            passed: false,
+            detail: format!("{e:#}"),
+            expected: None,
+            actual: None,
+        };
+        (record, Value::Null)
     })
 }
 
-fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Result<CheckRecord> {
+/// A query and its expectations: `expect` (the first cell, loosely), `expect_rows` (the
+/// number of rows, or the rows exactly), `min` / `max` (bounds of the first cell). The
+/// record's `expected` and `actual` are what was compared: the one expectation's, or an
+/// object of each (`{"expect_rows": 2, "min": 1}`) where there are several.
+fn query_check(
+    conn: &mut dyn SqlConn,
+    check: &Check,
+    query: &str,
+) -> anyhow::Result<(CheckRecord, Value)> {
     let rows = conn.query(query)?;
     let first = rows
         .first()
@@ -101,41 +117,66 @@ fn query_check(conn: &mut dyn SqlConn, check: &Check, query: &str) -> anyhow::Re
         .cloned()
         .unwrap_or(Value::Null);
     let mut failures = Vec::new();
-    if let Some(expect) = &check.expect
-        && !loosely_equal(expect, &first)
-    {
-        failures.push(format!("expected {expect}, got {first}"));
+    let mut compared: Vec<(&str, Value, Value)> = Vec::new();
+    if let Some(expect) = &check.expect {
+        if !loosely_equal(expect, &first) {
+            failures.push(format!("expected {expect}, got {first}"));
+        }
+        compared.push(("expect", expect.clone(), first.clone()));
     }
     if let Some(expect_rows) = &check.expect_rows {
-        match expect_rows {
-            Value::Number(n) if n.as_u64() != Some(rows.len() as u64) => {
-                failures.push(format!("expected {n} rows, got {}", rows.len()));
+        let got = match expect_rows {
+            Value::Number(n) => {
+                if n.as_u64() != Some(rows.len() as u64) {
+                    failures.push(format!("expected {n} rows, got {}", rows.len()));
+                }
+                json!(rows.len())
             }
-            Value::Array(expected) if !rows_equal(expected, &rows) => {
-                failures.push(format!("expected rows {expect_rows}, got {}", json!(rows)));
+            Value::Array(expected) => {
+                if !rows_equal(expected, &rows) {
+                    failures.push(format!("expected rows {expect_rows}, got {}", json!(rows)));
+                }
+                json!(rows)
             }
-            Value::Number(_) | Value::Array(_) => {}
             other => {
                 bail!("`expect_rows` must be a number of rows or an array of rows, not {other}")
             }
+        };
+        compared.push(("expect_rows", expect_rows.clone(), got));
+    }
+    if let Some(min) = &check.min {
+        if !(number(&first).zip(number(min)).is_some_and(|(v, m)| v >= m)) {
+            failures.push(format!("expected at least {min}, got {first}"));
         }
+        compared.push(("min", min.clone(), first.clone()));
     }
-    if let Some(min) = &check.min
-        && !(number(&first).zip(number(min)).is_some_and(|(v, m)| v >= m))
-    {
-        failures.push(format!("expected at least {min}, got {first}"));
+    if let Some(max) = &check.max {
+        if !(number(&first).zip(number(max)).is_some_and(|(v, m)| v <= m)) {
+            failures.push(format!("expected at most {max}, got {first}"));
+        }
+        compared.push(("max", max.clone(), first.clone()));
     }
-    if let Some(max) = &check.max
-        && !(number(&first).zip(number(max)).is_some_and(|(v, m)| v <= m))
-    {
-        failures.push(format!("expected at most {max}, got {first}"));
-    }
-    let expected = check.expect.clone().or_else(|| check.expect_rows.clone());
-    Ok(if failures.is_empty() {
-        record(check, true, format!("got {first}"), expected, Some(first))
-    } else {
-        record(check, false, failures.join("; "), expected, Some(first))
-    })
+    let (expected, actual) = match compared.as_slice() {
+        [] => (None, first.clone()),
+        [(_, want, got)] => (Some(want.clone()), got.clone()),
+        many => {
+            let (mut want, mut got) = (serde_json::Map::new(), serde_json::Map::new());
+            for (field, wanted, found) in many {
+                want.insert(field.to_string(), wanted.clone());
+                got.insert(field.to_string(), found.clone());
+            }
+            (Some(want.into()), got.into())
+        }
+    };
+    let passed = failures.is_empty();
+    let detail = match (passed, &check.expect_rows) {
+        (false, _) => failures.join("; "),
+        (true, Some(_)) if compared.len() == 1 => {
+            format!("got {}", crate::fmt::plural(rows.len(), "row"))
+        }
+        (true, _) => format!("got {first}"),
+    };
+    Ok((record(check, passed, detail, expected, Some(actual)), first))
 }
 
 fn builtin_check(

@@ -44,35 +44,31 @@ pub fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRe
     record(check, false, detail, None, Some(json!(problems.len())))
 }
 
+/// Whether every `wanted` name is `present`: `expected` lists the wanted, `actual` those
+/// of them found, and a failure's detail names the missing.
 pub fn missing_record(
     check: &Check,
     wanted: &[String],
     present: &[String],
     (one, many): (&str, &str),
 ) -> CheckRecord {
-    let missing: Vec<&String> = wanted.iter().filter(|w| !present.contains(w)).collect();
-    if missing.is_empty() {
-        record(
-            check,
-            true,
-            format!("all {} {many} present", wanted.len()),
-            Some(json!(wanted)),
-            None,
-        )
-    } else {
-        let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-        record(
-            check,
-            false,
-            format!(
-                "missing {}: {}",
-                if missing.len() == 1 { one } else { many },
-                list.join(", ")
-            ),
-            Some(json!(wanted)),
-            Some(json!(missing)),
-        )
-    }
+    let (found, missing): (Vec<&String>, Vec<&String>) =
+        wanted.iter().partition(|w| present.contains(w));
+    let (passed, detail) = match missing.as_slice() {
+        [] => (true, format!("all {} {many} present", wanted.len())),
+        [only] => (false, format!("missing {one}: {only}")),
+        _ => {
+            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            (false, format!("missing {many}: {}", list.join(", ")))
+        }
+    };
+    record(
+        check,
+        passed,
+        detail,
+        Some(json!(wanted)),
+        Some(json!(found)),
+    )
 }
 
 /// An explicit list, or the names (keys or items) of `compare_to`.

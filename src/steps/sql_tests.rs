@@ -93,12 +93,15 @@ fn expect_rows_as_a_number_counts_the_rows() {
         r#"query = "SELECT id FROM dispatches"
 expect_rows = 5"#,
     );
-    assert_eq!(r.expected, Some(json!(5)));
-    fails(
+    // What was compared is the number of rows, not the first cell (id 1).
+    assert_eq!((r.expected, r.actual), (Some(json!(5)), Some(json!(5))));
+    assert_eq!(r.detail, "got 5 rows");
+    let r = fails(
         r#"query = "SELECT id FROM dispatches"
 expect_rows = 4"#,
         "expected 4 rows, got 5",
     );
+    assert_eq!((r.expected, r.actual), (Some(json!(4)), Some(json!(5))));
     fails(
         r#"query = "SELECT id FROM dispatches WHERE 0"
 expect_rows = 1"#,
@@ -125,6 +128,7 @@ fn expect_rows_as_rows_fails_on_any_difference() {
         r#"expected rows [[1,"api"],[2,"web"]], got [[1,"api"],[2,"worker"]]"#,
     );
     assert_eq!(r.expected, Some(json!([[1, "api"], [2, "web"]])));
+    assert_eq!(r.actual, Some(json!([[1, "api"], [2, "worker"]])));
     fails(
         &format!("{q}\nexpect_rows = [[1, \"api\"]]"),
         "expected rows",
@@ -157,7 +161,9 @@ fn min_and_max_are_inclusive_bounds() {
         &format!("{q}\nmin = 6\nmax = 4"),
         "expected at least 6, got 5; expected at most 4, got 5",
     );
-    assert_eq!(both.expected, None);
+    // What was compared: each bound, against the first cell.
+    assert_eq!(both.expected, Some(json!({"min": 6, "max": 4})));
+    assert_eq!(both.actual, Some(json!({"min": 5, "max": 5})));
     // Numbers as text and booleans count; what is no number fails both ways.
     passes(
         r#"query = "SELECT '7'"
@@ -225,7 +231,9 @@ tables = ["services", "gone"]"#,
 tables = ["gone", "services", "lost"]"#,
         "missing tables: gone, lost",
     );
-    assert_eq!(r.actual, Some(json!(["gone", "lost"])));
+    // Wanted, and of those found: never the missing as if they were found.
+    assert_eq!(r.expected, Some(json!(["gone", "services", "lost"])));
+    assert_eq!(r.actual, Some(json!(["services"])));
     // From what the backup saw: the keys of a map, or a list.
     passes(
         r#"builtin = "tables_exist"
@@ -515,6 +523,17 @@ max = 2",
         two.error.as_deref(),
         Some("2 checks failed: a: expected 2, got 1; b: expected at most 2, got 3")
     );
+    // `value` is the first check's first cell, whatever the check compared.
+    let (_, rows) = run_on_db(
+        "[[checks]]\nname = \"n\"\nquery = \"SELECT id FROM services ORDER BY id DESC\"\nexpect_rows = 2",
+    );
+    assert_eq!(rows.outputs["value"], json!(2));
+    assert_eq!(rows.checks[0].actual, Some(json!(2)));
+    let (_, rows) = run_on_db(
+        "[[checks]]\nname = \"n\"\nquery = \"SELECT name FROM services ORDER BY id\"\nexpect_rows = 2",
+    );
+    assert_eq!(rows.outputs["value"], json!("api"));
+    assert_eq!(rows.checks[0].actual, Some(json!(2)));
     // No checks: the value is null and the step passes.
     let (_, none) = run_on_db("");
     assert!(none.passed);
