@@ -42,7 +42,8 @@ pub enum Command {
     Report {
         /// A restore_drill_<ts>.json written by `run`.
         artifact: PathBuf,
-        /// A minijinja template (markdown format only); default: the built-in report.
+        /// A minijinja template of the markdown report (refused with another --format);
+        /// default: the built-in report.
         #[arg(long)]
         template: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]

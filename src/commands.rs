@@ -165,6 +165,13 @@ fn report(
     format: ReportFormat,
     output: Option<&Path>,
 ) -> ExitCode {
+    if template.is_some() && format != ReportFormat::Markdown {
+        let format = format.name();
+        eprintln!(
+            "error: --template renders the markdown report, not {format}: the html, junit and prometheus reports are built in"
+        );
+        return ExitCode::Usage;
+    }
     let record = match artifact::read(path) {
         Ok(r) => r,
         Err(e) => {

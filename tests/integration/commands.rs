@@ -225,4 +225,28 @@ fn report_formats_have_the_same_names_in_the_playbook_and_on_the_command_line() 
         &["report", json.to_str().unwrap(), "--format", "pdf"],
     );
     bad.expect_code(2);
+    // A template renders the markdown report; with another format it is refused, never
+    // silently left out.
+    std::fs::write(
+        out.path().join("mine.md.j2"),
+        "# {{ drill.name }} by my template\n",
+    )
+    .unwrap();
+    let template = ["--template", "mine.md.j2"];
+    assert_eq!(report(&template).trim_end(), "# names by my template");
+    for format in ["html", "junit", "prom"] {
+        let args = [
+            &["report", json.to_str().unwrap(), "--format", format][..],
+            &template,
+        ]
+        .concat();
+        let refused = restore_drill(out.path(), &args).expect_code(2);
+        assert!(
+            refused
+                .stderr
+                .contains("--template renders the markdown report"),
+            "{}",
+            refused.stderr
+        );
+    }
 }
