@@ -15,6 +15,9 @@ pub struct Operator {
     lines: Arc<Mutex<Receiver<String>>>,
     /// Prompts show rendered runbooks and instructions: secrets redacted.
     redactor: Arc<Redactor>,
+    /// The people of the walkthrough (`--operator`), so that a manual step records who
+    /// did it.
+    names: Arc<Vec<String>>,
 }
 
 /// What the operator answered.
@@ -25,7 +28,7 @@ pub enum Answer {
 }
 
 impl Operator {
-    pub fn start(redactor: Arc<Redactor>) -> Self {
+    pub fn start(redactor: Arc<Redactor>, names: Vec<String>) -> Self {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("operator".into())
@@ -41,6 +44,7 @@ impl Operator {
         Self {
             lines: Arc::new(Mutex::new(rx)),
             redactor,
+            names: Arc::new(names),
         }
     }
 
@@ -48,6 +52,25 @@ impl Operator {
     pub fn tell(&self, text: &str) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", self.redactor.redact_cow(text));
+    }
+
+    /// Who of the walkthrough's operators did `what`: asked where there are several
+    /// (Enter: the first named), the one where there is one; None where none was named.
+    pub fn who(&self, what: &str) -> Option<Answer> {
+        let names = self.names.as_slice();
+        let first = names.first()?;
+        if names.len() == 1 {
+            return Some(Answer::Line(first.clone()));
+        }
+        let prompt = format!("Who did {what}? ({}; Enter: {first}) ", names.join(", "));
+        loop {
+            match self.ask(&prompt) {
+                Answer::Line(name) if name.is_empty() => return Some(Answer::Line(first.clone())),
+                Answer::Line(name) if names.contains(&name) => return Some(Answer::Line(name)),
+                Answer::Line(name) => self.tell(&format!("`{name}` is not one of the operators")),
+                Answer::Gone => return Some(Answer::Gone),
+            }
+        }
     }
 
     /// Prints `prompt` on stderr and waits for a line.

@@ -170,9 +170,9 @@ impl<'a> Runner<'a> {
             interrupted: false,
             resources: Default::default(),
             procs,
-            operator: opts
-                .walkthrough
-                .then(|| operator::Operator::start(Arc::clone(&runner_redactor))),
+            operator: opts.walkthrough.then(|| {
+                operator::Operator::start(Arc::clone(&runner_redactor), opts.operators.clone())
+            }),
             lock,
         };
         runner.record.previous = previous;

@@ -1,5 +1,5 @@
 //! `manual`: a human action. In a walkthrough the operator confirms it and its real
-//! duration is recorded; in an automated run its `assume` is counted (and marked assumed),
+//! duration is recorded, with who did it (`done_by`, one of `--operator`); in an automated run its `assume` is counted (and marked assumed),
 //! so the RTO includes detection and decision time.
 
 use anyhow::bail;
@@ -38,7 +38,15 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     if note.to_lowercase().starts_with("fail") {
         bail!("operator reported failure: {note}");
     }
+    let done_by = match operator.who(&format!("\"{}\"", step.title())) {
+        Some(Answer::Line(name)) => Some(name),
+        Some(Answer::Gone) => bail!("no answer from the operator"),
+        None => None,
+    };
+    if let Some(name) = &done_by {
+        ctx.log.write(&ctx.step_id, &format!("done by {name}"));
+    }
     Ok(StepOutcome::passed(
-        outputs! { "assumed" => false, "note" => note },
+        outputs! { "assumed" => false, "note" => note, "done_by" => done_by },
     ))
 }

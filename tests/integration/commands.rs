@@ -59,6 +59,11 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     // The operator takes a moment: the step's duration is that moment, not its `assume`.
     std::thread::sleep(std::time::Duration::from_millis(300));
     stdin.write_all(b"paged dba, go\n").unwrap();
+    // Two operators: who did it is asked, and only one of them is taken.
+    wait_for("Who did \"Decide\"? (alice, bob; Enter: alice)");
+    stdin.write_all(b"carol\n").unwrap();
+    wait_for("`carol` is not one of the operators");
+    stdin.write_all(b"bob\n").unwrap();
     let stderr = wait_for("── next: Restore step (wait)");
     stdin.write_all(b"skip\n").unwrap();
     drop(stdin);
@@ -70,6 +75,7 @@ fn a_walkthrough_waits_for_the_operator_and_records_the_real_time() {
     assert_eq!(r["operators"], serde_json::json!(["alice", "bob"]));
     let decide = &r["steps"][0];
     assert_eq!(decide["outputs"]["note"], "paged dba, go");
+    assert_eq!(decide["outputs"]["done_by"], "bob");
     assert!(
         decide["assumed_s"].is_null(),
         "a walkthrough measures, it does not assume"

@@ -318,6 +318,13 @@ fn a_walkthrough_shows_every_runbook_and_reports_the_notes() {
         }
     }
     assert!(md.contains("## Operator notes"), "{md}");
+    // The one operator did the manual step.
+    for report in [&md, &html] {
+        assert!(
+            report.contains("(done by alice): paged Bob at 10:02"),
+            "{report}"
+        );
+    }
 }
 
 /// Issue 11 item 9: a failing command shows the tail of its stderr on the terminal, and
