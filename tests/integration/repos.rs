@@ -308,7 +308,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `len` bytes that do not compress (xorshift from `seed`).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {
