@@ -20,6 +20,7 @@ use crate::template::{self, STEP_ROOTS};
 
 mod manifests;
 mod names;
+mod sources;
 
 /// `engines`: the engines a step may name (the registry's specs).
 pub fn validate<'a>(
@@ -150,6 +151,7 @@ impl<'a> Validator<'a> {
             if let Some(step) = parsed.and_then(|i| steps.get(i)) {
                 self.step_fields(step, &path);
                 self.step_durations(step, &path);
+                self.locate_s3(step, &path);
                 let scope = Scope {
                     roots: STEP_ROOTS,
                     earlier: &earlier,

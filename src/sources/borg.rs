@@ -50,6 +50,7 @@ impl Borg {
                     .passphrase
                     .clone()
                     .map(|p| (Via::Fd("BORG_PASSPHRASE_FD"), p)),
+                ..Cli::default()
             },
             wanted: Wanted::of(step),
         };

@@ -10,6 +10,10 @@
 //!   restic passes on to what it starts itself, such as `ssh` for an sftp repository.)
 //! - borg: `BORG_PASSPHRASE_FD` names a pipe that borg inherits and reads to its end:
 //!   the passphrase is never on disk nor in any environment.
+//!
+//! An S3 key pair of a restic `s3:` repository goes in the environment of restic's
+//! process alone (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`: the only way restic takes
+//! it besides a credentials file of its own), never in argv nor in a message.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::fd::AsRawFd as _;
@@ -34,6 +38,7 @@ pub enum Via {
 }
 
 /// A backup tool bound to one repository.
+#[derive(Default)]
 pub struct Cli {
     pub program: &'static str,
     /// Variables set for every call (never a secret's value).
@@ -42,6 +47,12 @@ pub struct Cli {
     /// user's shell would win over it).
     pub remove: &'static [&'static str],
     pub password: Option<(Via, String)>,
+    /// Variables holding credentials (an S3 key pair), set for every call.
+    pub credentials: Vec<(&'static str, String)>,
+    /// Inherited variables removed from every call (a session token of other keys).
+    pub unset: Vec<&'static str>,
+    /// What a failure's output may say, and the hint added to the error when it does.
+    pub hints: Vec<(&'static str, &'static str)>,
 }
 
 /// One call's expression and what must live until it ends.
@@ -49,6 +60,7 @@ struct Call {
     expr: duct::Expression,
     stderr: PathBuf,
     what: String,
+    hints: Vec<(&'static str, &'static str)>,
     _dir: tempfile::TempDir,
     _file: Option<SecretFile>,
     _pipe: Option<os_pipe::PipeReader>,
@@ -67,7 +79,13 @@ impl Call {
                 || "was killed by a signal".to_string(),
                 |c| format!("exited with {c}"),
             );
-            bail!("{} {how}: {}", self.what, explain(&self.stderr));
+            let mut explained = explain(&self.stderr);
+            for (said, hint) in &self.hints {
+                if explained.contains(said) && !explained.contains(hint) {
+                    explained = format!("{explained}\n{hint}");
+                }
+            }
+            bail!("{} {how}: {explained}", self.what);
         }
         Ok(())
     }
@@ -102,8 +120,11 @@ impl Cli {
             args.first().map_or("", String::as_str)
         );
         let mut expr = duct::cmd(self.program, args).stdin_null();
-        for (key, value) in &self.env {
+        for (key, value) in self.env.iter().chain(&self.credentials) {
             expr = expr.env(key, value);
+        }
+        for key in &self.unset {
+            expr = expr.env_remove(key);
         }
         let (mut file, mut pipe) = (None, None);
         if let Some((via, password)) = &self.password {
@@ -143,6 +164,7 @@ impl Cli {
             expr,
             stderr: dir.path().join("stderr"),
             what,
+            hints: self.hints.clone(),
             _dir: dir,
             _file: file,
             _pipe: pipe,

@@ -158,7 +158,11 @@ pub fn open(step: &Step) -> anyhow::Result<Box<dyn Source>> {
 
 fn open_glob(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
     let Some(glob) = step.glob.as_deref() else {
-        if step.s3.is_some() {
+        // A restic repository reads the table itself (`restic::open`).
+        if step.s3.is_some() && step.borg.is_some() {
+            anyhow::bail!("`s3` does not apply to a borg repository");
+        }
+        if step.s3.is_some() && step.restic.is_none() {
             anyhow::bail!("`s3` is set but `glob` is not");
         }
         return Ok(None);

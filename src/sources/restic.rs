@@ -17,30 +17,69 @@ use crate::playbook::{self, Step};
 /// The share of the data packs `check = true` reads back (`--read-data-subset`).
 const CHECK_SUBSET: &str = "10%";
 
+/// What restic says when the store refuses an S3 key pair (`Access Denied`: a HEAD,
+/// whose answer has no body; else the store's message), and the hint then added.
+const REFUSED_KEYS: [&str; 2] = [
+    "Access Denied",
+    "The request signature we calculated does not match",
+];
+const CHECK_KEYS: &str =
+    "(the S3 store refused the key pair: check `s3.access_key` and `s3.secret_key`)";
+
 /// Flags of every call.
 const READ_ONLY: [&str; 2] = ["--no-lock", "--no-cache"];
 
 pub struct Restic {
     base: Base,
+    /// `-o` options of every call (`s3.bucket-lookup` from `s3.path_style`).
+    options: Vec<String>,
 }
 
-/// The source of a step with `restic = { ... }`, None without.
+/// The source of a step with `restic = { ... }`, None without. An `s3` table beside it
+/// must fit the repository (see [`playbook::S3Settings::restic_misfit`]).
 pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
-    Ok(step
-        .restic
-        .as_ref()
-        .map(|s| Box::new(Restic::new(s, step)) as Box<dyn Source>))
+    let Some(settings) = &step.restic else {
+        return Ok(None);
+    };
+    let s3 = step.s3.as_ref();
+    if let Some((_, why)) = s3.and_then(|s3| s3.restic_misfit(&settings.repository, false)) {
+        anyhow::bail!(why);
+    }
+    Ok(Some(Box::new(Restic::new(settings, s3, step))))
 }
 
 impl Restic {
-    pub fn new(settings: &playbook::Restic, step: &Step) -> Self {
+    pub fn new(
+        settings: &playbook::Restic,
+        s3: Option<&playbook::S3Settings>,
+        step: &Step,
+    ) -> Self {
+        // The repository goes in the environment too: a rest: url may hold a password,
+        // which argv would show to every user of the machine.
+        let mut env = vec![("RESTIC_REPOSITORY", settings.repository.clone())];
+        let (mut credentials, mut unset, mut options) = (Vec::new(), Vec::new(), Vec::new());
+        let mut hints = Vec::new();
+        if let Some(s3) = s3 {
+            if let Some(region) = &s3.region {
+                env.push(("AWS_DEFAULT_REGION", region.clone()));
+            }
+            if let (Some(key), Some(secret)) = (&s3.access_key, &s3.secret_key) {
+                credentials.push(("AWS_ACCESS_KEY_ID", key.clone()));
+                credentials.push(("AWS_SECRET_ACCESS_KEY", secret.clone()));
+                // A token of the shell's own keys would be sent with these and refused.
+                unset.push("AWS_SESSION_TOKEN");
+                hints.extend(REFUSED_KEYS.map(|said| (said, CHECK_KEYS)));
+            }
+            if let Some(path_style) = s3.path_style {
+                let lookup = if path_style { "path" } else { "dns" };
+                options.extend(["-o".to_string(), format!("s3.bucket-lookup={lookup}")]);
+            }
+        }
         let base = Base {
             repository: settings.repository.clone(),
             cli: Cli {
                 program: "restic",
-                // The repository goes in the environment too: a rest: url may hold a
-                // password, which argv would show to every user of the machine.
-                env: vec![("RESTIC_REPOSITORY", settings.repository.clone())],
+                env,
                 remove: &[
                     "RESTIC_PASSWORD",
                     "RESTIC_PASSWORD_COMMAND",
@@ -50,16 +89,20 @@ impl Restic {
                     .password
                     .clone()
                     .map(|p| (Via::File("RESTIC_PASSWORD_FILE"), p)),
+                credentials,
+                unset,
+                hints,
             },
             wanted: Wanted::of(step),
         };
-        Self { base }
+        Self { base, options }
     }
 
-    /// `args` and the flags that keep every call read-only.
+    /// `args`, the flags that keep every call read-only, and the options.
     fn args(&self, args: &[&str]) -> Vec<String> {
         let mut all = repo::args(args);
         all.extend(repo::args(&READ_ONLY));
+        all.extend(self.options.iter().cloned());
         all
     }
 

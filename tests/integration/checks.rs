@@ -186,17 +186,6 @@ fn a_files_restore_onto_the_archive_it_restores_is_refused() {
 
 const SECRET: &str = "Hdr-s3cret-Vq8";
 
-/// Every file under `artifacts/` and beside the playbook, stdout and stderr.
-fn everything_written(out: &Outcome) -> Vec<(String, String)> {
-    let mut seen = vec![
-        ("stdout".to_string(), out.stdout.clone()),
-        ("stderr".to_string(), out.stderr.clone()),
-    ];
-    let files = all_files(out.path()).into_iter();
-    seen.extend(files.map(|(p, t)| (p.display().to_string(), t)));
-    seen
-}
-
 #[track_caller]
 fn assert_no_secret(out: &Outcome) {
     let seen = everything_written(out);

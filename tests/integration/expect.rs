@@ -258,6 +258,17 @@ pub fn all_files(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
+/// Every file under `artifacts/` and beside the playbook, stdout and stderr.
+pub fn everything_written(out: &Outcome) -> Vec<(String, String)> {
+    let mut seen = vec![
+        ("stdout".to_string(), out.stdout.clone()),
+        ("stderr".to_string(), out.stderr.clone()),
+    ];
+    let files = all_files(out.path()).into_iter();
+    seen.extend(files.map(|(p, t)| (p.display().to_string(), t)));
+    seen
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes)

@@ -32,6 +32,7 @@ mod receiver;
 mod reports;
 mod repos;
 mod repos_newest;
+mod restic_s3;
 mod s3;
 mod s3store;
 mod safety;

@@ -285,3 +285,41 @@ fn the_artifact_of_a_run_matches_its_schema_shape() {
         assert!(record.get(key).is_some(), "record lacks required {key}");
     }
 }
+
+/// A locate step with `repository` (restic) or borg, and an `s3` table.
+fn locate_with_s3(source: &str, s3: &str) -> String {
+    let locate = step("l", "locate").fields(&format!(
+        "{source}\ns3 = {s3}\npaths = [\"/data/x.db\"]\noutput = \"x.db\""
+    ));
+    pb("t").step(locate).toml()
+}
+
+#[test]
+fn an_s3_table_that_does_not_fit_the_repository_is_refused() {
+    let keys = "{ access_key = \"k\", secret_key = \"s\" }";
+    let restic = "restic = { repository = \"/srv/restic\" }";
+    let toml = locate_with_s3(restic, keys);
+    let message = "`s3` applies to a restic repository on S3 (`s3:...`), not `/srv/restic`";
+    rejects(&toml, message, "8:1", "s3 = {");
+    let borg = "borg = { repository = \"/srv/borg\" }";
+    let toml = locate_with_s3(borg, keys);
+    rejects(
+        &toml,
+        "`s3` does not apply to a borg repository",
+        "8:1",
+        "s3 = {",
+    );
+    let on_s3 = "restic = { repository = \"s3:http://127.0.0.1:9000/b/repo\" }";
+    let toml = locate_with_s3(on_s3, "{ endpoint = \"http://127.0.0.1:9000\" }");
+    let message = "`s3.endpoint` does not apply to a restic repository: restic takes the endpoint in the repository";
+    rejects(&toml, message, "8:19", "endpoint = ");
+    let toml = locate_with_s3(on_s3, "{ access_key = \"k\" }");
+    rejects(
+        &toml,
+        "needs both `access_key` and `secret_key`",
+        "8:1",
+        "s3 = {",
+    );
+    let fits = locate_with_s3(on_s3, keys);
+    Drill::new(&fits).validate().expect_code(0);
+}
