@@ -561,6 +561,59 @@ fn a_backup_is_one_consistent_snapshot_while_the_source_is_written_to() {
     }
 }
 
+/// Closing any descriptor of a file drops every POSIX lock the process holds on it,
+/// SQLite's own among them. A backup that closed its copy's descriptor before the end of
+/// its read transaction let a writer commit while the rows were still being counted: the
+/// counts were of another state than the copy ("603 rows, source had 604"). Thousands of
+/// tables make the counting outlast the copy by far; a writer (this test's process, not
+/// the drill's) tries all the while to add a row to the table counted last.
+#[test]
+fn the_counts_are_those_of_the_copy_when_counting_outlasts_copying() {
+    let counts =
+        builtin("counts", "table_counts").set("compare_to", "{{ steps.backup.table_counts }}");
+    let book = pb("t")
+        .step(sqlite_backup("many.db", "{{ drill.workdir }}/b.db"))
+        .step(sql("verify", "sqlite", "{{ steps.backup.path }}").checks([counts]));
+    let out = while_written(book.drill()).expect_code(0);
+    out.step("verify").passed();
+}
+
+/// Runs `d` on its `many.db` of a thousand tables (rollback journal) while this process
+/// adds rows to its last table, as fast as the drill's locks let it.
+fn while_written(d: Drill) -> Outcome {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let tables: String = (0..1000)
+        .map(|i| format!("CREATE TABLE t{i:04} (id INTEGER PRIMARY KEY);"))
+        .collect();
+    let writer = rusqlite::Connection::open(d.path().join("many.db")).unwrap();
+    writer
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = DELETE; BEGIN; {tables} CREATE TABLE zz_last (id INTEGER PRIMARY KEY); COMMIT;"
+        ))
+        .unwrap();
+    let (stop, written) = (&AtomicBool::new(false), &AtomicU64::new(0));
+    let out = std::thread::scope(|s| {
+        s.spawn(move || {
+            // No busy timeout: a write is tried again at once, so any moment the drill's
+            // lock is gone is taken.
+            while !stop.load(Relaxed) {
+                if writer
+                    .execute("INSERT INTO zz_last DEFAULT VALUES", [])
+                    .is_ok()
+                {
+                    written.fetch_add(1, Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+        });
+        let out = d.run();
+        stop.store(true, Relaxed);
+        out
+    });
+    assert!(written.load(Relaxed) > 0, "the writer never got to write");
+    out
+}
+
 #[test]
 fn an_unwritable_artifacts_directory_is_exit_3() {
     let d = drill_of(playbook()).file("blocked", b"a file, not a directory");

@@ -1,9 +1,11 @@
 //! SQLite's full integrity check, spread over the cores.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use rusqlite::Connection;
 
 use super::{InterruptOnCancel, names, open_read_only, pages, quote};
@@ -27,7 +29,7 @@ impl IntegrityWork {
     fn run(
         &self,
         conn: &Connection,
-        path: &Path,
+        (file, path): (&File, &Path),
         cancel: &Cancel,
         queue: &WorkQueue,
     ) -> anyhow::Result<Vec<String>> {
@@ -37,7 +39,7 @@ impl IntegrityWork {
                 conn.execute_batch(&format!("PRAGMA cache_size = -{kib}"))?;
                 names(conn, &format!("PRAGMA integrity_check({})", quote(name)))?
             }
-            Self::PageAccounting => match pages::check(conn, path, cancel)? {
+            Self::PageAccounting => match pages::check(conn, file, path, cancel)? {
                 Some(found) => {
                     queue.plan(&found);
                     found.problems
@@ -125,6 +127,9 @@ pub(super) fn parallel_integrity_check(
         .map_or(2, |n| n.get())
         .min(tables.len() + 2);
     let queue = WorkQueue::new(work, workers);
+    // The page accounting reads the file itself; open until every worker's connection is
+    // closed (see `pages::check`).
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -135,7 +140,7 @@ pub(super) fn parallel_integrity_check(
                     let mut problems = Vec::new();
                     while let Some(item) = queue.pop() {
                         cancel.check()?;
-                        problems.extend(item.run(&conn, path, cancel, &queue)?);
+                        problems.extend(item.run(&conn, (&file, path), cancel, &queue)?);
                     }
                     Ok(problems)
                 })

@@ -69,6 +69,11 @@ pub fn backup(
     }
     let src = open_read_only(source)?;
     src.busy_timeout(Duration::from_secs(10))?;
+    // Closing any descriptor of a file drops every POSIX lock this process holds on it,
+    // SQLite's among them: the copy's descriptor stays open until the transaction ends
+    // (closed after the copy, it let a writer commit while the rows were still counted).
+    let held =
+        fs::File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
     src.execute_batch("BEGIN")?;
     // The first read takes the shared lock (rollback journal) or pins a WAL snapshot.
     let tables = user_tables(&src)?;
@@ -89,13 +94,14 @@ pub fn backup(
         // writer waiting for our lock holds PENDING, which refuses it a new shared lock,
         // and the three would wait on each other until the busy timeout.)
         std::thread::scope(|s| {
-            let copier = s.spawn(|| copy_file(source, dest, copying));
+            let copier = s.spawn(|| copy_file(&held, source, dest, copying));
             let counts = count_rows(&src, &tables);
             let copied = copier.join().expect("file copier panicked");
             copied.and(counts)
         })?
     };
     src.execute_batch("COMMIT")?;
+    drop(held);
     let bytes = fs::metadata(dest)?.len();
     Ok(Snapshot {
         taken_at: Some(taken_at),
@@ -118,12 +124,17 @@ fn is_wal(conn: &Connection) -> anyhow::Result<bool> {
 /// Bytes copied per call, between cancellation checks and progress updates.
 const COPY_CHUNK: u64 = 64 << 20;
 
-/// Copies a file with copy_file_range(2) (in-kernel, no user-space buffer), into
-/// `dest.partial` renamed once complete (and synced, when durable).
-fn copy_file(source: &Path, dest: &Path, copying: &Copying<'_>) -> anyhow::Result<()> {
+/// Copies `from` (the open file `source`, from its current position) with
+/// copy_file_range(2) (in-kernel, no user-space buffer), into `dest.partial` renamed once
+/// complete (and synced, when durable). The caller keeps `from` open (see `backup`).
+fn copy_file(
+    from: &fs::File,
+    source: &Path,
+    dest: &Path,
+    copying: &Copying<'_>,
+) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd as _;
     write_partial(dest, |partial| {
-        let from = fs::File::open(source)?;
         let to = guard::create_file(partial)?;
         let total = from.metadata()?.len();
         let mut done = 0u64;
@@ -146,7 +157,7 @@ fn copy_file(source: &Path, dest: &Path, copying: &Copying<'_>) -> anyhow::Resul
                 0 => bail!("{} shrank while it was copied", source.display()),
                 _ => {
                     // No copy_file_range across these file systems: copy through a buffer.
-                    std::io::copy(&mut (&from), &mut (&to))?;
+                    std::io::copy(&mut &*from, &mut (&to))?;
                     done = total;
                 }
             }
@@ -231,17 +242,19 @@ fn partial_path(dest: &Path) -> PathBuf {
 pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Result<Snapshot> {
     check_backup_file(from)?;
     let src = open_read_only(from)?;
+    // Kept open until the transaction ends, as in `backup`.
+    let held = fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
     src.execute_batch("BEGIN")?;
     user_tables(&src)
         .with_context(|| format!("{} is not a readable SQLite database", from.display()))?;
     let copied = if is_wal(&src)? {
         copy_with_backup_api(&src, target, copying)
     } else {
-        copy_file(from, target, copying)
+        copy_file(&held, from, target, copying)
     };
     copied.context("restore failed")?;
     src.execute_batch("COMMIT")?;
-    drop(src);
+    drop((src, held));
     let conn = open_read_only(target)?;
     // A page too damaged to read is an error of the check, not a row of its result.
     let problems = quick_check(&conn).context("restored database fails quick_check")?;

@@ -16,7 +16,6 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use rusqlite::Connection;
 
 use crate::proc::Cancel;
@@ -41,23 +40,28 @@ pub struct Accounting {
     pub page_size: u32,
 }
 
-/// Checks the page accounting of the database `conn` has open at `path`. `None` when the
-/// file alone does not hold the database (committed pages still in the WAL): the caller
-/// then runs `PRAGMA quick_check`, which does the same through SQLite.
+/// Checks the page accounting of the database `conn` has open at `path`, reading its
+/// pages from `file`. `None` when the file alone does not hold the database (committed
+/// pages still in the WAL): the caller then runs `PRAGMA quick_check`, which does the same
+/// through SQLite. The caller keeps `file` open until every connection of the process to
+/// the database is done: closing any descriptor of a file drops every POSIX lock the
+/// process holds on it, SQLite's among them.
 pub fn check(
     conn: &Connection,
+    file: &File,
     path: &Path,
     cancel: &Cancel,
 ) -> anyhow::Result<Option<Accounting>> {
     // A read transaction for the whole walk: no writer can change the file under us.
     conn.execute_batch("BEGIN")?;
-    let result = check_in_transaction(conn, path, cancel);
+    let result = check_in_transaction(conn, file, path, cancel);
     conn.execute_batch("COMMIT")?;
     result
 }
 
 fn check_in_transaction(
     conn: &Connection,
+    file: &File,
     path: &Path,
     cancel: &Cancel,
 ) -> anyhow::Result<Option<Accounting>> {
@@ -71,7 +75,6 @@ fn check_in_transaction(
     if super::is_wal(conn)? && wal_has_frames(path) {
         return Ok(None);
     }
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut header = [0u8; 100];
     file.read_exact_at(&mut header, 0)?;
     let page_size = pragma("page_size")? as u32;
@@ -93,7 +96,7 @@ fn check_in_transaction(
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
 
-    let mut walk = Walk::new(&file, layout, cancel);
+    let mut walk = Walk::new(file, layout, cancel);
     walk.claim_special_pages();
     walk.freelist(be32(&header[32..]), be32(&header[36..]));
     let mut pages_by_table = HashMap::new();
@@ -482,6 +485,49 @@ mod tests {
     use super::super::tests::db;
     use super::*;
 
+    /// Closing any descriptor of a file drops every POSIX lock the process holds on it:
+    /// the accounting once opened and closed the file itself, and so took the shared
+    /// lock of every other connection of the process (the integrity check's workers),
+    /// letting a writer in mid-check. `sqlite3` stands for a writer in another process.
+    #[test]
+    fn the_accounting_leaves_the_locks_of_other_connections_alone() {
+        if std::process::Command::new("sqlite3")
+            .arg("-version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("RESTORE_DRILL_REQUIRE_SERVERS").is_none(),
+                "sqlite3 is required"
+            );
+            eprintln!("SKIPPED: sqlite3 not found");
+            return;
+        }
+        let (_dir, path) = db("PRAGMA journal_mode = DELETE;
+             CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);");
+        let reading = Connection::open(&path).unwrap();
+        reading.execute_batch("BEGIN").unwrap();
+        let n: i64 = reading
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        let file = File::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        check(&conn, &file, &path, &Cancel::default())
+            .unwrap()
+            .unwrap();
+        let write = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 0"])
+            .arg(&path)
+            .arg("INSERT INTO t VALUES (2)")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&write.stderr);
+        assert!(said.contains("locked"), "a writer got in: {said}");
+        reading.execute_batch("COMMIT").unwrap();
+        drop(file);
+    }
+
     #[test]
     fn every_page_is_counted_for_the_table_it_serves() {
         let (_dir, path) = db("CREATE TABLE small (id INTEGER PRIMARY KEY);
@@ -491,7 +537,10 @@ mod tests {
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
              INSERT INTO big SELECT i, hex(randomblob(100)) FROM n;");
         let conn = Connection::open(&path).unwrap();
-        let found = check(&conn, &path, &Cancel::default()).unwrap().unwrap();
+        let file = File::open(&path).unwrap();
+        let found = check(&conn, &file, &path, &Cancel::default())
+            .unwrap()
+            .unwrap();
         assert!(found.problems.is_empty(), "{:?}", found.problems);
         let pages = &found.pages_by_table;
         let page_count: u64 = conn
