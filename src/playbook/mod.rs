@@ -417,8 +417,17 @@ fn serde_diagnostic(
     Diagnostic::new(message.to_string(), span)
 }
 
+/// Fields that belong to another table than the one they are often written in, with where.
+const MISPLACED: &[(&str, &str)] = &[(
+    "sample",
+    "`sample` belongs on the backup step, beside `digests = true`: the backup hashes the sample and the check compares it",
+)];
+
 fn unknown_field(field: &str, span: Option<std::ops::Range<usize>>, known: &[&str]) -> Diagnostic {
     let diag = Diagnostic::new(format!("unknown field `{field}`"), span);
+    if let Some((_, place)) = MISPLACED.iter().find(|(f, _)| *f == field) {
+        return diag.with_help(place.to_string());
+    }
     match closest(field, known) {
         Some(suggestion) => diag.with_help(format!("did you mean `{suggestion}`?")),
         None if known.len() <= 12 => {
