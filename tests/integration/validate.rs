@@ -117,11 +117,11 @@ fn a_field_the_backup_method_does_not_take_is_refused() {
 
 #[test]
 fn sample_on_a_check_says_where_it_belongs() {
-    let digests = builtin("d", "table_digests").set("sample", 0.1);
+    let digests = builtin("d", "table_digests").set("sample", raw("0.1"));
     let toml = pb("t")
         .step(sql("v", "sqlite", "x.db").checks([digests]))
         .toml();
-    rejects(&toml, "unknown field `sample`", "13:1", "sample = 0.1");
+    rejects(&toml, "unknown field `sample`", "12:1", "sample = 0.1");
     Drill::new(&toml)
         .validate()
         .stderr_has("`sample` belongs on the backup step, beside `digests = true`");
