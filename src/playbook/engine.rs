@@ -55,30 +55,51 @@ pub struct Method {
     pub name: &'static str,
     /// The program it runs (`pg_basebackup`), for messages.
     pub tool: &'static str,
-    pub refuses: &'static [&'static str],
-    /// Why it refuses them, in a clause (`... apply to pg_dump only`).
-    pub why: &'static str,
+    /// Fields it does not take, and why (`pg_dump's options`).
+    lacks: (&'static [&'static str], &'static str),
+    /// A physical copy of the server: no `digests` (nor `sample`).
+    physical: bool,
 }
+
+/// Why a physical backup takes no digests.
+const PHYSICAL: &str = "digests need a dump's snapshot; a physical backup restores what was committed until its end, after the snapshot its counts come from";
 
 impl Method {
     pub const fn new(name: &'static str, tool: &'static str) -> Self {
         Self {
             name,
             tool,
-            refuses: &[],
-            why: "",
+            lacks: (&[], ""),
+            physical: false,
         }
     }
 
-    pub const fn refuses(self, refuses: &'static [&'static str], why: &'static str) -> Self {
+    /// It takes none of `fields`, for the reason `why`.
+    pub const fn lacks(self, fields: &'static [&'static str], why: &'static str) -> Self {
         Self {
-            refuses,
-            why,
+            lacks: (fields, why),
             ..self
         }
     }
 
-    /// That `field` does not apply to it (the message without `why`).
+    /// It copies the server's files (a base backup): table digests cannot be of its
+    /// content, so it takes no `digests` nor `sample`.
+    pub const fn physical(self) -> Self {
+        Self {
+            physical: true,
+            ..self
+        }
+    }
+
+    /// Why it does not take `field`; None when it does.
+    pub fn refuses(&self, field: &str) -> Option<&'static str> {
+        match field {
+            "digests" | "sample" if self.physical => Some(PHYSICAL),
+            _ => self.lacks.0.contains(&field).then_some(self.lacks.1),
+        }
+    }
+
+    /// That `field` does not apply to it (the message without the reason).
     pub fn refusal(&self, field: &str) -> String {
         format!("`{field}` does not apply to `method = \"{}\"`", self.name)
     }
@@ -103,8 +124,13 @@ pub fn method<'m>(
             given.unwrap_or_default()
         ));
     };
-    match found.refuses.iter().find(|f| present(f)) {
-        Some(field) => Err(format!("{}: {}", found.refusal(field), found.why)),
+    let refused = ["digests", "sample"]
+        .iter()
+        .chain(found.lacks.0)
+        .filter(|f| present(f))
+        .find_map(|f| Some((f, found.refuses(f)?)));
+    match refused {
+        Some((field, why)) => Err(format!("{}: {why}", found.refusal(field))),
         None => Ok(found),
     }
 }

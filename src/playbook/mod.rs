@@ -487,7 +487,7 @@ mod tests {
     fn a_backup_method_is_the_default_one_of_the_engines_or_an_error_naming_them() {
         const METHODS: &[Method] = &[
             Method::new("dump", "pg_dump"),
-            Method::new("basebackup", "pg_basebackup").refuses(&["jobs"], "jobs are pg_dump's"),
+            Method::new("basebackup", "pg_basebackup").lacks(&["jobs"], "jobs are pg_dump's"),
         ];
         let name = |step: &Step| method(step, "postgres", METHODS).map(|m| m.name);
         assert_eq!(name(&backup(None)).unwrap(), "dump");

@@ -294,8 +294,8 @@ impl<'a> Validator<'a> {
             return;
         };
         for (key, span) in present {
-            if method.refuses.contains(&key.as_str()) {
-                self.error(method.refusal(key), Some(span.clone())).help = Some(method.why.into());
+            if let Some(why) = method.refuses(key) {
+                self.error(method.refusal(key), Some(span.clone())).help = Some(why.into());
             }
         }
     }

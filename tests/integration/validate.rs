@@ -24,18 +24,17 @@ fn rejects(toml: &str, message: &str, location: &str, snippet: &str) {
     );
 }
 
+/// As [`rejects`], with `help` said under the problem.
+fn rejects_helping(toml: &str, (message, location, snippet): (&str, &str, &str), help: &str) {
+    rejects(toml, message, location, snippet);
+    Drill::new(toml).validate().stderr_has(help);
+}
+
 #[test]
 fn an_unknown_field_is_pointed_at_with_a_suggestion() {
     let toml = pb("t").step(wait("w", "1s").set("tiemout", "5s")).toml();
-    rejects(
-        &toml,
-        "unknown field `tiemout`",
-        "8:1",
-        "8 | tiemout = \"5s\"",
-    );
-    Drill::new(&toml)
-        .validate()
-        .stderr_has("did you mean `timeout`?");
+    let refused = ("unknown field `tiemout`", "8:1", "8 | tiemout = \"5s\"");
+    rejects_helping(&toml, refused, "did you mean `timeout`?");
 }
 
 #[test]
@@ -84,10 +83,8 @@ fn an_unknown_backup_method_is_refused_with_a_suggestion() {
                 .set("method", "mariabackupp"),
         )
         .toml();
-    rejects(&toml, "unknown value `mariabackupp`", "10:10", "method = ");
-    Drill::new(&toml)
-        .validate()
-        .stderr_has("did you mean `mariabackup`?");
+    let refused = ("unknown value `mariabackupp`", "10:10", "method = ");
+    rejects_helping(&toml, refused, "did you mean `mariabackup`?");
 }
 
 #[test]
@@ -98,10 +95,8 @@ fn a_field_the_backup_method_does_not_take_is_refused() {
         .set("digests", true);
     let toml = pb("t").step(base).toml();
     let message = "`digests` does not apply to `method = \"basebackup\"`";
-    rejects(&toml, message, "11:1", "digests = true");
-    Drill::new(&toml)
-        .validate()
-        .stderr_has("digests need its snapshot");
+    let refused = (message, "11:1", "digests = true");
+    rejects_helping(&toml, refused, "digests need a dump's snapshot");
     let physical = backup("mysql", "x")
         .set("url", "mysql://u@h/db")
         .set("method", "mariabackup")
@@ -121,10 +116,12 @@ fn sample_on_a_check_says_where_it_belongs() {
     let toml = pb("t")
         .step(sql("v", "sqlite", "x.db").checks([digests]))
         .toml();
-    rejects(&toml, "unknown field `sample`", "12:1", "sample = 0.1");
-    Drill::new(&toml)
-        .validate()
-        .stderr_has("`sample` belongs on the backup step, beside `digests = true`");
+    let refused = ("unknown field `sample`", "12:1", "sample = 0.1");
+    rejects_helping(
+        &toml,
+        refused,
+        "`sample` belongs on the backup step, beside `digests = true`",
+    );
 }
 
 #[test]
@@ -146,10 +143,11 @@ fn a_template_referencing_an_unknown_step_is_refused() {
     let restore = sqlite_restore("{{ steps.bakup.path }}", "t.db").set("id", "r");
     let toml = pb("t").step([wait("backup", "1s"), restore]).toml();
     let message = "template references unknown step `bakup`";
-    rejects(&toml, message, "12:8", "from = ");
-    Drill::new(&toml)
-        .validate()
-        .stderr_has("did you mean `backup`?");
+    rejects_helping(
+        &toml,
+        (message, "12:8", "from = "),
+        "did you mean `backup`?",
+    );
 }
 
 #[test]

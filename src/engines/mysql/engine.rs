@@ -13,6 +13,15 @@ use crate::playbook::{EngineSpec, KindSpec, Method, Step, method, required};
 
 pub struct Mysql;
 
+/// How a backup is taken: `mysqldump` (the default) or `mariabackup`.
+const BACKUP_METHODS: &[Method] = &[
+    Method::new("dump", "mysqldump"),
+    Method::new("mariabackup", "mariabackup").physical().lacks(
+        &["compression", "single_transaction", "skip_lock_tables"],
+        "they are mysqldump's",
+    ),
+];
+
 impl Engine for Mysql {
     fn backup(&self, step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
         let target = Target::parse(required(step.url.as_deref(), "url")?)?;
@@ -168,15 +177,6 @@ fn ephemeral(step: &Step, from: &Path, ctx: &Ctx<'_>) -> anyhow::Result<Restored
     };
     physical::restore(&req, ctx)
 }
-
-/// How a backup is taken: `mysqldump` (the default) or `mariabackup`.
-const BACKUP_METHODS: &[Method] = &[
-    Method::new("dump", "mysqldump"),
-    Method::new("mariabackup", "mariabackup").refuses(
-        &["digests", "sample", "compression", "single_transaction", "skip_lock_tables"],
-        "`compression`, `single_transaction` and `skip_lock_tables` are mysqldump's, and digests need its snapshot (a mariabackup backup restores what was committed until its end, after the snapshot its counts come from)",
-    ),
-];
 
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {

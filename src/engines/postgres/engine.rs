@@ -61,6 +61,14 @@ fn os_user(step: &Step) -> Option<&str> {
     step.os_user.as_deref().filter(|u| !u.is_empty())
 }
 
+/// How a backup is taken: `pg_dump` (the default) or `pg_basebackup`.
+const BACKUP_METHODS: &[Method] = &[
+    Method::new("dump", "pg_dump"),
+    Method::new("basebackup", "pg_basebackup")
+        .physical()
+        .lacks(&["compression", "jobs"], "they are pg_dump's"),
+];
+
 fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
     let url = PgUrl::parse(required(step.url.as_deref(), "url")?)?;
     // Checked before anything is created; the dump goes where the path really leads.
@@ -459,15 +467,6 @@ fn restore_into(
         },
     })
 }
-
-/// How a backup is taken: `pg_dump` (the default) or `pg_basebackup`.
-const BACKUP_METHODS: &[Method] = &[
-    Method::new("dump", "pg_dump"),
-    Method::new("basebackup", "pg_basebackup").refuses(
-        &["digests", "sample", "compression", "jobs"],
-        "`compression` and `jobs` are pg_dump's, and digests need its snapshot (a basebackup restores what was committed until its end, after the snapshot its counts come from)",
-    ),
-];
 
 /// What validation, the path guard and `init` know of it.
 static SPEC: EngineSpec = EngineSpec {
