@@ -18,6 +18,10 @@
 //!   snapshots: it is the newest of the listing (unless another snapshot has the very
 //!   same time, then nothing is proven). Otherwise the dump is thrown away and the step
 //!   dumps its pick by id, as for any other pick.
+//! - **A tar begun is remembered.** When that proven dump of the newest began like a tar
+//!   archive, the fact is kept (`Prefetched`): the fetch of that snapshot goes straight to
+//!   the listing (a tree restored, a file that is a tar dumped by id, a missing path
+//!   named) instead of dumping the path again to see what it is.
 
 use std::collections::BTreeSet;
 use std::io::Read as _;

@@ -29,6 +29,8 @@ mod stages;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Result;
+
 use crate::engines::Ctx;
 use crate::playbook::Step;
 
@@ -83,6 +85,12 @@ pub trait Source {
     fn in_place(&self) -> bool {
         false
     }
+    /// Brings `point` to `output` as `fetch` does, once a dump of it began like a tar
+    /// archive ([`Prefetched`]): listing it without dumping it again to see. By default
+    /// `fetch`.
+    fn fetch_listed(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
+        self.fetch(point, output, ctx)
+    }
     /// Lists the recovery points and, where the source can, brings the newest to
     /// `output` at the same time (restic: `dump latest` beside `snapshots`) when it can
     /// prove which point that was; the step keeps it when it chooses that point. By
@@ -97,23 +105,42 @@ pub trait Source {
     }
 }
 
-/// A recovery point brought while the points were listed, not yet verified nor renamed
-/// to `output`: kept ([`Prefetched::finish`]) when it is the point chosen, else dropped
-/// (its temporary file with it).
+/// A recovery point brought, or begun, while the points were listed: used
+/// ([`Prefetched::finish`]) when it is the point chosen, else dropped (a download's
+/// temporary file with it).
 pub struct Prefetched {
     /// The point's id ([`Point::id`]).
     pub id: String,
-    download: download::Download,
-    /// What the source checked on the way.
-    verified: String,
+    early: Early,
+}
+
+/// What the early dump of a point brought.
+enum Early {
+    /// Its file, not yet verified nor renamed to `output`; and what the source checked
+    /// on the way.
+    File(Box<download::Download>, String),
+    /// Nothing kept: it began like a tar archive (a tree, or a file that is itself a tar).
+    Tar,
 }
 
 impl Prefetched {
-    /// Verifies it and renames it to `output`.
-    pub fn finish(self, ctx: &Ctx<'_>) -> anyhow::Result<Fetched> {
-        let mut fetched = self.download.finish(&download::Expect::default(), ctx)?;
-        fetched.verified.push(self.verified);
-        Ok(fetched)
+    /// Brings the chosen `point` of `source` to `output`: the early file verified and
+    /// renamed to `output`; after a tar, fetched without dumping it again to see.
+    pub fn finish(
+        self,
+        source: &dyn Source,
+        point: &Point,
+        output: Option<&Path>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<Fetched> {
+        match self.early {
+            Early::File(download, verified) => {
+                let mut fetched = download.finish(&download::Expect::default(), ctx)?;
+                fetched.verified.push(verified);
+                Ok(fetched)
+            }
+            Early::Tar => source.fetch_listed(point, output, ctx),
+        }
     }
 }
 

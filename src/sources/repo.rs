@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
 use super::cli::Cli;
@@ -100,7 +100,11 @@ impl<R: Repository> Source for R {
         output: Option<&Path>,
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<Fetched> {
-        fetch(self, point, output, ctx)
+        fetch(self, point, output, true, ctx)
+    }
+
+    fn fetch_listed(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
+        fetch(self, point, output, false, ctx)
     }
 
     fn list_fetching_newest(
@@ -114,7 +118,8 @@ impl<R: Repository> Source for R {
 
 /// Lists the snapshots of `repo` while its newest snapshot's single wanted path is
 /// dumped to `output` (see `dump.rs`); the dump is kept only when proven to be of
-/// the newest listed snapshot, a regular file, and complete.
+/// the newest listed snapshot, a regular file, and complete. A dump proven of it that
+/// began like a tar archive is remembered, for its fetch not to dump it again to see.
 pub fn newest_while_listing<R: Repository>(
     repo: &R,
     output: Option<&Path>,
@@ -143,8 +148,11 @@ pub fn newest_while_listing<R: Repository>(
     let prefetched = match (dump::proven_newest(&points, before, after), dumped) {
         (Some(id), Ok(Some(download))) => Some(super::Prefetched {
             id,
-            download,
-            verified: dump::verified_by(base.cli.program),
+            early: super::Early::File(Box::new(download), dump::verified_by(base.cli.program)),
+        }),
+        (Some(id), Ok(None)) => Some(super::Prefetched {
+            id,
+            early: super::Early::Tar,
         }),
         (None, Ok(Some(_))) => {
             ctx.log("the snapshots changed while the newest was dumped: it is dumped again by id");
@@ -167,11 +175,13 @@ pub fn args(args: &[&str]) -> Vec<String> {
 /// (hashed on the way): restic's dump without a listing when it is plainly a file (see
 /// `dump.rs`), else beginning while it is listed and verified against its listed size;
 /// anything else is restored as a tree into the directory `output` (its files counted
-/// and added up against the listing).
+/// and added up against the listing). Without `sniff` (a dump of `point` already began
+/// like a tar archive), restic's path is listed without dumping it first.
 fn fetch(
     repo: &dyn Repository,
     point: &Point,
     output: Option<&Path>,
+    sniff: bool,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Fetched> {
     let base = repo.base();
@@ -196,7 +206,7 @@ fn fetch(
     };
     match paths.as_slice() {
         [only] if repo.dumps_trees_as_tar() => {
-            if let Some(fetched) = dump_else_list(&one(only), &mut listed, ctx)? {
+            if let Some(fetched) = dump_else_list(&one(only), sniff, &mut listed, ctx)? {
                 return Ok(fetched);
             }
         }
@@ -246,9 +256,11 @@ fn finish_listed(download: Download, file: &Entry, ctx: &Ctx<'_>) -> anyhow::Res
 /// a listing (see `dump.rs`). A stream that begins like a tar archive, or a failed dump,
 /// is then listed: a file that is a tar is dumped again and checked against its listed
 /// size, a missing path fails naming it, else the dump's failure is returned. None for
-/// a tree (its entries in `listed`).
+/// a tree (its entries in `listed`). Without `sniff` (a dump of it already began like a
+/// tar archive) it is listed at once.
 fn dump_else_list(
     one: &One<'_>,
+    sniff: bool,
     listed: &mut Listed,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Option<Fetched>> {
@@ -257,7 +269,10 @@ fn dump_else_list(
     let snapshot = repo.snapshot(point);
     let reading = || format!("reading `{wanted}` of {snapshot}");
     let args = repo.dump(point, &Entry::file(wanted));
-    let dumped = dump::sniffed(cli, &args, &point.url, output, ctx);
+    let dumped = match sniff {
+        true => dump::sniffed(cli, &args, &point.url, output, ctx),
+        false => Ok(None),
+    };
     if let Ok(Some(download)) = dumped {
         let mut fetched = download.finish(&Expect::default(), ctx)?;
         fetched.verified.push(dump::verified_by(cli.program));

@@ -42,7 +42,9 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                 })?,
         };
         let fetched = match (&decode, prefetched) {
-            (None, Some(early)) if chosen.id.as_ref() == Some(&early.id) => early.finish(ectx)?,
+            (None, Some(early)) if chosen.id.as_ref() == Some(&early.id) => {
+                early.finish(source.as_ref(), chosen, output, ectx)?
+            }
             (None, _) => source.fetch(chosen, output, ectx)?,
             (Some(decode), _) => {
                 let name = match step.paths.as_deref() {

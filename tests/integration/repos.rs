@@ -218,10 +218,21 @@ impl Repo {
     /// with a stand-in for the tool first on PATH: `body(dir)` is its script (see
     /// [`stand_in`]), `dir` a directory for its marks.
     pub fn locate_stood_in(&self, body: impl FnOnce(&Path) -> String) -> Outcome {
+        let file = self.tool.path("cortex.db");
+        let fields = format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\"");
+        self.locate_stood_in_with(&fields, body)
+    }
+
+    /// Locates with the step fields `fields` (it must pass), with a stand-in for the tool
+    /// first on PATH as in [`Repo::locate_stood_in`].
+    pub fn locate_stood_in_with(
+        &self,
+        fields: &str,
+        body: impl FnOnce(&Path) -> String,
+    ) -> Outcome {
         let dir = tempfile::tempdir().unwrap();
         let path = stand_in(self.tool.program(), &body(dir.path()), dir.path());
-        let file = self.tool.path("cortex.db");
-        self.locate(&format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\""))
+        self.locate(fields)
             .drill()
             .env("REPO_PW", PASSWORD)
             .env("PATH", &path)
@@ -297,7 +308,7 @@ pub fn stand_in(program: &str, body: &str, dir: &Path) -> String {
 }
 
 /// Every file under `dir`, at any depth.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(dir) = todo.pop() {

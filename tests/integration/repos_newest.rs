@@ -3,7 +3,7 @@
 //! PATH order the calls: the listing waits for the dump, or a snapshot is added between
 //! the listing and the dump.
 
-use super::repos::{PASSWORD, Repo, Tool, ok, sha256_hex};
+use super::repos::{Repo, Tool, files_under, noise, ok, sha256_hex};
 
 /// Shell: wait (at most 20 s) until the file `mark` exists, else fail saying `why`.
 fn wait_for(mark: &std::path::Path, why: &str) -> String {
@@ -74,9 +74,12 @@ fn restic_a_snapshot_added_while_dumping_is_not_taken_for_the_listed_newest() {
 }
 
 /// A dump that begins like a tar archive is listed: a file that is itself a tar is
-/// restored as that file (checked against its listed size), a directory as a tree.
+/// restored as that file (checked against its listed size), a directory as a tree. The
+/// newest snapshot's path is dumped once beside the listing; when that dump began like a
+/// tar archive, the fetch lists the path without dumping it again to see: a tree comes
+/// after that single dump (its files byte for byte), a tar file after one more, by id.
 #[test]
-fn restic_a_tar_file_stays_a_file_and_a_directory_a_tree() {
+fn restic_a_tar_file_stays_a_file_and_a_directory_a_tree_dumped_once() {
     let Some(repo) = Repo::new(Tool::Restic) else {
         return;
     };
@@ -91,22 +94,42 @@ fn restic_a_tar_file_stays_a_file_and_a_directory_a_tree() {
     let archive = archive.into_inner().unwrap();
     let data = repo.dir.path();
     std::fs::write(data.join("data/archive.tar"), &archive).unwrap();
+    std::fs::write(data.join("data/sub/blob.bin"), noise(200_000, 9)).unwrap();
     let repo_path = repo.path();
     ok(repo
         .tool
         .cmd(data)
         .args(["backup", "-q", "-r", repo_path.to_str().unwrap(), "data"]));
     let before = repo.hash();
+    let logs = tempfile::tempdir().unwrap();
+    // Locates with `fields`, restic's calls logged: the outcome and how many dumped.
+    let dumps = |fields: &str, name: &str| {
+        let log = logs.path().join(name);
+        let logging = format!("printf '%s\\n' \"$*\" >> '{}'\n", log.display());
+        let out = repo.locate_stood_in_with(fields, |_| logging);
+        let calls = std::fs::read_to_string(&log).unwrap();
+        let dumped = calls.lines().filter(|l| l.split(' ').any(|a| a == "dump"));
+        (out, dumped.count())
+    };
+    let fields = "paths = [\"/data/sub\"]\noutput = \"out/sub\"";
+    let (tree, dumped) = dumps(fields, "tree.log");
+    assert_eq!(dumped, 1, "the tree was dumped again after `dump latest`");
+    let restored = tree.path().join("out/sub");
+    let files = files_under(&data.join("data/sub"));
+    assert_eq!(files.len(), 2);
+    assert_eq!(files_under(&restored).len(), files.len());
+    for file in files {
+        let rel = file.strip_prefix(data).unwrap();
+        let got = std::fs::read(restored.join(rel)).unwrap();
+        assert_eq!(got, std::fs::read(&file).unwrap(), "{}", rel.display());
+    }
     let fields = "paths = [\"/data/archive.tar\"]\noutput = \"out/archive.tar\"";
-    let file = repo.run(&repo.locate(fields), PASSWORD).expect_code(0);
+    let (file, dumped) = dumps(fields, "file.log");
     assert_eq!(
         std::fs::read(file.path().join("out/archive.tar")).unwrap(),
         archive
     );
     file.log_has("verified: size");
-    let fields = "paths = [\"/data/sub\"]\noutput = \"out/sub\"";
-    let tree = repo.run(&repo.locate(fields), PASSWORD).expect_code(0);
-    let notes = tree.path().join("out/sub/data/sub/notes.txt");
-    assert_eq!(std::fs::read_to_string(notes).unwrap(), "run 2\n");
+    assert_eq!(dumped, 2, "the tar file: `dump latest`, then by id");
     assert_eq!(repo.hash(), before, "the repository changed");
 }
