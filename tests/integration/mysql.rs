@@ -110,6 +110,30 @@ fn a_mysql_drill_passes_and_drops_its_scratch_database() {
     assert!(resources.contains(&scratch), "{resources}");
 }
 
+/// A connection opened only for checks is read-only: a check whose query writes (pointed
+/// at a source, InnoDB and MyISAM alike) fails, and the tables keep their rows.
+#[test]
+fn a_checks_only_connection_never_writes() {
+    let Some(server) = mariadb() else { return };
+    let (_, source, _) = shop(server);
+    let count = format!(
+        "SELECT (SELECT COUNT(*) FROM `{source}`.customers) + (SELECT COUNT(*) FROM `{source}`.legacy)"
+    );
+    let before = server.sql("", &count);
+    let verify = sql("verify", "mysql", &server.url(&source)).checks([
+        query("innodb", "DELETE FROM customers WHERE id <= 20", 0),
+        query("myisam", "DELETE FROM legacy WHERE id <= 5", 0),
+    ]);
+    let out = server.drill(pb("t").step(verify)).run().expect_code(1);
+    out.check("innodb").failed_with("READ ONLY");
+    out.check("myisam").failed_with("READ ONLY");
+    assert_eq!(
+        server.sql("", &count),
+        before,
+        "a check wrote to the database"
+    );
+}
+
 #[test]
 fn a_missing_table_fails_tables_exist_and_table_counts() {
     let Some(server) = mariadb() else { return };

@@ -294,6 +294,25 @@ fn scratch_database_is_created_dropped_and_never_an_existing_one() {
     assert!(server.databases().contains(&"keep_me".to_string()));
 }
 
+/// A connection opened only for checks is read-only: a check whose query would write (a
+/// DELETE in a CTE, pointed at a source) fails, and the database keeps its rows.
+#[test]
+fn a_checks_only_connection_never_writes() {
+    let Some(server) = source() else { return };
+    let count = "SELECT count(*) FROM shop.customers";
+    let before = server.sql("app", count);
+    let delete =
+        "WITH d AS (DELETE FROM shop.customers WHERE id <= 20 RETURNING 1) SELECT count(*) FROM d";
+    let verify = sql("verify", "postgres", &server.url("app")).checks([query("sneaky", delete, 0)]);
+    let out = server.drill(pb("pg").step(verify)).run().expect_code(1);
+    out.check("sneaky").failed_with("read-only transaction");
+    assert_eq!(
+        server.sql("app", count),
+        before,
+        "a check wrote to the database"
+    );
+}
+
 #[test]
 fn integrity_without_amcheck_fails_saying_not_available() {
     let Some(server) = source() else { return };

@@ -114,10 +114,9 @@ impl Engine for Mysql {
         })
     }
 
-    fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
-        Ok(Box::new(
-            MysqlConn::open(database)?.interrupted_by(ctx.cancel),
-        ))
+    fn connect(&self, database: &str, writable: bool, ctx: &Ctx<'_>) -> Connected {
+        let conn = MysqlConn::open(database)?.interrupted_by(ctx.cancel);
+        Ok(Box::new(if writable { conn } else { conn.read_only()? }))
     }
 
     fn spec(&self) -> &'static EngineSpec {

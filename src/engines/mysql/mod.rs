@@ -296,6 +296,13 @@ impl MysqlConn {
         })
     }
 
+    /// Every transaction of the session read-only: a connection opened only for checks
+    /// never writes, whatever a check's query says.
+    pub fn read_only(mut self) -> anyhow::Result<Self> {
+        self.conn.query_drop("SET SESSION TRANSACTION READ ONLY")?;
+        Ok(self)
+    }
+
     /// On cancel, a second connection kills the running query (`KILL QUERY`).
     pub fn interrupted_by(mut self, cancel: &std::sync::Arc<Cancel>) -> Self {
         let id = self.conn.connection_id();

@@ -40,6 +40,14 @@ impl PgConn {
         })
     }
 
+    /// Every transaction of the session read-only: a connection opened only for checks
+    /// never writes, whatever a check's query says (a `DELETE ... RETURNING` in a CTE).
+    pub fn read_only(mut self) -> anyhow::Result<Self> {
+        self.client
+            .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")?;
+        Ok(self)
+    }
+
     /// Copies rows out for digests through psql (found as a client program: PATH first,
     /// see `Bins`), its password file and messages in `scratch`, stopped with `cancel`;
     /// where psql is not found, on this connection.

@@ -33,9 +33,12 @@ impl Engine for Postgres {
         restore(step, ctx)
     }
 
-    fn connect(&self, database: &str, _writable: bool, ctx: &Ctx<'_>) -> Connected {
+    fn connect(&self, database: &str, writable: bool, ctx: &Ctx<'_>) -> Connected {
         let scratch = scratch_path(ctx);
-        let conn = PgConn::open(database)?.interrupted_by(ctx.cancel);
+        let mut conn = PgConn::open(database)?.interrupted_by(ctx.cancel);
+        if !writable {
+            conn = conn.read_only()?;
+        }
         Ok(Box::new(conn.copying_with(scratch, ctx.cancel)))
     }
 
