@@ -320,10 +320,10 @@ fn a_source_named_through_a_backed_up_folder_and_dotdot_is_still_a_source() {
 }
 
 /// A `sql` step with `execute` on `database`, after a backup of `data/src.db` and a
-/// files backup of `data/sub`.
+/// files backup of `data/sub` (`vars.data` is `data`).
 fn writing_sql(database: &str) -> Drill {
     let scrub = sql("scrub", "sqlite", database).set("execute", "DELETE FROM dispatches");
-    let playbook = pb("t").step([
+    let playbook = pb("t").var("data", "data").step([
         files_backup(&["data/sub"], "{{ drill.workdir }}/tree.tar").set("id", "files"),
         sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
         scrub,
@@ -333,17 +333,21 @@ fn writing_sql(database: &str) -> Drill {
     d
 }
 
-/// A writable `sql` step never writes to a source, however it is named: the backup's
-/// source itself (it used to delete its rows), through `..`, or a new database inside a
+/// A writable `sql` step never writes to a source, however it is named, at run time
+/// too (where `validate` cannot see: symlinks): the backup's source through a link (it
+/// used to delete its rows), `..` out of a linked folder, or a new database inside a
 /// backed-up folder (which is not created).
 #[test]
 fn a_writable_sql_step_on_a_source_is_refused() {
     for (database, relation) in [
-        ("data/src.db", "it is"),
-        ("data/sub/../src.db", "it is"),
-        ("data/sub/new.db", "lies inside"),
+        ("alias.db", "it is"),
+        ("linked/../src.db", "it is"),
+        ("linked/new.db", "lies inside"),
     ] {
-        let out = assert_refused(writing_sql(database), "data", "scrub", database, database);
+        let d = writing_sql(database);
+        std::os::unix::fs::symlink("data/src.db", d.path().join("alias.db")).unwrap();
+        std::os::unix::fs::symlink("data/sub", d.path().join("linked")).unwrap();
+        let out = assert_refused(d, "data", "scrub", database, database);
         out.step("scrub").failed_with(relation);
     }
 }
@@ -377,4 +381,38 @@ fn a_writable_sql_step_on_the_restored_copy_or_a_new_database_runs() {
         .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 2, "the source was changed");
+}
+
+/// `validate` refuses what the run would: a writable `sql` step on a source known from
+/// the file (through a var and `..`, or inside a backed-up folder), at its `database`;
+/// one creating the source before its backup (a demo's setup) is left to the run.
+#[test]
+fn validate_points_at_a_writable_sql_step_on_a_source() {
+    for (database, relation) in [
+        (
+            "{{ vars.data }}/sub/../src.db",
+            "is data/src.db, the `source` of step `backup`",
+        ),
+        (
+            "data/sub/new.db",
+            "lies inside data/sub, the `paths` of step `files`",
+        ),
+    ] {
+        let d = writing_sql(database);
+        let toml = std::fs::read_to_string(d.path().join("playbook.toml")).unwrap();
+        let line = toml
+            .lines()
+            .position(|l| l.starts_with("database ="))
+            .unwrap()
+            + 1;
+        let out = d.validate().expect_code(2);
+        out.stderr_has(&format!("`database` of step `scrub` {relation}"))
+            .stderr_has(&format!("--> playbook.toml:{line}:12"));
+    }
+    let create = sql("create", "sqlite", "data/src.db").set("execute", "CREATE TABLE t (x)");
+    let demo = pb("t").step([
+        create.in_setup(),
+        sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
+    ]);
+    demo.drill().validate().expect_code(0);
 }
