@@ -85,11 +85,16 @@ impl Sources {
     }
 
     /// Adds a source; an empty path (a field rendered empty) is no path and is skipped,
-    /// and so is one already listed or named inside the last one listed (a glob's matches
-    /// come after their folder: what is inside a source is protected with it).
+    /// and so is one already listed or leading inside the last one listed (a glob's
+    /// matches come after their folder: what is inside a source is protected with it).
+    /// Compared where they lead, never by their text: `data/../app.db` is not inside
+    /// `data`.
     pub fn add(&mut self, path: impl Into<PathBuf>, why: impl Into<String>) {
         let path = path.into();
-        let inside_last = self.list.last().is_some_and(|l| path.starts_with(&l.path));
+        let inside_last = self.list.last().is_some_and(|l| {
+            let last = Place::of_source(&l.path).resolved;
+            Place::of_source(&path).resolved.starts_with(last)
+        });
         if !path.as_os_str().is_empty() && !inside_last && self.seen.insert(path.clone()) {
             self.list.push(Source {
                 path,
@@ -175,6 +180,30 @@ impl Sources {
     /// contains or lies inside a source, when it cannot be resolved, or when it is an
     /// existing file with other hard links (one of them may be a source).
     pub fn check(&self, field: &str, path: &Path) -> anyhow::Result<PathBuf> {
+        self.check_new(field, path, false)
+    }
+
+    /// Checks the `database` a writable `sql` step (one with `execute`) opens, as any
+    /// path a step writes (see [`Sources::check`]), and returns where it leads (None for
+    /// a step that writes no file). A database that does not exist yet harms nothing
+    /// when created new, even where a backup will read it later (a demo's source).
+    pub fn check_writable_sql(&self, step: &Step) -> anyhow::Result<Option<PathBuf>> {
+        let engine = kind_spec(&self.engines, step).filter(|_| step.execute.is_some());
+        let Some(engine) = engine.filter(|_| step.kind == StepKind::Sql) else {
+            return Ok(None);
+        };
+        let mut checked = None;
+        for field in engine.reads {
+            for path in field_paths(step, field) {
+                checked = Some(self.check_new(field, &path, true)?);
+            }
+        }
+        Ok(checked)
+    }
+
+    /// [`Sources::check`]; with `may_create`, a path that is a source not there yet
+    /// passes (it is created new: nothing was there to harm).
+    fn check_new(&self, field: &str, path: &Path, may_create: bool) -> anyhow::Result<PathBuf> {
         let given = path.display();
         let target = Place::of(path).map_err(|e| {
             anyhow::anyhow!("refusing to write {field} {given}: cannot tell where it leads ({e})")
@@ -192,6 +221,9 @@ impl Sources {
             let relation = if target.resolved == src.resolved
                 || (target.id.is_some() && target.id == src.id)
             {
+                if may_create && target.id.is_none() {
+                    continue;
+                }
                 "is"
             } else if target.resolved.starts_with(&src.resolved) || same(src.id, &target.chain) {
                 "lies inside"

@@ -128,3 +128,20 @@ fn create_file_replaces_a_symlink_and_never_writes_through_it() {
     let e = create_file(&root.join("dir")).unwrap_err().to_string();
     assert!(e.contains("a directory is in the way"), "{e}");
 }
+
+/// A source named through a listed folder and `..` leads outside it: it is listed (and
+/// protected) although its text starts with the folder's.
+#[test]
+fn a_source_leading_out_of_the_last_one_listed_is_listed() {
+    let (_d, root) = tmp();
+    fs::create_dir(root.join("data")).unwrap();
+    fs::write(root.join("app.db"), b"x").unwrap();
+    let mut s = Sources::new(&[]);
+    s.add(root.join("data"), "files");
+    // A glob's match inside the folder is protected with it, and not listed again.
+    s.add(root.join("data/inside.db"), "glob");
+    s.add(root.join("data/../app.db"), "sqlite");
+    assert_eq!(s.list.len(), 2);
+    let e = s.check("target", &root.join("app.db")).unwrap_err();
+    assert!(e.to_string().contains("it is"), "{e}");
+}

@@ -21,6 +21,7 @@ use crate::template::{self, STEP_ROOTS};
 mod manifests;
 mod names;
 mod sources;
+mod writes;
 
 /// `engines`: the engines a step may name (the registry's specs).
 pub fn validate<'a>(
@@ -44,6 +45,7 @@ pub fn validate<'a>(
     v.header();
     v.vars();
     v.steps();
+    v.writable_sql();
     v.manifests();
     v.gates();
     v.report(dir);

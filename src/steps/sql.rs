@@ -16,6 +16,12 @@ use crate::playbook::{Builtin, Check, Step};
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let database = required(step.database.as_deref(), "database")?;
     let writable = step.execute.is_some();
+    // What `execute` writes to is checked as any path a step writes: never a source.
+    let resolved = ctx.sources.check_writable_sql(step)?;
+    let database = resolved
+        .as_deref()
+        .and_then(|p| p.to_str())
+        .unwrap_or(database);
     let mut conn = ctx.with_engine(|e| engine_of(step)?.connect(database, writable, e))?;
     if let Some(sql) = &step.execute {
         conn.execute_batch(sql)?;

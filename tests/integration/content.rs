@@ -48,22 +48,29 @@ CREATE TRIGGER trg_services AFTER INSERT ON services BEGIN SELECT 1; END;
 CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, note TEXT, weight REAL, payload BLOB);
 INSERT INTO events (note, weight, payload) VALUES ('a', 1.5, x'00'), (NULL, -0.0, x''), ('', NULL, NULL);";
 
+/// The source `src.db` of 500 rows with [`SQLITE_EXTRA`], made before the drill (a drill
+/// never writes to its source).
+fn with_source(d: Drill) -> Drill {
+    let d = d.db("src.db", 500);
+    let conn = rusqlite::Connection::open(d.path().join("src.db")).unwrap();
+    conn.execute_batch(SQLITE_EXTRA).unwrap();
+    d
+}
+
 /// A SQLite drill: backup with `digests` (and `backup_fields`), restore, `tampering` of
 /// the restored copy, and `verify`.
 fn sqlite_drill(backup_fields: &str, tampering: Option<&str>) -> Outcome {
-    let prepare = sql("prepare", "sqlite", "{{ vars.source }}").set("execute", SQLITE_EXTRA);
     let backup = sqlite_backup("{{ vars.source }}", "{{ drill.workdir }}/b/backup.db");
     let restored = "{{ drill.workdir }}/r/restored.db";
     let mut book = pb("t")
         .var("source", "src.db")
-        .step(prepare.in_setup())
         .step(backup.set("digests", true).fields(backup_fields))
         .step(sqlite_restore("{{ steps.backup.path }}", restored));
     if let Some(statements) = tampering {
         book = book.step(tamper("sqlite", "{{ steps.restore.target }}", statements));
     }
     let verify = sql("verify", "sqlite", "{{ steps.restore.target }}").checks(content_checks());
-    book.step(verify).drill().db("src.db", 500).run()
+    with_source(book.step(verify).drill()).run()
 }
 
 #[test]
@@ -125,7 +132,6 @@ fn sqlite_content_faults_fail_each_check_naming_them() {
 #[test]
 fn sqlite_table_digests_of_listed_tables_only() {
     let changed = "UPDATE dispatches SET created_at = 'x' WHERE id = 250; CREATE TABLE extra (x);";
-    let prepare = sql("prepare", "sqlite", "src.db").set("execute", SQLITE_EXTRA);
     let backup = sqlite_backup("src.db", "{{ drill.workdir }}/b/backup.db").set("digests", true);
     let digests = |name: &str, tables: &[&str]| {
         builtin(name, "table_digests")
@@ -134,18 +140,16 @@ fn sqlite_table_digests_of_listed_tables_only() {
     };
     let verify = sql("verify", "sqlite", "{{ steps.restore.target }}")
         .checks([digests("events", &["events"]), digests("extra", &["extra"])]);
-    let out = pb("t")
-        .step([prepare.in_setup(), backup])
+    let drill = pb("t")
+        .step([backup])
         .step(sqlite_restore(
             "{{ steps.backup.path }}",
             "{{ drill.workdir }}/r.db",
         ))
         .step(tamper("sqlite", "{{ steps.restore.target }}", changed))
         .step(verify)
-        .drill()
-        .db("src.db", 500)
-        .run()
-        .expect_code(1);
+        .drill();
+    let out = with_source(drill).run().expect_code(1);
     let verify = out.step("verify");
     verify
         .check("events")

@@ -303,3 +303,116 @@ fn a_files_backup_never_writes_through_a_symlink_at_its_partial_file_or_manifest
         }
     }
 }
+
+/// A files backup of `data/sub`, then the sqlite source named through it
+/// (`data/sub/../src.db`): listed as a source although its text starts with the tree's
+/// (it used to be skipped as "inside the last source", and the restore overwrote it).
+#[test]
+fn a_source_named_through_a_backed_up_folder_and_dotdot_is_still_a_source() {
+    let playbook = pb("t").step([
+        files_backup(&["data/sub"], "{{ drill.workdir }}/tree.tar").set("id", "files"),
+        sqlite_backup("data/sub/../src.db", "{{ drill.workdir }}/backup.db"),
+        sqlite_restore("other.db", "data/src.db").set("overwrite", true),
+    ]);
+    let d = with_databases(playbook.drill());
+    std::fs::write(d.path().join("data/sub/f"), b"x").unwrap();
+    assert_refused(d, "data", "restore", "data/sub/../src.db", "files, then ..");
+}
+
+/// A `sql` step with `execute` on `database`, after a backup of `data/src.db` and a
+/// files backup of `data/sub` (`vars.data` is `data`).
+fn writing_sql(database: &str) -> Drill {
+    let scrub = sql("scrub", "sqlite", database).set("execute", "DELETE FROM dispatches");
+    let playbook = pb("t").var("data", "data").step([
+        files_backup(&["data/sub"], "{{ drill.workdir }}/tree.tar").set("id", "files"),
+        sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
+        scrub,
+    ]);
+    let d = with_databases(playbook.drill());
+    std::fs::write(d.path().join("data/sub/f"), b"x").unwrap();
+    d
+}
+
+/// A writable `sql` step never writes to a source, however it is named, at run time
+/// too (where `validate` cannot see: symlinks): the backup's source through a link (it
+/// used to delete its rows), `..` out of a linked folder, or a new database inside a
+/// backed-up folder (which is not created).
+#[test]
+fn a_writable_sql_step_on_a_source_is_refused() {
+    for (database, relation) in [
+        ("alias.db", "it is"),
+        ("linked/../src.db", "it is"),
+        ("linked/new.db", "lies inside"),
+    ] {
+        let d = writing_sql(database);
+        std::os::unix::fs::symlink("data/src.db", d.path().join("alias.db")).unwrap();
+        std::os::unix::fs::symlink("data/sub", d.path().join("linked")).unwrap();
+        let out = assert_refused(d, "data", "scrub", database, database);
+        out.step("scrub").failed_with(relation);
+    }
+}
+
+/// The drill's own restored copy is no source: a writable step on it still runs, and a
+/// database that does not exist yet is created new (a demo's source, before its backup).
+#[test]
+fn a_writable_sql_step_on_the_restored_copy_or_a_new_database_runs() {
+    let create = sql("create", "sqlite", "new/src.db")
+        .set(
+            "execute",
+            "CREATE TABLE t (x); INSERT INTO t VALUES (1), (2);",
+        )
+        .in_setup();
+    let scrub = sql("scrub", "sqlite", "{{ steps.restore.target }}")
+        .set("execute", "DELETE FROM t")
+        .checks([query("emptied", "SELECT count(*) FROM t", 0)]);
+    let out = pb("t")
+        .step([
+            create,
+            sqlite_backup("new/src.db", "{{ drill.workdir }}/backup.db"),
+            sqlite_restore("{{ steps.backup.path }}", "{{ drill.workdir }}/r.db"),
+            scrub,
+        ])
+        .drill()
+        .run()
+        .expect_code(0);
+    out.step("scrub").passed();
+    let kept = rusqlite::Connection::open(out.path().join("new/src.db")).unwrap();
+    let rows: i64 = kept
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2, "the source was changed");
+}
+
+/// `validate` refuses what the run would: a writable `sql` step on a source known from
+/// the file (through a var and `..`, or inside a backed-up folder), at its `database`;
+/// one creating the source before its backup (a demo's setup) is left to the run.
+#[test]
+fn validate_points_at_a_writable_sql_step_on_a_source() {
+    for (database, relation) in [
+        (
+            "{{ vars.data }}/sub/../src.db",
+            "is data/src.db, the `source` of step `backup`",
+        ),
+        (
+            "data/sub/new.db",
+            "lies inside data/sub, the `paths` of step `files`",
+        ),
+    ] {
+        let d = writing_sql(database);
+        let toml = std::fs::read_to_string(d.path().join("playbook.toml")).unwrap();
+        let line = toml
+            .lines()
+            .position(|l| l.starts_with("database ="))
+            .unwrap()
+            + 1;
+        let out = d.validate().expect_code(2);
+        out.stderr_has(&format!("`database` of step `scrub` {relation}"))
+            .stderr_has(&format!("--> playbook.toml:{line}:12"));
+    }
+    let create = sql("create", "sqlite", "data/src.db").set("execute", "CREATE TABLE t (x)");
+    let demo = pb("t").step([
+        create.in_setup(),
+        sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
+    ]);
+    demo.drill().validate().expect_code(0);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use indexmap::IndexMap;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use super::content;
@@ -27,12 +27,24 @@ pub struct SqliteConn {
 }
 
 impl SqliteConn {
+    /// Writable: an existing database is opened as it is, never created by SQLite; one
+    /// that does not exist is created new and empty first (`O_EXCL`: a file that appears
+    /// meanwhile is never opened in its place), with its missing folders.
     pub fn open(path: &Path, writable: bool) -> anyhow::Result<Self> {
         let conn = if writable {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent)?;
+            if fs::symlink_metadata(path).is_err() {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    fs::create_dir_all(parent)?;
+                }
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .with_context(|| format!("cannot create the database {}", path.display()))?;
             }
-            Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(path, flags)
+                .with_context(|| format!("cannot open the database {}", path.display()))?
         } else {
             open_read_only(path)?
         };
