@@ -221,6 +221,8 @@ fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool>
             )
             .with_context(|| format!("cannot extract {}", wal.display()))?;
         }
+        // Its `tablespace_map` names them; the tablespaces' tars are not extracted.
+        confine::refuse_tablespaces(&data, p.from)?;
         verified = verify(p, &data, ctx)?;
     } else {
         let from = format!("{}/.", p.from.display());
