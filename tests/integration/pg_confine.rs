@@ -186,6 +186,26 @@ fn the_sources_commands_and_pid_file_are_not_the_drills() {
     // A marker of a command that ran; the pid file rewritten or removed.
     let marks = listing(&f.path("marks"));
     let pid = std::fs::read_to_string(f.path("marks/source.pid")).unwrap_or_default();
-    assert_eq!((marks, pid.as_str()), (vec!["source.pid".to_string()], PID_FILE));
+    assert_eq!(
+        (marks, pid.as_str()),
+        (vec!["source.pid".to_string()], PID_FILE)
+    );
+    assert_eq!(f.untouchable(), before, "a drill changed a source");
+}
+
+/// A backup taken before `CREATE TABLESPACE`, restored to `latest`: replaying the
+/// creation would link the cluster to the source's live tablespace directory and write
+/// into it. The restore fails naming the tablespace; nothing of the source changes.
+#[test]
+fn wal_replay_never_creates_a_tablespace_outside_the_cluster() {
+    let Some(f) = fixture() else { return };
+    let before = f.untouchable();
+    let out = rows_drill(&f.server, restore_of(f, "plain", ""), 10)
+        .run()
+        .expect_code(1);
+    out.step("restore")
+        .failed_with("creates a tablespace")
+        .says(&f.path("ts").display().to_string());
+    cluster_gone(&out);
     assert_eq!(f.untouchable(), before, "a drill changed a source");
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 /// The tablespaces `dir` carries: `pg_tblspc/<oid> -> <target>` entries, the lines of
 /// its `tablespace_map`, and (a tar backup) `<oid>.tar` files beside `base.tar`.
@@ -54,6 +54,36 @@ pub fn refuse_tablespaces(dir: &Path, from: &Path) -> anyhow::Result<()> {
         from.display(),
         found.join(", ")
     )
+}
+
+/// Makes `data/pg_tblspc` read-only (its owner too is held by the mode): replaying a
+/// `CREATE TABLESPACE` from the archive cannot link the cluster to the tablespace's
+/// recorded directory (the source's own), and recovery stops there instead.
+pub fn seal_tablespaces(data: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = data.join("pg_tblspc");
+    if !dir.is_dir() {
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500))
+        .with_context(|| format!("cannot make {} read-only", dir.display()))
+}
+
+/// Why recovery stopped, when the server's `log` shows a replayed `CREATE TABLESPACE`
+/// refused by the read-only `pg_tblspc`.
+pub fn replayed_tablespace(log: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("pg_tblspc/") && l.contains("could not create symbolic link"))?;
+    // Its CONTEXT: `WAL redo at 0/3000060 for Tablespace/CREATE: 16390 "/srv/ts"`.
+    let location = log
+        .lines()
+        .find_map(|l| l.split_once("Tablespace/CREATE: ").map(|(_, t)| t.trim()))
+        .map_or(String::new(), |t| format!(" ({t})"));
+    Some(format!(
+        "the WAL replayed after the base backup creates a tablespace{location}: restoring tablespaces is not supported yet (replay would write into that directory, outside the throwaway cluster), so recovery was stopped there; not restored ({})",
+        line.trim()
+    ))
 }
 
 /// The settings that override the backup's configuration files so that the throwaway

@@ -266,6 +266,7 @@ fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool>
             u.chown(&base.join(f))?;
         }
     }
+    confine::seal_tablespaces(&data)?;
     Ok(verified)
 }
 
@@ -366,6 +367,9 @@ pub fn recover(
 /// Why the server stopped during recovery.
 fn exited(p: &Physical<'_>, cl: &Cluster, base: &Path, status: std::process::ExitStatus) -> String {
     let log = recovery::read_log(&cl.log());
+    if let Some(why) = confine::replayed_tablespace(&log) {
+        return why;
+    }
     if log.contains("recovery ended before configured recovery target was reached") {
         return recovery::unreachable(p.target, &log, &base.join("wal-misses"), p.archive);
     }
