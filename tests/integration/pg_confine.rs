@@ -13,18 +13,15 @@ use super::postgres::cluster_gone;
 use super::server::give_to_postgres;
 use super::*;
 
+/// The source; its archive, backups, tablespace and markers in its directory.
 struct Fixture {
     server: Server,
-    dir: tempfile::TempDir,
 }
 
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
 
 fn fixture() -> Option<&'static Fixture> {
-    server::fixture_once(&FIXTURE, build, |f| {
-        f.server.stop();
-        let _ = std::fs::remove_dir_all(f.dir.path());
-    })
+    server::fixture_once(&FIXTURE, build, |f| f.server.stop())
 }
 
 /// What the source's pid file holds (the drill must leave it so).
@@ -32,7 +29,7 @@ const PID_FILE: &str = "4242\n/the/source\n";
 
 impl Fixture {
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.server.dir().join(rel)
     }
 
     /// `pg_basebackup` of the source into `out` with `args`, as its OS user.
@@ -72,14 +69,10 @@ impl Fixture {
 }
 
 fn build() -> Option<Fixture> {
-    let dir = tempfile::Builder::new()
-        .prefix("rd-pgconf-")
-        .tempdir()
-        .unwrap();
-    give_to_postgres(dir.path());
-    let server = Server::archiving("pg_confine", &dir.path().join("archive"))?;
-    let f = Fixture { server, dir };
-    for d in ["marks", "ts"] {
+    // archive_command runs in the data directory, beside which the archive is.
+    let server = Server::archiving_with("pg_confine", "cp %p ../archive/%f")?;
+    let f = Fixture { server };
+    for d in ["archive", "marks", "ts"] {
         std::fs::create_dir(f.path(d)).unwrap();
         give_to_postgres(&f.path(d));
     }
