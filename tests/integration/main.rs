@@ -25,6 +25,7 @@ mod mysql;
 mod names;
 mod notify;
 mod orphans;
+mod pg_confine;
 mod pgbackrest;
 mod pitr;
 mod postgres;

@@ -5,6 +5,7 @@ pub mod basebackup;
 pub mod bin;
 pub mod catalog;
 pub mod cluster;
+pub mod confine;
 pub mod conn;
 pub mod content;
 pub mod copy;

@@ -77,6 +77,12 @@ impl Run<'_> {
     pub fn restore(&self, data: &Path, target: &Target) -> anyhow::Result<()> {
         let mut args = common(self.src);
         args.push(format!("--pg1-path={}", data.display()));
+        // Tablespaces into the cluster's directory, never their recorded paths (the
+        // source's own): the restore then refuses them (see `confine`).
+        args.push(format!(
+            "--tablespace-map-all={}",
+            self.base.join("tablespaces").display()
+        ));
         args.extend(target_args(target));
         args.push("restore".into());
         self.run(args, "restore")

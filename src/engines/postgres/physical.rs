@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail, ensure};
 
 use super::bin::server_tool;
 use super::cluster::{self, Cluster, ClusterSpec, FAST_SETTINGS, Postmaster};
+use super::confine;
 use super::pgbackrest;
 use super::recovery::{self, Target};
 use crate::engines::Ctx;
@@ -164,6 +165,9 @@ pub fn copy_verified(
     let prefix = throwaway::POSTGRES_PREFIX;
     // Immediate shutdown (SIGQUIT: no checkpoint, the data is thrown away).
     let stop = libc::SIGQUIT;
+    if p.pgbackrest.is_none() {
+        confine::refuse_tablespaces(p.from, p.from)?;
+    }
     match verify_first(p, ctx)? {
         verifying @ Verifying::Running(_) => {
             let staging = throwaway::staging(ctx, prefix, p.user)?;
@@ -217,12 +221,16 @@ fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool>
             )
             .with_context(|| format!("cannot extract {}", wal.display()))?;
         }
+        // Its `tablespace_map` names them; the tablespaces' tars are not extracted.
+        confine::refuse_tablespaces(&data, p.from)?;
         verified = verify(p, &data, ctx)?;
     } else {
         let from = format!("{}/.", p.from.display());
         run(duct::cmd!("cp", "-a", "--reflink=auto", from, &data), "cp")
             .with_context(|| format!("cannot copy {}", p.from.display()))?;
     }
+    // Before any server starts: a tar's `tablespace_map`, a stanza's tablespaces.
+    confine::refuse_tablespaces(&data, p.from)?;
     let label = std::fs::read_to_string(data.join("backup_label"))
         .with_context(|| format!("{} restored no backup_label", p.from.display()))?;
     if let (Target::Latest, Some(archive), Some(start)) =
@@ -258,11 +266,13 @@ fn prepare(p: &Physical<'_>, base: &Path, ctx: &Ctx<'_>) -> anyhow::Result<bool>
             u.chown(&base.join(f))?;
         }
     }
+    confine::seal_tablespaces(&data)?;
     Ok(verified)
 }
 
 /// The server's settings for the recovery: fast, no archiving, hot standby (to watch
-/// it), the cluster's own access rules, and the restore command and target.
+/// it), confined to the cluster's directory (its own access rules, none of the source's
+/// commands: see `confine`), and the restore command and target.
 pub fn settings(p: &Physical<'_>, base: &Path) -> Vec<String> {
     let misses = base.join("wal-misses");
     let restore = match (p.pgbackrest, p.archive) {
@@ -271,11 +281,12 @@ pub fn settings(p: &Physical<'_>, base: &Path) -> Vec<String> {
         (None, None) => "false".into(),
     };
     let mut s: Vec<String> = FAST_SETTINGS.iter().map(|s| s.to_string()).collect();
+    s.extend(confine::settings(
+        base,
+        confine::version(&base.join("data")),
+    ));
     s.extend([
         "hot_standby=on".into(),
-        "ssl=off".into(),
-        format!("hba_file={}", base.join("pg_hba.conf").display()),
-        format!("ident_file={}", base.join("pg_ident.conf").display()),
         format!("restore_command={restore}"),
     ]);
     s.extend(p.target.settings());
@@ -356,6 +367,9 @@ pub fn recover(
 /// Why the server stopped during recovery.
 fn exited(p: &Physical<'_>, cl: &Cluster, base: &Path, status: std::process::ExitStatus) -> String {
     let log = recovery::read_log(&cl.log());
+    if let Some(why) = confine::replayed_tablespace(&log) {
+        return why;
+    }
     if log.contains("recovery ended before configured recovery target was reached") {
         return recovery::unreachable(p.target, &log, &base.join("wal-misses"), p.archive);
     }
