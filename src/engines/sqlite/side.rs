@@ -45,7 +45,7 @@ pub(super) fn side_path(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn id_of(path: &Path) -> Option<(u64, u64)> {
+pub(super) fn id_of(path: &Path) -> Option<(u64, u64)> {
     fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
@@ -144,7 +144,12 @@ fn on_close(conn: &Connection, closed: Closed) {
 
 /// Removes the `-wal` and `-shm` of `db` if they are `ours`, the `-wal` is empty and no
 /// connection (of any process) has `db` open, holding SQLite's own locks while it does.
-pub(super) fn remove_ours(db: &Path, ours: [(u64, u64); 2]) {
+fn remove_ours(db: &Path, ours: [(u64, u64); 2]) {
+    remove_if_unused(db, ours, true)
+}
+
+/// `remove_ours`; `writable` false skips the write-access way (for tests run as root).
+pub(super) fn remove_if_unused(db: &Path, ours: [(u64, u64); 2], writable: bool) {
     let files = ["-wal", "-shm"].map(|s| side_path(db, s));
     let unchanged = || {
         [id_of(&files[0]), id_of(&files[1])] == ours.map(Some)
@@ -153,12 +158,14 @@ pub(super) fn remove_ours(db: &Path, ours: [(u64, u64); 2]) {
     if !unchanged() {
         return;
     }
-    let rw = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(db);
-    if let Ok(file) = rw {
+    let rw = writable.then(|| {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(db)
+    });
+    if let Some(Ok(file)) = rw {
         // SQLite's EXCLUSIVE lock, as its own last close takes before deleting them: it
         // fails while any connection is open and keeps new ones out until `file` closes.
         if lock(&file, libc::F_WRLCK, PENDING_BYTE, DB_LOCKS) && unchanged() {
