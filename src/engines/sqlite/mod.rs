@@ -256,9 +256,9 @@ pub fn refuse_side_files(target: &Path) -> anyhow::Result<()> {
         let side = side::side_path(target, suffix);
         ensure!(
             fs::symlink_metadata(&side).is_err(),
-            "{} exists beside the restore target: SQLite would apply it to the restored \
-             database (the old database's uncommitted or crashed-writer state); stop what \
-             uses {} and remove it (or open and close the database to checkpoint it), then \
+            "{} exists beside the restore target: SQLite would apply it (the old \
+             database's state, e.g. a crashed writer's) to the restored database; stop what \
+             uses {}, open and close it once (SQLite then folds it in and removes it), then \
              restore again",
             side.display(),
             target.display()

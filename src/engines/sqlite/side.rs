@@ -49,15 +49,6 @@ pub(super) fn id_of(path: &Path) -> Option<(u64, u64)> {
     fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn is_wal_database(db: &Path) -> bool {
-    use std::io::Read as _;
-    let mut header = [0u8; 20];
-    fs::File::open(db)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok()
-        && header[19] == 2
-}
-
 /// Watches the side files of `db` for the connection `conn` just opened on it: when they
 /// were absent, the first read (done here) creates them, and their inodes are recorded;
 /// when the last connection of ours to `db` closes, they are removed again.
@@ -69,15 +60,17 @@ pub(super) fn watch(conn: &Connection, db: &Path) {
     let first_read = with_watched(|all| {
         let w = all.entry(key.clone()).or_default();
         if w.open == 0 {
-            w.absent = id_of(&wal).is_none() && id_of(&shm).is_none() && is_wal_database(&key);
+            // (Not opened to read its header: closing a descriptor of a database drops
+            // every POSIX lock this process holds on it.)
+            w.absent = id_of(&wal).is_none() && id_of(&shm).is_none();
         }
         w.open += 1;
         w.absent && w.ours.is_none()
     });
     if first_read {
-        // The first read opens the WAL (creating both files) while we hold the database
-        // open, so no one else can remove them before we record them. A failure is the
-        // caller's to find, with its own message.
+        // The first read of a WAL database opens the WAL (creating both files) and holds
+        // the database open, so no one else can remove them before we record them (a
+        // rollback-journal database gets none). A failure is the caller's to find.
         let _ = conn.busy_timeout(Duration::from_secs(10));
         let _ = conn.query_row("PRAGMA schema_version", [], |_| Ok(()));
         let _ = conn.busy_timeout(Duration::ZERO);
