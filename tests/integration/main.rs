@@ -44,6 +44,7 @@ mod service;
 mod skips;
 mod sqlite;
 mod sqlite_pages;
+mod sqlite_side;
 mod validate;
 
 use std::path::{Path, PathBuf};

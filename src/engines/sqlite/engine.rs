@@ -101,9 +101,13 @@ impl Engine for Sqlite {
     }
 }
 
-/// Restores beside the existing `target` and swaps it in only once the restore is
-/// proven; on any failure the target is put back from its safety copy.
+/// Restores beside the existing `target` and swaps it in; the restore's checks then run
+/// on `target` itself, the file later steps read. On any failure the target is put back
+/// from its safety copy. A `-wal`, `-shm` or `-journal` beside the target is refused before
+/// anything is touched (SQLite would replay it over the restored file), and again just
+/// before the swap.
 fn restore_over(from: &Path, target: &Path, ctx: &Ctx<'_>) -> anyhow::Result<super::Snapshot> {
+    super::refuse_side_files(target)?;
     let safety = safety_copy_path(target);
     let staged = staged_path(target);
     for path in [&safety, &staged] {
@@ -116,11 +120,13 @@ fn restore_over(from: &Path, target: &Path, ctx: &Ctx<'_>) -> anyhow::Result<sup
     fs::copy(target, &safety)
         .with_context(|| format!("cannot make a safety copy of {}", target.display()))?;
     ctx.log(&format!("safety copy: {}", safety.display()));
-    let result = super::restore(from, &staged, &ctx.copying(target)).and_then(|snap| {
-        fs::rename(&staged, target)
-            .map(|_| snap)
-            .map_err(Into::into)
-    });
+    let result = super::stage(from, &staged, &ctx.copying(target))
+        .and_then(|()| super::refuse_side_files(target))
+        .and_then(|()| {
+            fs::rename(&staged, target)
+                .with_context(|| format!("cannot rename to {}", target.display()))
+        })
+        .and_then(|()| super::inspect_restored(from, target));
     match result {
         Ok(snap) => {
             fs::remove_file(&safety)?;

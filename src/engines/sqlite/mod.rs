@@ -20,6 +20,7 @@ mod content;
 mod engine;
 mod integrity;
 mod pages;
+mod side;
 
 pub use conn::SqliteConn;
 pub use content::digest_file;
@@ -40,15 +41,19 @@ pub struct Snapshot {
     pub schema: SchemaFacts,
 }
 
+/// Opens `path` read-only. A WAL database read with no `-wal`/`-shm` beside it gets both
+/// from SQLite; they are removed again once our last connection to it closes (`side`).
 pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     ensure!(path.exists(), "database {} does not exist", path.display());
-    Connection::open_with_flags(
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )
-    .with_context(|| format!("cannot open {}", path.display()))
+    .with_context(|| format!("cannot open {}", path.display()))?;
+    side::watch(&conn, path);
+    Ok(conn)
 }
 
 /// Copies `source` to `dest`, consistent while the source is in use: the copy and the
@@ -240,7 +245,33 @@ fn partial_path(dest: &Path) -> PathBuf {
 /// Restores the backup file `from` into `target` (which must not exist), then proves the
 /// result is a real database with tables in it.
 pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Result<Snapshot> {
+    stage(from, target, copying)?;
+    inspect_restored(from, target)
+}
+
+/// Refuses a `-wal`, `-shm` or `-journal` beside `target`: SQLite would replay it over
+/// the restored file (a WAL left by a crashed writer brings back the old rows).
+pub fn refuse_side_files(target: &Path) -> anyhow::Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let side = side::side_path(target, suffix);
+        ensure!(
+            fs::symlink_metadata(&side).is_err(),
+            "{} exists beside the restore target: SQLite would apply it (the old \
+             database's state, e.g. a crashed writer's) to the restored database; stop what \
+             uses {}, open and close it once (SQLite then folds it in and removes it), then \
+             restore again",
+            side.display(),
+            target.display()
+        );
+    }
+    Ok(())
+}
+
+/// Copies the backup file `from` into `target` (which must not exist), checked by
+/// nothing but its header: `inspect_restored` checks it where it will be read.
+pub fn stage(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Result<()> {
     check_backup_file(from)?;
+    refuse_side_files(target)?;
     let src = open_read_only(from)?;
     // Kept open until the transaction ends, as in `backup`.
     let held = fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
@@ -255,6 +286,11 @@ pub fn restore(from: &Path, target: &Path, copying: &Copying<'_>) -> anyhow::Res
     copied.context("restore failed")?;
     src.execute_batch("COMMIT")?;
     drop((src, held));
+    Ok(())
+}
+
+/// Proves the restored `target` is a real database with tables in it, and lists them.
+pub fn inspect_restored(from: &Path, target: &Path) -> anyhow::Result<Snapshot> {
     let conn = open_read_only(target)?;
     // A page too damaged to read is an error of the check, not a row of its result.
     let problems = quick_check(&conn).context("restored database fails quick_check")?;

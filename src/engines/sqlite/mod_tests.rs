@@ -173,3 +173,66 @@ fn a_large_table_split_among_connections_digests_as_read_whole() {
     let plans = digest::digest_tables(&mut lite, Vec::new(), &["s".to_string()], None).unwrap();
     assert_eq!(lite.split(&plans["s"].plan, 2).unwrap(), [] as [i64; 0]);
 }
+
+/// The `-wal` and `-shm` an unwatched read-only reader of the WAL database `path` leaves,
+/// as `open_read_only` did before it watched them; their (device, inode).
+fn left_by_a_reader(path: &Path) -> [(u64, u64); 2] {
+    let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    reader
+        .query_row("SELECT count(*) FROM t", [], |_| Ok(()))
+        .unwrap();
+    drop(reader);
+    ["-wal", "-shm"].map(|s| side::id_of(&side::side_path(path, s)).expect("left behind"))
+}
+
+#[test]
+fn side_files_we_made_go_only_while_no_connection_holds_the_database() {
+    use std::io::{BufRead as _, Write as _};
+    let (_dir, path) =
+        db("PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);");
+    let exist = || ["-wal", "-shm"].map(|s| side::side_path(&path, s).exists());
+    // Another process holds the database open (it reads through our -wal and -shm).
+    let mut app = std::process::Command::new("sqlite3")
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sqlite3 runs");
+    let ours = left_by_a_reader(&path);
+    let mut stdin = app.stdin.take().unwrap();
+    writeln!(stdin, "SELECT count(*) FROM t;").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(app.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "1");
+    for writable in [true, false] {
+        side::remove_if_unused(&path, ours, writable);
+        assert_eq!(
+            exist(),
+            [true, true],
+            "removed while in use (writable: {writable})"
+        );
+    }
+    drop(stdin);
+    app.wait().unwrap();
+    // Both ways remove them once no connection remains; files not ours stay.
+    for writable in [true, false] {
+        let ours = left_by_a_reader(&path);
+        side::remove_if_unused(&path, [ours[0], (0, 0)], writable);
+        assert_eq!(exist(), [true, true], "removed files not ours");
+        side::remove_if_unused(&path, ours, writable);
+        assert_eq!(exist(), [false, false], "left them (writable: {writable})");
+    }
+    // Through `open_read_only`: gone once the last of two connections closes.
+    let (a, b) = (
+        open_read_only(&path).unwrap(),
+        open_read_only(&path).unwrap(),
+    );
+    drop(a);
+    b.query_row("SELECT count(*) FROM t", [], |_| Ok(()))
+        .unwrap();
+    assert_eq!(exist(), [true, true]);
+    drop(b);
+    assert_eq!(exist(), [false, false]);
+}
