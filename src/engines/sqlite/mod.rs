@@ -106,7 +106,8 @@ pub fn backup(
         })?
     };
     src.execute_batch("COMMIT")?;
-    drop(held);
+    // The connection first: in WAL mode it holds a lock on the file as long as it is open.
+    drop((src, held));
     let bytes = fs::metadata(dest)?.len();
     Ok(Snapshot {
         taken_at: Some(taken_at),
