@@ -25,10 +25,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let files = super::checksum::expand(required(step.files.as_deref(), "files")?, &[])?;
     let client = Client::new(&step.s3.clone().unwrap_or_default())?;
     ctx.with_engine(|ectx| {
-        let mut records = Vec::new();
-        let mut entries = Vec::new();
-        let mut urls = Vec::new();
-        let mut total = 0;
+        // Everything is checked before anything is written: the bucket may hold the
+        // backups a drill reads, so a copy never overwrites an object nor changes a
+        // listed line of its SHA256SUMS.
+        let mut planned = Vec::new();
         for path in &files {
             let name = path
                 .file_name()
@@ -42,9 +42,39 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                 bucket,
                 key: &key,
             };
-            let up = upload::put_file(at, path, &sha256, ectx)?;
+            let there = match upload::existing(at)? {
+                None => false,
+                Some(Some(theirs)) if theirs == sha256 => true,
+                Some(theirs) => bail!(
+                    "s3://{bucket}/{key} already exists with other content ({}): a copy never overwrites an object",
+                    theirs.map_or("no sha256 recorded".into(), |t| format!("sha256 {t}"))
+                ),
+            };
+            planned.push((path, name, key, sha256, there));
+        }
+        let entries: Vec<(String, String)> = planned
+            .iter()
+            .map(|(_, name, _, sha256, _)| (name.clone(), sha256.clone()))
+            .collect();
+        upload::listed_sums(&client, bucket, &dir, &entries)?;
+        let (mut records, mut urls, mut total) = (Vec::new(), Vec::new(), 0);
+        for (path, _, key, sha256, there) in planned {
+            let at = ObjectAt {
+                client: &client,
+                bucket,
+                key: &key,
+            };
+            let up = match there {
+                false => upload::put_file(at, path, &sha256, ectx)?,
+                true => upload::Uploaded {
+                    url: format!("s3://{bucket}/{key}"),
+                    bytes: std::fs::metadata(path)?.len(),
+                    sha256,
+                },
+            };
+            let how = if there { "already there, same sha256" } else { "uploaded" };
             ectx.log(&format!(
-                "uploaded {} to {} ({} bytes, sha256 {})",
+                "{} to {} ({how}: {} bytes, sha256 {})",
                 path.display(),
                 up.url,
                 up.bytes,
@@ -58,7 +88,6 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                 blake3: None,
                 step: step.id.clone(),
             });
-            entries.push((name, up.sha256));
             urls.push(up.url);
         }
         let sums = upload::update_sums(&client, bucket, &dir, &entries)?;

@@ -326,6 +326,59 @@ fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
     }
 }
 
+/// A copy never overwrites: the bucket may hold the backups a drill reads. An object of
+/// the same name with other content, or a `SHA256SUMS` line saying another sha256, fails
+/// the step naming it, and the bucket is as it was; the same content again passes.
+#[test]
+fn copy_never_overwrites_an_object_or_a_listed_line() {
+    let Some(store) = test_store() else { return };
+    store.bucket("keep-bucket");
+    let theirs = b"last night's production backup".to_vec();
+    let at = |key: &str| format!("s3://keep-bucket/{key}");
+    let copy = |files: &str| {
+        let fields = format!(
+            "files = [\"{files}\"]\nto = \"s3://keep-bucket/prod/\"\ns3 = {}",
+            store.table()
+        );
+        pb("t")
+            .secret("s3_key", KEY_ENV)
+            .secret("s3_secret", SECRET_ENV)
+            .step(step("offsite", "copy").fields(&fields))
+    };
+    let drill = |book: Playbook, name: &str, body: &[u8]| {
+        book.drill()
+            .file(&format!("data/{name}"), body)
+            .env(KEY_ENV, &store.access_key)
+            .env(SECRET_ENV, &store.secret_key)
+            .run()
+    };
+    // An object there already, with other content (no sha256 metadata).
+    store.put("keep-bucket", "prod/cortex.db", &theirs);
+    let before = store.snapshot("keep-bucket");
+    let out = drill(copy("data/cortex.db"), "cortex.db", b"the drill's copy").expect_code(1);
+    let err = error(&out);
+    assert!(
+        err.contains(&at("prod/cortex.db")) && err.contains("never overwrites"),
+        "{err}"
+    );
+    assert_eq!(store.snapshot("keep-bucket"), before, "the bucket changed");
+    // A listed line with another sha256, for a name not yet uploaded.
+    let sums = format!("{}  other.db\n", sha256(b"what production wrote"));
+    store.put("keep-bucket", "prod/SHA256SUMS", sums.as_bytes());
+    let before = store.snapshot("keep-bucket");
+    let out = drill(copy("data/other.db"), "other.db", b"something else").expect_code(1);
+    assert!(
+        error(&out).contains("never changes a listed file's line"),
+        "{}",
+        error(&out)
+    );
+    assert_eq!(store.snapshot("keep-bucket"), before, "the bucket changed");
+    // The same content as an object uploaded before: accepted.
+    drill(copy("data/new.db"), "new.db", b"new").expect_code(0);
+    drill(copy("data/new.db"), "new.db", b"new").expect_code(0);
+    assert_eq!(store.get("keep-bucket", "prod/new.db"), b"new");
+}
+
 #[test]
 fn locate_expect_every_on_local_files_names_the_gap() {
     let playbook = |every: &str| {

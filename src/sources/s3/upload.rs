@@ -66,6 +66,21 @@ pub fn put_file(
     })
 }
 
+/// What is at `at` already: None when nothing, else the sha256 its metadata records (None
+/// inside when it records none).
+pub fn existing(at: ObjectAt<'_>) -> anyhow::Result<Option<Option<String>>> {
+    let mut response = at.send("HEAD", "", &[], Payload::Empty)?;
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    check(
+        &mut response,
+        &format!("looking for s3://{}/{}", at.bucket, at.key),
+    )?;
+    let meta = response.headers().get("x-amz-meta-sha256");
+    Ok(Some(meta.and_then(|v| v.to_str().ok()).map(str::to_string)))
+}
+
 /// The headers that store an object's sha256 (hex): its `sha256` metadata, and the
 /// store's own checksum, which it verifies on receipt.
 fn sha256_headers(sha256: &str) -> [(&'static str, String); 2] {
@@ -101,8 +116,32 @@ pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
     Ok(Uploaded { url, bytes, sha256 })
 }
 
-/// Adds (or replaces) `entries` (name, sha256) in the `SHA256SUMS` of `dir` (a key
-/// prefix ending in `/`, or empty), keeping the lines of other files.
+/// The lines of the `SHA256SUMS` of `dir`, after checking that none lists one of
+/// `entries` (name, sha256) with another sha256: a line is added, never changed, since
+/// the listing may be what a drill verifies against.
+pub fn listed_sums(
+    client: &Client,
+    bucket: &str,
+    dir: &str,
+    entries: &[(String, String)],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let key = format!("{dir}{SUMS}");
+    let old = client
+        .get_small(bucket, &key, 16 << 20)?
+        .unwrap_or_default();
+    let lines = parse_sums(&String::from_utf8_lossy(&old));
+    for (hash, name) in &lines {
+        if let Some((_, ours)) = entries.iter().find(|(n, h)| n == name && h != hash) {
+            anyhow::bail!(
+                "s3://{bucket}/{key} lists {name} with sha256 {hash}, not {ours}: a copy never changes a listed file's line"
+            );
+        }
+    }
+    Ok(lines)
+}
+
+/// Adds `entries` (name, sha256) to the `SHA256SUMS` of `dir` (a key prefix ending in
+/// `/`, or empty), keeping the lines of other files (see [`listed_sums`]).
 pub fn update_sums(
     client: &Client,
     bucket: &str,
@@ -110,13 +149,8 @@ pub fn update_sums(
     entries: &[(String, String)],
 ) -> anyhow::Result<String> {
     let key = format!("{dir}{SUMS}");
-    let old = client
-        .get_small(bucket, &key, 16 << 20)?
-        .unwrap_or_default();
-    let mut lines: Vec<(String, String)> = parse_sums(&String::from_utf8_lossy(&old))
-        .into_iter()
-        .filter(|(_, name)| !entries.iter().any(|(n, _)| n == name))
-        .collect();
+    let mut lines = listed_sums(client, bucket, dir, entries)?;
+    lines.retain(|(_, name)| !entries.iter().any(|(n, _)| n == name));
     lines.extend(
         entries
             .iter()
