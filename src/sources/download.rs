@@ -13,6 +13,40 @@ use sha2::Digest as _;
 use super::Fetched;
 use crate::engines::Ctx;
 
+/// The outputs `locate` made in this run (device, inode), which a later attempt of the
+/// step may replace. Anything else already at an `output` is never replaced nor removed:
+/// it may be live data, another recovery point, or anything the run did not create.
+static MADE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+fn made() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    MADE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn id_of(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Fails when something the run did not make is at `output` (see [`MADE`]).
+pub fn ensure_free(output: &Path) -> anyhow::Result<()> {
+    match id_of(output) {
+        Some(id) if !made().contains(&id) => bail!(
+            "`output` {} already exists: locate never replaces what it did not make (name a new path, e.g. under {{{{ drill.workdir }}}})",
+            output.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Records `output` as made by this run.
+pub fn made_here(output: &Path) {
+    if let Some(id) = id_of(output) {
+        made().push(id);
+    }
+}
+
 /// Bytes read per call, between cancellation checks and progress updates.
 const BUF: usize = 1 << 20;
 /// Bytes written between two starts of the writeback of a file that outlives the run.
@@ -76,6 +110,7 @@ impl Download {
     /// `md5` when an ETag is to be checked.
     pub fn start(url: &str, output: &Path, md5: bool, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let output = ctx.sources.check("output", output)?;
+        ensure_free(&output)?;
         let durable = !ctx.is_throwaway(&output);
         let dir = beside(&output)?;
         let tmp = tempfile::Builder::new()
@@ -230,9 +265,11 @@ impl Download {
             self.tmp.as_file().sync_all()?;
         }
         let output = self.output.clone();
+        ensure_free(&output)?;
         self.tmp
             .persist(&output)
             .with_context(|| format!("renaming the download to {}", output.display()))?;
+        made_here(&output);
         Ok(Fetched {
             path: output,
             bytes: self.bytes,

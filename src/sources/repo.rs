@@ -461,6 +461,7 @@ pub fn restore_tree(
     restore: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let output = ctx.sources.check("output", output)?;
+    super::download::ensure_free(&output)?;
     let tmp = tempdir_beside(&output, ".restore-drill-tree.")?;
     restore(tmp.path())?;
     let (files, bytes) = tree_size(tmp.path())?;
@@ -471,6 +472,8 @@ pub fn restore_tree(
             listed.bytes
         );
     }
+    // An earlier attempt's tree (the only one `ensure_free` lets through) goes aside.
+    super::download::ensure_free(&output)?;
     if output.is_dir() {
         let old = tempdir_beside(&output, ".restore-drill-old.")?;
         std::fs::rename(&output, old.path().join("old"))
@@ -481,6 +484,7 @@ pub fn restore_tree(
         let _ = std::fs::remove_dir_all(&tmp);
         anyhow::anyhow!("renaming the restored tree to {}: {e}", output.display())
     })?;
+    super::download::made_here(&output);
     Ok(bytes)
 }
 

@@ -22,6 +22,9 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let now = jiff::Timestamp::now();
     let named = step.snapshot.as_deref().filter(|s| *s != "latest");
     let output = step.output.as_deref().map(Path::new);
+    if let Some(output) = output {
+        sources::download::ensure_free(output)?;
+    }
     ctx.with_engine(|ectx| {
         // The newest, plainly brought: the source may bring it while it lists.
         let (points_all, prefetched) = match (named, pick, &decode) {

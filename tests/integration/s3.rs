@@ -533,6 +533,56 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
     );
 }
 
+/// `locate` never replaces what is at its `output` unless this run made it: another
+/// recovery point (`backups/db-0.bak`, once overwritten with the newest), or any file or
+/// folder, is refused and kept as it was. A retried attempt replaces its own output.
+#[test]
+fn locate_never_replaces_an_existing_output_but_its_own() {
+    let book = |output: &str| {
+        pb("t").step(
+            step("latest", "locate")
+                .fields(&format!("glob = \"backups/*.bak\"\noutput = \"{output}\"")),
+        )
+    };
+    for output in ["backups/db-0.bak", "precious/notes.txt", "precious"] {
+        let d = book(output)
+            .drill()
+            .file("backups/db-0.bak", b"the older point")
+            .file("backups/db-1.bak", b"the newest point")
+            .file("precious/notes.txt", b"not the drill's");
+        std::fs::File::open(d.path().join("backups/db-0.bak"))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+        let out = d.run().expect_code(1);
+        let err = error(&out);
+        assert!(
+            err.contains("already exists: locate never replaces"),
+            "{output}: {err}"
+        );
+        let read = |p: &str| std::fs::read(out.path().join(p)).unwrap();
+        assert_eq!(read("backups/db-0.bak"), b"the older point");
+        assert_eq!(read("precious/notes.txt"), b"not the drill's");
+    }
+    // Two attempts, the first failing after its output is in place (a gap in the
+    // schedule): the second replaces that output and fails the same way.
+    let retried = book("out/latest.bak").edit("latest", |s| {
+        s.fields("expect_every = \"1m\"\nretries = 1\nretry_delay = \"1ms\"")
+    });
+    let d = retried
+        .drill()
+        .file("backups/db-0.bak", b"the older point")
+        .file("backups/db-1.bak", b"the newest point");
+    std::fs::File::open(d.path().join("backups/db-0.bak"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    let out = d.run().expect_code(1);
+    let step = &out.record()["steps"][0];
+    assert_eq!(step["attempts"], 2, "{step}");
+    assert!(error(&out).contains("no backup between"), "{}", error(&out));
+}
+
 /// From 64 MiB on `copy` uploads in parts; the object still carries the whole file's
 /// sha256, which `locate` verifies on the way back.
 #[test]
