@@ -533,6 +533,18 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
     );
 }
 
+/// A drill of `book` with two recovery points, `backups/db-0.bak` an hour older.
+fn two_points(book: Playbook) -> Drill {
+    let d = book
+        .drill()
+        .file("backups/db-0.bak", b"the older point")
+        .file("backups/db-1.bak", b"the newest point");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let older = std::fs::File::open(d.path().join("backups/db-0.bak")).unwrap();
+    older.set_modified(hour_ago).unwrap();
+    d
+}
+
 /// `locate` never replaces what is at its `output` unless this run made it: another
 /// recovery point (`backups/db-0.bak`, once overwritten with the newest), or any file or
 /// folder, is refused and kept as it was. A retried attempt replaces its own output.
@@ -545,15 +557,7 @@ fn locate_never_replaces_an_existing_output_but_its_own() {
         )
     };
     for output in ["backups/db-0.bak", "precious/notes.txt", "precious"] {
-        let d = book(output)
-            .drill()
-            .file("backups/db-0.bak", b"the older point")
-            .file("backups/db-1.bak", b"the newest point")
-            .file("precious/notes.txt", b"not the drill's");
-        std::fs::File::open(d.path().join("backups/db-0.bak"))
-            .unwrap()
-            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-            .unwrap();
+        let d = two_points(book(output)).file("precious/notes.txt", b"not the drill's");
         let out = d.run().expect_code(1);
         let err = error(&out);
         assert!(
@@ -569,15 +573,7 @@ fn locate_never_replaces_an_existing_output_but_its_own() {
     let retried = book("out/latest.bak").edit("latest", |s| {
         s.fields("expect_every = \"1m\"\nretries = 1\nretry_delay = \"1ms\"")
     });
-    let d = retried
-        .drill()
-        .file("backups/db-0.bak", b"the older point")
-        .file("backups/db-1.bak", b"the newest point");
-    std::fs::File::open(d.path().join("backups/db-0.bak"))
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-        .unwrap();
-    let out = d.run().expect_code(1);
+    let out = two_points(retried).run().expect_code(1);
     let step = &out.record()["steps"][0];
     assert_eq!(step["attempts"], 2, "{step}");
     assert!(error(&out).contains("no backup between"), "{}", error(&out));
