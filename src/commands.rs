@@ -159,6 +159,17 @@ fn plan(path: &Path, vars: Vec<(String, String)>) -> ExitCode {
     }
 }
 
+/// Whether `out` is the record `record` itself, or any record (`restore_drill_*.json`).
+fn is_a_record(out: &Path, record: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let named = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("restore_drill_") && n.ends_with(".json"));
+    named || id(out).is_some_and(|o| Some(o) == id(record))
+}
+
 fn report(
     path: &Path,
     template: Option<&Path>,
@@ -169,6 +180,13 @@ fn report(
         let format = format.name();
         eprintln!(
             "error: --template renders the markdown report, not {format}: the html, junit and prometheus reports are built in"
+        );
+        return ExitCode::Usage;
+    }
+    if let Some(out) = output.filter(|out| is_a_record(out, path)) {
+        eprintln!(
+            "error: -o {} is a drill's record: a report never replaces one",
+            out.display()
         );
         return ExitCode::Usage;
     }

@@ -231,6 +231,21 @@ fn report_formats_have_the_same_names_in_the_playbook_and_on_the_command_line() 
         &["report", json.to_str().unwrap(), "--format", "pdf"],
     );
     bad.expect_code(2);
+    // `-o` never replaces a record: the one read, nor any other.
+    let json_text = std::fs::read(&json).unwrap();
+    for target in [
+        json.to_str().unwrap(),
+        "artifacts/restore_drill_20260101T000000Z.json",
+    ] {
+        let args = ["report", json.to_str().unwrap(), "-o", target];
+        let refused = restore_drill(out.path(), &args).expect_code(2);
+        assert!(
+            refused.stderr.contains("a report never replaces one"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&json).unwrap(), json_text);
     // A template renders the markdown report; with another format it is refused, never
     // silently left out.
     std::fs::write(
