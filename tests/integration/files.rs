@@ -325,3 +325,43 @@ fn an_archive_made_by_gnu_tar_restores() {
     assert_eq!(restore.output("file_count"), 2);
     assert_eq!(restore.output("symlink_count"), 1);
 }
+
+/// A files backup of `paths` (relative to the drill's directory) into `out/kb.tar.zst`,
+/// over `a/kb/x.json` and a different `b/kb/x.json`, and the files left in `out`.
+fn kb_backup(paths: &[&str], code: i32) -> (Outcome, Vec<String>) {
+    let d = pb("t")
+        .step(files_backup(paths, "out/kb.tar.zst"))
+        .drill()
+        .file("a/kb/x.json", b"A-x")
+        .file("b/kb/x.json", b"B-x")
+        .file("b/kb/y.json", b"B-y");
+    let out = d.run().expect_code(code);
+    let left = std::fs::read_dir(out.path().join("out"))
+        .map(|dir| {
+            let names = dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+            names.collect()
+        })
+        .unwrap_or_default();
+    (out, left)
+}
+
+/// Two different files that would get one name in the archive fail the backup, naming
+/// both and the name, and leave nothing behind (one of them used to be left out silently).
+#[test]
+fn two_files_on_one_archive_name_fail_the_backup() {
+    let (out, left) = kb_backup(&["a/kb", "b/kb/*"], 1);
+    out.step("backup")
+        .failed()
+        .says("a/kb/x.json")
+        .says("b/kb/x.json")
+        .says("archived as `kb/x.json`");
+    assert!(left.is_empty(), "left in out/: {left:?}");
+}
+
+/// The same file matched by two patterns is archived once, as before.
+#[test]
+fn one_file_matched_twice_is_archived_once() {
+    let (out, left) = kb_backup(&["b/kb/x*", "b/kb/*.json"], 0);
+    assert_eq!(out.output("backup", "file_count"), 2);
+    assert!(left.contains(&"kb.tar.zst".to_string()), "{left:?}");
+}

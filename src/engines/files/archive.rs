@@ -4,8 +4,10 @@
 //! Names inside the archive are relative to the parent of each pattern's literal
 //! prefix, like `tar -C /srv kb`: `paths = ["/srv/kb"]` stores `kb/...`, and
 //! `paths = ["demo/config/*.toml"]` stores `config/app.toml`.
+//! Two different files (by device and inode) that would get one name fail the backup;
+//! the same file matched twice is archived once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt as _;
@@ -296,7 +298,7 @@ fn collect(
     skipped: &mut Vec<String>,
 ) -> anyhow::Result<(Vec<Item>, Vec<PathBuf>)> {
     let mut items = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     let mut roots = Vec::new();
     for pattern in patterns {
         let (_, base) = literal_base(pattern);
@@ -319,22 +321,38 @@ fn collect(
     Ok((items, roots))
 }
 
+/// Each archive name taken so far: the source it was taken by, and that source's
+/// device and inode.
+type Seen = HashMap<PathBuf, (PathBuf, (u64, u64))>;
+
 fn walk(
     source: &Path,
     name: &Path,
     exclude: &Exclude,
-    seen: &mut HashSet<PathBuf>,
+    seen: &mut Seen,
     items: &mut Vec<Item>,
     skipped: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    if name.as_os_str().is_empty()
-        || exclude.excludes(source, name)
-        || !seen.insert(name.to_path_buf())
-    {
+    if name.as_os_str().is_empty() || exclude.excludes(source, name) {
         return Ok(());
     }
     let meta = fs::symlink_metadata(source)
         .with_context(|| format!("cannot read {}", source.display()))?;
+    // The same file matched twice (same device and inode) is archived once; two
+    // different ones on one name would leave one of them silently out of the backup.
+    let id = (meta.dev(), meta.ino());
+    if let Some((first, first_id)) = seen.get(name) {
+        ensure!(
+            *first_id == id,
+            "{} and {} would both be archived as `{}`: one would be missing from the \
+             backup (change `paths` so that their names differ)",
+            first.display(),
+            source.display(),
+            name.display()
+        );
+        return Ok(());
+    }
+    seen.insert(name.to_path_buf(), (source.to_path_buf(), id));
     let ft = meta.file_type();
     let kind = if ft.is_symlink() {
         Kind::Symlink
