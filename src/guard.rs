@@ -107,7 +107,7 @@ impl Sources {
     /// says it reads (a backup's `source` (sqlite) and `paths` (files, each glob
     /// expanded), a restore's `from`), a pgBackRest stanza's repositories, the `database`
     /// of a read-only `sql` step whose engine reads a file (unless this run restored it),
-    /// the local repository of a `locate` step.
+    /// the local repository of a `locate` step and every file its local `glob` matches.
     pub fn add_step(&mut self, step: &Step) {
         let of = |field: &str| format!("`{field}` of step `{}`", step.id);
         if let Some(repo) = step.local_repository() {
@@ -117,6 +117,13 @@ impl Sources {
                 "borg"
             };
             self.add(repo, of(&format!("{field}.repository")));
+        }
+        // Every recovery point a local `glob` matches, not only the one it picks.
+        let local_glob = step.glob.as_deref().filter(|g| !g.starts_with("s3://"));
+        if let Some(glob) = local_glob.filter(|_| step.kind == StepKind::Locate) {
+            for path in expand(glob) {
+                self.add(path, of("glob"));
+            }
         }
         let Some(engine) = kind_spec(&self.engines, step) else {
             return;

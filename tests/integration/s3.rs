@@ -533,6 +533,30 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
     );
 }
 
+/// Every recovery point a local `glob` matches is a source, not only the one picked: a
+/// restore over the older one is refused and it stays as it was.
+#[test]
+fn locate_protects_every_match_of_its_glob() {
+    let drill = pb("local")
+        .step(step("latest", "locate").fields("glob = \"backups/*.db\""))
+        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db").set("overwrite", true))
+        .drill();
+    make_db(&drill.path().join("backups/a.db"), 10);
+    make_db(&drill.path().join("backups/b.db"), 20);
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let older = std::fs::File::open(drill.path().join("backups/a.db")).unwrap();
+    older.set_modified(hour_ago).unwrap();
+    let before = std::fs::read(drill.path().join("backups/a.db")).unwrap();
+    let out = drill.run().expect_code(1);
+    assert_eq!(outputs(&out)["url"], "backups/b.db");
+    let err = out.record()["steps"][1]["error"].to_string();
+    assert!(err.contains("`glob` of step `latest`"), "{err}");
+    assert_eq!(
+        std::fs::read(out.path().join("backups/a.db")).unwrap(),
+        before
+    );
+}
+
 /// A drill of `book` with two recovery points, `backups/db-0.bak` an hour older.
 fn two_points(book: Playbook) -> Drill {
     let d = book
