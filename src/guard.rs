@@ -270,6 +270,12 @@ impl Sources {
 
 /// The paths a field of the step names: a text field is one path, each item of a list
 /// field a glob, expanded. An empty value (a field rendered empty) names none.
+/// The file at `path` itself (a link, not what it leads to): its device and inode, which
+/// tell it from anything later put in its place.
+pub fn id_of(path: &Path) -> Option<(u64, u64)> {
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 fn field_paths(step: &Step, field: &str) -> Vec<PathBuf> {
     // `table.key` names a key of a table field (`pgbackrest.config`).
     let value = serde_json::to_value(step).ok().and_then(|mut v| {

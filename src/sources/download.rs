@@ -12,6 +12,7 @@ use sha2::Digest as _;
 
 use super::Fetched;
 use crate::engines::Ctx;
+use crate::guard::id_of;
 
 /// The outputs `locate` made in this run (device, inode), which a later attempt of the
 /// step may replace. Anything else already at an `output` is never replaced nor removed:
@@ -20,13 +21,6 @@ static MADE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new(
 
 fn made() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
     MADE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn id_of(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Fails when something the run did not make is at `output` (see [`MADE`]).
@@ -110,7 +104,6 @@ impl Download {
     /// `md5` when an ETag is to be checked.
     pub fn start(url: &str, output: &Path, md5: bool, ctx: &Ctx<'_>) -> anyhow::Result<Self> {
         let output = ctx.sources.check("output", output)?;
-        ensure_free(&output)?;
         let durable = !ctx.is_throwaway(&output);
         let dir = beside(&output)?;
         let tmp = tempfile::Builder::new()
@@ -265,6 +258,7 @@ impl Download {
             self.tmp.as_file().sync_all()?;
         }
         let output = self.output.clone();
+        // `locate` checked it before it began; anything put there since stays too.
         ensure_free(&output)?;
         self.tmp
             .persist(&output)

@@ -461,7 +461,6 @@ pub fn restore_tree(
     restore: &mut dyn FnMut(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let output = ctx.sources.check("output", output)?;
-    super::download::ensure_free(&output)?;
     let tmp = tempdir_beside(&output, ".restore-drill-tree.")?;
     restore(tmp.path())?;
     let (files, bytes) = tree_size(tmp.path())?;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::AsRawFd as _;
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -45,9 +45,7 @@ pub(super) fn side_path(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-pub(super) fn id_of(path: &Path) -> Option<(u64, u64)> {
-    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
+pub(super) use crate::guard::id_of;
 
 /// Watches the side files of `db` for the connection `conn` just opened on it: when they
 /// were absent, the first read (done here) creates them, and their inodes are recorded;
