@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::playbook::{EngineSpec, Step, StepKind, kind_spec};
+use crate::playbook::{EngineSpec, Step, StepKind, field_value, kind_spec};
 
 /// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
 const MAX_LINKS: u32 = 40;
@@ -277,14 +277,7 @@ pub fn id_of(path: &Path) -> Option<(u64, u64)> {
 }
 
 fn field_paths(step: &Step, field: &str) -> Vec<PathBuf> {
-    // `table.key` names a key of a table field (`pgbackrest.config`).
-    let value = serde_json::to_value(step).ok().and_then(|mut v| {
-        field
-            .split('.')
-            .try_fold(&mut v, |v, key| v.get_mut(key))
-            .map(Value::take)
-    });
-    match value {
+    match field_value(step, field) {
         Some(Value::String(path)) => vec![PathBuf::from(path)],
         Some(Value::Array(items)) => items
             .iter()

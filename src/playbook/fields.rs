@@ -61,6 +61,18 @@ pub fn kind_fields(kind: StepKind) -> &'static [&'static str] {
     }
 }
 
+/// The value of `field` of a rendered `step`, None when unset; `table.key` names a key of
+/// a table field (`pgbackrest.config`).
+pub fn field_value(step: &Step, field: &str) -> Option<serde_json::Value> {
+    let step = serde_json::to_value(step).ok()?;
+    field
+        .split('.')
+        .try_fold(step, |mut v, key| {
+            v.get_mut(key).map(serde_json::Value::take)
+        })
+        .filter(|v| !v.is_null())
+}
+
 /// The kind-specific fields a step of `kind` may have: the kind's own and those of every
 /// engine serving the kind (a field of another engine than the step's is accepted).
 pub fn allowed_fields(kind: StepKind, engines: &[&EngineSpec]) -> Vec<&'static str> {

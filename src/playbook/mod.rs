@@ -29,7 +29,9 @@ pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
 pub use engine::{EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec};
 pub use evidence::EvidenceSettings;
-pub use fields::{NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, kind_fields};
+pub use fields::{
+    NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, field_value, kind_fields,
+};
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use locate::{Borg, Decompress, Decrypt, Restic, S3Settings};
 pub use model::*;
@@ -72,8 +74,7 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 /// The backup method `step` names among its engine's `methods` (the first when it
 /// names none), after its rendering: an unknown one, or a field it refuses, is an error.
 pub fn method<'m>(step: &Step, engine: &str, methods: &'m [Method]) -> anyhow::Result<&'m Method> {
-    let fields = serde_json::to_value(step).unwrap_or_default();
-    let present = |f: &str| fields.get(f).is_some_and(|v| !v.is_null());
+    let present = |f: &str| field_value(step, f).is_some();
     engine::method(step.method.as_deref(), methods, present)
         .map_err(|e| anyhow::anyhow!("backup/{engine}: {e}"))
 }

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::super::engine::kind_spec;
+use super::super::fields::field_value;
 use super::super::model::{Step, StepKind};
 use super::super::spans::Seg;
 use super::Validator;
@@ -111,12 +112,7 @@ fn render(src: &str, vars: &Map<String, Value>) -> Option<String> {
 
 /// The texts a field of the step names: a text, or each text of a list.
 fn field_texts(step: &Step, field: &str) -> impl Iterator<Item = String> {
-    let value = serde_json::to_value(step).ok().and_then(|v| {
-        field
-            .split('.')
-            .try_fold(v, |mut v, key| v.get_mut(key).map(Value::take))
-    });
-    let items = match value {
+    let items = match field_value(step, field) {
         Some(Value::Array(items)) => items,
         Some(one) => vec![one],
         None => Vec::new(),
