@@ -205,7 +205,8 @@ impl Bucket {
 
     /// Uploads the files of the run whose record is `json` (`<stem>.*` beside it) to
     /// `drill`'s folder, the record last (a record there has its reports there); their
-    /// urls.
+    /// urls. An object of one of their names fails it before anything is written, and
+    /// every PUT is conditional on there being none.
     fn upload(&self, drill: &str, json: &Path) -> anyhow::Result<Vec<String>> {
         let dir = json.parent().unwrap_or(Path::new("."));
         let stem = json.file_stem().unwrap_or_default().to_string_lossy();
@@ -218,15 +219,26 @@ impl Bucket {
             .collect();
         names.sort_by_key(|n| (n.ends_with(".json"), n.clone()));
         let folder = self.drill_prefix(drill);
+        let keys: Vec<String> = names.iter().map(|n| format!("{folder}{n}")).collect();
+        let at = |key| ObjectAt {
+            client: &self.client,
+            bucket: &self.bucket,
+            key,
+        };
+        // Another run's files of the same name (two runs in one second, from two
+        // machines): nothing of this run is written, so neither run is half replaced.
+        for key in &keys {
+            let there = upload::existing(at(key)).map_err(|e| anyhow::anyhow!(self.explain(&e)))?;
+            if there.is_some() {
+                anyhow::bail!(
+                    "{} exists already (another run of the same second?); none of this run's files was uploaded",
+                    self.url(key)
+                );
+            }
+        }
         let mut urls = Vec::new();
-        for name in names {
-            let key = format!("{folder}{name}");
-            let at = ObjectAt {
-                client: &self.client,
-                bucket: &self.bucket,
-                key: &key,
-            };
-            let up = upload::put_plain(at, &dir.join(&name))
+        for (name, key) in names.iter().zip(&keys) {
+            let up = upload::put_plain(at(key), &dir.join(name))
                 .map_err(|e| anyhow::anyhow!(self.explain(&e)))?;
             urls.push(up.url);
         }

@@ -430,3 +430,76 @@ fn verify_of_an_s3_prefix_checks_chains_and_signatures_as_on_disk() {
         "verify wrote to the bucket"
     );
 }
+
+/// The `YYYYMMDDTHHMMSSZ` of each second from now on, for `seconds` seconds.
+fn the_next_seconds(seconds: i64) -> Vec<String> {
+    let now = jiff::Timestamp::now();
+    (0..seconds)
+        .map(|s| {
+            (now + jiff::SignedDuration::from_secs(s))
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_into_s3_never_replaces_the_files_of_another_run_of_the_same_second() {
+    let Some((store, bucket, aws)) = store_with("fleet-same-second") else {
+        return;
+    };
+    let drill = charted("orders");
+    // Another machine's run of each coming second has uploaded its log (not yet its
+    // record, so this run cannot know of it from the records it fetches).
+    for ts in the_next_seconds(60) {
+        let key = format!("nightly/orders/restore_drill_{ts}.log");
+        store.put(&bucket, &key, b"the other run's log\n");
+    }
+    let before = store.snapshot(&bucket);
+    let ran = run_into(&aws, &drill, &format!("s3://{bucket}/nightly/")).expect_code(3);
+    assert_has(
+        &ran.stderr,
+        "exists already (another run of the same second?)",
+        "run",
+    );
+    assert_has(&ran.stderr, "none of this run's files was uploaded", "run");
+    assert_has(&ran.stderr, "they are kept in", "run");
+    assert_eq!(store.snapshot(&bucket), before, "the bucket is as it was");
+    let kept = listing(&drill.path().join("tmp"));
+    assert!(
+        kept.iter().any(|f| f.ends_with(".json")),
+        "the record is kept in the staging folder: {kept:?}"
+    );
+}
+
+#[test]
+fn an_upload_is_refused_by_the_store_where_an_object_of_its_name_exists() {
+    use restore_drill::sources::s3::{ObjectAt, upload};
+    let Some((store, bucket, _)) = store_with("fleet-conditional") else {
+        return;
+    };
+    store.put(&bucket, "a/restore_drill_1.json", b"the first\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("restore_drill_1.json");
+    std::fs::write(&file, "the second\n").unwrap();
+    let client = store.client();
+    let at = ObjectAt {
+        client: &client,
+        bucket: &bucket,
+        key: "a/restore_drill_1.json",
+    };
+    // What two writers that both looked first would do: the second PUT is refused.
+    let err = format!("{:#}", upload::put_plain(at, &file).err().expect("refused"));
+    assert_has(&err, "HTTP 412", "the upload");
+    assert_has(&err, "it was not replaced", "the upload");
+    assert_eq!(store.get(&bucket, "a/restore_drill_1.json"), b"the first\n");
+    let at = ObjectAt {
+        key: "a/restore_drill_2.json",
+        ..at
+    };
+    upload::put_plain(at, &file).expect("a new name is written");
+    assert_eq!(
+        store.get(&bucket, "a/restore_drill_2.json"),
+        b"the second\n"
+    );
+}

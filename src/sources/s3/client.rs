@@ -243,11 +243,27 @@ impl Client {
         key: &str,
         limit: u64,
     ) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.get_tagged(bucket, key, limit)?.map(|(bytes, _)| bytes))
+    }
+
+    /// A small object (at most `limit` bytes) and its ETag (when the store gives one),
+    /// or None when it does not exist.
+    pub fn get_tagged(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: u64,
+    ) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
         let mut response = self.send("GET", bucket, key, "", &[], Payload::Empty)?;
         if response.status().as_u16() == 404 {
             return Ok(None);
         }
         check(&mut response, &format!("reading s3://{bucket}/{key}"))?;
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut bytes = Vec::new();
         response
             .body_mut()
@@ -256,7 +272,7 @@ impl Client {
             .reader()
             .read_to_end(&mut bytes)
             .with_context(|| format!("reading s3://{bucket}/{key}"))?;
-        Ok(Some(bytes))
+        Ok(Some((bytes, etag)))
     }
 }
 
@@ -280,6 +296,7 @@ pub fn check(response: &mut Response<ureq::Body>, doing: &str) -> anyhow::Result
         (_, "InvalidAccessKeyId") => " (check `s3.access_key`)",
         (403, _) => " (check the credentials and their permissions)",
         (_, "NoSuchBucket") => " (check the bucket name in the url)",
+        (412, _) => " (an object of this name was written meanwhile; it was not replaced)",
         _ => "",
     };
     let what = match (code.is_empty(), message.is_empty()) {

@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use sha2::Digest as _;
 
 use super::sigv4::uri_encode;
+use super::upload::IF_NONE_MATCH;
 use super::{ObjectAt, Payload, check, xml};
 use crate::engines::Ctx;
 use crate::sources::hex;
@@ -103,9 +104,10 @@ impl Multipart<'_> {
             .collect();
         let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
         let query = format!("uploadId={id}");
-        let mut response = self
-            .at
-            .send("POST", &query, &[], Payload::Bytes(body.as_bytes()))?;
+        let headers = [(IF_NONE_MATCH.0, IF_NONE_MATCH.1.to_string())];
+        let mut response =
+            self.at
+                .send("POST", &query, &headers, Payload::Bytes(body.as_bytes()))?;
         check(&mut response, &self.doing())?;
         // S3 may answer 200 and still fail the completion in the body.
         let answer = read_body(&mut response, &self.doing())?;

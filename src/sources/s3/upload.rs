@@ -44,7 +44,7 @@ pub fn put_file(
             sha256: sha256.to_string(),
         });
     }
-    let headers = sha256_headers(sha256);
+    let headers = new_object(sha256_headers(sha256));
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = Watched {
@@ -96,6 +96,18 @@ fn sha256_headers(sha256: &str) -> [(&'static str, String); 2] {
     ]
 }
 
+/// The header that makes a PUT (or a multipart completion) fail with 412 where an object
+/// of that name exists: two writers that both checked before writing (two runs in one
+/// second, two copies to one prefix) cannot replace each other's object. A store that
+/// ignores it still had the object looked for first ([`existing`]).
+pub const IF_NONE_MATCH: (&str, &str) = ("if-none-match", "*");
+
+/// `headers` and [`IF_NONE_MATCH`].
+fn new_object(headers: [(&'static str, String); 2]) -> [(&'static str, String); 3] {
+    let [a, b] = headers;
+    [a, b, (IF_NONE_MATCH.0, IF_NONE_MATCH.1.to_string())]
+}
+
 /// Uploads a file of a run (a record, its log, a report: at most a few hundred MiB, in
 /// one PUT) to `at`, with its sha256, outside a step (no progress, no cancelling).
 pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
@@ -108,7 +120,8 @@ pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
     let sha256 = crate::sources::hex(&hasher.finalize());
     let mut file = open()?;
     let payload = Payload::Reader(&mut file, bytes, &sha256);
-    let mut response = at.send("PUT", "", &sha256_headers(&sha256), payload)?;
+    let headers = new_object(sha256_headers(&sha256));
+    let mut response = at.send("PUT", "", &headers, payload)?;
     check(
         &mut response,
         &format!("uploading {} to {url}", path.display()),
@@ -116,7 +129,27 @@ pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
     Ok(Uploaded { url, bytes, sha256 })
 }
 
-/// The lines of the `SHA256SUMS` of `dir`, after checking that none lists one of
+/// A `SHA256SUMS` as it was read: its lines (sha256, name) and what a write of it must
+/// find there to replace it.
+pub struct Sums {
+    pub lines: Vec<(String, String)>,
+    /// `if-match` its ETag, `if-none-match: *` when there was none, or nothing when the
+    /// store gave no ETag.
+    condition: Option<(&'static str, String)>,
+}
+
+/// Whether a conditional write of a `SHA256SUMS` landed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// Another writer changed it since it was read (HTTP 412): nothing was written.
+    Changed,
+}
+
+/// How many times a `SHA256SUMS` another writer keeps changing is read and written again.
+const SUMS_ATTEMPTS: usize = 5;
+
+/// The `SHA256SUMS` of `dir`, after checking that none of its lines lists one of
 /// `entries` (name, sha256) with another sha256: a line is added, never changed, since
 /// the listing may be what a drill verifies against.
 pub fn listed_sums(
@@ -124,11 +157,12 @@ pub fn listed_sums(
     bucket: &str,
     dir: &str,
     entries: &[(String, String)],
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<Sums> {
     let key = format!("{dir}{SUMS}");
-    let old = client
-        .get_small(bucket, &key, 16 << 20)?
-        .unwrap_or_default();
+    let (old, condition) = match client.get_tagged(bucket, &key, 16 << 20)? {
+        None => (Vec::new(), Some(("if-none-match", "*".to_string()))),
+        Some((bytes, etag)) => (bytes, etag.map(|e| ("if-match", e))),
+    };
     let lines = parse_sums(&String::from_utf8_lossy(&old));
     for (hash, name) in &lines {
         if let Some((_, ours)) = entries.iter().find(|(n, h)| n == name && h != hash) {
@@ -137,37 +171,58 @@ pub fn listed_sums(
             );
         }
     }
-    Ok(lines)
+    Ok(Sums { lines, condition })
+}
+
+/// Writes `sums` as the `SHA256SUMS` of `dir`, only if it is still what was read.
+pub fn put_sums(client: &Client, bucket: &str, dir: &str, sums: &Sums) -> anyhow::Result<Written> {
+    let key = format!("{dir}{SUMS}");
+    let text: String = sums
+        .lines
+        .iter()
+        .map(|(hash, name)| format!("{hash}  {name}\n"))
+        .collect();
+    let headers: Vec<(&str, String)> = sums.condition.iter().cloned().collect();
+    let mut response = client.send(
+        "PUT",
+        bucket,
+        &key,
+        "",
+        &headers,
+        Payload::Bytes(text.as_bytes()),
+    )?;
+    if response.status().as_u16() == 412 {
+        return Ok(Written::Changed);
+    }
+    check(&mut response, &format!("writing s3://{bucket}/{key}"))?;
+    Ok(Written::Done)
 }
 
 /// Adds `entries` (name, sha256) to the `SHA256SUMS` of `dir` (a key prefix ending in
-/// `/`, or empty), keeping the lines of other files (see [`listed_sums`]).
+/// `/`, or empty), keeping the lines of other files (see [`listed_sums`]). A listing that
+/// another writer changed meanwhile is read, checked and written again: no writer's line
+/// is lost.
 pub fn update_sums(
     client: &Client,
     bucket: &str,
     dir: &str,
     entries: &[(String, String)],
 ) -> anyhow::Result<String> {
-    let key = format!("{dir}{SUMS}");
-    let mut lines = listed_sums(client, bucket, dir, entries)?;
-    lines.retain(|(_, name)| !entries.iter().any(|(n, _)| n == name));
-    lines.extend(
-        entries
-            .iter()
-            .map(|(name, hash)| (hash.clone(), name.clone())),
-    );
-    let text: String = lines
-        .iter()
-        .map(|(hash, name)| format!("{hash}  {name}\n"))
-        .collect();
-    let mut response = client.send(
-        "PUT",
-        bucket,
-        &key,
-        "",
-        &[],
-        Payload::Bytes(text.as_bytes()),
-    )?;
-    check(&mut response, &format!("writing s3://{bucket}/{key}"))?;
-    Ok(format!("s3://{bucket}/{key}"))
+    let url = format!("s3://{bucket}/{dir}{SUMS}");
+    for _ in 0..SUMS_ATTEMPTS {
+        let mut sums = listed_sums(client, bucket, dir, entries)?;
+        sums.lines
+            .retain(|(_, name)| !entries.iter().any(|(n, _)| n == name));
+        sums.lines.extend(
+            entries
+                .iter()
+                .map(|(name, hash)| (hash.clone(), name.clone())),
+        );
+        if put_sums(client, bucket, dir, &sums)? == Written::Done {
+            return Ok(url);
+        }
+    }
+    anyhow::bail!(
+        "{url} was changed by another writer each of {SUMS_ATTEMPTS} times it was written"
+    )
 }
