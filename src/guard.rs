@@ -107,7 +107,8 @@ impl Sources {
     /// says it reads (a backup's `source` (sqlite) and `paths` (files, each glob
     /// expanded), a restore's `from`), a pgBackRest stanza's repositories, the `database`
     /// of a read-only `sql` step whose engine reads a file (unless this run restored it),
-    /// the local repository of a `locate` step and every file its local `glob` matches.
+    /// the local repository of a `locate` step, the `paths` its snapshot was taken of (on
+    /// this host, the live data) and every file its local `glob` matches.
     pub fn add_step(&mut self, step: &Step) {
         let of = |field: &str| format!("`{field}` of step `{}`", step.id);
         if let Some(repo) = step.local_repository() {
@@ -117,6 +118,14 @@ impl Sources {
                 "borg"
             };
             self.add(repo, of(&format!("{field}.repository")));
+        }
+        // What a snapshot was taken of is where the live data is, on this host most often.
+        if step.kind == StepKind::Locate && (step.restic.is_some() || step.borg.is_some()) {
+            for path in step.paths.iter().flatten() {
+                // borg names its paths without the leading `/`.
+                let live = Path::new("/").join(path);
+                self.add(live, of("paths"));
+            }
         }
         // Every recovery point a local `glob` matches, not only the one it picks.
         let local_glob = step.glob.as_deref().filter(|g| !g.starts_with("s3://"));

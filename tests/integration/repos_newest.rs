@@ -133,3 +133,62 @@ fn restic_a_tar_file_stays_a_file_and_a_directory_a_tree_dumped_once() {
     assert_eq!(dumped, 2, "the tar file: `dump latest`, then by id");
     assert_eq!(repo.hash(), before, "the repository changed");
 }
+
+/// A snapshot of a live file on this host: a restore over the file it was taken of is
+/// refused (the snapshot's `paths` are sources), for restic (`/abs/path`) and borg
+/// (`abs/path`), and the live file is left as it was.
+#[test]
+fn a_restore_over_the_live_file_a_snapshot_was_taken_of_is_refused() {
+    use super::repos::PASSWORD;
+    use super::{make_db, sqlite_restore};
+    for tool in [Tool::Restic, Tool::Borg] {
+        if !tool.present() {
+            eprintln!("SKIPPED: {} is not installed", tool.program());
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let live = root.join("live/app.db");
+        make_db(&live, 10);
+        let repo = root.join("repo");
+        let mut init = tool.cmd(&root);
+        match tool {
+            Tool::Restic => init.args(["init", "--repo"]).arg(&repo),
+            Tool::Borg => init.args(["init", "--encryption=repokey"]).arg(&repo),
+        };
+        ok(&mut init);
+        let mut backup = tool.cmd(&root);
+        match tool {
+            Tool::Restic => backup.args(["backup", "--repo"]).arg(&repo).arg(&live),
+            Tool::Borg => backup
+                .arg("create")
+                .arg(format!("{}::one", repo.display()))
+                .arg(&live),
+        };
+        ok(&mut backup);
+        let named = match tool {
+            Tool::Restic => live.display().to_string(),
+            Tool::Borg => live
+                .display()
+                .to_string()
+                .trim_start_matches('/')
+                .to_string(),
+        };
+        let live_text = live.display().to_string();
+        let fields = format!(
+            "{}\npaths = [\"{named}\"]\noutput = \"out/app.db\"",
+            tool.table(&repo)
+        );
+        let before = std::fs::read(&live).unwrap();
+        let out = super::pb("repos")
+            .secret("repo_pw", "REPO_PW")
+            .step(super::step("latest", "locate").fields(&fields))
+            .step(sqlite_restore("{{ steps.latest.path }}", &live_text).set("overwrite", true))
+            .drill()
+            .env("REPO_PW", PASSWORD)
+            .run()
+            .expect_code(1);
+        out.step("restore").failed_with("`paths` of step `latest`");
+        assert_eq!(std::fs::read(&live).unwrap(), before, "{}", tool.program());
+    }
+}
