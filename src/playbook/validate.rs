@@ -45,7 +45,7 @@ pub fn validate<'a>(
     v.header();
     v.vars();
     v.steps();
-    v.writable_sql();
+    v.writes_into_sources();
     v.manifests();
     v.gates();
     v.report(dir);

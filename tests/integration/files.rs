@@ -264,7 +264,9 @@ fn a_restore_into_the_backed_up_tree_or_a_non_empty_dir_is_refused() {
     ] {
         let into = tree_playbook(None).edit("restore", |s| s.set("target_dir", target));
         let d = into.drill().file("tree/config/app.toml", b"port = 8080\n");
-        let out = d.file("tree/kb/index.json", b"{}").run().expect_code(1);
+        let d = d.file("tree/kb/index.json", b"{}");
+        d.known_only_to_the_run(target);
+        let out = d.run().expect_code(1);
         out.step("restore").failed_with(why);
     }
 }

@@ -538,3 +538,33 @@ impl Drill {
         self
     }
 }
+
+/// What makes a path known only to the run (`env` renders then, not at `validate`).
+pub const LATE: &str = "{{ env.RD_NEVER_SET | default('') }}";
+
+impl Drill {
+    /// For a test of the run's own path guard: where `validate` already refuses the
+    /// playbook (a write onto a source the file shows), asserts it says so, then respells
+    /// every `"named"` of the file so that only the run knows it. Whether it was refused.
+    pub fn known_only_to_the_run(&self, named: &str) -> bool {
+        let checked = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+            .current_dir(self.path())
+            .args(["validate", "playbook.toml"])
+            .output()
+            .unwrap();
+        if checked.status.success() {
+            return false;
+        }
+        let said = String::from_utf8_lossy(&checked.stderr);
+        assert!(
+            said.contains("a drill never writes to a source of the playbook"),
+            "{named}: {said}"
+        );
+        let file = self.path().join("playbook.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let spelled = format!("\"{named}\"");
+        assert!(text.contains(&spelled), "{named} is not in\n{text}");
+        std::fs::write(&file, text.replace(&spelled, &format!("\"{LATE}{named}\""))).unwrap();
+        true
+    }
+}

@@ -33,11 +33,13 @@ fn snapshot(dir: &Path) -> Vec<String> {
 }
 
 /// Runs `d`, then asserts the drill failed at `step` with an error naming `named`, and
-/// that `watched` (the folder holding the source) is exactly as it was.
+/// that `watched` (the folder holding the source) is exactly as it was. Where `validate`
+/// already refuses the playbook, the run's guard is tested with `named` known only to it.
 fn assert_refused(d: Drill, watched: &str, step: &str, named: &str, case: &str) -> Outcome {
     let dir = d.path().join(watched);
     let before = snapshot(&dir);
     assert!(!before.is_empty(), "{case}: nothing to watch");
+    d.known_only_to_the_run(named);
     let out = d.run().expect_code(1);
     out.step(step).failed_with(named);
     assert_eq!(snapshot(&dir), before, "{case}: the source changed");
@@ -415,4 +417,98 @@ fn validate_points_at_a_writable_sql_step_on_a_source() {
         sqlite_backup("data/src.db", "{{ drill.workdir }}/backup.db"),
     ]);
     demo.drill().validate().expect_code(0);
+}
+
+/// `validate` refuses, at the field, every write onto a source that the file alone
+/// shows (text and `vars`): before a long run reaches it. What only the run can know
+/// (symlinks, hard links, templates of `env` or earlier steps) is left to the run's
+/// guard (the tests above), and the usual shapes pass.
+#[test]
+fn validate_points_at_every_write_onto_a_source_the_file_shows() {
+    let restore_over = |target: &str| {
+        pb("t").var("live", "data").step([
+            sqlite_backup("data/src.db", "{{ drill.workdir }}/b.db"),
+            sqlite_restore("{{ steps.backup.path }}", target).set("overwrite", true),
+        ])
+    };
+    let refused = [
+        (
+            restore_over("{{ vars.live }}/sub/../src.db"),
+            "target",
+            "`target` of step `restore` is data/src.db, the `source` of step `backup`",
+        ),
+        (
+            restore_over("data"),
+            "target",
+            "`target` of step `restore` contains data/src.db",
+        ),
+        (
+            // The backup's source is protected from the first step on.
+            pb("t").step([
+                sqlite_restore("other.db", "./data/src.db").set("overwrite", true),
+                sqlite_backup("data/src.db", "{{ drill.workdir }}/b.db"),
+            ]),
+            "target",
+            "`target` of step `restore` is data/src.db",
+        ),
+        (
+            pb("t").step(sqlite_backup("data/src.db", "data/src.db.d/../src.db")),
+            "output",
+            "`output` of step `backup` is data/src.db",
+        ),
+        (
+            pb("t").step([
+                files_backup(&["tree"], "{{ drill.workdir }}/t.tar.zst"),
+                files_restore("{{ steps.backup.path }}", "tree/new"),
+            ]),
+            "target_dir",
+            "`target_dir` of step `restore` lies inside tree, the `paths` of step `backup`",
+        ),
+        (
+            pb("t").step([
+                sqlite_restore("other.db", "{{ drill.workdir }}/r.db"),
+                step("sums", "checksum")
+                    .set("files", list(&["x"]))
+                    .set("manifest", "other.db"),
+            ]),
+            "manifest",
+            "`manifest` of step `sums` is other.db, the `from` of step `restore`",
+        ),
+    ];
+    for (playbook, field, said) in refused {
+        let d = playbook.drill();
+        let toml = std::fs::read_to_string(d.path().join("playbook.toml")).unwrap();
+        let lines: Vec<&str> = toml.lines().collect();
+        let line = lines
+            .iter()
+            .rposition(|l| l.starts_with(&format!("{field} =")))
+            .unwrap()
+            + 1;
+        let column = field.len() + 4;
+        d.validate()
+            .expect_code(2)
+            .stderr_has(said)
+            .stderr_has("a drill never writes to a source of the playbook")
+            .stderr_has(&format!("--> playbook.toml:{line}:{column}"));
+    }
+    let allowed = [
+        // A backup writes what a later restore reads.
+        pb("t").step([
+            sqlite_backup("data/src.db", "out/b.db"),
+            sqlite_restore("out/b.db", "out/r.db"),
+        ]),
+        // A restore's source is its own from its step on: an earlier step may write it.
+        pb("t").step([
+            step("sums", "checksum")
+                .set("files", list(&["x"]))
+                .set("manifest", "other.db"),
+            sqlite_restore("other.db", "{{ drill.workdir }}/r.db"),
+        ]),
+        // Known only to the run.
+        restore_over("{{ env.LIVE }}/src.db"),
+        restore_over("{{ drill.workdir }}/r.db"),
+    ];
+    for playbook in allowed {
+        playbook.drill().validate().expect_code(0);
+    }
 }

@@ -1,6 +1,8 @@
-//! A `sql` step with `execute` never writes to a source of the playbook: refused here
-//! when its `database` and the source are known from the file alone (text and `vars`),
-//! as the run refuses it in any case (`guard::Sources::check_writable_sql`).
+//! No step writes to a source of the playbook: refused here when the path written and
+//! the source are known from the file alone (text and `vars`), as the run refuses it in
+//! any case (`guard::Sources`): a restore's `target`/`target_dir`, a backup's or a
+//! locate's `output`, a checksum's `manifest`, the `database` of a `sql` step with
+//! `execute`.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -17,74 +19,126 @@ use crate::template;
 struct Known {
     path: PathBuf,
     at: (u8, usize),
+    /// A backup's: the run knows it before the first step, so it is protected from
+    /// every step; any other from its own step on.
+    from_start: bool,
     why: String,
 }
 
+/// A path a step writes, known from the file.
+struct Write<'a> {
+    at: (u8, usize),
+    section: &'a str,
+    step: &'a Step,
+    field: &'static str,
+    path: PathBuf,
+}
+
+impl Write<'_> {
+    /// How it meets `source`, if it does, as the run's guard would find.
+    fn meets(&self, source: &Known) -> Option<&'static str> {
+        let sql = self.step.kind == StepKind::Sql;
+        let reached = source.from_start || source.at <= self.at;
+        if !reached {
+            return None;
+        }
+        if self.path == source.path {
+            // A database not there yet is created new (a demo's source before its backup).
+            let created_first = sql && self.at < source.at;
+            (!created_first).then_some("is")
+        } else if self.path.starts_with(&source.path) {
+            Some("lies inside")
+        } else if source.path.starts_with(&self.path) {
+            Some("contains")
+        } else {
+            None
+        }
+    }
+}
+
+/// The fields of `step` naming what it writes (`reads` of its engine: a `sql` step's
+/// `database`).
+fn written_fields(
+    step: &Step,
+    reads: &'static [&'static str],
+    makes: &'static [&'static str],
+) -> &'static [&'static str] {
+    match step.kind {
+        StepKind::Restore => makes,
+        StepKind::Backup | StepKind::Locate => &["output"],
+        StepKind::Checksum => &["manifest"],
+        StepKind::Sql if step.execute.is_some() => reads,
+        _ => &[],
+    }
+}
+
 impl Validator<'_> {
-    /// Reported at the `database` of the step. A database that *is* a source named by a
-    /// later step is left to the run (a demo creates its source before backing it up);
-    /// one that lies inside a source is always a write into it.
-    pub(super) fn writable_sql(&mut self) {
+    /// Reported at the field that writes.
+    pub(super) fn writes_into_sources(&mut self) {
         let vars = self.known_vars();
         let mut sources = Vec::new();
-        let mut writers = Vec::new();
+        let mut writes = Vec::new();
         for (section, raw, _, parsed) in &self.layout.steps {
             let Some(step) = parsed.and_then(|i| self.pb.section(*section).get(i)) else {
                 continue;
             };
-            let Some(spec) = kind_spec(self.engines, step) else {
-                continue;
-            };
             let at = (*section as u8, *raw);
-            for field in spec.reads {
-                let paths = field_texts(step, field).filter_map(|t| known_path(&t, &vars));
-                match step.kind {
-                    StepKind::Backup | StepKind::Restore => {
-                        let why = format!("the `{field}` of step `{}`", step.id);
-                        sources.extend(paths.map(|path| Known {
-                            path,
-                            at,
-                            why: why.clone(),
-                        }));
-                    }
-                    StepKind::Sql if step.execute.is_some() => {
-                        writers.extend(paths.map(|path| (at, *section, step, field, path)));
-                    }
-                    _ => {}
+            let spec = kind_spec(self.engines, step);
+            let (reads, makes) = spec.map_or((&[][..], &[][..]), |k| (k.reads, k.makes));
+            let read_only = !(step.kind == StepKind::Sql && step.execute.is_some());
+            if read_only && step.kind != StepKind::Locate {
+                for field in reads {
+                    let why = format!("the `{field}` of step `{}`", step.id);
+                    let paths = field_texts(step, field).filter_map(|t| known_path(&t, &vars));
+                    sources.extend(paths.map(|path| Known {
+                        path,
+                        at,
+                        from_start: step.kind == StepKind::Backup,
+                        why: why.clone(),
+                    }));
+                }
+            }
+            for field in written_fields(step, reads, makes) {
+                for path in field_texts(step, field).filter_map(|t| known_path(&t, &vars)) {
+                    let section = section.as_str();
+                    writes.push(Write {
+                        at,
+                        section,
+                        step,
+                        field,
+                        path,
+                    });
                 }
             }
         }
-        for (at, section, step, field, path) in writers {
-            let Some((relation, source)) = sources.iter().find_map(|s| {
-                if path == s.path && s.at < at {
-                    Some(("is", s))
-                } else if path != s.path && path.starts_with(&s.path) {
-                    Some(("lies inside", s))
-                } else {
-                    None
-                }
-            }) else {
+        for write in writes {
+            let Some((relation, source)) =
+                sources.iter().find_map(|s| write.meets(s).map(|r| (r, s)))
+            else {
                 continue;
             };
             let key = [
-                Seg::Key(section.as_str()),
-                Seg::Index(at.1),
-                Seg::Key(field),
+                Seg::Key(write.section),
+                Seg::Index(write.at.1),
+                Seg::Key(write.field),
             ];
             let span = self.spans.value(&key);
+            let help = if write.step.kind == StepKind::Sql {
+                "run `execute` on the drill's own restored copy, e.g. `{{ steps.restore.target }}`"
+            } else {
+                "write into the drill's own folder, e.g. `{{ drill.workdir }}/...`"
+            };
             self.error(
                 format!(
-                    "`{field}` of step `{}` {relation} {}, {}: a step with `execute` never writes to a source of the playbook",
-                    step.id,
+                    "`{}` of step `{}` {relation} {}, {}: a drill never writes to a source of the playbook",
+                    write.field,
+                    write.step.id,
                     source.path.display(),
                     source.why
                 ),
                 span,
             )
-            .help = Some(
-                "run `execute` on the drill's own restored copy, e.g. `{{ steps.restore.target }}`"
-                    .into(),
-            );
+            .help = Some(help.into());
         }
     }
 

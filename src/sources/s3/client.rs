@@ -29,6 +29,12 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+/// The header that makes a PUT (or a multipart completion) fail with 412 where an object
+/// of that name exists: two writers that both checked before writing (two runs in one
+/// second, two copies to one prefix) cannot replace each other's object. A store that
+/// ignores it still had the object looked for first (`upload::existing`).
+pub const IF_NONE_MATCH: (&str, &str) = ("if-none-match", "*");
+
 /// One object of one store: what a request is about.
 #[derive(Clone, Copy)]
 pub struct ObjectAt<'a> {

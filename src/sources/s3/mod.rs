@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 
-pub use client::{Client, ObjectAt, Payload, check, sha256_hex};
+pub use client::{Client, IF_NONE_MATCH, ObjectAt, Payload, check, sha256_hex};
 
 use super::download::{Download, Expect, buffered};
 use super::{Fetched, Point, Source, hex};

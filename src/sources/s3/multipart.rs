@@ -10,8 +10,7 @@ use anyhow::{Context as _, bail};
 use sha2::Digest as _;
 
 use super::sigv4::uri_encode;
-use super::upload::IF_NONE_MATCH;
-use super::{ObjectAt, Payload, check, xml};
+use super::{IF_NONE_MATCH, ObjectAt, Payload, check, xml};
 use crate::engines::Ctx;
 use crate::sources::hex;
 

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 
 use super::multipart::{MULTIPART_FROM, Multipart, Watched};
-use super::{Client, ObjectAt, Payload, SUMS, check, parse_sums};
+use super::{Client, IF_NONE_MATCH, ObjectAt, Payload, SUMS, check, parse_sums};
 use crate::engines::Ctx;
 
 /// An uploaded file.
@@ -95,12 +95,6 @@ fn sha256_headers(sha256: &str) -> [(&'static str, String); 2] {
         ),
     ]
 }
-
-/// The header that makes a PUT (or a multipart completion) fail with 412 where an object
-/// of that name exists: two writers that both checked before writing (two runs in one
-/// second, two copies to one prefix) cannot replace each other's object. A store that
-/// ignores it still had the object looked for first ([`existing`]).
-pub const IF_NONE_MATCH: (&str, &str) = ("if-none-match", "*");
 
 /// `headers` and [`IF_NONE_MATCH`].
 fn new_object(headers: [(&'static str, String); 2]) -> [(&'static str, String); 3] {
