@@ -20,6 +20,7 @@ mod fleet_s3;
 mod fuzz;
 mod hostile;
 mod kit;
+mod leaks;
 mod mariabackup;
 mod mysql;
 mod names;
