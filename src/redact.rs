@@ -131,6 +131,11 @@ impl Redactor {
 /// replaced by `***`, whether or not it came from `[secrets]`: a connection url's
 /// password is a secret wherever it was written (`--var`, a literal, a tool's output).
 pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
+    replace_url_passwords(text, |_| MASK.into())
+}
+
+/// `text` with the password of every url's userinfo replaced by what `by` makes of it.
+pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0;
     let mut from = 0;
@@ -153,7 +158,7 @@ pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
         }
         let at = start + colon + 1;
         out.push_str(&text[copied..at]);
-        out.push_str(MASK);
+        out.push_str(&by(password));
         copied = at + password.len();
     }
     if copied == 0 {

@@ -128,3 +128,23 @@ fn a_zero_probe_interval_does_not_spin() {
     assert!((2..=12).contains(&probes), "{probes} attempts in 1s");
     assert!(out.log().lines().count() < 30, "{}", tail(&out.log()));
 }
+
+/// `validate` quotes the line of a problem: a url's password written there is a star per
+/// character (the caret still under the problem), in `plan` and `run` alike.
+#[test]
+fn validate_quotes_no_url_password_of_the_playbook() {
+    let url = format!("postgres://drill:{URL_PW}@db.internal/prod?{{{{ nope }}}}");
+    let toml = pb("quoted")
+        .step(sql("check", "postgres", &url).checks([query("one", "SELECT 1", 1)]))
+        .toml();
+    for sub in ["validate", "plan", "run"] {
+        let out = Drill::new(&toml).subcommand(sub).run().expect_code(2);
+        assert!(!out.stderr.contains(URL_PW), "{sub}: {}", out.stderr);
+        let stars = "*".repeat(URL_PW.len());
+        let line =
+            format!("database = \"postgres://drill:{stars}@db.internal/prod?{{{{ nope }}}}\"");
+        assert_has(&out.stderr, &line, sub);
+        let caret = format!("| {}^^^", " ".repeat("database = ".len()));
+        assert_has(&out.stderr, &caret, sub);
+    }
+}
