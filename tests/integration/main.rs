@@ -19,6 +19,7 @@ mod fleet;
 mod fleet_s3;
 mod fuzz;
 mod hostile;
+mod hostile_files;
 mod kit;
 mod leaks;
 mod mariabackup;
