@@ -123,3 +123,47 @@ fn a_step_reading_a_named_pipe_or_dev_zero_fails_naming_it() {
         assert_has(&error(id), says, id);
     }
 }
+
+/// A check whose query returns a 24 MB text and one returning 200,000 rows keep a
+/// record of kilobytes (the first 4 KiB of a text, the first 100 rows), which `report`
+/// reads back; they made one past its 64 MiB limit (three copies of the text).
+#[test]
+fn a_check_query_returning_a_blob_or_a_table_keeps_a_small_record() {
+    let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) SELECT i FROM n";
+    let checks = [
+        query("blob", "SELECT hex(zeroblob(12000000))", "x"),
+        check("table")
+            .set("query", rows)
+            .set("expect_rows", raw("[[1]]")),
+    ];
+    let d = pb("t")
+        .step(sql("q", "sqlite", "db.sqlite").checks(checks))
+        .drill();
+    rusqlite::Connection::open(d.path().join("db.sqlite"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER)")
+        .unwrap();
+    let out = d.run().expect_code(1);
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
+    let size = std::fs::metadata(&json).unwrap().len();
+    assert!(size < 1 << 20, "a record of {size} bytes");
+    let record = out.record();
+    let blob = &record["steps"][0]["checks"][0];
+    assert_has(
+        blob["actual"].as_str().unwrap(),
+        "… (24000000 bytes)",
+        "blob",
+    );
+    assert_has(
+        blob["detail"].as_str().unwrap(),
+        "… (24000000 bytes)",
+        "blob",
+    );
+    let table = record["steps"][0]["checks"][1]["actual"]
+        .as_array()
+        .unwrap();
+    assert_eq!(table.len(), 101, "{:?}", &table[..3]);
+    assert_eq!(table[100], "… and 199900 more");
+    let json = json.to_str().unwrap();
+    restore_drill(out.path(), &["report", json]).expect_code(0);
+}
