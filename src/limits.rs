@@ -21,6 +21,10 @@ pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
 pub const MAX_TEMPLATE_BYTES: u64 = 16 << 20;
 /// The largest run record read back (`report`, `history`, `status`).
 pub const MAX_RECORD_BYTES: u64 = 64 << 20;
+/// The largest checksum manifest read (a million files' lines are about 100 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+/// The largest small file of settings read (an age identity, a pgBackRest config).
+pub const MAX_SETTINGS_BYTES: u64 = 1 << 20;
 
 /// Parses a humantime duration (`"90s"`, `"1h 30m"`) no longer than [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -31,11 +35,36 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Reads a UTF-8 text file of at most `limit` bytes, without reading more than `limit + 1`
-/// bytes of it (so `/dev/zero` or a runaway file is refused at once).
-pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
-    let file = std::fs::File::open(path)?;
-    if file.metadata()?.is_dir() {
+/// Opens `path` for reading without waiting for a writer: a named pipe (FIFO) nobody
+/// writes to reads as empty at once, where a plain open would block for ever. Reads
+/// block as usual (a pipe being written to is read to its end).
+pub fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns; it changes only its flags.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) >= 0
+    };
+    match cleared {
+        true => Ok(file),
+        false => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Reads a file of at most `limit` bytes, without reading more than `limit + 1` bytes of
+/// it (so `/dev/zero` or a runaway file is refused at once), nor waiting for a writer
+/// of a named pipe (see [`open_file`]).
+pub fn read_bytes(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let file = open_file(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_dir() {
         return Err(std::io::Error::other("is a directory"));
     }
     let mut bytes = Vec::new();
@@ -46,6 +75,17 @@ pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
             size_text(limit)
         )));
     }
+    if bytes.is_empty() && kind.is_fifo() {
+        return Err(std::io::Error::other(
+            "is a named pipe (FIFO) that nothing was written to",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a UTF-8 text file of at most `limit` bytes (see [`read_bytes`]).
+pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    let bytes = read_bytes(path, limit)?;
     String::from_utf8(bytes).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -105,6 +145,18 @@ mod tests {
         assert_eq!(read_text(&p, 3).unwrap(), "abc");
         assert!(read_text(&p, 2).is_err());
         assert!(read_text(dir.path(), 10).is_err());
+    }
+
+    /// A named pipe nobody writes to is an error at once, not a read that never ends.
+    #[test]
+    fn a_fifo_without_a_writer_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_text(&fifo, 10).unwrap_err();
+        assert!(err.to_string().contains("named pipe"), "{err}");
     }
 
     #[test]

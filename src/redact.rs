@@ -67,10 +67,7 @@ impl Redactor {
 
     /// `text` itself when it holds no secret (the common case costs no copy).
     pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        let mut out = Cow::Borrowed(text);
-        if self.raw.is_empty() {
-            return out;
-        }
+        let mut out = mask_url_passwords(text);
         for secret in &self.literal {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
@@ -128,6 +125,47 @@ impl Redactor {
         }
         Ok(value)
     }
+}
+
+/// `text` with the password of every url's userinfo (`scheme://user:password@host`)
+/// replaced by `***`, whether or not it came from `[secrets]`: a connection url's
+/// password is a secret wherever it was written (`--var`, a literal, a tool's output).
+pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
+    replace_url_passwords(text, |_| MASK.into())
+}
+
+/// `text` with the password of every url's userinfo replaced by what `by` makes of it.
+pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let start = from + found + 3;
+        let len = text[start..]
+            .find(|c: char| c.is_whitespace() || "/?#\"'`<>".contains(c))
+            .unwrap_or(text.len() - start);
+        let authority = &text[start..start + len];
+        from = start + len;
+        let Some(userinfo) = authority.rfind('@').map(|at| &authority[..at]) else {
+            continue;
+        };
+        let Some(colon) = userinfo.find(':') else {
+            continue;
+        };
+        let password = &userinfo[colon + 1..];
+        if password.is_empty() || password == MASK {
+            continue;
+        }
+        let at = start + colon + 1;
+        out.push_str(&text[copied..at]);
+        out.push_str(&by(password));
+        copied = at + password.len();
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// `text` with every percent-encoded spelling of `secret` (any mix of raw bytes and `%XX`
@@ -235,6 +273,33 @@ mod tests {
         assert_eq!(r.redact("100% sure"), "100% sure");
         assert_eq!(r.redact("ends with %"), "ends with %");
         assert_eq!(r.redact("ends with %4"), "ends with %4");
+    }
+
+    /// A url's password is masked with no `[secrets]` at all, wherever the url sits.
+    #[test]
+    fn masks_the_password_of_any_url() {
+        let r = Redactor::default();
+        let cases = [
+            (
+                "GET http://drill:pw@127.0.0.1:1/h?x",
+                "GET http://drill:***@127.0.0.1:1/h?x",
+            ),
+            ("postgres://u:p@ss@h", "postgres://u:***@h"),
+            (
+                "\"mysql://u:pw@h\", x://a:b@c d",
+                "\"mysql://u:***@h\", x://a:***@c d",
+            ),
+            (
+                "ssh://git@host/x http://h:80/a@b",
+                "ssh://git@host/x http://h:80/a@b",
+            ),
+            ("x://u:@h x://u:***@h ://", "x://u:@h x://u:***@h ://"),
+            ("ü://ü:ö@ä", "ü://ü:***@ä"),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(r.redact(text), masked, "{text}");
+        }
+        assert!(matches!(r.redact_cow("http://h/a:b@c"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -10,7 +10,6 @@
 mod sign;
 mod verify;
 
-use std::io::Read as _;
 use std::path::Path;
 
 use sha2::Digest as _;
@@ -44,17 +43,12 @@ pub fn previous(dir: &Path, drill: &str) -> Option<PreviousRecord> {
 
 /// A record file's exact bytes (at most the size of a record) and what they say.
 fn read_record(path: &Path) -> Result<(Vec<u8>, RunRecord), String> {
-    let mut bytes = Vec::new();
-    let limit = crate::limits::MAX_RECORD_BYTES;
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!(
-            "larger than the limit of {}",
-            crate::limits::size_text(limit)
-        ));
-    }
+    let bytes = crate::limits::read_bytes(path, crate::limits::MAX_RECORD_BYTES).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::Other => e.to_string(),
+            _ => format!("cannot read it: {e}"),
+        }
+    })?;
     let record = serde_json::from_slice(&bytes)
         .map_err(|e| format!("it is not a restore-drill record: {e}"))?;
     Ok((bytes, record))

@@ -202,7 +202,8 @@ fn check_signature(entry: &Entry, key: &PublicKey, found: &mut Verified) {
             return;
         }
     };
-    let bytes = std::fs::read(&entry.path).unwrap_or_default();
+    let bytes =
+        crate::limits::read_bytes(&entry.path, crate::limits::MAX_RECORD_BYTES).unwrap_or_default();
     if let Err(e) = minisign::verify(key, &signature, io::Cursor::new(bytes), true, false, false) {
         let why = match e.to_string().contains("is different from public key") {
             true => format!("signed with another key than the one given ({e})"),

@@ -45,12 +45,17 @@ impl Diagnostic {
     /// Long lines (and messages quoting long values) are shown in part, around the problem.
     pub fn render_with(&self, file: &str, lines: &Lines<'_>) -> String {
         let level = if self.warning { "warning" } else { "error" };
-        let mut out = format!("{level}: {}\n", clip(&self.message));
+        // A url's password written in the playbook is not shown: `***` in the message,
+        // a star per character in the quoted line (the caret stays under the problem).
+        let masked = |text: &str| crate::redact::mask_url_passwords(text).into_owned();
+        let mut out = format!("{level}: {}\n", masked(&clip(&self.message)));
         match &self.span {
             Some(span) => {
                 let (line, col) = lines.line_col(span.start);
                 let (line_text, in_line) = lines.around(span.start);
                 let (shown, shown_col) = excerpt(line_text, in_line);
+                let stars = |password: &str| "*".repeat(password.chars().count());
+                let shown = crate::redact::replace_url_passwords(&shown, stars).into_owned();
                 let gutter = line.to_string().len();
                 let pad = " ".repeat(gutter);
                 let width = caret_width(&shown, shown_col, span.len());
@@ -69,7 +74,7 @@ impl Diagnostic {
             }
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {}", clip(help));
+            let _ = writeln!(out, "  = help: {}", masked(&clip(help)));
         }
         out
     }

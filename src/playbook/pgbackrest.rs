@@ -29,7 +29,8 @@ impl PgBackRest {
     /// (`repo1-path in /etc/pgbackrest/pgbackrest.conf`).
     pub fn repo_paths(&self) -> Vec<(PathBuf, String)> {
         let config = self.config_path();
-        let text = std::fs::read_to_string(config).unwrap_or_default();
+        let limit = crate::limits::MAX_SETTINGS_BYTES;
+        let text = crate::limits::read_text(config.as_ref(), limit).unwrap_or_default();
         repos(&text, &self.stanza)
             .into_iter()
             .map(|(path, option)| {

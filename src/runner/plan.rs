@@ -101,7 +101,8 @@ pub fn plan(pb: &LoadedPlaybook, opts: &RunOptions) -> Result<String, RunError> 
     for c in &g.custom {
         let _ = writeln!(out, "  {}: {}", c.name, c.check);
     }
-    Ok(out)
+    // A url's password (a `--var`, a literal) is shown as `***`, as in the record.
+    Ok(crate::redact::mask_url_passwords(&out).into_owned())
 }
 
 /// What each step will output, as `<steps.<id>.<name>>`: the plan shows a value read from

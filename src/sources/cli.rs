@@ -161,7 +161,7 @@ impl Cli {
             }
         }
         Ok(Call {
-            expr,
+            expr: self.without_inherited_copies(expr),
             stderr: dir.path().join("stderr"),
             what,
             hints: self.hints.clone(),
@@ -169,6 +169,36 @@ impl Cli {
             _file: file,
             _pipe: pipe,
         })
+    }
+
+    /// `expr` without the inherited variables that hold the password or a key the
+    /// playbook gives (the variable `[secrets]` read it from): the tool would pass them
+    /// on to what it starts (restic's `ssh`), and borg's passphrase is in no environment.
+    /// The variables this call sets itself are kept.
+    fn without_inherited_copies(&self, mut expr: duct::Expression) -> duct::Expression {
+        let given: Vec<&[u8]> = (self.password.iter().map(|(_, p)| p))
+            .chain(self.credentials.iter().map(|(_, v)| v))
+            .map(|v| v.as_bytes())
+            .filter(|v| v.len() >= 3)
+            .collect();
+        let set_here = |key: &std::ffi::OsStr| {
+            let set = self.env.iter().chain(&self.credentials).map(|(k, _)| *k);
+            let password = self
+                .password
+                .iter()
+                .map(|(Via::File(k) | Via::Fd(k), _)| *k);
+            set.chain(password).any(|k| key == k)
+        };
+        for (key, value) in std::env::vars_os() {
+            let value = value.as_encoded_bytes();
+            let holds = given
+                .iter()
+                .any(|g| value.windows(g.len()).any(|w| w == *g));
+            if holds && !set_here(&key) {
+                expr = expr.env_remove(key);
+            }
+        }
+        expr
     }
 
     /// Runs it to completion (in `cwd` when given), its output kept for the error.

@@ -17,6 +17,7 @@ use super::download::{Download, Expect, tempdir_beside};
 use super::stages;
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
+use crate::limits::{MAX_SETTINGS_BYTES, read_text};
 use crate::playbook::{Decompress, Step};
 
 /// Bytes read from the file at a time.
@@ -122,7 +123,7 @@ impl Decode {
 fn identities(value: &str) -> anyhow::Result<Vec<Box<dyn age::Identity>>> {
     let text = match value.contains("AGE-SECRET-KEY-") {
         true => value.to_string(),
-        false => std::fs::read_to_string(value.trim()).map_err(|e| {
+        false => read_text(Path::new(value.trim()), MAX_SETTINGS_BYTES).map_err(|e| {
             anyhow!("`decrypt.age_identity` is neither an age identity (AGE-SECRET-KEY-1...) nor a readable identity file: {e}")
         })?,
     };

@@ -125,7 +125,7 @@ fn verify_manifest(
     ctx: &StepCtx,
 ) -> anyhow::Result<StepOutcome> {
     let manifest = Path::new(manifest_text);
-    let text = std::fs::read_to_string(manifest)
+    let text = crate::limits::read_text(manifest, crate::limits::MAX_MANIFEST_BYTES)
         .with_context(|| format!("cannot read manifest {}", manifest.display()))?;
     let (entries, tagged) = parse_manifest(&text)?;
     let (algorithm, why) = algorithm_of(manifest_text, said, tagged)?;
@@ -302,7 +302,8 @@ pub fn hash_file(
     cancel: &Cancel,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(String, u64)> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = crate::limits::open_file(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
     match algorithm {
         Algorithm::Sha256 => sha256_file(file, cancel, progress),
         Algorithm::Blake3 => blake3_file(&file, cancel, progress),

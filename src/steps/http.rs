@@ -16,6 +16,9 @@ use crate::playbook::{ExpectStatus, Step};
 /// because a blocking request cannot be interrupted.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest pause between attempts: `interval = "0s"` against a refusing port would
+/// otherwise spin, writing a log line per attempt as fast as the disk takes them.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Most of a body read for matching; a health endpoint answering more is not a health endpoint.
 const READ_LIMIT: u64 = 1024 * 1024;
 /// How much of the body the record keeps.
@@ -26,7 +29,9 @@ const EXCERPT: usize = 300;
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let request = Request::of(step)?;
     let expect = Expect::of(step)?;
-    let interval = duration(step.interval.as_deref(), "interval")?.unwrap_or(DEFAULT_INTERVAL);
+    let interval = duration(step.interval.as_deref(), "interval")?
+        .unwrap_or(DEFAULT_INTERVAL)
+        .max(MIN_INTERVAL);
     let retry_until = duration(step.retry_until.as_deref(), "retry_until")?;
     let started = Instant::now();
     let deadline = retry_until.map(|d| started + d);

@@ -173,7 +173,7 @@ impl Service {
         grace: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         // A relative program path is found from `cwd`, where the service runs.
-        let expr = exec::command(step, true)?;
+        let expr = exec::command(step, true, ctx.log.redactor())?;
         let program = match (&step.argv, &step.run) {
             (Some(argv), _) => argv.first().cloned().unwrap_or_default(),
             _ => "sh".into(),

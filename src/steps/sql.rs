@@ -117,15 +117,14 @@ fn query_check(
     query: &str,
 ) -> anyhow::Result<(CheckRecord, Value)> {
     let rows = conn.query(query)?;
-    let first = rows
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .unwrap_or(Value::Null);
+    let cell = rows.first().and_then(|r| r.first());
+    let cell = cell.cloned().unwrap_or(Value::Null);
+    // What the record keeps and messages quote; the comparisons read `cell` and `rows`.
+    let first = kept(&cell);
     let mut failures = Vec::new();
     let mut compared: Vec<(&str, Value, Value)> = Vec::new();
     if let Some(expect) = &check.expect {
-        if !loosely_equal(expect, &first) {
+        if !loosely_equal(expect, &cell) {
             failures.push(format!("expected {expect}, got {first}"));
         }
         compared.push(("expect", expect.clone(), first.clone()));
@@ -139,10 +138,11 @@ fn query_check(
                 json!(rows.len())
             }
             Value::Array(expected) => {
+                let got = kept_rows(&rows);
                 if !rows_equal(expected, &rows) {
-                    failures.push(format!("expected rows {expect_rows}, got {}", json!(rows)));
+                    failures.push(format!("expected rows {}, got {got}", kept(expect_rows)));
                 }
-                json!(rows)
+                got
             }
             other => {
                 bail!("`expect_rows` must be a number of rows or an array of rows, not {other}")
@@ -151,13 +151,13 @@ fn query_check(
         compared.push(("expect_rows", expect_rows.clone(), got));
     }
     if let Some(min) = &check.min {
-        if !(number(&first).zip(number(min)).is_some_and(|(v, m)| v >= m)) {
+        if !(number(&cell).zip(number(min)).is_some_and(|(v, m)| v >= m)) {
             failures.push(format!("expected at least {min}, got {first}"));
         }
         compared.push(("min", min.clone(), first.clone()));
     }
     if let Some(max) = &check.max {
-        if !(number(&first).zip(number(max)).is_some_and(|(v, m)| v <= m)) {
+        if !(number(&cell).zip(number(max)).is_some_and(|(v, m)| v <= m)) {
             failures.push(format!("expected at most {max}, got {first}"));
         }
         compared.push(("max", max.clone(), first.clone()));
@@ -183,6 +183,45 @@ fn query_check(
         (true, _) => format!("got {first}"),
     };
     Ok((record(check, passed, detail, expected, Some(actual)), first))
+}
+
+/// The most of a query's result the record keeps and a message quotes (the comparisons
+/// read all of it): a text cell's first 4 KiB, the first 100 rows. A check's query that
+/// returns a large blob or a whole table made records of gigabytes, past what `report`
+/// and `status` read back.
+const KEEP_TEXT: usize = 4096;
+const KEEP_ROWS: usize = 100;
+
+/// `value` as the record keeps it: long text cut (`… (N bytes)`), long lists cut with a
+/// last entry saying how many more there were.
+fn kept(value: &Value) -> Value {
+    match value {
+        Value::String(s) if s.len() > KEEP_TEXT => {
+            let cut = super::http::truncate(s, KEEP_TEXT);
+            json!(format!("{cut} ({} bytes)", s.len()))
+        }
+        Value::Array(items) => cut_list(items.len(), items.iter().take(KEEP_ROWS).map(kept)),
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), kept(v))).collect(),
+        other => other.clone(),
+    }
+}
+
+/// The rows of a result as the record keeps them (see [`kept`]).
+fn kept_rows(rows: &[Vec<Value>]) -> Value {
+    let shown = rows.iter().take(KEEP_ROWS);
+    cut_list(
+        rows.len(),
+        shown.map(|r| Value::Array(r.iter().map(kept).collect())),
+    )
+}
+
+/// The first items of a list of `len`, and `… and N more` when some were left out.
+fn cut_list(len: usize, first: impl Iterator<Item = Value>) -> Value {
+    let mut out: Vec<Value> = first.collect();
+    if len > out.len() {
+        out.push(json!(format!("… and {} more", len - out.len())));
+    }
+    Value::Array(out)
 }
 
 fn builtin_check(

@@ -44,7 +44,7 @@ pub struct Snapshot {
 /// Opens `path` read-only. A WAL database read with no `-wal`/`-shm` beside it gets both
 /// from SQLite; they are removed again once our last connection to it closes (`side`).
 pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
-    ensure!(path.exists(), "database {} does not exist", path.display());
+    ensure_file(path)?;
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -56,6 +56,19 @@ pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// A database is a regular file: SQLite would wait for ever on a named pipe's writer,
+/// and read `/dev/zero` as an empty database.
+fn ensure_file(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(path);
+    ensure!(meta.is_ok(), "database {} does not exist", path.display());
+    ensure!(
+        meta.is_ok_and(|m| m.is_file()),
+        "database {} is not a regular file",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Copies `source` to `dest`, consistent while the source is in use: the copy and the
 /// row counts come from one read snapshot.
 pub fn backup(
@@ -64,6 +77,7 @@ pub fn backup(
     checkpoint: bool,
     copying: &Copying<'_>,
 ) -> anyhow::Result<Snapshot> {
+    ensure_file(source)?;
     if checkpoint {
         // A checkpoint moves committed WAL content into the main file; it changes no data.
         let conn = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_WRITE)

@@ -1,0 +1,150 @@
+//! Secrets kept from the places the redactor does not reach: a url's password that is not
+//! in `[secrets]` (a `--var`), a command line (`ps` shows it to every user), the
+//! environment a backup tool inherits, and a probe that spins.
+
+use super::repos::{PASSWORD, Repo, Tool};
+use super::*;
+
+const URL_PW: &str = "Lit3ral-Pw9";
+
+/// A url's password that is not a secret (from the environment here, as from a `--var`)
+/// is `***` in the record, the log, every report, the terminal and `plan`, and the `run`
+/// that prints it reaches `sh` through no command line.
+#[test]
+fn a_url_password_from_a_var_is_masked_everywhere() {
+    let formats = list(&["markdown", "html", "junit", "prometheus"]);
+    let playbook = pb("urls")
+        .var("hu", "{{ env.DRILL_URL }}")
+        .table("report", "formats", formats)
+        .step([
+            http("probe", "{{ vars.hu }}health").set("continue_on_failure", true),
+            exec(
+                "talk",
+                "echo 'DATABASE_URL={{ vars.hu }}' >&2; sleep 0.3; exit 1",
+            ),
+        ]);
+    let url = format!("http://drill:{URL_PW}@127.0.0.1:1/");
+    let drill = playbook
+        .drill()
+        .env("DRILL_URL", &url)
+        .arg("--junit")
+        .arg("artifacts/junit.xml");
+    let (out, _) = drill.start().watch_processes(URL_PW, "DATABASE_URL");
+    let out = out.expect_code(1);
+    assert_eq!(
+        out.output("probe", "url"),
+        "http://drill:***@127.0.0.1:1/health"
+    );
+    assert!(
+        out.log()
+            .contains("DATABASE_URL=http://drill:***@127.0.0.1:1/"),
+        "{}",
+        out.log()
+    );
+    for (what, text) in everything_written(&out) {
+        assert!(!text.contains(URL_PW), "the password is in {what}:\n{text}");
+    }
+    let var = format!("hu={url}");
+    let plan = restore_drill(out.path(), &["plan", "playbook.toml", "--var", &var]);
+    let plan = plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("http://drill:***@127.0.0.1:1/health"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains(URL_PW), "{}", plan.stdout);
+}
+
+/// A secret in an exec's or a service's `run` reaches `sh` through no command line, and
+/// nothing the script starts inherits it; one in an `argv` word fails the step, saying
+/// which word, before anything starts.
+#[test]
+fn a_secret_in_a_command_never_reaches_a_command_line() {
+    const TOKEN: &str = "tok-5ecret-Qz";
+    let playbook = pb("argv").secret("tok", "DRILL_TOKEN").step([
+        exec(
+            "script",
+            "sleep 0.3; echo 'got {{ secrets.tok }}'; env | grep -c RESTORE_DRILL_SCRIPT",
+        )
+        .set("expect_exit", 1),
+        service("app")
+            .set("run", "echo 'ready {{ secrets.tok }}'; sleep 30")
+            .set("ready", raw("{ log_line = \"ready\" }")),
+        wait("serve", "300ms"),
+        step("words", "exec").set("argv", list(&["echo", "{{ secrets.tok }}"])),
+    ]);
+    let drill = playbook.drill().env("DRILL_TOKEN", TOKEN);
+    let (out, _) = drill.start().watch_processes(TOKEN, "ready");
+    assert_eq!(out.output("script", "stdout"), "got ***\n0");
+    out.step("app").passed();
+    out.step("words")
+        .failed_with("`argv` word 2 holds a secret, which a command line shows to every user");
+    for (what, text) in everything_written(&out) {
+        assert!(!text.contains(TOKEN), "the token is in {what}:\n{text}");
+    }
+}
+
+/// The variable `[secrets]` read a repository's password from is not in the environment
+/// restic or borg gets (restic passes its environment on to `ssh`; borg's passphrase is
+/// in no environment), while the tool's own way in (`RESTIC_PASSWORD_FILE`,
+/// `BORG_PASSPHRASE_FD`) is.
+fn the_password_is_in_no_environment_of_the_tool(tool: Tool) {
+    let Some(repo) = Repo::new(tool) else { return };
+    let marks = tempfile::tempdir().unwrap();
+    let env = marks.path().join("env");
+    repo.locate_stood_in(|_| format!("env >> '{}'\n", env.display()));
+    let seen = std::fs::read_to_string(&env).unwrap();
+    let way_in = match tool {
+        Tool::Restic => "RESTIC_PASSWORD_FILE=",
+        Tool::Borg => "BORG_PASSPHRASE_FD=",
+    };
+    assert!(seen.contains(way_in), "{seen}");
+    assert!(
+        !seen.contains(PASSWORD),
+        "the password is in the environment {} got:\n{seen}",
+        tool.program()
+    );
+}
+
+#[test]
+fn the_restic_password_is_in_no_environment_of_restic() {
+    the_password_is_in_no_environment_of_the_tool(Tool::Restic);
+}
+
+#[test]
+fn the_borg_passphrase_is_in_no_environment_of_borg() {
+    the_password_is_in_no_environment_of_the_tool(Tool::Borg);
+}
+
+/// `interval = "0s"` against a port that refuses: a pause of 100ms still, not a loop
+/// writing a log line per attempt as fast as it can.
+#[test]
+fn a_zero_probe_interval_does_not_spin() {
+    let probe = http("probe", &format!("http://127.0.0.1:{}/", free_port()))
+        .set("interval", "0s")
+        .set("retry_until", "1s");
+    let out = pb("spin").step(probe).run().expect_code(1);
+    let probes = out.output("probe", "probes").as_u64().unwrap();
+    assert!((2..=12).contains(&probes), "{probes} attempts in 1s");
+    assert!(out.log().lines().count() < 30, "{}", tail(&out.log()));
+}
+
+/// `validate` quotes the line of a problem: a url's password written there is a star per
+/// character (the caret still under the problem), in `plan` and `run` alike.
+#[test]
+fn validate_quotes_no_url_password_of_the_playbook() {
+    let url = format!("postgres://drill:{URL_PW}@db.internal/prod?{{{{ nope }}}}");
+    let toml = pb("quoted")
+        .step(sql("check", "postgres", &url).checks([query("one", "SELECT 1", 1)]))
+        .toml();
+    for sub in ["validate", "plan", "run"] {
+        let out = Drill::new(&toml).subcommand(sub).run().expect_code(2);
+        assert!(!out.stderr.contains(URL_PW), "{sub}: {}", out.stderr);
+        let stars = "*".repeat(URL_PW.len());
+        let line =
+            format!("database = \"postgres://drill:{stars}@db.internal/prod?{{{{ nope }}}}\"");
+        assert_has(&out.stderr, &line, sub);
+        let caret = format!("| {}^^^", " ".repeat("database = ".len()));
+        assert_has(&out.stderr, &caret, sub);
+    }
+}
