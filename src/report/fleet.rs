@@ -120,6 +120,10 @@ fn days(now: f64, t: Option<f64>) -> Option<f64> {
     t.map(|t| ((now - t) / 86400.0).max(0.0))
 }
 
+/// The drill column is at most this wide (a longer name is shown whole, unpadded): a
+/// record's name can be any length, and `format!` refuses a width past 65535.
+const NAME_WIDTH_MAX: usize = 48;
+
 /// The fleet table: one row per drill.
 pub fn table(rows: &[Row], now: f64) -> String {
     let width = rows
@@ -127,7 +131,7 @@ pub fn table(rows: &[Row], now: f64) -> String {
         .map(|r| r.drill.chars().count())
         .max()
         .unwrap_or(5)
-        .max(5);
+        .clamp(5, NAME_WIDTH_MAX);
     let mut out = format!(
         "{:<width$}  {:<7}  {:<16}  {:>4}  RTO trend (last {TREND_RUNS} passes)\n",
         "drill", "last", "last pass", "days"
@@ -215,6 +219,22 @@ mod tests {
         );
         assert!(lines[1].contains("     2  "), "days since: {text}");
         assert!(lines[2].contains("never"), "{text}");
+    }
+
+    #[test]
+    fn a_drill_name_of_any_length_is_shown_whole() {
+        let long = "d".repeat(70_000);
+        let rows = rows(vec![
+            brief(&long, "passed", 10, 1.0),
+            brief("b", "passed", 10, 1.0),
+        ]);
+        let text = table(&rows, 20.0);
+        assert!(text.contains(&format!("{long}  passed")), "the long name");
+        assert!(
+            text.contains(&format!("b{}  passed", " ".repeat(47))),
+            "{}",
+            &text[..200]
+        );
     }
 
     #[test]

@@ -67,8 +67,10 @@ impl<'a> Runner<'a> {
         }
         let redactor = Arc::new(redactor);
 
+        // Private (0700): dumps and restored production data land in it, under /tmp.
         let workdir = tempfile::Builder::new()
             .prefix(&format!("restore-drill-{}-", book.drill.name))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(|e| RunError::Broken(format!("cannot create a work directory: {e}")))?
             .keep();

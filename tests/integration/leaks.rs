@@ -148,3 +148,14 @@ fn validate_quotes_no_url_password_of_the_playbook() {
         assert_has(&out.stderr, &caret, sub);
     }
 }
+
+/// The work directory, where dumps and restored production data land (under /tmp), is
+/// the drill's user's alone.
+#[test]
+fn the_work_directory_is_private() {
+    let out = pb("private")
+        .step(exec("look", "stat -c 'mode %a' '{{ drill.workdir }}'"))
+        .run()
+        .expect_code(0);
+    assert!(out.log().contains("mode 700"), "{}", out.log());
+}
