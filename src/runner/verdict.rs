@@ -32,18 +32,23 @@ impl Runner<'_> {
             }
         }
         let mut rto = gates::rto(&self.record.steps, &targets);
-        let completed = !self.interrupted
-            && self
-                .record
-                .steps
-                .iter()
-                .filter(|s| s.section != Section::Cleanup)
-                .all(|s| !matches!(s.status, StepStatus::NotRun | StepStatus::Running));
-        let why = if self.interrupted {
-            "the drill was interrupted"
-        } else {
-            "the drill stopped before recovery finished"
+        let drill_steps = || {
+            let steps = self.record.steps.iter();
+            steps.filter(|s| s.section != Section::Cleanup)
         };
+        let stopped =
+            drill_steps().any(|s| matches!(s.status, StepStatus::NotRun | StepStatus::Running));
+        // A step that failed and let the drill go on (`continue_on_failure`): recovery
+        // did not succeed, so its time and the age of what it restored mean nothing.
+        let failed = drill_steps().find(|s| s.status.is_failure());
+        let completed = !self.interrupted && !stopped && failed.is_none();
+        let why = match failed {
+            _ if self.interrupted => "the drill was interrupted".to_string(),
+            _ if stopped => "the drill stopped before recovery finished".to_string(),
+            Some(s) => format!("step `{}` failed: recovery did not finish", s.id),
+            None => String::new(),
+        };
+        let why = why.as_str();
         if let Some(gate) = gates::rto_gate(&rto) {
             let gate = if completed {
                 gate
@@ -71,7 +76,10 @@ impl Runner<'_> {
             self.record.rpo = Some(rpo);
         }
         for custom in &targets.custom {
-            let gate = if completed {
+            let unmeasured = gates::unmeasured_step(&custom.check, &self.record.steps);
+            let gate = if let (true, Some(why)) = (completed, &unmeasured) {
+                gates::not_evaluated(&custom.name, GateKind::Custom, None, why)
+            } else if completed {
                 gates::custom(
                     &custom.name,
                     &custom.check,

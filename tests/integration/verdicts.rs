@@ -1,0 +1,110 @@
+//! A red drill looks red everywhere, a green one means the backup restored, and what was
+//! not measured is never reported as met: gates after a failure that let the drill go on,
+//! gates over steps that never ran, checks over nothing, reports against their record.
+
+use super::*;
+
+/// The SQLite drill with an RTO, an RPO and a custom gate on the verification.
+fn gated() -> Playbook {
+    super::sqlite::playbook()
+        .gate("rpo", "1h")
+        .gate("rpo_from", "{{ steps.backup.snapshot_at }}")
+        .section(
+            Table::new("[[gates.custom]]")
+                .set("name", "quick verify")
+                .set("check", "steps.verify.duration_s < 600"),
+        )
+}
+
+/// No gate of `out` passed, and the report shows none as met.
+#[track_caller]
+fn no_gate_met(out: &Outcome) {
+    for name in ["RTO", "RPO", "quick verify"] {
+        out.gate(name).status("not_evaluated");
+    }
+    let record = out.record();
+    assert!(record["rto"]["measured_s"].is_null(), "{}", record["rto"]);
+    assert!(record["rpo"]["measured_s"].is_null(), "{}", record["rpo"]);
+    let md = out.report();
+    let gates = md.lines().filter(|l| l.starts_with("| Gate "));
+    for line in gates.chain(md.lines().filter(|l| l.contains("**Total**"))) {
+        assert!(!line.contains('✅'), "{line} in\n{md}");
+    }
+    assert!(!md.contains("✅ met"), "{md}");
+}
+
+/// A restore that failed with `continue_on_failure`: the steps after it ran, but nothing
+/// was recovered; the RTO, the RPO and the custom gate were met (the RTO "recovery took
+/// 12ms", the RPO "newest restored data is from ...").
+#[test]
+fn a_failed_restore_that_let_the_drill_go_on_meets_no_gate() {
+    let book = gated().edit("restore", |s| {
+        s.set("from", "{{ drill.workdir }}/missing.db")
+            .set("continue_on_failure", true)
+    });
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    out.step("restore").failed();
+    out.step("verify").failed();
+    no_gate_met(&out);
+    out.gate("RTO")
+        .says("step `restore` failed: recovery did not finish");
+}
+
+/// The restore skipped (`when` false): no step of the RTO's phases but the checksum's ran,
+/// and the custom gate read the skipped step's `duration_s` (0): both were met.
+#[test]
+fn gates_over_steps_that_did_not_run_are_not_evaluated() {
+    let book = pb("t")
+        .gate("rto", "15m")
+        .gate("rto_phases", list(&["restore"]))
+        .section(
+            Table::new("[[gates.custom]]")
+                .set("name", "quick restore")
+                .set("check", "steps.restore.duration_s < 60"),
+        )
+        .section(
+            Table::new("[[gates.custom]]")
+                .set("name", "restore skipped")
+                .set("check", "steps.restore.status == 'skipped'"),
+        )
+        .step(sqlite_backup("src.db", "{{ drill.workdir }}/b.db"))
+        .step(
+            sqlite_restore("{{ steps.backup.path }}", "{{ drill.workdir }}/r.db")
+                .set("when", "false"),
+        );
+    let out = super::sqlite::drill_of(book).run().expect_code(0);
+    out.step("restore").status("skipped");
+    let rto = out.gate("RTO");
+    rto.status("not_evaluated")
+        .says("no step of the RTO's phases ran");
+    assert!(rto["measured"].is_null(), "{rto}");
+    out.gate("quick restore")
+        .status("not_evaluated")
+        .says("reads step `restore`, which was skipped");
+    out.gate("restore skipped").passed();
+    let md = out.report();
+    assert!(!md.contains("✅ within"), "{md}");
+    out.report_has("⚪ not measured: no step of the RTO's phases ran");
+}
+
+/// An RPO timestamp later than the drill (a wrong column, a clock) was an age of 0: met.
+#[test]
+fn an_rpo_timestamp_from_the_future_is_not_met() {
+    let book = super::sqlite::playbook()
+        .gate("rpo", "1h")
+        .gate("rpo_from", "2099-01-01T00:00:00Z");
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    out.gate("RPO")
+        .failed_with("cannot measure the RPO: `2099-01-01T00:00:00Z` is later than now");
+    assert!(out.record()["rpo"]["measured_s"].is_null());
+    assert!(!out.report().contains("✅ met"));
+}
+
+/// An RTO target of 0s is a target: the report's total says it is over it.
+#[test]
+fn a_zero_rto_target_shows_over_in_the_report() {
+    let book = super::sqlite::playbook().gate("rto", "0s");
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    out.gate("RTO").failed();
+    out.report_has("❌ over 0ms");
+}
