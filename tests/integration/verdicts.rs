@@ -108,3 +108,80 @@ fn a_zero_rto_target_shows_over_in_the_report() {
     out.gate("RTO").failed();
     out.report_has("❌ over 0ms");
 }
+
+/// Checks with nothing to compare passed ("all 0 tables present", "0 tables match the
+/// source"): each now fails, saying there was nothing to check.
+#[test]
+fn checks_over_nothing_fail() {
+    let counts = "{{ steps.backup.table_counts }}";
+    let checks = [
+        builtin("no tables", "tables_exist").set("tables", raw("[]")),
+        builtin("no indexes", "indexes_exist").set("indexes", raw("[]")),
+        builtin("no listed tables", "tables_exist").set("compare_to", raw("[]")),
+        builtin("empty counts", "table_counts").set("compare_to", raw("{}")),
+        builtin("no counted tables", "table_counts")
+            .set("compare_to", counts)
+            .set("tables", raw("[]")),
+        builtin("empty digests", "table_digests").set("compare_to", raw("{}")),
+        builtin("no objects", "objects_exist").set("compare_to", raw("[]")),
+    ];
+    let book = pb("t")
+        .step(sqlite_backup("src.db", "{{ drill.workdir }}/b.db"))
+        .step(sqlite_restore(
+            "{{ steps.backup.path }}",
+            "{{ drill.workdir }}/r.db",
+        ))
+        .step(sql("verify", "sqlite", "{{ steps.restore.target }}").checks(checks));
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    let verify = out.step("verify");
+    for (name, passed) in verify.results() {
+        assert!(!passed, "check `{name}` passed over nothing");
+        verify.check(&name).failed_with("nothing to check");
+    }
+    assert_eq!(verify.results().len(), 7);
+}
+
+/// A files backup of an empty folder: its manifest lists nothing, the restored tree is
+/// empty, and `files_match` said "0 entries match the backup".
+#[test]
+fn files_match_on_an_empty_manifest_fails() {
+    let book = pb("t")
+        .step(files_backup(
+            &["tree"],
+            "{{ drill.workdir }}/b/tree.tar.zst",
+        ))
+        .step(files_restore(
+            "{{ steps.backup.path }}",
+            "{{ drill.workdir }}/r",
+        ))
+        .step(files_check("verify", "{{ steps.restore.target }}").checks(
+            builtin("match", "files_match").set("manifest", "{{ steps.backup.manifest }}"),
+        ));
+    let d = book.drill();
+    std::fs::create_dir_all(d.path().join("tree")).unwrap();
+    let out = d.run().expect_code(1);
+    out.check("match").failed_with("nothing to check:");
+}
+
+/// `file_count` with `min = 0` and no `max` can never fail: refused like one without
+/// either.
+#[test]
+fn a_file_count_of_at_least_zero_is_refused() {
+    let count = builtin("count", "file_count").set("min", 0);
+    let out = pb("t").step(files_check("v", ".").checks(count));
+    let out = out.drill().validate().expect_code(2);
+    out.stderr_has("`file_count` needs `min` or `max`: it could never fail");
+}
+
+/// `roles_exist` with `roles = []` and no grant passed ("0 roles exist and can log in").
+#[test]
+fn roles_exist_with_empty_lists_is_refused() {
+    let check = builtin("roles", "roles_exist")
+        .set("roles", raw("[]"))
+        .set("grants", raw("{ app = [] }"));
+    let book = pb("t").step(sql("verify", "postgres", "postgres://h/db").checks(check));
+    book.drill()
+        .validate()
+        .expect_code(2)
+        .stderr_has("`roles_exist` needs `roles` or `grants`: it could never fail");
+}
