@@ -185,3 +185,84 @@ fn roles_exist_with_empty_lists_is_refused() {
         .expect_code(2)
         .stderr_has("`roles_exist` needs `roles` or `grants`: it could never fail");
 }
+
+/// The `<testsuite>` line of a JUnit report.
+fn suite_line(junit: &str) -> &str {
+    junit
+        .lines()
+        .find(|l| l.contains("<testsuite "))
+        .unwrap_or(junit)
+}
+
+/// A drill that passed but whose `--metrics` file cannot be written ends as `error`
+/// (exit 3): the reports written before that failure said "✅ PASSED", JUnit had no
+/// failure, and the run's own metrics said `restore_drill_success 1`. Every file written
+/// now says what the record says.
+#[test]
+fn a_report_that_cannot_be_written_leaves_no_file_saying_passed() {
+    let formats = list(&["markdown", "html", "junit", "prometheus"]);
+    let book = super::sqlite::playbook().table("report", "formats", formats);
+    let d = super::sqlite::drill_of(book)
+        .file("blocker", b"a file, not a folder")
+        .arg("--metrics")
+        .arg("blocker/m.prom");
+    let out = d.run().expect_code(3);
+    out.status("error");
+    let md = out.report();
+    assert!(!md.contains("PASSED"), "{md}");
+    out.report_has("❌ ERROR").report_has("blocker/m.prom");
+    let html = out.artifact_text(".html");
+    assert!(
+        html.contains("<span class=\"badge error\">ERROR</span>"),
+        "{html}"
+    );
+    let junit = out.artifact_text(".junit.xml");
+    assert!(suite_line(&junit).contains("errors=\"1\""), "{junit}");
+    let prom = out.artifact_text(".prom");
+    assert!(
+        prom.contains("restore_drill_success{drill=\"t\"} 0"),
+        "{prom}"
+    );
+}
+
+/// The record of a run killed mid-step says `running`; its JUnit report (`report
+/// --format junit`) had every case passed or skipped: green in CI.
+#[test]
+fn the_junit_report_of_a_killed_run_is_not_green() {
+    let book = pb("t").step(wait("long", "1m"));
+    let mut running = book.drill().start();
+    running.wait_running("long");
+    running.signal(libc::SIGKILL);
+    let out = running.finish();
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
+    let workdir = newest_record(&out.path().join("artifacts"))["workdir"].clone();
+    let _ = std::fs::remove_dir_all(workdir.as_str().unwrap());
+    let junit = restore_drill(
+        out.path(),
+        &["report", json.to_str().unwrap(), "--format", "junit"],
+    );
+    let junit = junit.expect_code(0).stdout;
+    assert!(suite_line(&junit).contains("errors=\"1\""), "{junit}");
+    assert!(junit.contains("name=\"verdict\""), "{junit}");
+}
+
+/// A failed drill's verdict is a failure of its own in JUnit, and a passed one's passes.
+#[test]
+fn the_junit_verdict_follows_the_record() {
+    let junit = |book: Playbook, code| {
+        let d = super::sqlite::drill_of(book).arg("--junit").arg("j.xml");
+        d.run().expect_code(code).file("j.xml")
+    };
+    let passed = junit(super::sqlite::playbook(), 0);
+    assert!(
+        suite_line(&passed).contains("failures=\"0\" errors=\"0\""),
+        "{passed}"
+    );
+    assert!(passed.contains("name=\"verdict\" time="), "{passed}");
+    let failing = super::sqlite::playbook().gate("rto", "0s");
+    let failed = junit(failing, 1);
+    assert!(
+        suite_line(&failed).contains("failures=\"2\""),
+        "gate and verdict: {failed}"
+    );
+}
