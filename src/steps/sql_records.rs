@@ -20,7 +20,14 @@ pub fn record(
         detail,
         expected,
         actual,
+        builtin: builtin_name(check),
     }
+}
+
+/// The name of the check's builtin, as the playbook writes it.
+pub fn builtin_name(check: &Check) -> Option<String> {
+    let name = serde_json::to_value(check.builtin?).ok()?;
+    name.as_str().map(str::to_string)
 }
 
 pub fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {

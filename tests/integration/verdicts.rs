@@ -266,3 +266,39 @@ fn the_junit_verdict_follows_the_record() {
         "gate and verdict: {failed}"
     );
 }
+
+/// A passing drill whose report showed ❌ three times: a count within its `tolerance`,
+/// and a query's `min` and `max` listed as tables under "Row counts".
+#[test]
+fn the_row_counts_agree_with_their_checks() {
+    let checks = [
+        builtin("counts", "table_counts")
+            .set("compare_to", "{{ steps.backup.table_counts }}")
+            .set("tolerance", 5),
+        check("bounded")
+            .set("query", "SELECT count(*) FROM dispatches")
+            .set("min", 1)
+            .set("max", 1000),
+    ];
+    let grow = tamper(
+        "sqlite",
+        "{{ steps.restore.target }}",
+        "INSERT INTO dispatches SELECT id + 1000, service_id, created_at FROM dispatches LIMIT 2",
+    );
+    let book = pb("t")
+        .table("report", "formats", list(&["markdown", "html"]))
+        .step(sqlite_backup("src.db", "{{ drill.workdir }}/b.db"))
+        .step(sqlite_restore(
+            "{{ steps.backup.path }}",
+            "{{ drill.workdir }}/r.db",
+        ))
+        .step(grow)
+        .step(sql("verify", "sqlite", "{{ steps.restore.target }}").checks(checks));
+    let out = super::sqlite::drill_of(book).run().expect_code(0);
+    let md = out.report();
+    assert!(!md.contains('❌'), "{md}");
+    assert!(!md.contains("| min |") && !md.contains("| max |"), "{md}");
+    out.report_has("| dispatches | 500 | 502 | ✅ within tolerance |");
+    let html = out.artifact_text(".html");
+    assert!(!html.contains('✘'), "{html}");
+}
