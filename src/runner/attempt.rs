@@ -128,7 +128,9 @@ impl Runner<'_> {
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
             Ending::TimedOut(_) => StepStatus::TimedOut,
-            _ if outcome.passed => StepStatus::Passed,
+            // Stopped by Ctrl-C: whatever it answered when told to stop (a shell's trap
+            // exits 0), it did not do its work.
+            Ending::Finished if outcome.passed => StepStatus::Passed,
             _ => StepStatus::Failed,
         };
         rec.error = match ending {

@@ -302,3 +302,20 @@ fn the_row_counts_agree_with_their_checks() {
     let html = out.artifact_text(".html");
     assert!(!html.contains('✘'), "{html}");
 }
+
+/// A step interrupted by Ctrl-C whose command exits 0 when told to stop (a shell's
+/// trap) was recorded `passed` (with the error "interrupted"), ✅ in the report.
+#[test]
+fn a_step_stopped_by_ctrl_c_never_passes() {
+    let work = exec("work", "trap 'exit 0' TERM; touch ready; sleep 20 & wait");
+    let book = pb("t").step(work);
+    let running = book.drill().start();
+    let ready = running.path().join("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = running.interrupt();
+    out.step("work").failed_with("interrupted");
+    assert!(!out.report().contains("✅ passed"), "{}", out.report());
+}
