@@ -319,3 +319,25 @@ fn a_step_stopped_by_ctrl_c_never_passes() {
     out.step("work").failed_with("interrupted");
     assert!(!out.report().contains("✅ passed"), "{}", out.report());
 }
+
+/// A step that failed, then passed on a retry: the record said only `attempts: 2`; why
+/// the first attempt failed was in the log alone.
+#[test]
+fn a_step_that_passed_on_a_retry_says_why_it_failed_before() {
+    let flaky = exec(
+        "flaky",
+        "if [ -e once ]; then exit 0; fi; touch once; exit 3",
+    )
+    .set("retries", 2)
+    .set("retry_delay", "1ms");
+    let out = pb("t").step(flaky).run().expect_code(0);
+    let step = out.step("flaky");
+    step.passed();
+    assert_eq!(step["attempts"], 2);
+    let warnings = out.record()["warnings"].to_string();
+    assert!(
+        warnings.contains("step `flaky` passed on attempt 2; attempt 1 failed: exited with 3"),
+        "{warnings}"
+    );
+    out.report_has("passed on attempt 2");
+}
