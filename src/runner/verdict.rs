@@ -137,18 +137,19 @@ pub fn summary(record: &RunRecord) -> String {
         .filter(|g| g.status == GateStatus::Failed)
         .map(|g| format!("gate {} missed: {}", g.name, g.detail));
     let mut reasons = steps.chain(gates);
-    let ran = record
-        .steps
-        .iter()
-        .filter(|s| !matches!(s.status, StepStatus::NotRun))
-        .count();
+    let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {
         RunStatus::Passed => {
             let gates = record.gates.iter();
             let passed = gates.filter(|g| g.status == GateStatus::Passed).count();
+            // A skipped step did not run: it is not counted among those that passed.
+            let skipped = match count(StepStatus::Skipped) {
+                0 => String::new(),
+                n => format!(" ({n} skipped)"),
+            };
             format!(
-                "passed: {}, {} passed",
-                plural(ran, "step"),
+                "passed: {}{skipped}, {} passed",
+                plural(count(StepStatus::Passed), "step"),
                 plural(passed, "gate")
             )
         }

@@ -82,6 +82,9 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
         .status("not_evaluated")
         .says("reads step `restore`, which was skipped");
     out.gate("restore skipped").passed();
+    // The skipped step is not counted as a step that passed (it said "2 steps").
+    let summary = out.record()["summary"].clone();
+    assert_eq!(summary, "passed: 1 step (1 skipped), 1 gate passed");
     let md = out.report();
     assert!(!md.contains("✅ within"), "{md}");
     out.report_has("⚪ not measured: no step of the RTO's phases ran");
