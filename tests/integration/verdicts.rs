@@ -247,6 +247,15 @@ fn the_junit_report_of_a_killed_run_is_not_green() {
     let junit = junit.expect_code(0).stdout;
     assert!(suite_line(&junit).contains("errors=\"1\""), "{junit}");
     assert!(junit.contains("name=\"verdict\""), "{junit}");
+    // Its HTML report's summary was in the green box of a pass.
+    let html = restore_drill(
+        out.path(),
+        &["report", json.to_str().unwrap(), "--format", "html"],
+    );
+    let html = html.expect_code(0).stdout;
+    assert!(html.contains("<p class=\"summary running\">"), "{html}");
+    let rule = html.lines().find(|l| l.starts_with(".summary {")).unwrap();
+    assert!(!rule.contains("#2e7d32"), "green for any status: {rule}");
 }
 
 /// A failed drill's verdict is a failure of its own in JUnit, and a passed one's passes.
