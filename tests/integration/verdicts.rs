@@ -353,3 +353,28 @@ fn a_step_that_passed_on_a_retry_says_why_it_failed_before() {
     );
     out.report_has("passed on attempt 2");
 }
+
+/// Two teams' drills of one name (`db`): team b's never passed, but `status` merged them
+/// into one row, passed by team a's run: "ok: 1 drill passed".
+#[test]
+fn a_drill_of_the_same_name_in_another_folder_never_passes_for_it() {
+    let t = super::fleet::template();
+    let tree = tempfile::tempdir().unwrap();
+    let root = tree.path();
+    super::fleet::put(&root.join("team-a"), &t, "db", "passed", 3600, 60.0);
+    super::fleet::put(&root.join("team-b"), &t, "db", "failed", 60, 60.0);
+    let status = restore_drill(root, &["status", ".", "--max-age", "35d"]).expect_code(1);
+    assert_has(
+        &status.stdout,
+        "missing: no passing run of drill `db (team-b/db)`",
+        "status",
+    );
+    let one = restore_drill(root, &["status", ".", "--max-age", "35d", "--drill", "db"]);
+    one.expect_code(1);
+    let prom = restore_drill(root, &["status", ".", "--format", "prom", "--drill", "db"]);
+    let prom = prom.expect_code(0).stdout;
+    assert_has(&prom, "{drill=\"db (team-b/db)\"} 0", "prom");
+    assert!(!prom.contains("{drill=\"db\"}"), "{prom}");
+    let history = restore_drill(root, &["history", "."]).expect_code(0).stdout;
+    assert_has(&history, "db (team-a/db)", "history");
+}
