@@ -378,3 +378,36 @@ fn a_drill_of_the_same_name_in_another_folder_never_passes_for_it() {
     let history = restore_drill(root, &["history", "."]).expect_code(0).stdout;
     assert_has(&history, "db (team-a/db)", "history");
 }
+
+/// A step with `max_duration` that failed (and let the drill go on), or was skipped, or
+/// never ran: its gate was left out of the gates, as if there were none.
+#[test]
+fn the_time_limit_of_a_step_that_did_not_pass_is_not_evaluated() {
+    let book = pb("t")
+        .step(
+            exec("broken", "exit 1")
+                .set("max_duration", "1m")
+                .set("continue_on_failure", true),
+        )
+        .step(
+            wait("skipped", "1ms")
+                .set("max_duration", "1m")
+                .set("when", "false"),
+        )
+        .step(exec("last", "exit 1").set("max_duration", "1m"))
+        .step(wait("never", "1ms").set("max_duration", "{{ vars.limit }}"))
+        .var("limit", "1m");
+    let out = book.run().expect_code(1);
+    out.step("never").status("not_run");
+    for (name, why) in [
+        ("Broken under 1m", "step `broken` did not pass (failed)"),
+        ("Skipped under 1m", "step `skipped` did not pass (skipped)"),
+        ("Last under 1m", "step `last` did not pass (failed)"),
+        (
+            "Never under {{ vars.limit }}",
+            "step `never` did not pass (not run)",
+        ),
+    ] {
+        out.gate(name).status("not_evaluated").says(why);
+    }
+}
