@@ -315,6 +315,30 @@ fn the_row_counts_agree_with_their_checks() {
     assert!(!html.contains('✘'), "{html}");
 }
 
+/// Waits (at most 30 s) for the file `rel` of a running drill's folder.
+fn wait_for_file(running: &Running, rel: &str) {
+    let file = running.path().join(rel);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM while cleanup ran, after every step passed: cleanup went on (as it should)
+/// and the run ended `passed`, exit 0, the signal unsaid.
+#[test]
+fn a_signal_during_cleanup_ends_the_run_as_aborted() {
+    let book = pb("t")
+        .step(exec("ok", "true"))
+        .step(exec("clean", "touch ready; sleep 1").in_cleanup());
+    let running = book.drill().start();
+    wait_for_file(&running, "ready");
+    running.signal(libc::SIGTERM);
+    let out = running.finish().expect_code(130);
+    out.status("aborted");
+    out.step("clean").passed();
+}
+
 /// A step interrupted by Ctrl-C whose command exits 0 when told to stop (a shell's
 /// trap) was recorded `passed` (with the error "interrupted"), ✅ in the report.
 #[test]
@@ -322,11 +346,7 @@ fn a_step_stopped_by_ctrl_c_never_passes() {
     let work = exec("work", "trap 'exit 0' TERM; touch ready; sleep 20 & wait");
     let book = pb("t").step(work);
     let running = book.drill().start();
-    let ready = running.path().join("ready");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !ready.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_file(&running, "ready");
     let out = running.interrupt();
     out.step("work").failed_with("interrupted");
     assert!(!out.report().contains("✅ passed"), "{}", out.report());
