@@ -316,6 +316,15 @@ pub fn custom(
     ctx.set("rto", json!(rto));
     ctx.set("rpo", rpo.map_or(Value::Null, |r| json!(r)));
     match template::eval(check, &ctx.jinja()) {
+        // Only true passes: a number, a string ("false" too) or a map is not a verdict.
+        Ok(v) if v.kind() != minijinja::value::ValueKind::Bool => gate(
+            name,
+            GateKind::Custom,
+            false,
+            None,
+            None,
+            format!("`{check}` is {v:?}, not true or false"),
+        ),
         Ok(v) => gate(
             name,
             GateKind::Custom,

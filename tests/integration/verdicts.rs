@@ -431,3 +431,23 @@ fn the_time_limit_of_a_step_that_did_not_pass_is_not_evaluated() {
         out.gate(name).status("not_evaluated").says(why);
     }
 }
+
+/// A custom gate whose `check` is not true or false (a number, the string "false")
+/// passed: anything truthy was met.
+#[test]
+fn a_custom_gate_that_is_not_true_or_false_fails() {
+    let gate = |name: &str, check: &str| {
+        Table::new("[[gates.custom]]")
+            .set("name", name)
+            .set("check", check)
+    };
+    let book = super::sqlite::playbook()
+        .section(gate("a size", "steps.backup.bytes"))
+        .section(gate("a word", "'false'"))
+        .section(gate("a comparison", "steps.backup.bytes > 0"));
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    out.gate("a size").failed_with("not true or false");
+    out.gate("a word")
+        .failed_with("is \"false\", not true or false");
+    out.gate("a comparison").passed();
+}
