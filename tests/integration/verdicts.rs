@@ -451,3 +451,19 @@ fn a_custom_gate_that_is_not_true_or_false_fails() {
         .failed_with("is \"false\", not true or false");
     out.gate("a comparison").passed();
 }
+
+/// In a walkthrough, `skip` at a manual step's prompt (as at every other step's) was
+/// taken as a note: the manual step passed, done.
+#[test]
+fn a_manual_step_skipped_in_a_walkthrough_is_not_done() {
+    use std::io::Write as _;
+    let decide = manual("decide", "decide", "Page the database owner.");
+    let d = pb("t").step(decide).drill();
+    let mut child = super::commands::walkthrough(&d, std::process::Stdio::null());
+    child.stdin.take().unwrap().write_all(b"skip\n").unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let record = newest_record(&d.path().join("artifacts"));
+    assert_eq!(record["steps"][0]["status"], "failed", "{record}");
+    let error = record["steps"][0]["error"].as_str().unwrap();
+    assert!(error.contains("answered `skip`"), "{error}");
+}
