@@ -522,10 +522,7 @@ fn content_check_problem(check: &Check) -> Option<String> {
         }
         Builtin::RolesExist
             if check.roles.as_ref().is_none_or(Vec::is_empty)
-                && check
-                    .grants
-                    .as_ref()
-                    .is_none_or(|g| g.values().all(Vec::is_empty)) =>
+                && check.grants.iter().flatten().all(|(_, g)| g.is_empty()) =>
         {
             Some("`roles_exist` needs `roles` or `grants`: it could never fail".into())
         }
