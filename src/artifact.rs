@@ -203,6 +203,9 @@ pub struct CheckRecord {
     /// What was found, in `expected`'s shape: the first cell, the number of rows or the
     /// rows; of the names wanted, those present; a count or a problem count.
     pub actual: Option<Value>,
+    /// The builtin it ran (`table_counts`, ...); absent for a query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

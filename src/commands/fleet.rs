@@ -1,6 +1,7 @@
 //! `history` and `status` over an artifacts folder, a tree of many drills' folders, or
 //! an `s3://` prefix holding such a tree.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -68,17 +69,61 @@ impl Place {
 
     /// Every record listed, as `T`; one that cannot be read is a warning naming it.
     fn read<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<T> {
+        self.read_named(listing)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// [`Place::read`], each with its path (or key).
+    fn read_named<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<(PathBuf, T)> {
+        let named = |t: T, p: &Path| (p.to_path_buf(), t);
         match self {
             Place::Dir(_) => read_all(&listing.names, |path| {
                 let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
                     .map(String::into_bytes);
-                parse(&path.display().to_string(), text.map_err(Into::into))
+                parse(&path.display().to_string(), text.map_err(Into::into)).map(|t| named(t, path))
             }),
             Place::Bucket(bucket) => read_all(&listing.names, |key| {
-                let key = key.to_string_lossy();
-                parse(&bucket.url(&key), bucket.get(&key))
+                let text = key.to_string_lossy();
+                parse(&bucket.url(&text), bucket.get(&text)).map(|t| named(t, key))
             }),
         }
+    }
+
+    /// The drills' records in brief. Drills of one name kept in different folders are
+    /// different drills (two teams' `db`): each is then named with its folder too, so
+    /// that one's pass never stands for the other.
+    fn briefs(&self, listing: &Listing) -> Vec<Brief> {
+        let named: Vec<(PathBuf, Brief)> = self.read_named(listing);
+        let folder = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut folders: HashMap<&str, HashSet<PathBuf>> = HashMap::new();
+        for (path, brief) in &named {
+            folders
+                .entry(&brief.drill.name)
+                .or_default()
+                .insert(folder(path));
+        }
+        let shared: HashSet<String> = folders
+            .into_iter()
+            .filter(|(_, f)| f.len() > 1)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let root = match self {
+            Place::Dir(dir) => dir.clone(),
+            Place::Bucket(_) => PathBuf::new(),
+        };
+        named
+            .into_iter()
+            .map(|(path, mut brief)| {
+                if shared.contains(&brief.drill.name) {
+                    let folder = folder(&path);
+                    let shown = folder.strip_prefix(&root).unwrap_or(&folder);
+                    brief.drill.name = format!("{} ({})", brief.drill.name, shown.display());
+                }
+                brief
+            })
+            .collect()
     }
 }
 
@@ -126,7 +171,7 @@ pub(super) fn history(place: &Place) -> ExitCode {
         return ExitCode::Passed;
     }
     if listing.tree {
-        let rows = fleet::rows(place.read(&listing));
+        let rows = fleet::rows(place.briefs(&listing));
         print!("{}", fleet::table(&rows, now()));
     } else {
         let records: Vec<RunRecord> = place.read(&listing);
@@ -161,14 +206,16 @@ pub(super) fn status(
         Ok(l) => l,
         Err(code) => return code,
     };
-    let mut briefs: Vec<Brief> = place.read(&listing);
-    briefs.retain(|b| drill.is_none_or(|d| b.drill.name == d));
+    let mut briefs = place.briefs(&listing);
+    briefs.retain(|b| {
+        drill.is_none_or(|d| b.drill.name == d || b.drill.name.starts_with(&format!("{d} (")))
+    });
     let rows = fleet::rows(briefs);
     let (now, max_age) = (now(), max_age.as_secs_f64());
     match format {
         StatusFormat::Prom => {
             let mut last = fleet::last_successes(&rows);
-            if let Some(d) = drill {
+            if let Some(d) = drill.filter(|_| rows.is_empty()) {
                 last.entry(d.to_string()).or_default();
             }
             print!("{}", history::last_success_metric(&last));

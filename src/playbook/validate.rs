@@ -520,7 +520,10 @@ fn content_check_problem(check: &Check) -> Option<String> {
         Builtin::ObjectsExist if check.compare_to.is_none() => {
             Some("`objects_exist` needs `compare_to`, e.g. \"{{ steps.backup.objects }}\"".into())
         }
-        Builtin::RolesExist if check.roles.is_none() && check.grants.is_none() => {
+        Builtin::RolesExist
+            if check.roles.as_ref().is_none_or(Vec::is_empty)
+                && check.grants.iter().flatten().all(|(_, g)| g.is_empty()) =>
+        {
             Some("`roles_exist` needs `roles` or `grants`: it could never fail".into())
         }
         _ => None,
@@ -537,8 +540,10 @@ fn files_check_problem(kind: StepKind, check: &Check) -> Option<String> {
         (_, Some(Builtin::FilesMatch)) if check.manifest.is_none() => {
             Some("`files_match` needs `manifest`, e.g. \"{{ steps.backup.manifest }}\"".into())
         }
-        (_, Some(Builtin::FileCount)) if check.min.is_none() && check.max.is_none() => {
-            Some("`file_count` needs `min` or `max`: it could never fail".into())
+        (_, Some(Builtin::FileCount))
+            if check.max.is_none() && check.min.as_ref().is_none_or(|m| m.as_u64() == Some(0)) =>
+        {
+            Some("`file_count` needs `min` or `max`: it could never fail (nor with a `min` of 0 alone)".into())
         }
         _ => None,
     }

@@ -180,9 +180,33 @@ pub fn junit(r: &RunRecord) -> String {
         }
         cases.push_str("</testcase>\n");
     }
-    let tests = r.steps.len() + r.gates.len();
+    // The drill's verdict is a case of its own: a run interrupted between steps, or one
+    // whose evidence could not all be written, has no failed step or gate, and must not
+    // look green to CI.
+    let mut errors = 0;
+    let _ = write!(
+        cases,
+        "    <testcase classname=\"{}.drill\" name=\"verdict\" time=\"{:.3}\">",
+        xml_escape(&r.drill.name),
+        r.duration_s
+    );
+    let element = match r.status {
+        RunStatus::Passed => None,
+        RunStatus::Failed => Some((&mut failures, "failure")),
+        RunStatus::Error | RunStatus::Aborted | RunStatus::Running => Some((&mut errors, "error")),
+    };
+    if let Some((count, element)) = element {
+        *count += 1;
+        let message = xml_escape(&r.summary);
+        let _ = write!(
+            cases,
+            "<{element} message=\"{message}\">{message}</{element}>"
+        );
+    }
+    cases.push_str("</testcase>\n");
+    let tests = r.steps.len() + r.gates.len() + 1;
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">\n{cases}  </testsuite>\n</testsuites>\n",
         xml_escape(&r.drill.name),
         r.duration_s,
         xml_escape(&r.started_at)

@@ -73,6 +73,9 @@ impl Runner<'_> {
         self.sources.add_step(&rendered);
         let started = Instant::now();
         let mut attempts = 0;
+        // Why the attempts before the last one failed: a step that passed on a retry
+        // says so in the record, not only in the log.
+        let mut earlier = Vec::new();
         let (outcome, ending) = loop {
             attempts += 1;
             let env = StepEnv {
@@ -97,13 +100,12 @@ impl Runner<'_> {
             if !retry {
                 break (outcome, ending);
             }
-            self.log.write(
-                &step.id,
-                &format!(
-                    "attempt {attempts} failed: {}; retrying",
-                    outcome.error.as_deref().unwrap_or("?")
-                ),
+            let why = format!(
+                "attempt {attempts} failed: {}",
+                outcome.error.as_deref().unwrap_or("?")
             );
+            self.log.write(&step.id, &format!("{why}; retrying"));
+            earlier.push(why);
             if !interruptible_sleep(limits.retry_delay) {
                 break (outcome, Ending::Interrupted);
             }
@@ -128,7 +130,9 @@ impl Runner<'_> {
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
             Ending::TimedOut(_) => StepStatus::TimedOut,
-            _ if outcome.passed => StepStatus::Passed,
+            // Stopped by Ctrl-C: whatever it answered when told to stop (a shell's trap
+            // exits 0), it did not do its work.
+            Ending::Finished if outcome.passed => StepStatus::Passed,
             _ => StepStatus::Failed,
         };
         rec.error = match ending {
@@ -144,6 +148,14 @@ impl Runner<'_> {
             merge_file(&mut self.record.files, file);
         }
         let status = rec.status;
+        if status == StepStatus::Passed && !earlier.is_empty() {
+            let warning = format!(
+                "step `{}` passed on attempt {attempts}; {}",
+                step.id,
+                earlier.join("; ")
+            );
+            self.record.warnings.push(warning);
+        }
         self.publish_step(index);
         if let Some(max) = limits.max_duration
             && status == StepStatus::Passed

@@ -117,7 +117,11 @@ pub fn rto(steps: &[StepRecord], gates: &Gates) -> RtoRecord {
             .as_deref()
             .and_then(|s| crate::limits::parse_duration(s).ok())
             .map(|d| d.as_secs_f64()),
-        measured_s: Some(phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum()),
+        // No step of a counted phase ran: the recovery time was not measured (not 0s).
+        measured_s: phases
+            .iter()
+            .any(|p| p.counted)
+            .then(|| phases.iter().filter(|p| p.counted).map(|p| p.seconds).sum()),
         counted_phases: phases
             .iter()
             .filter(|p| p.counted)
@@ -140,7 +144,7 @@ pub fn rto_gate(rto: &RtoRecord) -> Option<GateRecord> {
             "RTO",
             GateKind::Rto,
             Some(target),
-            "the recovery time was not measured",
+            "no step of the RTO's phases ran",
         ));
     };
     let passed = measured <= target;
@@ -207,9 +211,16 @@ pub fn rpo(
     let measured = rendered
         .clone()
         .and_then(|s| parse_timestamp(&s))
-        .map(|ts| {
+        .and_then(|ts| {
+            // Data newer than now cannot have been restored: a wrong value or a clock.
+            let now = jiff::Timestamp::now();
+            if ts > now {
+                return Err(format!(
+                    "`{ts}` is later than now ({now}): not the time of restored data"
+                ));
+            }
             let age = drill_started.duration_since(ts).as_secs_f64();
-            age.max(0.0)
+            Ok(age.max(0.0))
         });
     let record = RpoRecord {
         target_s,
@@ -270,6 +281,29 @@ pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
     ))
 }
 
+/// Why a custom gate's `check` cannot be evaluated: it reads a step that did not run
+/// (skipped, or never reached), whose outputs were not measured (a skipped step's
+/// `duration_s` is 0). Reading only its `status` is fine.
+pub fn unmeasured_step(check: &str, steps: &[StepRecord]) -> Option<String> {
+    let names = template::referenced_names(check, true).ok()?;
+    names.iter().find_map(|name| {
+        let mut parts = name.strip_prefix("steps.")?.splitn(2, '.');
+        let id = parts.next()?;
+        let field = parts.next();
+        if matches!(field, Some("status" | "skipped_because")) {
+            return None;
+        }
+        let step = steps.iter().find(|s| s.id == id)?;
+        let status = step.status;
+        matches!(status, StepStatus::Skipped | StepStatus::NotRun).then(|| {
+            format!(
+                "reads step `{id}`, which was {}: not measured",
+                status.as_str().replace('_', " ")
+            )
+        })
+    })
+}
+
 /// `[[gates.custom]]`: an expression over the drill's data; true passes.
 pub fn custom(
     name: &str,
@@ -282,6 +316,15 @@ pub fn custom(
     ctx.set("rto", json!(rto));
     ctx.set("rpo", rpo.map_or(Value::Null, |r| json!(r)));
     match template::eval(check, &ctx.jinja()) {
+        // Only true passes: a number, a string ("false" too) or a map is not a verdict.
+        Ok(v) if v.kind() != minijinja::value::ValueKind::Bool => gate(
+            name,
+            GateKind::Custom,
+            false,
+            None,
+            None,
+            format!("`{check}` is {v:?}, not true or false"),
+        ),
         Ok(v) => gate(
             name,
             GateKind::Custom,

@@ -170,6 +170,9 @@ impl Runner<'_> {
             self.observers.broken(&mut self.record, e);
         }
         self.evaluate_drill_gates();
+        // A signal that came while cleanup ran (it goes on through the first): the run
+        // was interrupted all the same, whatever its gates measured.
+        self.interrupted |= signals::count() > 0;
         let finished = jiff::Timestamp::now();
         self.record.finished_at = Some(finished.to_string());
         self.record.duration_s = self.started.elapsed().as_secs_f64();

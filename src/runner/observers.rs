@@ -83,33 +83,48 @@ impl Observers {
             return;
         }
         let mut failed = Vec::new();
-        let mut after_record = false;
+        let (mut after_record, mut any_failed) = (false, false);
+        // The reports written, before any failure changed the record they were made of.
+        let mut written = Vec::new();
         for i in 0..self.list.len() {
             if self.list[i].artifact().is_none() {
                 for (i, e) in failed.drain(..) {
                     self.failed(i, record, e);
                 }
             }
-            if let Err(e) = self.list[i].on_event(&event, record) {
-                after_record |= i > self.record_at;
-                failed.push((i, e));
+            match self.list[i].on_event(&event, record) {
+                Err(e) => {
+                    after_record |= i > self.record_at;
+                    any_failed = true;
+                    failed.push((i, e));
+                }
+                Ok(()) if i < self.record_at && self.list[i].artifact().is_some() => {
+                    written.push(i)
+                }
+                Ok(()) => {}
             }
             self.list[i].amend(record);
         }
         for (i, e) in failed {
             self.failed(i, record, e);
         }
-        if after_record && matches!(event, Event::DrillFinished) {
-            self.rewrite(record);
+        if matches!(event, Event::DrillFinished) && any_failed {
+            let mut again = written;
+            if after_record {
+                again.extend(self.record_at..=self.record_at + self.sealers);
+            }
+            self.rewrite(record, &again);
         }
     }
 
-    /// The final record again (and its signature), once an observer after the record
-    /// writer failed: the record on disk says so too. What fails now is only a warning.
-    fn rewrite(&mut self, record: &mut RunRecord) {
+    /// The final record again in the files already written from it (`which`: reports,
+    /// and the record and its signature when an observer after the record writer
+    /// failed), once a write failed: a drill that passed is now `error`, and every file
+    /// says so. What fails now is only a warning.
+    fn rewrite(&mut self, record: &mut RunRecord, which: &[usize]) {
         let mut errors = Vec::new();
-        for o in &mut self.list[self.record_at..=self.record_at + self.sealers] {
-            if let Err(e) = o.on_event(&Event::DrillFinished, record) {
+        for &i in which {
+            if let Err(e) = self.list[i].on_event(&Event::DrillFinished, record) {
                 errors.push(e.to_string());
             }
         }
@@ -462,11 +477,11 @@ mod tests {
         }
         let seen = saw.0.lock().unwrap().last().cloned().unwrap();
         assert_eq!(seen, (RunStatus::Error, record.summary.clone()));
-        // The report that could be written was, from the record all reports see: the
-        // drill's verdict.
+        // The report that could be written says what the record says: not a success
+        // (it said 1, and `status` counts no pass for the run).
         let prom = std::fs::read_to_string(&prom).unwrap();
         assert!(
-            prom.contains("restore_drill_success{drill=\"t\"} 1"),
+            prom.contains("restore_drill_success{drill=\"t\"} 0"),
             "{prom}"
         );
     }

@@ -18,7 +18,50 @@ impl Runner<'_> {
         });
     }
 
+    /// The `max_duration` gate of every step that did not pass (failed, skipped, never
+    /// reached): not evaluated, rather than left out of the gates.
+    fn unevaluated_step_gates(&mut self) {
+        let book = &self.pb.playbook;
+        let sections = [
+            (Section::Setup, &book.setup),
+            (Section::Steps, &book.steps),
+            (Section::Cleanup, &book.cleanup),
+        ];
+        let mut gates = Vec::new();
+        for (section, steps) in sections {
+            for step in steps {
+                let Some(max) = &step.max_duration else {
+                    continue;
+                };
+                let rec = self
+                    .record
+                    .steps
+                    .iter()
+                    .find(|r| r.section == section && r.id == step.id);
+                let Some(rec) = rec.filter(|r| r.status != StepStatus::Passed) else {
+                    continue;
+                };
+                let target = crate::limits::parse_duration(max)
+                    .ok()
+                    .map(|d| d.as_secs_f64());
+                let shown = target.map_or_else(|| max.clone(), crate::fmt::fmt_secs);
+                let status = rec.status.as_str().replace('_', " ");
+                let why = format!("step `{}` did not pass ({status})", rec.id);
+                gates.push(gates::not_evaluated(
+                    &format!("{} under {shown}", rec.name),
+                    GateKind::MaxDuration,
+                    target,
+                    &why,
+                ));
+            }
+        }
+        for gate in gates {
+            self.push_gate(gate);
+        }
+    }
+
     pub(super) fn evaluate_drill_gates(&mut self) {
+        self.unevaluated_step_gates();
         let mut targets = self.pb.playbook.gates.clone();
         for (name, kind, slot) in [
             ("RTO", GateKind::Rto, &mut targets.rto),
@@ -32,18 +75,23 @@ impl Runner<'_> {
             }
         }
         let mut rto = gates::rto(&self.record.steps, &targets);
-        let completed = !self.interrupted
-            && self
-                .record
-                .steps
-                .iter()
-                .filter(|s| s.section != Section::Cleanup)
-                .all(|s| !matches!(s.status, StepStatus::NotRun | StepStatus::Running));
-        let why = if self.interrupted {
-            "the drill was interrupted"
-        } else {
-            "the drill stopped before recovery finished"
+        let drill_steps = || {
+            let steps = self.record.steps.iter();
+            steps.filter(|s| s.section != Section::Cleanup)
         };
+        let stopped =
+            drill_steps().any(|s| matches!(s.status, StepStatus::NotRun | StepStatus::Running));
+        // A step that failed and let the drill go on (`continue_on_failure`): recovery
+        // did not succeed, so its time and the age of what it restored mean nothing.
+        let failed = drill_steps().find(|s| s.status.is_failure());
+        let completed = !self.interrupted && !stopped && failed.is_none();
+        let why = match failed {
+            _ if self.interrupted => "the drill was interrupted".to_string(),
+            _ if stopped => "the drill stopped before recovery finished".to_string(),
+            Some(s) => format!("step `{}` failed: recovery did not finish", s.id),
+            None => String::new(),
+        };
+        let why = why.as_str();
         if let Some(gate) = gates::rto_gate(&rto) {
             let gate = if completed {
                 gate
@@ -71,7 +119,10 @@ impl Runner<'_> {
             self.record.rpo = Some(rpo);
         }
         for custom in &targets.custom {
-            let gate = if completed {
+            let unmeasured = gates::unmeasured_step(&custom.check, &self.record.steps);
+            let gate = if let (true, Some(why)) = (completed, &unmeasured) {
+                gates::not_evaluated(&custom.name, GateKind::Custom, None, why)
+            } else if completed {
                 gates::custom(
                     &custom.name,
                     &custom.check,
@@ -129,18 +180,19 @@ pub fn summary(record: &RunRecord) -> String {
         .filter(|g| g.status == GateStatus::Failed)
         .map(|g| format!("gate {} missed: {}", g.name, g.detail));
     let mut reasons = steps.chain(gates);
-    let ran = record
-        .steps
-        .iter()
-        .filter(|s| !matches!(s.status, StepStatus::NotRun))
-        .count();
+    let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {
         RunStatus::Passed => {
             let gates = record.gates.iter();
             let passed = gates.filter(|g| g.status == GateStatus::Passed).count();
+            // A skipped step did not run: it is not counted among those that passed.
+            let skipped = match count(StepStatus::Skipped) {
+                0 => String::new(),
+                n => format!(" ({n} skipped)"),
+            };
             format!(
-                "passed: {}, {} passed",
-                plural(ran, "step"),
+                "passed: {}{skipped}, {} passed",
+                plural(count(StepStatus::Passed), "step"),
                 plural(passed, "gate")
             )
         }

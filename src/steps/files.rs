@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail, ensure};
 use serde_json::json;
 
-use super::sql_records::record;
+use super::sql_records::{nothing_record, record};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::files::verify;
@@ -48,7 +48,10 @@ fn files_match(dir: &Path, check: &Check, ctx: &StepCtx) -> anyhow::Result<Check
         bail!("`files_match` needs `manifest`");
     };
     let cmp = verify::files_match(dir, Path::new(manifest), &ctx.cancel)?;
-    Ok(if cmp.problems.is_empty() {
+    Ok(if cmp.problems.is_empty() && cmp.matched == 0 {
+        // An empty manifest and an empty tree: nothing was compared.
+        nothing_record(check, &format!("{manifest} lists no entry"))
+    } else if cmp.problems.is_empty() {
         let detail = format!(
             "{} entries match the backup ({} bytes)",
             cmp.matched, cmp.bytes

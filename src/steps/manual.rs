@@ -38,6 +38,10 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     if note.to_lowercase().starts_with("fail") {
         bail!("operator reported failure: {note}");
     }
+    // `skip` skips the drill's other steps; a manual action skipped was not done.
+    if note.trim().eq_ignore_ascii_case("skip") {
+        bail!("the operator answered `skip`: the manual step was not done");
+    }
     let done_by = match operator.who(&format!("\"{}\"", step.title())) {
         Some(Answer::Line(name)) => Some(name),
         Some(Answer::Gone) => bail!("no answer from the operator"),

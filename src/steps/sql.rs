@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use super::backup::engine_of;
 use super::sql_content;
-use super::sql_records::{missing_record, names_from, problem_record, record};
+use super::sql_records::{
+    builtin_name, missing_record, names_from, nothing_record, problem_record, record,
+};
 use super::{StepCtx, StepOutcome, required};
 use crate::artifact::CheckRecord;
 use crate::engines::SqlConn;
@@ -102,6 +104,7 @@ fn checked(conn: &mut dyn SqlConn, check: &Check) -> (CheckRecord, Value) {
             detail: format!("{e:#}"),
             expected: None,
             actual: None,
+            builtin: builtin_name(check),
         };
         (record, Value::Null)
     })
@@ -323,6 +326,13 @@ fn table_counts(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRe
         }
     }
     let compared = actual.len();
+    if compared == 0 && problems.is_empty() {
+        let why = match only {
+            Some(_) => "`tables` lists no table",
+            None => "`compare_to` names no table",
+        };
+        return Ok(nothing_record(check, why));
+    }
     let actual = Some(json!(actual));
     Ok(if problems.is_empty() {
         record(

@@ -5,7 +5,7 @@ use anyhow::bail;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use super::sql_records::{missing_record, names_from, problem_record, record};
+use super::sql_records::{missing_record, names_from, nothing_record, problem_record, record};
 use crate::artifact::CheckRecord;
 use crate::engines::digest::{self, TableDigest};
 use crate::engines::{SqlConn, roles};
@@ -35,8 +35,11 @@ pub(super) fn roles_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Resu
     let Some(r) = content.roles() else {
         bail!("this engine has no roles");
     };
-    let problems = roles::role_problems(r, &roles, &grants)?;
     let granted: usize = grants.values().map(Vec::len).sum();
+    if roles.is_empty() && granted == 0 {
+        return Ok(nothing_record(check, "no role or grant listed"));
+    }
+    let problems = roles::role_problems(r, &roles, &grants)?;
     let ok = format!(
         "{} exist and can log in; {} hold",
         crate::fmt::plural(roles.len(), "role"),
@@ -69,6 +72,9 @@ fn sources(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<Vec<TableDig
 
 pub(super) fn table_digests(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
     let sources = sources(conn, check)?;
+    if sources.is_empty() {
+        return Ok(nothing_record(check, "no table's digest to compare"));
+    }
     let present = conn.tables()?;
     let mut problems = Vec::new();
     let mut actual: IndexMap<String, Value> = IndexMap::new();

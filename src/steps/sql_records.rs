@@ -20,7 +20,14 @@ pub fn record(
         detail,
         expected,
         actual,
+        builtin: builtin_name(check),
     }
+}
+
+/// The name of the check's builtin, as the playbook writes it.
+pub fn builtin_name(check: &Check) -> Option<String> {
+    let name = serde_json::to_value(check.builtin?).ok()?;
+    name.as_str().map(str::to_string)
 }
 
 pub fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRecord {
@@ -44,14 +51,24 @@ pub fn problem_record(check: &Check, problems: Vec<String>, ok: &str) -> CheckRe
     record(check, false, detail, None, Some(json!(problems.len())))
 }
 
+/// The record of a check that had nothing to compare (an empty list, a `compare_to`
+/// naming nothing): failed, since a check over nothing proves nothing.
+pub fn nothing_record(check: &Check, why: &str) -> CheckRecord {
+    let detail = format!("nothing to check: {why}");
+    record(check, false, detail, check.compare_to.clone(), None)
+}
+
 /// Whether every `wanted` name is `present`: `expected` lists the wanted, `actual` those
-/// of them found, and a failure's detail names the missing.
+/// of them found, and a failure's detail names the missing (none wanted fails).
 pub fn missing_record(
     check: &Check,
     wanted: &[String],
     present: &[String],
     (one, many): (&str, &str),
 ) -> CheckRecord {
+    if wanted.is_empty() {
+        return nothing_record(check, &format!("no {many} to look for"));
+    }
     let (found, missing): (Vec<&String>, Vec<&String>) =
         wanted.iter().partition(|w| present.contains(w));
     let (passed, detail) = match missing.as_slice() {

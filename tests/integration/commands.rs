@@ -18,7 +18,7 @@ fn walk() -> Playbook {
 }
 
 /// `d` started as a walkthrough, with its stdin to answer on.
-fn walkthrough(d: &Drill, stderr: Stdio) -> std::process::Child {
+pub(super) fn walkthrough(d: &Drill, stderr: Stdio) -> std::process::Child {
     let mut cmd = d.command();
     cmd.arg("--walkthrough")
         .stdin(Stdio::piped())

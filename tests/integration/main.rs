@@ -48,6 +48,7 @@ mod sqlite;
 mod sqlite_pages;
 mod sqlite_side;
 mod validate;
+mod verdicts;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
