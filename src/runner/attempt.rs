@@ -109,7 +109,10 @@ impl Runner<'_> {
             }
         };
         let duration = started.elapsed().as_secs_f64();
-        if ending == Ending::Interrupted {
+        if matches!(
+            ending,
+            Ending::Interrupted | Ending::Abandoned { timed_out: false }
+        ) {
             self.interrupted = true;
         }
         self.sources
@@ -127,16 +130,15 @@ impl Runner<'_> {
         rec.checks = outcome.checks;
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
-            Ending::TimedOut(_) => StepStatus::TimedOut,
+            Ending::TimedOut(_) | Ending::Abandoned { timed_out: true } => StepStatus::TimedOut,
             _ if outcome.passed => StepStatus::Passed,
             _ => StepStatus::Failed,
         };
         rec.error = match ending {
             Ending::TimedOut(how) => Some(step_exec::timed_out(limits.timeout, how)),
             Ending::Interrupted => Some("interrupted".into()),
-            Ending::Abandoned => Some(format!(
-                "{} (the step did not stop when told to and was abandoned)",
-                outcome.error.as_deref().unwrap_or("stopped")
+            Ending::Abandoned { timed_out } => Some(step_exec::abandoned(
+                timed_out.then_some(limits.timeout).flatten(),
             )),
             Ending::Finished => outcome.error,
         };

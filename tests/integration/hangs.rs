@@ -1,0 +1,109 @@
+//! Waits that must end: a server that accepts connections and never speaks, a step that
+//! does not stop when told to. Each run is bounded; the record says what timed out.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::hostile::{Bounded, run_bounded};
+use super::*;
+
+/// A real socket on 127.0.0.1 that accepts every connection and never sends a byte
+/// (a hung server, or the wrong service on the port). Connections stay open while the
+/// test runs.
+struct Silent {
+    port: u16,
+    _held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Silent {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let keep = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                keep.lock().unwrap().push(stream);
+            }
+        });
+        Self { port, _held: held }
+    }
+}
+
+/// Runs `playbook`, killing it after `limit`: it must end on its own, exit 1, and leave a
+/// record whose step `id` is returned.
+fn ends_failed(playbook: &Playbook, id: &str, limit: Duration) -> Value {
+    let drill = playbook.drill();
+    let ran: Bounded = run_bounded(drill.command(), limit);
+    ran.assert_sane("run");
+    assert_eq!(ran.code, Some(1), "{}", ran.stderr);
+    let record = latest_record(drill.path()).expect("a record");
+    let step = record["steps"].as_array().unwrap().iter();
+    step.clone()
+        .find(|s| s["id"] == id)
+        .expect("the step")
+        .clone()
+}
+
+/// A `sql` step whose server accepts the connection and never answers fails within the
+/// connect limit (15 s) naming the server, instead of waiting for ever; with no step
+/// `timeout` set, nothing else would stop it.
+#[test]
+fn a_sql_step_against_a_server_that_never_answers_fails_instead_of_hanging() {
+    let silent = Silent::start();
+    let urls = [
+        (
+            "postgres",
+            format!("postgres://u:pw@127.0.0.1:{}/db", silent.port),
+        ),
+        (
+            "mysql",
+            format!("mysql://u:pw@127.0.0.1:{}/db", silent.port),
+        ),
+    ];
+    let runs: Vec<_> = urls
+        .into_iter()
+        .map(|(engine, url)| {
+            std::thread::spawn(move || {
+                let playbook = pb(&format!("silent-{engine}"))
+                    .step(sql("verify", engine, &url).checks([query("one", "SELECT 1", 1)]));
+                (
+                    url,
+                    ends_failed(&playbook, "verify", Duration::from_secs(60)),
+                )
+            })
+        })
+        .collect();
+    for run in runs {
+        let (url, step) = run.join().unwrap();
+        let error = step["error"].as_str().unwrap_or_default();
+        let shown = url.replace(":pw", "");
+        assert_eq!(step["status"], "failed", "{step}");
+        assert!(
+            error.contains("no answer within 15") && error.contains(&shown),
+            "{error}"
+        );
+        assert!(!error.contains("pw@"), "{error}");
+    }
+}
+
+/// A step that does not stop when its timeout tells it to (an http request blocked on a
+/// server that never answers, with a long `request_timeout`) is abandoned, and recorded
+/// as timed out, with its timeout: not as a plain failure.
+#[test]
+fn a_step_abandoned_at_its_timeout_is_recorded_as_timed_out() {
+    let silent = Silent::start();
+    let url = format!("http://127.0.0.1:{}/healthz", silent.port);
+    let playbook = pb("abandoned").step(
+        http("probe", &url)
+            .set("request_timeout", "1h")
+            .set("timeout", "2s"),
+    );
+    let step = ends_failed(&playbook, "probe", Duration::from_secs(90));
+    assert_eq!(step["status"], "timed_out", "{step}");
+    let error = step["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("timed out after 2.0s"), "{error}");
+}
