@@ -381,7 +381,7 @@ pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Re
 /// Reads a stored record (for `report`, `history`, `status`).
 pub fn read(path: &Path) -> anyhow::Result<RunRecord> {
     use anyhow::Context as _;
-    let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
+    let text = crate::limits::read_regular_text(path, crate::limits::MAX_RECORD_BYTES)
         .with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a restore-drill record", path.display()))

@@ -38,6 +38,32 @@ pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
     if file.metadata()?.is_dir() {
         return Err(std::io::Error::other("is a directory"));
     }
+    read_at_most(file, limit)
+}
+
+/// Opens a file the tool wrote itself (a run record, its signature): only a regular
+/// file. A FIFO, socket or device found in its place is refused at once; opening a FIFO
+/// would otherwise wait for a writer for ever.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, socket, device or directory)",
+        ));
+    }
+    Ok(file)
+}
+
+/// `read_text` of a file the tool wrote itself (see `open_regular`).
+pub fn read_regular_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    read_at_most(open_regular(path)?, limit)
+}
+
+fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<String> {
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {

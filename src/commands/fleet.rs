@@ -70,7 +70,7 @@ impl Place {
     fn read<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<T> {
         match self {
             Place::Dir(_) => read_all(&listing.names, |path| {
-                let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
+                let text = crate::limits::read_regular_text(path, crate::limits::MAX_RECORD_BYTES)
                     .map(String::into_bytes);
                 parse(&path.display().to_string(), text.map_err(Into::into))
             }),

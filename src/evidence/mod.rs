@@ -46,7 +46,7 @@ pub fn previous(dir: &Path, drill: &str) -> Option<PreviousRecord> {
 fn read_record(path: &Path) -> Result<(Vec<u8>, RunRecord), String> {
     let mut bytes = Vec::new();
     let limit = crate::limits::MAX_RECORD_BYTES;
-    std::fs::File::open(path)
+    crate::limits::open_regular(path)
         .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read it: {e}"))?;
     if bytes.len() as u64 > limit {

@@ -107,3 +107,35 @@ fn a_step_abandoned_at_its_timeout_is_recorded_as_timed_out() {
     let error = step["error"].as_str().unwrap_or_default();
     assert!(error.starts_with("timed out after 2.0s"), "{error}");
 }
+
+/// A FIFO named like a record (or a signature) among the records is refused at once by
+/// `status`, `history` and `verify`, naming it; opening it waited for a writer for ever.
+#[test]
+fn a_fifo_among_the_records_is_refused_not_waited_on() {
+    let drill = pb("fifo").step(wait("pause", "0s")).drill();
+    let dir = drill.path().to_path_buf();
+    drill.run_again().expect_code(0);
+    let artifacts = dir.join("artifacts");
+    let record = newest_artifact(&artifacts, ".json");
+    for fifo in [
+        artifacts.join("restore_drill_20991231T000000Z.json"),
+        record.with_extension("json.sig"),
+    ] {
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    for command in ["status", "history", "verify"] {
+        let ran = run_bounded(
+            hostile::tool(&dir, &[command, "artifacts"]),
+            Duration::from_secs(30),
+        );
+        ran.assert_sane(command);
+        assert!(
+            ran.stderr.contains("not a regular file") || ran.stdout.contains("not a regular file"),
+            "{command}: {}\n{}",
+            ran.stderr,
+            ran.stdout
+        );
+    }
+}
