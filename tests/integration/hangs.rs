@@ -139,3 +139,34 @@ fn a_fifo_among_the_records_is_refused_not_waited_on() {
         );
     }
 }
+
+/// The verdict is on disk before the notification of the end is sent: while a webhook
+/// receiver that never answers is tried (3 attempts of `timeout`), the record already
+/// says `passed`, so a run killed meanwhile (a CI or systemd time limit) keeps it. It
+/// said `running` until every receiver had been tried.
+#[test]
+fn the_record_holds_the_verdict_while_a_receiver_never_answers() {
+    let silent = Silent::start();
+    let url = format!("http://127.0.0.1:{}/hook", silent.port);
+    let mut running = pb("notified")
+        .table("notify", "on", raw(r#"["success"]"#))
+        .table("notify", "webhook", raw(format!("{{ url = \"{url}\" }}")))
+        .table("notify", "timeout", "60s")
+        .step(wait("pause", "0s"))
+        .drill()
+        .start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = running.record().map(|r| r["status"].clone());
+        let done = status.as_ref().is_some_and(|s| s != "running");
+        if done || std::time::Instant::now() >= deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let still_notifying = running.child.try_wait().unwrap().is_none();
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
+    assert!(still_notifying, "the run ended before the test looked");
+    assert_eq!(status, Some("passed".into()));
+}
