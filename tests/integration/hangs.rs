@@ -147,8 +147,20 @@ fn a_fifo_among_the_records_is_refused_not_waited_on() {
 #[test]
 fn the_record_holds_the_verdict_while_a_receiver_never_answers() {
     let silent = Silent::start();
+    let (mut running, status) = notifying_a_receiver_that_never_answers(&silent);
+    let still_notifying = running.child.try_wait().unwrap().is_none();
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
+    assert!(still_notifying, "the run ended before the test looked");
+    assert_eq!(status, Some("passed".into()));
+}
+
+/// A drill that passes and notifies its end to `silent` (`timeout = "60s"`, so 3 minutes
+/// of trying), once its record on disk is no longer `running` (or after 30 s): that
+/// status.
+fn notifying_a_receiver_that_never_answers(silent: &Silent) -> (Running, Option<Value>) {
     let url = format!("http://127.0.0.1:{}/hook", silent.port);
-    let mut running = pb("notified")
+    let running = pb("notified")
         .table("notify", "on", raw(r#"["success"]"#))
         .table("notify", "webhook", raw(format!("{{ url = \"{url}\" }}")))
         .table("notify", "timeout", "60s")
@@ -156,17 +168,42 @@ fn the_record_holds_the_verdict_while_a_receiver_never_answers() {
         .drill()
         .start();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
+    loop {
         let status = running.record().map(|r| r["status"].clone());
         let done = status.as_ref().is_some_and(|s| s != "running");
         if done || std::time::Instant::now() >= deadline {
-            break status;
+            return (running, status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C while the end is being notified stops the sending at once (the request in
+/// flight is given up on): the run ends, its record saying which notification was
+/// interrupted. It was ignored until every receiver had been tried 3 times.
+#[test]
+fn ctrl_c_while_a_receiver_never_answers_ends_the_run() {
+    let silent = Silent::start();
+    let (mut running, _) = notifying_a_receiver_that_never_answers(&silent);
+    running.signal(libc::SIGINT);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            running.child.kill().unwrap();
+            running.child.wait().unwrap();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let still_notifying = running.child.try_wait().unwrap().is_none();
-    running.child.kill().unwrap();
-    running.child.wait().unwrap();
-    assert!(still_notifying, "the run ended before the test looked");
-    assert_eq!(status, Some("passed".into()));
+    assert!(ended.is_some(), "still notifying 30 s after Ctrl-C");
+    let record = running.record().unwrap();
+    let sent = &record["notifications"][0];
+    assert_eq!(sent["delivered"], false, "{sent}");
+    assert!(
+        sent["error"].as_str().unwrap().contains("interrupted"),
+        "{sent}"
+    );
 }
