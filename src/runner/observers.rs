@@ -313,7 +313,7 @@ impl ReportWriter {
         artifact::list(&self.history)
             .unwrap_or_default()
             .iter()
-            .filter_map(|p| artifact::read(p).ok())
+            .filter_map(|p| artifact::read_listed(p).ok())
             .filter(|r| r.drill.name == record.drill.name && r.run_id != record.run_id)
             .collect()
     }

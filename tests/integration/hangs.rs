@@ -109,10 +109,14 @@ fn a_step_abandoned_at_its_timeout_is_recorded_as_timed_out() {
 }
 
 /// A FIFO named like a record (or a signature) among the records is refused at once by
-/// `status`, `history` and `verify`, naming it; opening it waited for a writer for ever.
+/// `status`, `history` and `verify`, naming it, and passed over by a run's HTML report
+/// (its history chart); opening it waited for a writer for ever.
 #[test]
 fn a_fifo_among_the_records_is_refused_not_waited_on() {
-    let drill = pb("fifo").step(wait("pause", "0s")).drill();
+    let drill = pb("fifo")
+        .table("report", "formats", raw(r#"["html"]"#))
+        .step(wait("pause", "0s"))
+        .drill();
     let dir = drill.path().to_path_buf();
     drill.run_again().expect_code(0);
     let artifacts = dir.join("artifacts");
@@ -138,6 +142,9 @@ fn a_fifo_among_the_records_is_refused_not_waited_on() {
             ran.stdout
         );
     }
+    let again = run_bounded(drill.command(), Duration::from_secs(30));
+    again.assert_sane("run");
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
 
 /// The verdict is on disk before the notification of the end is sent: while a webhook
