@@ -381,11 +381,26 @@ pub fn write_replacing(path: &Path, bytes: &[u8], sync_dir: bool) -> std::io::Re
     Ok(())
 }
 
-/// Reads a stored record (for `report`, `history`, `status`).
+/// Reads a record the user named (`report <record>`: a pipe will do).
 pub fn read(path: &Path) -> anyhow::Result<RunRecord> {
+    parse(
+        path,
+        crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES),
+    )
+}
+
+/// Reads a record found in a directory (`list`): only a regular file, so a FIFO named
+/// like a record is refused rather than waited on.
+pub fn read_listed(path: &Path) -> anyhow::Result<RunRecord> {
+    parse(
+        path,
+        crate::limits::read_regular_text(path, crate::limits::MAX_RECORD_BYTES),
+    )
+}
+
+fn parse(path: &Path, text: std::io::Result<String>) -> anyhow::Result<RunRecord> {
     use anyhow::Context as _;
-    let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = text.with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a restore-drill record", path.display()))
 }

@@ -206,7 +206,10 @@ fn report(
         // The history chart, from the records beside it.
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         let past = artifact::list(dir.unwrap_or(Path::new("."))).unwrap_or_default();
-        let past: Vec<_> = past.iter().filter_map(|p| artifact::read(p).ok()).collect();
+        let past: Vec<_> = past
+            .iter()
+            .filter_map(|p| artifact::read_listed(p).ok())
+            .collect();
         report::with_rto_history(&mut data, &past, &record);
     }
     let text = match report::render(format, &data, &template) {

@@ -67,14 +67,7 @@ pub fn read_bytes(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     if kind.is_dir() {
         return Err(std::io::Error::other("is a directory"));
     }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!(
-            "larger than the limit of {}",
-            size_text(limit)
-        )));
-    }
+    let bytes = read_at_most(file, limit)?;
     if bytes.is_empty() && kind.is_fifo() {
         return Err(std::io::Error::other(
             "is a named pipe (FIFO) that nothing was written to",
@@ -85,7 +78,49 @@ pub fn read_bytes(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 
 /// Reads a UTF-8 text file of at most `limit` bytes (see [`read_bytes`]).
 pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
-    let bytes = read_bytes(path, limit)?;
+    utf8(read_bytes(path, limit)?)
+}
+
+/// Opens a file the tool wrote itself (a run record, its signature): only a regular
+/// file. A FIFO, socket or device found in its place is refused at once; opening a FIFO
+/// would otherwise wait for a writer for ever.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a FIFO, socket, device or directory)",
+        ));
+    }
+    Ok(file)
+}
+
+/// The bytes of a file the tool wrote itself (see [`open_regular`]), at most `limit`.
+pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_at_most(open_regular(path)?, limit)
+}
+
+/// `read_text` of a file the tool wrote itself (see [`open_regular`]).
+pub fn read_regular_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    utf8(read_regular(path, limit)?)
+}
+
+fn read_at_most(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than the limit of {}",
+            size_text(limit)
+        )));
+    }
+    Ok(bytes)
+}
+
+fn utf8(bytes: Vec<u8>) -> std::io::Result<String> {
     String::from_utf8(bytes).map_err(|e| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -80,7 +80,7 @@ impl Place {
         let named = |t: T, p: &Path| (p.to_path_buf(), t);
         match self {
             Place::Dir(_) => read_all(&listing.names, |path| {
-                let text = crate::limits::read_text(path, crate::limits::MAX_RECORD_BYTES)
+                let text = crate::limits::read_regular_text(path, crate::limits::MAX_RECORD_BYTES)
                     .map(String::into_bytes);
                 parse(&path.display().to_string(), text.map_err(Into::into)).map(|t| named(t, path))
             }),

@@ -3,6 +3,7 @@
 //! it through `find`, and validation learns its fields from `specs`. Adding an engine is
 //! a folder and one line in `ENGINES` (see docs/architecture.md).
 
+pub mod answer;
 pub mod compress;
 mod ctx;
 pub mod digest;

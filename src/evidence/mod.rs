@@ -43,12 +43,13 @@ pub fn previous(dir: &Path, drill: &str) -> Option<PreviousRecord> {
 
 /// A record file's exact bytes (at most the size of a record) and what they say.
 fn read_record(path: &Path) -> Result<(Vec<u8>, RunRecord), String> {
-    let bytes = crate::limits::read_bytes(path, crate::limits::MAX_RECORD_BYTES).map_err(|e| {
-        match e.kind() {
+    let bytes =
+        crate::limits::read_regular(path, crate::limits::MAX_RECORD_BYTES).map_err(|e| match e
+            .kind()
+        {
             std::io::ErrorKind::Other => e.to_string(),
             _ => format!("cannot read it: {e}"),
-        }
-    })?;
+        })?;
     let record = serde_json::from_slice(&bytes)
         .map_err(|e| format!("it is not a restore-drill record: {e}"))?;
     Ok((bytes, record))

@@ -173,7 +173,7 @@ fn check_signature(entry: &Entry, key: &PublicKey, found: &mut Verified) {
     let name = entry.name();
     let sig_path = entry.path.with_extension("minisig");
     let sig_name = file_name(&sig_path);
-    let text = match crate::limits::read_text(&sig_path, 1 << 20) {
+    let text = match crate::limits::read_regular_text(&sig_path, 1 << 20) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             match entry.record.finished_at {

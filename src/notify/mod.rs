@@ -38,6 +38,7 @@ impl Channels {
 }
 
 /// One request of a notification.
+#[derive(Clone)]
 struct Message {
     channel: &'static str,
     url: String,
@@ -154,8 +155,14 @@ impl Observer for Notifier {
         let Some(kind) = which(event, record).filter(|k| self.channels.on.contains(k)) else {
             return Ok(());
         };
+        // A Ctrl-C (or SIGTERM) stops the sending: what is left is recorded as not
+        // delivered. Those that aborted the drill do not: its failure is still sent.
+        let interrupts = match record.status {
+            RunStatus::Aborted => crate::proc::signals::count(),
+            _ => 0,
+        };
         for message in self.messages(kind, record) {
-            let sent = send::deliver(&message, self.channels.timeout);
+            let sent = send::deliver(&message, self.channels.timeout, interrupts);
             self.sent.push(NotificationRecord {
                 channel: message.channel.into(),
                 event: kind.as_str().into(),

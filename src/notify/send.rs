@@ -15,7 +15,10 @@ pub(super) struct Sent {
     pub error: Option<String>,
 }
 
-pub(super) fn deliver(message: &Message, timeout: Duration) -> Sent {
+/// Sends `message`, unless more than `interrupts` interrupting signals have come (then
+/// it stops at once, even in the middle of an attempt, and says so).
+pub(super) fn deliver(message: &Message, timeout: Duration, interrupts: usize) -> Sent {
+    let interrupted = || crate::proc::signals::count() > interrupts;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
@@ -30,8 +33,17 @@ pub(super) fn deliver(message: &Message, timeout: Duration) -> Sent {
         if sent.attempts > 0 {
             std::thread::sleep(Duration::from_millis(250 * u64::from(sent.attempts)));
         }
+        if interrupted() {
+            let last = sent.error.take().map(|e| format!(" (last: {e})"));
+            let n = sent.attempts;
+            sent.error = Some(format!(
+                "interrupted after {n} attempt(s){}",
+                last.unwrap_or_default()
+            ));
+            return sent;
+        }
         sent.attempts += 1;
-        match post(&agent, message) {
+        match post_unless(&agent, message, &interrupted) {
             Ok(status) if (200..300).contains(&status) => {
                 sent.status = Some(status);
                 sent.error = None;
@@ -44,6 +56,10 @@ pub(super) fn deliver(message: &Message, timeout: Duration) -> Sent {
                     return sent;
                 }
             }
+            Err(e) if interrupted() => {
+                sent.error = Some(e);
+                return sent;
+            }
             Err(e) => sent.error = Some(e),
         }
     }
@@ -51,6 +67,35 @@ pub(super) fn deliver(message: &Message, timeout: Duration) -> Sent {
         sent.error = Some(format!("{e} (after {ATTEMPTS} attempts)"));
     }
     sent
+}
+
+/// One POST on a thread of its own, given up on (the thread left to its timeout) once
+/// `interrupted` says so: a blocking request cannot be cut short.
+fn post_unless(
+    agent: &ureq::Agent,
+    message: &Message,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<u16, String> {
+    let (agent, message) = (agent.clone(), message.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("notify".into())
+        .spawn(move || {
+            let _ = tx.send(post(&agent, &message));
+        })
+        .map_err(|e| format!("cannot send: {e}"))?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the request crashed".into());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if interrupted() => {
+                return Err("interrupted while waiting for the receiver".into());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
 }
 
 /// One POST; the status, or why there was none.

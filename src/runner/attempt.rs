@@ -111,7 +111,10 @@ impl Runner<'_> {
             }
         };
         let duration = started.elapsed().as_secs_f64();
-        if ending == Ending::Interrupted {
+        if matches!(
+            ending,
+            Ending::Interrupted | Ending::Abandoned { timed_out: false }
+        ) {
             self.interrupted = true;
         }
         self.sources
@@ -129,7 +132,7 @@ impl Runner<'_> {
         rec.checks = outcome.checks;
         rec.log_tail = outcome.log_tail;
         rec.status = match ending {
-            Ending::TimedOut(_) => StepStatus::TimedOut,
+            Ending::TimedOut(_) | Ending::Abandoned { timed_out: true } => StepStatus::TimedOut,
             // Stopped by Ctrl-C: whatever it answered when told to stop (a shell's trap
             // exits 0), it did not do its work.
             Ending::Finished if outcome.passed => StepStatus::Passed,
@@ -138,9 +141,8 @@ impl Runner<'_> {
         rec.error = match ending {
             Ending::TimedOut(how) => Some(step_exec::timed_out(limits.timeout, how)),
             Ending::Interrupted => Some("interrupted".into()),
-            Ending::Abandoned => Some(format!(
-                "{} (the step did not stop when told to and was abandoned)",
-                outcome.error.as_deref().unwrap_or("stopped")
+            Ending::Abandoned { timed_out } => Some(step_exec::abandoned(
+                timed_out.then_some(limits.timeout).flatten(),
             )),
             Ending::Finished => outcome.error,
         };

@@ -27,8 +27,11 @@ pub enum Ending {
     /// Stopped at its timeout: how (SIGTERM sufficed, or SIGKILL was needed).
     TimedOut(Stopped),
     Interrupted,
-    /// The step ignored cancellation; its thread was left behind.
-    Abandoned,
+    /// Told to stop at its timeout (`timed_out`) or by an interrupt, the step ignored
+    /// it; its thread was left behind.
+    Abandoned {
+        timed_out: bool,
+    },
 }
 
 /// What a step's worker owns.
@@ -115,7 +118,7 @@ pub fn execute(
         Err(RecvTimeoutError::Disconnected) => (panicked(), ending),
         Err(RecvTimeoutError::Timeout) => (
             StepOutcome::failed("the step did not stop"),
-            Ending::Abandoned,
+            Ending::Abandoned { timed_out },
         ),
     }
 }
@@ -129,6 +132,15 @@ pub fn timed_out(timeout: Option<Duration>, how: Stopped) -> String {
         Stopped::Gone => "its work was cancelled",
     };
     format!("timed out after {after}; {how}")
+}
+
+/// The error of a step that did not stop when told to: at its timeout, or interrupted.
+pub fn abandoned(timed_out_after: Option<Duration>) -> String {
+    let why = match timed_out_after {
+        Some(t) => format!("timed out after {}", crate::fmt::fmt_secs(t.as_secs_f64())),
+        None => "interrupted".into(),
+    };
+    format!("{why}; the step did not stop when told to and was abandoned")
 }
 
 fn panicked() -> StepOutcome {

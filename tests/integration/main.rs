@@ -18,6 +18,7 @@ mod files;
 mod fleet;
 mod fleet_s3;
 mod fuzz;
+mod hangs;
 mod hostile;
 mod hostile_files;
 mod kit;

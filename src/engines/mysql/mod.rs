@@ -94,9 +94,19 @@ impl Target {
         Self { opts: opts.into() }
     }
 
+    /// A connection; the TCP connect and the whole handshake are bounded (by the url's
+    /// `tcp_connect_timeout_ms`, else 15 s).
     pub fn connect(&self) -> anyhow::Result<mysql::Conn> {
-        mysql::Conn::new(self.opts.clone())
-            .with_context(|| format!("cannot connect to {}", self.display()))
+        let limit = self
+            .opts
+            .get_tcp_connect_timeout()
+            .unwrap_or(crate::engines::answer::CONNECT_LIMIT);
+        let opts =
+            mysql::OptsBuilder::from_opts(self.opts.clone()).tcp_connect_timeout(Some(limit));
+        let shown = self.display();
+        crate::engines::answer::within(limit, &shown.clone(), move || {
+            mysql::Conn::new(opts).with_context(|| format!("cannot connect to {shown}"))
+        })
     }
 }
 
@@ -308,7 +318,7 @@ impl MysqlConn {
         let id = self.conn.connection_id();
         let opts = self.opts.clone();
         self.interrupt = Some(cancel.on_cancel(move || {
-            if let Ok(mut killer) = mysql::Conn::new(opts.clone()) {
+            if let Ok(mut killer) = (Target { opts: opts.clone() }).connect() {
                 let _ = killer.query_drop(format!("KILL QUERY {id}"));
             }
         }));

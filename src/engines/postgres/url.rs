@@ -91,10 +91,22 @@ impl PgUrl {
         format!("{}:{:?}", hosts.join(","), self.config.get_ports())
     }
 
+    /// A connection; the whole handshake is bounded by `connect_timeout` (per host, as
+    /// libpq's), not only the TCP connect.
     pub fn connect(&self) -> anyhow::Result<postgres::Client> {
-        self.config
-            .connect(postgres::NoTls)
-            .with_context(|| format!("cannot connect to {}", self.public))
+        let config = self.config.clone();
+        let public = self.public.clone();
+        let hosts = u32::try_from(config.get_hosts().len().max(1)).unwrap_or(u32::MAX);
+        let limit = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(crate::engines::answer::CONNECT_LIMIT)
+            .saturating_mul(hosts);
+        crate::engines::answer::within(limit, &self.public.clone(), move || {
+            config
+                .connect(postgres::NoTls)
+                .with_context(|| format!("cannot connect to {public}"))
+        })
     }
 }
 
