@@ -10,14 +10,14 @@ use toml::de::DeValue;
 use super::diagnostic::{Diagnostic, Lines};
 use super::engine::{EngineSpec, Method, find_spec, kind_spec};
 use super::fields::{
-    COMMON, DURATION_FIELDS, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields,
-    required_fields,
+    COMMON, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields, required_fields,
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
 use super::{Layout, closest};
-use crate::template::{self, STEP_ROOTS};
+use crate::template::STEP_ROOTS;
 
+mod durations;
 mod manifests;
 mod names;
 mod sources;
@@ -332,40 +332,6 @@ impl<'a> Validator<'a> {
             self.error(format!("`{kind}` steps take engine {list}"), span);
         }
         Some(engine)
-    }
-
-    fn step_durations(&mut self, step: &Step, path: &[Seg<'_>]) {
-        for field in DURATION_FIELDS {
-            let field_path = [path, &[Seg::Key(field)]].concat();
-            if let Some(DeValue::String(s)) = self.spans.find(&field_path).map(|v| v.get_ref()) {
-                self.duration(&s.clone(), &field_path);
-            }
-        }
-        if let Some(Some(timeout)) = step.s3.as_ref().map(|s| &s.timeout) {
-            self.duration(
-                timeout,
-                &[path, &[Seg::Key("s3"), Seg::Key("timeout")]].concat(),
-            );
-        }
-        if let Some(Some(timeout)) = step.ready.as_ref().map(|r| &r.timeout) {
-            self.duration(
-                timeout,
-                &[path, &[Seg::Key("ready"), Seg::Key("timeout")]].concat(),
-            );
-        }
-    }
-
-    fn duration(&mut self, s: &str, path: &[Seg<'_>]) {
-        if template::has_template_syntax(s) {
-            return;
-        }
-        if let Err(e) = crate::limits::parse_duration(s) {
-            let span = self.spans.value(path);
-            self.error(format!("bad duration `{s}`: {e}"), span).help = Some(format!(
-                "durations look like \"90s\", \"15m\", \"1h 30m\", and are at most {}",
-                crate::limits::MAX_DURATION_TEXT
-            ));
-        }
     }
 
     fn step_templates(&mut self, step: &Step, path: &[Seg<'_>], scope: &Scope<'_>) {

@@ -333,3 +333,33 @@ fn an_s3_table_that_does_not_fit_the_repository_is_refused() {
     let fits = locate_with_s3(on_s3, keys);
     Drill::new(&fits).validate().expect_code(0);
 }
+
+/// A zero `timeout` (a step's, a probe's request's, `ready`'s) ends the wait before it
+/// began: refused at the value. A zero gate or `max_duration` is a target, and stays.
+#[test]
+fn a_zero_timeout_is_refused() {
+    let url = "http://127.0.0.1:1/";
+    for (step, field, location) in [
+        (wait("w", "1s").set("timeout", "0s"), "timeout", "8:11"),
+        (
+            http("h", url).set("request_timeout", "0ms"),
+            "request_timeout",
+            "8:19",
+        ),
+        (
+            service("s")
+                .set("run", "sleep 9")
+                .set("ready", raw("{ log_line = \"up\", timeout = \"0s\" }")),
+            "timeout",
+            "8:38",
+        ),
+    ] {
+        let toml = pb("t").step(step).toml();
+        let message = format!("a `{field}` of `0");
+        rejects(&toml, &message, location, "gives up before anything starts");
+    }
+    let kept = pb("t")
+        .gate("rto", "0s")
+        .step(wait("w", "1ms").set("max_duration", "0s"));
+    kept.drill().validate().expect_code(0);
+}
