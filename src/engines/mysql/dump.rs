@@ -196,7 +196,8 @@ pub fn restore(
     let mut conn = server.connect()?;
     ensure!(
         !super::database_exists(&mut conn, &database)?,
-        "refusing to restore into `{database}`: it already exists; a drill restores into a scratch database it creates (and drops)"
+        "refusing to restore into `{database}`: it already exists; a drill restores into a scratch database it creates (and drops). A drill killed outright (SIGKILL, a reboot) leaves its scratch database: if this is one, drop it by hand (DROP DATABASE {})",
+        super::ident(&database)
     );
     conn.query_drop(format!(
         "CREATE DATABASE {} CHARACTER SET utf8mb4",

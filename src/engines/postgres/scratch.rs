@@ -48,8 +48,9 @@ pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<()> {
         .is_some();
     ensure!(
         !exists,
-        "refusing to restore into `{db}` on {}: the database already exists, and a drill only restores into a scratch database it creates (and drops afterwards)",
-        target.server()
+        "refusing to restore into `{db}` on {}: the database already exists, and a drill only restores into a scratch database it creates (and drops afterwards). A drill killed outright (SIGKILL, a reboot) leaves its scratch database: if this is one, drop it by hand (DROP DATABASE {})",
+        target.server(),
+        ident(db)
     );
     client
         .batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", ident(db)))
