@@ -14,6 +14,7 @@ pub mod registry;
 pub mod secret;
 pub mod signals;
 pub mod stat;
+pub mod strays;
 pub mod tool;
 
 pub use cancel::{Cancel, OnCancel};

@@ -6,7 +6,10 @@ use super::Runner;
 use crate::artifact::ResourceRecord;
 use crate::events::Event;
 use crate::playbook::{Section, Step};
-use crate::proc::signals;
+use crate::proc::{self, Stopped, kernel, signals};
+
+/// Between SIGTERM and SIGKILL for a stray (as for a service's `stop_grace` default).
+const STRAY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Runner<'_> {
     pub(super) fn run_cleanup(&mut self, steps: &[Step]) {
@@ -47,8 +50,40 @@ impl Runner<'_> {
             }
         } else {
             self.tear_down_resources(|_| true);
+            self.stop_strays();
         }
         self.remove_workdir();
+    }
+
+    /// Processes of this run that left the groups it started (`setsid`, a daemon), which
+    /// stopping those groups missed: stopped too, and recorded as `stray`.
+    fn stop_strays(&mut self) {
+        let Some(run) = kernel::run_id() else { return };
+        for strays in proc::strays::stop(&run, STRAY_GRACE) {
+            let found = strays.found.join(", ");
+            let (removed, how) = match &strays.stopped {
+                Ok(Stopped::Gone) => (true, "gone before it was stopped".to_string()),
+                Ok(Stopped::Term) => (true, "stopped by SIGTERM".into()),
+                Ok(Stopped::Kill) => (true, "stopped by SIGKILL".into()),
+                Err(why) => (false, why.clone()),
+            };
+            let msg = format!(
+                "process group {} ({found}) left the process groups this run started (setsid or a daemon): {how}",
+                strays.pgid
+            );
+            self.record.warnings.push(msg.clone());
+            self.notice(&msg);
+            self.log.write("teardown", &msg);
+            self.record.resources.push(ResourceRecord {
+                kind: "stray".into(),
+                id: self
+                    .redactor
+                    .redact(&format!("process group {}", strays.pgid)),
+                step: None,
+                removed,
+                detail: Some(self.redactor.redact(&format!("{found}: {how}"))),
+            });
+        }
     }
 
     /// Stops services, drops scratch databases, removes clusters: whatever steps registered.

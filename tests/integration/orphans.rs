@@ -359,3 +359,30 @@ fn a_sigkilled_runs_postgres_cluster_is_removed_by_the_next_run() {
     assert!(!Path::new(&dir).exists(), "{dir} left behind");
     assert!(processes_mentioning(&dir).is_empty());
 }
+
+/// A process of a step that left its process group (`setsid`, as a daemon does) is
+/// stopped at teardown all the same, found by the run id it carries, and recorded as a
+/// `stray` with a warning; the drill's verdict is its own.
+#[test]
+fn a_process_that_left_its_group_is_stopped_at_teardown() {
+    let marker = format!("30{}", std::process::id() % 10_000);
+    let run = format!("setsid sleep {marker} >/dev/null 2>&1 </dev/null & sleep 0.2");
+    let out = pb("strays")
+        .step([exec("daemon", &run), wait("w", "200ms")])
+        .run()
+        .expect_code(0);
+    let left = processes_mentioning(&format!("sleep {marker}"));
+    assert!(left.is_empty(), "left running: {left:?}");
+    let stray = out.record()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "stray")
+        .cloned()
+        .unwrap_or_else(|| panic!("no stray in {}", out.record()["resources"]));
+    assert_eq!(stray["removed"], true, "{stray}");
+    let detail = stray["detail"].as_str().unwrap();
+    assert!(detail.contains("(sleep): stopped by SIGTERM"), "{detail}");
+    let warnings = out.record()["warnings"].to_string();
+    assert!(warnings.contains("setsid or a daemon"), "{warnings}");
+}
