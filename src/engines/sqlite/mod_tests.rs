@@ -236,3 +236,23 @@ fn side_files_we_made_go_only_while_no_connection_holds_the_database() {
     drop(b);
     assert_eq!(exist(), [false, false]);
 }
+
+/// A database must be a regular file: a named pipe (SQLite would wait for its writer for
+/// ever), a device (`/dev/zero` reads as an empty database) or a folder is refused,
+/// naming it, before SQLite opens it.
+#[test]
+fn only_a_regular_file_is_a_database() {
+    let (dir, path) = db("CREATE TABLE t (x)");
+    let fifo = dir.path().join("pipe.db");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path this test owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for bad in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+        let e = ensure_file(bad).unwrap_err().to_string();
+        assert!(e.contains("is not a regular file"), "{e}");
+        assert!(open_read_only(bad).is_err(), "{}", bad.display());
+    }
+    let e = ensure_file(&dir.path().join("nope.db")).unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    ensure_file(&path).unwrap();
+}
