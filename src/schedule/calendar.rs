@@ -55,6 +55,19 @@ fn from_cron(expr: &str) -> Result<Every, String> {
                 .into(),
         );
     }
+    // Cron accepts a date no month has (`31 2`): the job would never run, silently.
+    let longest = |m: &u32| match m {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let (days, months) = (values(fields[2], 1, 31), values(fields[3], 1, 12));
+    if !months.iter().any(|m| days.iter().any(|d| *d <= longest(m))) {
+        return Err(format!(
+            "it never runs: no month of `{}` has a day `{}`",
+            fields[3], fields[2]
+        ));
+    }
     let dow = match fields[4] {
         "*" => String::new(),
         _ => format!("{} ", parts[4]),
@@ -116,4 +129,25 @@ fn convert(field: &str, what: &str, low: u32, high: u32) -> Result<String, Strin
         out.push(text);
     }
     Ok(out.join(","))
+}
+
+/// The values a cron field that [`convert`] accepted stands for.
+fn values(field: &str, low: u32, high: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, s.parse::<usize>().unwrap_or(1).max(1)),
+            None => (item, 1),
+        };
+        let (a, b) = match (range, range.split_once('-')) {
+            ("*", _) => (low, high),
+            (_, Some((a, b))) => (a.parse().unwrap_or(low), b.parse().unwrap_or(high)),
+            (n, None) => {
+                let n = n.parse().unwrap_or(low);
+                (n, if step > 1 { high } else { n })
+            }
+        };
+        out.extend((a..=b).step_by(step));
+    }
+    out
 }

@@ -21,6 +21,19 @@ fn named_schedules_and_cron_expressions_become_systemd_calendars() {
 }
 
 #[test]
+fn a_date_some_month_has_is_a_schedule() {
+    for given in [
+        "0 0 29 2 *",
+        "0 0 31 */2 *",
+        "0 0 31 2,3 *",
+        "0 0 30 4-6 *",
+        "0 0 */10 2 *",
+    ] {
+        assert!(every(given).is_ok(), "{given}");
+    }
+}
+
+#[test]
 fn a_schedule_that_cannot_be_converted_is_refused_naming_the_field() {
     for (given, says) in [
         ("hourly", "1 fields, not 5"),
@@ -28,6 +41,12 @@ fn a_schedule_that_cannot_be_converted_is_refused_naming_the_field() {
         ("0 3 1 * 1", "both day of month and day of week"),
         ("0 3 * * */2", "the day of week field `*/2`"),
         ("0 3 L * *", "the day of month field `L`"),
+        (
+            "0 0 31 2 *",
+            "it never runs: no month of `2` has a day `31`",
+        ),
+        ("0 0 30,31 2 *", "never runs"),
+        ("0 0 31 4,6,9,11 *", "never runs"),
     ] {
         let e = every(given).unwrap_err();
         assert!(e.contains(says), "{given}: {e}");
