@@ -48,6 +48,15 @@ fn a_failed_restore_that_let_the_drill_go_on_meets_no_gate() {
     no_gate_met(&out);
     out.gate("RTO")
         .says("step `restore` failed: recovery did not finish");
+    // Without `continue_on_failure` the drill stops there, and says so.
+    let book = gated().edit("restore", |s| {
+        s.set("from", "{{ drill.workdir }}/missing.db")
+    });
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
+    out.step("verify").status("not_run");
+    no_gate_met(&out);
+    out.gate("RTO")
+        .says("the drill stopped before recovery finished");
 }
 
 /// The restore skipped (`when` false): no step of the RTO's phases but the checksum's ran,
@@ -71,7 +80,8 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
         .step(
             sqlite_restore("{{ steps.backup.path }}", "{{ drill.workdir }}/r.db")
                 .set("when", "false"),
-        );
+        )
+        .step(wait("w", "1ms"));
     let out = super::sqlite::drill_of(book).run().expect_code(0);
     out.step("restore").status("skipped");
     let rto = out.gate("RTO");
@@ -84,7 +94,7 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
     out.gate("restore skipped").passed();
     // The skipped step is not counted as a step that passed (it said "2 steps").
     let summary = out.record()["summary"].clone();
-    assert_eq!(summary, "passed: 1 step (1 skipped), 1 gate passed");
+    assert_eq!(summary, "passed: 2 steps (1 skipped), 1 gate passed");
     let md = out.report();
     assert!(!md.contains("✅ within"), "{md}");
     out.report_has("⚪ not measured: no step of the RTO's phases ran");
@@ -344,11 +354,17 @@ fn a_signal_during_cleanup_ends_the_run_as_aborted() {
 #[test]
 fn a_step_stopped_by_ctrl_c_never_passes() {
     let work = exec("work", "trap 'exit 0' TERM; touch ready; sleep 20 & wait");
-    let book = pb("t").step(work);
+    let book = pb("t")
+        .gate("rto", "1h")
+        .gate("rto_phases", list(&["verify"]))
+        .step(work);
     let running = book.drill().start();
     wait_for_file(&running, "ready");
     let out = running.interrupt();
     out.step("work").failed_with("interrupted");
+    out.gate("RTO")
+        .status("not_evaluated")
+        .says("the drill was interrupted");
     assert!(!out.report().contains("✅ passed"), "{}", out.report());
 }
 
