@@ -395,6 +395,26 @@ mod tests {
         assert!(!loosely_equal(&json!(3), &json!(4)));
         assert!(!loosely_equal(&json!("ok"), &json!(null)));
     }
+
+    /// The record keeps a text of up to `KEEP_TEXT` bytes and `KEEP_ROWS` items whole;
+    /// one byte or one item more is cut, saying how much there was.
+    #[test]
+    fn what_the_record_keeps_of_a_result() {
+        let whole = "x".repeat(KEEP_TEXT);
+        assert_eq!(kept(&json!(whole)), json!(whole));
+        let long = kept(&json!(format!("{whole}y"))).to_string();
+        assert!(
+            long.ends_with(&format!(" ({} bytes)\"", KEEP_TEXT + 1)),
+            "{long}"
+        );
+        let items: Vec<Value> = (0..KEEP_ROWS).map(|i| json!(i)).collect();
+        assert_eq!(kept(&json!(items)), json!(items));
+        let more: Vec<Value> = (0..=KEEP_ROWS).map(|i| json!(i)).collect();
+        let cut = kept(&json!(more));
+        assert_eq!(cut.as_array().unwrap().len(), KEEP_ROWS + 1);
+        assert_eq!(cut[KEEP_ROWS], json!("… and 1 more"));
+        assert_eq!(kept_rows(&[vec![json!(1)]]), json!([[1]]));
+    }
 }
 
 #[cfg(test)]

@@ -461,6 +461,26 @@ fn mysql_content_checks_pass_on_a_clean_restore() {
     assert_eq!(out.output("backup", "table_digests")["orders"]["rows"], 400);
 }
 
+/// `roles_exist` with roles alone, or with grants alone, checks what it is given (it
+/// is "nothing to check" only with neither, which `validate` refuses).
+#[test]
+fn roles_exist_checks_roles_alone_or_grants_alone() {
+    let roles_only = |u: &str| roles_check(&[u], "{}");
+    let grants_only = |u: &str| roles_check(&[], &format!("{{ {u} = [\"SELECT:orders\"] }}"));
+    let kinds: [&dyn Fn(&str) -> Table; 2] = [&roles_only, &grants_only];
+    for (kind, roles) in ["roles", "grants"].into_iter().zip(kinds) {
+        let Some(out) = mysql_drill("DO 0", false, roles) else {
+            return;
+        };
+        let out = out.expect_code(0);
+        let held = match kind {
+            "roles" => "1 role exist and can log in; 0 grants hold",
+            _ => "0 roles exist and can log in; 1 grant hold",
+        };
+        out.step("verify").check("roles").passed().says(held);
+    }
+}
+
 #[test]
 fn mysql_content_faults_fail_each_check_naming_them() {
     let faults = "UPDATE orders SET total = total + 1 WHERE id = 200;
