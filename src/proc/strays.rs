@@ -46,7 +46,16 @@ pub fn stop(run: &str, grace: Duration) -> Vec<Strays> {
                 .filter(|s| s.pgrp == pgid)
                 .map(|s| format!("{} ({})", s.pid, stat::comm(s.pid).unwrap_or_default()))
                 .collect();
-            let ours = pgid > 1 && stat::environ_has(pgid, RUN_ID_VAR, run);
+            // The group's leader is the run's; or, gone (a daemon's session leader
+            // exits after its fork), every member left is.
+            let leader = stat::stat(pgid).filter(|s| !s.is_zombie());
+            let ours = pgid > 1
+                && match leader {
+                    Some(_) => stat::environ_has(pgid, RUN_ID_VAR, run),
+                    None => stat::group_members(pgid)
+                        .iter()
+                        .all(|m| stat::environ_has(m.pid, RUN_ID_VAR, run)),
+                };
             let alive = || {
                 stat::group_members(pgid)
                     .iter()
@@ -78,8 +87,14 @@ mod tests {
         // A shell of the run starts a `setsid` sleeper and ends: the sleeper is in a
         // group and session of its own, marked with the run id.
         let run = format!("strays-test-{}", std::process::id());
+        // And a daemon whose session leader exits after its fork: its group has no
+        // leader left.
         let status = Command::new("sh")
-            .args(["-c", "setsid sleep 300 >/dev/null 2>&1 </dev/null &"])
+            .args([
+                "-c",
+                "setsid sleep 300 >/dev/null 2>&1 </dev/null &
+                 setsid sh -c 'sleep 301 & exit 0' >/dev/null 2>&1 </dev/null &",
+            ])
             .env(RUN_ID_VAR, &run)
             .stdin(Stdio::null())
             .status()
@@ -91,13 +106,22 @@ mod tests {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while marked(&run).is_empty() && std::time::Instant::now() < deadline {
+        let sleepers = || {
+            let found = marked(&run);
+            found.len() == 2
+                && found
+                    .iter()
+                    .all(|s| stat::comm(s.pid).as_deref() == Some("sleep"))
+        };
+        while !sleepers() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let stopped = stop(&run, Duration::from_secs(5));
-        assert_eq!(stopped.len(), 1, "{stopped:?}");
-        assert!(stopped[0].found[0].contains("(sleep)"), "{stopped:?}");
-        assert_eq!(stopped[0].stopped, Ok(Stopped::Term), "{stopped:?}");
+        assert_eq!(stopped.len(), 2, "{stopped:?}");
+        for group in &stopped {
+            assert!(group.found[0].contains("(sleep)"), "{stopped:?}");
+            assert_eq!(group.stopped, Ok(Stopped::Term), "{stopped:?}");
+        }
         assert!(marked(&run).is_empty(), "the stray is gone");
         assert!(
             other.try_wait().unwrap().is_none(),
