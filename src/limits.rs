@@ -85,11 +85,7 @@ pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
 /// file. A FIFO, socket or device found in its place is refused at once; opening a FIFO
 /// would otherwise wait for a writer for ever.
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+    let file = open_file(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other(
             "not a regular file (a FIFO, socket, device or directory)",
