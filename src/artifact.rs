@@ -405,6 +405,11 @@ fn parse(path: &Path, text: std::io::Result<String>) -> anyhow::Result<RunRecord
         .with_context(|| format!("{} is not a restore-drill record", path.display()))
 }
 
+/// Whether a file name is a run's record (`restore_drill_<ts>.json`).
+pub fn is_record_name(name: &str) -> bool {
+    name.starts_with("restore_drill_") && name.ends_with(".json")
+}
+
 /// The record files in a directory, oldest first.
 pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)?
@@ -413,7 +418,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("restore_drill_") && n.ends_with(".json"))
+                .is_some_and(is_record_name)
         })
         .collect();
     paths.sort();

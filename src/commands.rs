@@ -166,7 +166,7 @@ fn is_a_record(out: &Path, record: &Path) -> bool {
     let named = out
         .file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with("restore_drill_") && n.ends_with(".json"));
+        .is_some_and(artifact::is_record_name);
     named || id(out).is_some_and(|o| Some(o) == id(record))
 }
 

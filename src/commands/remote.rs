@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use crate::artifact;
 use crate::exit::ExitCode;
 use crate::playbook::{LoadedPlaybook, S3Settings};
 use crate::runner::{RunOptions, RunResult};
@@ -58,11 +59,6 @@ fn explain(e: &anyhow::Error) -> String {
             "`s3` needs both `access_key` and `secret_key`",
             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed together",
         )
-}
-
-/// Whether a file name is a run's record.
-fn is_record(name: &str) -> bool {
-    name.starts_with("restore_drill_") && name.ends_with(".json")
 }
 
 /// Whether a key below the prefix is a plain relative path: no `..`, `.` or empty segment
@@ -116,7 +112,7 @@ impl Bucket {
     /// The keys of the records under the prefix (and `below` it), through every page of
     /// the listing, sorted.
     pub fn records(&self, below: &str) -> Result<Vec<String>, String> {
-        self.keys(below, is_record)
+        self.keys(below, artifact::is_record_name)
     }
 
     /// The keys under the prefix (and `below` it) whose file name is `wanted`, through
@@ -143,7 +139,9 @@ impl Bucket {
     pub fn mirror(&self) -> Result<(tempfile::TempDir, Vec<String>), String> {
         let dir = tempfile::tempdir().map_err(|e| format!("a temporary folder: {e}"))?;
         let mut left_out = Vec::new();
-        for key in self.keys("", |name| is_record(name) || is_signature(name))? {
+        for key in self.keys("", |name| {
+            artifact::is_record_name(name) || is_signature(name)
+        })? {
             let rel = &key[self.prefix.len()..];
             if !is_plain(rel) {
                 left_out.push(format!("{}: left out (not a plain path)", self.url(&key)));
