@@ -2,7 +2,7 @@
 //! engines know nothing of steps nor of the runner.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::guard::{self, Sources};
 use crate::log::LogSink;
@@ -29,12 +29,24 @@ pub struct Ctx<'a> {
     pub procs: &'a Registry,
     /// Bytes done out of a total, for the progress bar.
     pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// What the step did that the record's warnings should tell (see `warn`).
+    pub warnings: &'a Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
     /// A line in the drill's log, under the step's id.
     pub fn log(&self, line: &str) {
         self.log.write(self.step_id, line);
+    }
+
+    /// Something the step did beyond its work that whoever reads the record must know
+    /// (it dropped what a killed drill left): a warning of the run, and a log line.
+    pub fn warn(&self, warning: &str) {
+        self.log(warning);
+        self.warnings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(warning.to_string());
     }
 
     pub fn progress(&self, done: u64, total: u64) {

@@ -12,6 +12,7 @@ pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod roles;
+pub mod scratch;
 pub mod sqlite;
 pub mod throwaway;
 

@@ -2,14 +2,16 @@
 //! (`cancel`), process groups and how they are stopped (`group`), running a program
 //! (`tool`), the interrupting signals the runner polls (`signals`), the kernel's help
 //! (parent-death signal, child subreaper), `/proc`, the registry of process groups and
-//! clusters that the runner keeps in the drill's lock file, and the small things
-//! starting a program needs (a free port, a file holding its password).
+//! clusters that the runner keeps in the drill's lock file, the mark that names the run
+//! which made a scratch database (`owner`), and the small things starting a program
+//! needs (a free port, a file holding its password).
 //!
 //! A leaf module: it imports nothing from the runner, the steps or the engines.
 
 pub mod cancel;
 pub mod group;
 pub mod kernel;
+pub mod owner;
 pub mod registry;
 pub mod secret;
 pub mod signals;
@@ -19,6 +21,7 @@ pub mod tool;
 
 pub use cancel::{Cancel, OnCancel};
 pub use group::{NotStopped, Stopped};
+pub use owner::{Liveness, Owner};
 pub use registry::{Key, Registry, Tracked};
 pub use secret::SecretFile;
 pub use tool::{Leader, OsUser, Running, Tool};

@@ -76,6 +76,8 @@ impl Runner<'_> {
         // Why the attempts before the last one failed: a step that passed on a retry
         // says so in the record, not only in the log.
         let mut earlier = Vec::new();
+        // What every attempt did beyond its work (a failed attempt's included).
+        let mut warnings = Vec::new();
         let (outcome, ending) = loop {
             attempts += 1;
             let env = StepEnv {
@@ -96,6 +98,7 @@ impl Runner<'_> {
                     (self.observers).progress(&mut self.record, index, done, total);
                 },
             );
+            warnings.extend(outcome.warnings.iter().cloned());
             let retry = !outcome.passed && ending == Ending::Finished && attempts <= step.retries;
             if !retry {
                 break (outcome, ending);
@@ -119,6 +122,13 @@ impl Runner<'_> {
         }
         self.sources
             .add_outcome(&rendered, outcome.passed, &outcome.outputs);
+        for warning in warnings {
+            let warning = self
+                .redactor
+                .redact(&format!("step `{}`: {warning}", step.id));
+            self.emit(Event::Notice(&warning));
+            self.record.warnings.push(warning);
+        }
 
         let rec = &mut self.record.steps[index];
         rec.duration_s = duration;

@@ -70,6 +70,7 @@ pub fn execute(
         resources: env.resources,
         procs: env.procs,
         progress: progress_tx,
+        warnings: Default::default(),
     };
     let spawned = std::thread::Builder::new()
         .name(format!("step-{}", ctx.step_id))

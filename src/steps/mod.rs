@@ -22,8 +22,8 @@ mod testing;
 mod wait;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -49,6 +49,8 @@ pub struct StepCtx {
     /// stopped: the next run stops them if this one dies.
     pub procs: crate::proc::Registry,
     pub progress: Sender<Progress>,
+    /// The step's warnings so far (its engine's `warn`), given to its outcome.
+    pub warnings: Mutex<Vec<String>>,
 }
 
 /// Bytes done out of a total, for the progress bar.
@@ -75,6 +77,7 @@ impl StepCtx {
             resources: &self.resources,
             procs: &self.procs,
             progress: &progress,
+            warnings: &self.warnings,
         })
     }
 }
@@ -90,6 +93,8 @@ pub struct StepOutcome {
     pub log_tail: Option<String>,
     /// Seconds to count in the RTO instead of the measured duration (assumed manual work).
     pub assumed_s: Option<f64>,
+    /// What the step did beyond its work that the record's warnings tell.
+    pub warnings: Vec<String>,
 }
 
 impl StepOutcome {
@@ -133,7 +138,10 @@ pub fn execute(step: &Step, ctx: &StepCtx) -> StepOutcome {
         StepKind::Service => service::run(step, ctx),
         StepKind::Copy => copy::run(step, ctx),
     };
-    result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")))
+    let mut outcome = result.unwrap_or_else(|e| StepOutcome::failed(format!("{e:#}")));
+    let warnings = ctx.warnings.lock().unwrap_or_else(PoisonError::into_inner);
+    outcome.warnings.extend(warnings.iter().cloned());
+    outcome
 }
 
 pub use crate::playbook::required;

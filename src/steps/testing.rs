@@ -27,6 +27,7 @@ pub fn ctx_with_progress(dir: &Path) -> (StepCtx, Receiver<Progress>) {
         resources: crate::resources::Resources::default(),
         procs: crate::proc::Registry::default(),
         progress,
+        warnings: Default::default(),
     };
     (ctx, seen)
 }

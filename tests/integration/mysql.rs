@@ -267,6 +267,61 @@ fn a_corrupted_or_truncated_dump_fails_its_restore() {
     }
 }
 
+/// A drill killed outright after its restore leaves its scratch database, marked (the
+/// schema's comment) with its run: the next run drops it and passes, saying so. One
+/// marked by a run still running is refused, and kept.
+#[test]
+fn a_killed_drills_scratch_database_is_dropped_by_the_next_run_and_only_that() {
+    use super::orphans::{hold_while, killed_while_held_then_again, live_mark, warnings_saying};
+    let Some(server) = mariadb() else { return };
+    let (playbook, _, scratch) = shop(server);
+    let hold = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let drill = server.drill(playbook.clone().after("restore", [hold_while(&hold)]));
+    let (ran, record) = killed_while_held_then_again(&drill, hold);
+    let ran = ran.expect_code(0);
+    let dropped = warnings_saying(&record, &format!("dropped `{scratch}`"));
+    assert_eq!(dropped.len(), 1, "{}\n{}", record["warnings"], ran.stderr);
+    assert!(dropped[0].contains("is gone"), "{dropped:?}");
+    assert!(!server.databases().contains(&scratch));
+
+    let mark = live_mark();
+    server.sql("", &format!("CREATE DATABASE `{scratch}` COMMENT '{mark}'"));
+    let out = server.drill(playbook).run().expect_code(1);
+    out.step("restore").says("already exists");
+    out.step("restore").says("is still running");
+    assert!(server.databases().contains(&scratch));
+    server.sql("", &format!("DROP DATABASE `{scratch}`"));
+}
+
+/// A retried restore meets the scratch database its failed attempt created: it is this
+/// run's, so it is dropped and made afresh, and the retry fails for the dump's own fault
+/// (not for "already exists"); the warning says so, and teardown drops it.
+#[test]
+fn a_retried_restore_makes_its_scratch_database_afresh() {
+    let Some(server) = mariadb() else { return };
+    let (playbook, _, scratch) = shop(server);
+    let bad_sql =
+        "sed -i 's/^INSERT INTO `orders`/INSERT INTO `orders` GARBAGE/' '{{ steps.backup.path }}'";
+    let playbook = playbook
+        .edit("backup", |s| s.set("compression", "none"))
+        .after("backup", [exec("corrupt", bad_sql)])
+        .edit("restore", |s| {
+            s.set("retries", 1).set("retry_delay", "10ms")
+        });
+    let out = server.drill(playbook).run().expect_code(1);
+    let restore = out.step("restore");
+    restore.failed();
+    assert_eq!(restore["attempts"], 2, "{restore:#}");
+    let error = restore["error"].as_str().unwrap();
+    assert!(!error.contains("already exists"), "{error}");
+    let warnings = out.record()["warnings"].to_string();
+    assert!(
+        warnings.contains("which an earlier attempt of this step created"),
+        "{warnings}"
+    );
+    dropped(server, &scratch, "retried");
+}
+
 #[test]
 fn an_existing_database_or_the_source_is_refused_as_target() {
     let Some(server) = mariadb() else { return };

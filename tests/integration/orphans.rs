@@ -386,3 +386,63 @@ fn a_process_that_left_its_group_is_stopped_at_teardown() {
     let warnings = out.record()["warnings"].to_string();
     assert!(warnings.contains("setsid or a daemon"), "{warnings}");
 }
+
+/// A step that holds the drill while `file` exists (place it after the restore).
+pub fn hold_while(file: &Path) -> Step {
+    let run = format!("while [ -e '{}' ]; do sleep 0.1; done", file.display());
+    exec("hold", &run)
+}
+
+/// Runs `drill` until its step `hold` (see [`hold_while`]) holds it, kills the run
+/// outright (SIGKILL), lets go of `hold`, and runs the drill again in the same
+/// directory: how the second run ended, and its record.
+pub fn killed_while_held_then_again(drill: &Drill, hold: tempfile::TempPath) -> (Ran, Value) {
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut run = Killed(drill.spawn(Stdio::null));
+    wait_until("step hold to run", Duration::from_secs(120), || {
+        assert!(
+            run.0.try_wait().unwrap().is_none(),
+            "the drill ended before step hold ran"
+        );
+        let record = latest_record(drill.path());
+        let steps = record.as_ref().and_then(|r| r["steps"].as_array().cloned());
+        let hold = steps.and_then(|s| s.into_iter().find(|s| s["id"] == "hold"));
+        hold.is_some_and(|s| s["status"] == "running")
+    });
+    drop(run);
+    drop(hold);
+    let ran = drill.run_again();
+    let record = latest_record(drill.path()).expect("a record of the second run");
+    (ran, record)
+}
+
+/// The mark of a drill's scratch database made by a run that is still running: this
+/// test's own process, as `restore-drill` writes its own.
+pub fn live_mark() -> String {
+    let me = std::process::id() as i32;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let owner = serde_json::json!({
+        "run": "a-live-run",
+        "host": gethostname::gethostname().to_string_lossy(),
+        "boot": boot.trim(),
+        "pid": me,
+        "start": stat(me).unwrap().3,
+    });
+    format!("restore-drill scratch database, made by {owner}")
+}
+
+/// The warnings of a record that say `text`.
+pub fn warnings_saying(record: &Value, text: &str) -> Vec<String> {
+    let warnings = record["warnings"].as_array().cloned().unwrap_or_default();
+    let texts = warnings.iter().filter_map(|w| w.as_str());
+    texts
+        .filter(|w| w.contains(text))
+        .map(str::to_string)
+        .collect()
+}

@@ -294,6 +294,46 @@ fn scratch_database_is_created_dropped_and_never_an_existing_one() {
     assert!(server.databases().contains(&"keep_me".to_string()));
 }
 
+/// A drill killed outright after its restore leaves its scratch database, marked with its
+/// run: the next run proves by that mark that the run is over, drops it and passes,
+/// saying so. A database of that name marked by a run still running is refused, and kept.
+#[test]
+fn a_killed_drills_scratch_database_is_dropped_by_the_next_run_and_only_that() {
+    use super::orphans::{hold_while, killed_while_held_then_again, live_mark, warnings_saying};
+    let Some(server) = source() else { return };
+    let into =
+        |db: &str| app_drill(&server).edit("restore", |s| s.set("target_url", server.url(db)));
+    let hold = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let drill = drill_on(
+        &server,
+        into("drill_left").after("restore", [hold_while(&hold)]),
+    );
+    let (ran, record) = killed_while_held_then_again(&drill, hold);
+    let ran = ran.expect_code(0);
+    let dropped = warnings_saying(&record, "dropped `drill_left`");
+    assert_eq!(dropped.len(), 1, "{}\n{}", record["warnings"], ran.stderr);
+    assert!(
+        dropped[0].contains("a drill killed before its teardown"),
+        "{dropped:?}"
+    );
+    assert!(dropped[0].contains("is gone"), "{dropped:?}");
+    assert!(
+        ran.stderr.contains("dropped `drill_left`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!server.databases().contains(&"drill_left".to_string()));
+
+    server.sql("postgres", "CREATE DATABASE drill_live");
+    let comment = format!("COMMENT ON DATABASE drill_live IS '{}'", live_mark());
+    server.sql("postgres", &comment);
+    let out = drill_on(&server, into("drill_live")).run().expect_code(1);
+    out.step("restore").says("already exists");
+    out.step("restore").says("its process");
+    out.step("restore").says("is still running");
+    assert!(server.databases().contains(&"drill_live".to_string()));
+}
+
 /// A connection opened only for checks is read-only: a check whose query would write (a
 /// DELETE in a CTE, pointed at a source) fails, and the database keeps its rows.
 #[test]

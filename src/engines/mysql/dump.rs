@@ -8,6 +8,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context as _, bail, ensure};
+
 use mysql::prelude::Queryable as _;
 
 use super::{MysqlConn, OptionFile, Target, ident};
@@ -168,14 +169,15 @@ pub fn dump_source_database(path: &Path) -> anyhow::Result<Option<String>> {
         .map(|d| d.trim().to_string()))
 }
 
-/// Creates the database `target` names (it must not exist), then calls `created` at
-/// once (to register its removal), then loads the dump into it through the client.
+/// Creates the database `target` names (see `create_scratch`), then calls `created` at
+/// once (to register its removal, with the warning to give if a killed drill's database
+/// of that name was dropped first), then loads the dump into it through the client.
 pub fn restore(
     from: &Path,
     target: &Target,
     workdir: &Path,
     cancel: &Cancel,
-    created: &dyn Fn(),
+    created: &dyn Fn(Option<String>),
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<(u64, SchemaFacts)> {
     let database = target
@@ -194,16 +196,8 @@ pub fn restore(
     }
     let server = target.with_database(None);
     let mut conn = server.connect()?;
-    ensure!(
-        !super::database_exists(&mut conn, &database)?,
-        "refusing to restore into `{database}`: it already exists; a drill restores into a scratch database it creates (and drops). A drill killed outright (SIGKILL, a reboot) leaves its scratch database: if this is one, drop it by hand (DROP DATABASE {})",
-        super::ident(&database)
-    );
-    conn.query_drop(format!(
-        "CREATE DATABASE {} CHARACTER SET utf8mb4",
-        ident(&database)
-    ))?;
-    created();
+    let dropped = create_scratch(&mut conn, &database, &target.display())?;
+    created(dropped);
     load(from, target, workdir, cancel, total, progress)?;
     let mut conn = MysqlConn::connect(target)?;
     let schema = SchemaFacts::read(&mut conn)?;
@@ -213,6 +207,50 @@ pub fn restore(
         from.display()
     );
     Ok((total, schema))
+}
+
+/// Creates the scratch database `name`, marked as this run's (`proc::Owner`, in the
+/// schema's comment, where the server has them: MariaDB 10.5 on). One that exists is
+/// refused, creating nothing, unless its mark proves a drill that is over made it: that
+/// one is dropped first, and the warning to give is returned. `shown`: the target's url.
+pub fn create_scratch(
+    conn: &mut mysql::Conn,
+    name: &str,
+    shown: &str,
+) -> anyhow::Result<Option<String>> {
+    let exists = |conn: &mut mysql::Conn| -> anyhow::Result<bool> {
+        let found: Option<String> = conn.exec_first(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
+            (name,),
+        )?;
+        Ok(found.is_some())
+    };
+    let mut dropped = None;
+    if exists(conn)? {
+        // No such column on MySQL: a database there carries no mark.
+        let mark: Option<Option<String>> = conn
+            .exec_first(
+                "SELECT schema_comment FROM information_schema.schemata WHERE schema_name = ?",
+                (name,),
+            )
+            .unwrap_or(None);
+        let drop_sql = format!("DROP DATABASE {}", ident(name));
+        let warning =
+            crate::engines::scratch::existing(name, shown, mark.flatten().as_deref(), &drop_sql)?;
+        conn.query_drop(&drop_sql)?;
+        dropped = Some(warning);
+    }
+    let create = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", ident(name));
+    let mark = crate::proc::Owner::this_run()
+        .mark()
+        .replace('\\', "\\\\")
+        .replace('\'', "''");
+    match conn.query_drop(format!("{create} COMMENT '{mark}'")) {
+        // ER_PARSE_ERROR: a server without schema comments (MySQL).
+        Err(mysql::Error::MySqlError(e)) if e.code == 1064 => conn.query_drop(&create)?,
+        marked => marked?,
+    }
+    Ok(dropped)
 }
 
 /// Feeds the (decompressed) dump to the client's stdin, aborting on the first error.

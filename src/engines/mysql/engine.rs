@@ -84,7 +84,10 @@ impl Engine for Mysql {
             .to_string();
         let shown = target.display();
         target.remember();
-        let created = || {
+        let created = |dropped: Option<String>| {
+            if let Some(warning) = dropped {
+                ctx.warn(&warning);
+            }
             let server = target.with_database(None);
             let db = database.clone();
             ctx.resources

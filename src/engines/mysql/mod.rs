@@ -271,14 +271,6 @@ pub fn facts_in_snapshot(
     })
 }
 
-pub fn database_exists(conn: &mut mysql::Conn, name: &str) -> anyhow::Result<bool> {
-    let found: Option<String> = conn.exec_first(
-        "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
-        (name,),
-    )?;
-    Ok(found.is_some())
-}
-
 /// A verification connection.
 pub struct MysqlConn {
     conn: mysql::Conn,

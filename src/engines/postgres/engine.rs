@@ -409,13 +409,16 @@ fn into_scratch(
     let pg_restore_bin = bins.client("pg_restore")?;
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
     let db = scratch::check_target(target, source_db.as_deref())?;
-    scratch::create(target, &db)?;
+    let dropped = scratch::create(target, &db)?;
     {
         let (t, d) = (target.clone(), db.clone());
         ctx.resources
             .register("database", &target.public, ctx.step_id, move || {
                 scratch::drop_database(&t, &d)
             });
+    }
+    if let Some(warning) = dropped {
+        ctx.warn(&warning);
     }
     ctx.log(&format!(
         "created scratch database `{db}` ({})",

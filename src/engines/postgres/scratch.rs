@@ -1,8 +1,12 @@
 //! A scratch database on an existing server: created by the drill (refused when it
-//! already exists, so the drill never writes into a database it did not make), and
-//! dropped at teardown.
+//! already exists, so the drill never writes into a database it did not make, unless its
+//! comment proves a killed drill made it: see `engines::scratch`), and dropped at
+//! teardown.
 
 use anyhow::{Context as _, bail, ensure};
+
+use crate::engines;
+use crate::proc::Owner;
 
 use super::catalog::ident;
 use super::conn::db_message;
@@ -40,18 +44,24 @@ pub fn check_target(target: &PgUrl, source_db: Option<&str>) -> anyhow::Result<S
     Ok(db)
 }
 
-/// Creates the scratch database; fails (creating nothing) when it already exists.
-pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<()> {
+/// Creates the scratch database, marked as this run's. One that exists is refused
+/// (creating nothing), unless its mark proves a drill that is over made it: that one is
+/// dropped first, and the warning to give is returned.
+pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<Option<String>> {
     let mut client = maintenance(target)?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])?
-        .is_some();
-    ensure!(
-        !exists,
-        "refusing to restore into `{db}` on {}: the database already exists, and a drill only restores into a scratch database it creates (and drops afterwards). A drill killed outright (SIGKILL, a reboot) leaves its scratch database: if this is one, drop it by hand (DROP DATABASE {})",
-        target.server(),
-        ident(db)
-    );
+    let found = client.query_opt(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+        &[&db],
+    )?;
+    let mut dropped = None;
+    if let Some(row) = found {
+        let mark: Option<String> = row.get(0);
+        let drop_sql = format!("DROP DATABASE {}", ident(db));
+        let server = target.server();
+        let warning = engines::scratch::existing(db, &server, mark.as_deref(), &drop_sql)?;
+        drop_database(target, db)?;
+        dropped = Some(warning);
+    }
     client
         .batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", ident(db)))
         .map_err(|e| {
@@ -59,7 +69,16 @@ pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<()> {
                 "cannot create the scratch database `{db}`: {}",
                 db_message(&e)
             )
-        })
+        })?;
+    // The proof for a later run, should this one be killed before its teardown. Without
+    // it (a server refusing comments) that run refuses the database, as before marks.
+    let mark = Owner::this_run().mark();
+    let literal = mark.replace('\\', "\\\\").replace('\'', "''");
+    let _ = client.batch_execute(&format!(
+        "COMMENT ON DATABASE {} IS E'{literal}'",
+        ident(db)
+    ));
+    Ok(dropped)
 }
 
 /// Drops the scratch database, ending the sessions still connected to it.
