@@ -36,3 +36,60 @@ pub fn existing(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mark naming `run` in process `pid` of this host and boot.
+    fn mark(run: &str, pid: u32, start: Option<u64>) -> String {
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let boot = crate::proc::stat::boot_id();
+        let owner =
+            serde_json::json!({"run": run, "host": host, "boot": boot, "pid": pid, "start": start});
+        format!("restore-drill scratch database, made by {owner}")
+    }
+
+    /// Only a database whose mark proves its run over (or this very run) is dropped; the
+    /// refusal says why and how to drop it by hand.
+    #[test]
+    fn only_a_database_a_finished_run_marked_is_dropped() {
+        let drop_sql = "DROP DATABASE `x`";
+        let decide = |m: Option<&str>| existing("x", "db:3306", m, drop_sql);
+        let me = std::process::id();
+        // As the runner does at its start (the kernel's tests use the same id).
+        crate::proc::kernel::set_run_id("unit-run");
+        let mine = Owner::this_run().mark();
+        let ok = decide(Some(&mine)).unwrap();
+        assert!(ok.contains("an earlier attempt of this step"), "{ok}");
+        // A pid no process has (above the kernel's pid_max).
+        let dead = decide(Some(&mark("run-1", 1 << 23, Some(1)))).unwrap();
+        assert!(
+            dead.starts_with("dropped `x` on db:3306, the scratch database of a drill killed"),
+            "{dead}"
+        );
+        assert!(dead.contains("its process 8388608 is gone"), "{dead}");
+        let start = crate::proc::stat::start_time(me as i32);
+        for (text, why) in [
+            (None, "does not carry a drill's mark"),
+            (
+                Some("a person's comment".to_string()),
+                "does not carry a drill's mark",
+            ),
+            (Some(mark("run-1", me, start)), "is still running"),
+        ] {
+            let refused = decide(text.as_deref()).unwrap_err().to_string();
+            assert!(
+                refused.starts_with(
+                    "refusing to restore into `x` on db:3306: the database already exists"
+                ),
+                "{refused}"
+            );
+            assert!(refused.contains(why), "{refused}");
+            assert!(
+                refused.ends_with(&format!("drop it by hand ({drop_sql})")),
+                "{refused}"
+            );
+        }
+    }
+}
