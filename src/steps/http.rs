@@ -3,6 +3,7 @@
 //! response (status and a body excerpt) or the connection error, and the attempt count.
 
 use std::io::Read as _;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -11,6 +12,7 @@ use serde_json::Value;
 use super::{StepCtx, StepOutcome, duration, required};
 use crate::outputs;
 use crate::playbook::{ExpectStatus, Step};
+use crate::proc::Cancel;
 
 /// Default per-request limit: a probe must be short enough to stop soon after Ctrl-C,
 /// because a blocking request cannot be interrupted.
@@ -25,6 +27,8 @@ const READ_LIMIT: u64 = 1024 * 1024;
 const KEEP_BODY: usize = 2048;
 /// How much of the body a failure message quotes.
 const EXCERPT: usize = 300;
+/// How often a request in flight looks whether the step was told to stop.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let request = Request::of(step)?;
@@ -40,7 +44,16 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     loop {
         probes += 1;
         let timeout = per_attempt_timeout(request.timeout, deadline);
-        let answer = request.send(&agent, timeout);
+        let Some(answer) = request.send_unless_cancelled(&agent, timeout, &ctx.cancel) else {
+            let url = &request.url;
+            ctx.log.write(
+                &ctx.step_id,
+                &format!("attempt {probes}: cancelled before {url} answered"),
+            );
+            return Ok(StepOutcome::failed(format!(
+                "cancelled during attempt {probes}, before {url} answered"
+            )));
+        };
         let verdict = answer
             .as_ref()
             .map_err(String::clone)
@@ -85,6 +98,7 @@ pub fn agent() -> ureq::Agent {
 }
 
 /// A rendered request.
+#[derive(Clone)]
 pub struct Request {
     pub method: String,
     pub url: String,
@@ -132,6 +146,38 @@ impl Request {
             headers: Vec::new(),
             body: None,
             timeout,
+        }
+    }
+
+    /// One attempt, given up the moment `cancel` fires (None): a blocked request cannot
+    /// be interrupted, so it runs on a thread of its own, left to end at its timeout,
+    /// and the step stops when told to (at its `timeout`, on Ctrl-C) rather than being
+    /// abandoned by the runner seconds later.
+    pub fn send_unless_cancelled(
+        &self,
+        agent: &ureq::Agent,
+        timeout: Duration,
+        cancel: &Cancel,
+    ) -> Option<Result<Response, String>> {
+        let (tx, rx) = mpsc::channel();
+        let (request, agent) = (self.clone(), agent.clone());
+        let spawned = std::thread::Builder::new()
+            .name("http-request".into())
+            .spawn(move || {
+                let _ = tx.send(request.send(&agent, timeout));
+            });
+        if let Err(e) = spawned {
+            return Some(Err(format!("cannot start the request: {e}")));
+        }
+        loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(answer) => return Some(answer),
+                Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => return None,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Some(Err("the request ended without an answer".into()));
+                }
+            }
         }
     }
 

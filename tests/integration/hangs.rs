@@ -90,14 +90,36 @@ fn a_sql_step_against_a_server_that_never_answers_fails_instead_of_hanging() {
     }
 }
 
-/// A step that does not stop when its timeout tells it to (an http request blocked on a
-/// server that never answers, with a long `request_timeout`) is abandoned, and recorded
-/// as timed out, with its timeout: not as a plain failure.
+/// A step that does not stop when its timeout tells it to (a `sql` step whose client is
+/// blocked in a handshake with a server that never answers, under a long
+/// `connect_timeout`) is abandoned, and recorded as timed out, with its timeout: not as a
+/// plain failure.
 #[test]
 fn a_step_abandoned_at_its_timeout_is_recorded_as_timed_out() {
     let silent = Silent::start();
-    let url = format!("http://127.0.0.1:{}/healthz", silent.port);
+    let url = format!(
+        "postgres://u@127.0.0.1:{}/db?connect_timeout=3600",
+        silent.port
+    );
     let playbook = pb("abandoned").step(
+        sql("verify", "postgres", &url)
+            .checks([query("one", "SELECT 1", 1)])
+            .set("timeout", "2s"),
+    );
+    let step = ends_failed(&playbook, "verify", Duration::from_secs(90));
+    assert_eq!(step["status"], "timed_out", "{step}");
+    let error = step["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("timed out after 2.0s"), "{error}");
+    assert!(error.ends_with("was abandoned"), "{error}");
+}
+
+/// An http probe blocked on a server that never answers (a long `request_timeout`) stops
+/// at the step's `timeout`, as told: the request is given up, not the step abandoned.
+#[test]
+fn an_http_probe_blocked_on_a_silent_server_stops_at_its_timeout() {
+    let silent = Silent::start();
+    let url = format!("http://127.0.0.1:{}/healthz", silent.port);
+    let playbook = pb("probe-stops").step(
         http("probe", &url)
             .set("request_timeout", "1h")
             .set("timeout", "2s"),
@@ -105,7 +127,10 @@ fn a_step_abandoned_at_its_timeout_is_recorded_as_timed_out() {
     let step = ends_failed(&playbook, "probe", Duration::from_secs(90));
     assert_eq!(step["status"], "timed_out", "{step}");
     let error = step["error"].as_str().unwrap_or_default();
-    assert!(error.starts_with("timed out after 2.0s"), "{error}");
+    assert_eq!(
+        error, "timed out after 2.0s; its work was cancelled",
+        "{step}"
+    );
 }
 
 /// A FIFO named like a record (or a signature) among the records is refused at once by
