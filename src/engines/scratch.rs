@@ -45,8 +45,10 @@ mod tests {
     fn mark(run: &str, pid: u32, start: Option<u64>) -> String {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let boot = crate::proc::stat::boot_id();
-        let owner =
-            serde_json::json!({"run": run, "host": host, "boot": boot, "pid": pid, "start": start});
+        let pidns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        let owner = serde_json::json!({
+            "run": run, "host": host, "boot": boot, "pidns": pidns, "pid": pid, "start": start,
+        });
         format!("restore-drill scratch database, made by {owner}")
     }
 

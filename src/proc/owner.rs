@@ -4,9 +4,10 @@
 //! that a later run finding it can tell what a dead run left (drop it, as that run's
 //! teardown would have) from what a live run is using or a person made (leave it).
 //!
-//! The mark names the run and its process: pid and start time, on which boot of which
-//! host. A pid the kernel has given to another process since has another start time;
-//! a reboot ends every process; another host's processes cannot be seen from here.
+//! The mark names the run and its process: pid and start time, in which pid namespace,
+//! on which boot of which host. A pid the kernel has given to another process since has
+//! another start time; a reboot ends every process; another host's processes, and those
+//! of another pid namespace (a container sharing the host's name), cannot be seen here.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,8 @@ pub struct Owner {
     run: String,
     host: String,
     boot: Option<String>,
+    /// The pid namespace its pid is a pid in (`pid:[inode]`).
+    pidns: Option<String>,
     pid: i32,
     /// The process's start time (clock ticks since boot).
     start: Option<u64>,
@@ -45,6 +48,9 @@ impl Owner {
             run: kernel::run_id().unwrap_or_default(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             boot: stat::boot_id(),
+            pidns: std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
             pid,
             start: stat::start_time(pid),
         }
@@ -95,6 +101,11 @@ impl Owner {
                 ));
             }
         }
+        if self.pidns.is_none() || self.pidns != me.pidns {
+            return Liveness::MaybeAlive(format!(
+                "run {run} made it in another pid namespace (another container?), whose processes this run cannot see"
+            ));
+        }
         match start_of(pid) {
             Some(started) if self.start.is_none_or(|s| s == started) => Liveness::MaybeAlive(
                 format!("run {run} made it, and its process {pid} is still running"),
@@ -113,6 +124,7 @@ mod tests {
             run: run.into(),
             host: host.into(),
             boot: boot.map(str::to_string),
+            pidns: Some("pid:[1]".into()),
             pid,
             start,
         }
@@ -198,6 +210,18 @@ mod tests {
         };
         assert!(why.contains("on host `g`"), "{why}");
         assert!(kept(seen(owner("run-1", "h", None, 11, None))));
+        // Another pid namespace (a container with the host's name), or none recorded.
+        let mut contained = owner("run-1", "h", Some("boot-1"), 11, Some(100));
+        contained.pidns = Some("pid:[2]".into());
+        let Liveness::MaybeAlive(why) = seen(contained.clone()) else {
+            panic!("another pid namespace")
+        };
+        assert!(why.contains("another pid namespace"), "{why}");
+        contained.pidns = None;
+        assert!(kept(seen(contained.clone())));
+        // ...unless the machine restarted since.
+        contained.boot = Some("boot-0".into());
+        assert!(gone(seen(contained)));
         let no_boot = owner("run-2", "h", None, 20, Some(500));
         assert!(kept(
             owner("run-1", "h", Some("boot-1"), 11, None).seen_from(&no_boot, alive)

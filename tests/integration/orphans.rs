@@ -431,6 +431,7 @@ pub fn live_mark() -> String {
         "run": "a-live-run",
         "host": gethostname::gethostname().to_string_lossy(),
         "boot": boot.trim(),
+        "pidns": std::fs::read_link("/proc/self/ns/pid").unwrap(),
         "pid": me,
         "start": stat(me).unwrap().3,
     });
