@@ -86,6 +86,8 @@ impl StepCtx {
 pub struct StepOutcome {
     pub passed: bool,
     pub error: Option<String>,
+    /// What the step did beyond its work that the record's warnings tell.
+    pub warnings: Vec<String>,
     pub outputs: Map<String, Value>,
     pub metrics: Map<String, Value>,
     pub checks: Vec<CheckRecord>,
@@ -93,8 +95,6 @@ pub struct StepOutcome {
     pub log_tail: Option<String>,
     /// Seconds to count in the RTO instead of the measured duration (assumed manual work).
     pub assumed_s: Option<f64>,
-    /// What the step did beyond its work that the record's warnings tell.
-    pub warnings: Vec<String>,
 }
 
 impl StepOutcome {
