@@ -2,7 +2,12 @@
 //! 0600, never over an existing file or through a symlink, and removed when dropped unless
 //! kept. `create_private` is the first half, for any file others must not read while it
 //! is written (an extracted file before its own mode is set).
+//!
+//! A tool given its password through such a file must not also inherit it in a variable
+//! (the one `[secrets]` read it from), where it would sit in `/proc/<pid>/environ` for as
+//! long as the tool runs, and reach whatever the tool starts (`without_vars_holding`).
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -36,6 +41,40 @@ impl SecretFile {
     pub fn keep(mut self) -> PathBuf {
         std::mem::take(&mut self.path)
     }
+}
+
+/// `expr` without the inherited variables that hold `secret` (3 bytes or more), but for
+/// `kept`: the variables the expression sets itself are applied after these removals.
+pub fn without_vars_holding(
+    mut expr: duct::Expression,
+    secret: &str,
+    kept: &[&str],
+) -> duct::Expression {
+    if secret.len() < 3 {
+        return expr;
+    }
+    for key in vars_holding(&[secret.as_bytes()]) {
+        if !kept.iter().any(|k| key == *k) {
+            expr = expr.env_remove(key);
+        }
+    }
+    expr
+}
+
+/// The environment variables of this process whose value holds one of `secrets`.
+pub fn vars_holding(secrets: &[&[u8]]) -> Vec<OsString> {
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    std::env::vars_os()
+        .filter(|(_, value)| {
+            let value = value.as_encoded_bytes();
+            secrets
+                .iter()
+                .any(|s| value.windows(s.len()).any(|w| w == *s))
+        })
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// Creates `path`, which must not exist (nor be a symlink), readable by this user only.

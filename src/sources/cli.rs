@@ -189,12 +189,8 @@ impl Cli {
                 .map(|(Via::File(k) | Via::Fd(k), _)| *k);
             set.chain(password).any(|k| key == k)
         };
-        for (key, value) in std::env::vars_os() {
-            let value = value.as_encoded_bytes();
-            let holds = given
-                .iter()
-                .any(|g| value.windows(g.len()).any(|w| w == *g));
-            if holds && !set_here(&key) {
+        for key in crate::proc::secret::vars_holding(&given) {
+            if !set_here(&key) {
                 expr = expr.env_remove(key);
             }
         }

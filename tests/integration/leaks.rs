@@ -116,6 +116,79 @@ fn the_borg_passphrase_is_in_no_environment_of_borg() {
     the_password_is_in_no_environment_of_the_tool(Tool::Borg);
 }
 
+/// The variable `[secrets]` read the database password from is not in the environment of
+/// the engine's tools (each gets the password in a 0600 file), while the rest of the
+/// environment is; an `exec` step, the user's own command, still inherits it.
+fn the_engine_tools_inherit_no_password(drill: Drill, tools: &[&str], password: &str) {
+    let marks = tempfile::tempdir().unwrap();
+    let bin = marks.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in tools {
+        let real = which(tool);
+        let wrapper = format!("#!/bin/sh\nenv > \"$ENV_MARKS/{tool}\"\nexec '{real}' \"$@\"\n");
+        let path = bin.join(tool);
+        std::fs::write(&path, wrapper).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, mode).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let marks_dir = marks.path().display().to_string();
+    let drill = drill.env("PATH", &path).env("ENV_MARKS", &marks_dir);
+    drill.run().expect_code(0);
+    for tool in tools {
+        let seen = std::fs::read_to_string(marks.path().join(tool)).unwrap();
+        assert!(
+            seen.contains("ENV_MARKS="),
+            "{tool} inherits the rest:\n{seen}"
+        );
+        assert!(
+            !seen.contains(password),
+            "the password is in the environment {tool} got"
+        );
+    }
+    let exec = std::fs::read_to_string(marks.path().join("exec")).unwrap();
+    assert!(
+        exec.contains(password),
+        "an exec step inherits the whole environment"
+    );
+}
+
+/// The step that shows what a user's own command inherits.
+const OWN: &str = "[[steps]]\nid = \"own\"\nkind = \"exec\"\nrun = 'env > \"$ENV_MARKS/exec\"'\n";
+
+#[test]
+fn the_database_password_is_in_no_environment_of_mariadb_dump_nor_mariadb() {
+    let Some(server) = super::mysql::mariadb() else {
+        return;
+    };
+    let (playbook, _, _) = super::mysql::shop(server);
+    let drill = server.drill(playbook.step(raw_steps(OWN)));
+    the_engine_tools_inherit_no_password(drill, &["mariadb-dump", "mariadb"], server.password());
+}
+
+#[test]
+fn the_database_password_is_in_no_environment_of_pg_dump_nor_pg_restore() {
+    use super::postgres::{PgServer, custom_drill};
+    let Some(server) = PgServer::start("leaks (postgres)") else {
+        return;
+    };
+    let target = format!("target_url = \"{}\"", server.url("drill_env"));
+    let drill = custom_drill(&server, &target, &[("#AFTER_RESTORE#", OWN)]);
+    the_engine_tools_inherit_no_password(drill, &["pg_dump", "pg_restore"], server.password());
+}
+
+/// Where `program` is on PATH.
+fn which(program: &str) -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file());
+    found
+        .unwrap_or_else(|| panic!("{program} not on PATH"))
+        .display()
+        .to_string()
+}
+
 /// `interval = "0s"` against a port that refuses: a pause of 100ms still, not a loop
 /// writing a log line per attempt as fast as it can.
 #[test]

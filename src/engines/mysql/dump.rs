@@ -73,7 +73,7 @@ pub fn backup(
     log(&format!("{program} {}", args[1..].join(" ")));
 
     let partial = with_suffix(opts.output, ".partial");
-    let result = run_dump(&program, &args, &partial, opts, cancel);
+    let result = run_dump(&option_file, &program, &args, &partial, opts, cancel);
     drop(option_file);
     let dump_bytes = match result {
         Ok(n) => n,
@@ -92,9 +92,10 @@ pub fn backup(
     })
 }
 
-/// Runs the dump program with its stdout through the compressor into `partial`.
-/// Returns the uncompressed size.
+/// Runs the dump program (its password in `option_file`) with its stdout through the
+/// compressor into `partial`. Returns the uncompressed size.
 fn run_dump(
+    option_file: &OptionFile,
     program: &str,
     args: &[String],
     partial: &Path,
@@ -103,7 +104,7 @@ fn run_dump(
 ) -> anyhow::Result<u64> {
     let stderr = with_suffix(partial, ".stderr");
     let (reader, writer) = os_pipe::pipe()?;
-    let expr = duct::cmd(program, args).stdin_null().stdout_file(writer);
+    let expr = option_file.command(duct::cmd(program, args).stdin_null().stdout_file(writer));
     let running = Tool::new(expr, program).stderr_to(&stderr).start(cancel)?;
     let copied = (|| -> anyhow::Result<(u64, Vec<u8>)> {
         let file = crate::guard::create_file(partial)?;
@@ -272,7 +273,7 @@ fn load(
         "--default-character-set=utf8mb4".into(),
         format!("--database={database}"),
     ];
-    let expr = duct::cmd(&program, &args).stdin_file(reader).stdout_null();
+    let expr = option_file.command(duct::cmd(&program, &args).stdin_file(reader).stdout_null());
     let running = Tool::new(expr, &program).stderr_to(&stderr).start(cancel)?;
     drop(args);
     let counted = Counting::new(File::open(from)?);

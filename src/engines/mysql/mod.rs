@@ -133,6 +133,7 @@ fn redact_url(url: &str) -> String {
 /// mysqldump and the mysql client without appearing in any process's arguments.
 pub struct OptionFile {
     file: SecretFile,
+    password: Option<String>,
 }
 
 impl OptionFile {
@@ -160,7 +161,17 @@ impl OptionFile {
         }
         Ok(Self {
             file: SecretFile::create(&path, &text)?,
+            password: target.opts.get_pass().map(str::to_string),
         })
+    }
+
+    /// The client's command, without the inherited variables holding the password it
+    /// reads from this file (`MYSQL_PWD`, or the one `[secrets]` read it from).
+    pub fn command(&self, expr: duct::Expression) -> duct::Expression {
+        match &self.password {
+            Some(p) => crate::proc::secret::without_vars_holding(expr, p, &[]),
+            None => expr,
+        }
     }
 
     /// The first argument of a client: `--defaults-extra-file=...`.

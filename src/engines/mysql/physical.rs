@@ -122,9 +122,8 @@ pub fn backup(
     let taken_at = super::begin_snapshot(&mut conn)?;
     let log = scratch.join("mariabackup.log");
     let made = (|| {
-        let running = Tool::new(duct::cmd(mariabackup()?, &args), "mariabackup")
-            .logged(&log)
-            .start(cancel)?;
+        let expr = option_file.command(duct::cmd(mariabackup()?, &args));
+        let running = Tool::new(expr, "mariabackup").logged(&log).start(cancel)?;
         let schema = super::facts_in_snapshot(&mut conn, None)
             .context("counting rows at the backup's start")?;
         running

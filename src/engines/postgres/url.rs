@@ -224,7 +224,8 @@ fn rand_suffix() -> u64 {
 }
 
 /// Gives a client tool the url's password through a passfile (never argv), and keeps
-/// an inherited PGPASSWORD from overriding it.
+/// an inherited PGPASSWORD from overriding it, nor any other inherited variable holding
+/// the password (the one `[secrets]` read it from) in its environment.
 pub fn with_password(
     expr: duct::Expression,
     url: &PgUrl,
@@ -234,6 +235,7 @@ pub fn with_password(
         Some(p) => {
             let file = passfile(dir, p)?;
             let expr = expr.env("PGPASSFILE", file.path()).env_remove("PGPASSWORD");
+            let expr = crate::proc::secret::without_vars_holding(expr, p, &["PGPASSFILE"]);
             Ok((expr, Some(file)))
         }
         None => Ok((expr, None)),
