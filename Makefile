@@ -45,7 +45,9 @@ MUTANTS_FILES ?= src/runner/gates.rs src/steps/checksum.rs src/steps/sql.rs \
 	src/engines/sqlite/conn.rs src/engines/sqlite/integrity.rs \
 	src/engines/sqlite/mod.rs src/engines/files/verify.rs src/sources/audit.rs \
 	src/steps/sql_content.rs src/steps/sql_records.rs src/engines/digest.rs \
-	src/engines/roles.rs src/engines/sqlite/content.rs src/engines/postgres/copy.rs
+	src/engines/roles.rs src/engines/sqlite/content.rs src/engines/postgres/copy.rs \
+	src/engines/scratch.rs src/proc/owner.rs
+# The last two decide whether an existing scratch database is a killed drill's to drop.
 # Of src/engines/sqlite/mod.rs, only the checks: those `integrity`, `foreign_keys`, `tables_exist`,
 # `indexes_exist`, `table_counts` call, and those of a restore (header, quick_check, tables).
 # Of src/engines/postgres/copy.rs, the reading of COPY lines into digests and psql's
@@ -54,7 +56,7 @@ SQLITE_CHECKS := user_tables|user_indexes|foreign_keys|names|quote|count_rows|qu
 MUTANTS_JOBS ?= 1
 mutants:
 	$(CARGO) mutants --jobs $(MUTANTS_JOBS) $(addprefix -f ,$(MUTANTS_FILES)) \
-		-F '^src/(runner|steps)/' -F '^src/(engines/(files/verify|sqlite/(conn|integrity|content)|digest|roles)|sources/audit)\.rs' \
+		-F '^src/(runner|steps)/' -F '^src/(engines/(files/verify|sqlite/(conn|integrity|content)|digest|roles|scratch)|sources/audit|proc/owner)\.rs' \
 		-F '^src/engines/sqlite/mod\.rs:.* ($(SQLITE_CHECKS))\b' \
 		-F '^src/engines/postgres/copy\.rs:.* (in|replace) (Rows<.*>::add_lines?|field|Psql::(args|in_snapshot))\b' \
 		$(MUTANTS_ARGS)
