@@ -9,8 +9,10 @@ use crate::proc::{Liveness, Owner};
 /// What to do with the scratch database `db` on `server`, found existing before the
 /// drill creates it, from the text found on it (`mark`): Ok(the warning to give) when
 /// it is to be dropped and created afresh, Err(why not) when the drill must refuse it.
-/// `drop_sql` is how a person drops it by hand.
+/// `drop_sql` is how a person drops it by hand; `step`: the restore step, whose earlier
+/// attempt may have made it.
 pub fn existing(
+    step: &str,
     db: &str,
     server: &str,
     mark: Option<&str>,
@@ -24,15 +26,15 @@ pub fn existing(
             "{refused}; it does not carry a drill's mark, so it is not the drill's to drop. If a drill killed outright left it before drills marked their databases, drop it by hand ({drop_sql})"
         );
     };
-    match owner.liveness() {
+    match owner.liveness(step) {
         Liveness::ThisRun => Ok(format!(
             "dropped `{db}` on {server}, which an earlier attempt of this step created, to restore into it afresh"
         )),
         Liveness::Gone(why) => Ok(format!(
             "dropped `{db}` on {server}, the scratch database of a drill killed before its teardown ({why}), to restore into it afresh"
         )),
-        Liveness::MaybeAlive(why) => anyhow::bail!(
-            "{refused}; it is a drill's scratch database, and {why}. If that run is over, drop it by hand ({drop_sql})"
+        Liveness::MayBeInUse(why) => anyhow::bail!(
+            "{refused}; it is a drill's scratch database, and {why}. If no drill is using it, drop it by hand ({drop_sql})"
         ),
     }
 }
@@ -47,7 +49,7 @@ mod tests {
         let boot = crate::proc::stat::boot_id();
         let pidns = std::fs::read_link("/proc/self/ns/pid").unwrap();
         let owner = serde_json::json!({
-            "run": run, "host": host, "boot": boot, "pidns": pidns, "pid": pid, "start": start,
+            "run": run, "step": "restore", "host": host, "boot": boot, "pidns": pidns, "pid": pid, "start": start,
         });
         format!("restore-drill scratch database, made by {owner}")
     }
@@ -57,11 +59,11 @@ mod tests {
     #[test]
     fn only_a_database_a_finished_run_marked_is_dropped() {
         let drop_sql = "DROP DATABASE `x`";
-        let decide = |m: Option<&str>| existing("x", "db:3306", m, drop_sql);
+        let decide = |m: Option<&str>| existing("restore", "x", "db:3306", m, drop_sql);
         let me = std::process::id();
         // As the runner does at its start (the kernel's tests use the same id).
         crate::proc::kernel::set_run_id("unit-run");
-        let mine = Owner::this_run().mark();
+        let mine = Owner::this_run("restore").mark();
         let ok = decide(Some(&mine)).unwrap();
         assert!(ok.contains("an earlier attempt of this step"), "{ok}");
         // A pid no process has (above the kernel's pid_max).

@@ -16,10 +16,11 @@ use super::{kernel, stat};
 /// What a mark starts with (a person reading the comment sees whose it is).
 const PREFIX: &str = "restore-drill scratch database, made by ";
 
-/// The run that made something.
+/// The run, and its step, that made something.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     run: String,
+    step: String,
     host: String,
     boot: Option<String>,
     /// The pid namespace its pid is a pid in (`pid:[inode]`).
@@ -32,20 +33,22 @@ pub struct Owner {
 /// Whether the run that made something can still be using it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
-    /// This very run made it (an earlier attempt of a retried step).
+    /// This very step made it (an earlier attempt of it, retried).
     ThisRun,
     /// Its run is over, for the reason given.
     Gone(String),
-    /// Its run may still be running, for the reason given.
-    MaybeAlive(String),
+    /// Its run may still be using it (it may still be running, or another step of this
+    /// run made it), for the reason given.
+    MayBeInUse(String),
 }
 
 impl Owner {
-    /// This process, as the run it is running.
-    pub fn this_run() -> Self {
+    /// This process, as the run it is running, in its step `step`.
+    pub fn this_run(step: &str) -> Self {
         let pid = std::process::id() as i32;
         Self {
             run: kernel::run_id().unwrap_or_default(),
+            step: step.to_string(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             boot: stat::boot_id(),
             pidns: std::fs::read_link("/proc/self/ns/pid")
@@ -67,9 +70,9 @@ impl Owner {
         serde_json::from_str(text.strip_prefix(PREFIX)?).ok()
     }
 
-    /// Whether its run can still be using what it made, seen from this run.
-    pub fn liveness(&self) -> Liveness {
-        self.seen_from(&Self::this_run(), |pid| {
+    /// Whether its run can still be using what it made, seen from this run's `step`.
+    pub fn liveness(&self, step: &str) -> Liveness {
+        self.seen_from(&Self::this_run(step), |pid| {
             stat::stat(pid)
                 .filter(|s| !s.is_zombie())
                 .map(|s| s.start_time)
@@ -80,10 +83,16 @@ impl Owner {
     fn seen_from(&self, me: &Self, start_of: impl Fn(i32) -> Option<u64>) -> Liveness {
         let (run, pid) = (&self.run, self.pid);
         if !run.is_empty() && *run == me.run && pid == me.pid {
-            return Liveness::ThisRun;
+            return match self.step == me.step {
+                true => Liveness::ThisRun,
+                false => Liveness::MayBeInUse(format!(
+                    "step `{}` of this run made it (each restore needs a scratch database of its own)",
+                    self.step
+                )),
+            };
         }
         if self.host != me.host {
-            return Liveness::MaybeAlive(format!(
+            return Liveness::MayBeInUse(format!(
                 "run {run} made it on host `{}`, whose processes this run cannot see",
                 self.host
             ));
@@ -96,18 +105,18 @@ impl Owner {
             }
             (Some(_), Some(_)) => {}
             _ => {
-                return Liveness::MaybeAlive(format!(
+                return Liveness::MayBeInUse(format!(
                     "run {run} made it, and without the machine's boot id this run cannot tell whether its process {pid} is that run"
                 ));
             }
         }
         if self.pidns.is_none() || self.pidns != me.pidns {
-            return Liveness::MaybeAlive(format!(
+            return Liveness::MayBeInUse(format!(
                 "run {run} made it in another pid namespace (another container?), whose processes this run cannot see"
             ));
         }
         match start_of(pid) {
-            Some(started) if self.start.is_none_or(|s| s == started) => Liveness::MaybeAlive(
+            Some(started) if self.start.is_none_or(|s| s == started) => Liveness::MayBeInUse(
                 format!("run {run} made it, and its process {pid} is still running"),
             ),
             _ => Liveness::Gone(format!("run {run} made it, and its process {pid} is gone")),
@@ -122,6 +131,7 @@ mod tests {
     fn owner(run: &str, host: &str, boot: Option<&str>, pid: i32, start: Option<u64>) -> Owner {
         Owner {
             run: run.into(),
+            step: "restore".into(),
             host: host.into(),
             boot: boot.map(str::to_string),
             pidns: Some("pid:[1]".into()),
@@ -132,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_mark_reads_back_and_other_text_names_no_owner() {
-        let me = Owner::this_run();
+        let me = Owner::this_run("restore");
         assert_eq!(Owner::from_mark(&me.mark()), Some(me.clone()));
         assert!(
             me.mark()
@@ -154,11 +164,21 @@ mod tests {
         let alive = |pid| (pid == 10).then_some(100);
         let seen = |o: Owner| o.seen_from(&me, alive);
         let gone = |l: Liveness| matches!(l, Liveness::Gone(_));
-        let kept = |l: Liveness| matches!(l, Liveness::MaybeAlive(_));
+        let kept = |l: Liveness| matches!(l, Liveness::MayBeInUse(_));
 
         assert_eq!(
             seen(owner("run-2", "h", Some("boot-1"), 20, Some(500))),
             Liveness::ThisRun
+        );
+        // Another step of this run: its restore may be what later steps check.
+        let mut other_step = owner("run-2", "h", Some("boot-1"), 20, Some(500));
+        other_step.step = "restore_again".into();
+        let Liveness::MayBeInUse(why) = seen(other_step) else {
+            panic!("another step of this run")
+        };
+        assert!(
+            why.starts_with("step `restore_again` of this run made it"),
+            "{why}"
         );
         // The same process under another run id, or the same id in another process.
         assert!(kept(seen(owner(
@@ -205,7 +225,7 @@ mod tests {
             Some(100)
         ))));
         // Another host, or no boot id on either side: nothing can be told.
-        let Liveness::MaybeAlive(why) = seen(owner("run-1", "g", Some("boot-1"), 11, None)) else {
+        let Liveness::MayBeInUse(why) = seen(owner("run-1", "g", Some("boot-1"), 11, None)) else {
             panic!("another host")
         };
         assert!(why.contains("on host `g`"), "{why}");
@@ -213,7 +233,7 @@ mod tests {
         // Another pid namespace (a container with the host's name), or none recorded.
         let mut contained = owner("run-1", "h", Some("boot-1"), 11, Some(100));
         contained.pidns = Some("pid:[2]".into());
-        let Liveness::MaybeAlive(why) = seen(contained.clone()) else {
+        let Liveness::MayBeInUse(why) = seen(contained.clone()) else {
             panic!("another pid namespace")
         };
         assert!(why.contains("another pid namespace"), "{why}");
@@ -230,8 +250,8 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_to_another_run() {
-        let mut me = Owner::this_run();
+        let mut me = Owner::this_run("restore");
         me.run = "another-run".into();
-        assert!(matches!(me.liveness(), Liveness::MaybeAlive(_)));
+        assert!(matches!(me.liveness("restore"), Liveness::MayBeInUse(_)));
     }
 }

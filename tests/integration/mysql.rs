@@ -322,6 +322,26 @@ fn a_retried_restore_makes_its_scratch_database_afresh() {
     dropped(server, &scratch, "retried");
 }
 
+/// A second restore of the run into the scratch database the first one made is refused:
+/// the first restore's database is what later steps check.
+#[test]
+fn a_second_restore_into_the_same_scratch_database_is_refused() {
+    let Some(server) = mariadb() else { return };
+    let (playbook, _, scratch) = shop(server);
+    let again = restore("mysql", "{{ steps.backup.path }}")
+        .set("id", "restore_again")
+        .set("target_url", "{{ vars.scratch }}");
+    let out = server
+        .drill(playbook.after("restore", [again]))
+        .run()
+        .expect_code(1);
+    out.step("restore").passed();
+    out.step("restore_again").says(
+        "step `restore` of this run made it (each restore needs a scratch database of its own)",
+    );
+    dropped(server, &scratch, "second restore");
+}
+
 #[test]
 fn an_existing_database_or_the_source_is_refused_as_target() {
     let Some(server) = mariadb() else { return };

@@ -429,6 +429,7 @@ pub fn live_mark() -> String {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     let owner = serde_json::json!({
         "run": "a-live-run",
+        "step": "restore",
         "host": gethostname::gethostname().to_string_lossy(),
         "boot": boot.trim(),
         "pidns": std::fs::read_link("/proc/self/ns/pid").unwrap(),

@@ -12,8 +12,8 @@ use anyhow::{Context as _, bail, ensure};
 use mysql::prelude::Queryable as _;
 
 use super::{MysqlConn, OptionFile, Target, ident};
-use crate::engines::SchemaFacts;
 use crate::engines::compress::{Compression, Sink, decompressor};
+use crate::engines::{Ctx, SchemaFacts};
 use crate::proc::{Cancel, Tool};
 
 /// The line mysqldump ends a complete dump with; a dump without it was cut short.
@@ -176,8 +176,7 @@ pub fn dump_source_database(path: &Path) -> anyhow::Result<Option<String>> {
 pub fn restore(
     from: &Path,
     target: &Target,
-    workdir: &Path,
-    cancel: &Cancel,
+    ctx: &Ctx<'_>,
     created: &dyn Fn(Option<String>),
     progress: &dyn Fn(u64, u64),
 ) -> anyhow::Result<(u64, SchemaFacts)> {
@@ -197,9 +196,9 @@ pub fn restore(
     }
     let server = target.with_database(None);
     let mut conn = server.connect()?;
-    let dropped = create_scratch(&mut conn, &database, &target.display())?;
+    let dropped = create_scratch(&mut conn, &database, &target.display(), ctx.step_id)?;
     created(dropped);
-    load(from, target, workdir, cancel, total, progress)?;
+    load(from, target, ctx.workdir, ctx.cancel, total, progress)?;
     let mut conn = MysqlConn::connect(target)?;
     let schema = SchemaFacts::read(&mut conn)?;
     ensure!(
@@ -213,11 +212,13 @@ pub fn restore(
 /// Creates the scratch database `name`, marked as this run's (`proc::Owner`, in the
 /// schema's comment, where the server has them: MariaDB 10.5 on). One that exists is
 /// refused, creating nothing, unless its mark proves a drill that is over made it: that
-/// one is dropped first, and the warning to give is returned. `shown`: the target's url.
+/// one is dropped first, and the warning to give is returned. `shown`: the target's url;
+/// `step`: the restore step.
 pub fn create_scratch(
     conn: &mut mysql::Conn,
     name: &str,
     shown: &str,
+    step: &str,
 ) -> anyhow::Result<Option<String>> {
     let exists = |conn: &mut mysql::Conn| -> anyhow::Result<bool> {
         let found: Option<String> = conn.exec_first(
@@ -236,13 +237,18 @@ pub fn create_scratch(
             )
             .unwrap_or(None);
         let drop_sql = format!("DROP DATABASE {}", ident(name));
-        let warning =
-            crate::engines::scratch::existing(name, shown, mark.flatten().as_deref(), &drop_sql)?;
+        let warning = crate::engines::scratch::existing(
+            step,
+            name,
+            shown,
+            mark.flatten().as_deref(),
+            &drop_sql,
+        )?;
         conn.query_drop(&drop_sql)?;
         dropped = Some(warning);
     }
     let create = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", ident(name));
-    let mark = crate::proc::Owner::this_run()
+    let mark = crate::proc::Owner::this_run(step)
         .mark()
         .replace('\\', "\\\\")
         .replace('\'', "''");

@@ -99,9 +99,7 @@ impl Engine for Mysql {
                 });
         };
         let (bytes, schema) =
-            dump::restore(from, &target, ctx.workdir, ctx.cancel, &created, &|d, t| {
-                ctx.progress(d, t)
-            })?;
+            dump::restore(from, &target, ctx, &created, &|d, t| ctx.progress(d, t))?;
         ctx.log(&format!(
             "restored {} into {shown} ({} tables)",
             from.display(),

@@ -409,7 +409,7 @@ fn into_scratch(
     let pg_restore_bin = bins.client("pg_restore")?;
     let source_db = dump::dumped_database(&pg_restore_bin, from)?;
     let db = scratch::check_target(target, source_db.as_deref())?;
-    let dropped = scratch::create(target, &db)?;
+    let dropped = scratch::create(target, &db, ctx.step_id)?;
     {
         let (t, d) = (target.clone(), db.clone());
         ctx.resources

@@ -44,10 +44,10 @@ pub fn check_target(target: &PgUrl, source_db: Option<&str>) -> anyhow::Result<S
     Ok(db)
 }
 
-/// Creates the scratch database, marked as this run's. One that exists is refused
+/// Creates the scratch database, marked as this run's step `step`'s. One that exists is refused
 /// (creating nothing), unless its mark proves a drill that is over made it: that one is
 /// dropped first, and the warning to give is returned.
-pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<Option<String>> {
+pub fn create(target: &PgUrl, db: &str, step: &str) -> anyhow::Result<Option<String>> {
     let mut client = maintenance(target)?;
     let found = client.query_opt(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
@@ -58,7 +58,7 @@ pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<Option<String>> {
         let mark: Option<String> = row.get(0);
         let drop_sql = format!("DROP DATABASE {}", ident(db));
         let server = target.server();
-        let warning = engines::scratch::existing(db, &server, mark.as_deref(), &drop_sql)?;
+        let warning = engines::scratch::existing(step, db, &server, mark.as_deref(), &drop_sql)?;
         drop_database(target, db)?;
         dropped = Some(warning);
     }
@@ -72,7 +72,7 @@ pub fn create(target: &PgUrl, db: &str) -> anyhow::Result<Option<String>> {
         })?;
     // The proof for a later run, should this one be killed before its teardown. Without
     // it (a server refusing comments) that run refuses the database, as before marks.
-    let mark = Owner::this_run().mark();
+    let mark = Owner::this_run(step).mark();
     let literal = mark.replace('\\', "\\\\").replace('\'', "''");
     let _ = client.batch_execute(&format!(
         "COMMENT ON DATABASE {} IS E'{literal}'",
