@@ -23,7 +23,7 @@ pub fn existing(
     );
     let Some(owner) = mark.and_then(Owner::from_mark) else {
         anyhow::bail!(
-            "{refused}; it does not carry a drill's mark, so it is not the drill's to drop. If a drill killed outright left it before drills marked their databases, drop it by hand ({drop_sql})"
+            "{refused}; it does not carry a drill's mark, so it is not the drill's to drop. If a drill killed outright left it (on MySQL, which has no schema comments, or from a version that did not mark them), drop it by hand ({drop_sql})"
         );
     };
     match owner.liveness(step) {
