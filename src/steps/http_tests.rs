@@ -290,6 +290,32 @@ fn a_cancelled_probe_stops_waiting() {
     assert_eq!(out.error.as_deref(), Some("cancelled after 1 attempt(s)"));
 }
 
+/// A request blocked on a server that accepts and never answers is given up the moment
+/// the step is cancelled, not at its `request_timeout`.
+#[test]
+fn a_request_in_flight_is_given_up_when_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", silent.local_addr().unwrap());
+    let c = ctx(dir.path());
+    let cancel = Arc::clone(&c.cancel);
+    // Holds the connection (returned) until the step has ended.
+    let stopper = std::thread::spawn(move || {
+        let held = silent.accept();
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.stop(Duration::ZERO);
+        held
+    });
+    let toml = format!("id = \"t\"\nkind = \"http\"\nurl = {url:?}\nrequest_timeout = \"1h\"");
+    let out = super::super::execute(&step(&toml), &c);
+    let error = out.error.unwrap();
+    assert_eq!(
+        error,
+        format!("cancelled during attempt 1, before {url} answered")
+    );
+    stopper.join().unwrap();
+}
+
 #[test]
 fn a_long_body_is_kept_cut() {
     let dir = tempfile::tempdir().unwrap();
