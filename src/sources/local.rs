@@ -29,7 +29,7 @@ impl Source for Local {
     fn list(&self, _ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
         let pattern = &self.pattern;
         let mut points = Vec::new();
-        for entry in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+        for entry in crate::globs::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
             let path = entry?;
             let meta = std::fs::metadata(&path)?;
             if !meta.is_file() {
