@@ -10,7 +10,8 @@ use toml::de::DeValue;
 use super::diagnostic::{Diagnostic, Lines};
 use super::engine::{EngineSpec, Method, find_spec, kind_spec};
 use super::fields::{
-    COMMON, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields, required_fields,
+    COMMON, NOT_TEMPLATED, allowed_fields, exclusive_fields, is_step_field, kind_fields,
+    required_fields,
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
@@ -237,16 +238,17 @@ impl<'a> Validator<'a> {
         if let Some(spec) = engine.and_then(|e| e.kind(step.kind)) {
             self.step_method(step, spec.methods, path, &present);
         }
-        let sources: Vec<&str> = ["glob", "restic", "borg"]
-            .into_iter()
-            .filter(|f| present.iter().any(|(k, _)| k == f))
-            .collect();
-        if step.kind == StepKind::Locate && sources.len() > 1 {
-            self.error(
-                format!("{what} takes one source, not `{}`", sources.join("` and `")),
-                id_span.clone(),
-            )
-            .help = Some("a locate step reads `glob`, `restic` or `borg`".into());
+        if let Some((one, what_each, help)) = exclusive_fields(step.kind) {
+            let given: Vec<&str> = one
+                .iter()
+                .copied()
+                .filter(|f| present.iter().any(|(k, _)| k == f))
+                .collect();
+            if given.len() > 1 {
+                let given = given.join("` and `");
+                let message = format!("{what} takes one {what_each}, not `{given}`");
+                self.error(message, id_span.clone()).help = Some(help.into());
+            }
         }
         if step.retries > crate::limits::MAX_RETRIES {
             let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
@@ -395,7 +397,10 @@ impl<'a> Validator<'a> {
                     .or_else(|| self.lacking(step, check))
                     .or_else(|| files_check_problem(step.kind, check)),
             };
-            if let Some(problem) = problem {
+            // Results are kept by name (`steps.<id>.checks['<name>']`): one per name.
+            let twin = checks[..i].iter().position(|c| c.name == check.name);
+            let twin = twin.map(|n| format!("has the name of check {} of the step: results are kept by name, so one would hide the other", n + 1));
+            if let Some(problem) = problem.or(twin) {
                 self.error(
                     format!("check `{}` of step `{}` {problem}", check.name, step.id),
                     span,

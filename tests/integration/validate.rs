@@ -207,6 +207,31 @@ fn a_check_that_could_never_fail_is_refused() {
     rejects(&toml, message, "10:8", "name = \"count\"");
 }
 
+/// Two checks of one step on one name: results are kept by name, so a gate reading
+/// `steps.v.checks['count']` (and the step's `checks` output) saw only one of them.
+#[test]
+fn two_checks_of_a_step_on_one_name_are_refused() {
+    let twins = [query("count", "SELECT 1", 1), query("count", "SELECT 2", 2)];
+    let toml = pb("t").step(sql("v", "sqlite", "x.db").checks(twins)).toml();
+    let message = "check `count` of step `v` has the name of check 1 of the step";
+    rejects(&toml, message, "14:8", "name = \"count\"");
+}
+
+/// A step given both of two fields it takes one of used one and silently dropped the
+/// other: `argv` ran and `run` did not; a checksum wrote `manifest` and never verified.
+#[test]
+fn a_step_given_both_of_two_exclusive_fields_is_refused() {
+    let both = exec("e", "echo run").set("argv", list(&["echo", "argv"]));
+    let message = "exec step `e` takes one command, not `run` and `argv`";
+    rejects(&pb("t").step(both).toml(), message, "5:6", "id = \"e\"");
+    let both = step("c", "checksum")
+        .set("files", list(&["x.db"]))
+        .set("manifest", "SUMS")
+        .set("verify", "SUMS");
+    let message = "checksum step `c` takes one manifest, not `manifest` and `verify`";
+    rejects(&pb("t").step(both).toml(), message, "5:6", "id = \"c\"");
+}
+
 #[test]
 fn every_problem_is_reported_in_one_pass() {
     let toml = pb("t")
