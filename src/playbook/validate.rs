@@ -155,6 +155,7 @@ impl<'a> Validator<'a> {
                 self.step_fields(step, &path);
                 self.step_durations(step, &path);
                 self.locate_s3(step, &path);
+                self.locate_pick_copy_to(step, &path);
                 let scope = Scope {
                     roots: STEP_ROOTS,
                     earlier: &earlier,

@@ -212,7 +212,9 @@ fn a_check_that_could_never_fail_is_refused() {
 #[test]
 fn two_checks_of_a_step_on_one_name_are_refused() {
     let twins = [query("count", "SELECT 1", 1), query("count", "SELECT 2", 2)];
-    let toml = pb("t").step(sql("v", "sqlite", "x.db").checks(twins)).toml();
+    let toml = pb("t")
+        .step(sql("v", "sqlite", "x.db").checks(twins))
+        .toml();
     let message = "check `count` of step `v` has the name of check 1 of the step";
     rejects(&toml, message, "14:8", "name = \"count\"");
 }
@@ -230,6 +232,31 @@ fn a_step_given_both_of_two_exclusive_fields_is_refused() {
         .set("verify", "SUMS");
     let message = "checksum step `c` takes one manifest, not `manifest` and `verify`";
     rejects(&pb("t").step(both).toml(), message, "5:6", "id = \"c\"");
+}
+
+/// A written-out `pick` or copy `to` that the step refuses is refused before anything
+/// runs (it was refused only when the step's turn came, after the backup and all).
+#[test]
+fn a_locate_pick_or_a_copy_to_the_step_refuses_is_refused() {
+    let pick = step("l", "locate")
+        .set("glob", "*.db")
+        .set("pick", "newset");
+    let message = "`pick` must be newest, oldest or random, not `newset`";
+    rejects_helping(
+        &pb("t").step(pick).toml(),
+        (message, "8:8", "pick = \"newset\""),
+        "did you mean `newest`?",
+    );
+    let to = step("c", "copy")
+        .set("files", list(&["x.db"]))
+        .set("to", "/srv/offsite/");
+    let message = "`to` must be an s3:// url, not `/srv/offsite/`";
+    rejects(
+        &pb("t").step(to).toml(),
+        message,
+        "8:6",
+        "to = \"/srv/offsite/\"",
+    );
 }
 
 #[test]
