@@ -427,6 +427,41 @@ fn query_checks_fail_on_wrong_values() {
     assert_eq!(queries.output("value"), 2);
 }
 
+/// `expect`, `min` and `max` read the query's single value: a longer result fails,
+/// saying its shape (only its first cell was compared: `api` passed for two services).
+#[test]
+fn a_single_value_expectation_fails_on_a_longer_result() {
+    let names = "SELECT name FROM services ORDER BY id";
+    let queries = sql("queries", "sqlite", "{{ steps.restore.target }}").checks([
+        query("rows", names, "api"),
+        query("columns", "SELECT 1, 2", 1),
+        check("min")
+            .set("query", "SELECT id FROM services")
+            .set("min", 1),
+        query("one", "SELECT name FROM services WHERE id = 1", "api"),
+    ]);
+    let out = drill_of(playbook().step(queries)).run().expect_code(1);
+    let queries = out.step("queries");
+    let want = [
+        ("rows", false),
+        ("columns", false),
+        ("min", false),
+        ("one", true),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(n, ok)| (n.to_string(), *ok)).collect();
+    assert_eq!(queries.results(), want);
+    assert_has(
+        &queries.check("rows")["detail"].to_string(),
+        "returned 2 rows of 1 column",
+        "rows",
+    );
+    assert_has(
+        &queries.check("columns")["detail"].to_string(),
+        "returned 1 row of 2 columns",
+        "columns",
+    );
+}
+
 #[test]
 fn blake3_manifests_verify_and_detect_corruption() {
     let blake3 = |id: &str| step(id, "checksum").set("algorithm", "blake3");
