@@ -15,7 +15,7 @@ use super::fields::{
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, closest};
+use super::{Layout, Section, closest};
 use crate::template::STEP_ROOTS;
 
 mod durations;
@@ -44,6 +44,7 @@ pub fn validate<'a>(
         diags: Vec::new(),
     };
     v.header();
+    v.has_steps();
     v.vars();
     v.steps();
     v.writes_into_sources();
@@ -122,6 +123,16 @@ impl<'a> Validator<'a> {
                 .help = Some(
                 "the name is used in file names; use lowercase letters, digits, `_` and `-`".into(),
             );
+        }
+    }
+
+    /// A drill of no `[[steps]]` would pass having restored and checked nothing.
+    fn has_steps(&mut self) {
+        let written = self.layout.steps.iter().any(|(s, ..)| *s == Section::Steps);
+        if !written {
+            let span = self.spans.key(&[Seg::Key("drill")]);
+            self.error("the playbook has no `[[steps]]`: a drill of nothing would pass having proved nothing", span)
+                .help = Some("`[[steps]]` are the drill itself (`[[setup]]` and `[[cleanup]]` run around them)".into());
         }
     }
 

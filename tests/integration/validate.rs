@@ -259,6 +259,14 @@ fn a_locate_pick_or_a_copy_to_the_step_refuses_is_refused() {
     );
 }
 
+/// A playbook of no `[[steps]]` (here only a setup) ran and passed, exit 0, having
+/// restored and checked nothing.
+#[test]
+fn a_playbook_without_steps_is_refused() {
+    let toml = pb("t").step(wait("w", "1s").in_setup()).toml();
+    rejects(&toml, "the playbook has no `[[steps]]`", "2:2", "[drill]");
+}
+
 #[test]
 fn every_problem_is_reported_in_one_pass() {
     let toml = pb("t")
