@@ -250,13 +250,8 @@ fn a_locate_pick_or_a_copy_to_the_step_refuses_is_refused() {
     let to = step("c", "copy")
         .set("files", list(&["x.db"]))
         .set("to", "/srv/offsite/");
-    let message = "`to` must be an s3:// url, not `/srv/offsite/`";
-    rejects(
-        &pb("t").step(to).toml(),
-        message,
-        "8:6",
-        "to = \"/srv/offsite/\"",
-    );
+    let (toml, message) = (pb("t").step(to).toml(), "`to` must be an s3:// url");
+    rejects(&toml, message, "8:6", "to = \"/srv/offsite/\"");
 }
 
 /// A playbook of no `[[steps]]` (here only a setup) ran and passed, exit 0, having
