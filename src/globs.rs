@@ -11,23 +11,45 @@
 
 use std::path::PathBuf;
 
-/// What [`glob`] yields.
+/// What [`glob`] and [`trees`] yield.
 pub type Paths = Box<dyn Iterator<Item = Result<PathBuf, glob::GlobError>>>;
 
 /// The paths `pattern` matches: as `glob::glob`, but `dir/**` also yields `dir` and every
-/// file and directory below it (a path may come twice), and `**` everything below here.
+/// file and directory below it, and `**` everything below here.
 pub fn glob(pattern: &str) -> Result<Paths, glob::PatternError> {
     if pattern == "**" {
         return Ok(Box::new(glob::glob("**/*")?));
     }
-    let below = pattern
+    match tree(pattern) {
+        Some(dir) => Ok(Box::new(
+            dirs(dir)?.chain(glob::glob(&format!("{dir}/**/*"))?),
+        )),
+        None => Ok(Box::new(glob::glob(pattern)?)),
+    }
+}
+
+/// As [`glob`], but `dir/**` yields only the directories `dir` names, each standing for
+/// its whole tree: for callers that walk a directory, or take it for all it holds.
+pub fn trees(pattern: &str) -> Result<Paths, glob::PatternError> {
+    match tree(pattern) {
+        Some(dir) => dirs(dir),
+        None => glob(pattern),
+    }
+}
+
+/// `dir` of a `dir/**`.
+fn tree(pattern: &str) -> Option<&str> {
+    pattern
         .strip_suffix("/**")
-        .filter(|dir| !dir.is_empty() && !dir.ends_with('/'));
-    let Some(dir) = below else {
-        return Ok(Box::new(glob::glob(pattern)?));
-    };
-    let dirs = glob::glob(dir)?.filter(|m| m.as_ref().map_or(true, |p| p.is_dir()));
-    Ok(Box::new(dirs.chain(glob::glob(&format!("{dir}/**/*"))?)))
+        .filter(|dir| !dir.is_empty() && !dir.ends_with('/'))
+}
+
+/// The directories `pattern` matches.
+fn dirs(pattern: &str) -> Result<Paths, glob::PatternError> {
+    let found = glob::glob(pattern)?;
+    Ok(Box::new(
+        found.filter(|m| m.as_ref().map_or(true, |p| p.is_dir())),
+    ))
 }
 
 #[cfg(test)]
@@ -35,8 +57,16 @@ mod tests {
     use super::*;
 
     fn names(pattern: &str, root: &std::path::Path) -> Vec<String> {
+        matches(glob, pattern, root)
+    }
+
+    fn matches(
+        expand: fn(&str) -> Result<Paths, glob::PatternError>,
+        pattern: &str,
+        root: &std::path::Path,
+    ) -> Vec<String> {
         let full = format!("{}/{pattern}", root.display());
-        let mut out: Vec<String> = glob(&full)
+        let mut out: Vec<String> = expand(&full)
             .unwrap()
             .map(|p| p.unwrap())
             .map(|p| {
@@ -68,5 +98,11 @@ mod tests {
         assert_eq!(names("tree/a.txt", root.path()), ["tree/a.txt"]);
         // A file is not a directory to look below.
         assert_eq!(names("tree/a.txt/**", root.path()), Vec::<String>::new());
+        // `trees`: the directory stands for all it holds.
+        assert_eq!(matches(trees, "tr*/**", root.path()), ["tree"]);
+        assert_eq!(
+            matches(trees, "tree/*", root.path()),
+            ["tree/a.txt", "tree/sub"]
+        );
     }
 }

@@ -304,7 +304,7 @@ fn collect(
         let (_, base) = literal_base(pattern);
         let before = items.len();
         for matched in
-            crate::globs::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))?
+            crate::globs::trees(pattern).with_context(|| format!("bad glob `{pattern}`"))?
         {
             let path = matched?;
             // A restore must never land in (or inside) a directory that was backed up.
