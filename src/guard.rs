@@ -303,7 +303,7 @@ fn expand(pattern: &str) -> Vec<PathBuf> {
     if !pattern.contains(['*', '?', '[']) {
         return vec![PathBuf::from(pattern)];
     }
-    glob::glob(pattern)
+    crate::globs::trees(pattern)
         .map(|paths| paths.filter_map(Result::ok).collect())
         .unwrap_or_default()
 }

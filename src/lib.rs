@@ -8,6 +8,7 @@ pub mod events;
 pub mod evidence;
 pub mod exit;
 pub mod fmt;
+pub mod globs;
 pub mod guard;
 pub mod limits;
 pub mod log;

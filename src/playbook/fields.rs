@@ -119,6 +119,28 @@ pub fn required_fields(step: &Step, engine: Option<&KindSpec>) -> Vec<&'static [
     }
 }
 
+/// Fields of which a step takes only one (it would silently use one of them): the
+/// fields, what each is, and the help that tells them apart.
+pub fn exclusive_fields(
+    kind: StepKind,
+) -> Option<(&'static [&'static str], &'static str, &'static str)> {
+    let run = "`run` is a shell script (`sh -c`), `argv` a program and its arguments";
+    match kind {
+        StepKind::Locate => Some((
+            &["glob", "restic", "borg"],
+            "source",
+            "a locate step reads `glob`, `restic` or `borg`",
+        )),
+        StepKind::Exec | StepKind::Service => Some((&["run", "argv"], "command", run)),
+        StepKind::Checksum => Some((
+            &["manifest", "verify"],
+            "manifest",
+            "`manifest` writes one, `verify` checks one: use a step for each",
+        )),
+        _ => None,
+    }
+}
+
 /// Whether a locate step's backup is remote (a repository, or an object store), so that
 /// it needs an `output` to be downloaded or restored to; a local file is used in place.
 fn is_remote(step: &Step) -> bool {

@@ -10,11 +10,12 @@ use toml::de::DeValue;
 use super::diagnostic::{Diagnostic, Lines};
 use super::engine::{EngineSpec, Method, find_spec, kind_spec};
 use super::fields::{
-    COMMON, NOT_TEMPLATED, allowed_fields, is_step_field, kind_fields, required_fields,
+    COMMON, NOT_TEMPLATED, allowed_fields, exclusive_fields, is_step_field, kind_fields,
+    required_fields,
 };
 use super::model::{Builtin, Check, Playbook, Step, StepKind};
 use super::spans::{Seg, SpanIndex};
-use super::{Layout, closest};
+use super::{Layout, Section, closest};
 use crate::template::STEP_ROOTS;
 
 mod durations;
@@ -43,6 +44,7 @@ pub fn validate<'a>(
         diags: Vec::new(),
     };
     v.header();
+    v.has_steps();
     v.vars();
     v.steps();
     v.writes_into_sources();
@@ -124,6 +126,16 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A drill of no `[[steps]]` would pass having restored and checked nothing.
+    fn has_steps(&mut self) {
+        let written = self.layout.steps.iter().any(|(s, ..)| *s == Section::Steps);
+        if !written {
+            let span = self.spans.key(&[Seg::Key("drill")]);
+            self.error("the playbook has no `[[steps]]`: a drill of nothing would pass having proved nothing", span)
+                .help = Some("`[[steps]]` are the drill itself (`[[setup]]` and `[[cleanup]]` run around them)".into());
+        }
+    }
+
     fn vars(&mut self) {
         let all_steps = HashSet::new();
         let names: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
@@ -154,6 +166,7 @@ impl<'a> Validator<'a> {
                 self.step_fields(step, &path);
                 self.step_durations(step, &path);
                 self.locate_s3(step, &path);
+                self.locate_pick_copy_to(step, &path);
                 let scope = Scope {
                     roots: STEP_ROOTS,
                     earlier: &earlier,
@@ -237,16 +250,17 @@ impl<'a> Validator<'a> {
         if let Some(spec) = engine.and_then(|e| e.kind(step.kind)) {
             self.step_method(step, spec.methods, path, &present);
         }
-        let sources: Vec<&str> = ["glob", "restic", "borg"]
-            .into_iter()
-            .filter(|f| present.iter().any(|(k, _)| k == f))
-            .collect();
-        if step.kind == StepKind::Locate && sources.len() > 1 {
-            self.error(
-                format!("{what} takes one source, not `{}`", sources.join("` and `")),
-                id_span.clone(),
-            )
-            .help = Some("a locate step reads `glob`, `restic` or `borg`".into());
+        if let Some((one, what_each, help)) = exclusive_fields(step.kind) {
+            let given: Vec<&str> = one
+                .iter()
+                .copied()
+                .filter(|f| present.iter().any(|(k, _)| k == f))
+                .collect();
+            if given.len() > 1 {
+                let given = given.join("` and `");
+                let message = format!("{what} takes one {what_each}, not `{given}`");
+                self.error(message, id_span.clone()).help = Some(help.into());
+            }
         }
         if step.retries > crate::limits::MAX_RETRIES {
             let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
@@ -395,7 +409,10 @@ impl<'a> Validator<'a> {
                     .or_else(|| self.lacking(step, check))
                     .or_else(|| files_check_problem(step.kind, check)),
             };
-            if let Some(problem) = problem {
+            // Results are kept by name (`steps.<id>.checks['<name>']`): one per name.
+            let twin = checks[..i].iter().position(|c| c.name == check.name);
+            let twin = twin.map(|n| format!("has the name of check {} of the step: results are kept by name, so one would hide the other", n + 1));
+            if let Some(problem) = problem.or(twin) {
                 self.error(
                     format!("check `{}` of step `{}` {problem}", check.name, step.id),
                     span,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use super::download::{Download, Expect, buffered};
+use super::s3::{SUMS, SUMS_LIMIT, parse_sums};
 use super::{Fetched, Point, Source};
 use crate::engines::Ctx;
 use anyhow::Result;
@@ -29,7 +30,7 @@ impl Source for Local {
     fn list(&self, _ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
         let pattern = &self.pattern;
         let mut points = Vec::new();
-        for entry in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+        for entry in crate::globs::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
             let path = entry?;
             let meta = std::fs::metadata(&path)?;
             if !meta.is_file() {
@@ -63,12 +64,34 @@ impl Source for Local {
         let file = std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
         let mut download = Download::start(&point.url, output, false, ctx)?;
         download.copy_from(&mut buffered(file), point.bytes, ctx)?;
-        download.finish(
-            &Expect {
-                sizes: vec![(point.bytes, "its size when listed")],
-                ..Expect::default()
-            },
-            ctx,
-        )
+        let mut expect = Expect {
+            sizes: vec![(point.bytes, "its size when listed")],
+            ..Expect::default()
+        };
+        if let Some(hash) = listed_sum(&path, ctx)? {
+            expect.sha256.push((hash, SUMS.to_string()));
+        }
+        download.finish(&expect, ctx)
     }
+}
+
+/// What the `SHA256SUMS` beside `path` says of it, as for an object in a bucket: Some(hash)
+/// when it lists it, None when there is no such file or it does not list `path`.
+fn listed_sum(path: &Path, ctx: &Ctx<'_>) -> Result<Option<String>> {
+    let sums = path.with_file_name(SUMS);
+    if !sums.is_file() {
+        return Ok(None);
+    }
+    let bytes = crate::limits::read_regular(&sums, SUMS_LIMIT)
+        .with_context(|| format!("reading {}", sums.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let found = parse_sums(&String::from_utf8_lossy(&bytes))
+        .into_iter()
+        .find(|(_, listed)| *listed == name);
+    let (sums, path) = (sums.display(), path.display());
+    match &found {
+        Some(_) => ctx.log(&format!("{sums} lists {path}")),
+        None => ctx.log(&format!("{sums} does not list {name}")),
+    }
+    Ok(found.map(|(hash, _)| hash))
 }

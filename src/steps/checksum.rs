@@ -284,7 +284,7 @@ pub(super) fn expand(globs: &[String], exclude: &[String]) -> anyhow::Result<Vec
     let mut files = Vec::new();
     for pattern in globs {
         let before = files.len();
-        for entry in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+        for entry in crate::globs::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
             let path = entry?;
             if path.is_file() && !exclude.iter().any(|x| x.matches_path(&path)) {
                 files.push(path);

@@ -110,8 +110,8 @@ fn checked(conn: &mut dyn SqlConn, check: &Check) -> (CheckRecord, Value) {
     })
 }
 
-/// A query and its expectations: `expect` (the first cell, loosely), `expect_rows` (the
-/// number of rows, or the rows exactly), `min` / `max` (bounds of the first cell). The
+/// A query and its expectations: `expect` (the single value, loosely), `expect_rows` (the
+/// number of rows, or the rows exactly), `min` / `max` (bounds of the single value). The
 /// record's `expected` and `actual` are what was compared: the one expectation's, or an
 /// object of each (`{"expect_rows": 2, "min": 1}`) where there are several.
 fn query_check(
@@ -125,6 +125,17 @@ fn query_check(
     // What the record keeps and messages quote; the comparisons read `cell` and `rows`.
     let first = kept(&cell);
     let mut failures = Vec::new();
+    // `expect`, `min` and `max` read the query's single value: of a longer result, every
+    // row and column but the first would go unchecked.
+    let columns = rows.first().map_or(0, Vec::len);
+    let reads_one = check.expect.is_some() || check.min.is_some() || check.max.is_some();
+    if reads_one && (rows.len() > 1 || columns > 1) {
+        let got = crate::fmt::plural(rows.len(), "row");
+        failures.push(format!(
+            "`expect`, `min` and `max` read a single value, but the query returned {got} of {}",
+            crate::fmt::plural(columns, "column")
+        ));
+    }
     let mut compared: Vec<(&str, Value, Value)> = Vec::new();
     if let Some(expect) = &check.expect {
         if !loosely_equal(expect, &cell) {

@@ -367,3 +367,32 @@ fn one_file_matched_twice_is_archived_once() {
     assert_eq!(out.output("backup", "file_count"), 2);
     assert!(left.contains(&"kb.tar.zst".to_string()), "{left:?}");
 }
+
+/// `kb/**` is kb and everything below it, as in a shell with globstar: a files backup
+/// archives kb's own files too (the glob crate's `kb/**` yields only the folders below
+/// kb, so `kb/top.json` was silently left out of the backup), a checksum hashes every
+/// file (it found none), and kb itself is a source that no restore may write into.
+#[test]
+fn a_trailing_double_star_is_the_folder_and_everything_below() {
+    let sums = step("sums", "checksum")
+        .set("files", list(&["kb/**"]))
+        .set("manifest", "out/SUMS");
+    let d = pb("t")
+        .step([files_backup(&["kb/**"], "out/kb.tar.zst"), sums])
+        .drill()
+        .file("kb/top.json", b"{}")
+        .file("kb/a/deep.json", b"[]");
+    let out = d.run().expect_code(0);
+    assert_eq!(out.output("backup", "file_count"), 2);
+    let hashed = out.output("sums", "files");
+    assert_eq!(hashed.as_object().map(|f| f.len()), Some(2), "{hashed}");
+    let into_kb = sqlite_restore("{{ steps.backup.path }}", "kb/restored.db");
+    let d = pb("t")
+        .step([files_backup(&["kb/**"], "out/kb.tar.zst"), into_kb])
+        .drill()
+        .file("kb/a/deep.json", b"[]");
+    let out = d.run().expect_code(1);
+    out.step("restore")
+        .failed()
+        .says("lies inside kb, a source");
+}

@@ -318,7 +318,7 @@ fn template_bombs_are_stopped_by_fuel_and_work_limits() {
         ),
     ];
     for (name, bomb, message) in cases {
-        let toml = pb("t").var("x", bomb).toml();
+        let toml = pb("t").var("x", bomb).step(wait("w", "1ms")).toml();
         let (validate, plan, dir) = validate_and_plan(&toml, Duration::from_secs(30));
         assert_eq!(validate.code, Some(0), "{name}: {}", tail(&validate.stderr));
         assert_eq!(plan.code, Some(2), "{name}: {}", tail(&plan.stderr));
@@ -375,7 +375,7 @@ fn oversized_inputs_are_refused_before_they_are_read() {
     }
     // A real file one byte past the limit (valid TOML: a comment).
     let big = dir.path().join("big.toml");
-    let mut text = format!("{}#", pb("t"));
+    let mut text = format!("{}#", pb("t").step(wait("w", "1ms")));
     text.push_str(&"x".repeat((16 << 20) + 1 - text.len()));
     std::fs::write(&big, &text).unwrap();
     let out = run_bounded(

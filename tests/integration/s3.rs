@@ -575,6 +575,31 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
     );
 }
 
+/// A local backup copied to `output` is checked against the `SHA256SUMS` beside it, as an
+/// object in a bucket is: one altered since its sums were written fails, naming both
+/// hashes (it was checked for its size alone).
+#[test]
+fn locate_a_local_backup_is_checked_against_the_sha256sums_beside_it() {
+    let fields = "glob = \"backups/*.db\"\noutput = \"copy/latest.db\"";
+    for (summed, code) in [(&b"the backup, before"[..], 1), (b"the backup", 0)] {
+        let sums = format!("{}  a.db\n", sha256_hex(summed));
+        let out = pb("local-sums")
+            .step(step("latest", "locate").fields(fields))
+            .drill()
+            .file("backups/a.db", b"the backup")
+            .file("backups/SHA256SUMS", sums.as_bytes())
+            .run()
+            .expect_code(code);
+        if code == 0 {
+            out.log_has("verified: size, SHA256SUMS");
+        } else {
+            let step = out.step("latest");
+            step.failed_with("is altered or truncated")
+                .says("SHA256SUMS says");
+        }
+    }
+}
+
 /// Every recovery point a local `glob` matches is a source, not only the one picked: a
 /// restore over the older one is refused and it stays as it was.
 #[test]

@@ -396,10 +396,20 @@ fn custom_gates_can_fail() {
     out.gate("at least 1000 dispatches").failed();
 }
 
+/// Runs the drill with `checks` on the restored copy (it fails) and compares each check's
+/// verdict with `want`.
+fn query_verdicts(checks: impl IntoIterator<Item = Table>, want: &[(&str, bool)]) -> Outcome {
+    let queries = sql("queries", "sqlite", "{{ steps.restore.target }}").checks(checks);
+    let out = drill_of(playbook().step(queries)).run().expect_code(1);
+    let want: Vec<(String, bool)> = want.iter().map(|(n, ok)| (n.to_string(), *ok)).collect();
+    assert_eq!(out.step("queries").results(), want);
+    out
+}
+
 #[test]
 fn query_checks_fail_on_wrong_values() {
     let count = "SELECT count(*) FROM services";
-    let queries = sql("queries", "sqlite", "{{ steps.restore.target }}").checks([
+    let checks = [
         query("exact", count, 2),
         query("wrong", count, 3),
         check("too few")
@@ -409,22 +419,41 @@ fn query_checks_fail_on_wrong_values() {
             .set("query", "SELECT id, name FROM services ORDER BY id")
             .set("expect_rows", raw(r#"[[1, "api"], [2, "worker"]]"#)),
         query("bad sql", "SELECT * FROM nope", 1),
-    ]);
-    let out = drill_of(playbook().step(queries)).run().expect_code(1);
-    let queries = out.step("queries");
-    let verdicts = [
+    ];
+    let want = [
         ("exact", true),
         ("wrong", false),
         ("too few", false),
         ("rows", true),
+        ("bad sql", false),
     ];
-    let want: Vec<(String, bool)> = verdicts
-        .into_iter()
-        .chain([("bad sql", false)])
-        .map(|(n, ok)| (n.to_string(), ok))
-        .collect();
-    assert_eq!(queries.results(), want);
-    assert_eq!(queries.output("value"), 2);
+    let out = query_verdicts(checks, &want);
+    assert_eq!(out.output("queries", "value"), 2);
+}
+
+/// `expect`, `min` and `max` read the query's single value: a longer result fails,
+/// saying its shape (only its first cell was compared: `api` passed for two services).
+#[test]
+fn a_single_value_expectation_fails_on_a_longer_result() {
+    let names = "SELECT name FROM services ORDER BY id";
+    let checks = [
+        query("rows", names, "api"),
+        query("columns", "SELECT 1, 2", 1),
+        check("min")
+            .set("query", "SELECT id FROM services")
+            .set("min", 1),
+        query("one", "SELECT name FROM services WHERE id = 1", "api"),
+    ];
+    let want = [
+        ("rows", false),
+        ("columns", false),
+        ("min", false),
+        ("one", true),
+    ];
+    let out = query_verdicts(checks, &want);
+    let detail = |name: &str| out.step("queries").check(name)["detail"].to_string();
+    assert_has(&detail("rows"), "returned 2 rows of 1 column", "rows");
+    assert_has(&detail("columns"), "returned 1 row of 2 columns", "columns");
 }
 
 #[test]

@@ -207,6 +207,61 @@ fn a_check_that_could_never_fail_is_refused() {
     rejects(&toml, message, "10:8", "name = \"count\"");
 }
 
+/// Two checks of one step on one name: results are kept by name, so a gate reading
+/// `steps.v.checks['count']` (and the step's `checks` output) saw only one of them.
+#[test]
+fn two_checks_of_a_step_on_one_name_are_refused() {
+    let twins = [query("count", "SELECT 1", 1), query("count", "SELECT 2", 2)];
+    let toml = pb("t")
+        .step(sql("v", "sqlite", "x.db").checks(twins))
+        .toml();
+    let message = "check `count` of step `v` has the name of check 1 of the step";
+    rejects(&toml, message, "14:8", "name = \"count\"");
+}
+
+/// A step given both of two fields it takes one of used one and silently dropped the
+/// other: `argv` ran and `run` did not; a checksum wrote `manifest` and never verified.
+#[test]
+fn a_step_given_both_of_two_exclusive_fields_is_refused() {
+    let both = exec("e", "echo run").set("argv", list(&["echo", "argv"]));
+    let message = "exec step `e` takes one command, not `run` and `argv`";
+    rejects(&pb("t").step(both).toml(), message, "5:6", "id = \"e\"");
+    let both = step("c", "checksum")
+        .set("files", list(&["x.db"]))
+        .set("manifest", "SUMS")
+        .set("verify", "SUMS");
+    let message = "checksum step `c` takes one manifest, not `manifest` and `verify`";
+    rejects(&pb("t").step(both).toml(), message, "5:6", "id = \"c\"");
+}
+
+/// A written-out `pick` or copy `to` that the step refuses is refused before anything
+/// runs (it was refused only when the step's turn came, after the backup and all).
+#[test]
+fn a_locate_pick_or_a_copy_to_the_step_refuses_is_refused() {
+    let pick = step("l", "locate")
+        .set("glob", "*.db")
+        .set("pick", "newset");
+    let message = "`pick` must be newest, oldest or random, not `newset`";
+    rejects_helping(
+        &pb("t").step(pick).toml(),
+        (message, "8:8", "pick = \"newset\""),
+        "did you mean `newest`?",
+    );
+    let to = step("c", "copy")
+        .set("files", list(&["x.db"]))
+        .set("to", "/srv/offsite/");
+    let (toml, message) = (pb("t").step(to).toml(), "`to` must be an s3:// url");
+    rejects(&toml, message, "8:6", "to = \"/srv/offsite/\"");
+}
+
+/// A playbook of no `[[steps]]` (here only a setup) ran and passed, exit 0, having
+/// restored and checked nothing.
+#[test]
+fn a_playbook_without_steps_is_refused() {
+    let toml = pb("t").step(wait("w", "1s").in_setup()).toml();
+    rejects(&toml, "the playbook has no `[[steps]]`", "2:2", "[drill]");
+}
+
 #[test]
 fn every_problem_is_reported_in_one_pass() {
     let toml = pb("t")

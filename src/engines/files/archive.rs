@@ -303,7 +303,9 @@ fn collect(
     for pattern in patterns {
         let (_, base) = literal_base(pattern);
         let before = items.len();
-        for matched in glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))? {
+        for matched in
+            crate::globs::trees(pattern).with_context(|| format!("bad glob `{pattern}`"))?
+        {
             let path = matched?;
             // A restore must never land in (or inside) a directory that was backed up.
             let abs = absolute(&path);

@@ -29,7 +29,7 @@ use anyhow::Result;
 pub const SUMS: &str = "SHA256SUMS";
 
 /// Objects larger than this list no SHA256SUMS of theirs (a sums file is small).
-const SUMS_LIMIT: u64 = 16 << 20;
+pub const SUMS_LIMIT: u64 = 16 << 20;
 
 pub struct S3Source {
     bucket: String,
