@@ -249,3 +249,33 @@ fn a_zstd_compressed_directory_dump_is_refused_naming_both_fields() {
     out.step("backup")
         .failed_with("`compression = \"zstd\"` needs `format = \"custom\"`");
 }
+
+/// The README's `RESTIC_DEMO_PASSWORD=demo restore-drill run playbooks/restic.toml`
+/// panicked ("every step has a record"): the secret `demo` is redacted in the record's
+/// step ids too (`demo_db` is `***_db` there), and the runner found each step's record
+/// by its id. It finds it by position now, and so does the `max_duration` gate of a step
+/// that did not pass (which went missing instead of being `not_evaluated`).
+#[test]
+fn a_secret_inside_a_step_id_is_hidden_and_the_drill_still_runs_to_its_verdict() {
+    let toml = pb("t")
+        .secret("pw", "DOC_PW")
+        .step(exec("demo_ok", "true").set("max_duration", "1m"))
+        .step(exec("demo_fails", "exit 3").set("max_duration", "1m"))
+        .toml();
+    let out = Drill::new(&toml).env("DOC_PW", "demo").run().expect_code(1);
+    let record = out.record();
+    let ids: Vec<&str> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["***_ok", "***_fails"]);
+    let gates = record["gates"].as_array().unwrap();
+    let statuses: Vec<&str> = gates
+        .iter()
+        .map(|g| g["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["passed", "not_evaluated"], "{gates:#?}");
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
