@@ -17,6 +17,8 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use super::*;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -278,4 +280,22 @@ fn a_secret_inside_a_step_id_is_hidden_and_the_drill_still_runs_to_its_verdict()
         .collect();
     assert_eq!(statuses, ["passed", "not_evaluated"], "{gates:#?}");
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+/// The README lists `done_by` among a manual step's outputs (who did it, in a
+/// walkthrough), but `validate` refused `{{ steps.fix.done_by }}` ("has no output"); in an
+/// automated run `note` and `done_by` are none, so a template reading them still renders.
+#[test]
+fn a_manual_steps_done_by_and_note_can_be_read_after_it() {
+    let echo = exec(
+        "who",
+        "echo 'done by {{ steps.fix.done_by }}, {{ steps.fix.note }}'",
+    );
+    let out = pb("t")
+        .step(manual("fix", "decide", "Fix it."))
+        .step(echo)
+        .run()
+        .expect_code(0);
+    assert_eq!(out.output("fix", "done_by"), Value::Null);
+    assert_eq!(out.output("who", "stdout"), "done by None, None");
 }
