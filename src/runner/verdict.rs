@@ -107,8 +107,12 @@ impl Runner<'_> {
             self.push_gate(gate);
             self.record.rpo = Some(rpo);
         }
+        let pb = self.pb;
+        let steps = pb.all_steps().zip(&self.record.steps);
+        let statuses: Vec<(&str, StepStatus)> =
+            steps.map(|((_, s), r)| (s.id.as_str(), r.status)).collect();
         for custom in &targets.custom {
-            let unmeasured = gates::unmeasured_step(&custom.check, &self.record.steps);
+            let unmeasured = gates::unmeasured_step(&custom.check, &statuses);
             let gate = if let (true, Some(why)) = (completed, &unmeasured) {
                 gates::not_evaluated(&custom.name, GateKind::Custom, None, why)
             } else if completed {

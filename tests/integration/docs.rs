@@ -255,8 +255,9 @@ fn a_zstd_compressed_directory_dump_is_refused_naming_both_fields() {
 /// The README's `RESTIC_DEMO_PASSWORD=demo restore-drill run playbooks/restic.toml`
 /// panicked ("every step has a record"): the secret `demo` is redacted in the record's
 /// step ids too (`demo_db` is `***_db` there), and the runner found each step's record
-/// by its id. It finds it by position now, and so does the `max_duration` gate of a step
-/// that did not pass (which went missing instead of being `not_evaluated`).
+/// by its id. It finds it by position now, and so do the `max_duration` gate of a step
+/// that did not pass (which went missing instead of being `not_evaluated`) and a custom
+/// gate reading a skipped step (which passed on its `duration_s` of 0).
 #[test]
 fn a_secret_inside_a_step_id_is_hidden_and_the_drill_still_runs_to_its_verdict() {
     let toml = pb("t")
@@ -273,13 +274,27 @@ fn a_secret_inside_a_step_id_is_hidden_and_the_drill_still_runs_to_its_verdict()
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["***_ok", "***_fails"]);
+    assert_eq!(gate_statuses(&record), ["passed", "not_evaluated"]);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+
+    let skipped = pb("t")
+        .secret("pw", "DOC_PW")
+        .step(exec("demo_skipped", "true").set("when", "false"))
+        .gate(
+            "custom",
+            raw("[{ name = \"quick\", check = \"steps.demo_skipped.duration_s < 1\" }]"),
+        )
+        .toml();
+    let out = Drill::new(&skipped).env("DOC_PW", "demo").run();
+    assert_eq!(gate_statuses(&out.record()), ["not_evaluated"]);
+}
+
+fn gate_statuses(record: &Value) -> Vec<&str> {
     let gates = record["gates"].as_array().unwrap();
-    let statuses: Vec<&str> = gates
+    gates
         .iter()
         .map(|g| g["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["passed", "not_evaluated"], "{gates:#?}");
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        .collect()
 }
 
 /// The README lists `done_by` among a manual step's outputs (who did it, in a
