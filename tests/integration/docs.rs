@@ -8,7 +8,8 @@
 //!   belongs in playbooks/, whose suites run it against one). Each `{ env = "X" }` secret
 //!   it declares is given a value, and a demo database lies at `artifacts/demo/cortex.db`.
 //! - any other block is a **fragment**: it is validated inside a minimal playbook
-//!   (`version = 1`, `[drill] name = ...` put before it), and the only problems allowed are
+//!   (`version = 1`, `[drill] name = ...` put before it, and a `wait` step after it when
+//!   it has no `[[steps]]`, such as a `[notify]` table), and the only problems allowed are
 //!   the names it leans on without showing them: a step, var or secret defined elsewhere
 //!   ("template references unknown step/var/secret"). So a misspelt field, a field of
 //!   another kind, a bad value or a missing required field fails this test.
@@ -84,10 +85,17 @@ fn problems(block: &Block) -> Vec<String> {
     let complete = block.is_complete();
     let text = match complete {
         true => block.text.clone(),
-        false => format!(
-            "version = 1\n[drill]\nname = \"doc-fragment\"\n\n{}",
-            block.text
-        ),
+        false => {
+            let has_steps = block.text.lines().any(|l| l.trim() == "[[steps]]");
+            let end = match has_steps {
+                true => "",
+                false => "\n[[steps]]\nid = \"fragment_end\"\nkind = \"wait\"\nduration = \"1s\"\n",
+            };
+            format!(
+                "version = 1\n[drill]\nname = \"doc-fragment\"\n\n{}{end}",
+                block.text
+            )
+        }
     };
     std::fs::write(dir.path().join("playbook.toml"), &text).unwrap();
     let out = restore_drill(dir.path(), &["validate", "playbook.toml"]);
