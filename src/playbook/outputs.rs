@@ -29,7 +29,7 @@ pub fn kind_outputs(kind: StepKind) -> &'static [&'static str] {
         StepKind::Http => &["url", "status", "latency_ms", "body", "probes"],
         StepKind::Exec => &["exit_code", "stdout", "stderr"],
         StepKind::Service => &["pid", "pgid", "url", "ready_s"],
-        StepKind::Manual => &["assumed", "assume_s", "note"],
+        StepKind::Manual => &["assumed", "assume_s", "note", "done_by"],
         StepKind::Wait => &[],
     }
 }

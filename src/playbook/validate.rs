@@ -22,6 +22,7 @@ mod durations;
 mod manifests;
 mod names;
 mod sources;
+mod unattended;
 mod writes;
 
 /// `engines`: the engines a step may name (the registry's specs).
@@ -50,6 +51,7 @@ pub fn validate<'a>(
     v.writes_into_sources();
     v.manifests();
     v.gates();
+    v.unattended();
     v.report(dir);
     v.diags
 }
@@ -76,6 +78,8 @@ struct Scope<'s> {
     all: &'s HashSet<&'s str>,
     /// Vars defined before this place.
     vars: &'s [&'s str],
+    /// The names `[secrets]` declares.
+    secrets: &'s [&'s str],
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -101,6 +105,10 @@ impl<'a> Validator<'a> {
 
     fn var_names(&self) -> Vec<&'a str> {
         self.pb.vars.keys().map(String::as_str).collect()
+    }
+
+    fn secret_names(&self) -> Vec<&'a str> {
+        self.pb.secrets.keys().map(String::as_str).collect()
     }
 
     fn header(&mut self) {
@@ -139,6 +147,7 @@ impl<'a> Validator<'a> {
     fn vars(&mut self) {
         let all_steps = HashSet::new();
         let names: Vec<&str> = self.pb.vars.keys().map(String::as_str).collect();
+        let secrets = self.secret_names();
         for (i, (name, value)) in self.pb.vars.iter().enumerate() {
             let Value::String(src) = value else { continue };
             let scope = Scope {
@@ -146,6 +155,7 @@ impl<'a> Validator<'a> {
                 earlier: &all_steps,
                 all: &all_steps,
                 vars: &names[..i],
+                secrets: &secrets,
             };
             let path = [Seg::Key("vars"), Seg::Key(name)];
             self.template(src, false, &scope, &path);
@@ -154,6 +164,7 @@ impl<'a> Validator<'a> {
 
     fn steps(&mut self) {
         let (all, vars) = (self.step_ids(), self.var_names());
+        let secrets = self.secret_names();
         let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
         let mut earlier: HashSet<&str> = HashSet::new();
         for (section, raw, id, parsed) in &self.layout.steps {
@@ -172,6 +183,7 @@ impl<'a> Validator<'a> {
                     earlier: &earlier,
                     all: &all,
                     vars: &vars,
+                    secrets: &secrets,
                 };
                 self.step_templates(step, &path, &scope);
                 if let Some(checks) = &step.checks {
@@ -430,6 +442,7 @@ impl<'a> Validator<'a> {
             earlier: &HashSet::new(),
             all: &all,
             vars: &vars,
+            secrets: &[],
         };
         for key in ["rto", "rpo"] {
             let value = if key == "rto" { &gates.rto } else { &gates.rpo };
@@ -450,6 +463,7 @@ impl<'a> Validator<'a> {
             earlier: &all,
             all: &all,
             vars: &vars,
+            secrets: &[],
         };
         if let Some(src) = &gates.rpo_from {
             self.template(

@@ -15,16 +15,18 @@ use crate::playbook::{Section, Step, StepKind};
 use crate::proc::signals;
 
 impl Runner<'_> {
-    fn step_index(&self, section: Section, id: &str) -> usize {
-        self.record
-            .steps
-            .iter()
-            .position(|s| s.section == section && s.id == id)
-            .expect("every step has a record")
+    /// Where `step`'s record is: the record lists every step of the playbook in its order
+    /// (found by position, not by id: a secret such as `demo` is redacted in the record's
+    /// ids too, `demo_db` being `***_db` there).
+    fn step_index(&self, step: &Step) -> usize {
+        self.pb
+            .all_steps()
+            .position(|(_, s)| std::ptr::eq(s, step))
+            .expect("every step of the playbook has a record")
     }
 
     pub(super) fn run_step(&mut self, section: Section, step: &Step) -> StepStatus {
-        let index = self.step_index(section, &step.id);
+        let index = self.step_index(step);
         if let Some(when) = &step.when {
             match self.ctx.truthy(when) {
                 Ok(false) => {

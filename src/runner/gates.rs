@@ -283,8 +283,9 @@ pub fn parse_timestamp(s: &str) -> Result<jiff::Timestamp, String> {
 
 /// Why a custom gate's `check` cannot be evaluated: it reads a step that did not run
 /// (skipped, or never reached), whose outputs were not measured (a skipped step's
-/// `duration_s` is 0). Reading only its `status` is fine.
-pub fn unmeasured_step(check: &str, steps: &[StepRecord]) -> Option<String> {
+/// `duration_s` is 0). Reading only its `status` is fine. `steps`: each step's id (as
+/// the playbook names it: the record's may be redacted) and status.
+pub fn unmeasured_step(check: &str, steps: &[(&str, StepStatus)]) -> Option<String> {
     let names = template::referenced_names(check, true).ok()?;
     names.iter().find_map(|name| {
         let mut parts = name.strip_prefix("steps.")?.splitn(2, '.');
@@ -293,8 +294,7 @@ pub fn unmeasured_step(check: &str, steps: &[StepRecord]) -> Option<String> {
         if matches!(field, Some("status" | "skipped_because")) {
             return None;
         }
-        let step = steps.iter().find(|s| s.id == id)?;
-        let status = step.status;
+        let &(_, status) = steps.iter().find(|(s, _)| *s == id)?;
         matches!(status, StepStatus::Skipped | StepStatus::NotRun).then(|| {
             format!(
                 "reads step `{id}`, which was {}: not measured",

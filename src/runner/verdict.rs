@@ -21,39 +21,28 @@ impl Runner<'_> {
     /// The `max_duration` gate of every step that did not pass (failed, skipped, never
     /// reached): not evaluated, rather than left out of the gates.
     fn unevaluated_step_gates(&mut self) {
-        let book = &self.pb.playbook;
-        let sections = [
-            (Section::Setup, &book.setup),
-            (Section::Steps, &book.steps),
-            (Section::Cleanup, &book.cleanup),
-        ];
         let mut gates = Vec::new();
-        for (section, steps) in sections {
-            for step in steps {
-                let Some(max) = &step.max_duration else {
-                    continue;
-                };
-                let rec = self
-                    .record
-                    .steps
-                    .iter()
-                    .find(|r| r.section == section && r.id == step.id);
-                let Some(rec) = rec.filter(|r| r.status != StepStatus::Passed) else {
-                    continue;
-                };
-                let target = crate::limits::parse_duration(max)
-                    .ok()
-                    .map(|d| d.as_secs_f64());
-                let shown = target.map_or_else(|| max.clone(), crate::fmt::fmt_secs);
-                let status = rec.status.as_str().replace('_', " ");
-                let why = format!("step `{}` did not pass ({status})", rec.id);
-                gates.push(gates::not_evaluated(
-                    &format!("{} under {shown}", rec.name),
-                    GateKind::MaxDuration,
-                    target,
-                    &why,
-                ));
+        // The record lists every step in the playbook's order: found by position, since
+        // its ids may be redacted (a secret `demo` makes `demo_db` `***_db` there).
+        for ((_, step), rec) in self.pb.all_steps().zip(&self.record.steps) {
+            let Some(max) = &step.max_duration else {
+                continue;
+            };
+            if rec.status == StepStatus::Passed {
+                continue;
             }
+            let target = crate::limits::parse_duration(max)
+                .ok()
+                .map(|d| d.as_secs_f64());
+            let shown = target.map_or_else(|| max.clone(), crate::fmt::fmt_secs);
+            let status = rec.status.as_str().replace('_', " ");
+            let why = format!("step `{}` did not pass ({status})", rec.id);
+            gates.push(gates::not_evaluated(
+                &format!("{} under {shown}", rec.name),
+                GateKind::MaxDuration,
+                target,
+                &why,
+            ));
         }
         for gate in gates {
             self.push_gate(gate);
@@ -118,8 +107,12 @@ impl Runner<'_> {
             self.push_gate(gate);
             self.record.rpo = Some(rpo);
         }
+        let pb = self.pb;
+        let steps = pb.all_steps().zip(&self.record.steps);
+        let statuses: Vec<(&str, StepStatus)> =
+            steps.map(|((_, s), r)| (s.id.as_str(), r.status)).collect();
         for custom in &targets.custom {
-            let unmeasured = gates::unmeasured_step(&custom.check, &self.record.steps);
+            let unmeasured = gates::unmeasured_step(&custom.check, &statuses);
             let gate = if let (true, Some(why)) = (completed, &unmeasured) {
                 gates::not_evaluated(&custom.name, GateKind::Custom, None, why)
             } else if completed {

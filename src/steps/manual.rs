@@ -13,9 +13,12 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let instructions = required(step.instructions.as_deref(), "instructions")?;
     let Some(operator) = &ctx.operator else {
         let assumed = duration(step.assume.as_deref(), "assume")?.unwrap_or_default();
+        // No one answered: `note` and `done_by` are none (a template may still read them).
         let mut outcome = StepOutcome::passed(outputs! {
             "assumed" => true,
             "assume_s" => assumed.as_secs_f64(),
+            "note" => None::<String>,
+            "done_by" => None::<String>,
         });
         outcome.assumed_s = Some(assumed.as_secs_f64());
         return Ok(outcome);

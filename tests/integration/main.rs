@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod content;
 mod decode;
+mod docs;
 mod engines;
 mod evidence;
 mod expect;

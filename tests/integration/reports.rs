@@ -408,7 +408,7 @@ fn the_readme_says_how_to_install_and_keeps_the_speed_tables_elsewhere() {
         .unwrap()
         .trim_matches('"');
     for needle in [
-        "cargo install --path .",
+        "cargo install --locked --path .",
         "make install",
         &format!("Rust {msrv} or newer"),
         "first build",

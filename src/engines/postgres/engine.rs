@@ -87,6 +87,11 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
             "backup/postgres: `compression` must be \"zstd\" or \"none\", not \"{other}\" (without it pg_dump compresses with zlib)"
         ),
     };
+    if zstd && format == Format::Directory {
+        bail!(
+            "backup/postgres: `compression = \"zstd\"` needs `format = \"custom\"` (the default): it compresses pg_dump's one archive, and a directory dump compresses its own files"
+        );
+    }
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let scratch = scratch_dir(ctx)?;
     let started = std::time::Instant::now();

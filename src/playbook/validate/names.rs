@@ -134,6 +134,16 @@ fn unknown_name(
                     Some("vars are defined in [vars], and can only use earlier vars".into())
                 }),
         )),
+        "secrets" if !scope.secrets.contains(&member) => Some((
+            format!("template references unknown secret `{member}`"),
+            closest(member, if suggest { scope.secrets } else { &[] })
+                .map(|s| format!("did you mean `{s}`?"))
+                .or_else(|| {
+                    Some(format!(
+                        "secrets are declared in [secrets]: `{member} = {{ env = \"VAR\" }}`"
+                    ))
+                }),
+        )),
         "drill" if !DRILL_FIELDS.contains(&member) => Some((
             format!("`drill.{member}` does not exist"),
             Some(format!("drill offers: {}", DRILL_FIELDS.join(", "))),
