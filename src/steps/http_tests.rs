@@ -313,7 +313,7 @@ fn a_request_in_flight_is_given_up_when_cancelled() {
         error,
         format!("cancelled during attempt 1, before {url} answered")
     );
-    stopper.join().unwrap();
+    drop(stopper.join().unwrap());
 }
 
 #[test]
