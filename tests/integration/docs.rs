@@ -200,22 +200,20 @@ fn the_docs_check_fails_on_a_misspelt_field() {
         "{:?}",
         problems(&blocks[0])
     );
-    let wrong = problems(&blocks[1]).join("");
-    assert!(
-        wrong.contains("x.md:17 (a fragment): unknown field `tiemout`"),
-        "{wrong}"
-    );
+    says(&blocks[1], "x.md:17 (a fragment): unknown field `tiemout`");
 
     let complete = Block {
         at: "y.md:3".into(),
         text: pb("t").step(wait("w", "1s").set("tiemout", "5s")).toml(),
     };
     assert!(complete.is_complete());
-    let wrong = problems(&complete).join("");
-    assert!(
-        wrong.contains("y.md:3 (a playbook): unknown field `tiemout`"),
-        "{wrong}"
-    );
+    says(&complete, "y.md:3 (a playbook): unknown field `tiemout`");
+}
+
+/// The problems the check finds in `block` include `problem`.
+fn says(block: &Block, problem: &str) {
+    let found = problems(block).join("");
+    assert!(found.contains(problem), "{found}");
 }
 
 /// What the docs promise and the tool did not do, found by this audit.
