@@ -105,6 +105,16 @@ pub trait SqlConn {
     fn content(&mut self) -> Box<dyn Content + '_>;
 }
 
+/// What the `sequences` check found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Sequences {
+    /// How many sequences feed a key.
+    pub checked: usize,
+    /// Those not ahead of the largest key they feed, each named with its value and that
+    /// key.
+    pub behind: Vec<String>,
+}
+
 /// What row counts cannot see, on one connection: content digests, objects, sequences
 /// and roles.
 pub trait Content: Digester {
@@ -116,9 +126,9 @@ pub trait Content: Digester {
     fn more_digesters(&mut self, _n: usize) -> anyhow::Result<Vec<Box<dyn Digester + Send>>> {
         Ok(Vec::new())
     }
-    /// Every sequence (AUTO_INCREMENT, `sqlite_sequence` entry) that is not ahead of the
-    /// largest key it feeds, named with its value and that key (empty: all are ahead).
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>>;
+    /// The sequences (AUTO_INCREMENT, `sqlite_sequence` entry) that feed a key, and each
+    /// one not ahead of the largest key it feeds.
+    fn sequences(&mut self) -> anyhow::Result<Sequences>;
     /// Its roles (PostgreSQL roles, MySQL users); None where the engine has none.
     fn roles(&mut self) -> Option<&mut dyn Roles> {
         None

@@ -12,9 +12,16 @@ use crate::engines::{SqlConn, roles};
 use crate::playbook::Check;
 
 pub(super) fn sequences(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {
-    let problems = conn.content().sequence_problems()?;
-    let ok = "every sequence is ahead of the largest key it feeds";
-    Ok(problem_record(check, problems, ok))
+    let found = conn.content().sequences()?;
+    if found.checked == 0 {
+        let why = "no sequence (AUTO_INCREMENT, sqlite_sequence entry, SEQUENCE) feeds a key";
+        return Ok(nothing_record(check, why));
+    }
+    let ok = format!(
+        "each of the {} sequences is ahead of the largest key it feeds",
+        found.checked
+    );
+    Ok(problem_record(check, found.behind, &ok))
 }
 
 pub(super) fn objects_exist(conn: &mut dyn SqlConn, check: &Check) -> anyhow::Result<CheckRecord> {

@@ -126,6 +126,22 @@ fn sqlite_content_faults_fail_each_check_naming_them() {
     );
 }
 
+/// `sequences` over a database where no sequence feeds a key checks nothing: it fails
+/// saying so, rather than passing as if every sequence were ahead.
+#[test]
+fn sequences_over_a_database_without_any_fail_as_nothing_checked() {
+    let check = sql("verify", "sqlite", "src.db").checks(builtin("sequences", "sequences"));
+    let out = pb("t")
+        .step(check)
+        .drill()
+        .db("src.db", 10)
+        .run()
+        .expect_code(1);
+    out.step("verify").check("sequences").failed_with(
+        "nothing to check: no sequence (AUTO_INCREMENT, sqlite_sequence entry, SEQUENCE) feeds a key",
+    );
+}
+
 /// `tables` narrows `table_digests` to the tables listed (a change elsewhere is not
 /// seen), says how many rows it hashed, and a listed table the backup did not digest is
 /// an error naming it.

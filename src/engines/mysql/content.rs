@@ -10,11 +10,11 @@ use mysql::Value;
 use mysql::prelude::Queryable as _;
 
 use super::{base_tables, ident};
-use crate::engines::Content;
 use crate::engines::digest::{
     self, Digester, KeyRange, Part, Piece, Plan, Ranges, RowBytes, TableDigest,
 };
 use crate::engines::roles::{Grant, Roles};
+use crate::engines::{Content, Sequences};
 
 /// A connection answering what row counts cannot see.
 pub struct My<'a>(pub &'a mut mysql::Conn);
@@ -119,7 +119,7 @@ impl Content for My<'_> {
     }
 
     /// AUTO_INCREMENT counters that are not above their column's largest value.
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+    fn sequences(&mut self) -> anyhow::Result<Sequences> {
         let c = &mut *self.0;
         // MySQL 8 caches these statistics; MariaDB has no such setting.
         let _ = c.query_drop("SET SESSION information_schema_stats_expiry = 0");
@@ -129,7 +129,10 @@ impl Content for My<'_> {
              WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE' AND c.extra LIKE '%auto_increment%' \
              ORDER BY t.table_name",
         )?;
-        let mut problems = Vec::new();
+        let mut found = Sequences {
+            checked: counters.len(),
+            behind: Vec::new(),
+        };
         for (table, column, next) in counters {
             let next = next.and_then(|n| n.parse::<u64>().ok());
             let max: Option<Option<String>> = c.query_first(format!(
@@ -141,13 +144,15 @@ impl Content for My<'_> {
             if let (Some(max), Some(next)) = (max, next)
                 && i128::from(next) <= max
             {
-                problems.push(format!(
+                found.behind.push(format!(
                     "AUTO_INCREMENT of {table} is {next}, not above max({column}) = {max}"
                 ));
             }
         }
-        problems.extend(fed_by_sequences(c)?);
-        Ok(problems)
+        let (fed, behind) = fed_by_sequences(c)?;
+        found.checked += fed;
+        found.behind.extend(behind);
+        Ok(found)
     }
 
     fn roles(&mut self) -> Option<&mut dyn Roles> {
@@ -166,13 +171,15 @@ pub fn digest_all(
 
 const INTEGERS: &[&str] = &["tinyint", "smallint", "mediumint", "int", "bigint"];
 
-/// MariaDB sequences feeding a key (`DEFAULT NEXTVAL(seq)`) whose next value (as a
-/// restarted server would hand it out) is not above the column's largest value.
-fn fed_by_sequences(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
+/// How many MariaDB sequences feed a key (`DEFAULT NEXTVAL(seq)`), and those whose next
+/// value (as a restarted server would hand it out) is not above the column's largest
+/// value.
+fn fed_by_sequences(c: &mut mysql::Conn) -> anyhow::Result<(usize, Vec<String>)> {
     let fed: Vec<(String, String, String)> = c.query(
         "SELECT table_name, column_name, column_default FROM information_schema.columns \
          WHERE table_schema = DATABASE() AND LOWER(column_default) LIKE 'nextval(%' ORDER BY table_name",
     )?;
+    let checked = fed.len();
     let mut problems = Vec::new();
     for (table, column, default) in fed {
         // nextval(`db`.`seq`): the sequence's own name.
@@ -200,7 +207,7 @@ fn fed_by_sequences(c: &mut mysql::Conn) -> anyhow::Result<Vec<String>> {
             ));
         }
     }
-    Ok(problems)
+    Ok((checked, problems))
 }
 
 /// MySQL users (`name` on any host, or `name@host`), and the privileges they hold

@@ -14,9 +14,9 @@ use super::catalog::{self, Table, ident, quoted};
 use super::copy::{self, Psql};
 use super::url::PgUrl;
 use super::url::db_message;
-use crate::engines::Content;
 use crate::engines::digest::{self, Digester, KeyRange, Part, Piece, Plan, TableDigest};
 use crate::engines::roles::{Grant, Roles};
+use crate::engines::{Content, Sequences};
 
 /// A table is split among workers only into pieces of at least this many pages (8 MB).
 const MIN_PIECE_PAGES: i64 = 1024;
@@ -115,7 +115,7 @@ impl<C: BorrowMut<Client>> Content for Pg<C> {
 
     /// Sequences owned by a column (serial, identity) whose next value is not past the
     /// column's largest (smallest, counting down) value.
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+    fn sequences(&mut self) -> anyhow::Result<Sequences> {
         let c = self.c.borrow_mut();
         let owned = c.query(
             "SELECT sn.nspname || '.' || s.relname, tn.nspname::text, t.relname::text, a.attname::text,
@@ -129,7 +129,10 @@ impl<C: BorrowMut<Client>> Content for Pg<C> {
              WHERE s.relkind = 'S' ORDER BY 1",
             &[],
         )?;
-        let mut problems = Vec::new();
+        let mut found = Sequences {
+            checked: owned.len(),
+            behind: Vec::new(),
+        };
         for r in owned {
             let (seq, table, column): (String, Table, String) =
                 (r.get(0), (r.get(1), r.get(2)), r.get(3));
@@ -156,13 +159,13 @@ impl<C: BorrowMut<Client>> Content for Pg<C> {
                     || format!("unused (starts at {start})"),
                     |l| format!("at {l}"),
                 );
-                problems.push(format!(
+                found.behind.push(format!(
                     "sequence {seq} is {at}, next value {next}, not past {agg}({}.{column}) = {extreme}",
                     catalog::qualified(&table)
                 ));
             }
         }
-        Ok(problems)
+        Ok(found)
     }
 
     fn roles(&mut self) -> Option<&mut dyn Roles> {

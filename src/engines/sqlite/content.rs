@@ -11,10 +11,10 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::{names, open_read_only, quote, user_tables};
-use crate::engines::Content;
 use crate::engines::digest::{
     self, BUCKETS, Digester, KeyRange, Part, Piece, Plan, Ranges, RowBytes, TableDigest,
 };
+use crate::engines::{Content, Sequences};
 
 /// A table is split among workers only into spans of at least this many keys.
 const MIN_PIECE_KEYS: i64 = 4096;
@@ -39,7 +39,7 @@ impl<C: Borrow<Connection>> Content for Lite<C> {
     }
 
     /// `sqlite_sequence` entries (AUTOINCREMENT) below their table's largest rowid.
-    fn sequence_problems(&mut self) -> anyhow::Result<Vec<String>> {
+    fn sequences(&mut self) -> anyhow::Result<Sequences> {
         let conn = self.conn.borrow();
         let has: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
@@ -47,27 +47,28 @@ impl<C: Borrow<Connection>> Content for Lite<C> {
             |r| r.get(0),
         )?;
         if !has {
-            return Ok(Vec::new());
+            return Ok(Sequences::default());
         }
         let tables = user_tables(conn)?;
         let mut stmt = conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")?;
         let entries: Vec<(String, i64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        let mut problems = Vec::new();
+        let mut found = Sequences::default();
         for (table, seq) in entries.into_iter().filter(|(t, _)| tables.contains(t)) {
+            found.checked += 1;
             let max: Option<i64> = conn.query_row(
                 &format!("SELECT max(rowid) FROM {}", quote(&table)),
                 [],
                 |r| r.get(0),
             )?;
             if let Some(max) = max.filter(|m| *m > seq) {
-                problems.push(format!(
+                found.behind.push(format!(
                     "sqlite_sequence `{table}` is at {seq}, behind the largest rowid of {table}, {max}"
                 ));
             }
         }
-        Ok(problems)
+        Ok(found)
     }
 }
 
