@@ -21,6 +21,7 @@ use crate::template::STEP_ROOTS;
 mod durations;
 mod manifests;
 mod names;
+mod phases;
 mod sources;
 mod unattended;
 mod writes;
@@ -451,6 +452,8 @@ impl<'a> Validator<'a> {
                 self.template(s, false, &targets, &[Seg::Key("gates"), Seg::Key(key)]);
             }
         }
+        self.rto_phases();
+        let gates = &self.pb.gates;
         if gates.rpo.is_some() && gates.rpo_from.is_none() {
             let span = self.spans.key(&[Seg::Key("gates"), Seg::Key("rpo")]);
             self.error(

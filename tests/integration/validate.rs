@@ -418,3 +418,36 @@ fn a_zero_timeout_is_refused() {
         .step(wait("w", "1ms").set("max_duration", "0s"));
     kept.drill().validate().expect_code(0);
 }
+
+/// `rto_phases` naming no phase a step of `[[steps]]` has (a typo) would leave the RTO
+/// never measured: refused at its place, naming the phases there are (a list naming more
+/// phases than the steps have passes). A `[notify]` table
+/// without a channel would send nothing: refused too. Their good shapes pass.
+#[test]
+fn an_rto_phase_no_step_has_and_a_notify_without_a_channel_are_refused() {
+    let step = || wait("w", "1ms").set("phase", "restore");
+    let phases = |names: &[&str]| pb("t").gate("rto", "5m").gate("rto_phases", list(names));
+    let typo = phases(&["restor", "verfy"]).step(step()).toml();
+    let problem = (
+        "no step of [[steps]] is in `restor` or `verfy`",
+        "6:14",
+        "\"restor\"",
+    );
+    rejects_helping(&typo, problem, "the phases of [[steps]]: restore");
+    let silent = pb("t")
+        .table("notify", "on", list(&["failure"]))
+        .step(step())
+        .toml();
+    let problem = ("[notify] names no channel", "4:2", "[notify]");
+    rejects_helping(&silent, problem, "set `healthchecks`, `webhook` or `ntfy`");
+
+    phases(&["restore"])
+        .step(step())
+        .drill()
+        .validate()
+        .expect_code(0);
+    let ntfy = pb("t")
+        .table("notify", "ntfy", "https://ntfy.sh/t")
+        .step(step());
+    ntfy.drill().validate().expect_code(0);
+}

@@ -41,6 +41,20 @@ impl<'a> Validator<'a> {
         for (path, src) in fields {
             self.template(src, false, &scope, &path);
         }
+        let channels = [
+            notify.healthchecks.is_some(),
+            notify.webhook.is_some(),
+            notify.ntfy.is_some(),
+        ];
+        if !channels.contains(&true)
+            && let Some(span) = self.spans.key(&[Seg::Key("notify")])
+        {
+            self.error(
+                "[notify] names no channel: nothing would be sent",
+                Some(span),
+            )
+            .help = Some("set `healthchecks`, `webhook` or `ntfy`".into());
+        }
         if let Some(timeout) = &notify.timeout {
             self.duration(timeout, &[Seg::Key("notify"), Seg::Key("timeout")]);
         }
