@@ -50,15 +50,23 @@ impl Source for Local {
         true
     }
 
-    /// Without `output` the file is used where it is; with one, it is copied there.
+    /// Without `output` the file is used where it is (read once to check it, when the
+    /// `SHA256SUMS` beside it lists it); with one, it is copied there, checked on the way.
     fn fetch(&self, point: &Point, output: Option<&Path>, ctx: &Ctx<'_>) -> Result<Fetched> {
         let path = PathBuf::from(&point.url);
         let Some(output) = output else {
+            let (sha256, verified) = match listed_sum(&path, ctx)? {
+                Some(listed) => (
+                    Some(in_place_matches(&path, &listed, ctx)?),
+                    vec![SUMS.into()],
+                ),
+                None => (None, Vec::new()),
+            };
             return Ok(Fetched {
                 path,
                 bytes: point.bytes,
-                sha256: None,
-                verified: Vec::new(),
+                sha256,
+                verified,
             });
         };
         let file = std::fs::File::open(&path).with_context(|| format!("opening {}", point.url))?;
@@ -73,6 +81,33 @@ impl Source for Local {
         }
         download.finish(&expect, ctx)
     }
+}
+
+/// The sha256 of the file at `path` (read, never written), when it is `listed`.
+fn in_place_matches(path: &Path, listed: &str, ctx: &Ctx<'_>) -> Result<String> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        ctx.cancel.check()?;
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let sha256 = super::hex(&hasher.finalize());
+    anyhow::ensure!(
+        sha256.eq_ignore_ascii_case(listed),
+        "{} is altered or truncated: its sha256 is {sha256}, {SUMS} says {listed}",
+        path.display()
+    );
+    Ok(sha256)
 }
 
 /// What the `SHA256SUMS` beside `path` says of it, as for an object in a bucket: Some(hash)

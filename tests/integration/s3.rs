@@ -575,13 +575,18 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
     );
 }
 
-/// A local backup copied to `output` is checked against the `SHA256SUMS` beside it, as an
-/// object in a bucket is: one altered since its sums were written fails, naming both
-/// hashes (it was checked for its size alone).
+/// A local backup, copied to `output` or used where it is, is checked against the
+/// `SHA256SUMS` beside it, as an object in a bucket is: one altered since its sums were
+/// written fails, naming both hashes (a copy was checked for its size alone, a file used
+/// in place not at all).
 #[test]
 fn locate_a_local_backup_is_checked_against_the_sha256sums_beside_it() {
-    let fields = "glob = \"backups/*.db\"\noutput = \"copy/latest.db\"";
-    for (summed, code) in [(&b"the backup, before"[..], 1), (b"the backup", 0)] {
+    let copied = "glob = \"backups/*.db\"\noutput = \"copy/latest.db\"";
+    let cases = [(&b"the backup, before"[..], 1), (b"the backup", 0)];
+    for ((summed, code), fields) in cases
+        .into_iter()
+        .flat_map(|c| [(c, copied), (c, "glob = \"backups/*.db\"")])
+    {
         let sums = format!("{}  a.db\n", sha256_hex(summed));
         let out = pb("local-sums")
             .step(step("latest", "locate").fields(fields))
@@ -590,8 +595,11 @@ fn locate_a_local_backup_is_checked_against_the_sha256sums_beside_it() {
             .file("backups/SHA256SUMS", sums.as_bytes())
             .run()
             .expect_code(code);
-        if code == 0 {
+        if code == 0 && fields == copied {
             out.log_has("verified: size, SHA256SUMS");
+        } else if code == 0 {
+            out.log_has("verified: SHA256SUMS");
+            assert_eq!(outputs(&out)["sha256"], sha256_hex(b"the backup"));
         } else {
             let step = out.step("latest");
             step.failed_with("is altered or truncated")
