@@ -246,7 +246,7 @@ pub fn referenced_names(src: &str, is_expression: bool) -> Result<BTreeSet<Strin
 /// [`describe`], naming the environment variables `src` reads that are not set: an
 /// unset `env.X` is what an undefined value usually is.
 pub fn describe_in(src: &str, is_expression: bool, err: &minijinja::Error) -> String {
-    let message = describe(err);
+    let message = describe_at(src, err);
     if err.kind() != minijinja::ErrorKind::UndefinedError {
         return message;
     }
@@ -264,6 +264,26 @@ pub fn describe_in(src: &str, is_expression: bool, err: &minijinja::Error) -> St
             "environment variables `{}` are not set ({message})",
             vars.join("`, `")
         ),
+    }
+}
+
+/// [`describe`], quoting the part of `src` it failed at (`undefined value` alone names
+/// nothing: `at `steps.restore.taget``).
+pub fn describe_at(src: &str, err: &minijinja::Error) -> String {
+    let message = describe(err);
+    // minijinja's range of an attribute lookup starts at its `.`: the name it is looked
+    // up on comes first.
+    let named = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let quoted = err
+        .range()
+        .filter(|r| src.is_char_boundary(r.start))
+        .map(|r| src[..r.start].trim_end_matches(named).len()..r.end)
+        .and_then(|r| src.get(r))
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty() && s.len() <= 200);
+    match quoted {
+        Some(s) => format!("{message}, at `{s}`"),
+        None => message,
     }
 }
 
@@ -287,6 +307,18 @@ pub fn describe(err: &minijinja::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An undefined value is named by the expression it failed at, not "undefined value"
+    /// alone (a report template's typo named nothing).
+    #[test]
+    fn an_undefined_value_is_named_by_its_expression() {
+        let src = "# {{ drill }}\n{{ steps.restore.taget }} rows";
+        let data = serde_json::json!({"drill": "d", "steps": {"restore": {"target": "x"}}});
+        let err = render_report("t.md.j2", src, &data).unwrap_err();
+        let said = describe_at(src, &err);
+        assert!(said.starts_with("undefined value"), "{said}");
+        assert!(said.ends_with(", at `steps.restore.taget`"), "{said}");
+    }
 
     #[test]
     fn lone_expression_keeps_its_type() {

@@ -117,7 +117,7 @@ fn typed(data: &Value) -> anyhow::Result<RunRecord> {
 
 fn render_template(name: &str, src: &str, data: &Value) -> anyhow::Result<String> {
     template::render_report(name, src, data)
-        .map_err(|e| anyhow::anyhow!("template {name}: {}", template::describe(&e)))
+        .map_err(|e| anyhow::anyhow!("template {name}: {}", template::describe_at(src, &e)))
 }
 
 fn xml_escape(s: &str) -> String {
