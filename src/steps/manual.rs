@@ -21,6 +21,11 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             "done_by" => None::<String>,
         });
         outcome.assumed_s = Some(assumed.as_secs_f64());
+        if step.assume.is_none() {
+            outcome.warnings.push(
+                "a manual step without `assume`: its phase counts 0s of it in the RTO of a run without an operator".into(),
+            );
+        }
         return Ok(outcome);
     };
     let runbook = step

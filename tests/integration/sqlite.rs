@@ -365,6 +365,19 @@ fn the_rto_gate_fails_when_recovery_phases_exceed_it() {
     let rto = out.gate("RTO");
     rto.passed();
     assert!(rto["measured_s"].as_f64().unwrap() >= 300.0);
+    let warnings = out.record()["warnings"].to_string();
+    assert!(!warnings.contains("without `assume`"), "{warnings}");
+
+    // Without `assume`, the manual step's 0s counts: the record warns of it.
+    let bare = manual("decide", "decide", "Decide to restore.");
+    let out = drill_of(playbook().before("verify_backup", bare))
+        .run()
+        .expect_code(0);
+    let warnings = out.record()["warnings"].to_string();
+    assert!(
+        warnings.contains("step `decide`: a manual step without `assume`: its phase counts 0s"),
+        "{warnings}"
+    );
 }
 
 #[test]
