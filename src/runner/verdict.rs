@@ -139,13 +139,26 @@ impl Runner<'_> {
             .record
             .gates
             .iter()
-            .any(|g| g.status == GateStatus::Failed);
+            .any(|g| g.status == GateStatus::Failed || unmet(g));
         if step_failed || gate_failed {
             RunStatus::Failed
         } else {
             RunStatus::Passed
         }
     }
+}
+
+/// A drill's target (RTO, RPO, a custom gate) that was set and not evaluated: the drill
+/// cannot have passed, since "every gate passed" is what passing means. A skipped step's
+/// `max_duration` goes with its step (a step skipped by `when` fails nothing), and an RPO
+/// gate without a target has nothing to meet.
+fn unmet(gate: &GateRecord) -> bool {
+    gate.status == GateStatus::NotEvaluated
+        && match gate.kind {
+            GateKind::MaxDuration => false,
+            GateKind::Custom => true,
+            _ => gate.target_s.is_some(),
+        }
 }
 
 /// How long the summary may grow: one line a pager, a chat message or a mail subject
@@ -167,11 +180,11 @@ pub fn summary(record: &RunRecord) -> String {
                 s.error.as_deref().unwrap_or("")
             )
         });
-    let gates = record
-        .gates
-        .iter()
-        .filter(|g| g.status == GateStatus::Failed)
-        .map(|g| format!("gate {} missed: {}", g.name, g.detail));
+    let gates = record.gates.iter().filter_map(|g| match g.status {
+        GateStatus::Failed => Some(format!("gate {} missed: {}", g.name, g.detail)),
+        _ if unmet(g) => Some(format!("gate {} not evaluated: {}", g.name, g.detail)),
+        _ => None,
+    });
     let mut reasons = steps.chain(gates);
     let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {

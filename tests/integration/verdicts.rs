@@ -60,7 +60,9 @@ fn a_failed_restore_that_let_the_drill_go_on_meets_no_gate() {
 }
 
 /// The restore skipped (`when` false): no step of the RTO's phases but the checksum's ran,
-/// and the custom gate read the skipped step's `duration_s` (0): both were met.
+/// and the custom gate read the skipped step's `duration_s` (0): both were met. They are
+/// `not_evaluated`, and a target set and not evaluated fails the drill (exit 1): passing
+/// means every gate passed, and a drill whose restore never ran is no green drill.
 #[test]
 fn gates_over_steps_that_did_not_run_are_not_evaluated() {
     let book = pb("t")
@@ -82,7 +84,7 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
                 .set("when", "false"),
         )
         .step(wait("w", "1ms"));
-    let out = super::sqlite::drill_of(book).run().expect_code(0);
+    let out = super::sqlite::drill_of(book).run().expect_code(1);
     out.step("restore").status("skipped");
     let rto = out.gate("RTO");
     rto.status("not_evaluated")
@@ -92,12 +94,27 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
         .status("not_evaluated")
         .says("reads step `restore`, which was skipped");
     out.gate("restore skipped").passed();
-    // The skipped step is not counted as a step that passed (it said "2 steps").
     let summary = out.record()["summary"].clone();
-    assert_eq!(summary, "passed: 2 steps (1 skipped), 1 gate passed");
+    assert_eq!(
+        summary,
+        "failed: gate RTO not evaluated: no step of the RTO's phases ran (and 1 more)"
+    );
     let md = out.report();
     assert!(!md.contains("✅ within"), "{md}");
     out.report_has("⚪ not measured: no step of the RTO's phases ran");
+}
+
+/// A passing drill's summary counts a skipped step apart: it did not pass (it said
+/// "3 steps").
+#[test]
+fn a_passing_summary_counts_skipped_steps_apart() {
+    let book = pb("t")
+        .step(wait("a", "1ms"))
+        .step(wait("skipped", "1ms").set("when", "false"))
+        .step(wait("b", "1ms"));
+    let out = book.run().expect_code(0);
+    let summary = out.record()["summary"].clone();
+    assert_eq!(summary, "passed: 2 steps (1 skipped), 0 gates passed");
 }
 
 /// An RPO timestamp later than the drill (a wrong column, a clock) was an age of 0: met.
