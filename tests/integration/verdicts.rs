@@ -105,16 +105,20 @@ fn gates_over_steps_that_did_not_run_are_not_evaluated() {
 }
 
 /// A passing drill's summary counts a skipped step apart: it did not pass (it said
-/// "3 steps").
+/// "3 steps"). Neither the skipped step's `max_duration` nor an RPO without a target
+/// (only `rpo_from`), both not evaluated, fails the drill: neither is a target it missed.
 #[test]
 fn a_passing_summary_counts_skipped_steps_apart() {
+    let skipped = wait("skipped", "1ms").set("when", "false");
     let book = pb("t")
+        .gate("rpo_from", "2026-01-01T00:00:00Z")
         .step(wait("a", "1ms"))
-        .step(wait("skipped", "1ms").set("when", "false"))
+        .step(skipped.set("max_duration", "1s"))
         .step(wait("b", "1ms"));
     let out = book.run().expect_code(0);
     let summary = out.record()["summary"].clone();
     assert_eq!(summary, "passed: 2 steps (1 skipped), 0 gates passed");
+    out.gate("RPO").status("not_evaluated");
 }
 
 /// An RPO timestamp later than the drill (a wrong column, a clock) was an age of 0: met.
