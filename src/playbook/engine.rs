@@ -45,6 +45,24 @@ pub struct KindSpec {
     /// The ways it takes a backup (`method = "..."`), the first the default; none where
     /// it has one way only.
     pub methods: &'static [Method],
+    /// Fields that take one of a closed set of values, with the set: `validate` refuses
+    /// any other value at its place (a templated one is known only to the run, which
+    /// checks it again). A set that depends on the backup method is the `Method`'s.
+    pub values: &'static [Values],
+}
+
+/// A field that takes one of a closed set of values, with the set, as the engine spells
+/// them: `("isolation", &["ephemeral"])`.
+pub type Values = (&'static str, &'static [&'static str]);
+
+/// `"a"`, `"a" or "b"`, `"a", "b" or "c"`: the values a field takes, for messages.
+pub fn one_of(values: &[&str]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// One way an engine takes a backup (`method = "basebackup"`), with the step's fields
@@ -59,6 +77,8 @@ pub struct Method {
     lacks: (&'static [&'static str], &'static str),
     /// A physical copy of the server: no `digests` (nor `sample`).
     physical: bool,
+    /// The closed sets of values of its fields (`format` is pg_dump's or pg_basebackup's).
+    pub values: &'static [Values],
 }
 
 /// Why a physical backup takes no digests.
@@ -71,7 +91,19 @@ impl Method {
             tool,
             lacks: (&[], ""),
             physical: false,
+            values: &[],
         }
+    }
+
+    /// Its fields that take one of a closed set of values, with the sets.
+    pub const fn values(self, values: &'static [Values]) -> Self {
+        Self { values, ..self }
+    }
+
+    /// The values it takes in `field`, when they are a closed set.
+    pub fn allowed(&self, field: &str) -> Option<&'static [&'static str]> {
+        let (_, set) = self.values.iter().find(|(f, _)| *f == field)?;
+        Some(set)
     }
 
     /// It takes none of `fields`, for the reason `why`.
@@ -114,15 +146,7 @@ pub fn method<'m>(
     present: impl Fn(&str) -> bool,
 ) -> Result<&'m Method, String> {
     let Some(found) = methods.iter().find(|m| given.is_none_or(|g| g == m.name)) else {
-        let choices: Vec<String> = methods
-            .iter()
-            .map(|m| format!("\"{}\" ({})", m.name, m.tool))
-            .collect();
-        return Err(format!(
-            "`method` must be {}, not \"{}\"",
-            choices.join(" or "),
-            given.unwrap_or_default()
-        ));
+        return Err(unknown_method(given.unwrap_or_default(), methods));
     };
     let refused = ["digests", "sample"]
         .iter()
@@ -133,6 +157,15 @@ pub fn method<'m>(
         Some((field, why)) => Err(format!("{}: {why}", found.refusal(field))),
         None => Ok(found),
     }
+}
+
+/// That `given` is none of `methods`, naming them with their programs.
+pub fn unknown_method(given: &str, methods: &[Method]) -> String {
+    let choices: Vec<String> = methods
+        .iter()
+        .map(|m| format!("\"{}\" ({})", m.name, m.tool))
+        .collect();
+    format!("`method` must be {}, not \"{given}\"", choices.join(" or "))
 }
 
 /// The outputs of a backup or restore of an engine that reports a schema (and a backup
@@ -159,6 +192,7 @@ impl KindSpec {
             schema: false,
             lacks: &[],
             methods: &[],
+            values: &[],
         }
     }
 
@@ -202,6 +236,12 @@ impl KindSpec {
     /// Its backup methods, the first the default.
     pub const fn methods(self, methods: &'static [Method]) -> Self {
         Self { methods, ..self }
+    }
+
+    /// Its fields that take one of a closed set of values, with the sets (those of one
+    /// backup method are the `Method`'s).
+    pub const fn values(self, values: &'static [Values]) -> Self {
+        Self { values, ..self }
     }
 
     /// It reports the database's schema (`SCHEMA_OUTPUTS`).

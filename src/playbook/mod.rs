@@ -27,7 +27,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 /// Where a step is: the record's type, the playbook's sections.
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
-pub use engine::{EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec};
+pub use engine::{EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec, one_of};
 pub use evidence::EvidenceSettings;
 pub use fields::{
     NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, field_value, kind_fields,

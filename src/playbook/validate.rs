@@ -8,7 +8,7 @@ use serde_json::Value;
 use toml::de::DeValue;
 
 use super::diagnostic::{Diagnostic, Lines};
-use super::engine::{EngineSpec, Method, find_spec, kind_spec};
+use super::engine::{EngineSpec, find_spec, kind_spec};
 use super::fields::{
     COMMON, NOT_TEMPLATED, allowed_fields, exclusive_fields, is_step_field, kind_fields,
     required_fields,
@@ -24,6 +24,7 @@ mod names;
 mod phases;
 mod sources;
 mod unattended;
+mod values;
 mod writes;
 
 /// `engines`: the engines a step may name (the registry's specs).
@@ -261,7 +262,7 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(spec) = engine.and_then(|e| e.kind(step.kind)) {
-            self.step_method(step, spec.methods, path, &present);
+            self.closed_values(step, spec, path, &present);
         }
         if let Some((one, what_each, help)) = exclusive_fields(step.kind) {
             let given: Vec<&str> = one
@@ -295,37 +296,6 @@ impl<'a> Validator<'a> {
                 .spans
                 .value(&[path, &[Seg::Key("expect_status")]].concat());
             self.error(problem, span);
-        }
-    }
-
-    /// The step's `method` among its engine's (a template is known only when the step
-    /// runs), and the fields that method refuses, each reported where it stands.
-    fn step_method(
-        &mut self,
-        step: &Step,
-        methods: &[Method],
-        path: &[Seg<'_>],
-        present: &[(String, Range<usize>)],
-    ) {
-        let given = step.method.as_deref();
-        if methods.is_empty() || given.is_some_and(|g| g.contains("{{")) {
-            return;
-        }
-        let Some(method) = methods.iter().find(|m| given.is_none_or(|g| g == m.name)) else {
-            let span = self.spans.value(&[path, &[Seg::Key("method")]].concat());
-            let names: Vec<&str> = methods.iter().map(|m| m.name).collect();
-            let given = given.unwrap_or_default();
-            let help = match closest(given, &names) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("expected one of: {}", names.join(", ")),
-            };
-            self.error(format!("unknown value `{given}`"), span).help = Some(help);
-            return;
-        };
-        for (key, span) in present {
-            if let Some(why) = method.refuses(key) {
-                self.error(method.refusal(key), Some(span.clone())).help = Some(why.into());
-            }
         }
     }
 

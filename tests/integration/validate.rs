@@ -83,7 +83,8 @@ fn an_unknown_backup_method_is_refused_with_a_suggestion() {
                 .set("method", "mariabackupp"),
         )
         .toml();
-    let refused = ("unknown value `mariabackupp`", "10:10", "method = ");
+    let message = "`method` must be \"dump\" (mysqldump) or \"mariabackup\" (mariabackup), not \"mariabackupp\"";
+    let refused = (message, "10:10", "method = ");
     rejects_helping(&toml, refused, "did you mean `mariabackup`?");
 }
 
@@ -450,4 +451,112 @@ fn an_rto_phase_no_step_has_and_a_notify_without_a_channel_are_refused() {
         .table("notify", "ntfy", "https://ntfy.sh/t")
         .step(step());
     ntfy.drill().validate().expect_code(0);
+}
+
+/// A field of an engine that takes a closed set of values (`compression`, `format`,
+/// `method`, `isolation`, `target`) given another is refused at the value, saying the
+/// values the engine (and its backup method) takes: `validate` said OK and the drill failed
+/// at the step, after the backup. Every value taken passes, and so does a templated one
+/// (known only to the run, which checks it again).
+#[test]
+fn a_value_the_engine_does_not_take_is_refused_at_its_place() {
+    let files = || files_backup(&["tree"], "x.tar");
+    let pg = || backup("postgres", "x.dump").set("url", "postgres://u@h/db");
+    let base = || pg().set("method", "basebackup");
+    let pg_restore = || restore("postgres", "x.dump");
+    let physical = || pg_restore().set("isolation", "ephemeral");
+    let my = || backup("mysql", "x.sql").set("url", "mysql://u@h/db");
+    let my_restore = || restore("mysql", "x.sql");
+    let zstd_gzip_none = "must be \"zstd\", \"gzip\" or \"none\", not \"lz4\"";
+    let dump = "with `method = \"dump\"` (the default), `format` must be \"custom\" or \"directory\", not \"tar\"";
+    let docker = "`isolation` must be \"ephemeral\", not \"docker\"";
+    let refused = [
+        (files(), "compression", "lz4", zstd_gzip_none, ""),
+        (my(), "compression", "lz4", zstd_gzip_none, ""),
+        (
+            pg(),
+            "format",
+            "tar",
+            dump,
+            "\"tar\" is a `format` of `method = \"basebackup\"` (pg_basebackup)",
+        ),
+        (
+            base(),
+            "format",
+            "custom",
+            "with `method = \"basebackup\"`, `format` must be \"plain\" or \"tar\", not \"custom\"",
+            "\"custom\" is a `format` of `method = \"dump\"` (pg_dump)",
+        ),
+        (
+            pg(),
+            "compression",
+            "gzip",
+            "`compression` must be \"zstd\" or \"none\", not \"gzip\"",
+            "",
+        ),
+        (
+            pg(),
+            "method",
+            "mariabackup",
+            "`method` must be \"dump\" (pg_dump) or \"basebackup\" (pg_basebackup), not \"mariabackup\"",
+            "",
+        ),
+        (
+            my(),
+            "method",
+            "basebackup",
+            "`method` must be \"dump\" (mysqldump) or \"mariabackup\" (mariabackup), not \"basebackup\"",
+            "",
+        ),
+        (pg_restore(), "isolation", "docker", docker, ""),
+        (my_restore(), "isolation", "docker", docker, ""),
+        (
+            physical(),
+            "target",
+            "latst",
+            "`target` must be \"immediate\" or \"latest\", not \"latst\"",
+            "did you mean `latest`?",
+        ),
+    ];
+    for (step, field, value, message, help) in refused {
+        let toml = pb("t").step(step.set(field, value)).toml();
+        let snippet = format!("{field} = \"{value}\"");
+        let line = toml.lines().position(|l| l == snippet).expect("written") + 1;
+        let location = format!("{line}:{}", field.len() + 4);
+        match help {
+            "" => rejects(&toml, message, &location, &snippet),
+            help => rejects_helping(&toml, (message, &location, &snippet), help),
+        }
+    }
+
+    let templated = "{{ vars.v }}";
+    let taken = [
+        (
+            files(),
+            "compression",
+            &["zstd", "gzip", "none", templated][..],
+        ),
+        (my(), "compression", &["zstd", "gzip", "none"]),
+        (my(), "method", &["dump", "mariabackup"]),
+        (pg(), "format", &["custom", "directory", templated]),
+        (base(), "format", &["plain", "tar"]),
+        (
+            pg().set("method", templated),
+            "format",
+            &["plain", "custom"],
+        ),
+        (pg(), "compression", &["zstd", "none"]),
+        (pg(), "method", &["dump", "basebackup"]),
+        (pg_restore(), "isolation", &["ephemeral", templated]),
+        (my_restore(), "isolation", &["ephemeral"]),
+        (physical(), "target", &["immediate", "latest", templated]),
+    ];
+    let mut good = pb("t").var("v", "x");
+    for (n, (step, field, values)) in taken.into_iter().enumerate() {
+        for (i, value) in values.iter().enumerate() {
+            let step = step.clone().set("id", format!("s{n}_{i}"));
+            good = good.step(step.set(field, *value));
+        }
+    }
+    good.drill().validate().expect_code(0);
 }

@@ -156,6 +156,7 @@ static SPEC: EngineSpec = EngineSpec {
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])
             .reads(&["paths"])
+            .values(&[("compression", Compression::NAMES)])
             .outputs(&[
                 "file_count",
                 "symlink_count",

@@ -10,6 +10,8 @@ pub mod verify;
 
 use anyhow::bail;
 
+use crate::playbook::one_of;
+
 pub use engine::Files;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +22,18 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The values of `compression`, as `parse` reads them.
+    pub const NAMES: &[&str] = &["zstd", "gzip", "none"];
+
     pub fn parse(s: Option<&str>) -> anyhow::Result<Self> {
         Ok(match s.unwrap_or("zstd") {
             "zstd" => Compression::Zstd,
             "gzip" => Compression::Gzip,
             "none" => Compression::None,
-            other => bail!("unknown compression `{other}`: use \"zstd\", \"gzip\" or \"none\""),
+            other => bail!(
+                "`compression` must be {}, not \"{other}\"",
+                one_of(Self::NAMES)
+            ),
         })
     }
 

@@ -15,7 +15,7 @@ pub struct Mysql;
 
 /// How a backup is taken: `mysqldump` (the default) or `mariabackup`.
 const BACKUP_METHODS: &[Method] = &[
-    Method::new("dump", "mysqldump"),
+    Method::new("dump", "mysqldump").values(&[("compression", Compression::NAMES)]),
     Method::new("mariabackup", "mariabackup").physical().lacks(
         &["compression", "single_transaction", "skip_lock_tables"],
         "they are mysqldump's",
@@ -216,6 +216,7 @@ static SPEC: EngineSpec = EngineSpec {
         ])
         .needs(&[&["from"], &["target_url", "isolation"]])
         .reads(&["from"])
+        .values(&[("isolation", &["ephemeral"])])
         .outputs(&["database", "prepared_here", "cluster_dir", "socket", "port"])
         .schema(),
         KindSpec::sql(),

@@ -14,6 +14,7 @@ use super::catalog;
 use super::dump::{fresh_output, size_of, snapshot_facts};
 use super::url::{PgUrl, with_password};
 use crate::engines::SchemaFacts;
+use crate::playbook::one_of;
 use crate::proc::{Cancel, Tool};
 
 pub struct BaseBackupRequest<'a> {
@@ -36,13 +37,17 @@ pub struct BaseBackup {
     pub manifest: String,
 }
 
+/// The values of `format` for pg_basebackup, as `format_flag` reads them.
+pub const FORMATS: &[&str] = &["plain", "tar"];
+
 /// `plain` or `tar`, as pg_basebackup's `--format` spells it.
 fn format_flag(format: Option<&str>) -> anyhow::Result<(&'static str, &'static str)> {
     match format.unwrap_or("plain") {
         "plain" => Ok(("plain", "--format=plain")),
         "tar" => Ok(("tar", "--format=tar")),
         other => bail!(
-            "backup/postgres: with `method = \"basebackup\"`, `format` must be \"plain\" or \"tar\", not \"{other}\""
+            "backup/postgres: with `method = \"basebackup\"`, `format` must be {}, not \"{other}\"",
+            one_of(FORMATS)
         ),
     }
 }

@@ -18,6 +18,7 @@ use super::copy::Psql;
 use super::url::{PgUrl, with_password};
 use super::zstd;
 use crate::engines::SchemaFacts;
+use crate::playbook::one_of;
 use crate::proc::{Cancel, Tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +28,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// The values of `format` for pg_dump, as `parse` reads them.
+    pub const NAMES: &[&str] = &["custom", "directory"];
+
     pub fn parse(format: Option<&str>) -> anyhow::Result<Self> {
         match format.unwrap_or("custom") {
             "custom" => Ok(Self::Custom),
             "directory" => Ok(Self::Directory),
-            other => bail!("`format` must be \"custom\" or \"directory\", not \"{other}\""),
+            other => bail!("`format` must be {}, not \"{other}\"", one_of(Self::NAMES)),
         }
     }
 

@@ -66,10 +66,14 @@ fn os_user(step: &Step) -> Option<&str> {
 
 /// How a backup is taken: `pg_dump` (the default) or `pg_basebackup`.
 const BACKUP_METHODS: &[Method] = &[
-    Method::new("dump", "pg_dump"),
+    Method::new("dump", "pg_dump").values(&[
+        ("format", Format::NAMES),
+        ("compression", &["zstd", "none"]),
+    ]),
     Method::new("basebackup", "pg_basebackup")
         .physical()
-        .lacks(&["compression", "jobs"], "they are pg_dump's"),
+        .lacks(&["compression", "jobs"], "they are pg_dump's")
+        .values(&[("format", basebackup::FORMATS)]),
 ];
 
 fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
@@ -518,6 +522,10 @@ static SPEC: EngineSpec = EngineSpec {
         ])
         .needs(&[&["from", "pgbackrest"], &["isolation", "target_url"]])
         .reads(&["from", "wal_archive", "pgbackrest.config"])
+        .values(&[
+            ("isolation", &["ephemeral"]),
+            ("target", &["immediate", "latest"]),
+        ])
         .outputs(&[
             "database",
             "amcheck",
