@@ -273,7 +273,8 @@ pub struct Step {
     pub output: Option<String>,
     /// backup/sqlite: run a WAL checkpoint on the source first.
     pub checkpoint: Option<bool>,
-    /// backup/postgres: `custom` or `directory`.
+    /// backup/postgres: `custom` or `directory` (pg_dump), `plain` or `tar`
+    /// (`method = "basebackup"`).
     pub format: Option<String>,
     /// backup/restore postgres: parallel jobs.
     pub jobs: Option<u32>,
@@ -287,7 +288,8 @@ pub struct Step {
     pub paths: Option<Vec<String>>,
     /// backup/files, checksum: globs to leave out.
     pub exclude: Option<Vec<String>>,
-    /// backup/files: `zstd`, `gzip` or `none`.
+    /// backup/files and backup/mysql: `zstd`, `gzip` or `none`; backup/postgres (pg_dump):
+    /// `zstd` or `none`.
     pub compression: Option<String>,
     /// backup (sqlite, postgres, mysql): also output `table_digests`, each table's content
     /// digest, in the snapshot of the counts.
