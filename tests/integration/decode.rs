@@ -133,6 +133,33 @@ fn an_age_encrypted_zstd_backup_restores_to_the_plain_file_with_no_shell_step() 
     restored_plain(&age_only, &made);
 }
 
+/// A local backup decoded on the way is checked against the `SHA256SUMS` beside it (the
+/// stored file's hash), before it is decoded: a file altered since fails, naming both.
+#[test]
+fn a_decoded_local_backup_is_checked_against_the_sha256sums_beside_it() {
+    let Some(made) = Made::new() else { return };
+    let stored = made.file("cortex.db.zst");
+    for (summed, code) in [(b"another file".as_slice(), 1), (stored, 0)] {
+        let sums = format!("{}  cortex.db.zst\n", sha256(summed));
+        let drill = made.drill("*.zst", "decompress = \"zstd\"", "");
+        let out = drill
+            .file("backups/SHA256SUMS", sums.as_bytes())
+            .run()
+            .expect_code(code);
+        match code {
+            0 => {
+                out.log_has("verified: SHA256SUMS, zstd decompression");
+            }
+            _ => {
+                let step = out.step("latest");
+                step.failed_with("is altered or truncated")
+                    .says("SHA256SUMS says");
+                assert!(!out.path().join("out/cortex.db").exists(), "written");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_wrong_age_key_or_a_damaged_file_fails_and_writes_nothing() {
     let Some(made) = Made::new() else { return };
