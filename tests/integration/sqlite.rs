@@ -357,6 +357,11 @@ fn the_rto_gate_fails_when_recovery_phases_exceed_it() {
     };
     let out = decide("20m").run().expect_code(1);
     out.gate("RTO").failed();
+    let summary = out.record()["summary"].as_str().unwrap().to_string();
+    assert!(
+        summary.starts_with("failed: gate RTO missed: "),
+        "{summary}"
+    );
     let assumed = &out.record()["rto"]["assumed_phases"];
     assert!(assumed.as_array().unwrap().contains(&"decide".into()));
     out.report_has("*(assumed)*");
