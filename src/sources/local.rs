@@ -85,23 +85,8 @@ impl Source for Local {
 
 /// The sha256 of the file at `path` (read, never written), when it is `listed`.
 fn in_place_matches(path: &Path, listed: &str, ctx: &Ctx<'_>) -> Result<String> {
-    use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        ctx.cancel.check()?;
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let sha256 = super::hex(&hasher.finalize());
+    let (_, sha256) = crate::engines::files::verify::sha256_file(path, &mut buf, ctx.cancel)?;
     anyhow::ensure!(
         sha256.eq_ignore_ascii_case(listed),
         "{} is altered or truncated: its sha256 is {sha256}, {SUMS} says {listed}",

@@ -118,7 +118,9 @@ pub fn files_match(
     Ok(out)
 }
 
-fn sha256_file(path: &Path, buf: &mut [u8], cancel: &Cancel) -> anyhow::Result<(u64, String)> {
+/// The size and hex sha256 of the file at `path`, read through `buf`, stopping when
+/// `cancel` fires.
+pub fn sha256_file(path: &Path, buf: &mut [u8], cancel: &Cancel) -> anyhow::Result<(u64, String)> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut sha = sha2::Sha256::new();
     let mut bytes = 0u64;
