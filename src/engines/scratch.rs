@@ -6,6 +6,13 @@
 
 use crate::proc::{Liveness, Owner};
 
+/// This run's mark for the scratch database of its step `step`, as a quoted SQL string
+/// literal with backslash escapes (MySQL's default; PostgreSQL's `E'...'`).
+pub fn mark_literal(step: &str) -> String {
+    let mark = Owner::this_run(step).mark();
+    format!("'{}'", mark.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// What to do with the scratch database `db` on `server`, found existing before the
 /// drill creates it, from the text found on it (`mark`): Ok(the warning to give) when
 /// it is to be dropped and created afresh, Err(why not) when the drill must refuse it.

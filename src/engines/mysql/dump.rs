@@ -220,15 +220,12 @@ pub fn create_scratch(
     shown: &str,
     step: &str,
 ) -> anyhow::Result<Option<String>> {
-    let exists = |conn: &mut mysql::Conn| -> anyhow::Result<bool> {
-        let found: Option<String> = conn.exec_first(
-            "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
-            (name,),
-        )?;
-        Ok(found.is_some())
-    };
+    let found: Option<String> = conn.exec_first(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
+        (name,),
+    )?;
     let mut dropped = None;
-    if exists(conn)? {
+    if found.is_some() {
         // No such column on MySQL: a database there carries no mark.
         let mark: Option<Option<String>> = conn
             .exec_first(
@@ -248,11 +245,8 @@ pub fn create_scratch(
         dropped = Some(warning);
     }
     let create = format!("CREATE DATABASE {} CHARACTER SET utf8mb4", ident(name));
-    let mark = crate::proc::Owner::this_run(step)
-        .mark()
-        .replace('\\', "\\\\")
-        .replace('\'', "''");
-    match conn.query_drop(format!("{create} COMMENT '{mark}'")) {
+    let mark = crate::engines::scratch::mark_literal(step);
+    match conn.query_drop(format!("{create} COMMENT {mark}")) {
         // ER_PARSE_ERROR: a server without schema comments (MySQL).
         Err(mysql::Error::MySqlError(e)) if e.code == 1064 => conn.query_drop(&create)?,
         marked => marked?,

@@ -6,7 +6,6 @@
 use anyhow::{Context as _, bail, ensure};
 
 use crate::engines;
-use crate::proc::Owner;
 
 use super::catalog::ident;
 use super::conn::db_message;
@@ -72,12 +71,8 @@ pub fn create(target: &PgUrl, db: &str, step: &str) -> anyhow::Result<Option<Str
         })?;
     // The proof for a later run, should this one be killed before its teardown. Without
     // it (a server refusing comments) that run refuses the database, as before marks.
-    let mark = Owner::this_run(step).mark();
-    let literal = mark.replace('\\', "\\\\").replace('\'', "''");
-    let _ = client.batch_execute(&format!(
-        "COMMENT ON DATABASE {} IS E'{literal}'",
-        ident(db)
-    ));
+    let mark = engines::scratch::mark_literal(step);
+    let _ = client.batch_execute(&format!("COMMENT ON DATABASE {} IS E{mark}", ident(db)));
     Ok(dropped)
 }
 
