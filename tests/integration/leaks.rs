@@ -124,7 +124,8 @@ fn the_engine_tools_inherit_no_password(drill: Drill, tools: &[&str], password: 
     let bin = marks.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     for tool in tools {
-        let real = which(tool);
+        let real = super::server::on_path(tool).unwrap_or_else(|| panic!("{tool} not on PATH"));
+        let real = real.display();
         let wrapper = format!("#!/bin/sh\nenv > \"$ENV_MARKS/{tool}\"\nexec '{real}' \"$@\"\n");
         let path = bin.join(tool);
         std::fs::write(&path, wrapper).unwrap();
@@ -175,18 +176,6 @@ fn the_database_password_is_in_no_environment_of_pg_dump_nor_pg_restore() {
     let target = format!("target_url = \"{}\"", server.url("drill_env"));
     let drill = custom_drill(&server, &target, &[("#AFTER_RESTORE#", OWN)]);
     the_engine_tools_inherit_no_password(drill, &["pg_dump", "pg_restore"], server.password());
-}
-
-/// Where `program` is on PATH.
-fn which(program: &str) -> String {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file());
-    found
-        .unwrap_or_else(|| panic!("{program} not on PATH"))
-        .display()
-        .to_string()
 }
 
 /// `interval = "0s"` against a port that refuses: a pause of 100ms still, not a loop

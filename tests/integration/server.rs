@@ -80,7 +80,8 @@ pub fn postgres_bin() -> Option<PathBuf> {
     newest.or_else(|| Some(on_path("initdb")?.parent()?.to_path_buf()))
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+/// Where the program `name` is: on PATH, or in an sbin directory not on it.
+pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
