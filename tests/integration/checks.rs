@@ -170,6 +170,7 @@ fn a_files_restore_onto_the_archive_it_restores_is_refused() {
             .step(files_restore("{{ steps.backup.path }}", target));
         let d = book.drill().file("tree/a.txt", b"a").arg("--keep-workdir");
         let out = d.run().expect_code(1);
+        let _kept = out.kept_workdir();
         let archive = out.output("backup", "path");
         let archive = Path::new(archive.as_str().unwrap());
         out.step("restore")
@@ -177,7 +178,6 @@ fn a_files_restore_onto_the_archive_it_restores_is_refused() {
             .says(&archive.parent().unwrap().display().to_string());
         let bytes = std::fs::metadata(archive).unwrap().len();
         assert_eq!(out.output("backup", "bytes"), bytes, "{target}");
-        let _ = std::fs::remove_dir_all(archive.parent().unwrap().parent().unwrap());
     }
 }
 

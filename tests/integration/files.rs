@@ -63,6 +63,7 @@ fn a_tree_round_trips_with_every_compression() {
 fn the_manifest_lists_every_file_with_its_sha256() {
     let d = tree_drill(tree_playbook(None)).arg("--keep-workdir");
     let out = d.run().expect_code(0);
+    let _kept = out.kept_workdir();
     let path = out.output("backup", "manifest");
     let manifest = std::fs::read_to_string(path.as_str().unwrap()).unwrap();
     let lines: Vec<Value> = manifest

@@ -177,6 +177,24 @@ impl Outcome {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.artifact(".log")).unwrap()
     }
+
+    /// The work directory a `--keep-workdir` run left, removed when the guard is dropped
+    /// (a failed assertion too): it lies outside the test's own temp directory.
+    pub fn kept_workdir(&self) -> KeptWorkdir {
+        let record = self.record();
+        let path = record["workdir"]
+            .as_str()
+            .expect("the record names its workdir");
+        KeptWorkdir(PathBuf::from(path))
+    }
+}
+
+pub struct KeptWorkdir(pub PathBuf);
+
+impl Drop for KeptWorkdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The newest artifact ending in `ext` in `dir` (e.g. ".json", ".html").

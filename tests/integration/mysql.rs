@@ -393,16 +393,16 @@ fn the_password_never_appears_in_artifacts_logs_reports_or_process_arguments() {
     ] {
         assert!(!text.contains(password()), "password in the {what}");
     }
-    let workdir = PathBuf::from(out.record()["workdir"].as_str().unwrap());
-    for (path, text) in all_files(&workdir) {
+    let kept = out.kept_workdir();
+    let workdir = &kept.0;
+    for (path, text) in all_files(workdir) {
         assert!(!text.contains(password()), "password in {}", path.display());
     }
-    let files = listing(&workdir);
+    let files = listing(workdir);
     assert!(
         !files.iter().any(|p| p.contains(".my.cnf")),
         "option file left behind: {files:?}"
     );
-    let _ = std::fs::remove_dir_all(workdir);
 }
 
 #[test]
