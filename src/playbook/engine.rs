@@ -79,6 +79,25 @@ pub struct Method {
     physical: bool,
     /// The closed sets of values of its fields (`format` is pg_dump's or pg_basebackup's).
     pub values: &'static [Values],
+    /// Values of two of its fields that do not go together.
+    pub clashes: &'static [Clash],
+}
+
+/// Two values of two fields that do not go together, and why: `validate` refuses them
+/// at the second field's place, and so does the step where one is a template.
+#[derive(Debug)]
+pub struct Clash {
+    pub first: (&'static str, &'static str),
+    pub second: (&'static str, &'static str),
+    pub why: &'static str,
+}
+
+impl Clash {
+    /// That the two values do not go together (the message without the reason).
+    pub fn message(&self) -> String {
+        let ((a, x), (b, y)) = (self.first, self.second);
+        format!("`{a} = \"{x}\"` does not go with `{b} = \"{y}\"`")
+    }
 }
 
 /// Why a physical backup takes no digests.
@@ -92,12 +111,27 @@ impl Method {
             lacks: (&[], ""),
             physical: false,
             values: &[],
+            clashes: &[],
         }
     }
 
     /// Its fields that take one of a closed set of values, with the sets.
     pub const fn values(self, values: &'static [Values]) -> Self {
         Self { values, ..self }
+    }
+
+    /// Values of its fields that do not go together.
+    pub const fn clashes(self, clashes: &'static [Clash]) -> Self {
+        Self { clashes, ..self }
+    }
+
+    /// The first of its clashes that a step shows (`has(field, value)`: the step's
+    /// `field` is `value`).
+    pub fn clash(&self, has: impl Fn(&str, &str) -> bool) -> Option<&'static Clash> {
+        self.clashes.iter().find(|c| {
+            let ((a, x), (b, y)) = (c.first, c.second);
+            has(a, x) && has(b, y)
+        })
     }
 
     /// The values it takes in `field`, when they are a closed set.
@@ -139,11 +173,12 @@ impl Method {
 
 /// The method a step names among `methods` (the first when it names none): an unknown
 /// name is an error listing them, as is a field the method refuses (`present` says
-/// which fields the step has).
+/// which fields the step has) or a clash of two values (`has(field, value)`).
 pub fn method<'m>(
     given: Option<&str>,
     methods: &'m [Method],
     present: impl Fn(&str) -> bool,
+    has: impl Fn(&str, &str) -> bool,
 ) -> Result<&'m Method, String> {
     let Some(found) = methods.iter().find(|m| given.is_none_or(|g| g == m.name)) else {
         return Err(unknown_method(given.unwrap_or_default(), methods));
@@ -153,8 +188,11 @@ pub fn method<'m>(
         .chain(found.lacks.0)
         .filter(|f| present(f))
         .find_map(|f| Some((f, found.refuses(f)?)));
-    match refused {
-        Some((field, why)) => Err(format!("{}: {why}", found.refusal(field))),
+    if let Some((field, why)) = refused {
+        return Err(format!("{}: {why}", found.refusal(field)));
+    }
+    match found.clash(has) {
+        Some(clash) => Err(format!("{}: {}", clash.message(), clash.why)),
         None => Ok(found),
     }
 }

@@ -27,7 +27,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 /// Where a step is: the record's type, the playbook's sections.
 pub use crate::artifact::Section;
 pub use diagnostic::{Diagnostic, line_col};
-pub use engine::{EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec, one_of};
+pub use engine::{
+    Clash, EngineSpec, KindSpec, Method, SCHEMA_OUTPUTS, find_spec, kind_spec, one_of,
+};
 pub use evidence::EvidenceSettings;
 pub use fields::{
     NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, field_value, kind_fields,
@@ -75,7 +77,8 @@ pub fn required<'s, T: ?Sized>(value: Option<&'s T>, field: &str) -> anyhow::Res
 /// names none), after its rendering: an unknown one, or a field it refuses, is an error.
 pub fn method<'m>(step: &Step, engine: &str, methods: &'m [Method]) -> anyhow::Result<&'m Method> {
     let present = |f: &str| field_value(step, f).is_some();
-    engine::method(step.method.as_deref(), methods, present)
+    let has = |f: &str, v: &str| field_value(step, f).is_some_and(|x| x == v);
+    engine::method(step.method.as_deref(), methods, present, has)
         .map_err(|e| anyhow::anyhow!("backup/{engine}: {e}"))
 }
 

@@ -245,17 +245,40 @@ fn validate_names_an_unknown_secret_wherever_a_template_reads_it() {
 }
 
 /// docs/postgres.md showed `compression = "zstd"` beside `format = "directory"`: pg_dump
-/// then failed with "no output directory specified". The step now says which fields
-/// clash, before it connects (no server is needed to see it).
+/// then failed with "no output directory specified". `validate` refuses the pair at the
+/// second field's place; where one is a template, the step says which fields clash,
+/// before it connects (no server is needed to see either).
 #[test]
 fn a_zstd_compressed_directory_dump_is_refused_naming_both_fields() {
-    let backup = backup("postgres", "{{ drill.workdir }}/dump")
-        .set("url", "postgres://app@127.0.0.1:1/app")
-        .set("format", "directory")
-        .set("compression", "zstd");
-    let out = pb("t").step(backup).run().expect_code(1);
-    out.step("backup")
-        .failed_with("`compression = \"zstd\"` needs `format = \"custom\"`");
+    let clash = "`compression = \"zstd\"` does not go with `format = \"directory\"`";
+    let dump = |format: &str| {
+        backup("postgres", "{{ drill.workdir }}/dump")
+            .set("url", "postgres://app@127.0.0.1:1/app")
+            .set("format", format)
+            .set("compression", "zstd")
+    };
+    let toml = pb("t").step(dump("directory")).toml();
+    let out = Drill::new(&toml).validate().expect_code(2);
+    let line = toml
+        .lines()
+        .position(|l| l.starts_with("format ="))
+        .unwrap()
+        + 1;
+    out.stderr_has(clash)
+        .stderr_has(&format!("--> playbook.toml:{line}:10"))
+        .stderr_has("a directory dump compresses its own files");
+    // Known only to the run, it fails the step, not the drill's other steps.
+    let templated = pb("t").var("f", "directory").step(dump("{{ vars.f }}"));
+    templated.drill().validate().expect_code(0);
+    templated
+        .run()
+        .expect_code(1)
+        .step("backup")
+        .failed_with(clash);
+    // Either alone is fine.
+    Drill::new(&pb("t").step(dump("custom")).toml())
+        .validate()
+        .expect_code(0);
 }
 
 /// The README's `RESTIC_DEMO_PASSWORD=demo restore-drill run playbooks/restic.toml`

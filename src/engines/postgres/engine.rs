@@ -20,7 +20,7 @@ use super::url::PgUrl;
 use crate::engines::digest;
 use crate::engines::{Backup, Connected, Ctx, Engine, Restored, SchemaFacts};
 use crate::outputs;
-use crate::playbook::{EngineSpec, KindSpec, Method, Step, method, required};
+use crate::playbook::{Clash, EngineSpec, KindSpec, Method, Step, method, required};
 
 pub struct Postgres;
 
@@ -66,10 +66,16 @@ fn os_user(step: &Step) -> Option<&str> {
 
 /// How a backup is taken: `pg_dump` (the default) or `pg_basebackup`.
 const BACKUP_METHODS: &[Method] = &[
-    Method::new("dump", "pg_dump").values(&[
-        ("format", Format::NAMES),
-        ("compression", &["zstd", "none"]),
-    ]),
+    Method::new("dump", "pg_dump")
+        .values(&[
+            ("format", Format::NAMES),
+            ("compression", &["zstd", "none"]),
+        ])
+        .clashes(&[Clash {
+            first: ("compression", "zstd"),
+            second: ("format", "directory"),
+            why: "zstd compresses pg_dump's one archive (`format = \"custom\"`, the default); a directory dump compresses its own files",
+        }]),
     Method::new("basebackup", "pg_basebackup")
         .physical()
         .lacks(&["compression", "jobs"], "they are pg_dump's")
@@ -91,11 +97,6 @@ fn backup(step: &Step, ctx: &Ctx<'_>) -> anyhow::Result<Backup> {
             "backup/postgres: `compression` must be \"zstd\" or \"none\", not \"{other}\" (without it pg_dump compresses with zlib)"
         ),
     };
-    if zstd && format == Format::Directory {
-        bail!(
-            "backup/postgres: `compression = \"zstd\"` needs `format = \"custom\"` (the default): it compresses pg_dump's one archive, and a directory dump compresses its own files"
-        );
-    }
     let bins = Bins::new(step.pg_bin_dir.as_deref())?;
     let scratch = scratch_dir(ctx)?;
     let started = std::time::Instant::now();

@@ -32,6 +32,22 @@ impl Validator<'_> {
         for (values, by) in of_kind.chain(of_method) {
             self.closed_value(step, spec.methods, values, by, path);
         }
+        if let Some(method) = method {
+            self.clash(method, path);
+        }
+    }
+
+    /// Two written values the method does not take together, at the second's place.
+    fn clash(&mut self, method: &Method, path: &[Seg<'_>]) {
+        let written = |field: &str| self.spans.find(&[path, &[Seg::Key(field)]].concat());
+        let has = |field: &str, value: &str| {
+            written(field).is_some_and(|w| w.get_ref().as_str() == Some(value))
+        };
+        let Some(clash) = method.clash(has) else {
+            return;
+        };
+        let span = written(clash.second.0).map(|w| w.span());
+        self.error(clash.message(), span).help = Some(clash.why.into());
     }
 
     /// The value of `field` among `allowed` (those of method `by` when given).
