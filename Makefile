@@ -40,7 +40,7 @@ bench:
 
 ## Mutation testing of the code that decides pass or fail, against the fast tests
 ## (.cargo/mutants.toml); slow, not part of `make test`. MUTANTS_FILES=... narrows it.
-MUTANTS_FILES ?= src/runner/gates.rs src/steps/checksum.rs src/steps/sql.rs \
+MUTANTS_FILES ?= src/runner/gates.rs src/runner/verdict.rs src/steps/checksum.rs src/steps/sql.rs \
 	src/steps/restore.rs src/steps/http.rs src/steps/files.rs \
 	src/engines/sqlite/conn.rs src/engines/sqlite/integrity.rs \
 	src/engines/sqlite/mod.rs src/engines/files/verify.rs src/sources/audit.rs \
