@@ -8,14 +8,13 @@
 //! error, and `validate` refuses a verify that would read a blake3 manifest as sha256.
 
 use std::fs::File;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
-use sha2::Digest as _;
 
 use super::{StepCtx, StepOutcome};
 use crate::artifact::FileRecord;
+use crate::engines::files::verify::sha256_read;
 use crate::outputs;
 use crate::playbook::{Algorithm, Step};
 use crate::proc::Cancel;
@@ -305,31 +304,13 @@ pub fn hash_file(
     let file = crate::limits::open_file(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     match algorithm {
-        Algorithm::Sha256 => sha256_file(file, cancel, progress),
+        Algorithm::Sha256 => {
+            let mut buf = vec![0u8; CHUNK];
+            let (bytes, hex) = sha256_read(&mut &file, &mut buf, cancel, progress)?;
+            Ok((hex, bytes))
+        }
         Algorithm::Blake3 => blake3_file(&file, cancel, progress),
     }
-}
-
-/// SHA-256 is single-threaded (SHA-NI where the CPU has it): buffered reads keep up.
-fn sha256_file(
-    mut file: File,
-    cancel: &Cancel,
-    progress: &mut dyn FnMut(u64),
-) -> anyhow::Result<(String, u64)> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut sha = sha2::Sha256::new();
-    let mut bytes = 0u64;
-    loop {
-        cancel.check()?;
-        let n = read_full(&mut file, &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        bytes += n as u64;
-        progress(n as u64);
-    }
-    Ok((hex(&sha.finalize()), bytes))
 }
 
 /// Bytes of the file mapped at a time: resident memory stays bounded by this. Each
@@ -370,22 +351,6 @@ fn blake3_file(
         progress(size as u64);
     }
     Ok((hasher.finalize().to_hex().to_string(), len))
-}
-
-/// Fills `buf` unless the file ends first.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_record(

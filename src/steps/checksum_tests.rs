@@ -363,12 +363,12 @@ fn hashing_reads_every_byte_across_chunks() {
     let (sha, n) = hash_file(&path, Algorithm::Sha256, &cancel, &mut |b| seen += b).unwrap();
     assert_eq!(n, data.len() as u64);
     assert_eq!(seen, n);
-    assert_eq!(sha, hex(&sha2::Sha256::digest(&data)));
+    let want = <sha2::Sha256 as sha2::Digest>::digest(&data);
+    assert_eq!(sha, format!("{want:x}"));
     let mut seen = 0;
     let (b3, n) = hash_file(&path, Algorithm::Blake3, &cancel, &mut |b| seen += b).unwrap();
     assert_eq!((n, seen), (data.len() as u64, data.len() as u64));
     assert_eq!(b3, blake3::hash(&data).to_hex().to_string());
-    assert_eq!(hex(&[0, 1, 255]), "0001ff");
 }
 
 /// The progress bar ends at the total, writing and verifying.

@@ -2,7 +2,7 @@
 //! `json_valid` and `file_count`. Every file is streamed; nothing is loaded whole.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read as _};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -122,21 +122,47 @@ pub fn files_match(
 /// `cancel` fires.
 pub fn sha256_file(path: &Path, buf: &mut [u8], cancel: &Cancel) -> anyhow::Result<(u64, String)> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    sha256_read(&mut file, buf, cancel, &mut |_| {})
+}
+
+/// The size and hex sha256 of what `reader` yields, read in pieces of `buf`'s size (each
+/// full but the last: fewer, larger updates), each piece's size given to `progress`;
+/// stops when `cancel` fires. SHA-256 is single-threaded (SHA-NI where the CPU has it):
+/// buffered reads keep up.
+pub fn sha256_read(
+    reader: &mut impl Read,
+    buf: &mut [u8],
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<(u64, String)> {
     let mut sha = sha2::Sha256::new();
     let mut bytes = 0u64;
     loop {
         cancel.check()?;
-        let n = file.read(buf)?;
+        let n = read_full(reader, buf)?;
         if n == 0 {
             break;
         }
         sha.update(&buf[..n]);
         bytes += n as u64;
+        progress(n as u64);
     }
     Ok((
         bytes,
         sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
     ))
+}
+
+/// Fills `buf` unless the reader ends first.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// Glob patterns matched against paths under the verified directory.
