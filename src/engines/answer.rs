@@ -4,8 +4,9 @@
 //! crates cannot be interrupted. The connect runs on a thread of its own; past the
 //! deadline the step gets an error and the thread is left to end with its socket.
 
-use std::sync::mpsc;
 use std::time::Duration;
+
+use crate::proc::{Detached, Waited};
 
 /// How long a server may take to complete the handshake when nothing says otherwise
 /// (libpq's `connect_timeout` bounds the same: the whole connection set-up).
@@ -17,19 +18,13 @@ pub fn within<T: Send + 'static>(
     server: &str,
     connect: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("connect".into())
-        .spawn(move || {
-            let _ = tx.send(connect());
-        })?;
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => anyhow::bail!(
+    match Detached::start("connect", connect)?.wait(Some(limit), None) {
+        Waited::Done(result) => result,
+        Waited::TimedOut | Waited::Cancelled => anyhow::bail!(
             "cannot connect to {server}: no answer within {} (something accepts connections there but never completes the handshake)",
             crate::fmt::fmt_secs(limit.as_secs_f64())
         ),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
+        Waited::Crashed => {
             anyhow::bail!("cannot connect to {server}: the connection attempt crashed")
         }
     }

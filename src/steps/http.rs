@@ -3,7 +3,6 @@
 //! response (status and a body excerpt) or the connection error, and the attempt count.
 
 use std::io::Read as _;
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -12,7 +11,7 @@ use serde_json::Value;
 use super::{StepCtx, StepOutcome, duration, required};
 use crate::outputs;
 use crate::playbook::{ExpectStatus, Step};
-use crate::proc::Cancel;
+use crate::proc::{Cancel, Detached, Waited};
 
 /// Default per-request limit: a probe must be short enough to stop soon after Ctrl-C,
 /// because a blocking request cannot be interrupted.
@@ -27,8 +26,6 @@ const READ_LIMIT: u64 = 1024 * 1024;
 const KEEP_BODY: usize = 2048;
 /// How much of the body a failure message quotes.
 const EXCERPT: usize = 300;
-/// How often a request in flight looks whether the step was told to stop.
-const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let request = Request::of(step)?;
@@ -159,25 +156,15 @@ impl Request {
         timeout: Duration,
         cancel: &Cancel,
     ) -> Option<Result<Response, String>> {
-        let (tx, rx) = mpsc::channel();
         let (request, agent) = (self.clone(), agent.clone());
-        let spawned = std::thread::Builder::new()
-            .name("http-request".into())
-            .spawn(move || {
-                let _ = tx.send(request.send(&agent, timeout));
-            });
-        if let Err(e) = spawned {
-            return Some(Err(format!("cannot start the request: {e}")));
-        }
-        loop {
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(answer) => return Some(answer),
-                Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => return None,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Some(Err("the request ended without an answer".into()));
-                }
-            }
+        let sending = match Detached::start("http-request", move || request.send(&agent, timeout)) {
+            Ok(sending) => sending,
+            Err(e) => return Some(Err(format!("cannot start the request: {e}"))),
+        };
+        match sending.wait(None, Some(cancel)) {
+            Waited::Done(answer) => Some(answer),
+            Waited::Cancelled | Waited::TimedOut => None,
+            Waited::Crashed => Some(Err("the request ended without an answer".into())),
         }
     }
 
