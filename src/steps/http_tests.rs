@@ -274,18 +274,31 @@ fn no_server_fails_with_the_connection_error() {
     assert!(bad.error.unwrap().starts_with("no response"));
 }
 
+/// A probe cancelled while it waits to try again stops at once, counting its attempts.
+/// The cancel comes once the first answer is in the log: cancelled earlier, the first
+/// attempt itself is given up (`a_request_in_flight_is_given_up_when_cancelled`).
 #[test]
 fn a_cancelled_probe_stops_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(|_| (503, String::new()));
     let c = ctx(dir.path());
-    c.cancel.stop(Duration::ZERO);
+    let cancel = Arc::clone(&c.cancel);
+    let logged = dir.path().to_path_buf();
+    let stopper = std::thread::spawn(move || {
+        let waiting = Instant::now();
+        while !log(&logged).contains("→ HTTP 503") && waiting.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cancel.stop(Duration::ZERO);
+    });
     let toml = format!(
-        "id = \"t\"\nkind = \"http\"\nurl = {:?}\nretry_until = \"1h\"",
+        "id = \"t\"\nkind = \"http\"\nurl = {:?}\nretry_until = \"1h\"\ninterval = \"1h\"",
         server.url
     );
     let started = Instant::now();
     let out = super::super::execute(&step(&toml), &c);
+    stopper.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(out.error.as_deref(), Some("cancelled after 1 attempt(s)"));
 }
