@@ -1,0 +1,177 @@
+//! Hostile peers of the sources: a real S3-compatible server on 127.0.0.1 whose listing
+//! never ends, and a stand-in `restic` (a real shell script first on PATH) that prints
+//! without end. Each `locate` fails naming what is wrong, in bounded time (60 s) and
+//! memory (4 GiB of address space, and a maximum resident set measured): never a hang,
+//! never the machine's memory.
+
+use std::io::{BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use super::hostile::{Bounded, tool};
+use super::hostile_files::bounded_cmd;
+use super::receiver::read_head;
+use super::*;
+
+/// A real HTTP server on 127.0.0.1 that answers every request 200 with
+/// `answer(target)` (the request's path and query), then closes the connection.
+fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (line, _) = read_head(&mut reader);
+            let body = answer(line.split(' ').nth(1).unwrap_or_default());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+/// A ListObjectsV2 page of `keys` that says more follow, at `next`.
+fn truncated_page(keys: impl Iterator<Item = String>, next: &str) -> String {
+    let contents: String = keys
+        .map(|k| {
+            format!("<Contents><Key>{k}</Key><LastModified>2026-11-28T03:00:00.000Z</LastModified><Size>1</Size></Contents>")
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true</IsTruncated>{contents}<NextContinuationToken>{next}</NextContinuationToken></ListBucketResult>"
+    )
+}
+
+/// Runs `playbook` in its drill directory, with `env`, bounded (see [`bounded_cmd`]) to
+/// `limit` seconds: it must end failed (exit 1). The run and its record.
+fn run_failing(playbook: &Playbook, env: &[(&str, &str)], limit: u64) -> (Bounded, Value) {
+    let dir = playbook.drill().dir_for_tests();
+    let mut cmd = tool(dir.path(), &["run", "playbook.toml", "--artifacts", "a"]);
+    cmd.envs(env.iter().copied());
+    let run = bounded_cmd(cmd, "run", Duration::from_secs(limit));
+    assert_eq!(run.code, Some(1), "{}", tail(&run.stderr));
+    (run, newest_record(&dir.path().join("a")))
+}
+
+/// The error of step `id` of `record`, which must have failed.
+fn failed_step(record: &Value, id: &str) -> String {
+    let steps = record["steps"].as_array().unwrap();
+    let step = steps.iter().find(|s| s["id"] == id).unwrap();
+    assert_eq!(step["status"], "failed", "{step:#}");
+    step["error"].as_str().unwrap_or_default().to_string()
+}
+
+/// A store whose listing never ends is given up on, naming the listing, with no step
+/// `timeout` to save it: the same continuation token again (it looped for ever), new
+/// full pages without end (it looped, its memory growing, until the machine's ran out)
+/// (pages of 5000 objects, as a store may send) and new empty pages without end.
+#[test]
+fn an_s3_listing_that_never_ends_fails_instead_of_looping() {
+    let base = serve(|target| {
+        let page: u64 = target
+            .split("continuation-token=")
+            .nth(1)
+            .and_then(|t| t.split('&').next()?.parse().ok())
+            .unwrap_or(0);
+        let keys = |n: u64| (0..n).map(move |i| format!("p/{page}-{i}.db"));
+        match target.split('/').nth(1).unwrap_or_default() {
+            "same" => truncated_page(keys(1), "7"),
+            "full" => truncated_page(keys(5000), &(page + 1).to_string()),
+            _ => truncated_page(keys(0), &(page + 1).to_string()),
+        }
+    });
+    let locate = |bucket: &str| {
+        step(bucket, "locate")
+            .set("glob", format!("s3://{bucket}/p/*.db"))
+            .set("output", format!("{{{{ drill.workdir }}}}/{bucket}.db"))
+            .set("continue_on_failure", true)
+            .fields(&format!(
+                "s3 = {{ endpoint = \"{base}\", path_style = true }}"
+            ))
+    };
+    let playbook = pb("t").step(["same", "full", "empty"].map(locate));
+    // A million objects take seconds to read in a debug build on a busy machine.
+    let (_, record) = run_failing(&playbook, &[], 180);
+    for (id, says) in [
+        (
+            "same",
+            "listing s3://same/p/: the store gave the same continuation token twice",
+        ),
+        (
+            "full",
+            "listing s3://full/p/: more than 1,000,000 objects; name a narrower prefix",
+        ),
+        (
+            "empty",
+            "listing s3://empty/p/: the store's listing did not end after 2,000 pages",
+        ),
+    ] {
+        assert_has(&failed_step(&record, id), says, id);
+    }
+}
+
+/// A stand-in `restic` that never ends its JSON (it was read until the memory ran out),
+/// prints an endless line of `ls --json` (likewise; its `dump` looks like a tar archive,
+/// which makes the path listed), or fills its stderr with 512 MiB
+/// before failing (read whole to explain the failure): each `locate` fails naming it,
+/// and the run's memory stays under 256 MiB.
+#[test]
+fn a_restic_printing_without_end_is_stopped_in_bounded_memory() {
+    let bin = tempfile::tempdir().unwrap();
+    let script = r#"#!/bin/sh
+case "$* $RESTIC_REPOSITORY" in
+  *snapshots*endless_json*) printf '['; exec yes '{"id":"abcdef12","time":"2026-11-28T03:00:00Z"},' ;;
+  *snapshots*loud*) head -c 536870912 /dev/zero | tr '\0' e >&2; exit 1 ;;
+  *snapshots*) echo '[{"id":"abcdef12","time":"2026-11-28T03:00:00Z"}]' ;;
+  ls*|*" ls "*) exec tr '\0' x </dev/zero ;;
+  dump*|*" dump "*) exec head -c 1024 /dev/zero ;;
+  *) exit 1 ;;
+esac
+"#;
+    write_program(&bin.path().join("restic"), script);
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let locate = |id: &str| {
+        step(id, "locate")
+            .set("paths", list(&["/db/cortex.db"]))
+            .set("output", format!("{{{{ drill.workdir }}}}/{id}.db"))
+            .set("continue_on_failure", true)
+            .fields(&format!(
+                "restic = {{ repository = \"/nonexistent/{id}\", password = \"{{{{ secrets.pw }}}}\" }}"
+            ))
+    };
+    let playbook = pb("t")
+        .secret("pw", "REPO_PW")
+        .step(["endless_json", "endless_line", "loud"].map(locate));
+    let (run, record) = run_failing(&playbook, &[("PATH", &path), ("REPO_PW", "pw")], 60);
+    for (id, says) in [
+        (
+            "endless_json",
+            "restic snapshots printed JSON longer than 64 MiB (the limit)",
+        ),
+        ("endless_line", "restic ls printed a line longer than 1 MiB"),
+        ("loud", "restic snapshots exited with 1: eeee"),
+    ] {
+        assert_has(&failed_step(&record, id), says, id);
+    }
+    assert!(
+        run.max_rss < 256 << 20,
+        "the run held {} MiB at once",
+        run.max_rss >> 20
+    );
+}
+
+/// An executable shell script at `path`.
+fn write_program(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
