@@ -5,7 +5,7 @@
 //! never the machine's memory.
 
 use std::io::{BufReader, Write as _};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,25 +14,38 @@ use super::hostile_files::bounded_cmd;
 use super::receiver::read_head;
 use super::*;
 
-/// A real HTTP server on 127.0.0.1 that answers every request 200 with
-/// `answer(target)` (the request's path and query), then closes the connection.
-fn serve(answer: impl Fn(&str) -> String + Send + 'static) -> String {
+/// A real HTTP server on 127.0.0.1 on which `answer(target, stream)` answers every
+/// request (its path and query), each connection on a thread of its own.
+fn serve_with(answer: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let answer = std::sync::Arc::new(answer);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (line, _) = read_head(&mut reader);
-            let body = answer(line.split(' ').nth(1).unwrap_or_default());
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            let answer = std::sync::Arc::clone(&answer);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (line, _) = read_head(&mut reader);
+                answer(line.split(' ').nth(1).unwrap_or_default(), &mut stream);
+            });
         }
     });
     base
+}
+
+/// A server (see [`serve_with`]) that answers every request 200 with `answer(target)`.
+fn serve(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> String {
+    serve_with(move |target, stream| reply(stream, 200, &answer(target)))
+}
+
+/// A whole answer of `status` with `body`; the connection is then closed.
+fn reply(stream: &mut TcpStream, status: u16, body: &str) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 /// A ListObjectsV2 page of `keys` that says more follow, at `next`.
@@ -113,6 +126,44 @@ fn an_s3_listing_that_never_ends_fails_instead_of_looping() {
     ] {
         assert_has(&failed_step(&record, id), says, id);
     }
+}
+
+/// An object listed at 1 byte whose GET sends a body without end (chunked, a KiB every
+/// 10 ms) fails at once, naming the sizes: the download was written to the disk until
+/// the request's timeout (5 minutes) went by.
+#[test]
+fn an_s3_object_longer_than_listed_is_not_downloaded_without_end() {
+    let base = serve_with(|target, stream| {
+        if target.starts_with("/b/?") {
+            let page = truncated_page(std::iter::once("p/a.db".to_string()), "");
+            return reply(stream, 200, &page.replace("true", "false"));
+        }
+        if target.ends_with("SHA256SUMS") {
+            return reply(stream, 404, "");
+        }
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+        let mut sent = stream.write_all(head.as_bytes());
+        while sent.is_ok() {
+            sent = stream.write_all(chunk.as_bytes());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let playbook = pb("t").step(
+        step("get", "locate")
+            .set("glob", "s3://b/p/*.db")
+            .set("output", "{{ drill.workdir }}/a.db")
+            .fields(&format!(
+                "s3 = {{ endpoint = \"{base}\", path_style = true }}"
+            )),
+    );
+    let (run, record) = run_failing(&playbook, &[], 60);
+    assert_has(
+        &failed_step(&record, "get"),
+        "s3://b/p/a.db is truncated or altered: 2 bytes downloaded, the listing says 1",
+        "get",
+    );
+    assert!(run.elapsed < Duration::from_secs(30), "{:?}", run.elapsed);
 }
 
 /// A stand-in `restic` that never ends its JSON (it was read until the memory ran out),
