@@ -226,3 +226,38 @@ fn write_program(path: &Path, script: &str) {
     std::fs::write(path, script).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// `history` and `verify` over records that each hold a 16 MiB output keep what they show
+/// of each record only: their memory does not grow with the records (it grew by the
+/// size of every record read; 24 records of 40 MiB took 1 GiB).
+#[test]
+fn history_and_verify_memory_stays_flat_over_large_records() {
+    let d = pb("t").step(wait("w", "1ms")).run().expect_code(0);
+    let mut record = newest_record(&d.path().join("artifacts"));
+    record["steps"][0]["outputs"]["pad"] = Value::String("x".repeat(16 << 20));
+    let mut held = |records: usize, command: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..records {
+            let ts = format!("20261101T{i:02}0000Z");
+            record["run_id"] = format!("t-{ts}-1").into();
+            let path = dir.path().join(format!("restore_drill_{ts}.json"));
+            std::fs::write(path, serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+        let out = bounded_cmd(
+            tool(dir.path(), &[command, "."]),
+            command,
+            Duration::from_secs(120),
+        );
+        assert_ne!(out.code, Some(2), "{}", tail(&out.stderr));
+        out.max_rss
+    };
+    for command in ["history", "verify"] {
+        let (few, many) = (held(2, command), held(10, command));
+        assert!(
+            many < few + (64 << 20),
+            "{command}: {} MiB for 2 records, {} MiB for 10",
+            few >> 20,
+            many >> 20
+        );
+    }
+}
