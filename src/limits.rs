@@ -15,6 +15,9 @@ pub const MAX_DURATION_TEXT: &str = "365 days";
 /// The most retries a step may ask for (each attempt may last up to its `timeout`).
 pub const MAX_RETRIES: u32 = 1000;
 
+/// The most parallel `jobs` of pg_dump or pg_restore (each a process and a connection).
+pub const MAX_JOBS: u32 = 256;
+
 /// The largest playbook read: 16 MiB (a real one is a few KiB).
 pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
 /// The largest report template read.

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 
 use super::remote::Bucket;
-use crate::artifact::{self, RunRecord};
+use crate::artifact;
 use crate::cli::StatusFormat;
 use crate::exit::ExitCode;
 use crate::fmt::{fmt_secs, plural};
@@ -174,8 +174,8 @@ pub(super) fn history(place: &Place) -> ExitCode {
         let rows = fleet::rows(place.briefs(&listing));
         print!("{}", fleet::table(&rows, now()));
     } else {
-        let records: Vec<RunRecord> = place.read(&listing);
-        print!("{}", history::table(&records));
+        let lines: Vec<history::Line> = place.read(&listing);
+        print!("{}", history::table(&lines));
     }
     ExitCode::Passed
 }

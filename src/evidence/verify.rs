@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use minisign::{PublicKey, PublicKeyBox, SignatureBox};
 
 use super::{read_record, sha256_hex};
-use crate::artifact::{self, RunRecord};
+use crate::artifact::{self, PreviousRecord, RunRecord};
 
 /// What `verify` found.
 #[derive(Debug, Default)]
@@ -39,7 +39,27 @@ struct Entry {
     /// How messages name it: its path below the directory verified.
     shown: String,
     sha256: String,
-    record: RunRecord,
+    record: Linked,
+}
+
+/// What `verify` keeps of a record once read (the rest is dropped: memory stays flat
+/// however many, or large, the records are).
+struct Linked {
+    run_id: String,
+    drill: String,
+    finished: bool,
+    previous: Option<PreviousRecord>,
+}
+
+impl From<RunRecord> for Linked {
+    fn from(r: RunRecord) -> Self {
+        Self {
+            run_id: r.run_id,
+            drill: r.drill.name,
+            finished: r.finished_at.is_some(),
+            previous: r.previous,
+        }
+    }
 }
 
 impl Entry {
@@ -93,14 +113,11 @@ fn verify_folder(
                     path: path.clone(),
                     shown: shown(root, path),
                     sha256: sha256_hex(&bytes),
-                    record,
+                    record: record.into(),
                 };
-                match drills
-                    .iter_mut()
-                    .find(|(d, _)| *d == entry.record.drill.name)
-                {
+                match drills.iter_mut().find(|(d, _)| *d == entry.record.drill) {
                     Some((_, list)) => list.push(entry),
-                    None => drills.push((entry.record.drill.name.clone(), vec![entry])),
+                    None => drills.push((entry.record.drill.clone(), vec![entry])),
                 }
             }
             Err(e) => found
@@ -159,7 +176,7 @@ fn check_name(entry: &Entry, found: &mut Verified) {
         .unwrap_or_default();
     let run = &entry.record.run_id;
     let run_ts = run
-        .strip_prefix(&format!("{}-", entry.record.drill.name))
+        .strip_prefix(&format!("{}-", entry.record.drill))
         .and_then(|rest| rest.split('-').next())
         .unwrap_or_default();
     if file_ts != run_ts {
@@ -176,11 +193,11 @@ fn check_signature(entry: &Entry, key: &PublicKey, found: &mut Verified) {
     let text = match crate::limits::read_regular_text(&sig_path, 1 << 20) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            match entry.record.finished_at {
-                None => found
+            match entry.record.finished {
+                false => found
                     .notes
                     .push(format!("{name}: not signed: the run never finished")),
-                Some(_) => found
+                true => found
                     .problems
                     .push(format!("{name}: not signed ({sig_name} is missing)")),
             }

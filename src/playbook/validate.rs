@@ -21,6 +21,7 @@ use crate::template::STEP_ROOTS;
 mod durations;
 mod manifests;
 mod names;
+mod numbers;
 mod phases;
 mod sources;
 mod unattended;
@@ -276,17 +277,7 @@ impl<'a> Validator<'a> {
                 self.error(message, id_span.clone()).help = Some(help.into());
             }
         }
-        if step.retries > crate::limits::MAX_RETRIES {
-            let span = self.spans.value(&[path, &[Seg::Key("retries")]].concat());
-            self.error(
-                format!(
-                    "`retries = {}` is more than the limit of {}",
-                    step.retries,
-                    crate::limits::MAX_RETRIES
-                ),
-                span,
-            );
-        }
+        self.step_numbers(step, path);
         if let Some(problem) = step
             .expect_status
             .as_ref()

@@ -65,39 +65,67 @@ fn trend(rto: f64, previous: Option<f64>) -> String {
     }
 }
 
-/// `history`'s table, oldest first. A run that did not pass shows no RTO or RPO (they
-/// were not measured, or not to be trusted) and takes no part in the trend.
-pub fn table(records: &[RunRecord]) -> String {
-    let mut out = format!(
-        "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend\n",
-        "started", "drill", "status", "duration", "RTO", "RPO", "backup"
-    );
-    let mut last_rto: HashMap<&str, f64> = HashMap::new();
-    let dash = || "—".to_string();
-    for r in records {
-        let backup: f64 = r
+/// What `history` shows of a record: read whole, then all but this is dropped, so that
+/// memory stays flat however many (or large) the records are.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "RunRecord")]
+pub struct Line {
+    started_at: String,
+    drill: String,
+    status: RunStatus,
+    duration_s: f64,
+    /// RTO and RPO of a passing run (not measured, or not to be trusted, otherwise).
+    rto: Option<f64>,
+    rpo: Option<f64>,
+    /// Bytes of its backups and located recovery points.
+    backup: f64,
+}
+
+impl From<RunRecord> for Line {
+    fn from(r: RunRecord) -> Self {
+        let backup = r
             .steps
             .iter()
             .filter(|s| s.kind == "backup" || s.kind == "locate")
             .filter_map(|s| s.outputs.get("bytes").and_then(|b| b.as_f64()))
             .sum();
         let passed = r.status == RunStatus::Passed;
-        let rto = r.rto.measured_s.filter(|_| passed);
-        let rpo = r.rpo.as_ref().and_then(|p| p.measured_s).filter(|_| passed);
-        let trend = rto.map_or_else(String::new, |rto| {
-            trend(rto, last_rto.insert(r.drill.name.as_str(), rto))
+        Self {
+            rto: r.rto.measured_s.filter(|_| passed),
+            rpo: r.rpo.as_ref().and_then(|p| p.measured_s).filter(|_| passed),
+            started_at: r.started_at,
+            drill: r.drill.name,
+            status: r.status,
+            duration_s: r.duration_s,
+            backup,
+        }
+    }
+}
+
+/// `history`'s table, oldest first. A run that did not pass shows no RTO or RPO (they
+/// were not measured, or not to be trusted) and takes no part in the trend.
+pub fn table(lines: &[Line]) -> String {
+    let mut out = format!(
+        "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  trend\n",
+        "started", "drill", "status", "duration", "RTO", "RPO", "backup"
+    );
+    let mut last_rto: HashMap<&str, f64> = HashMap::new();
+    let dash = || "—".to_string();
+    for r in lines {
+        let trend = r.rto.map_or_else(String::new, |rto| {
+            trend(rto, last_rto.insert(r.drill.as_str(), rto))
         });
         let _ = writeln!(
             out,
             "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  {trend}",
             r.started_at.get(..19).unwrap_or(&r.started_at),
-            r.drill.name,
+            r.drill,
             r.status.as_str(),
             fmt_secs(r.duration_s),
-            rto.map_or_else(dash, fmt_secs),
-            rpo.map_or_else(dash, fmt_secs),
-            if backup > 0.0 {
-                human_bytes(backup)
+            r.rto.map_or_else(dash, fmt_secs),
+            r.rpo.map_or_else(dash, fmt_secs),
+            if r.backup > 0.0 {
+                human_bytes(r.backup)
             } else {
                 dash()
             },
@@ -151,7 +179,8 @@ pub(super) mod tests {
     fn history_shows_figures_and_trends_of_passing_runs_only() {
         let mut stored = passed_failed_passed();
         stored.push(run("a", "passed", 4000, 110.2));
-        let text = table(&stored);
+        let lines: Vec<Line> = stored.into_iter().map(Line::from).collect();
+        let text = table(&lines);
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             !lines[2].contains("5m") && !lines[2].contains("8.0s"),

@@ -15,7 +15,7 @@
 //! process alone (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`: the only way restic takes
 //! it besides a credentials file of its own), never in argv nor in a message.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,13 @@ use crate::proc::{Running, SecretFile, Tool};
 
 /// Bytes of the pipe a tool writes its output into (where Linux allows it).
 const PIPE: i32 = 1 << 20;
+/// The largest JSON document read from a tool (`restic snapshots --json`, `borg list
+/// --json`): about a hundred thousand snapshots. A tool printing more is stopped.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+/// The longest line of a tool's JSON lines (`restic ls --json`: one node a line).
+pub const MAX_LINE_BYTES: u64 = 1 << 20;
+/// The end of a failed tool's stderr read to explain it.
+const EXPLAINED_BYTES: u64 = 64 << 10;
 
 /// How a tool is given its password: the environment variable that names it.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +102,7 @@ impl Call {
 /// errors (a frame is a function's line followed by a tab-indented file line), which
 /// would push the message itself out of the tail.
 fn explain(stderr: &Path) -> String {
-    let text = std::fs::read_to_string(stderr).unwrap_or_default();
+    let text = crate::log::tail_file(stderr, usize::MAX, EXPLAINED_BYTES);
     let lines: Vec<&str> = text.lines().collect();
     let frame = |i: usize| lines.get(i).is_some_and(|l| l.starts_with('\t'));
     let kept: Vec<&str> = (0..lines.len())
@@ -236,12 +243,27 @@ impl Cli {
 
     /// Its standard output parsed as one JSON document.
     pub fn json(&self, args: &[String], ctx: &Ctx<'_>) -> anyhow::Result<serde_json::Value> {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         self.read(args, ctx, &mut |out| {
-            Ok(out.read_to_string(&mut text).map(drop)?)
+            out.take(MAX_JSON_BYTES + 1).read_to_end(&mut bytes)?;
+            self.within(args, bytes.len(), MAX_JSON_BYTES, "JSON")
         })?;
-        serde_json::from_str(&text)
+        serde_json::from_slice(&bytes)
             .with_context(|| format!("{} {} printed no JSON", self.program, args[0]))
+    }
+
+    /// Fails when `len` bytes of its output (`what`) are past `limit` (reading then
+    /// stops, and the tool is stopped).
+    fn within(&self, args: &[String], len: usize, limit: u64, what: &str) -> anyhow::Result<()> {
+        if len as u64 > limit {
+            bail!(
+                "{} {} printed {what} longer than {} (the limit); it was stopped",
+                self.program,
+                args[0],
+                crate::limits::size_text(limit)
+            );
+        }
+        Ok(())
     }
 
     /// Calls `each` with every JSON object of its output, one a line.
@@ -252,13 +274,21 @@ impl Cli {
         each: &mut dyn FnMut(serde_json::Value),
     ) -> anyhow::Result<()> {
         self.read(args, ctx, &mut |out| {
-            for line in BufReader::new(out).lines() {
-                let line = line?;
-                if let Ok(value) = serde_json::from_str(&line) {
+            let mut out = BufReader::new(out);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                (&mut out)
+                    .take(MAX_LINE_BYTES + 1)
+                    .read_until(b'\n', &mut line)?;
+                if line.is_empty() {
+                    return Ok(());
+                }
+                self.within(args, line.len(), MAX_LINE_BYTES, "a line")?;
+                if let Ok(value) = serde_json::from_slice(&line) {
                     each(value);
                 }
             }
-            Ok(())
         })
     }
 }

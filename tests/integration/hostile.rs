@@ -19,6 +19,8 @@ pub struct Bounded {
     /// CPU time the process used: what a test of its complexity bounds, unlike `elapsed`,
     /// which grows with the machine's load.
     pub cpu: Duration,
+    /// The most memory the process held at once (its maximum resident set), in bytes.
+    pub max_rss: u64,
     pub timed_out: bool,
 }
 
@@ -76,7 +78,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Bounded {
     let out = reader(Box::new(child.stdout.take().unwrap()));
     let err = reader(Box::new(child.stderr.take().unwrap()));
     let mut timed_out = false;
-    let (status, cpu) = loop {
+    let (status, cpu, max_rss) = loop {
         if let Some(ended) = reap(&child, libc::WNOHANG) {
             break ended;
         }
@@ -90,6 +92,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Bounded {
     let elapsed = started.elapsed();
     Bounded {
         cpu,
+        max_rss,
         code: status.code(),
         signal: if timed_out { None } else { status.signal() },
         stdout: out.join().unwrap(),
@@ -99,9 +102,13 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> Bounded {
     }
 }
 
-/// The child's exit status and the CPU time it used (user + system), once it ended:
-/// `wait4` reaps it and reports its own usage, whatever else runs on the machine.
-fn reap(child: &std::process::Child, flags: i32) -> Option<(std::process::ExitStatus, Duration)> {
+/// The child's exit status, the CPU time it used (user + system) and its maximum resident
+/// set in bytes, once it ended: `wait4` reaps it and reports its own usage, whatever else
+/// runs on the machine.
+fn reap(
+    child: &std::process::Child,
+    flags: i32,
+) -> Option<(std::process::ExitStatus, Duration, u64)> {
     use std::os::unix::process::ExitStatusExt as _;
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     // SAFETY: both pointers are to locals that live across the call.
@@ -109,7 +116,8 @@ fn reap(child: &std::process::Child, flags: i32) -> Option<(std::process::ExitSt
     (pid > 0).then(|| {
         let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
-        (std::process::ExitStatus::from_raw(status), cpu)
+        let max_rss = usage.ru_maxrss as u64 * 1024;
+        (std::process::ExitStatus::from_raw(status), cpu, max_rss)
     })
 }
 

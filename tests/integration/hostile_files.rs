@@ -19,7 +19,11 @@ fn mkfifo(path: &Path) {
 /// `restore-drill <args>` in `dir`, bounded in time and to 4 GiB of address space (a
 /// file read whole would otherwise take the machine's memory), and sane.
 fn bounded(dir: &Path, args: &[&str]) -> Bounded {
-    let mut cmd = tool(dir, args);
+    bounded_cmd(tool(dir, args), &args.join(" "), Duration::from_secs(60))
+}
+
+/// `cmd` bounded in time (`limit`) and to 4 GiB of address space, and sane.
+pub fn bounded_cmd(mut cmd: std::process::Command, what: &str, limit: Duration) -> Bounded {
     // SAFETY: setrlimit is async-signal-safe; it touches only this child's limits.
     unsafe {
         cmd.pre_exec(|| {
@@ -31,8 +35,8 @@ fn bounded(dir: &Path, args: &[&str]) -> Bounded {
             Ok(())
         });
     }
-    let out = run_bounded(cmd, Duration::from_secs(60));
-    out.assert_sane(&args.join(" "));
+    let out = run_bounded(cmd, limit);
+    out.assert_sane(what);
     out
 }
 

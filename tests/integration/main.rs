@@ -22,6 +22,7 @@ mod fuzz;
 mod hangs;
 mod hostile;
 mod hostile_files;
+mod hostile_peers;
 mod kit;
 mod leaks;
 mod mariabackup;

@@ -2,7 +2,7 @@
 //! headers, body) and answers a fixed status, after a delay, echoing the headers, or
 //! with a fixed body.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,18 +62,9 @@ fn serve(status: u16, delay: Duration, answer: Answer) -> Receiver {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let mut headers = Vec::new();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                    break;
-                }
-                headers.push(h.trim().to_string());
-            }
+            let (line, headers) = read_head(&mut reader);
             let mut request = Request {
-                line: line.trim().to_string(),
+                line,
                 headers,
                 body: String::new(),
             };
@@ -99,6 +90,21 @@ fn serve(status: u16, delay: Duration, answer: Answer) -> Receiver {
         }
     });
     Receiver { base, seen }
+}
+
+/// A request's line and header lines (trimmed), read up to the blank line.
+pub fn read_head(reader: &mut impl BufRead) -> (String, Vec<String>) {
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        headers.push(h.trim().to_string());
+    }
+    (line.trim().to_string(), headers)
 }
 
 impl Receiver {

@@ -84,7 +84,7 @@ fn an_unknown_backup_method_is_refused_with_a_suggestion() {
         )
         .toml();
     let message = "`method` must be \"dump\" (mysqldump) or \"mariabackup\" (mariabackup), not \"mariabackupp\"";
-    let refused = (message, "10:10", "method = ");
+    let refused = (message, "11:10", "method = ");
     rejects_helping(&toml, refused, "did you mean `mariabackup`?");
 }
 
@@ -559,4 +559,41 @@ fn a_value_the_engine_does_not_take_is_refused_at_its_place() {
         }
     }
     good.drill().validate().expect_code(0);
+}
+
+/// `jobs = 0`, `jobs` past 256 and a `sample` of NaN are refused at their place: they
+/// passed `validate`, then failed the step mid-drill (`sample`), started pg_dump with
+/// billions of jobs, or ran one job where none were asked (`jobs = 0`).
+#[test]
+fn numbers_out_of_range_are_refused_where_they_are_written() {
+    let pg = |jobs: &str| {
+        backup("postgres", "x.dump")
+            .set("url", "postgres://u@h/db")
+            .set("jobs", raw(jobs))
+    };
+    let sampled = sqlite_backup("x.db", "x.bak")
+        .set("digests", true)
+        .set("sample", raw("nan"));
+    for (step, message, location, snippet) in [
+        (
+            pg("0"),
+            "`jobs = 0` runs no job: give 1 or more",
+            "10:8",
+            "jobs = 0",
+        ),
+        (
+            pg("4294967295"),
+            "`jobs = 4294967295` is more than the limit of 256",
+            "10:8",
+            "jobs = 4294967295",
+        ),
+        (
+            sampled,
+            "`sample` must be a fraction of the rows above 0 and at most 1, such as 0.05, not NaN",
+            "11:10",
+            "sample = nan",
+        ),
+    ] {
+        rejects(&pb("t").step(step).toml(), message, location, snippet);
+    }
 }

@@ -15,6 +15,13 @@ use crate::playbook::S3Settings;
 /// How long one request may take unless `s3.timeout` says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// The most objects a listing keeps: a prefix holding more is refused (name a narrower
+/// one) instead of filling the memory. A million objects take about 100 MiB.
+pub const MAX_LISTED: usize = 1_000_000;
+/// The most pages a listing reads (a million objects are a thousand full pages of 1000):
+/// a store whose listing never ends (a new truncated page each time) is given up on.
+pub const MAX_PAGES: usize = 2_000;
+
 /// A connection to one S3-compatible store.
 pub struct Client {
     scheme: String,
@@ -207,10 +214,19 @@ impl Client {
     ) -> anyhow::Result<(Vec<Object>, usize)> {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
+        let mut tokens = std::collections::HashSet::new();
         let mut pages = 0;
+        let listing = || format!("listing s3://{bucket}/{prefix}");
         loop {
             pages += 1;
             cancel.check()?;
+            if pages > MAX_PAGES {
+                bail!(
+                    "{}: the store's listing did not end after {} pages (every page says more follow)",
+                    listing(),
+                    crate::limits::thousands(MAX_PAGES)
+                );
+            }
             let mut query = format!(
                 "encoding-type=url&list-type=2&prefix={}",
                 sigv4::uri_encode(prefix, false)
@@ -222,21 +238,34 @@ impl Client {
                 ));
             }
             let mut response = self.send("GET", bucket, "", &query, &[], Payload::Empty)?;
-            check(&mut response, &format!("listing s3://{bucket}/{prefix}"))?;
+            check(&mut response, &listing())?;
             let body = response
                 .body_mut()
                 .with_config()
                 .limit(64 << 20)
                 .read_to_string()
-                .with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
+                .with_context(listing)?;
             let page = super::xml::ListPage::parse(&body)
-                .with_context(|| format!("listing s3://{bucket}/{prefix}: unreadable answer"))?;
+                .with_context(|| format!("{}: unreadable answer", listing()))?;
             objects.extend(page.objects);
+            if objects.len() > MAX_LISTED {
+                bail!(
+                    "{}: more than {} objects; name a narrower prefix (the glob's part before its first wildcard)",
+                    listing(),
+                    crate::limits::thousands(MAX_LISTED)
+                );
+            }
             match page.next {
+                Some(next) if page.truncated && !tokens.insert(sha256_hex(next.as_bytes())) => {
+                    bail!(
+                        "{}: the store gave the same continuation token twice: its listing would never end",
+                        listing()
+                    )
+                }
                 Some(next) if page.truncated => token = Some(next),
-                _ if page.truncated => bail!(
-                    "listing s3://{bucket}/{prefix}: a page is truncated but names no next page"
-                ),
+                _ if page.truncated => {
+                    bail!("{}: a page is truncated but names no next page", listing())
+                }
                 _ => return Ok((objects, pages)),
             }
         }

@@ -12,6 +12,7 @@ mod sigv4;
 pub mod upload;
 mod xml;
 
+use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -204,7 +205,9 @@ impl Source for S3Source {
             };
             ranged.fetch(&mut download, ctx)?;
         } else {
-            let reader = response.body_mut().as_reader();
+            // One byte past the listed size is enough to fail the size check: a body
+            // without end is not written to the disk until the request times out.
+            let reader = response.body_mut().as_reader().take(point.bytes + 1);
             download.copy_from(&mut buffered(reader), point.bytes, ctx)?;
         }
         download.finish(&expect, ctx)
