@@ -84,7 +84,7 @@ fn an_unknown_backup_method_is_refused_with_a_suggestion() {
         )
         .toml();
     let message = "`method` must be \"dump\" (mysqldump) or \"mariabackup\" (mariabackup), not \"mariabackupp\"";
-    let refused = (message, "11:10", "method = ");
+    let refused = (message, "10:10", "method = ");
     rejects_helping(&toml, refused, "did you mean `mariabackup`?");
 }
 
