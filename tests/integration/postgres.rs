@@ -381,6 +381,26 @@ fn as_root_the_ephemeral_restore_demands_os_user() {
     out.step("restore").says("os_user = \"postgres\"");
 }
 
+/// `init --engine postgres` prints the command that runs its starter; run as printed
+/// (with this server's url and password), it passes for whoever ran `init`: as root the
+/// hint names `--var os_user=postgres` (initdb refuses root; it did not, and the run
+/// failed), as anyone else it names no OS user (switching users needs root).
+#[test]
+fn the_postgres_starter_passes_run_as_its_init_hint_says() {
+    let Some(server) = source() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = restore_drill(dir.path(), &["init", "--engine", "postgres"]).expect_code(0);
+    let hint = out.stderr.lines().last().unwrap().trim();
+    assert_eq!(hint.contains("--var os_user=postgres"), is_root(), "{hint}");
+    let starter = std::fs::read_to_string(dir.path().join("postgres-drill.toml")).unwrap();
+    let (_, args) = hint.split_once("postgres-drill.toml").unwrap();
+    let url = format!("pg_url={}", server.plain_url("app"));
+    let drill = args.split_whitespace().fold(Drill::new(&starter), |d, a| {
+        d.arg(if a.starts_with("pg_url=") { &url } else { a })
+    });
+    drill.env("PGPASSWORD", password()).run().expect_code(0);
+}
+
 /// zstd: a real zstd frame on disk, restored in parallel (decompressed first) and
 /// streamed (decompressed on the fly into pg_restore), both complete.
 #[test]
