@@ -300,14 +300,14 @@ fn verify(dir: &Path, pubkey: Option<&Path>) -> ExitCode {
 /// line names (kept when it is there already); prints the command that runs it.
 fn init(engine: &str, output: Option<&Path>) -> ExitCode {
     let starter = crate::engines::find(engine)
-        .map(|e| (e.spec().example, e.spec().run))
+        .map(|e| (e.spec().example, e.spec().run, e.spec().run_as_root))
         .or_else(|| {
             crate::cli::STARTERS
                 .iter()
                 .find(|(n, _, _)| *n == engine)
-                .map(|(_, example, run)| (*example, *run))
+                .map(|(_, example, run)| (*example, *run, ""))
         });
-    let Some((example, run)) = starter else {
+    let Some((example, run, run_as_root)) = starter else {
         eprintln!(
             "error: unknown engine `{engine}` (engines: {})",
             crate::cli::starter_names().join(", ")
@@ -340,8 +340,13 @@ fn init(engine: &str, output: Option<&Path>) -> ExitCode {
                 false => String::new(),
             };
             let shown = crate::fmt::shell_word(&path.display().to_string());
+            // SAFETY: geteuid cannot fail and touches no memory.
+            let as_root = match unsafe { libc::geteuid() } {
+                0 => run_as_root,
+                _ => "",
+            };
             eprintln!(
-                "wrote {}{also}; run it with:\n  {}",
+                "wrote {}{also}; run it with:\n  {}{as_root}",
                 path.display(),
                 run.replace("{playbook}", &shown)
             );

@@ -57,7 +57,7 @@ fn a_pgbackrest_stanza_recovers_to_a_time_fails_past_its_archive_and_is_only_rea
     std::fs::write(
         &conf,
         format!(
-            "[global]\nrepo1-path={d}/repo\nlock-path={d}/lock\nlog-path={d}/log\nlog-level-file=off\nstart-fast=y\n\n[main]\npg1-path={}\npg1-socket-path={}\npg1-port={}\npg1-user=postgres\n",
+            "[global]\nrepo1-path={d}/repo\nlock-path={d}/lock\nlog-path={d}/log\nspool-path={d}/spool\nlog-level-file=off\nstart-fast=y\n\n[main]\npg1-path={}\npg1-socket-path={}\npg1-port={}\npg1-user=postgres\n",
             server.data_dir().display(),
             server.dir().display(),
             server.port
@@ -99,6 +99,16 @@ fn a_pgbackrest_stanza_recovers_to_a_time_fails_past_its_archive_and_is_only_rea
     }
     let repo = dir.path().join("repo");
     let before = hash_tree(&repo);
+    // The source's spool (its async archive-get queue): `pgbackrest restore` empties
+    // it unless the drill gives pgBackRest a spool of its own.
+    let spool = dir.path().join("spool");
+    let queued = spool.join("archive/main/in/000000010000000000000063");
+    std::fs::create_dir_all(queued.parent().unwrap()).unwrap();
+    std::fs::write(&queued, "queued for the source").unwrap();
+    for made in queued.ancestors().take_while(|p| p.starts_with(&spool)) {
+        give_to_postgres(made);
+    }
+    let spooled = hash_tree(&spool);
     let source = format!(
         "{{ stanza = \"main\", config = {}, verify = true }}",
         conf.display().to_string().to_toml()
@@ -143,4 +153,5 @@ fn a_pgbackrest_stanza_recovers_to_a_time_fails_past_its_archive_and_is_only_rea
         before,
         "the pgBackRest repository changed"
     );
+    assert_eq!(hash_tree(&spool), spooled, "the source's spool changed");
 }

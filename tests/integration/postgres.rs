@@ -366,19 +366,44 @@ fn integrity_without_amcheck_fails_saying_not_available() {
     out.check("fks").passed();
 }
 
+/// The throwaway cluster's `os_user`: required as root (initdb refuses root); as anyone
+/// else, one naming another user is refused (switching users needs root). Each user
+/// checks its own side: this was a skip for every run but root's.
 #[test]
-fn as_root_the_ephemeral_restore_demands_os_user() {
-    if !is_root() {
-        skip(
-            "postgres: as_root_the_ephemeral_restore_demands_os_user",
-            "not root",
-        );
-        return;
-    }
+fn os_user_is_required_as_root_and_must_be_the_runner_otherwise() {
     let Some(server) = source() else { return };
-    let playbook = app_drill(&server).edit("restore", |s| s.set("isolation", "ephemeral"));
+    let (os_user, says) = match is_root() {
+        true => ("", "os_user = \"postgres\""),
+        false => (
+            "root",
+            "os_user `root` differs from the user running the drill: switching users needs root",
+        ),
+    };
+    let playbook = app_drill(&server).edit("restore", |s| {
+        s.set("isolation", "ephemeral").set("os_user", os_user)
+    });
     let out = drill_on(&server, playbook).run().expect_code(1);
-    out.step("restore").says("os_user = \"postgres\"");
+    out.step("restore").says(says);
+}
+
+/// `init --engine postgres` prints the command that runs its starter; run as printed
+/// (with this server's url and password), it passes for whoever ran `init`: as root the
+/// hint names `--var os_user=postgres` (initdb refuses root; it did not, and the run
+/// failed), as anyone else it names no OS user (switching users needs root).
+#[test]
+fn the_postgres_starter_passes_run_as_its_init_hint_says() {
+    let Some(server) = source() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = restore_drill(dir.path(), &["init", "--engine", "postgres"]).expect_code(0);
+    let hint = out.stderr.lines().last().unwrap().trim();
+    assert_eq!(hint.contains("--var os_user=postgres"), is_root(), "{hint}");
+    let starter = std::fs::read_to_string(dir.path().join("postgres-drill.toml")).unwrap();
+    let (_, args) = hint.split_once("postgres-drill.toml").unwrap();
+    let url = format!("pg_url={}", server.plain_url("app"));
+    let drill = args.split_whitespace().fold(Drill::new(&starter), |d, a| {
+        d.arg(if a.starts_with("pg_url=") { &url } else { a })
+    });
+    drill.env("PGPASSWORD", password()).run().expect_code(0);
 }
 
 /// zstd: a real zstd frame on disk, restored in parallel (decompressed first) and

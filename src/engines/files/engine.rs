@@ -152,6 +152,7 @@ static SPEC: EngineSpec = EngineSpec {
     name: "files",
     example: include_str!("../../../templates/init/files.toml"),
     run: "restore-drill run {playbook} --var tree=/path/to/your/dir",
+    run_as_root: "",
     kinds: &[
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])

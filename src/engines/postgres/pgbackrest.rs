@@ -2,7 +2,7 @@
 //! asked, `pgbackrest restore` into the throwaway cluster's empty data directory (the
 //! backup set chosen for the target, `--type`/`--target` as pgBackRest spells them),
 //! and `archive-get` as the recovery's restore command. The repository is only read;
-//! pgBackRest's own lock and log files go into the cluster's directory.
+//! pgBackRest's own lock, spool and log files go into the cluster's directory.
 
 use std::path::Path;
 
@@ -12,10 +12,16 @@ use super::recovery::{Target, sh_quote};
 use crate::playbook::PgBackRest;
 use crate::proc::{Cancel, OsUser, Tool};
 
-/// Where pgBackRest's lock files go (an environment variable: commands that take no
-/// lock refuse the option on their command line).
-fn lock_path(base: &Path) -> String {
-    base.join("pgbackrest-lock").display().to_string()
+/// pgBackRest's own state, in the cluster's directory instead of where the source's
+/// configuration keeps it: its lock files and its spool (`pgbackrest restore` empties the
+/// spool's archive-get queue, which on the database host is the source's). Environment
+/// variables: commands that take no lock refuse the option on their command line.
+fn own_state(base: &Path) -> [(&'static str, String); 2] {
+    let path = |name: &str| base.join(name).display().to_string();
+    [
+        ("PGBACKREST_LOCK_PATH", path("pgbackrest-lock")),
+        ("PGBACKREST_SPOOL_PATH", path("pgbackrest-spool")),
+    ]
 }
 
 /// The options every pgbackrest command of the drill takes.
@@ -58,7 +64,9 @@ pub struct Run<'a> {
 
 impl Run<'_> {
     fn run(&self, args: Vec<String>, what: &str) -> anyhow::Result<()> {
-        let expr = duct::cmd("pgbackrest", &args).env("PGBACKREST_LOCK_PATH", lock_path(self.base));
+        let expr = own_state(self.base)
+            .into_iter()
+            .fold(duct::cmd("pgbackrest", &args), |e, (k, v)| e.env(k, v));
         Tool::new(expr, format!("pgbackrest {what}"))
             .as_user(self.user)
             .logged(&self.base.join(format!("pgbackrest-{what}.log")))
@@ -96,9 +104,13 @@ pub fn restore_command(src: &PgBackRest, base: &Path, misses: &Path) -> String {
     // archive-get checks that it serves the cluster in this data directory.
     args.push(format!("--pg1-path={}", base.join("data").display()));
     let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    let env: Vec<String> = own_state(base)
+        .iter()
+        .map(|(k, v)| format!("{k}={}", sh_quote(v)))
+        .collect();
     format!(
-        "PGBACKREST_LOCK_PATH={} pgbackrest {} archive-get \"%f\" \"%p\" || {{ echo \"%f\" >> {}; exit 1; }}",
-        sh_quote(&lock_path(base)),
+        "{} pgbackrest {} archive-get \"%f\" \"%p\" || {{ echo \"%f\" >> {}; exit 1; }}",
+        env.join(" "),
         args.join(" "),
         sh_quote(&misses.display().to_string())
     )
@@ -136,7 +148,7 @@ mod tests {
         let c = restore_command(&stanza(), Path::new("/tmp/c"), Path::new("/tmp/c/m"));
         assert_eq!(
             c,
-            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
+            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' PGBACKREST_SPOOL_PATH='/tmp/c/pgbackrest-spool' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
         );
     }
 }

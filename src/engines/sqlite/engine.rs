@@ -168,6 +168,7 @@ static SPEC: EngineSpec = EngineSpec {
     name: "sqlite",
     example: include_str!("../../../templates/init/sqlite.toml"),
     run: "restore-drill run {playbook} --var source_db=/path/to/app.db",
+    run_as_root: "",
     kinds: &[
         KindSpec::backup(&["source", "output", "checkpoint", "digests", "sample"])
             .needs(&[&["source"], &["output"]])
