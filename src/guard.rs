@@ -30,6 +30,8 @@ pub struct Sources {
     seen: HashSet<PathBuf>,
     /// Paths this run wrote (restore targets): reading them later makes no source.
     made: Vec<PathBuf>,
+    /// Areas of buckets read (bucket, key prefix: empty or ending in `/`, why).
+    s3: Vec<(String, String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,7 @@ impl Sources {
             list: Vec::new(),
             seen: HashSet::new(),
             made: Vec::new(),
+            s3: Vec::new(),
         }
     }
 
@@ -125,6 +128,13 @@ impl Sources {
                 // borg names its paths without the leading `/`.
                 let live = Path::new("/").join(path);
                 self.add(live, of("paths"));
+            }
+        }
+        let s3 = step.s3_source().filter(|_| step.kind == StepKind::Locate);
+        if let Some((bucket, prefix, field)) = s3 {
+            let area = (bucket, prefix, of(field));
+            if !self.s3.contains(&area) {
+                self.s3.push(area);
             }
         }
         // Every recovery point a local `glob` matches, not only the one it picks.
@@ -264,6 +274,24 @@ impl Sources {
             );
         }
         Ok(target.resolved)
+    }
+
+    /// Checks the area of a bucket a step is about to write (`prefix` empty or ending
+    /// in `/`): refused when it is, contains or lies inside one a `locate` read from.
+    /// Compared by bucket name and key, whatever the store.
+    pub fn check_s3(&self, field: &str, bucket: &str, prefix: &str) -> anyhow::Result<()> {
+        for (b, p, why) in self.s3.iter().filter(|(b, ..)| b == bucket) {
+            let relation = match () {
+                _ if prefix == p => "is",
+                _ if prefix.starts_with(p.as_str()) => "lies inside",
+                _ if p.starts_with(prefix) => "contains",
+                _ => continue,
+            };
+            anyhow::bail!(
+                "refusing to write {field} s3://{bucket}/{prefix}: it {relation} s3://{b}/{p}, a source of this playbook ({why}); a drill writes only where it cannot harm what it tests"
+            );
+        }
+        Ok(())
     }
 
     /// The same sources and more, for one step's own check (e.g. the folders a files

@@ -326,6 +326,37 @@ fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
     }
 }
 
+/// A `copy` adds nothing where a `locate` of this drill read its backups: a `to` that is
+/// the glob's folder (its objects and `SHA256SUMS`), or a folder above it, is refused
+/// naming the source, and the bucket is as it was. (A copy placed before the locate is
+/// the drill's own backup flow, as above.)
+#[test]
+fn copy_into_the_folder_a_locate_read_is_refused() {
+    let Some(store) = test_store() else { return };
+    three_backups(store, "source-bucket");
+    let before = store.snapshot("source-bucket");
+    for (to, relation) in [
+        ("s3://source-bucket/hourly/", "is"),
+        ("s3://source-bucket", "contains"),
+    ] {
+        let copy = step("offsite", "copy").fields(&format!(
+            "files = [\"out/latest.bin\"]\nto = \"{to}\"\ns3 = {}",
+            store.table()
+        ));
+        let playbook = locate(store, "s3://source-bucket/hourly/*.db", "").step([copy]);
+        let out = run(store, &playbook).expect_code(1);
+        out.step("latest").passed();
+        out.step("offsite").failed_with(&format!(
+            "it {relation} s3://source-bucket/hourly/, a source of this playbook (`glob` of step `latest`)"
+        ));
+        assert_eq!(
+            store.snapshot("source-bucket"),
+            before,
+            "{to}: the source changed"
+        );
+    }
+}
+
 /// A copy never overwrites: the bucket may hold the backups a drill reads. An object of
 /// the same name with other content, or a `SHA256SUMS` line saying another sha256, fails
 /// the step naming it, and the bucket is as it was; the same content again passes.
