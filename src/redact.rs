@@ -168,6 +168,105 @@ pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     Cow::Owned(out)
 }
 
+/// Parts of a field's name that say its value is a credential (`password`, `passphrase`,
+/// `secret_key`, `access_key`, `age_identity`, an `Authorization` header, an exec's
+/// `PGPASSWORD` or `MYSQL_PWD`, ...), compared in lowercase.
+const SECRET_NAMES: [&str; 13] = [
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "cookie",
+    "credential",
+    "private",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "identity",
+];
+
+/// Whether a field named `name` holds a credential: its value, written in the playbook
+/// (a literal, an `env`, a `--var`), is not shown (a `{{ secrets.NAME }}` is masked anyway).
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|part| name.contains(part))
+}
+
+/// The value of every string field of `value` (at any depth) whose name holds a
+/// credential (see [`is_secret_name`]) replaced by `***`, unless it is `keep` (a
+/// placeholder that shows nothing) or empty.
+pub fn mask_secret_fields(value: &mut Value, keep: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                match field {
+                    Value::String(s) if is_secret_name(key) && !s.is_empty() && s != keep => {
+                        *s = MASK.into();
+                    }
+                    other => mask_secret_fields(other, keep),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_secret_fields(v, keep)),
+        _ => {}
+    }
+}
+
+/// A line of TOML with the quoted value of every `key = "value"` whose key holds a
+/// credential (see [`is_secret_name`]) replaced by what `by` makes of it; a value with a
+/// template in it (`{{ secrets.NAME }}`) is left as written.
+pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(eq) = line[from..].find('=').map(|i| from + i) {
+        from = eq + 1;
+        let key = line[..eq].trim_end();
+        let start = key
+            .rfind(|c: char| !(c.is_alphanumeric() || "_-\"'".contains(c)))
+            .map_or(0, |i| i + 1);
+        let key = key[start..].trim_matches(['"', '\'']);
+        let rest = &line[eq + 1..];
+        let value_at = eq + 1 + (rest.len() - rest.trim_start().len());
+        let Some(quote) = line[value_at..]
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+        else {
+            continue;
+        };
+        let body = value_at + 1;
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in line[body..].char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    end = Some(body + i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let end = end.unwrap_or(line.len());
+        let value = &line[body..end];
+        from = end.max(from);
+        if !is_secret_name(key) || value.is_empty() || value.contains("{{") {
+            continue;
+        }
+        out.push_str(&line[copied..body]);
+        out.push_str(&by(value));
+        copied = end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(line);
+    }
+    out.push_str(&line[copied..]);
+    Cow::Owned(out)
+}
+
 /// `text` with every percent-encoded spelling of `secret` (any mix of raw bytes and `%XX`
 /// in either case, `+` for a space) replaced; None when there is none.
 fn replace_encoded(text: &str, secret: &[u8]) -> Option<String> {
@@ -300,6 +399,46 @@ mod tests {
             assert_eq!(r.redact(text), masked, "{text}");
         }
         assert!(matches!(r.redact_cow("http://h/a:b@c"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_credential_written_in_a_line_or_a_table_is_not_shown() {
+        let stars = |v: &str| "*".repeat(v.chars().count());
+        let line = r#"restic = { repository = "/r", password = "hunter22", x = 1 }"#;
+        let want = r#"restic = { repository = "/r", password = "********", x = 1 }"#;
+        assert_eq!(replace_secret_values(line, stars), want);
+        let line = r#"s3 = { "secret_key" = 'a"b=c', access_key = "AK\"I" }, PGPASSWORD="pw""#;
+        let want = r#"s3 = { "secret_key" = '*****', access_key = "*****" }, PGPASSWORD="**""#;
+        assert_eq!(replace_secret_values(line, stars), want);
+        for kept in [
+            r#"password = "{{ secrets.pw }}""#,
+            r#"output = "out/a.db", passphrase = """#,
+            "password = 1",
+            "x == 'password'",
+            r#"password = "unterminated"#,
+        ] {
+            let masked = replace_secret_values(kept, stars);
+            assert!(
+                !masked.contains('*') || kept.contains("unterminated"),
+                "{masked}"
+            );
+        }
+        let mut step = serde_json::json!({
+            "restic": {"repository": "/r", "password": "hunter22"},
+            "headers": {"Authorization": "Bearer t0k3n", "Accept": "text/plain"},
+            "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
+            "s3": {"secret_key": "", "region": "eu"},
+        });
+        mask_secret_fields(&mut step, "<secret>");
+        assert_eq!(
+            step,
+            serde_json::json!({
+                "restic": {"repository": "/r", "password": "***"},
+                "headers": {"Authorization": "***", "Accept": "text/plain"},
+                "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
+                "s3": {"secret_key": "", "region": "eu"},
+            })
+        );
     }
 
     #[test]
