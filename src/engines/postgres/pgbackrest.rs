@@ -1,8 +1,9 @@
 //! A pgBackRest stanza as the source of a physical restore: `pgbackrest verify` when
 //! asked, `pgbackrest restore` into the throwaway cluster's empty data directory (the
 //! backup set chosen for the target, `--type`/`--target` as pgBackRest spells them),
-//! and `archive-get` as the recovery's restore command. The repository is only read;
-//! pgBackRest's own lock and log files go into the cluster's directory.
+//! and `archive-get` as the recovery's restore command (never asynchronous: nothing is
+//! queued into the host's spool path). The repository is only read; pgBackRest's own
+//! lock and log files go into the cluster's directory.
 
 use std::path::Path;
 
@@ -95,6 +96,10 @@ pub fn restore_command(src: &PgBackRest, base: &Path, misses: &Path) -> String {
     let mut args = common(src);
     // archive-get checks that it serves the cluster in this data directory.
     args.push(format!("--pg1-path={}", base.join("data").display()));
+    // Each segment fetched by itself: an asynchronous archive-get (`archive-async=y` in
+    // the stanza's configuration) would queue segments into the host's `spool-path`,
+    // which a standby of the source on this host may be using.
+    args.push("--no-archive-async".into());
     let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
     format!(
         "PGBACKREST_LOCK_PATH={} pgbackrest {} archive-get \"%f\" \"%p\" || {{ echo \"%f\" >> {}; exit 1; }}",
@@ -136,7 +141,7 @@ mod tests {
         let c = restore_command(&stanza(), Path::new("/tmp/c"), Path::new("/tmp/c/m"));
         assert_eq!(
             c,
-            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
+            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' '--no-archive-async' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
         );
     }
 }
