@@ -538,6 +538,34 @@ fn borg_decoded_output_into_the_repository_is_refused_first() {
     decoded_output_into_the_repository_is_refused_first(Tool::Borg);
 }
 
+/// borg rebuilds a repository's index that is not its last commit's (while a backup is
+/// written, or after one crashed) as it opens it, even with `--bypass-lock`, writing into
+/// the repository: such a repository is refused, saying why, and left as it was.
+#[test]
+fn borg_a_repository_whose_index_is_not_its_last_commits_is_refused_and_left_alone() {
+    let Some(repo) = Repo::new(Tool::Borg) else {
+        return;
+    };
+    for entry in std::fs::read_dir(repo.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if ["index.", "hints.", "integrity."]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let before = repo.hash();
+    let file = Tool::Borg.path("cortex.db");
+    let fields = format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\"");
+    let out = repo.run(&repo.locate(&fields), PASSWORD).expect_code(1);
+    assert_eq!(repo.hash(), before, "borg wrote into the repository");
+    out.step("latest")
+        .failed_with("has no index, but its last commit is segment")
+        .failed_with("borg would rebuild the index, writing into the repository");
+}
+
 #[test]
 fn restic_streams_the_file_while_it_is_listed() {
     streamed_while_listed(Tool::Restic);
