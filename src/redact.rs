@@ -134,35 +134,61 @@ pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
     replace_url_passwords(text, |_| MASK.into())
 }
 
-/// `text` with the password of every url's userinfo replaced by what `by` makes of it.
+/// `text` with the password of every url's userinfo replaced by what `by` makes of it,
+/// and the value of every query parameter named as a credential (`?token=`, `&auth=`,
+/// `X-Amz-Credential=`: see [`is_secret_name`]).
 pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
-    let mut out = String::new();
-    let mut copied = 0;
+    let ends = |c: char, more: &str| c.is_whitespace() || more.contains(c);
+    let mut found: Vec<(usize, usize)> = Vec::new();
     let mut from = 0;
-    while let Some(found) = text[from..].find("://") {
-        let start = from + found + 3;
+    while let Some(at) = text[from..].find("://") {
+        let start = from + at + 3;
         let len = text[start..]
-            .find(|c: char| c.is_whitespace() || "/?#\"'`<>".contains(c))
+            .find(|c| ends(c, "/?#\"'`<>"))
             .unwrap_or(text.len() - start);
         let authority = &text[start..start + len];
         from = start + len;
-        let Some(userinfo) = authority.rfind('@').map(|at| &authority[..at]) else {
+        let userinfo = authority.rfind('@').map(|at| &authority[..at]);
+        if let Some(colon) = userinfo.and_then(|u| u.find(':')) {
+            let password = &userinfo.unwrap_or_default()[colon + 1..];
+            if !password.is_empty() && password != MASK {
+                found.push((start + colon + 1, start + colon + 1 + password.len()));
+            }
+        }
+        let url_end = from
+            + text[from..]
+                .find(|c| ends(c, "#\"'`<>"))
+                .unwrap_or(text.len() - from);
+        let Some(query) = text[from..url_end].find('?').map(|q| from + q + 1) else {
             continue;
         };
-        let Some(colon) = userinfo.find(':') else {
-            continue;
-        };
-        let password = &userinfo[colon + 1..];
-        if password.is_empty() || password == MASK {
+        let mut at = query;
+        for param in text[query..url_end].split('&') {
+            if let Some((name, value)) = param.split_once('=')
+                && is_secret_name(name)
+                && !value.is_empty()
+                && value != MASK
+            {
+                let value_at = at + name.len() + 1;
+                found.push((value_at, value_at + value.len()));
+            }
+            at += param.len() + 1;
+        }
+    }
+    if found.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    found.sort_unstable();
+    let mut out = String::new();
+    let mut copied = 0;
+    for (start, end) in found {
+        // A url inside another's query: its range is within one already replaced.
+        if start < copied {
             continue;
         }
-        let at = start + colon + 1;
-        out.push_str(&text[copied..at]);
-        out.push_str(&by(password));
-        copied = at + password.len();
-    }
-    if copied == 0 {
-        return Cow::Borrowed(text);
+        out.push_str(&text[copied..start]);
+        out.push_str(&by(&text[start..end]));
+        copied = end;
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
@@ -394,6 +420,15 @@ mod tests {
             ),
             ("x://u:@h x://u:***@h ://", "x://u:@h x://u:***@h ://"),
             ("ü://ü:ö@ä", "ü://ü:***@ä"),
+            (
+                "POST https://ntfy.sh/t?auth=tk_9x&x=1 failed",
+                "POST https://ntfy.sh/t?auth=***&x=1 failed",
+            ),
+            (
+                "\"http://h/hook?a=1&Token=t0k&api_key=k#f\" http://u:p@h/?next=http://v:w@i/?token=z",
+                "\"http://h/hook?a=1&Token=***&api_key=***#f\" http://u:***@h/?next=http://v:***@i/?token=***",
+            ),
+            ("http://h/?token=&auth=***", "http://h/?token=&auth=***"),
         ];
         for (text, masked) in cases {
             assert_eq!(r.redact(text), masked, "{text}");
