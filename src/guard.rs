@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::playbook::{EngineSpec, Step, StepKind, field_value, kind_spec};
 
+mod globbed;
+
 /// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
 const MAX_LINKS: u32 = 40;
 
@@ -32,6 +34,8 @@ pub struct Sources {
     made: Vec<PathBuf>,
     /// Areas of buckets read (bucket, key prefix: empty or ending in `/`, why).
     s3: Vec<(String, String, String)>,
+    /// The patterns of local `locate` globs: what they would match is a backup too.
+    globs: Vec<globbed::Globbed>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +88,7 @@ impl Sources {
             seen: HashSet::new(),
             made: Vec::new(),
             s3: Vec::new(),
+            globs: Vec::new(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Sources {
             for path in expand(glob) {
                 self.add(path, of("glob"));
             }
+            self.globs.extend(globbed::Globbed::new(glob, of("glob")));
         }
         let Some(engine) = kind_spec(&self.engines, step) else {
             return;
@@ -262,6 +268,12 @@ impl Sources {
                 "refusing to write {field} {given}{leads}: it {relation} {}, a source of this playbook ({}); a drill writes only where it cannot harm what it tests",
                 source.path.display(),
                 source.why
+            );
+        }
+        if let Some(glob) = self.globs.iter().find(|g| g.matches(&target.resolved)) {
+            anyhow::bail!(
+                "refusing to write {field} {given}{leads}: it is a backup {} would find, a source of this playbook; a drill writes only where it cannot harm what it tests",
+                glob.why
             );
         }
         if let Ok(meta) = fs::metadata(&target.resolved)

@@ -663,6 +663,41 @@ fn locate_protects_every_match_of_its_glob() {
     );
 }
 
+/// A new file the glob would match is a backup too: a locate's `output` among the backups
+/// (through a symlink to their folder), or a later restore there, is refused before
+/// anything is written, and the folder holds only the backups (the next run would take
+/// the drill's copy for the newest one, and its schedule audit would count it).
+#[test]
+fn nothing_is_written_where_a_local_glob_would_find_it() {
+    for (output, restore_to) in [
+        ("into/restored.db", "out/a.db"),
+        ("out/a.db", "backups/new.db"),
+    ] {
+        let drill = pb("local")
+            .step(
+                step("latest", "locate")
+                    .fields(&format!("glob = \"backups/*.db\"\noutput = \"{output}\"")),
+            )
+            .step(sqlite_restore("{{ steps.latest.path }}", restore_to))
+            .drill();
+        make_db(&drill.path().join("backups/a.db"), 10);
+        std::os::unix::fs::symlink("backups", drill.path().join("into")).unwrap();
+        let out = drill.run().expect_code(1);
+        let names: Vec<String> = std::fs::read_dir(out.path().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.db"], "{output}, {restore_to}");
+        let failed = if output.starts_with("into") {
+            "latest"
+        } else {
+            "restore"
+        };
+        out.step(failed)
+            .failed_with("a backup `glob` of step `latest` would find, a source of this playbook");
+    }
+}
+
 /// A drill of `book` with two recovery points, `backups/db-0.bak` an hour older.
 fn two_points(book: Playbook) -> Drill {
     let d = book
