@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::playbook::{EngineSpec, Step, StepKind, field_value, kind_spec};
 
+mod globbed;
+
 /// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
 const MAX_LINKS: u32 = 40;
 
@@ -30,6 +32,10 @@ pub struct Sources {
     seen: HashSet<PathBuf>,
     /// Paths this run wrote (restore targets): reading them later makes no source.
     made: Vec<PathBuf>,
+    /// Areas of buckets read (bucket, key prefix: empty or ending in `/`, why).
+    s3: Vec<(String, String, String)>,
+    /// The patterns of local `locate` globs: what they would match is a backup too.
+    globs: Vec<globbed::Globbed>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +87,8 @@ impl Sources {
             list: Vec::new(),
             seen: HashSet::new(),
             made: Vec::new(),
+            s3: Vec::new(),
+            globs: Vec::new(),
         }
     }
 
@@ -127,12 +135,20 @@ impl Sources {
                 self.add(live, of("paths"));
             }
         }
+        let s3 = step.s3_source().filter(|_| step.kind == StepKind::Locate);
+        if let Some((bucket, prefix, field)) = s3 {
+            let area = (bucket, prefix, of(field));
+            if !self.s3.contains(&area) {
+                self.s3.push(area);
+            }
+        }
         // Every recovery point a local `glob` matches, not only the one it picks.
         let local_glob = step.glob.as_deref().filter(|g| !g.starts_with("s3://"));
         if let Some(glob) = local_glob.filter(|_| step.kind == StepKind::Locate) {
             for path in expand(glob) {
                 self.add(path, of("glob"));
             }
+            self.globs.extend(globbed::Globbed::new(glob, of("glob")));
         }
         let Some(engine) = kind_spec(&self.engines, step) else {
             return;
@@ -254,6 +270,12 @@ impl Sources {
                 source.why
             );
         }
+        if let Some(glob) = self.globs.iter().find(|g| g.matches(&target.resolved)) {
+            anyhow::bail!(
+                "refusing to write {field} {given}{leads}: it is a backup {} would find, a source of this playbook; a drill writes only where it cannot harm what it tests",
+                glob.why
+            );
+        }
         if let Ok(meta) = fs::metadata(&target.resolved)
             && meta.is_file()
             && meta.nlink() > 1
@@ -264,6 +286,24 @@ impl Sources {
             );
         }
         Ok(target.resolved)
+    }
+
+    /// Checks the area of a bucket a step is about to write (`prefix` empty or ending
+    /// in `/`): refused when it is, contains or lies inside one a `locate` read from.
+    /// Compared by bucket name and key, whatever the store.
+    pub fn check_s3(&self, field: &str, bucket: &str, prefix: &str) -> anyhow::Result<()> {
+        for (b, p, why) in self.s3.iter().filter(|(b, ..)| b == bucket) {
+            let relation = match () {
+                _ if prefix == p => "is",
+                _ if prefix.starts_with(p.as_str()) => "lies inside",
+                _ if p.starts_with(prefix) => "contains",
+                _ => continue,
+            };
+            anyhow::bail!(
+                "refusing to write {field} s3://{bucket}/{prefix}: it {relation} s3://{b}/{p}, a source of this playbook ({why}); a drill writes only where it cannot harm what it tests"
+            );
+        }
+        Ok(())
     }
 
     /// The same sources and more, for one step's own check (e.g. the folders a files

@@ -134,37 +134,162 @@ pub fn mask_url_passwords(text: &str) -> Cow<'_, str> {
     replace_url_passwords(text, |_| MASK.into())
 }
 
-/// `text` with the password of every url's userinfo replaced by what `by` makes of it.
+/// `text` with the password of every url's userinfo replaced by what `by` makes of it,
+/// and the value of every query parameter named as a credential (`?token=`, `&auth=`,
+/// `X-Amz-Credential=`: see [`is_secret_name`]).
 pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
-    let mut out = String::new();
-    let mut copied = 0;
+    let ends = |c: char, more: &str| c.is_whitespace() || more.contains(c);
+    let mut found: Vec<(usize, usize)> = Vec::new();
     let mut from = 0;
-    while let Some(found) = text[from..].find("://") {
-        let start = from + found + 3;
+    while let Some(at) = text[from..].find("://") {
+        let start = from + at + 3;
         let len = text[start..]
-            .find(|c: char| c.is_whitespace() || "/?#\"'`<>".contains(c))
+            .find(|c| ends(c, "/?#\"'`<>"))
             .unwrap_or(text.len() - start);
         let authority = &text[start..start + len];
         from = start + len;
-        let Some(userinfo) = authority.rfind('@').map(|at| &authority[..at]) else {
-            continue;
-        };
-        let Some(colon) = userinfo.find(':') else {
-            continue;
-        };
-        let password = &userinfo[colon + 1..];
-        if password.is_empty() || password == MASK {
-            continue;
+        let userinfo = authority.rfind('@').map(|at| &authority[..at]);
+        if let Some(colon) = userinfo.and_then(|u| u.find(':')) {
+            let password = &userinfo.unwrap_or_default()[colon + 1..];
+            if !password.is_empty() && password != MASK {
+                found.push((start + colon + 1, start + colon + 1 + password.len()));
+            }
         }
-        let at = start + colon + 1;
-        out.push_str(&text[copied..at]);
-        out.push_str(&by(password));
-        copied = at + password.len();
+        let url_end = from
+            + text[from..]
+                .find(|c| ends(c, "#\"'`<>"))
+                .unwrap_or(text.len() - from);
+        let Some(query) = text[from..url_end].find('?').map(|q| from + q + 1) else {
+            continue;
+        };
+        let mut at = query;
+        for param in text[query..url_end].split('&') {
+            if let Some((name, value)) = param.split_once('=')
+                && is_secret_name(name)
+                && !value.is_empty()
+                && value != MASK
+            {
+                let value_at = at + name.len() + 1;
+                found.push((value_at, value_at + value.len()));
+            }
+            at += param.len() + 1;
+        }
     }
-    if copied == 0 {
+    if found.is_empty() {
         return Cow::Borrowed(text);
     }
+    found.sort_unstable();
+    let mut out = String::new();
+    let mut copied = 0;
+    for (start, end) in found {
+        // A url inside another's query: its range is within one already replaced.
+        if start < copied {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&by(&text[start..end]));
+        copied = end;
+    }
     out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// Parts of a field's name that say its value is a credential (`password`, `passphrase`,
+/// `secret_key`, `access_key`, `age_identity`, an `Authorization` header, an exec's
+/// `PGPASSWORD` or `MYSQL_PWD`, ...), compared in lowercase.
+const SECRET_NAMES: [&str; 13] = [
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "cookie",
+    "credential",
+    "private",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "identity",
+];
+
+/// Whether a field named `name` holds a credential: its value, written in the playbook
+/// (a literal, an `env`, a `--var`), is not shown (a `{{ secrets.NAME }}` is masked anyway).
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|part| name.contains(part))
+}
+
+/// The value of every string field of `value` (at any depth) whose name holds a
+/// credential (see [`is_secret_name`]) replaced by `***`, unless it is `keep` (a
+/// placeholder that shows nothing) or empty.
+pub fn mask_secret_fields(value: &mut Value, keep: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                match field {
+                    Value::String(s) if is_secret_name(key) && !s.is_empty() && s != keep => {
+                        *s = MASK.into();
+                    }
+                    other => mask_secret_fields(other, keep),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_secret_fields(v, keep)),
+        _ => {}
+    }
+}
+
+/// A line of TOML with the quoted value of every `key = "value"` whose key holds a
+/// credential (see [`is_secret_name`]) replaced by what `by` makes of it; a value with a
+/// template in it (`{{ secrets.NAME }}`) is left as written.
+pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(eq) = line[from..].find('=').map(|i| from + i) {
+        from = eq + 1;
+        let key = line[..eq].trim_end();
+        let start = key
+            .rfind(|c: char| !(c.is_alphanumeric() || "_-\"'".contains(c)))
+            .map_or(0, |i| i + 1);
+        let key = key[start..].trim_matches(['"', '\'']);
+        let rest = &line[eq + 1..];
+        let value_at = eq + 1 + (rest.len() - rest.trim_start().len());
+        let Some(quote) = line[value_at..]
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+        else {
+            continue;
+        };
+        let body = value_at + 1;
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in line[body..].char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    end = Some(body + i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let end = end.unwrap_or(line.len());
+        let value = &line[body..end];
+        from = end.max(from);
+        if !is_secret_name(key) || value.is_empty() || value.contains("{{") {
+            continue;
+        }
+        out.push_str(&line[copied..body]);
+        out.push_str(&by(value));
+        copied = end;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(line);
+    }
+    out.push_str(&line[copied..]);
     Cow::Owned(out)
 }
 
@@ -295,11 +420,60 @@ mod tests {
             ),
             ("x://u:@h x://u:***@h ://", "x://u:@h x://u:***@h ://"),
             ("ü://ü:ö@ä", "ü://ü:***@ä"),
+            (
+                "POST https://ntfy.sh/t?auth=tk_9x&x=1 failed",
+                "POST https://ntfy.sh/t?auth=***&x=1 failed",
+            ),
+            (
+                "\"http://h/hook?a=1&Token=t0k&api_key=k#f\" http://u:p@h/?next=http://v:w@i/?token=z",
+                "\"http://h/hook?a=1&Token=***&api_key=***#f\" http://u:***@h/?next=http://v:***@i/?token=***",
+            ),
+            ("http://h/?token=&auth=***", "http://h/?token=&auth=***"),
         ];
         for (text, masked) in cases {
             assert_eq!(r.redact(text), masked, "{text}");
         }
         assert!(matches!(r.redact_cow("http://h/a:b@c"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_credential_written_in_a_line_or_a_table_is_not_shown() {
+        let stars = |v: &str| "*".repeat(v.chars().count());
+        let line = r#"restic = { repository = "/r", password = "hunter22", x = 1 }"#;
+        let want = r#"restic = { repository = "/r", password = "********", x = 1 }"#;
+        assert_eq!(replace_secret_values(line, stars), want);
+        let line = r#"s3 = { "secret_key" = 'a"b=c', access_key = "AK\"I" }, PGPASSWORD="pw""#;
+        let want = r#"s3 = { "secret_key" = '*****', access_key = "*****" }, PGPASSWORD="**""#;
+        assert_eq!(replace_secret_values(line, stars), want);
+        for kept in [
+            r#"password = "{{ secrets.pw }}""#,
+            r#"output = "out/a.db", passphrase = """#,
+            "password = 1",
+            "x == 'password'",
+            r#"password = "unterminated"#,
+        ] {
+            let masked = replace_secret_values(kept, stars);
+            assert!(
+                !masked.contains('*') || kept.contains("unterminated"),
+                "{masked}"
+            );
+        }
+        let mut step = serde_json::json!({
+            "restic": {"repository": "/r", "password": "hunter22"},
+            "headers": {"Authorization": "Bearer t0k3n", "Accept": "text/plain"},
+            "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
+            "s3": {"secret_key": "", "region": "eu"},
+        });
+        mask_secret_fields(&mut step, "<secret>");
+        assert_eq!(
+            step,
+            serde_json::json!({
+                "restic": {"repository": "/r", "password": "***"},
+                "headers": {"Authorization": "***", "Accept": "text/plain"},
+                "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
+                "s3": {"secret_key": "", "region": "eu"},
+            })
+        );
     }
 
     #[test]

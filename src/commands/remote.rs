@@ -49,9 +49,10 @@ fn settings_from_env() -> S3Settings {
     }
 }
 
-/// An error of the store, with its hints in the names of the environment.
+/// An error of the store, with its hints in the names of the environment (and the
+/// password of a url in it, such as `AWS_ENDPOINT_URL`'s, as `***`).
 fn explain(e: &anyhow::Error) -> String {
-    format!("{e:#}")
+    crate::redact::mask_url_passwords(&format!("{e:#}"))
         .replace("`s3.access_key`", "AWS_ACCESS_KEY_ID")
         .replace("`s3.secret_key`", "AWS_SECRET_ACCESS_KEY")
         .replace("`s3.endpoint`", "AWS_ENDPOINT_URL")
@@ -97,7 +98,8 @@ impl Bucket {
 
     /// An error of the store, naming the store.
     fn explain(&self, e: &anyhow::Error) -> String {
-        format!("{} (endpoint: {})", explain(e), self.endpoint)
+        let endpoint = crate::redact::mask_url_passwords(&self.endpoint);
+        format!("{} (endpoint: {endpoint})", explain(e))
     }
 
     pub fn url(&self, key: &str) -> String {

@@ -46,7 +46,8 @@ impl Diagnostic {
     pub fn render_with(&self, file: &str, lines: &Lines<'_>) -> String {
         let level = if self.warning { "warning" } else { "error" };
         // A url's password written in the playbook is not shown: `***` in the message,
-        // a star per character in the quoted line (the caret stays under the problem).
+        // a star per character in the quoted line (the caret stays under the problem), as
+        // is the value of a credential's field (`password = "..."`) in the quoted line.
         let masked = |text: &str| crate::redact::mask_url_passwords(text).into_owned();
         let mut out = format!("{level}: {}\n", masked(&clip(&self.message)));
         match &self.span {
@@ -55,7 +56,8 @@ impl Diagnostic {
                 let (line_text, in_line) = lines.around(span.start);
                 let (shown, shown_col) = excerpt(line_text, in_line);
                 let stars = |password: &str| "*".repeat(password.chars().count());
-                let shown = crate::redact::replace_url_passwords(&shown, stars).into_owned();
+                let shown = crate::redact::replace_url_passwords(&shown, stars);
+                let shown = crate::redact::replace_secret_values(&shown, stars).into_owned();
                 let gutter = line.to_string().len();
                 let pad = " ".repeat(gutter);
                 let width = caret_width(&shown, shown_col, span.len());

@@ -77,6 +77,32 @@ pub struct Restic {
     pub password: Option<String>,
 }
 
+impl super::Step {
+    /// The area of a bucket a `locate` step reads its recovery points from: the bucket
+    /// and the folder of its `s3://` glob (the key prefix up to its last `/` before any
+    /// wildcard: a `SHA256SUMS` there is read too), or the bucket and prefix of its
+    /// restic `s3:` repository (`s3:http://host:port/bucket/prefix` or
+    /// `s3:host/bucket/prefix`), with the field naming it. A prefix is empty or ends in `/`.
+    pub fn s3_source(&self) -> Option<(String, String, &'static str)> {
+        let folder = |key: &str| key[..key.rfind('/').map_or(0, |i| i + 1)].to_string();
+        if let Some(url) = self.glob.as_deref().and_then(|g| g.strip_prefix("s3://")) {
+            let (bucket, pattern) = url.split_once('/').unwrap_or((url, ""));
+            let fixed = &pattern[..pattern.find(['*', '?', '[']).unwrap_or(pattern.len())];
+            return Some((bucket.to_string(), folder(fixed), "glob"));
+        }
+        let repo = self.restic.as_ref()?.repository.strip_prefix("s3:")?;
+        let path = repo.split_once("://").map_or(repo, |(_, rest)| rest);
+        let mut parts = path.splitn(3, '/').skip(1);
+        let bucket = parts.next().filter(|b| !b.is_empty())?;
+        let prefix = parts.next().unwrap_or_default().trim_end_matches('/');
+        let prefix = match prefix {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        Some((bucket.to_string(), prefix, "restic.repository"))
+    }
+}
+
 /// A borg repository (`locate`): read, never written (`--bypass-lock`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +136,37 @@ pub enum Decompress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_s3_source_of_a_locate_is_its_bucket_and_folder() {
+        let step = |fields: &str| -> super::super::Step {
+            toml::from_str(&format!("id = \"l\"\nkind = \"locate\"\n{fields}")).unwrap()
+        };
+        let of = |fields: &str| {
+            step(fields)
+                .s3_source()
+                .map(|(b, p, f)| format!("{b} {p} {f}"))
+        };
+        let glob = |g: &str| of(&format!("glob = \"{g}\""));
+        assert_eq!(glob("s3://b/hourly/cortex-*.db").unwrap(), "b hourly/ glob");
+        assert_eq!(glob("s3://b/a/b/c.db").unwrap(), "b a/b/ glob");
+        assert_eq!(glob("s3://b/*.db").unwrap(), "b  glob");
+        assert_eq!(glob("s3://b").unwrap(), "b  glob");
+        assert_eq!(glob("/srv/backups/*.db"), None);
+        let restic = |r: &str| of(&format!("restic = {{ repository = \"{r}\" }}"));
+        let want = "bkt repo/r1/ restic.repository";
+        assert_eq!(
+            restic("s3:http://127.0.0.1:9000/bkt/repo/r1").unwrap(),
+            want
+        );
+        assert_eq!(restic("s3:s3.amazonaws.com/bkt/repo/r1/").unwrap(), want);
+        assert_eq!(
+            restic("s3:https://h/bkt").unwrap(),
+            "bkt  restic.repository"
+        );
+        assert_eq!(restic("/srv/restic"), None);
+        assert_eq!(restic("s3:http://h/"), None);
+    }
 
     #[test]
     fn an_s3_table_fits_a_restic_repository_on_s3_with_keys_region_and_path_style() {

@@ -142,17 +142,19 @@ fn shown_fields(ctx: &Context, step: &Step) -> Vec<(String, String)> {
         if matches!(key.as_str(), "id" | "kind" | "name" | "phase" | "runbook") || value.is_null() {
             continue;
         }
-        let value = match &shown {
-            Some(all) => &all[key],
-            None => &ctx
+        let mut value = match &shown {
+            Some(all) => all[key].clone(),
+            None => ctx
                 .render_field(key, value)
                 .unwrap_or_else(|| value.clone()),
         };
-        let text = match (key.as_str(), value) {
+        // A credential written in the playbook (a literal, an `env`, a `--var`) is `***`.
+        crate::redact::mask_secret_fields(&mut value, "<secret>");
+        let text = match (key.as_str(), &value) {
             ("checks", Value::Array(checks)) => checks.iter().map(check_line).collect(),
             ("argv", Value::Array(words)) => words.iter().map(word).collect::<Vec<_>>().join(" "),
             ("ready", table) => pairs(table),
-            _ => text(value),
+            _ => text(&value),
         };
         fields.push((key.clone(), text));
     }

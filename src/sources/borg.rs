@@ -5,7 +5,7 @@
 //! borg's archives check reserves nonces, which writes the repository's `nonce` file.
 //! The archives' own chunks are verified by borg as `extract` reads them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde_json::Value;
@@ -19,12 +19,76 @@ pub struct Borg {
     base: Base,
 }
 
-/// The source of a step with `borg = { ... }`, None without.
+/// The source of a step with `borg = { ... }`, None without. A local repository whose
+/// index is not its last commit's is refused (see [`index_is_current`]).
 pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
-    Ok(step
-        .borg
-        .as_ref()
-        .map(|s| Box::new(Borg::new(s, step)) as Box<dyn Source>))
+    let Some(settings) = &step.borg else {
+        return Ok(None);
+    };
+    if let Some(repo) = step.local_repository() {
+        index_is_current(Path::new(repo))?;
+    }
+    Ok(Some(Box::new(Borg::new(settings, step))))
+}
+
+/// How a committed segment ends: borg's COMMIT entry (crc32, size 9, tag 2).
+const COMMIT: [u8; 9] = [0x40, 0xf4, 0x3c, 0x25, 9, 0, 0, 0, 2];
+
+/// Fails when the index of the local borg repository `repo` is not the one of its last
+/// commit (the newest segment ending in a COMMIT): borg then rebuilds it as it opens the
+/// repository, even to read with `--bypass-lock`, writing `index.N`, `hints.N` and
+/// `integrity.N` into it. That is the state while a backup is being written (its commit
+/// lands before its index) and after one crashed. What cannot be read is left to borg.
+fn index_is_current(repo: &Path) -> anyhow::Result<()> {
+    let numbered = |dir: &Path, prefix: &str| -> Vec<(u64, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(u64, PathBuf)> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let n = e.file_name().to_str()?.strip_prefix(prefix)?.parse().ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let data = repo.join("data");
+    if !data.is_dir() {
+        return Ok(());
+    }
+    let index = numbered(repo, "index.")
+        .into_iter()
+        .rev()
+        .find(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .map(|(n, _)| n);
+    let ends_committed = |path: &Path| -> bool {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut tail = [0u8; 9];
+        std::fs::File::open(path)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::End(-9))?;
+                f.read_exact(&mut tail)
+            })
+            .is_ok_and(|()| tail == COMMIT)
+    };
+    let mut segments: Vec<(u64, PathBuf)> = numbered(&data, "")
+        .into_iter()
+        .flat_map(|(_, dir)| numbered(&dir, ""))
+        .collect();
+    segments.sort();
+    let committed = segments.iter().rev().find(|(_, p)| ends_committed(p));
+    let committed = committed.map(|(n, _)| *n);
+    if committed.is_none() || committed == index {
+        return Ok(());
+    }
+    let index = index.map_or("no index".to_string(), |n| format!("index.{n}"));
+    anyhow::bail!(
+        "borg repository {} has {index}, but its last commit is segment {}: borg would rebuild the index, writing into the repository (a backup is being written, or one did not finish); run the drill when no backup is running, or after a `borg list` with write access has rebuilt it",
+        repo.display(),
+        committed.unwrap_or_default()
+    )
 }
 
 impl Borg {

@@ -78,6 +78,8 @@ impl Decode {
         let output = output.context(
             "`output` is required to decrypt or decompress: where the decoded backup is written",
         )?;
+        // The raw copy is staged beside `output`: where that leads is checked first.
+        let output = &ctx.sources.check("output", output)?;
         let staging = match source.in_place() {
             true => None,
             false => Some(tempdir_beside(output, ".restore-drill-raw.")?),

@@ -24,6 +24,8 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     };
     let files = super::checksum::expand(required(step.files.as_deref(), "files")?, &[])?;
     let client = Client::new(&step.s3.clone().unwrap_or_default())?;
+    // A bucket's area a `locate` read from is a source: nothing is added to it.
+    ctx.sources.check_s3("to", bucket, &dir)?;
     ctx.with_engine(|ectx| {
         // Everything is checked before anything is written: the bucket may hold the
         // backups a drill reads, so a copy never overwrites an object nor changes a

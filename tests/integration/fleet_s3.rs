@@ -271,11 +271,18 @@ fn wrong_credentials_or_an_unreachable_store_fail_clearly_and_run_nothing() {
     no_secret(&run, &wrong.secret);
     assert_eq!(keys(store, &bucket, ""), Vec::<String>::new());
 
+    // Down, and its url holds a password (a proxy's): named, the password `***`.
     let down = Aws {
-        endpoint: format!("http://127.0.0.1:{}", free_port()),
+        endpoint: format!("http://drill:Endpoint-Pw7@127.0.0.1:{}", free_port()),
         ..Aws::of(store)
     };
     let status = down.run(here.path(), &["history", &url]).expect_code(2);
+    assert_has(
+        &status.stderr,
+        "http://drill:***@127.0.0.1:",
+        "the endpoint",
+    );
+    no_secret(&status, "Endpoint-Pw7");
     assert_has(
         &status.stderr,
         "cannot read s3://fleet-refused/p/",
@@ -289,6 +296,7 @@ fn wrong_credentials_or_an_unreachable_store_fail_clearly_and_run_nothing() {
     let run = run_into(&down, &drill, &url).expect_code(3);
     assert_has(&run.stderr, "nothing was run", "run");
     no_secret(&run, &store.secret_key);
+    no_secret(&run, "Endpoint-Pw7");
 }
 
 /// A proxy in front of the store that passes everything through until `cut` exists,

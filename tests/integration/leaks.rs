@@ -221,3 +221,52 @@ fn the_work_directory_is_private() {
         .expect_code(0);
     assert!(out.log().contains("mode 700"), "{}", out.log());
 }
+
+/// A credential written in the playbook itself, not in `[secrets]` (a literal, an `env`):
+/// a restic password, an S3 key pair, an `Authorization` header, an exec's `PGPASSWORD`.
+/// `plan` shows each as `***`, and the line `validate` quotes a star per character.
+#[test]
+fn plan_and_validate_show_no_credential_written_in_the_playbook() {
+    const LITERALS: [&str; 5] = [
+        "Env-Restic-Pw",
+        "AKIALITERAL0",
+        "Lit-S3-Secret",
+        "Lit-Token-9",
+        "Lit-Pg-Pw",
+    ];
+    let locate = "restic = { repository = \"s3:http://127.0.0.1:1/b/r\", password = \"{{ env.DRILL_RPW }}\" }\ns3 = { access_key = \"AKIALITERAL0\", secret_key = \"Lit-S3-Secret\" }\npaths = [\"/data/a.db\"]\noutput = \"out/a.db\"";
+    let playbook = pb("creds").step([
+        step("latest", "locate").fields(locate),
+        http("probe", "http://127.0.0.1:1/")
+            .set("headers", raw("{ Authorization = \"Bearer Lit-Token-9\" }")),
+        exec("e", "true").set(
+            "env",
+            raw("{ PGPASSWORD = \"Lit-Pg-Pw\", PGHOST = \"db\" }"),
+        ),
+    ]);
+    let drill = playbook.drill().env("DRILL_RPW", "Env-Restic-Pw");
+    let plan = drill.subcommand("plan").run().expect_code(0);
+    for shown in [
+        "\"password\":\"***\"",
+        "\"access_key\":\"***\",\"secret_key\":\"***\"",
+        "{\"Authorization\":\"***\"}",
+        "{\"PGPASSWORD\":\"***\",\"PGHOST\":\"db\"}",
+    ] {
+        assert_has(&plan.stdout, shown, "plan");
+    }
+    let typo = "restic = { repository = \"/srv/r\", password = \"Lit-Pg-Pw\", pasword = \"x\" }";
+    let toml = pb("typo")
+        .step(step("latest", "locate").fields(typo))
+        .toml();
+    let validate = Drill::new(&toml).validate().expect_code(2);
+    assert_has(
+        &validate.stderr,
+        "password = \"*********\", pasword",
+        "validate",
+    );
+    for text in [&plan.stdout, &plan.stderr, &validate.stderr] {
+        for literal in LITERALS {
+            assert!(!text.contains(literal), "{literal} is shown:\n{text}");
+        }
+    }
+}

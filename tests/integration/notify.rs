@@ -155,3 +155,63 @@ fn notifications_that_fail_are_recorded_and_never_change_the_verdict() {
     let out = notifying(&broken.base, r#"["success"]"#, "true").run();
     assert_eq!(status(&out.record()), 500);
 }
+
+/// A token written into a channel's url itself (a literal, not from `[secrets]`: ntfy's
+/// `?auth=`, a webhook's `?token=`) reaches the receiver, and is `***` in the record,
+/// its warnings, every report and the terminal, whether the notification was delivered
+/// (a receiver answering 500 here) or not; so is one in an `http` step's url.
+#[test]
+fn a_token_in_a_channel_url_is_sent_and_shown_nowhere() {
+    const HOOK: &str = "Lit-Hook-Tok3n";
+    const NTFY: &str = "tk_LitNtfyTok";
+    const KEY: &str = "Lit-Api-K3y";
+    let r = receiver(500, Duration::ZERO);
+    let out = pb("tokens")
+        .table("notify", "on", raw(r#"["success"]"#))
+        .table(
+            "notify",
+            "webhook",
+            raw(format!(r#"{{ url = "{}/hook?token={HOOK}" }}"#, r.base)),
+        )
+        .table(
+            "notify",
+            "ntfy",
+            format!("{}/drills?auth={NTFY}", r.base).as_str(),
+        )
+        .table("notify", "timeout", "1s")
+        .table(
+            "report",
+            "formats",
+            list(&["markdown", "html", "junit", "prometheus"]),
+        )
+        .step(
+            http("probe", &format!("{}/health?x=1&api_key={KEY}", r.base))
+                .set("expect_status", 500),
+        )
+        .run()
+        .expect_code(0);
+    let lines: Vec<String> = r.requests().iter().map(|q| q.line.clone()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("?token={HOOK}"))),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("?auth={NTFY}"))),
+        "{lines:?}"
+    );
+    let record = out.record();
+    assert_eq!(
+        record["notifications"][0]["url"],
+        format!("{}/hook?token=***", r.base)
+    );
+    assert_eq!(
+        out.output("probe", "url"),
+        format!("{}/health?x=1&api_key=***", r.base).as_str()
+    );
+    let written = everything_written(&out).into_iter();
+    for (what, text) in written.filter(|(p, _)| !p.ends_with("playbook.toml")) {
+        for token in [HOOK, NTFY, KEY] {
+            assert!(!text.contains(token), "{token} is in {what}:\n{text}");
+        }
+    }
+}

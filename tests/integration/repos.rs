@@ -505,6 +505,67 @@ fn streamed_while_listed(tool: Tool) {
     assert_eq!(repo.hash(), before, "the repository changed");
 }
 
+/// `decompress` stages the raw copy beside `output`: an `output` that leads into the
+/// repository (through a symlink) is refused before anything is created there (the
+/// staging folder, and `output`'s missing folder, were made in the repository first).
+fn decoded_output_into_the_repository_is_refused_first(tool: Tool) {
+    let Some(repo) = Repo::new(tool) else { return };
+    let before = repo.hash();
+    let gz = tool.path("cortex.db.gz");
+    let fields =
+        format!("paths = [\"{gz}\"]\ndecompress = \"gzip\"\noutput = \"into/drill/cortex.db\"");
+    let drill = repo.locate(&fields).drill().env("REPO_PW", PASSWORD);
+    std::os::unix::fs::symlink(repo.path(), drill.path().join("into")).unwrap();
+    let out = drill.run().expect_code(1);
+    let made: Vec<_> = std::fs::read_dir(repo.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "drill" || n.starts_with(".restore-drill"))
+        .collect();
+    assert!(made.is_empty(), "made in the repository: {made:?}");
+    out.step("latest")
+        .failed_with("refusing to write output into/drill/cortex.db");
+    assert_eq!(repo.hash(), before, "the repository changed");
+}
+
+#[test]
+fn restic_decoded_output_into_the_repository_is_refused_first() {
+    decoded_output_into_the_repository_is_refused_first(Tool::Restic);
+}
+
+#[test]
+fn borg_decoded_output_into_the_repository_is_refused_first() {
+    decoded_output_into_the_repository_is_refused_first(Tool::Borg);
+}
+
+/// borg rebuilds a repository's index that is not its last commit's (while a backup is
+/// written, or after one crashed) as it opens it, even with `--bypass-lock`, writing into
+/// the repository: such a repository is refused, saying why, and left as it was.
+#[test]
+fn borg_a_repository_whose_index_is_not_its_last_commits_is_refused_and_left_alone() {
+    let Some(repo) = Repo::new(Tool::Borg) else {
+        return;
+    };
+    for entry in std::fs::read_dir(repo.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if ["index.", "hints.", "integrity."]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let before = repo.hash();
+    let file = Tool::Borg.path("cortex.db");
+    let fields = format!("paths = [\"{file}\"]\noutput = \"out/cortex.db\"");
+    let out = repo.run(&repo.locate(&fields), PASSWORD).expect_code(1);
+    assert_eq!(repo.hash(), before, "borg wrote into the repository");
+    out.step("latest")
+        .failed_with("has no index, but its last commit is segment")
+        .failed_with("borg would rebuild the index, writing into the repository");
+}
+
 #[test]
 fn restic_streams_the_file_while_it_is_listed() {
     streamed_while_listed(Tool::Restic);

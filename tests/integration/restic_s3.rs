@@ -157,3 +157,32 @@ fn restic_s3_a_wrong_secret_key_fails_clearly_and_is_printed_nowhere() {
     assert!(!out.path().join("out/cortex.db").exists());
     assert_eq!(repo.store.snapshot(&repo.bucket), before);
 }
+
+/// A `copy` after the locate adds nothing to the restic repository it read (its bucket's
+/// prefix, or a folder inside it): refused naming the repository, the bucket as it was.
+#[test]
+fn restic_s3_a_copy_into_the_repository_read_is_refused() {
+    let Some(repo) = S3Repo::new("restic-s3-copy") else {
+        return;
+    };
+    let before = repo.store.snapshot(&repo.bucket);
+    let to = format!("s3://{}/repo/data/", repo.bucket);
+    let copy = step("offsite", "copy").fields(&format!(
+        "files = [\"out/cortex.db\"]\nto = \"{to}\"\ns3 = {}",
+        repo.store.table()
+    ));
+    let playbook = repo.locate(TABLE).step([copy]);
+    let out = repo
+        .run(&playbook, &repo.store.secret_key, None)
+        .expect_code(1);
+    out.step("latest").passed();
+    let source = format!("s3://{}/repo/, a source of this playbook", repo.bucket);
+    out.step("offsite")
+        .failed_with(&format!("it lies inside {source}"))
+        .failed_with("`restic.repository` of step `latest`");
+    assert_eq!(
+        repo.store.snapshot(&repo.bucket),
+        before,
+        "the repository changed"
+    );
+}

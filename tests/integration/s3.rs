@@ -326,6 +326,37 @@ fn copy_uploads_files_with_their_sha256_and_locate_verifies_them() {
     }
 }
 
+/// A `copy` adds nothing where a `locate` of this drill read its backups: a `to` that is
+/// the glob's folder (its objects and `SHA256SUMS`), or a folder above it, is refused
+/// naming the source, and the bucket is as it was. (A copy placed before the locate is
+/// the drill's own backup flow, as above.)
+#[test]
+fn copy_into_the_folder_a_locate_read_is_refused() {
+    let Some(store) = test_store() else { return };
+    three_backups(store, "source-bucket");
+    let before = store.snapshot("source-bucket");
+    for (to, relation) in [
+        ("s3://source-bucket/hourly/", "is"),
+        ("s3://source-bucket", "contains"),
+    ] {
+        let copy = step("offsite", "copy").fields(&format!(
+            "files = [\"out/latest.bin\"]\nto = \"{to}\"\ns3 = {}",
+            store.table()
+        ));
+        let playbook = locate(store, "s3://source-bucket/hourly/*.db", "").step([copy]);
+        let out = run(store, &playbook).expect_code(1);
+        out.step("latest").passed();
+        out.step("offsite").failed_with(&format!(
+            "it {relation} s3://source-bucket/hourly/, a source of this playbook (`glob` of step `latest`)"
+        ));
+        assert_eq!(
+            store.snapshot("source-bucket"),
+            before,
+            "{to}: the source changed"
+        );
+    }
+}
+
 /// A copy never overwrites: the bucket may hold the backups a drill reads. An object of
 /// the same name with other content, or a `SHA256SUMS` line saying another sha256, fails
 /// the step naming it, and the bucket is as it was; the same content again passes.
@@ -630,6 +661,41 @@ fn locate_protects_every_match_of_its_glob() {
         std::fs::read(out.path().join("backups/a.db")).unwrap(),
         before
     );
+}
+
+/// A new file the glob would match is a backup too: a locate's `output` among the backups
+/// (through a symlink to their folder), or a later restore there, is refused before
+/// anything is written, and the folder holds only the backups (the next run would take
+/// the drill's copy for the newest one, and its schedule audit would count it).
+#[test]
+fn nothing_is_written_where_a_local_glob_would_find_it() {
+    for (output, restore_to) in [
+        ("into/restored.db", "out/a.db"),
+        ("out/a.db", "backups/new.db"),
+    ] {
+        let drill = pb("local")
+            .step(
+                step("latest", "locate")
+                    .fields(&format!("glob = \"backups/*.db\"\noutput = \"{output}\"")),
+            )
+            .step(sqlite_restore("{{ steps.latest.path }}", restore_to))
+            .drill();
+        make_db(&drill.path().join("backups/a.db"), 10);
+        std::os::unix::fs::symlink("backups", drill.path().join("into")).unwrap();
+        let out = drill.run().expect_code(1);
+        let names: Vec<String> = std::fs::read_dir(out.path().join("backups"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.db"], "{output}, {restore_to}");
+        let failed = if output.starts_with("into") {
+            "latest"
+        } else {
+            "restore"
+        };
+        out.step(failed)
+            .failed_with("a backup `glob` of step `latest` would find, a source of this playbook");
+    }
 }
 
 /// A drill of `book` with two recovery points, `backups/db-0.bak` an hour older.

@@ -1,8 +1,9 @@
 //! A pgBackRest stanza as the source of a physical restore: `pgbackrest verify` when
 //! asked, `pgbackrest restore` into the throwaway cluster's empty data directory (the
 //! backup set chosen for the target, `--type`/`--target` as pgBackRest spells them),
-//! and `archive-get` as the recovery's restore command. The repository is only read;
-//! pgBackRest's own lock, spool and log files go into the cluster's directory.
+//! and `archive-get` as the recovery's restore command (never asynchronous: nothing is
+//! queued into the host's spool path). The repository is only read; pgBackRest's own
+//! lock, spool and log files go into the cluster's directory.
 
 use std::path::Path;
 
@@ -103,6 +104,10 @@ pub fn restore_command(src: &PgBackRest, base: &Path, misses: &Path) -> String {
     let mut args = common(src);
     // archive-get checks that it serves the cluster in this data directory.
     args.push(format!("--pg1-path={}", base.join("data").display()));
+    // Each segment fetched by itself: an asynchronous archive-get (`archive-async=y` in
+    // the stanza's configuration) would queue segments into the host's `spool-path`,
+    // which a standby of the source on this host may be using.
+    args.push("--no-archive-async".into());
     let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
     let env: Vec<String> = own_state(base)
         .iter()
@@ -148,7 +153,7 @@ mod tests {
         let c = restore_command(&stanza(), Path::new("/tmp/c"), Path::new("/tmp/c/m"));
         assert_eq!(
             c,
-            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' PGBACKREST_SPOOL_PATH='/tmp/c/pgbackrest-spool' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
+            r#"PGBACKREST_LOCK_PATH='/tmp/c/pgbackrest-lock' PGBACKREST_SPOOL_PATH='/tmp/c/pgbackrest-spool' pgbackrest '--config=/etc/pgbackrest/it'\''s.conf' '--stanza=main' '--log-level-file=off' '--log-level-stderr=error' '--pg1-path=/tmp/c/data' '--no-archive-async' archive-get "%f" "%p" || { echo "%f" >> '/tmp/c/m'; exit 1; }"#
         );
     }
 }
