@@ -15,10 +15,10 @@ pub struct EngineSpec {
     /// The command that runs the starter, `{playbook}` standing for its path (the hint
     /// `init` prints).
     pub run: &'static str,
+    pub kinds: &'static [KindSpec],
     /// What that command needs besides when root runs it (the engine's server programs
     /// refuse root: `--var os_user=...`); `init` run as root prints it after `run`.
     pub run_as_root: &'static str,
-    pub kinds: &'static [KindSpec],
 }
 
 /// What an engine reads from a step of one kind.

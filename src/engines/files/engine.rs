@@ -152,7 +152,6 @@ static SPEC: EngineSpec = EngineSpec {
     name: "files",
     example: include_str!("../../../templates/init/files.toml"),
     run: "restore-drill run {playbook} --var tree=/path/to/your/dir",
-    run_as_root: "",
     kinds: &[
         KindSpec::backup(&["paths", "exclude", "output", "compression"])
             .needs(&[&["paths"], &["output"]])
@@ -173,4 +172,5 @@ static SPEC: EngineSpec = EngineSpec {
             .makes(&["target_dir"])
             .outputs(&["file_count", "symlink_count"]),
     ],
+    run_as_root: "",
 };

@@ -183,7 +183,6 @@ static SPEC: EngineSpec = EngineSpec {
     name: "mysql",
     example: include_str!("../../../templates/init/mysql.toml"),
     run: "MYSQL_PWD=... restore-drill run {playbook} --var mysql_url=mysql://USER@HOST:3306/DATABASE",
-    run_as_root: "",
     kinds: &[
         KindSpec::backup(&[
             "url",
@@ -222,4 +221,5 @@ static SPEC: EngineSpec = EngineSpec {
         .schema(),
         KindSpec::sql(),
     ],
+    run_as_root: "",
 };

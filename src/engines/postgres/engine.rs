@@ -489,7 +489,6 @@ static SPEC: EngineSpec = EngineSpec {
     name: "postgres",
     example: include_str!("../../../templates/init/postgres.toml"),
     run: "PGPASSWORD=... restore-drill run {playbook} --var pg_url=postgres://USER@HOST:5432/DATABASE",
-    run_as_root: " --var os_user=postgres",
     kinds: &[
         KindSpec::backup(&[
             "url",
@@ -544,4 +543,5 @@ static SPEC: EngineSpec = EngineSpec {
         .schema(),
         KindSpec::sql(),
     ],
+    run_as_root: " --var os_user=postgres",
 };

@@ -168,7 +168,6 @@ static SPEC: EngineSpec = EngineSpec {
     name: "sqlite",
     example: include_str!("../../../templates/init/sqlite.toml"),
     run: "restore-drill run {playbook} --var source_db=/path/to/app.db",
-    run_as_root: "",
     kinds: &[
         KindSpec::backup(&["source", "output", "checkpoint", "digests", "sample"])
             .needs(&[&["source"], &["output"]])
@@ -185,4 +184,5 @@ static SPEC: EngineSpec = EngineSpec {
             "SQLite has no roles or users: any process that can open the file can read it",
         )]),
     ],
+    run_as_root: "",
 };
