@@ -278,7 +278,12 @@ pub fn run(bucket: &Bucket, pb: &LoadedPlaybook, mut opts: RunOptions, drive: Dr
         Ok(result) => result,
         Err(code) => return code,
     };
-    match bucket.upload(drill, &result.json_path) {
+    // The drill's located bucket areas are known once it ran: its files go to none.
+    let into = bucket.drill_prefix(drill);
+    let uploaded = (result.sources)
+        .check_s3("the run's artifacts to", &bucket.bucket, &into)
+        .and_then(|()| bucket.upload(drill, &result.json_path));
+    match uploaded {
         Ok(urls) => {
             eprintln!(
                 "uploaded {} to {folder}",

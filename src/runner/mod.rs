@@ -87,6 +87,9 @@ pub enum RunError {
 pub struct RunResult {
     pub record: RunRecord,
     pub json_path: PathBuf,
+    /// What the drill read, as the run came to know it (a located bucket area is known
+    /// once its step ran): what the run's artifacts must not be written into.
+    pub sources: crate::guard::Sources,
 }
 
 impl RunResult {
@@ -184,6 +187,7 @@ impl Runner<'_> {
         RunResult {
             record: self.record,
             json_path: self.json_path,
+            sources: self.sources,
         }
     }
 

@@ -511,3 +511,40 @@ fn an_upload_is_refused_by_the_store_where_an_object_of_its_name_exists() {
         b"the second\n"
     );
 }
+
+/// `run --artifacts` into the bucket area a `locate` of the drill read (here the folder
+/// of its glob, `backups/`, holds the drill's folder `backups/orders/`) uploads nothing:
+/// the run keeps its verdict and record, the files stay in the staging folder, and the
+/// source is as it was. Elsewhere in the same bucket, the upload goes ahead.
+#[test]
+fn artifacts_are_never_uploaded_into_an_area_a_locate_read() {
+    let Some((store, bucket, aws)) = store_with("fleet-located") else {
+        return;
+    };
+    store.put(&bucket, "backups/orders-1.db", b"a backup\n");
+    let before = store.snapshot(&bucket);
+    let locate = step("latest", "locate").fields(&format!(
+        "glob = \"s3://{bucket}/backups/*.db\"\ns3 = {}\noutput = \"{{{{ drill.workdir }}}}/latest.bin\"\n",
+        store.table()
+    ));
+    let drill = pb("orders")
+        .secret("s3_key", "AWS_ACCESS_KEY_ID")
+        .secret("s3_secret", "AWS_SECRET_ACCESS_KEY")
+        .step([locate])
+        .drill();
+    let refused = run_into(&aws, &drill, &format!("s3://{bucket}/backups/"));
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert_has(
+        &refused.stderr,
+        &format!(
+            "refusing to write the run's artifacts to s3://{bucket}/backups/orders/: it lies inside s3://{bucket}/backups/, a source of this playbook (`glob` of step `latest`)"
+        ),
+        "run",
+    );
+    assert_has(&refused.stderr, "they are kept in", "run");
+    assert_eq!(store.snapshot(&bucket), before, "the located area changed");
+
+    let beside = run_into(&aws, &drill, &format!("s3://{bucket}/drills/"));
+    assert_eq!(beside.code, 0, "{}", beside.stderr);
+    assert_eq!(keys(store, &bucket, "drills/orders/").len(), 3);
+}
