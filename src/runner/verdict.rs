@@ -238,6 +238,60 @@ fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::Mode;
+    use crate::runner::RunOptions;
+
+    /// The record of a failed drill of two steps, `a` and `b`, each failed with its
+    /// error where one is given.
+    fn failed(errors: [Option<&str>; 2]) -> RunRecord {
+        let dir = tempfile::tempdir().unwrap();
+        let playbook = dir.path().join("p.toml");
+        let step = |id| format!("[[steps]]\nid = \"{id}\"\nkind = \"wait\"\nduration = \"1ms\"\n");
+        let toml = format!(
+            "version = 1\n[drill]\nname = \"t\"\n{}{}",
+            step("a"),
+            step("b")
+        );
+        std::fs::write(&playbook, toml).unwrap();
+        let pb = crate::playbook::load(&playbook, &crate::engines::specs()).unwrap();
+        let mut record = super::super::setup::initial_record(
+            &pb,
+            &RunOptions::default(),
+            "t-1".into(),
+            Mode::Automated,
+            &jiff::Timestamp::now(),
+            dir.path(),
+            &dir.path().join("r.json"),
+            &dir.path().join("r.log"),
+        );
+        record.status = RunStatus::Failed;
+        for (step, error) in record.steps.iter_mut().zip(errors) {
+            step.status = StepStatus::Passed;
+            if let Some(error) = error {
+                step.status = StepStatus::Failed;
+                step.error = Some(error.into());
+            }
+        }
+        record
+    }
+
+    #[test]
+    fn a_failed_summary_names_the_first_failure_and_counts_the_others() {
+        let one = summary(&failed([Some("exit 3"), None]));
+        assert_eq!(one, "failed: step `a` failed: exit 3");
+        let two = summary(&failed([Some("exit 3"), Some("exit 4")]));
+        assert_eq!(two, "failed: step `a` failed: exit 3 (and 1 more)");
+    }
+
+    /// A first failure too long for the line is cut so that the count of the others
+    /// still ends it.
+    #[test]
+    fn a_long_first_failure_is_cut_before_the_count_of_the_others() {
+        let long = "x".repeat(400);
+        let text = summary(&failed([Some(&long), Some("exit 4")]));
+        assert!(text.ends_with("x… (and 1 more)"), "{text}");
+        assert_eq!(text.chars().count(), SUMMARY_CHARS, "{text}");
+    }
 
     #[test]
     fn one_line_keeps_the_first_line_within_its_length() {
