@@ -298,5 +298,7 @@ mod tests {
         assert_eq!(one_line("short", 10), "short");
         assert_eq!(one_line("\nfirst\nsecond", 10), "first…");
         assert_eq!(one_line("abcdefghijkl", 6), "abcde…");
+        // Exactly as long as allowed: kept whole.
+        assert_eq!(one_line("abcdef", 6), "abcdef");
     }
 }
