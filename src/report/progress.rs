@@ -139,7 +139,9 @@ impl Observer for Progress {
                     GateStatus::Failed => "✘",
                     GateStatus::NotEvaluated => "-",
                 };
-                self.line(&format!("  {mark} gate {:<39} {}", gate.name, gate.detail));
+                // Cut like a step's name, so that every detail starts in one column.
+                let name = truncate(&gate.name, 39);
+                self.line(&format!("  {mark} gate {name:<39} {}", gate.detail));
             }
             Event::Notice(text) => self.line(&format!("  ! {text}")),
             Event::TornDown => {}

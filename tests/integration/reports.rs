@@ -507,3 +507,34 @@ fn a_drill_that_fills_the_artifacts_disk_leaves_a_finished_record_saying_so() {
     assert!(warnings.contains("was written over in place"), "{warnings}");
     assert_eq!(record["steps"][1]["status"], "passed", "{text}");
 }
+
+/// The lines the terminal shows keep their columns: a gate named after a long step name
+/// is cut like the step's name, and its detail starts where every other gate's does.
+#[test]
+fn a_long_gate_name_is_cut_so_its_detail_keeps_its_column() {
+    let long = "Restore into the isolated work directory of the drill and check it";
+    let out = pb("t")
+        .gate("rto", "1h")
+        .step(
+            exec("w", "true")
+                .set("name", long)
+                .set("max_duration", "7m"),
+        )
+        .run()
+        .expect_code(0);
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    let gates: Vec<&str> = printed.lines().filter(|l| l.contains(" gate ")).collect();
+    assert_eq!(gates.len(), 2, "{gates:?}");
+    // "  ✔ gate " and a name of 39 characters, a space, then the detail.
+    for line in &gates {
+        let chars: Vec<char> = line.chars().collect();
+        assert!(
+            chars.len() > 49 && chars[48] == ' ' && chars[49] != ' ',
+            "detail out of its column: {line:?}"
+        );
+    }
+    assert!(
+        printed.contains("Restore into the isolated work directo…"),
+        "{gates:?}"
+    );
+}
