@@ -585,7 +585,10 @@ fn locate_a_local_backup_copied_to_output_keeps_the_original_a_source() {
         .step(
             step("latest", "locate").fields("glob = \"backups/*.db\"\noutput = \"copy/latest.db\""),
         )
-        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db").set("overwrite", true))
+        .step(
+            sqlite_restore("{{ steps.latest.path }}", &at_run_time("backups/a.db"))
+                .set("overwrite", true),
+        )
         .drill();
     make_db(&drill.path().join("backups/a.db"), 10);
     let before = std::fs::read(drill.path().join("backups/a.db")).unwrap();
@@ -645,7 +648,10 @@ fn locate_a_local_backup_is_checked_against_the_sha256sums_beside_it() {
 fn locate_protects_every_match_of_its_glob() {
     let drill = pb("local")
         .step(step("latest", "locate").fields("glob = \"backups/*.db\""))
-        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db").set("overwrite", true))
+        .step(
+            sqlite_restore("{{ steps.latest.path }}", &at_run_time("backups/a.db"))
+                .set("overwrite", true),
+        )
         .drill();
     make_db(&drill.path().join("backups/a.db"), 10);
     make_db(&drill.path().join("backups/b.db"), 20);
@@ -669,10 +675,13 @@ fn locate_protects_every_match_of_its_glob() {
 /// the drill's copy for the newest one, and its schedule audit would count it).
 #[test]
 fn nothing_is_written_where_a_local_glob_would_find_it() {
+    // Paths `validate` cannot see into (a link; a template it cannot render), so that
+    // the run's own refusal is what is tested (`validate::a_write_among_the_backups_a_local_glob_reads_is_refused`).
     for (output, restore_to) in [
         ("into/restored.db", "out/a.db"),
         ("out/a.db", "backups/new.db"),
     ] {
+        let restore_to = &at_run_time(restore_to);
         let drill = pb("local")
             .step(
                 step("latest", "locate")
@@ -722,7 +731,8 @@ fn locate_never_replaces_an_existing_output_but_its_own() {
         )
     };
     for output in ["backups/db-0.bak", "precious/notes.txt", "precious"] {
-        let d = two_points(book(output)).file("precious/notes.txt", b"not the drill's");
+        let d =
+            two_points(book(&at_run_time(output))).file("precious/notes.txt", b"not the drill's");
         let out = d.run().expect_code(1);
         let err = error(&out);
         assert!(

@@ -597,3 +597,39 @@ fn numbers_out_of_range_are_refused_where_they_are_written() {
         rejects(&pb("t").step(step).toml(), message, location, snippet);
     }
 }
+
+/// A path written where a local `locate` glob would find it, from that step on (its own
+/// `output` too), is refused at its place: the next run would take the drill's copy for
+/// the newest backup. A backup written there before the locate is the drill's own flow.
+#[test]
+fn a_write_among_the_backups_a_local_glob_reads_is_refused() {
+    let locate = |output: &str| {
+        step("latest", "locate").fields(&format!("glob = \"backups/*.db\"\noutput = \"{output}\""))
+    };
+    let own = pb("t").step(locate("backups/./restored.db")).toml();
+    let message = "`output` of step `latest` is a backup the `glob` of step `latest` would find (backups/*.db)";
+    let line = own.lines().position(|l| l.starts_with("output =")).unwrap() + 1;
+    rejects(&own, message, &format!("{line}:10"), "output = ");
+    let later = pb("t")
+        .step(locate("out/a.db"))
+        .step(sqlite_restore("{{ steps.latest.path }}", "backups/new.db"))
+        .toml();
+    let message = "`target` of step `restore` is a backup the `glob` of step `latest` would find";
+    let line = later
+        .lines()
+        .position(|l| l.starts_with("target ="))
+        .unwrap()
+        + 1;
+    rejects(&later, message, &format!("{line}:10"), "target = ");
+    // Before the locate, in a folder below, or of another name: fine.
+    let fine = pb("t")
+        .step(sqlite_backup("db.sqlite", "backups/new.db"))
+        .step(locate("out/a.db"))
+        .step(sqlite_restore(
+            "{{ steps.latest.path }}",
+            "backups/old/a.db",
+        ))
+        .step(sqlite_restore("{{ steps.latest.path }}", "backups/a.db.txt").set("id", "again"))
+        .toml();
+    Drill::new(&fine).validate().expect_code(0);
+}

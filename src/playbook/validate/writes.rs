@@ -2,7 +2,7 @@
 //! the source are known from the file alone (text and `vars`), as the run refuses it in
 //! any case (`guard::Sources`): a restore's `target`/`target_dir`, a backup's or a
 //! locate's `output`, a checksum's `manifest`, the `database` of a `sql` step with
-//! `execute`.
+//! `execute`; nor where a local `locate` glob would find it, from that step on.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -77,6 +77,7 @@ impl Validator<'_> {
     pub(super) fn writes_into_sources(&mut self) {
         let vars = self.known_vars();
         let mut sources = Vec::new();
+        let mut globs = Vec::new();
         let mut writes = Vec::new();
         for (section, raw, _, parsed) in &self.layout.steps {
             let Some(step) = parsed.and_then(|i| self.pb.section(*section).get(i)) else {
@@ -98,6 +99,12 @@ impl Validator<'_> {
                     }));
                 }
             }
+            // A local glob's matches are backups from its step on (the step's own
+            // `output` included): the next run would take one the drill wrote for one.
+            if step.kind == StepKind::Locate {
+                let pattern = field_texts(step, "glob").find_map(|t| known_pattern(&t, &vars));
+                globs.extend(pattern.map(|p| (p, at, step.id.as_str())));
+            }
             for field in written_fields(step, reads, makes) {
                 for path in field_texts(step, field).filter_map(|t| known_path(&t, &vars)) {
                     let section = section.as_str();
@@ -111,18 +118,36 @@ impl Validator<'_> {
                 }
             }
         }
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
         for write in writes {
-            let Some((relation, source)) =
-                sources.iter().find_map(|s| write.meets(s).map(|r| (r, s)))
-            else {
-                continue;
-            };
             let key = [
                 Seg::Key(write.section),
                 Seg::Index(write.at.1),
                 Seg::Key(write.field),
             ];
             let span = self.spans.value(&key);
+            let found = globs.iter().find(|(pattern, at, _)| {
+                *at <= write.at && pattern.matches_path_with(&write.path, options)
+            });
+            if let Some((pattern, _, id)) = found {
+                self.error(
+                    format!(
+                        "`{}` of step `{}` is a backup the `glob` of step `{id}` would find ({pattern}): a drill never writes among the backups it reads",
+                        write.field, write.step.id
+                    ),
+                    span,
+                )
+                .help = Some("write into the drill's own folder, e.g. `{{ drill.workdir }}/...`".into());
+                continue;
+            }
+            let Some((relation, source)) =
+                sources.iter().find_map(|s| write.meets(s).map(|r| (r, s)))
+            else {
+                continue;
+            };
             let help = if write.step.kind == StepKind::Sql {
                 "run `execute` on the drill's own restored copy, e.g. `{{ steps.restore.target }}`"
             } else {
@@ -183,8 +208,23 @@ fn known_path(text: &str, vars: &Map<String, Value>) -> Option<PathBuf> {
     if path.is_empty() || path.contains(['*', '?', '[']) {
         return None;
     }
+    Some(by_name(&path))
+}
+
+/// The pattern a local glob's text names, when it renders from the file alone, its
+/// folders written as [`known_path`] writes a path.
+fn known_pattern(text: &str, vars: &Map<String, Value>) -> Option<glob::Pattern> {
+    let glob = render(text, vars)?;
+    if glob.starts_with("s3://") || !glob.contains(['*', '?', '[']) {
+        return None;
+    }
+    glob::Pattern::new(&by_name(&glob).to_string_lossy()).ok()
+}
+
+/// `path` with `.` and `..` removed by name.
+fn by_name(path: &str) -> PathBuf {
     let mut out = PathBuf::new();
-    for c in Path::new(&path).components() {
+    for c in Path::new(path).components() {
         match c {
             Component::ParentDir if out.file_name().is_some() => {
                 out.pop();
@@ -193,5 +233,5 @@ fn known_path(text: &str, vars: &Map<String, Value>) -> Option<PathBuf> {
             c => out.push(c),
         }
     }
-    Some(out)
+    out
 }
