@@ -146,6 +146,10 @@ pub struct ScheduleArgs {
     /// systemd, cron: where the records and reports go.
     #[arg(long, default_value = "artifacts/restore")]
     pub artifacts: PathBuf,
+    /// systemd, cron: a var of the playbook each run overrides (repeatable), e.g.
+    /// `--var os_user=postgres` where root runs the drill.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,6 +25,11 @@ fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
         ExitCode::Usage
     };
     let every = schedule::every(&args.every).map_err(usage)?;
+    if args.target == ScheduleTarget::Kubernetes && !args.vars.is_empty() {
+        return Err(usage(
+            "--var is for `schedule systemd` and `schedule cron`; in a cluster, write the value in the playbook of the ConfigMap".into(),
+        ));
+    }
     if args.indexed {
         if args.target != ScheduleTarget::Kubernetes {
             return Err(usage("--indexed is for `schedule kubernetes`".into()));
@@ -38,6 +43,15 @@ fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
     }
     let pb = load(&args.playbook)?;
     let name = pb.playbook.drill.name.clone();
+    if let Some((key, _)) = args
+        .vars
+        .iter()
+        .find(|(k, _)| !pb.playbook.vars.contains_key(k))
+    {
+        return Err(usage(format!(
+            "--var {key}: the playbook has no var `{key}` (its [vars] are what --var overrides)"
+        )));
+    }
     if args.target == ScheduleTarget::Kubernetes {
         let file = configmap_key(&args.playbook).map_err(usage)?;
         return Ok(schedule::cron_job(
@@ -53,6 +67,7 @@ fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
         artifacts: absolute(&args.artifacts),
         workdir: absolute(Path::new(".")),
         binary: std::env::current_exe().unwrap_or_else(|_| "restore-drill".into()),
+        vars: args.vars.clone(),
     };
     Ok(match args.target {
         ScheduleTarget::Cron => schedule::cron(&drill, &every),

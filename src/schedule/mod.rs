@@ -23,18 +23,29 @@ pub struct Local {
     pub workdir: PathBuf,
     /// The restore-drill binary to run.
     pub binary: PathBuf,
+    /// The vars each run overrides (`--var KEY=VALUE`).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Local {
     fn command(&self) -> String {
+        let vars = self
+            .vars
+            .iter()
+            .flat_map(|(k, v)| ["--var".into(), shell_word(&format!("{k}={v}"))]);
         [
             shell_word(&self.binary.display().to_string()),
             "run".into(),
             shell_word(&self.playbook.display().to_string()),
+        ]
+        .into_iter()
+        .chain(vars)
+        .chain([
             "--artifacts".into(),
             shell_word(&self.artifacts.display().to_string()),
             "--quiet".into(),
-        ]
+        ])
+        .collect::<Vec<String>>()
         .join(" ")
     }
 

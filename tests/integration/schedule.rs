@@ -208,3 +208,53 @@ fn the_indexed_job_runs_playbook_n_on_index_n() {
     );
     assert_eq!(run("3").0, Some(2), "no drill for index 3");
 }
+
+/// `--var` reaches every run of a systemd or cron schedule, shell-quoted (a postgres
+/// drill that root runs needs `--var os_user=postgres`); a var the playbook lacks, or
+/// `--var` for a cluster, is refused naming why.
+#[test]
+fn a_scheduled_run_takes_the_vars_it_was_given() {
+    let book = pb("db")
+        .var("os_user", "")
+        .var("note", "")
+        .step(wait("w", "1ms"))
+        .toml();
+    let drill = Drill::new(&book);
+    let vars = ["--var", "os_user=postgres", "--var", "note=a b"];
+    for target in ["systemd", "cron"] {
+        let args = [&["schedule", target, "playbook.toml"][..], &vars[..]].concat();
+        let ran = restore_drill(drill.path(), &args).expect_code(0);
+        assert_has(&ran.stdout, " run ", target);
+        assert_has(
+            &ran.stdout,
+            "--var os_user=postgres --var 'note=a b' --artifacts",
+            target,
+        );
+    }
+    let unknown = [
+        "schedule",
+        "cron",
+        "playbook.toml",
+        "--var",
+        "os_usr=postgres",
+    ];
+    let ran = restore_drill(drill.path(), &unknown).expect_code(2);
+    assert_has(
+        &ran.stderr,
+        "--var os_usr: the playbook has no var `os_usr`",
+        "cron",
+    );
+    let cluster = [
+        "schedule",
+        "kubernetes",
+        "playbook.toml",
+        "--var",
+        "os_user=postgres",
+    ];
+    let ran = restore_drill(drill.path(), &cluster).expect_code(2);
+    assert_has(
+        &ran.stderr,
+        "--var is for `schedule systemd` and `schedule cron`",
+        "kubernetes",
+    );
+}
