@@ -79,11 +79,7 @@ impl Bucket {
     pub fn of(arg: &Path) -> Option<Result<Bucket, String>> {
         let url = arg.to_str()?.strip_prefix("s3://")?;
         let open = || -> anyhow::Result<Bucket> {
-            let (bucket, prefix) = s3::split(url)?;
-            let prefix = match prefix {
-                p if p.is_empty() || p.ends_with('/') => p.to_string(),
-                p => format!("{p}/"),
-            };
+            let (bucket, prefix) = s3::split_folder(url)?;
             let settings = settings_from_env();
             let client = Client::new(&settings)?.with_session_token(env("AWS_SESSION_TOKEN"));
             Ok(Bucket {

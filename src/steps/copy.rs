@@ -16,12 +16,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
     let Some(url) = to.strip_prefix("s3://") else {
         bail!("`to` must be an s3:// url, not `{to}`");
     };
-    let (bucket, prefix) = s3::split(url)?;
-    let dir = match prefix {
-        "" => String::new(),
-        p if p.ends_with('/') => p.to_string(),
-        p => format!("{p}/"),
-    };
+    let (bucket, dir) = s3::split_folder(url)?;
     let files = super::checksum::expand(required(step.files.as_deref(), "files")?, &[])?;
     let client = Client::new(&step.s3.clone().unwrap_or_default())?;
     // A bucket's area a `locate` read from is a source: nothing is added to it.

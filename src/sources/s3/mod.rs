@@ -49,6 +49,17 @@ pub fn split(url: &str) -> anyhow::Result<(&str, &str)> {
     }
 }
 
+/// The bucket and folder `url` (the part after `s3://`) names: its key prefix, empty or
+/// ending in `/` (`bucket/a/b` is the folder `a/b/`).
+pub fn split_folder(url: &str) -> anyhow::Result<(&str, String)> {
+    let (bucket, prefix) = split(url)?;
+    let folder = match prefix {
+        p if p.is_empty() || p.ends_with('/') => p.to_string(),
+        p => format!("{p}/"),
+    };
+    Ok((bucket, folder))
+}
+
 impl S3Source {
     /// `url` is `bucket/prefix-glob` (the part after `s3://`).
     pub fn new(url: &str, settings: &S3Settings) -> anyhow::Result<Self> {
