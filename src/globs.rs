@@ -14,6 +14,15 @@ use std::path::PathBuf;
 /// What [`glob`] and [`trees`] yield.
 pub type Paths = Box<dyn Iterator<Item = Result<PathBuf, glob::GlobError>>>;
 
+/// How a pattern matches a path as [`glob`] would list it: a wildcard never crosses a
+/// `/` (`backups/*.db` is not `backups/old/a.db`).
+pub fn as_walked() -> glob::MatchOptions {
+    glob::MatchOptions {
+        require_literal_separator: true,
+        ..glob::MatchOptions::new()
+    }
+}
+
 /// The paths `pattern` matches: as `glob::glob`, but `dir/**` also yields `dir` and every
 /// file and directory below it, and `**` everything below here.
 pub fn glob(pattern: &str) -> Result<Paths, glob::PatternError> {

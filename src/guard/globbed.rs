@@ -32,11 +32,8 @@ impl Globbed {
 
     /// Whether `resolved` (a path [`super::resolve`]d) is one the glob would list.
     pub(super) fn matches(&self, resolved: &Path) -> bool {
-        let options = glob::MatchOptions {
-            require_literal_separator: true,
-            ..glob::MatchOptions::new()
-        };
-        self.pattern.matches_path_with(resolved, options)
+        self.pattern
+            .matches_path_with(resolved, crate::globs::as_walked())
     }
 }
 

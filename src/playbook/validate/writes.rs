@@ -118,10 +118,7 @@ impl Validator<'_> {
                 }
             }
         }
-        let options = glob::MatchOptions {
-            require_literal_separator: true,
-            ..glob::MatchOptions::new()
-        };
+        let options = crate::globs::as_walked();
         for write in writes {
             let key = [
                 Seg::Key(write.section),
