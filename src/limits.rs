@@ -18,6 +18,17 @@ pub const MAX_RETRIES: u32 = 1000;
 /// The most parallel `jobs` of pg_dump or pg_restore (each a process and a connection).
 pub const MAX_JOBS: u32 = 256;
 
+/// What is wrong with a `sample` (the fraction of the rows a digest hashes): it must be
+/// above 0 and at most 1 (NaN is neither). None when it is right.
+pub fn sample_problem(sample: f64) -> Option<String> {
+    let fraction = sample > 0.0 && sample <= 1.0;
+    (!fraction).then(|| {
+        format!(
+            "`sample` must be a fraction of the rows above 0 and at most 1, such as 0.05, not {sample}"
+        )
+    })
+}
+
 /// The largest playbook read: 16 MiB (a real one is a few KiB).
 pub const MAX_PLAYBOOK_BYTES: u64 = 16 << 20;
 /// The largest report template read.

@@ -486,12 +486,8 @@ fn in_parallel<T: Send>(
 /// What a backup step asks for: None without `digests = true`; else the sample (None:
 /// every row). A `sample` outside (0, 1], or without `digests`, is an error.
 pub fn asked(step: &crate::playbook::Step) -> anyhow::Result<Option<Option<f64>>> {
-    if let Some(s) = step.sample
-        && !(s > 0.0 && s <= 1.0)
-    {
-        bail!(
-            "`sample` must be a fraction of the rows above 0 and at most 1, such as 0.05, not {s}"
-        );
+    if let Some(problem) = step.sample.and_then(crate::limits::sample_problem) {
+        bail!(problem);
     }
     match (step.digests, step.sample) {
         (Some(true), sample) => Ok(Some(sample)),

@@ -6,7 +6,7 @@
 use super::super::model::Step;
 use super::super::spans::Seg;
 use super::Validator;
-use crate::limits::{MAX_JOBS, MAX_RETRIES};
+use crate::limits::{MAX_JOBS, MAX_RETRIES, sample_problem};
 
 impl Validator<'_> {
     /// `retries`, `jobs` and `sample` within their ranges.
@@ -34,13 +34,8 @@ impl Validator<'_> {
             }
             _ => {}
         }
-        if let Some(s) = step.sample
-            && !(s > 0.0 && s <= 1.0)
-        {
-            let message = format!(
-                "`sample` must be a fraction of the rows above 0 and at most 1, such as 0.05, not {s}"
-            );
-            refuse(self, "sample", message);
+        if let Some(problem) = step.sample.and_then(sample_problem) {
+            refuse(self, "sample", problem);
         }
     }
 }
