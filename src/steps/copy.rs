@@ -53,7 +53,14 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             .iter()
             .map(|(_, name, _, sha256, _)| (name.clone(), sha256.clone()))
             .collect();
-        upload::listed_sums(&client, bucket, &dir, &entries)?;
+        // The folder's SHA256SUMS, which gets a line for each file.
+        let sums_key = format!("{dir}{}", s3::SUMS);
+        let sums_at = ObjectAt {
+            client: &client,
+            bucket,
+            key: &sums_key,
+        };
+        upload::listed_sums(sums_at, &entries)?;
         let (mut records, mut urls, mut total) = (Vec::new(), Vec::new(), 0);
         for (path, _, key, sha256, there) in planned {
             let at = ObjectAt {
@@ -64,7 +71,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             let up = match there {
                 false => upload::put_file(at, path, &sha256, ectx)?,
                 true => upload::Uploaded {
-                    url: format!("s3://{bucket}/{key}"),
+                    url: at.url(),
                     bytes: std::fs::metadata(path)?.len(),
                     sha256,
                 },
@@ -87,7 +94,7 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
             });
             urls.push(up.url);
         }
-        let sums = upload::update_sums(&client, bucket, &dir, &entries)?;
+        let sums = upload::update_sums(sums_at, &entries)?;
         ectx.log(&format!("wrote {sums}"));
         let mut outcome = StepOutcome::passed(outputs! {
             "urls" => urls,

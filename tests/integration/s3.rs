@@ -412,6 +412,7 @@ fn copy_never_overwrites_an_object_or_a_listed_line() {
 
 #[test]
 fn a_sha256sums_changed_by_another_writer_meanwhile_keeps_their_line() {
+    use restore_drill::sources::s3::ObjectAt;
     use restore_drill::sources::s3::upload::{Written, listed_sums, put_sums, update_sums};
     let Some(store) = test_store() else { return };
     store.bucket("sums-race");
@@ -420,28 +421,33 @@ fn a_sha256sums_changed_by_another_writer_meanwhile_keeps_their_line() {
     let ours = [("ours.db".to_string(), sha256(b"ours"))];
     for first in [None, Some(line("first.db", b"first"))] {
         let dir = if first.is_some() { "b/" } else { "a/" };
+        let key = format!("{dir}SHA256SUMS");
+        let at = ObjectAt {
+            client: &client,
+            bucket: "sums-race",
+            key: &key,
+        };
         if let Some(text) = &first {
-            store.put("sums-race", &format!("{dir}SHA256SUMS"), text.as_bytes());
+            store.put("sums-race", &key, text.as_bytes());
         }
         // This copy reads the listing; another writer then adds its line.
-        let mut read = listed_sums(&client, "sums-race", dir, &ours).unwrap();
+        let mut read = listed_sums(at, &ours).unwrap();
         let theirs = format!(
             "{}{}",
             first.clone().unwrap_or_default(),
             line("theirs.db", b"x")
         );
-        store.put("sums-race", &format!("{dir}SHA256SUMS"), theirs.as_bytes());
+        store.put("sums-race", &key, theirs.as_bytes());
         read.lines.push((ours[0].1.clone(), ours[0].0.clone()));
-        let written = put_sums(&client, "sums-race", dir, &read).unwrap();
+        let written = put_sums(at, &read).unwrap();
         assert_eq!(
             written,
             Written::Changed,
             "{dir}: a stale listing is refused"
         );
-        let key = format!("{dir}SHA256SUMS");
         assert_eq!(store.get("sums-race", &key), theirs.as_bytes(), "{dir}");
         // The copy's own write reads it again: every line is kept.
-        update_sums(&client, "sums-race", dir, &ours).unwrap();
+        update_sums(at, &ours).unwrap();
         let now = String::from_utf8(store.get("sums-race", &key)).unwrap();
         assert_eq!(
             now,

@@ -51,6 +51,11 @@ pub struct ObjectAt<'a> {
 }
 
 impl ObjectAt<'_> {
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
     /// [`Client::send`] about this object.
     pub fn send(
         &self,

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use base64::Engine as _;
 
 use super::multipart::{MULTIPART_FROM, Multipart, Watched};
-use super::{Client, IF_NONE_MATCH, ObjectAt, Payload, SUMS, check, parse_sums};
+use super::{IF_NONE_MATCH, ObjectAt, Payload, SUMS_LIMIT, check, parse_sums};
 use crate::engines::Ctx;
 
 /// An uploaded file.
@@ -26,7 +26,7 @@ pub fn put_file(
     sha256: &str,
     ctx: &Ctx<'_>,
 ) -> anyhow::Result<Uploaded> {
-    let url = format!("s3://{}/{}", at.bucket, at.key);
+    let url = at.url();
     let bytes = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
@@ -73,10 +73,7 @@ pub fn existing(at: ObjectAt<'_>) -> anyhow::Result<Option<Option<String>>> {
     if response.status() == 404 {
         return Ok(None);
     }
-    check(
-        &mut response,
-        &format!("looking for s3://{}/{}", at.bucket, at.key),
-    )?;
+    check(&mut response, &format!("looking for {}", at.url()))?;
     let meta = response.headers().get("x-amz-meta-sha256");
     Ok(Some(meta.and_then(|v| v.to_str().ok()).map(str::to_string)))
 }
@@ -106,7 +103,7 @@ fn new_object(headers: [(&'static str, String); 2]) -> [(&'static str, String); 
 /// one PUT) to `at`, with its sha256, outside a step (no progress, no cancelling).
 pub fn put_plain(at: ObjectAt<'_>, path: &Path) -> anyhow::Result<Uploaded> {
     use sha2::Digest as _;
-    let url = format!("s3://{}/{}", at.bucket, at.key);
+    let url = at.url();
     let open = || std::fs::File::open(path).with_context(|| format!("opening {}", path.display()));
     let mut hasher = sha2::Sha256::new();
     let bytes = std::io::copy(&mut open()?, &mut hasher)
@@ -143,17 +140,11 @@ pub enum Written {
 /// How many times a `SHA256SUMS` another writer keeps changing is read and written again.
 const SUMS_ATTEMPTS: usize = 5;
 
-/// The `SHA256SUMS` of `dir`, after checking that none of its lines lists one of
+/// The `SHA256SUMS` object `at`, after checking that none of its lines lists one of
 /// `entries` (name, sha256) with another sha256: a line is added, never changed, since
 /// the listing may be what a drill verifies against.
-pub fn listed_sums(
-    client: &Client,
-    bucket: &str,
-    dir: &str,
-    entries: &[(String, String)],
-) -> anyhow::Result<Sums> {
-    let key = format!("{dir}{SUMS}");
-    let (old, condition) = match client.get_tagged(bucket, &key, 16 << 20)? {
+pub fn listed_sums(at: ObjectAt<'_>, entries: &[(String, String)]) -> anyhow::Result<Sums> {
+    let (old, condition) = match at.client.get_tagged(at.bucket, at.key, SUMS_LIMIT)? {
         None => (Vec::new(), Some(("if-none-match", "*".to_string()))),
         Some((bytes, etag)) => (bytes, etag.map(|e| ("if-match", e))),
     };
@@ -161,50 +152,36 @@ pub fn listed_sums(
     for (hash, name) in &lines {
         if let Some((_, ours)) = entries.iter().find(|(n, h)| n == name && h != hash) {
             anyhow::bail!(
-                "s3://{bucket}/{key} lists {name} with sha256 {hash}, not {ours}: a copy never changes a listed file's line"
+                "{} lists {name} with sha256 {hash}, not {ours}: a copy never changes a listed file's line",
+                at.url()
             );
         }
     }
     Ok(Sums { lines, condition })
 }
 
-/// Writes `sums` as the `SHA256SUMS` of `dir`, only if it is still what was read.
-pub fn put_sums(client: &Client, bucket: &str, dir: &str, sums: &Sums) -> anyhow::Result<Written> {
-    let key = format!("{dir}{SUMS}");
+/// Writes `sums` as the `SHA256SUMS` object `at`, only if it is still what was read.
+pub fn put_sums(at: ObjectAt<'_>, sums: &Sums) -> anyhow::Result<Written> {
     let text: String = sums
         .lines
         .iter()
         .map(|(hash, name)| format!("{hash}  {name}\n"))
         .collect();
     let headers: Vec<(&str, String)> = sums.condition.iter().cloned().collect();
-    let mut response = client.send(
-        "PUT",
-        bucket,
-        &key,
-        "",
-        &headers,
-        Payload::Bytes(text.as_bytes()),
-    )?;
+    let mut response = at.send("PUT", "", &headers, Payload::Bytes(text.as_bytes()))?;
     if response.status().as_u16() == 412 {
         return Ok(Written::Changed);
     }
-    check(&mut response, &format!("writing s3://{bucket}/{key}"))?;
+    check(&mut response, &format!("writing {}", at.url()))?;
     Ok(Written::Done)
 }
 
-/// Adds `entries` (name, sha256) to the `SHA256SUMS` of `dir` (a key prefix ending in
-/// `/`, or empty), keeping the lines of other files (see [`listed_sums`]). A listing that
-/// another writer changed meanwhile is read, checked and written again: no writer's line
-/// is lost.
-pub fn update_sums(
-    client: &Client,
-    bucket: &str,
-    dir: &str,
-    entries: &[(String, String)],
-) -> anyhow::Result<String> {
-    let url = format!("s3://{bucket}/{dir}{SUMS}");
+/// Adds `entries` (name, sha256) to the `SHA256SUMS` object `at`, keeping the lines of
+/// other files (see [`listed_sums`]). A listing that another writer changed meanwhile
+/// is read, checked and written again: no writer's line is lost. Returns its url.
+pub fn update_sums(at: ObjectAt<'_>, entries: &[(String, String)]) -> anyhow::Result<String> {
     for _ in 0..SUMS_ATTEMPTS {
-        let mut sums = listed_sums(client, bucket, dir, entries)?;
+        let mut sums = listed_sums(at, entries)?;
         sums.lines
             .retain(|(_, name)| !entries.iter().any(|(n, _)| n == name));
         sums.lines.extend(
@@ -212,11 +189,12 @@ pub fn update_sums(
                 .iter()
                 .map(|(name, hash)| (hash.clone(), name.clone())),
         );
-        if put_sums(client, bucket, dir, &sums)? == Written::Done {
-            return Ok(url);
+        if put_sums(at, &sums)? == Written::Done {
+            return Ok(at.url());
         }
     }
     anyhow::bail!(
-        "{url} was changed by another writer each of {SUMS_ATTEMPTS} times it was written"
+        "{} was changed by another writer each of {SUMS_ATTEMPTS} times it was written",
+        at.url()
     )
 }
