@@ -225,6 +225,25 @@ fn s3_an_object_its_sha256sums_disagrees_with_fails_naming_it() {
 }
 
 #[test]
+fn s3_a_glob_matches_case_sensitively_as_a_local_one_does() {
+    let Some(store) = test_store() else { return };
+    store.bucket("case-bucket");
+    for (i, key) in ["hourly/0-Full.db", "hourly/1-full.db"].iter().enumerate() {
+        store.put("case-bucket", key, key.as_bytes());
+        store.backdate("case-bucket", key, HOUR * (2 - i as u32));
+    }
+    // `1-full.db` is newer, but another name: S3 keys, like file names, tell case.
+    let out = run(
+        store,
+        &locate(store, "s3://case-bucket/hourly/*-Full.db", ""),
+    )
+    .expect_code(0);
+    let o = outputs(&out);
+    assert_eq!(o["url"], "s3://case-bucket/hourly/0-Full.db", "{o}");
+    assert_eq!(o["candidates"], 1, "{o}");
+}
+
+#[test]
 fn s3_an_empty_bucket_fails_saying_no_backup_matches() {
     let Some(store) = test_store() else { return };
     store.bucket("empty-bucket");

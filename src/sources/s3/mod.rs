@@ -157,10 +157,8 @@ impl Source for S3Source {
     }
 
     fn list(&self, ctx: &Ctx<'_>) -> anyhow::Result<Vec<Point>> {
-        let options = glob::MatchOptions {
-            require_literal_separator: true,
-            ..glob::MatchOptions::default()
-        };
+        // As a local glob matches a path: case tells, a wildcard never crosses a `/`.
+        let options = crate::globs::as_walked();
         let (objects, pages) = self.client.list(&self.bucket, &self.prefix, ctx.cancel)?;
         ctx.log(&format!(
             "{} objects under {} ({pages} pages)",
