@@ -46,8 +46,11 @@ MUTANTS_FILES ?= src/runner/gates.rs src/runner/verdict.rs src/steps/checksum.rs
 	src/engines/sqlite/mod.rs src/engines/files/verify.rs src/sources/audit.rs \
 	src/steps/sql_content.rs src/steps/sql_records.rs src/engines/digest.rs \
 	src/engines/roles.rs src/engines/sqlite/content.rs src/engines/postgres/copy.rs \
-	src/engines/scratch.rs src/proc/owner.rs
-# The last two decide whether an existing scratch database is a killed drill's to drop.
+	src/engines/scratch.rs src/proc/owner.rs \
+	src/playbook/validate/numbers.rs src/limits.rs
+# scratch.rs and owner.rs decide whether an existing scratch database is a killed drill's
+# to drop. numbers.rs and, of src/limits.rs, `sample_problem` refuse `jobs`, `retries`
+# and `sample` out of range.
 # Of src/engines/sqlite/mod.rs, only the checks: those `integrity`, `foreign_keys`, `tables_exist`,
 # `indexes_exist`, `table_counts` call, and those of a restore (header, quick_check, tables).
 # Of src/engines/postgres/copy.rs, the reading of COPY lines into digests and psql's
@@ -59,4 +62,5 @@ mutants:
 		-F '^src/(runner|steps)/' -F '^src/(engines/(files/verify|sqlite/(conn|integrity|content)|digest|roles|scratch)|sources/audit|proc/owner)\.rs' \
 		-F '^src/engines/sqlite/mod\.rs:.* ($(SQLITE_CHECKS))\b' \
 		-F '^src/engines/postgres/copy\.rs:.* (in|replace) (Rows<.*>::add_lines?|field|Psql::(args|in_snapshot))\b' \
+		-F '^src/playbook/validate/numbers\.rs' -F '^src/limits\.rs:.* sample_problem\b' \
 		$(MUTANTS_ARGS)

@@ -596,6 +596,38 @@ fn numbers_out_of_range_are_refused_where_they_are_written() {
     ] {
         rejects(&pb("t").step(step).toml(), message, location, snippet);
     }
+    // Each range's edges: its last values taken, the first ones past them refused.
+    let edge = |id: &str, step: Step| step.set("id", id.to_string());
+    let sampled = |sample: &str| {
+        sqlite_backup("x.db", "x.bak")
+            .set("digests", true)
+            .set("sample", raw(sample))
+    };
+    let retried = |retries: &str| pg("1").set("retries", raw(retries));
+    pb("t")
+        .step(edge("j1", pg("1")))
+        .step(edge("j256", pg("256")))
+        .step(edge("r1000", retried("1000")))
+        .step(edge("s1", sampled("1.0")))
+        .step(edge("s_small", sampled("1e-9")))
+        .drill()
+        .validate()
+        .expect_code(0);
+    for (step, message) in [
+        (pg("257"), "`jobs = 257` is more than the limit of 256"),
+        (
+            retried("1001"),
+            "`retries = 1001` is more than the limit of 1000",
+        ),
+        (sampled("0.0"), "above 0 and at most 1, such as 0.05, not 0"),
+        (
+            sampled("1.0001"),
+            "above 0 and at most 1, such as 0.05, not 1.0001",
+        ),
+    ] {
+        let validate = pb("t").step(step).drill().validate().expect_code(2);
+        validate.stderr_has(message);
+    }
 }
 
 /// A path written where a local `locate` glob would find it, from that step on (its own
