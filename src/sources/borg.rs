@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::Value;
 
-use super::cli::{Cli, Via};
+use super::cli::{Cli, PrivateState, Via};
 use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
 use super::{Point, Source};
 use crate::playbook::{self, Step};
@@ -114,6 +114,10 @@ impl Borg {
                     .passphrase
                     .clone()
                     .map(|p| (Via::Fd("BORG_PASSPHRASE_FD"), p)),
+                private_state: Some(PrivateState {
+                    var: "BORG_SECURITY_DIR",
+                    from: security_dir(),
+                }),
                 ..Cli::default()
             },
             wanted: Wanted::of(step),
@@ -128,6 +132,26 @@ impl Borg {
             .unwrap_or(&point.url)
             .to_string()
     }
+}
+
+/// Where borg (1.1 to 1.4) keeps what this host knows of each repository, as borg
+/// works it out: `BORG_SECURITY_DIR`, else `security` in its config directory
+/// (`BORG_CONFIG_DIR`, else `borg` in `$BORG_BASE_DIR/.config`, `$XDG_CONFIG_HOME` or
+/// `~/.config`).
+fn security_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("BORG_SECURITY_DIR") {
+        return Some(dir.into());
+    }
+    let config = match (var("BORG_CONFIG_DIR"), var("BORG_BASE_DIR")) {
+        (Some(config), _) => PathBuf::from(config),
+        (None, Some(base)) => Path::new(&base).join(".config/borg"),
+        (None, None) => match var("XDG_CONFIG_HOME") {
+            Some(home) => Path::new(&home).join("borg"),
+            None => Path::new(&var("HOME")?).join(".config/borg"),
+        },
+    };
+    Some(config.join("security"))
 }
 
 /// An archive's time: RFC 3339, or (borg 1.2) local time without an offset.

@@ -60,6 +60,65 @@ pub struct Cli {
     pub unset: Vec<&'static str>,
     /// What a failure's output may say, and the hint added to the error when it does.
     pub hints: Vec<(&'static str, &'static str)>,
+    /// State of the tool's own that it writes as it reads (see [`PrivateState`]).
+    pub private_state: Option<PrivateState>,
+}
+
+/// A directory of state the tool keeps of each repository on this host and writes as it
+/// reads (borg's `security`: where the repository was last seen, its manifest's time).
+/// Each call gets a private copy, named by `var`, in its private directory: the tool
+/// still checks what the host knows of the repository, and the host's own next run finds
+/// its state as it left it.
+pub struct PrivateState {
+    pub var: &'static str,
+    /// The host's directory; None, or one that does not exist, gives an empty copy.
+    pub from: Option<PathBuf>,
+}
+
+/// The most entries of a tool's state directory copied for a call, and the largest file.
+const STATE_ENTRIES: usize = 10_000;
+const STATE_FILE_BYTES: u64 = 1 << 20;
+
+/// Copies the directories and regular files under `from` (symlinks and others are left
+/// out) into `to`, which must not exist, as private (0700) directories.
+fn copy_state(from: Option<&Path>, to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let mut made = 0;
+    let mut todo = vec![(from.map(Path::to_path_buf), to.to_path_buf())];
+    while let Some((from, to)) = todo.pop() {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&to)
+            .with_context(|| format!("creating {}", to.display()))?;
+        let Some(from) = from.filter(|f| f.is_dir()) else {
+            continue;
+        };
+        let entries =
+            std::fs::read_dir(&from).with_context(|| format!("reading {}", from.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+            made += 1;
+            if made > STATE_ENTRIES {
+                bail!(
+                    "{} holds more than {STATE_ENTRIES} entries: not copied",
+                    from.display()
+                );
+            }
+            let (path, kind) = (entry.path(), entry.file_type()?);
+            let dest = to.join(entry.file_name());
+            if kind.is_dir() {
+                todo.push((Some(path), dest));
+            } else if kind.is_file() {
+                let bytes = crate::limits::read_regular(&path, STATE_FILE_BYTES)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut file = crate::proc::secret::create_private(&dest)
+                    .with_context(|| format!("creating {}", dest.display()))?;
+                file.write_all(&bytes)
+                    .with_context(|| format!("writing {}", dest.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One call's expression and what must live until it ends.
@@ -132,6 +191,11 @@ impl Cli {
         }
         for key in &self.unset {
             expr = expr.env_remove(key);
+        }
+        if let Some(state) = &self.private_state {
+            let copy = dir.path().join("state");
+            copy_state(state.from.as_deref(), &copy)?;
+            expr = expr.env(state.var, copy);
         }
         let (mut file, mut pipe) = (None, None);
         if let Some((via, password)) = &self.password {
@@ -308,5 +372,27 @@ mod tests {
             "decrypting blob 12 failed: ciphertext verification failed\nFatal: x"
         );
         assert_eq!(explain(&dir.path().join("none")), "(no output)");
+    }
+
+    #[test]
+    fn a_tools_state_is_copied_whole_but_for_links_and_a_missing_one_is_empty() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (host, copy) = (dir.path().join("security"), dir.path().join("copy"));
+        std::fs::create_dir_all(host.join("repo-id")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", host.join("repo-id/link")).unwrap();
+        std::fs::write(host.join("repo-id/location"), "/srv/repo").unwrap();
+        copy_state(Some(&host), &copy).unwrap();
+        let location = std::fs::read_to_string(copy.join("repo-id/location")).unwrap();
+        assert_eq!(location, "/srv/repo");
+        assert!(!copy.join("repo-id/link").exists());
+        let mode = std::fs::metadata(copy.join("repo-id"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let empty = dir.path().join("empty");
+        copy_state(Some(&dir.path().join("none")), &empty).unwrap();
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
     }
 }

@@ -92,6 +92,9 @@ impl Restic {
                 credentials,
                 unset,
                 hints,
+                // restic keeps nothing of a repository on the host but its cache, which
+                // `--no-cache` leaves alone.
+                private_state: None,
             },
             wanted: Wanted::of(step),
         };

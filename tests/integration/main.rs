@@ -6,6 +6,7 @@
 //! kit builds playbooks from fragments (`kit.rs`) and holds the expectations on an
 //! outcome (`expect.rs`); `server.rs` starts throwaway PostgreSQL and MariaDB servers.
 
+mod borg_state;
 mod checks;
 mod cli;
 mod commands;
