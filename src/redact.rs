@@ -194,30 +194,39 @@ pub fn replace_url_passwords(text: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     Cow::Owned(out)
 }
 
-/// Parts of a field's name that say its value is a credential (`password`, `passphrase`,
-/// `secret_key`, `access_key`, `age_identity`, an `Authorization` header, an exec's
-/// `PGPASSWORD` or `MYSQL_PWD`, ...), compared in lowercase.
-const SECRET_NAMES: [&str; 13] = [
-    "pass",
-    "pwd",
+/// Parts of a field's name that say its value is a credential wherever they stand in it
+/// (`PGPASSWORD`, `secret_key`, `X-Auth-Token`, `X-Amz-Credential`), compared in
+/// lowercase.
+const SECRET_PARTS: [&str; 14] = [
+    "password",
+    "passwd",
+    "passphrase",
     "secret",
     "token",
-    "auth",
-    "cookie",
     "credential",
-    "private",
-    "api_key",
+    "signature",
+    "cookie",
+    "authorization",
     "apikey",
+    "api_key",
     "api-key",
     "access_key",
-    "identity",
+    "private_key",
 ];
+
+/// Words that say so only as a whole word of the name (split at `_`, `-`, `.` and the
+/// like): `MYSQL_PWD`, `auth`, `age_identity`, `X-Amz-Signature`'s `sig=`; not `passed`,
+/// `author` or `bypass`.
+const SECRET_WORDS: [&str; 6] = ["pass", "pwd", "auth", "private", "identity", "sig"];
 
 /// Whether a field named `name` holds a credential: its value, written in the playbook
 /// (a literal, an `env`, a `--var`), is not shown (a `{{ secrets.NAME }}` is masked anyway).
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    SECRET_NAMES.iter().any(|part| name.contains(part))
+    SECRET_PARTS.iter().any(|part| name.contains(part))
+        || name
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| SECRET_WORDS.contains(&word))
 }
 
 /// The value of every string field of `value` (at any depth) whose name holds a
@@ -351,6 +360,36 @@ mod tests {
             r.add(s);
         }
         r
+    }
+
+    #[test]
+    fn a_credentials_name_is_told_from_a_word_that_only_holds_one() {
+        for name in [
+            "password",
+            "PGPASSWORD",
+            "MYSQL_PWD",
+            "passphrase",
+            "secret_key",
+            "access_key",
+            "api-key",
+            "X-Auth-Token",
+            "Authorization",
+            "auth",
+            "X-Amz-Credential",
+            "X-Amz-Signature",
+            "sig",
+            "age_identity",
+            "private_key",
+            "Cookie",
+            "pass",
+        ] {
+            assert!(is_secret_name(name), "{name} is a credential's name");
+        }
+        for name in [
+            "passed", "author", "bypass", "compass", "url", "sign_key", "signal",
+        ] {
+            assert!(!is_secret_name(name), "{name} is not a credential's name");
+        }
     }
 
     #[test]
