@@ -4,7 +4,7 @@
 //! throwaway cluster up to that time. The repository is hashed before and after, and the
 //! stanza's spool path (its archive-get is asynchronous) is never written.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::pitr::{hash_tree, rows_drill};
 use super::postgres::cluster_gone;
@@ -88,16 +88,7 @@ fn a_pgbackrest_stanza_recovers_to_a_time_fails_past_its_archive_and_is_only_rea
         "app",
         "INSERT INTO t SELECT i, 'late' FROM generate_series(81, 100) i",
     );
-    let seg = server.sql("", "SELECT pg_walfile_name(pg_switch_wal())");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.sql(
-        "",
-        "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
-    ) < seg
-    {
-        assert!(Instant::now() < deadline, "{seg} never archived");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.switch_wal_archived();
     let repo = dir.path().join("repo");
     let before = hash_tree(&repo);
     // The source's spool (its async archive-get queue): `pgbackrest restore` empties

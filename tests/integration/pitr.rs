@@ -44,16 +44,7 @@ impl Fixture {
 
     /// The last segment the source archived after a switch.
     fn switch(&self) -> String {
-        let seg = self
-            .server
-            .sql("", "SELECT pg_walfile_name(pg_switch_wal())");
-        let file = self.archive().join(&seg);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !file.exists() {
-            assert!(Instant::now() < deadline, "{seg} never archived");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        seg
+        self.server.switch_wal_archived()
     }
 }
 

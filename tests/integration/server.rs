@@ -248,6 +248,20 @@ impl Server {
         self.dir.path()
     }
 
+    /// PostgreSQL with `archive_mode`: switches to a new WAL segment and waits (30 s at
+    /// most) until the archiver has archived the one closed, so that the archive no
+    /// longer changes under a test that hashes it. The closed segment's name.
+    pub fn switch_wal_archived(&self) -> String {
+        let seg = self.sql("", "SELECT pg_walfile_name(pg_switch_wal())");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let archived = "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver";
+        while self.sql("", archived) < seg {
+            assert!(Instant::now() < deadline, "{seg} never archived");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seg
+    }
+
     /// The server's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir().join("data")
