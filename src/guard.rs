@@ -8,20 +8,20 @@
 //! A leaf module: it knows paths and the playbook's fields, nothing of the runner.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::playbook::{EngineSpec, Step, StepKind, field_value, kind_spec};
 
 mod globbed;
+mod resolve;
 
-/// Symlinks followed in one path before giving up (the kernel's ELOOP limit).
-const MAX_LINKS: u32 = 40;
+use resolve::lexical;
+pub use resolve::resolve;
 
 /// What a drill must never write to nor remove.
 #[derive(Debug, Clone)]
@@ -192,6 +192,10 @@ impl Sources {
                 for path in [path, local].into_iter().flatten() {
                     self.add(path, format!("the backup step `{}` located", step.id));
                 }
+                for path in live_paths_of_snapshot(outputs) {
+                    let why = format!("what the snapshot step `{}` located was taken of", step.id);
+                    self.add(path, why);
+                }
             }
             StepKind::Restore if passed => {
                 let made = kind_spec(&self.engines, step).map_or(&[][..], |k| k.makes);
@@ -317,14 +321,33 @@ impl Sources {
     }
 }
 
-/// The paths a field of the step names: a text field is one path, each item of a list
-/// field a glob, expanded. An empty value (a field rendered empty) names none.
+/// What a located snapshot was taken of (its `snapshot_paths`), when it was taken on this
+/// host (its `snapshot_host`): the live data. `/` is left out: it holds the work
+/// directory too, and no drill could write anywhere.
+fn live_paths_of_snapshot(outputs: &Map<String, Value>) -> Vec<PathBuf> {
+    let this_host = gethostname::gethostname();
+    let host = outputs.get("snapshot_host").and_then(Value::as_str);
+    if host.is_none_or(|h| *h != *this_host) {
+        return Vec::new();
+    }
+    let paths = outputs.get("snapshot_paths").and_then(Value::as_array);
+    paths
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p != Path::new("/"))
+        .collect()
+}
+
 /// The file at `path` itself (a link, not what it leads to): its device and inode, which
 /// tell it from anything later put in its place.
 pub fn id_of(path: &Path) -> Option<(u64, u64)> {
     fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// The paths a field of the step names: a text field is one path, each item of a list
+/// field a glob, expanded. An empty value (a field rendered empty) names none.
 fn field_paths(step: &Step, field: &str) -> Vec<PathBuf> {
     match field_value(step, field) {
         Some(Value::String(path)) => vec![PathBuf::from(path)],
@@ -346,101 +369,6 @@ fn expand(pattern: &str) -> Vec<PathBuf> {
     crate::globs::trees(pattern)
         .map(|paths| paths.filter_map(Result::ok).collect())
         .unwrap_or_default()
-}
-
-/// The absolute path `path` leads to: symlinks and `..` resolved through every ancestor
-/// that exists, then the rest (what does not exist yet) normalised lexically, which is
-/// where the kernel lands once the missing folders are created. Fails on a symlink loop
-/// or an ancestor that cannot be examined.
-pub fn resolve(path: &Path) -> io::Result<PathBuf> {
-    let mut todo: Vec<OsString> = Vec::new();
-    let start = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    };
-    push_front(&mut todo, &start);
-    // `base` exists and has no symlink in it; `missing` are the names below it that
-    // do not exist (yet).
-    let mut base = PathBuf::from("/");
-    let mut missing: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(name) = todo.pop() {
-        if name == ".." {
-            if missing.pop().is_none() {
-                base.pop();
-            }
-            continue;
-        }
-        if !missing.is_empty() {
-            missing.push(name);
-            continue;
-        }
-        let next = base.join(&name);
-        match fs::symlink_metadata(&next) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(io::Error::other(format!(
-                        "too many levels of symbolic links at {}",
-                        next.display()
-                    )));
-                }
-                let to = fs::read_link(&next)?;
-                if to.is_absolute() {
-                    base = PathBuf::from("/");
-                }
-                push_front(&mut todo, &to);
-            }
-            Ok(_) => base = next,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                missing.push(name)
-            }
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("cannot examine {}: {e}", next.display()),
-                ));
-            }
-        }
-    }
-    base.extend(missing);
-    Ok(base)
-}
-
-/// `path` made absolute with `.` and `..` removed by name alone.
-fn lexical(path: &Path) -> PathBuf {
-    let mut todo = Vec::new();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    push_front(&mut todo, &cwd.join(path));
-    let mut out = PathBuf::from("/");
-    while let Some(name) = todo.pop() {
-        if name == ".." {
-            out.pop();
-        } else {
-            out.push(name);
-        }
-    }
-    out
-}
-
-/// Queues the components of `path` to be walked before what is already queued
-/// (`todo` is a stack: its last element is next).
-fn push_front(todo: &mut Vec<OsString>, path: &Path) {
-    let names: Vec<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect();
-    todo.extend(names.into_iter().rev());
 }
 
 /// A folder this run created, and which one it was (device and inode): what teardown may

@@ -145,3 +145,21 @@ fn a_source_leading_out_of_the_last_one_listed_is_listed() {
     let e = s.check("target", &root.join("app.db")).unwrap_err();
     assert!(e.to_string().contains("it is"), "{e}");
 }
+
+#[test]
+fn only_a_snapshot_of_this_host_makes_its_paths_live_and_never_the_root() {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let outputs = |host: &str| {
+        let json = serde_json::json!({
+            "snapshot_host": host,
+            "snapshot_paths": ["/srv/app", "/", "relative"],
+        });
+        json.as_object().unwrap().clone()
+    };
+    assert_eq!(
+        live_paths_of_snapshot(&outputs(&host)),
+        vec![PathBuf::from("/srv/app")]
+    );
+    assert!(live_paths_of_snapshot(&outputs("another-host")).is_empty());
+    assert!(live_paths_of_snapshot(&Map::new()).is_empty());
+}

@@ -101,6 +101,7 @@ mod tests {
                 time: t.parse().unwrap(),
                 bytes: 1,
                 id: None,
+                taken_of: None,
             })
             .collect()
     }

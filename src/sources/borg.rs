@@ -181,6 +181,7 @@ fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
                 .with_context(|| format!("borg archive `{name}` has the time `{time}`"))?,
             bytes: 0,
             id: field("id").map(str::to_string),
+            taken_of: None,
         });
     }
     Ok(points)

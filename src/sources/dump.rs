@@ -155,6 +155,7 @@ mod tests {
             time: time.parse().unwrap(),
             bytes: 0,
             id: Some(id.into()),
+            taken_of: None,
         }
     }
 

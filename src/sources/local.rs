@@ -41,6 +41,7 @@ impl Source for Local {
                 time: jiff::Timestamp::try_from(meta.modified()?)?,
                 bytes: meta.len(),
                 id: None,
+                taken_of: None,
             });
         }
         Ok(points)

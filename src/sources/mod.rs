@@ -45,6 +45,16 @@ pub struct Point {
     pub bytes: u64,
     /// A repository's snapshot id (restic) or archive id (borg).
     pub id: Option<String>,
+    /// What a snapshot was taken of, where the repository says (restic).
+    pub taken_of: Option<TakenOf>,
+}
+
+/// The host a snapshot was taken on and the paths it was taken of there: on that host,
+/// the live data.
+#[derive(Debug, Clone)]
+pub struct TakenOf {
+    pub host: String,
+    pub paths: Vec<String>,
 }
 
 impl Point {
@@ -266,6 +276,7 @@ mod tests {
             time: s.parse().unwrap(),
             bytes: 1,
             id: None,
+            taken_of: None,
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::cli::{Cli, Via};
 use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
-use super::{Point, Source};
+use super::{Point, Source, TakenOf};
 use crate::playbook::{self, Step};
 
 /// The share of the data packs `check = true` reads back (`--read-data-subset`).
@@ -138,6 +138,15 @@ fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
             continue;
         };
         let short = field("short_id").unwrap_or(&id[..id.len().min(8)]);
+        let paths = snapshot.get("paths").and_then(Value::as_array);
+        let taken_of = field("hostname").zip(paths).map(|(host, paths)| TakenOf {
+            host: host.to_string(),
+            paths: paths
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        });
         points.push(Point {
             url: format!("restic:{repository}#{short}"),
             time: time
@@ -145,6 +154,7 @@ fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
                 .with_context(|| format!("restic snapshot {short} has the time `{time}`"))?,
             bytes: 0,
             id: Some(id.to_string()),
+            taken_of,
         });
     }
     Ok(points)

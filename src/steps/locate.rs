@@ -83,6 +83,11 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                 .outputs
                 .insert("snapshot_id".into(), id.clone().into());
         }
+        if let Some(taken_of) = &chosen.taken_of {
+            let outputs = &mut outcome.outputs;
+            outputs.insert("snapshot_host".into(), taken_of.host.clone().into());
+            outputs.insert("snapshot_paths".into(), taken_of.paths.clone().into());
+        }
         if let Some(sha256) = fetched.sha256 {
             outcome
                 .outputs

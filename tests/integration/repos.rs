@@ -672,3 +672,42 @@ fn the_restic_playbook_runs_against_a_local_repository() {
     out.check("dispatches are there").passed();
     assert!(!out.record().to_string().contains(PASSWORD));
 }
+
+/// A whole restic snapshot taken on this host: the paths it was taken of are the live
+/// data (its `snapshot_paths`, with `snapshot_host`), so a later step writing inside
+/// them is refused, as when `paths` names them.
+#[test]
+fn restic_what_a_snapshot_of_this_host_was_taken_of_is_a_source() {
+    let Some(repo) = Repo::new(Tool::Restic) else {
+        return;
+    };
+    let live = repo.dir.path().join("data");
+    let before = super::pitr::hash_tree(&live);
+    let into_live = format!("{}/sub/app.db", live.display());
+    let out = repo
+        .locate("output = \"out/tree\"")
+        .step(sqlite_backup("app.db", &at_run_time(&into_live)))
+        .drill()
+        .db("app.db", 5)
+        .env("REPO_PW", PASSWORD)
+        .run()
+        .expect_code(1);
+    out.step("latest").passed();
+    let host = gethostname::gethostname();
+    assert_eq!(
+        out.output("latest", "snapshot_host"),
+        host.to_str().unwrap()
+    );
+    assert_eq!(
+        out.output("latest", "snapshot_paths"),
+        serde_json::json!([live.display().to_string()])
+    );
+    out.step("backup")
+        .failed_with("a source of this playbook")
+        .failed_with("what the snapshot step `latest` located was taken of");
+    assert_eq!(
+        super::pitr::hash_tree(&live),
+        before,
+        "the live data changed"
+    );
+}

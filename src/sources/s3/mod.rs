@@ -174,6 +174,7 @@ impl Source for S3Source {
                 time: o.last_modified,
                 bytes: o.size,
                 id: None,
+                taken_of: None,
             })
             .collect())
     }
