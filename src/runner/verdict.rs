@@ -202,7 +202,7 @@ pub fn summary(record: &RunRecord) -> String {
                 plural(passed, "gate")
             )
         }
-        RunStatus::Aborted => "aborted: interrupted; cleanup ran".into(),
+        RunStatus::Aborted => format!("aborted: interrupted; {}", cleanup_outcome(record)),
         RunStatus::Error => format!(
             "error: {}",
             record.error.as_deref().unwrap_or("the runner broke")
@@ -221,6 +221,38 @@ pub fn summary(record: &RunRecord) -> String {
         }
     };
     one_line(&text, SUMMARY_CHARS)
+}
+
+/// Whether cleanup ran to its end after an interrupt: a second one skips what is left of
+/// it (and of the teardown), and a cleanup step can fail or be interrupted itself. A kept
+/// work directory is no cleanup left undone.
+fn cleanup_outcome(record: &RunRecord) -> String {
+    let cleanup = || {
+        let steps = record.steps.iter();
+        steps.filter(|s| s.section == Section::Cleanup)
+    };
+    let mut undone: Vec<String> = cleanup()
+        .filter(|s| s.status.is_failure())
+        .map(|s| format!("step `{}` {}", s.id, s.status.as_str().replace('_', " ")))
+        .collect();
+    let not_run = cleanup()
+        .filter(|s| matches!(s.status, StepStatus::NotRun | StepStatus::Running))
+        .count();
+    if not_run > 0 {
+        undone.push(format!("{} not run", plural(not_run, "cleanup step")));
+    }
+    let resources = record.resources.iter();
+    let left = resources
+        .filter(|r| !r.removed && r.kind != "workdir")
+        .count();
+    if left > 0 {
+        undone.push(format!("{} left behind", plural(left, "resource")));
+    }
+    if undone.is_empty() {
+        "cleanup ran".into()
+    } else {
+        format!("cleanup incomplete: {}", undone.join(", "))
+    }
 }
 
 /// The first line of `text`, at most `max` characters (cut with `…`).

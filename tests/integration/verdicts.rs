@@ -504,3 +504,39 @@ fn a_manual_step_skipped_in_a_walkthrough_is_not_done() {
     let error = record["steps"][0]["error"].as_str().unwrap();
     assert!(error.contains("answered `skip`"), "{error}");
 }
+
+/// A second Ctrl-C cut cleanup short (its running step interrupted, the next never run),
+/// yet the summary on the terminal, in the record, the reports and JUnit said
+/// "aborted: interrupted; cleanup ran".
+#[test]
+fn an_abort_that_cut_cleanup_short_never_says_cleanup_ran() {
+    let book = |cleanup: &str| {
+        pb("t")
+            .table("report", "formats", list(&["markdown", "html", "junit"]))
+            .step(exec("long", "sleep 1000"))
+            .step(exec("slow", cleanup).in_cleanup())
+            .step(exec("tidy", "true").in_cleanup())
+    };
+    let mut run = book("sleep 1000").drill().start();
+    run.wait_running("long");
+    run.signal(libc::SIGINT);
+    run.wait_running("slow");
+    run.signal(libc::SIGINT);
+    let out = run.finish().expect_code(130);
+    out.status("aborted");
+    let said =
+        "aborted: interrupted; cleanup incomplete: step `slow` failed, 1 cleanup step not run";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said).report_has(said);
+    for ext in [".html", ".junit.xml"] {
+        let text = out.artifact_text(ext);
+        assert!(!text.contains("cleanup ran"), "{text}");
+        assert!(text.contains("cleanup incomplete"), "{text}");
+    }
+
+    // One Ctrl-C: cleanup went on to its end, and the summary says so.
+    let mut run = book("true").drill().start();
+    run.wait_running("long");
+    let out = run.interrupt();
+    assert_eq!(out.record()["summary"], "aborted: interrupted; cleanup ran");
+}
