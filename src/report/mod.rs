@@ -313,16 +313,20 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             })
             .collect(),
     );
-    let backup_bytes: f64 = r
+    // Left out when no backup was taken or found (none in the drill, or it failed, or
+    // never ran): not measured is no size of 0 (nor the -0 an empty sum of floats is).
+    let sizes: Vec<f64> = r
         .steps
         .iter()
         .filter(|s| s.kind == "backup" || s.kind == "locate")
         .filter_map(|s| s.outputs.get("bytes").and_then(Value::as_f64))
-        .sum();
-    metric(
-        "restore_drill_backup_bytes",
-        "Size of the backups the drill restored.",
-        vec![(String::new(), backup_bytes)],
-    );
+        .collect();
+    if !sizes.is_empty() {
+        metric(
+            "restore_drill_backup_bytes",
+            "Size of the backups the drill restored.",
+            vec![(String::new(), sizes.iter().sum())],
+        );
+    }
     out
 }

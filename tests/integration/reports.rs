@@ -538,3 +538,40 @@ fn a_long_gate_name_is_cut_so_its_detail_keeps_its_column() {
         "{gates:?}"
     );
 }
+
+/// A drill whose backup failed (or that has none) took no backup, but `--metrics` and
+/// `report --format prom` wrote `restore_drill_backup_bytes -0`: a size read as nothing
+/// measured rather than "not measured".
+#[test]
+fn no_backup_size_is_written_when_no_backup_was_taken() {
+    let failed = sqlite_backup("missing.db", "{{ drill.workdir }}/b.db");
+    let books = [
+        pb("t").step(failed.clone()),
+        pb("t").step(exec("boom", "exit 1")),
+    ];
+    for book in books {
+        let out = book.drill().arg("--metrics").arg("m.prom").run();
+        let out = out.expect_code(1);
+        let json = newest_artifact(&out.path().join("artifacts"), ".json");
+        let json = json.to_str().unwrap();
+        let rendered = restore_drill(out.path(), &["report", json, "--format", "prom"]);
+        for prom in [out.file("m.prom"), rendered.expect_code(0).stdout] {
+            assert_eq!(metric(&prom, "restore_drill_backup_bytes"), None, "{prom}");
+            assert!(!prom.contains(" -0\n"), "{prom}");
+            assert!(metric(&prom, "restore_drill_success{").is_some(), "{prom}");
+        }
+    }
+    // A backup that was taken is counted.
+    let taken = sqlite_backup("src.db", "{{ drill.workdir }}/b.db");
+    let d = pb("t").step(taken).drill().arg("--metrics").arg("m.prom");
+    let db = d.path().join("src.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let out = d.run().expect_code(0);
+    let prom = out.file("m.prom");
+    let size = out.output("backup", "bytes");
+    let line = format!("restore_drill_backup_bytes{{drill=\"t\"}} {size}");
+    assert!(prom.contains(&line), "{line} not in {prom}");
+}
