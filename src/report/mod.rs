@@ -239,7 +239,6 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             let _ = writeln!(out, "{name}{{drill=\"{drill}\"{labels}}} {value}");
         }
     };
-    let finished = history::finished_s(r).unwrap_or(0.0);
     metric(
         "restore_drill_success",
         "1 when the drill passed.",
@@ -248,11 +247,15 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             f64::from(u8::from(r.status == RunStatus::Passed)),
         )],
     );
-    metric(
-        "restore_drill_last_run_timestamp_seconds",
-        "When the drill finished (unix time).",
-        vec![(String::new(), finished)],
-    );
+    // A record that never finished (a run that died: `running`) has no end and no length.
+    let finished = history::finished_s(r);
+    if let Some(finished) = finished {
+        metric(
+            "restore_drill_last_run_timestamp_seconds",
+            "When the drill finished (unix time).",
+            vec![(String::new(), finished)],
+        );
+    }
     if let Some(t) = last_success {
         metric(
             "restore_drill_last_success_timestamp_seconds",
@@ -260,11 +263,13 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             vec![(String::new(), t)],
         );
     }
-    metric(
-        "restore_drill_duration_seconds",
-        "Wall time of the whole drill.",
-        vec![(String::new(), r.duration_s)],
-    );
+    if finished.is_some() {
+        metric(
+            "restore_drill_duration_seconds",
+            "Wall time of the whole drill.",
+            vec![(String::new(), r.duration_s)],
+        );
+    }
     if let Some(m) = r.rto.measured_s {
         metric(
             "restore_drill_rto_seconds",

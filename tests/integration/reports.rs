@@ -575,3 +575,42 @@ fn no_backup_size_is_written_when_no_backup_was_taken() {
     let line = format!("restore_drill_backup_bytes{{drill=\"t\"}} {size}");
     assert!(prom.contains(&line), "{line} not in {prom}");
 }
+
+/// A run killed outright (SIGKILL, the OOM killer, a power cut) leaves its record
+/// `running`, with no end: its reports said it took "(0ms)", its running step "0ms", the
+/// metrics a duration of 0 and a last run at 0 (1970), `history` "0ms".
+#[test]
+fn a_run_that_died_shows_no_length_it_never_measured() {
+    let book = pb("t")
+        .step(wait("first", "1ms"))
+        .step(exec("long", "sleep 3"));
+    let mut run = book.drill().start();
+    run.wait_running("long");
+    run.signal(libc::SIGKILL);
+    let out = run.finish();
+    out.status("running");
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
+    let json = json.to_str().unwrap();
+    let report = |format: &str| {
+        let args = ["report", json, "--format", format];
+        restore_drill(out.path(), &args).expect_code(0).stdout
+    };
+    let md = report("md");
+    assert!(md.contains("→ — (—) |"), "{md}");
+    assert!(md.contains("| … running | — |"), "{md}");
+    let html = report("html");
+    assert!(html.contains("→ — (—)</td>"), "{html}");
+    assert!(!html.contains("running, 0ms"), "{html}");
+    let prom = report("prom");
+    assert_eq!(
+        metric(&prom, "restore_drill_duration_seconds"),
+        None,
+        "{prom}"
+    );
+    let last_run = metric(&prom, "restore_drill_last_run_timestamp_seconds");
+    assert_eq!(last_run, None, "{prom}");
+    let history = restore_drill(out.path(), &["history", "artifacts"]);
+    let row = history.expect_code(0).stdout;
+    let row = row.lines().find(|l| l.contains(" running ")).unwrap();
+    assert!(!row.contains("0ms"), "{row}");
+}
