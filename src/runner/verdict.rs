@@ -196,8 +196,11 @@ pub fn summary(record: &RunRecord) -> String {
                 0 => String::new(),
                 n => format!(" ({n} skipped)"),
             };
+            // What cleanup could not remove does not fail the drill, but the line
+            // that pagers, chats and CI show says so (the detail is in `warnings`).
+            let left = left_behind(record).map_or_else(String::new, |l| format!("; {l}"));
             format!(
-                "passed: {}{skipped}, {} passed",
+                "passed: {}{skipped}, {} passed{left}",
                 plural(count(StepStatus::Passed), "step"),
                 plural(passed, "gate")
             )
@@ -241,17 +244,26 @@ fn cleanup_outcome(record: &RunRecord) -> String {
     if not_run > 0 {
         undone.push(format!("{} not run", plural(not_run, "cleanup step")));
     }
-    let resources = record.resources.iter();
-    let left = resources
-        .filter(|r| !r.removed && r.kind != "workdir")
-        .count();
-    if left > 0 {
-        undone.push(format!("{} left behind", plural(left, "resource")));
+    if let Some(left) = left_behind(record) {
+        undone.push(left);
     }
     if undone.is_empty() {
         "cleanup ran".into()
     } else {
         format!("cleanup incomplete: {}", undone.join(", "))
+    }
+}
+
+/// How many resources cleanup failed to remove (a service, a scratch database, a
+/// cluster, the work directory), when there are any; a work directory kept on purpose
+/// is not one.
+fn left_behind(record: &RunRecord) -> Option<String> {
+    let kept = Some(super::cleanup::KEPT);
+    let resources = record.resources.iter();
+    let left = resources.filter(|r| !r.removed && r.detail.as_deref() != kept);
+    match left.count() {
+        0 => None,
+        n => Some(format!("{} left behind", plural(n, "resource"))),
     }
 }
 

@@ -589,6 +589,8 @@ fn a_run_that_died_shows_no_length_it_never_measured() {
     run.signal(libc::SIGKILL);
     let out = run.finish();
     out.status("running");
+    // Its work directory stays, as a run that died leaves it: removed when done.
+    let _workdir = out.kept_workdir();
     let json = newest_artifact(&out.path().join("artifacts"), ".json");
     let json = json.to_str().unwrap();
     let report = |format: &str| {

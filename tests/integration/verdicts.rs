@@ -540,3 +540,48 @@ fn an_abort_that_cut_cleanup_short_never_says_cleanup_ran() {
     let out = run.interrupt();
     assert_eq!(out.record()["summary"], "aborted: interrupted; cleanup ran");
 }
+
+/// Cleanup could not remove the work directory (a file in it is immutable): the drill
+/// passes, as designed, but its one-line summary (terminal, record, reports, chat and
+/// healthchecks messages) said a plain "passed: 1 step, 0 gates passed", the leftover
+/// only among the warnings.
+#[test]
+fn a_pass_that_left_something_behind_says_so_in_its_summary() {
+    let probe = tempfile::tempdir().unwrap();
+    let pinned = probe.path().join("pinned");
+    std::fs::write(&pinned, b"").unwrap();
+    let chattr = |flag: &str, path: &std::path::Path| {
+        let status = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .status();
+        status.is_ok_and(|s| s.success())
+    };
+    if !chattr("+i", &pinned) {
+        super::skips::record(
+            "a pass that left something behind",
+            "chattr +i not possible here",
+        );
+        return;
+    }
+    assert!(chattr("-i", &pinned));
+    let pin = "touch '{{ drill.workdir }}/pinned' && chattr +i '{{ drill.workdir }}/pinned'";
+    let out = pb("t").step(exec("pin", pin)).run();
+    let workdir = out.resource("workdir");
+    let workdir = std::path::PathBuf::from(workdir["id"].as_str().unwrap());
+    assert!(chattr("-i", &workdir.join("pinned")));
+    std::fs::remove_dir_all(&workdir).unwrap();
+    let out = out.expect_code(0);
+    let said = "passed: 1 step, 0 gates passed; 1 resource left behind";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said).report_has(said);
+
+    // A work directory kept on purpose is nothing left behind.
+    let kept = pb("t")
+        .step(exec("w", "true"))
+        .drill()
+        .arg("--keep-workdir")
+        .run();
+    let _guard = kept.kept_workdir();
+    assert_eq!(kept.record()["summary"], "passed: 1 step, 0 gates passed");
+}
