@@ -140,13 +140,26 @@ impl Runner<'_> {
             .gates
             .iter()
             .any(|g| g.status == GateStatus::Failed || unmet(g));
-        if step_failed || gate_failed {
+        if step_failed || gate_failed || nothing_ran(&self.record) {
             RunStatus::Failed
         } else {
             RunStatus::Passed
         }
     }
 }
+
+/// Every step of the drill itself was skipped (`when`): it proved nothing, so it cannot
+/// have passed (as `validate` refuses a playbook without `[[steps]]`).
+fn nothing_ran(record: &RunRecord) -> bool {
+    let steps = || {
+        let all = record.steps.iter();
+        all.filter(|s| s.section == Section::Steps)
+    };
+    steps().next().is_some() && steps().all(|s| s.status == StepStatus::Skipped)
+}
+
+/// What [`nothing_ran`] says in the summary.
+const NOTHING_RAN: &str = "every step of the drill was skipped: it proved nothing";
 
 /// A drill's target (RTO, RPO, a custom gate) that was set and not evaluated: the drill
 /// cannot have passed, since "every gate passed" is what passing means. A skipped step's
@@ -185,7 +198,8 @@ pub fn summary(record: &RunRecord) -> String {
         _ if unmet(g) => Some(format!("gate {} not evaluated: {}", g.name, g.detail)),
         _ => None,
     });
-    let mut reasons = steps.chain(gates);
+    let nothing = nothing_ran(record).then(|| NOTHING_RAN.to_string());
+    let mut reasons = nothing.into_iter().chain(steps).chain(gates);
     let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {
         RunStatus::Passed => {

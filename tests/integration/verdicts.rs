@@ -585,3 +585,26 @@ fn a_pass_that_left_something_behind_says_so_in_its_summary() {
     let _guard = kept.kept_workdir();
     assert_eq!(kept.record()["summary"], "passed: 1 step, 0 gates passed");
 }
+
+/// Every step of the drill skipped by its `when` (an unset variable, say): nothing was
+/// backed up, restored or verified, yet the run passed ("passed: 0 steps (2 skipped)",
+/// exit 0) and `status` counted it as the drill's last pass. `validate` already refuses
+/// a playbook without steps for the same reason.
+#[test]
+fn a_drill_whose_every_step_was_skipped_did_not_pass() {
+    let skipped = |id| wait(id, "1ms").set("when", "false");
+    let book = pb("t")
+        .step(wait("prepare", "1ms").in_setup())
+        .step(skipped("a"))
+        .step(skipped("b"));
+    let out = book.run().expect_code(1);
+    out.status("failed");
+    let said = "failed: every step of the drill was skipped: it proved nothing";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said);
+    let status = restore_drill(out.path(), &["status", "artifacts"]);
+    status.expect_code(1);
+    // One step that ran is a drill (the other's skip is counted apart).
+    let one = pb("t").step(skipped("a")).step(wait("b", "1ms")).run();
+    one.expect_code(0);
+}
