@@ -517,13 +517,10 @@ fn an_abort_that_cut_cleanup_short_never_says_cleanup_ran() {
             .step(exec("slow", cleanup).in_cleanup())
             .step(exec("tidy", "true").in_cleanup())
     };
-    let mut run = book("sleep 1000").drill().start();
-    run.wait_running("long");
-    run.signal(libc::SIGINT);
-    run.wait_running("slow");
-    run.signal(libc::SIGINT);
-    let out = run.finish().expect_code(130);
-    out.status("aborted");
+    let out = book("sleep 1000")
+        .drill()
+        .start()
+        .interrupt_twice("long", "slow");
     let said =
         "aborted: interrupted; cleanup incomplete: step `slow` failed, 1 cleanup step not run";
     assert_eq!(out.record()["summary"], said);
