@@ -250,14 +250,23 @@ impl<'a> Validator<'a> {
             Some(e) => format!("{kind} step `{}` (engine {e})", step.id),
             None => format!("{kind} step `{}`", step.id),
         };
+        // `checks = []` checks nothing: a step of no other work would pass verifying nothing.
+        let no_checks = step.checks.as_ref().is_some_and(Vec::is_empty);
+        let given = |k: &str| !(k == "checks" && no_checks);
         for alternatives in required_fields(step, engine.and_then(|e| e.kind(step.kind))) {
             if !present
                 .iter()
-                .any(|(k, _)| alternatives.contains(&k.as_str()))
+                .any(|(k, _)| alternatives.contains(&k.as_str()) && given(k))
             {
                 let needs = match alternatives {
                     [one] => format!("`{one}`"),
                     many => format!("one of `{}`", many.join("`, `")),
+                };
+                let empty = alternatives.contains(&"checks") && no_checks;
+                let needs = if empty {
+                    format!("{needs} (its `checks` is empty: it would check nothing)")
+                } else {
+                    needs
                 };
                 self.error(format!("{what} needs {needs}"), id_span.clone());
             }

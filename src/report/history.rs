@@ -73,7 +73,8 @@ pub struct Line {
     started_at: String,
     drill: String,
     status: RunStatus,
-    duration_s: f64,
+    /// None when the run never finished (its record says `running`).
+    duration_s: Option<f64>,
     /// RTO and RPO of a passing run (not measured, or not to be trusted, otherwise).
     rto: Option<f64>,
     rpo: Option<f64>,
@@ -96,7 +97,7 @@ impl From<RunRecord> for Line {
             started_at: r.started_at,
             drill: r.drill.name,
             status: r.status,
-            duration_s: r.duration_s,
+            duration_s: r.finished_at.as_ref().map(|_| r.duration_s),
             backup,
         }
     }
@@ -121,7 +122,7 @@ pub fn table(lines: &[Line]) -> String {
             r.started_at.get(..19).unwrap_or(&r.started_at),
             r.drill,
             r.status.as_str(),
-            fmt_secs(r.duration_s),
+            r.duration_s.map_or_else(dash, fmt_secs),
             r.rto.map_or_else(dash, fmt_secs),
             r.rpo.map_or_else(dash, fmt_secs),
             if r.backup > 0.0 {

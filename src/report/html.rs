@@ -55,7 +55,7 @@ const TOP: f64 = 34.0;
 /// when it never ran.
 fn shown_s(s: &StepRecord) -> f64 {
     match s.status {
-        StepStatus::NotRun | StepStatus::Skipped => 0.0,
+        StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running => 0.0,
         _ => s.assumed_s.unwrap_or(s.duration_s),
     }
 }
@@ -187,7 +187,11 @@ pub fn timeline(r: &RunRecord) -> String {
 
 /// One step's row: its name on the left, its bar (at least 2 px wide) and its time.
 fn bar(s: &StepRecord, x0: f64, x1: f64, y: f64) -> String {
-    let ran = !matches!(s.status, StepStatus::NotRun | StepStatus::Skipped);
+    // A step still `running` in the record of a run that died: its time was never taken.
+    let ran = !matches!(
+        s.status,
+        StepStatus::NotRun | StepStatus::Skipped | StepStatus::Running
+    );
     let assumed = s.assumed_s.is_some() && ran;
     let width = (x1 - x0).max(2.0);
     let time = match (ran, s.assumed_s) {

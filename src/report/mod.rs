@@ -239,7 +239,6 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             let _ = writeln!(out, "{name}{{drill=\"{drill}\"{labels}}} {value}");
         }
     };
-    let finished = history::finished_s(r).unwrap_or(0.0);
     metric(
         "restore_drill_success",
         "1 when the drill passed.",
@@ -248,11 +247,15 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             f64::from(u8::from(r.status == RunStatus::Passed)),
         )],
     );
-    metric(
-        "restore_drill_last_run_timestamp_seconds",
-        "When the drill finished (unix time).",
-        vec![(String::new(), finished)],
-    );
+    // A record that never finished (a run that died: `running`) has no end and no length.
+    let finished = history::finished_s(r);
+    if let Some(finished) = finished {
+        metric(
+            "restore_drill_last_run_timestamp_seconds",
+            "When the drill finished (unix time).",
+            vec![(String::new(), finished)],
+        );
+    }
     if let Some(t) = last_success {
         metric(
             "restore_drill_last_success_timestamp_seconds",
@@ -260,11 +263,13 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             vec![(String::new(), t)],
         );
     }
-    metric(
-        "restore_drill_duration_seconds",
-        "Wall time of the whole drill.",
-        vec![(String::new(), r.duration_s)],
-    );
+    if finished.is_some() {
+        metric(
+            "restore_drill_duration_seconds",
+            "Wall time of the whole drill.",
+            vec![(String::new(), r.duration_s)],
+        );
+    }
     if let Some(m) = r.rto.measured_s {
         metric(
             "restore_drill_rto_seconds",
@@ -313,16 +318,20 @@ pub fn prometheus(r: &RunRecord, last_success: Option<f64>) -> String {
             })
             .collect(),
     );
-    let backup_bytes: f64 = r
+    // Left out when no backup was taken or found (none in the drill, or it failed, or
+    // never ran): not measured is no size of 0 (nor the -0 an empty sum of floats is).
+    let sizes: Vec<f64> = r
         .steps
         .iter()
         .filter(|s| s.kind == "backup" || s.kind == "locate")
         .filter_map(|s| s.outputs.get("bytes").and_then(Value::as_f64))
-        .sum();
-    metric(
-        "restore_drill_backup_bytes",
-        "Size of the backups the drill restored.",
-        vec![(String::new(), backup_bytes)],
-    );
+        .collect();
+    if !sizes.is_empty() {
+        metric(
+            "restore_drill_backup_bytes",
+            "Size of the backups the drill restored.",
+            vec![(String::new(), sizes.iter().sum())],
+        );
+    }
     out
 }

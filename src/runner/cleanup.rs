@@ -8,6 +8,9 @@ use crate::events::Event;
 use crate::playbook::{Section, Step};
 use crate::proc::{self, Stopped, kernel, signals};
 
+/// The detail of a work directory kept on purpose (`--keep-workdir`): no cleanup undone.
+pub(super) const KEPT: &str = "kept (--keep-workdir)";
+
 /// Between SIGTERM and SIGKILL for a stray (as for a service's `stop_grace` default).
 const STRAY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -132,7 +135,7 @@ impl Runner<'_> {
         {
             r.removed = removed;
             r.detail = match (keep, &result) {
-                (true, _) => Some("kept (--keep-workdir)".into()),
+                (true, _) => Some(KEPT.into()),
                 (false, Err(e)) => Some(format!("could not remove: {e}")),
                 (false, Ok(())) => None,
             };

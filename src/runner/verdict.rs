@@ -140,13 +140,26 @@ impl Runner<'_> {
             .gates
             .iter()
             .any(|g| g.status == GateStatus::Failed || unmet(g));
-        if step_failed || gate_failed {
+        if step_failed || gate_failed || nothing_ran(&self.record) {
             RunStatus::Failed
         } else {
             RunStatus::Passed
         }
     }
 }
+
+/// Every step of the drill itself was skipped (`when`): it proved nothing, so it cannot
+/// have passed (as `validate` refuses a playbook without `[[steps]]`).
+fn nothing_ran(record: &RunRecord) -> bool {
+    let steps = || {
+        let all = record.steps.iter();
+        all.filter(|s| s.section == Section::Steps)
+    };
+    steps().next().is_some() && steps().all(|s| s.status == StepStatus::Skipped)
+}
+
+/// What [`nothing_ran`] says in the summary.
+const NOTHING_RAN: &str = "every step of the drill was skipped: it proved nothing";
 
 /// A drill's target (RTO, RPO, a custom gate) that was set and not evaluated: the drill
 /// cannot have passed, since "every gate passed" is what passing means. A skipped step's
@@ -185,7 +198,8 @@ pub fn summary(record: &RunRecord) -> String {
         _ if unmet(g) => Some(format!("gate {} not evaluated: {}", g.name, g.detail)),
         _ => None,
     });
-    let mut reasons = steps.chain(gates);
+    let nothing = nothing_ran(record).then(|| NOTHING_RAN.to_string());
+    let mut reasons = nothing.into_iter().chain(steps).chain(gates);
     let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {
         RunStatus::Passed => {
@@ -196,13 +210,16 @@ pub fn summary(record: &RunRecord) -> String {
                 0 => String::new(),
                 n => format!(" ({n} skipped)"),
             };
+            // What cleanup could not remove does not fail the drill, but the line
+            // that pagers, chats and CI show says so (the detail is in `warnings`).
+            let left = left_behind(record).map_or_else(String::new, |l| format!("; {l}"));
             format!(
-                "passed: {}{skipped}, {} passed",
+                "passed: {}{skipped}, {} passed{left}",
                 plural(count(StepStatus::Passed), "step"),
                 plural(passed, "gate")
             )
         }
-        RunStatus::Aborted => "aborted: interrupted; cleanup ran".into(),
+        RunStatus::Aborted => format!("aborted: interrupted; {}", cleanup_outcome(record)),
         RunStatus::Error => format!(
             "error: {}",
             record.error.as_deref().unwrap_or("the runner broke")
@@ -221,6 +238,47 @@ pub fn summary(record: &RunRecord) -> String {
         }
     };
     one_line(&text, SUMMARY_CHARS)
+}
+
+/// Whether cleanup ran to its end after an interrupt: a second one skips what is left of
+/// it (and of the teardown), and a cleanup step can fail or be interrupted itself. A kept
+/// work directory is no cleanup left undone.
+fn cleanup_outcome(record: &RunRecord) -> String {
+    let cleanup = || {
+        let steps = record.steps.iter();
+        steps.filter(|s| s.section == Section::Cleanup)
+    };
+    let mut undone: Vec<String> = cleanup()
+        .filter(|s| s.status.is_failure())
+        .map(|s| format!("step `{}` {}", s.id, s.status.as_str().replace('_', " ")))
+        .collect();
+    let not_run = cleanup()
+        .filter(|s| matches!(s.status, StepStatus::NotRun | StepStatus::Running))
+        .count();
+    if not_run > 0 {
+        undone.push(format!("{} not run", plural(not_run, "cleanup step")));
+    }
+    if let Some(left) = left_behind(record) {
+        undone.push(left);
+    }
+    if undone.is_empty() {
+        "cleanup ran".into()
+    } else {
+        format!("cleanup incomplete: {}", undone.join(", "))
+    }
+}
+
+/// How many resources cleanup failed to remove (a service, a scratch database, a
+/// cluster, the work directory), when there are any; a work directory kept on purpose
+/// is not one.
+fn left_behind(record: &RunRecord) -> Option<String> {
+    let kept = Some(super::cleanup::KEPT);
+    let resources = record.resources.iter();
+    let left = resources.filter(|r| !r.removed && r.detail.as_deref() != kept);
+    match left.count() {
+        0 => None,
+        n => Some(format!("{} left behind", plural(n, "resource"))),
+    }
 }
 
 /// The first line of `text`, at most `max` characters (cut with `…`).

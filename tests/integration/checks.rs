@@ -265,3 +265,20 @@ fn a_header_secret_reaches_no_artifact() {
         assert_no_secret(&out);
     }
 }
+
+/// An `sql` step with `checks = []` and nothing to execute passed `validate` and the
+/// run, green, having verified nothing (only a step without `checks` was refused).
+#[test]
+fn an_sql_step_with_no_checks_and_nothing_to_execute_is_refused() {
+    let empty = step("verify", "sql")
+        .set("engine", "sqlite")
+        .set("database", "db.sqlite")
+        .set("checks", raw("[]"));
+    let book = pb("t").step(empty.clone());
+    let said = "sql step `verify` (engine sqlite) needs one of `execute`, `checks` (its `checks` is empty: it would check nothing)";
+    book.drill().validate().expect_code(2).stderr_has(said);
+    book.drill().run().expect_code(2).stderr_has(said);
+    // With something to execute it is a step of work, not a verification.
+    let work = empty.set("execute", "CREATE TABLE t(a)");
+    pb("t").step(work).drill().validate().expect_code(0);
+}

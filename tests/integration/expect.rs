@@ -146,6 +146,16 @@ impl Running {
         out
     }
 
+    /// Ctrl-C while step `first` runs, and again once cleanup step `then` runs (which
+    /// skips the rest of cleanup): the drill ends with code 130 and an `aborted` record.
+    #[track_caller]
+    pub fn interrupt_twice(mut self, first: &str, then: &str) -> Outcome {
+        self.wait_running(first);
+        self.signal(libc::SIGINT);
+        self.wait_running(then);
+        self.interrupt()
+    }
+
     /// Waits for the drill to end (at most a minute: a hung drill fails the test instead
     /// of hanging it).
     pub fn finish(mut self) -> Outcome {

@@ -538,3 +538,81 @@ fn a_long_gate_name_is_cut_so_its_detail_keeps_its_column() {
         "{gates:?}"
     );
 }
+
+/// A drill whose backup failed (or that has none) took no backup, but `--metrics` and
+/// `report --format prom` wrote `restore_drill_backup_bytes -0`: a size read as nothing
+/// measured rather than "not measured".
+#[test]
+fn no_backup_size_is_written_when_no_backup_was_taken() {
+    let failed = sqlite_backup("missing.db", "{{ drill.workdir }}/b.db");
+    let books = [
+        pb("t").step(failed.clone()),
+        pb("t").step(exec("boom", "exit 1")),
+    ];
+    for book in books {
+        let out = book.drill().arg("--metrics").arg("m.prom").run();
+        let out = out.expect_code(1);
+        let json = newest_artifact(&out.path().join("artifacts"), ".json");
+        let json = json.to_str().unwrap();
+        let rendered = restore_drill(out.path(), &["report", json, "--format", "prom"]);
+        for prom in [out.file("m.prom"), rendered.expect_code(0).stdout] {
+            assert_eq!(metric(&prom, "restore_drill_backup_bytes"), None, "{prom}");
+            assert!(!prom.contains(" -0\n"), "{prom}");
+            assert!(metric(&prom, "restore_drill_success{").is_some(), "{prom}");
+        }
+    }
+    // A backup that was taken is counted.
+    let taken = sqlite_backup("src.db", "{{ drill.workdir }}/b.db");
+    let d = pb("t").step(taken).drill().arg("--metrics").arg("m.prom");
+    let db = d.path().join("src.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let out = d.run().expect_code(0);
+    let prom = out.file("m.prom");
+    let size = out.output("backup", "bytes");
+    let line = format!("restore_drill_backup_bytes{{drill=\"t\"}} {size}");
+    assert!(prom.contains(&line), "{line} not in {prom}");
+}
+
+/// A run killed outright (SIGKILL, the OOM killer, a power cut) leaves its record
+/// `running`, with no end: its reports said it took "(0ms)", its running step "0ms", the
+/// metrics a duration of 0 and a last run at 0 (1970), `history` "0ms".
+#[test]
+fn a_run_that_died_shows_no_length_it_never_measured() {
+    let book = pb("t")
+        .step(wait("first", "1ms"))
+        .step(exec("long", "sleep 3"));
+    let mut run = book.drill().start();
+    run.wait_running("long");
+    run.signal(libc::SIGKILL);
+    let out = run.finish();
+    out.status("running");
+    // Its work directory stays, as a run that died leaves it: removed when done.
+    let _workdir = out.kept_workdir();
+    let json = newest_artifact(&out.path().join("artifacts"), ".json");
+    let json = json.to_str().unwrap();
+    let report = |format: &str| {
+        let args = ["report", json, "--format", format];
+        restore_drill(out.path(), &args).expect_code(0).stdout
+    };
+    let md = report("md");
+    assert!(md.contains("→ — (—) |"), "{md}");
+    assert!(md.contains("| … running | — |"), "{md}");
+    let html = report("html");
+    assert!(html.contains("→ — (—)</td>"), "{html}");
+    assert!(!html.contains("running, 0ms"), "{html}");
+    let prom = report("prom");
+    assert_eq!(
+        metric(&prom, "restore_drill_duration_seconds"),
+        None,
+        "{prom}"
+    );
+    let last_run = metric(&prom, "restore_drill_last_run_timestamp_seconds");
+    assert_eq!(last_run, None, "{prom}");
+    let history = restore_drill(out.path(), &["history", "artifacts"]);
+    let row = history.expect_code(0).stdout;
+    let row = row.lines().find(|l| l.contains(" running ")).unwrap();
+    assert!(!row.contains("0ms"), "{row}");
+}

@@ -569,13 +569,8 @@ fn sigint_while_a_service_starts_or_a_probe_retries_stops_promptly() {
 fn a_second_interrupt_skips_cleanup_and_reports_what_was_left() {
     let marker = Marker::new();
     let slow = exec("slow", "sleep 1000").in_cleanup();
-    let mut run = marker.on(interruptible(Some(slow))).start();
-    run.wait_running("long");
-    run.signal(libc::SIGINT);
-    run.wait_running("slow");
-    run.signal(libc::SIGINT);
-    let out = run.finish().expect_code(130);
-    out.status("aborted");
+    let run = marker.on(interruptible(Some(slow))).start();
+    let out = run.interrupt_twice("long", "slow");
     // The rest of cleanup was skipped.
     out.step("mark").status("not_run");
     // Services stop before the cleanup steps, so the application was already gone.

@@ -504,3 +504,104 @@ fn a_manual_step_skipped_in_a_walkthrough_is_not_done() {
     let error = record["steps"][0]["error"].as_str().unwrap();
     assert!(error.contains("answered `skip`"), "{error}");
 }
+
+/// A second Ctrl-C cut cleanup short (its running step interrupted, the next never run),
+/// yet the summary on the terminal, in the record, the reports and JUnit said
+/// "aborted: interrupted; cleanup ran".
+#[test]
+fn an_abort_that_cut_cleanup_short_never_says_cleanup_ran() {
+    let book = |cleanup: &str| {
+        pb("t")
+            .table("report", "formats", list(&["markdown", "html", "junit"]))
+            .step(exec("long", "sleep 1000"))
+            .step(exec("slow", cleanup).in_cleanup())
+            .step(exec("tidy", "true").in_cleanup())
+    };
+    let out = book("sleep 1000")
+        .drill()
+        .start()
+        .interrupt_twice("long", "slow");
+    let said =
+        "aborted: interrupted; cleanup incomplete: step `slow` failed, 1 cleanup step not run";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said).report_has(said);
+    for ext in [".html", ".junit.xml"] {
+        let text = out.artifact_text(ext);
+        assert!(!text.contains("cleanup ran"), "{text}");
+        assert!(text.contains("cleanup incomplete"), "{text}");
+    }
+
+    // One Ctrl-C: cleanup went on to its end, and the summary says so.
+    let mut run = book("true").drill().start();
+    run.wait_running("long");
+    let out = run.interrupt();
+    assert_eq!(out.record()["summary"], "aborted: interrupted; cleanup ran");
+}
+
+/// Cleanup could not remove the work directory (a file in it is immutable): the drill
+/// passes, as designed, but its one-line summary (terminal, record, reports, chat and
+/// healthchecks messages) said a plain "passed: 1 step, 0 gates passed", the leftover
+/// only among the warnings.
+#[test]
+fn a_pass_that_left_something_behind_says_so_in_its_summary() {
+    let probe = tempfile::tempdir().unwrap();
+    let pinned = probe.path().join("pinned");
+    std::fs::write(&pinned, b"").unwrap();
+    let chattr = |flag: &str, path: &std::path::Path| {
+        let status = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .status();
+        status.is_ok_and(|s| s.success())
+    };
+    if !chattr("+i", &pinned) {
+        super::skips::record(
+            "a pass that left something behind",
+            "chattr +i not possible here",
+        );
+        return;
+    }
+    assert!(chattr("-i", &pinned));
+    let pin = "touch '{{ drill.workdir }}/pinned' && chattr +i '{{ drill.workdir }}/pinned'";
+    let out = pb("t").step(exec("pin", pin)).run();
+    let workdir = out.resource("workdir");
+    let workdir = std::path::PathBuf::from(workdir["id"].as_str().unwrap());
+    assert!(chattr("-i", &workdir.join("pinned")));
+    std::fs::remove_dir_all(&workdir).unwrap();
+    let out = out.expect_code(0);
+    let said = "passed: 1 step, 0 gates passed; 1 resource left behind";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said).report_has(said);
+
+    // A work directory kept on purpose is nothing left behind.
+    let kept = pb("t")
+        .step(exec("w", "true"))
+        .drill()
+        .arg("--keep-workdir")
+        .run();
+    let _guard = kept.kept_workdir();
+    assert_eq!(kept.record()["summary"], "passed: 1 step, 0 gates passed");
+}
+
+/// Every step of the drill skipped by its `when` (an unset variable, say): nothing was
+/// backed up, restored or verified, yet the run passed ("passed: 0 steps (2 skipped)",
+/// exit 0) and `status` counted it as the drill's last pass. `validate` already refuses
+/// a playbook without steps for the same reason.
+#[test]
+fn a_drill_whose_every_step_was_skipped_did_not_pass() {
+    let skipped = |id| wait(id, "1ms").set("when", "false");
+    let book = pb("t")
+        .step(wait("prepare", "1ms").in_setup())
+        .step(skipped("a"))
+        .step(skipped("b"));
+    let out = book.run().expect_code(1);
+    out.status("failed");
+    let said = "failed: every step of the drill was skipped: it proved nothing";
+    assert_eq!(out.record()["summary"], said);
+    out.stderr_has(said);
+    let status = restore_drill(out.path(), &["status", "artifacts"]);
+    status.expect_code(1);
+    // One step that ran is a drill (the other's skip is counted apart).
+    let one = pb("t").step(skipped("a")).step(wait("b", "1ms")).run();
+    one.expect_code(0);
+}
