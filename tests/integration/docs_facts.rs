@@ -683,14 +683,22 @@ fn the_lists_of_outputs_and_fields_name_what_each_kind_has() {
     for (real, check, from, to, found) in cases {
         assert_eq!(real_then_broken(real, check, from, to), found);
     }
-    // The README's "Every step has" names every field common to all kinds.
+    // The README's bullets name every field common to all kinds, and all that a
+    // template reads of `drill` and of an earlier step besides its outputs.
     let readme = one_line(&readme);
-    let every = readme.split("**Every step** has").nth(1).unwrap();
-    let every = &every[..every.find("- **Templates.**").unwrap()];
-    for field in restore_drill::playbook::COMMON {
-        assert!(
-            every.contains(&format!("`{field}`")),
-            "`{field}` is not listed"
-        );
+    let bullets = [
+        ("**Every step** has", restore_drill::playbook::COMMON),
+        ("**Templates.**", restore_drill::template::DRILL_FIELDS),
+        ("**Templates.**", restore_drill::playbook::STEP_VIEW),
+    ];
+    for (bullet, names) in bullets {
+        let text = readme.split(bullet).nth(1).unwrap();
+        let text = &text[..text.find(" - **").unwrap()];
+        for name in names {
+            assert!(
+                text.contains(&format!("`{name}`")),
+                "{bullet}: `{name}` is not listed"
+            );
+        }
     }
 }
