@@ -702,3 +702,60 @@ fn the_lists_of_outputs_and_fields_name_what_each_kind_has() {
         }
     }
 }
+
+/// The metric names (`restore_drill_...`) of `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (at, _) in text.match_indices("restore_drill_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        names.insert(name.trim_end_matches('_').to_string());
+    }
+    names.remove("restore_drill");
+    names
+}
+
+/// What the docs get wrong of the metrics `written`: a name in `docs` that is none, one
+/// the README leaves out.
+fn metric_problems(written: &BTreeSet<String>, docs: &str, readme: &str) -> Vec<String> {
+    let named = metric_names(docs);
+    let in_readme = metric_names(readme);
+    let wrong = named.difference(written);
+    let wrong = wrong.map(|m| format!("the docs name `{m}`, which is no metric"));
+    let missing = written.difference(&in_readme);
+    let missing = missing.map(|m| format!("README.md does not name `{m}`"));
+    wrong.chain(missing).collect()
+}
+
+/// The README names every metric `run --metrics` writes (with gates, a backup, a step that
+/// ran), and the docs no other.
+#[test]
+fn the_docs_name_every_metric_and_no_other() {
+    let toml = "version = 1\n[drill]\nname = \"m\"\n[gates]\nrto = \"15m\"\nrpo = \"1h\"\n\
+        rpo_from = \"{{ steps.backup.snapshot_at }}\"\n[[steps]]\nid = \"backup\"\n\
+        kind = \"backup\"\nengine = \"sqlite\"\nsource = \"src.db\"\n\
+        output = \"{{ drill.workdir }}/b.db\"\n[[steps]]\nid = \"w\"\nkind = \"wait\"\n\
+        duration = \"1ms\"\n";
+    let drill = super::Drill::new(toml).arg("--metrics").arg("m.prom");
+    super::make_db(&drill.path().join("src.db"), 10);
+    let out = drill.run().expect_code(0);
+    let written = metric_names(&std::fs::read_to_string(out.path().join("m.prom")).unwrap());
+    assert!(written.len() >= 10, "{written:?}");
+    let readme = read("README.md");
+    let docs: String = markdown_files().iter().map(|f| read(f)).collect();
+    let problems = metric_problems(&written, &docs, &readme);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // A metric left out, or one misnamed, is found.
+    let left_out = readme.replace("`restore_drill_gate_passed` of each gate", "each gate");
+    let misnamed = docs.replace("restore_drill_rpo_seconds", "restore_drill_rpo_age_seconds");
+    assert_eq!(
+        metric_problems(&written, &docs, &left_out),
+        ["README.md does not name `restore_drill_gate_passed`"]
+    );
+    assert_eq!(
+        metric_problems(&written, &misnamed, &readme),
+        ["the docs name `restore_drill_rpo_age_seconds`, which is no metric"]
+    );
+}
