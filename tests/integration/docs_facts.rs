@@ -6,7 +6,12 @@
 //! - the exit codes of the README, against `--help`;
 //! - the limits the README states, against the constants;
 //! - each step kind's outputs in the README's table, against what the kind declares;
-//! - the fields of the field tables, against the fields of their step kind.
+//! - the fields of the field tables, against the fields of their step kind, and the
+//!   README's "Every step" and "Templates" bullets, against the common fields and what a
+//!   template reads of `drill` and of an earlier step;
+//! - the metric names of the docs, against what `run --metrics` writes.
+//!
+//! Each check also runs on a deliberately broken copy of the docs, and must fail there.
 //!
 //! A command line is found in a fenced block (a line ending in `\`, or an indented
 //! `[--flag ...` line under it, continues it) or in an inline code span, from
