@@ -32,7 +32,7 @@ pub use engine::{
 };
 pub use evidence::EvidenceSettings;
 pub use fields::{
-    NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, field_value, kind_fields,
+    COMMON, NATIVE_FIELDS, NOT_TEMPLATED, allowed_fields, default_phase, field_value, kind_fields,
 };
 pub use formats::{BUILTIN_TEMPLATES, ReportFormat};
 pub use locate::{Borg, Decompress, Decrypt, Restic, S3Settings};

@@ -21,7 +21,7 @@ pub fn kind_outputs(kind: StepKind) -> &'static [&'static str] {
         StepKind::Restore => &["target", "from", "bytes"],
         StepKind::Locate => &[
             "path", "url", "bytes", "modified_at", "age_s", "candidates", "largest_gap_s",
-            "sha256", "snapshot_id",
+            "sha256", "snapshot_id", "snapshot_host", "snapshot_paths",
         ],
         StepKind::Copy => &["urls", "bytes", "sums"],
         StepKind::Checksum => &["manifest", "algorithm", "bytes", "files", "verified", "failed"],

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::*;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// What a fragment may lean on without showing it.
 const ELSEWHERE: &[&str] = &[
@@ -130,7 +130,7 @@ fn run_complete(block: &Block) -> Option<String> {
     (out.code != 0).then(|| format!("{}: exit {}\n{}", block.at, out.code, out.stderr))
 }
 
-fn markdown_files() -> Vec<String> {
+pub fn markdown_files() -> Vec<String> {
     let mut files = vec!["README.md".to_string()];
     let docs = std::fs::read_dir(Path::new(ROOT).join("docs")).unwrap();
     let mut more: Vec<String> = docs

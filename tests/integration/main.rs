@@ -13,6 +13,7 @@ mod commands;
 mod content;
 mod decode;
 mod docs;
+mod docs_facts;
 mod engines;
 mod evidence;
 mod expect;
