@@ -30,40 +30,42 @@ pub struct S3Settings {
 pub type Misfit = (Option<&'static str>, String);
 
 impl S3Settings {
-    /// What is wrong with this table beside `restic = { repository }`; None when it fits.
+    /// What is wrong with this table beside `restic = { repository }`, every problem;
+    /// none when it fits.
     /// restic takes the endpoint in the repository (`s3:http://host:port/bucket/prefix`)
     /// and has no per-request timeout, so `endpoint` and `timeout` are refused rather than
     /// silently ignored or rewritten into it. `templated`: the repository is rendered
     /// later (its scheme is checked then).
-    pub fn restic_misfit(&self, repository: &str, templated: bool) -> Option<Misfit> {
+    pub fn restic_misfits(&self, repository: &str, templated: bool) -> Vec<Misfit> {
         if !templated && !repository.starts_with("s3:") {
-            return Some((
+            return vec![(
                 None,
                 format!("`s3` applies to a restic repository on S3 (`s3:...`), not `{repository}`"),
-            ));
+            )];
         }
+        let mut misfits = Vec::new();
         if self.endpoint.is_some() {
             let why =
                 "restic takes the endpoint in the repository: `s3:http://host:port/bucket/prefix`";
-            return Some((
+            misfits.push((
                 Some("endpoint"),
                 format!("`s3.endpoint` does not apply to a restic repository: {why}"),
             ));
         }
         if self.timeout.is_some() {
             let why = "restic has no per-request timeout; the step's `timeout` bounds it";
-            return Some((
+            misfits.push((
                 Some("timeout"),
                 format!("`s3.timeout` does not apply to a restic repository: {why}"),
             ));
         }
         if self.access_key.is_some() != self.secret_key.is_some() {
-            return Some((
+            misfits.push((
                 None,
                 "`s3` of a restic repository needs both `access_key` and `secret_key` (or neither: restic then reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment)".into(),
             ));
         }
-        None
+        misfits
     }
 }
 
@@ -177,24 +179,24 @@ mod tests {
             path_style: Some(true),
             ..S3Settings::default()
         };
-        assert!(keys.restic_misfit("s3:http://h:9000/b/r", false).is_none());
-        assert!(keys.restic_misfit("{{ vars.repo }}", true).is_none());
-        let (field, why) = keys.restic_misfit("sftp:h:/srv/r", false).unwrap();
-        assert_eq!(field, None);
-        assert!(why.contains("not `sftp:h:/srv/r`"), "{why}");
-        let timeout = S3Settings {
-            timeout: Some("5m".into()),
-            ..keys.clone()
+        let on_s3 = "s3:http://h:9000/b/r";
+        assert!(keys.restic_misfits(on_s3, false).is_empty());
+        assert!(keys.restic_misfits("{{ vars.repo }}", true).is_empty());
+        let [(field, why)] = &keys.restic_misfits("sftp:h:/srv/r", false)[..] else {
+            panic!("one misfit")
         };
-        let misfit = timeout
-            .restic_misfit("s3:http://h:9000/b/r", false)
-            .unwrap();
-        assert_eq!(misfit.0, Some("timeout"));
-        let half = S3Settings {
+        assert_eq!(*field, None);
+        assert!(why.contains("not `sftp:h:/srv/r`"), "{why}");
+        // Every problem at once: an endpoint, a timeout and half a key pair.
+        let all_wrong = S3Settings {
+            endpoint: Some("http://h:9000".into()),
+            timeout: Some("5m".into()),
             secret_key: None,
             ..keys
         };
-        let misfit = half.restic_misfit("s3:http://h:9000/b/r", false).unwrap();
-        assert!(misfit.1.contains("both `access_key` and `secret_key`"));
+        let misfits = all_wrong.restic_misfits(on_s3, false);
+        let fields: Vec<_> = misfits.iter().map(|(field, _)| *field).collect();
+        assert_eq!(fields, [Some("endpoint"), Some("timeout"), None]);
+        assert!(misfits[2].1.contains("both `access_key` and `secret_key`"));
     }
 }

@@ -36,14 +36,16 @@ pub struct Restic {
 }
 
 /// The source of a step with `restic = { ... }`, None without. An `s3` table beside it
-/// must fit the repository (see [`playbook::S3Settings::restic_misfit`]).
+/// must fit the repository (see [`playbook::S3Settings::restic_misfits`]).
 pub fn open(step: &Step) -> anyhow::Result<Option<Box<dyn Source>>> {
     let Some(settings) = &step.restic else {
         return Ok(None);
     };
     let s3 = step.s3.as_ref();
-    if let Some((_, why)) = s3.and_then(|s3| s3.restic_misfit(&settings.repository, false)) {
-        anyhow::bail!(why);
+    let misfits = s3.map(|s3| s3.restic_misfits(&settings.repository, false));
+    if let Some(misfits) = misfits.filter(|m| !m.is_empty()) {
+        let whys: Vec<String> = misfits.into_iter().map(|(_, why)| why).collect();
+        anyhow::bail!(whys.join("; "));
     }
     Ok(Some(Box::new(Restic::new(settings, s3, step))))
 }

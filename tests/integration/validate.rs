@@ -386,6 +386,14 @@ fn an_s3_table_that_does_not_fit_the_repository_is_refused() {
         "8:1",
         "s3 = {",
     );
+    // Every problem of one table in one pass.
+    let all_wrong = "{ endpoint = \"http://h\", timeout = \"5m\", access_key = \"k\" }";
+    let validate = Drill::new(&locate_with_s3(on_s3, all_wrong)).validate();
+    validate
+        .expect_code(2)
+        .stderr_has("`s3.endpoint` does not apply")
+        .stderr_has("`s3.timeout` does not apply")
+        .stderr_has("needs both `access_key` and `secret_key`");
     let fits = locate_with_s3(on_s3, keys);
     Drill::new(&fits).validate().expect_code(0);
 }
