@@ -243,6 +243,14 @@ impl Runner<'_> {
         view.insert("attempts".into(), rec.attempts.into());
         view.insert("error".into(), rec.error.clone().into());
         let id = rec.id.clone();
+        // The log tells how every step ended, one that printed nothing included.
+        let status = rec.status.as_str();
+        let skipped = rec.outputs.get("skipped_because").and_then(Value::as_str);
+        let ended = match (rec.error.as_deref(), skipped) {
+            (Some(why), _) | (None, Some(why)) => format!("{status}: {why}"),
+            (None, None) => format!("{status} in {}", crate::fmt::fmt_secs(rec.duration_s)),
+        };
+        self.log.write(&id, &ended);
         self.ctx.set_step(&id, Value::Object(view));
         self.emit_step(index, |s| Event::StepFinished(s));
     }

@@ -616,3 +616,19 @@ fn a_run_that_died_shows_no_length_it_never_measured() {
     let row = row.lines().find(|l| l.contains(" running ")).unwrap();
     assert!(!row.contains("0ms"), "{row}");
 }
+
+/// The run's log tells how every step ended: a failure that printed nothing is there
+/// with its error, a skipped step with its reason, a passed one with its length.
+#[test]
+fn the_log_tells_how_every_step_ended_one_that_printed_nothing_too() {
+    pb("log")
+        .step(exec("quiet", "true"))
+        .step(exec("skipped", "echo never").set("when", "false"))
+        .step(exec("boom", "exit 3"))
+        .drill()
+        .run()
+        .expect_code(1)
+        .log_has("[quiet] passed in ")
+        .log_has("[skipped] skipped: ")
+        .log_has("[boom] failed: exited with 3, expected 0");
+}
