@@ -68,16 +68,27 @@ impl Place {
     }
 
     /// Every record listed, as `T`; one that cannot be read is a warning naming it.
-    fn read<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<T> {
+    fn read<T: DeserializeOwned + Send + Judged>(&self, listing: &Listing) -> Vec<T> {
         self.read_named(listing)
             .into_iter()
             .map(|(_, t)| t)
             .collect()
     }
 
-    /// [`Place::read`], each with its path (or key).
-    fn read_named<T: DeserializeOwned + Send>(&self, listing: &Listing) -> Vec<(PathBuf, T)> {
-        let named = |t: T, p: &Path| (p.to_path_buf(), t);
+    /// [`Place::read`], each with its path (or key); a record that says `running` of a
+    /// run that died is marked so.
+    fn read_named<T: DeserializeOwned + Send + Judged>(
+        &self,
+        listing: &Listing,
+    ) -> Vec<(PathBuf, T)> {
+        let named = |mut t: T, p: &Path| {
+            let dir = match self {
+                Place::Dir(_) => p.parent(),
+                Place::Bucket(_) => None,
+            };
+            t.judge(dir);
+            (p.to_path_buf(), t)
+        };
         match self {
             Place::Dir(_) => read_all(&listing.names, |path| {
                 let text = crate::limits::read_regular_text(path, crate::limits::MAX_RECORD_BYTES)
@@ -124,6 +135,40 @@ impl Place {
                 brief
             })
             .collect()
+    }
+}
+
+/// A record that may say `running` of a run that died.
+trait Judged {
+    /// Marks it died when it says `running` but its run is over (see `proc::lockfile`);
+    /// `dir`: the folder it was read from (None: a bucket's).
+    fn judge(&mut self, dir: Option<&Path>);
+}
+
+/// Why the run of a record that says `status` is over, or None (see [`Judged`]).
+fn died(status: artifact::RunStatus, dir: Option<&Path>, who: [&str; 4]) -> Option<String> {
+    let [drill, run_id, host, started_at] = who;
+    (status == artifact::RunStatus::Running)
+        .then(|| crate::proc::lockfile::died(dir, drill, run_id, host, started_at))
+        .flatten()
+}
+
+impl Judged for Brief {
+    fn judge(&mut self, dir: Option<&Path>) {
+        let who = [
+            &*self.drill.name,
+            &self.run_id,
+            &self.host,
+            &self.started_at,
+        ];
+        self.died = died(self.status, dir, who);
+    }
+}
+
+impl Judged for history::Line {
+    fn judge(&mut self, dir: Option<&Path>) {
+        let who = [&*self.drill, &self.run_id, &self.host, &self.started_at];
+        self.died = died(self.status, dir, who);
     }
 }
 
@@ -219,6 +264,7 @@ pub(super) fn status(
                 last.entry(d.to_string()).or_default();
             }
             print!("{}", history::last_success_metric(&last));
+            print!("{}", fleet::died_metric(&rows));
             return ExitCode::Passed;
         }
         StatusFormat::Json => print!("{}", fleet::to_json(&rows, now, max_age)),

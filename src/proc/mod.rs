@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod detached;
 pub mod group;
 pub mod kernel;
+pub mod lockfile;
 pub mod owner;
 pub mod registry;
 pub mod secret;

@@ -10,6 +10,7 @@
 //! of another pid namespace (a container sharing the host's name), cannot be seen here.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{kernel, stat};
 
@@ -51,11 +52,27 @@ impl Owner {
             step: step.to_string(),
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             boot: stat::boot_id(),
-            pidns: std::fs::read_link("/proc/self/ns/pid")
-                .ok()
-                .map(|p| p.to_string_lossy().into_owned()),
+            pidns: this_pidns(),
             pid,
             start: stat::start_time(pid),
+        }
+    }
+
+    /// The holder a drill's lock file names (see `lockfile`). A lock written before it
+    /// recorded its pid namespace was written in this one (same host and boot).
+    pub fn of_lock(lock: &Value) -> Self {
+        let text = |k: &str| lock[k].as_str().map(str::to_string);
+        Self {
+            run: text("run_id").unwrap_or_default(),
+            step: String::new(),
+            host: text("host").unwrap_or_default(),
+            boot: text("boot_id"),
+            pidns: text("pidns").or_else(this_pidns),
+            pid: lock["pid"]
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(0),
+            start: lock["start"].as_u64(),
         }
     }
 
@@ -122,6 +139,13 @@ impl Owner {
             _ => Liveness::Gone(format!("run {run} made it, and its process {pid} is gone")),
         }
     }
+}
+
+/// This process's pid namespace (`pid:[inode]`).
+pub fn this_pidns() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

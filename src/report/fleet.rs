@@ -23,6 +23,11 @@ pub struct Brief {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub rto: BriefRto,
+    #[serde(default)]
+    pub host: String,
+    /// Why a run whose record says `running` is over (it died): shown as `died`.
+    #[serde(skip)]
+    pub died: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +55,8 @@ pub struct Row {
     pub drill: String,
     pub runs: usize,
     pub last_status: RunStatus,
+    /// Why the last run, whose record says `running`, is over.
+    pub last_died: Option<String>,
     pub last_at: Option<f64>,
     pub last_pass: Option<f64>,
     /// RTO of the last passing runs (at most [`TREND_RUNS`]), oldest first.
@@ -73,12 +80,14 @@ pub fn rows(mut briefs: Vec<Brief>) -> Vec<Row> {
             drill: b.drill.name.clone(),
             runs: 0,
             last_status: b.status,
+            last_died: None,
             last_at: None,
             last_pass: None,
             rtos: Vec::new(),
         });
         row.runs += 1;
         row.last_status = b.status;
+        row.last_died = b.died.clone();
         row.last_at = at;
         if b.status == RunStatus::Passed && b.finished_at.is_some() {
             row.last_pass = at;
@@ -146,7 +155,7 @@ pub fn table(rows: &[Row], now: f64) -> String {
             out,
             "{:<width$}  {:<7}  {:<16}  {days:>4}  {trend}",
             r.drill,
-            r.last_status.as_str(),
+            shown(r.last_status, r.last_died.as_deref()),
             date(r.last_pass),
         );
     }
@@ -161,7 +170,8 @@ pub fn to_json(rows: &[Row], now: f64, max_age: f64) -> String {
             json!({
                 "drill": r.drill,
                 "runs": r.runs,
-                "last_status": r.last_status.as_str(),
+                "last_status": shown(r.last_status, r.last_died.as_deref()),
+                "last_died": r.last_died,
                 "last_run_at": r.last_at,
                 "last_success_at": r.last_pass,
                 "days_since_success": days(now, r.last_pass),
@@ -172,6 +182,32 @@ pub fn to_json(rows: &[Row], now: f64, max_age: f64) -> String {
         .collect();
     let text = serde_json::to_string_pretty(&json!({ "drills": drills })).unwrap_or_default();
     format!("{text}\n")
+}
+
+/// A run's status as shown: `died` for a record left `running` by a run that is over.
+pub fn shown(status: RunStatus, died: Option<&str>) -> &'static str {
+    match (status, died) {
+        (RunStatus::Running, Some(_)) => "died",
+        _ => status.as_str(),
+    }
+}
+
+/// `restore_drill_last_run_died` per drill: 1 when its last run died (its record says
+/// `running`, but no process runs it any more).
+pub fn died_metric(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "# HELP restore_drill_last_run_died Whether the drill's last run died (killed, its record left `running`).\n\
+         # TYPE restore_drill_last_run_died gauge\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "restore_drill_last_run_died{{drill=\"{}\"}} {}",
+            super::label(&r.drill),
+            u8::from(r.last_died.is_some())
+        );
+    }
+    out
 }
 
 /// When each drill last passed, for `history::last_success_metric`.

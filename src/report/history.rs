@@ -70,9 +70,13 @@ fn trend(rto: f64, previous: Option<f64>) -> String {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(from = "RunRecord")]
 pub struct Line {
-    started_at: String,
-    drill: String,
-    status: RunStatus,
+    pub run_id: String,
+    pub host: String,
+    pub started_at: String,
+    pub drill: String,
+    pub status: RunStatus,
+    /// Why a run whose record says `running` is over (it died): shown as `died`.
+    pub died: Option<String>,
     /// None when the run never finished (its record says `running`).
     duration_s: Option<f64>,
     /// RTO and RPO of a passing run (not measured, or not to be trusted, otherwise).
@@ -94,9 +98,12 @@ impl From<RunRecord> for Line {
         Self {
             rto: r.rto.measured_s.filter(|_| passed),
             rpo: r.rpo.as_ref().and_then(|p| p.measured_s).filter(|_| passed),
+            run_id: r.run_id,
+            host: r.host,
             started_at: r.started_at,
             drill: r.drill.name,
             status: r.status,
+            died: None,
             duration_s: r.finished_at.as_ref().map(|_| r.duration_s),
             backup,
         }
@@ -113,15 +120,17 @@ pub fn table(lines: &[Line]) -> String {
     let mut last_rto: HashMap<&str, f64> = HashMap::new();
     let dash = || "—".to_string();
     for r in lines {
-        let trend = r.rto.map_or_else(String::new, |rto| {
-            trend(rto, last_rto.insert(r.drill.as_str(), rto))
-        });
+        let trend = match (&r.died, r.rto) {
+            (Some(why), _) => why.clone(),
+            (None, Some(rto)) => trend(rto, last_rto.insert(r.drill.as_str(), rto)),
+            (None, None) => String::new(),
+        };
         let _ = writeln!(
             out,
             "{:<21} {:<20} {:<8} {:>9} {:>9} {:>9} {:>10}  {trend}",
             r.started_at.get(..19).unwrap_or(&r.started_at),
             r.drill,
-            r.status.as_str(),
+            super::fleet::shown(r.status, r.died.as_deref()),
             r.duration_s.map_or_else(dash, fmt_secs),
             r.rto.map_or_else(dash, fmt_secs),
             r.rpo.map_or_else(dash, fmt_secs),

@@ -5,7 +5,8 @@
 //! releases it when its holder dies, however it dies: a lock left by a dead run is simply
 //! free, and is taken over. The file names the holder (pid, host, start time) for the
 //! message the second run prints, and is emptied on a clean release, so leftover content
-//! tells that the previous holder died without releasing it.
+//! tells that the previous holder died without releasing it. `history` and `status` read
+//! it too, to tell a run that died from one still running (`crate::proc::lockfile`).
 //!
 //! It is also the run's state file: the process groups and clusters the run started and
 //! has not stopped yet (`processes`, rewritten on every change), which the next run stops
@@ -54,7 +55,7 @@ impl DrillLock {
     /// A lock that cannot be opened, locked or written is the tool breaking (exit 3),
     /// named by its path: a read-only or full artifacts directory, say.
     pub fn acquire(artifacts_dir: &Path, drill: &str, run_id: &str) -> Result<Self, RunError> {
-        let path = artifacts_dir.join(format!(".restore-drill-{drill}.lock"));
+        let path = crate::proc::lockfile::path(artifacts_dir, drill);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -89,6 +90,12 @@ impl DrillLock {
         );
         me.insert("run_id".into(), run_id.into());
         me.insert("boot_id".into(), stat::boot_id().into());
+        // With the pid, which process is this run (for `history` and `status`).
+        me.insert(
+            "start".into(),
+            stat::start_time(std::process::id() as i32).into(),
+        );
+        me.insert("pidns".into(), crate::proc::owner::this_pidns().into());
         let state = State {
             file: Mutex::new(Written {
                 file,

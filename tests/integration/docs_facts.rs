@@ -734,8 +734,8 @@ fn metric_problems(written: &BTreeSet<String>, docs: &str, readme: &str) -> Vec<
     wrong.chain(missing).collect()
 }
 
-/// The README names every metric `run --metrics` writes (with gates, a backup, a step that
-/// ran), and the docs no other.
+/// The README names every metric `run --metrics` (with gates, a backup, a step that ran)
+/// and `status --format prom` write, and the docs no other.
 #[test]
 fn the_docs_name_every_metric_and_no_other() {
     let toml = "version = 1\n[drill]\nname = \"m\"\n[gates]\nrto = \"15m\"\nrpo = \"1h\"\n\
@@ -746,8 +746,11 @@ fn the_docs_name_every_metric_and_no_other() {
     let drill = super::Drill::new(toml).arg("--metrics").arg("m.prom");
     super::make_db(&drill.path().join("src.db"), 10);
     let out = drill.run().expect_code(0);
-    let written = metric_names(&std::fs::read_to_string(out.path().join("m.prom")).unwrap());
-    assert!(written.len() >= 10, "{written:?}");
+    let mut written = metric_names(&std::fs::read_to_string(out.path().join("m.prom")).unwrap());
+    // And those `status --format prom` writes.
+    let status = super::restore_drill(out.path(), &["status", "artifacts", "--format", "prom"]);
+    written.extend(metric_names(&status.expect_code(0).stdout));
+    assert!(written.len() >= 11, "{written:?}");
     let readme = read("README.md");
     let docs: String = markdown_files().iter().map(|f| read(f)).collect();
     let problems = metric_problems(&written, &docs, &readme);

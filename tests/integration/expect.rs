@@ -137,6 +137,13 @@ impl Running {
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
 
+    /// Killed outright (SIGKILL, as the OOM killer does) while step `id` runs.
+    pub fn killed_in(mut self, id: &str) -> Outcome {
+        self.wait_running(id);
+        self.signal(libc::SIGKILL);
+        self.finish()
+    }
+
     /// Ctrl-C: SIGINT, then the drill ends with code 130 and an `aborted` record.
     #[track_caller]
     pub fn interrupt(self) -> Outcome {

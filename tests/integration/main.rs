@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod content;
 mod decode;
+mod died;
 mod docs;
 mod docs_facts;
 mod engines;

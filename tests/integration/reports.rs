@@ -613,7 +613,7 @@ fn a_run_that_died_shows_no_length_it_never_measured() {
     assert_eq!(last_run, None, "{prom}");
     let history = restore_drill(out.path(), &["history", "artifacts"]);
     let row = history.expect_code(0).stdout;
-    let row = row.lines().find(|l| l.contains(" running ")).unwrap();
+    let row = row.lines().find(|l| l.contains(" died ")).unwrap();
     assert!(!row.contains("0ms"), "{row}");
 }
 
