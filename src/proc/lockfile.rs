@@ -50,9 +50,10 @@ fn died_here(dir: &Path, drill: &str, run_id: &str) -> Option<String> {
     }
     let text = match crate::limits::read_regular_text(&path(dir, drill), 64 * 1024) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return died,
-        // Unreadable (another user's?): who holds it cannot be told.
-        Err(_) => return None,
+        // Another user's: who holds it cannot be told.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
+        // Not there, or no lock file (a directory, a fifo...): nobody holds it.
+        Err(_) => return died,
     };
     let Ok(holder) = serde_json::from_str::<Value>(text.trim()) else {
         // Emptied (released cleanly) or never written: nobody holds it.
