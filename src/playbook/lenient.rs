@@ -27,9 +27,9 @@ pub(super) fn de_lenient<T: DeserializeOwned>(
     // The fields left out, each by its path. Bounded: a table of ten thousand bad fields
     // costs no more reads than the problems that are shown.
     let mut removed: Vec<Vec<Part>> = Vec::new();
-    // Fields left out in the end (a list of which an entry lacks what it needs), once
-    // the rest of the list has been read for its own problems.
-    let mut dropped: Vec<String> = Vec::new();
+    // Lists left out in the end (one of their entries was bad), once the rest of the
+    // list has been read for its own problems: by where their key is in the text.
+    let mut dropped: Vec<usize> = Vec::new();
     for _ in 0..MAX_SHOWN {
         let before = diags.len();
         if let Some(value) = de::<T>(&item, diags) {
@@ -39,9 +39,7 @@ pub(super) fn de_lenient<T: DeserializeOwned>(
             if dropped.is_empty() {
                 return Some(value);
             }
-            for key in dropped.drain(..) {
-                table.remove(key.as_str());
-            }
+            drop_keys(table, &std::mem::take(&mut dropped));
             continue;
         }
         let DeValue::Table(table) = item.get_mut() else {
@@ -63,8 +61,15 @@ pub(super) fn de_lenient<T: DeserializeOwned>(
             continue;
         }
         let at = diags.get(before)?.span.clone()?.start;
+        let unknown = diags[before].message.starts_with("unknown field");
         // None (a missing `id`): the value stays unread.
         let path = remove_at(table, at)?;
+        // A bad value in a nested table: read on for the other problems, but the table
+        // goes as a whole in the end (read without the value, it would look unset).
+        if let (false, [Part::Key(top), _, ..]) = (unknown, &path[..]) {
+            let start = table.keys().find(|k| **k.get_ref() == **top);
+            dropped.extend(start.map(|k| k.span().start));
+        }
         if matches!(path.last(), Some(Part::Entry(_))) {
             leave_out_entry(table, &path, &mut dropped);
         }
@@ -73,17 +78,43 @@ pub(super) fn de_lenient<T: DeserializeOwned>(
     None
 }
 
-/// Leaves out the entry of a list on `path` now (the other entries are read on for their
-/// own problems) and the list at the end; without a list on the way, the top field now.
-fn leave_out_entry(table: &mut DeTable<'_>, path: &[Part], dropped: &mut Vec<String>) {
-    let Some(Part::Key(top)) = path.first() else {
-        return;
-    };
-    let entry = path.iter().position(|p| matches!(p, Part::Entry(_)));
-    if !entry.is_some_and(|at| remove_entry(table, &path[..=at])) {
-        table.remove(top.as_str());
-    } else if !dropped.contains(top) {
-        dropped.push(top.clone());
+/// Leaves out the last entry of a list on `path` now (the other entries are read on for
+/// their own problems) and the list at the end; without a list on the way, the top field
+/// now.
+fn leave_out_entry(table: &mut DeTable<'_>, path: &[Part], dropped: &mut Vec<usize>) {
+    let entry = path.iter().rposition(|p| matches!(p, Part::Entry(_)));
+    match entry.and_then(|at| remove_entry(table, &path[..=at])) {
+        Some(list) => dropped.push(list),
+        None => {
+            if let Some(Part::Key(top)) = path.first() {
+                table.remove(top.as_str());
+            }
+        }
+    }
+}
+
+/// Removes every field whose key starts at one of `starts`, at any depth.
+fn drop_keys(table: &mut DeTable<'_>, starts: &[usize]) {
+    let gone: Vec<String> = table
+        .keys()
+        .filter(|k| starts.contains(&k.span().start))
+        .map(|k| k.get_ref().to_string())
+        .collect();
+    for key in gone {
+        table.remove(key.as_str());
+    }
+    for (_, value) in table.iter_mut() {
+        match value.get_mut() {
+            DeValue::Table(t) => drop_keys(t, starts),
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    if let DeValue::Table(t) = item.get_mut() {
+                        drop_keys(t, starts);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -99,12 +130,13 @@ fn remove_at(table: &mut DeTable<'_>, at: usize) -> Option<Vec<Part>> {
             DeValue::Table(t) => remove_at(t, at),
             DeValue::Array(items) => items.iter_mut().enumerate().find_map(|(i, item)| {
                 let span = item.span();
-                let DeValue::Table(t) = item.get_mut() else {
-                    return None;
+                let inner = match item.get_mut() {
+                    DeValue::Table(t) => remove_at(t, at),
+                    _ => None,
                 };
-                // The entry itself (a check lacking its `name`): the path ends at it.
-                let mut path =
-                    remove_at(t, at).or_else(|| holds(span.start, span.end).then(Vec::new))?;
+                // The entry itself (a check lacking its `name`, a value of a list that is
+                // not one of its set): the path ends at it.
+                let mut path = inner.or_else(|| holds(span.start, span.end).then(Vec::new))?;
                 path.insert(0, Part::Entry(i));
                 Some(path)
             }),
@@ -124,14 +156,13 @@ fn remove_at(table: &mut DeTable<'_>, at: usize) -> Option<Vec<Part>> {
     Some(vec![Part::Key(key)])
 }
 
-/// Removes the entry of a list at the end of `path` (keys, then the entry's index).
-fn remove_entry(table: &mut DeTable<'_>, path: &[Part]) -> bool {
+/// Removes the entry of a list at the end of `path` (keys and entries, then the entry's
+/// index); where the list's key starts.
+fn remove_entry(table: &mut DeTable<'_>, path: &[Part]) -> Option<usize> {
     let Some((Part::Key(key), rest)) = path.split_first() else {
-        return false;
+        return None;
     };
-    let Some(value) = table.get_mut(key.as_str()) else {
-        return false;
-    };
+    let (name, value) = table.iter_mut().find(|(k, _)| *k.get_ref() == **key)?;
     match (value.get_mut(), rest) {
         (DeValue::Array(items), [Part::Entry(i)]) if *i < items.len() => {
             let kept = std::mem::replace(items, DeArray::new()).into_iter();
@@ -140,16 +171,15 @@ fn remove_entry(table: &mut DeTable<'_>, path: &[Part]) -> bool {
                 .filter(|(j, _)| j != i)
                 .map(|(_, v)| v)
                 .collect();
-            true
+            Some(name.span().start)
         }
         (DeValue::Table(t), _) => remove_entry(t, rest),
-        (DeValue::Array(items), [Part::Entry(i), more @ ..]) => match items.get_mut(*i) {
-            Some(item) => match item.get_mut() {
+        (DeValue::Array(items), [Part::Entry(i), more @ ..]) => {
+            match items.get_mut(*i)?.get_mut() {
                 DeValue::Table(t) => remove_entry(t, more),
-                _ => false,
-            },
-            None => false,
-        },
-        _ => false,
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

@@ -676,7 +676,7 @@ fn a_write_among_the_backups_a_local_glob_reads_is_refused() {
 
 /// `validate` of `toml` (as written) names each `(problem, line:column)` at its place with
 /// a caret, and counts `problems` in all.
-fn reports_each(toml: &str, expected: &[(&str, &str)], problems: usize) {
+fn reports_each(toml: &str, expected: &[(&str, &str)], problems: usize) -> String {
     let out = Drill::new(toml).validate().expect_code(2);
     let blocks: Vec<&str> = out.stderr.split("\nerror: ").collect();
     for (message, at) in expected {
@@ -690,6 +690,7 @@ fn reports_each(toml: &str, expected: &[(&str, &str)], problems: usize) {
         );
     }
     out.stderr_has(&format!("{problems} problems found"));
+    out.stderr.clone()
 }
 
 #[test]
@@ -791,4 +792,19 @@ fn every_problem_of_one_check_is_reported() {
         ("check `a` of step `v` has the name of check 1", "14:8"),
     ];
     reports_each(&toml, &expected, 3);
+}
+
+#[test]
+fn every_bad_value_of_a_list_is_reported() {
+    let toml = sql_step_with_checks(&["name = \"a\"\nbuiltin = \"tables_exist\"\ntables = [1, 2]"])
+        + "[report]\nformats = [\"pdf\", \"doc\"]\n";
+    let expected = [
+        ("expected a string", "13:11"),
+        ("expected a string", "13:14"),
+        ("unknown value `pdf`", "15:12"),
+        ("unknown value `doc`", "15:19"),
+    ];
+    // The check read without its `tables` would seem to lack them: not said.
+    let stderr = reports_each(&toml, &expected, 5);
+    assert!(!stderr.contains("needs `tables`"), "{stderr}");
 }
