@@ -48,10 +48,12 @@ pub(super) fn de_lenient<T: DeserializeOwned>(
         // A required field left out here is not a new problem: in a nested table, that
         // table goes as a whole; at the top, the value stays unread.
         let message = &diags[before].message;
-        let left_out = removed.iter().rev().find(|p| {
+        let left_out = removed.iter().rposition(|p| {
             matches!(p.last(), Some(Part::Key(k)) if *message == format!("missing field `{k}`"))
         });
-        if let Some(path) = left_out.cloned() {
+        if let Some(at) = left_out {
+            // Matched once: the same field missing from another entry is its own problem.
+            let path = removed.remove(at);
             diags.truncate(before);
             if path.len() == 1 {
                 return None;

@@ -808,3 +808,16 @@ fn every_bad_value_of_a_list_is_reported() {
     let stderr = reports_each(&toml, &expected, 5);
     assert!(!stderr.contains("needs `tables`"), "{stderr}");
 }
+
+#[test]
+fn a_check_lacking_the_field_another_check_had_wrong_is_reported() {
+    let toml = sql_step_with_checks(&[
+        "name = 3\nquery = \"select 1\"\nexpect = 1",
+        "query = \"select 1\"\nexpect = 1",
+    ]);
+    let expected = [
+        ("expected a string", "11:8"),
+        ("missing field `name`", "14:1"),
+    ];
+    reports_each(&toml, &expected, 3);
+}
