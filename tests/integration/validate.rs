@@ -766,6 +766,16 @@ fn every_bad_check_of_a_list_is_reported_with_the_rest_of_its_step() {
         ("unknown field `bogus2`", "20:1"),
     ];
     reports_each(&toml, &expected, 4);
+    // A check lacking the field another had wrong (left out there) is its own problem.
+    let toml = sql_step_with_checks(&[
+        "name = 3\nquery = \"select 1\"\nexpect = 1",
+        "query = \"select 1\"\nexpect = 1",
+    ]);
+    let expected = [
+        ("expected a string", "11:8"),
+        ("missing field `name`", "14:1"),
+    ];
+    reports_each(&toml, &expected, 3);
     // An unknown field of a check leaves the check's own problems to be seen.
     let toml = sql_step_with_checks(&["name = \"a\"\nquery = \"select 1\"\nbogus = 1"]);
     let expected = [
@@ -807,17 +817,4 @@ fn every_bad_value_of_a_list_is_reported() {
     // The check read without its `tables` would seem to lack them: not said.
     let stderr = reports_each(&toml, &expected, 5);
     assert!(!stderr.contains("needs `tables`"), "{stderr}");
-}
-
-#[test]
-fn a_check_lacking_the_field_another_check_had_wrong_is_reported() {
-    let toml = sql_step_with_checks(&[
-        "name = 3\nquery = \"select 1\"\nexpect = 1",
-        "query = \"select 1\"\nexpect = 1",
-    ]);
-    let expected = [
-        ("expected a string", "11:8"),
-        ("missing field `name`", "14:1"),
-    ];
-    reports_each(&toml, &expected, 3);
 }
