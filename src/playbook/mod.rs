@@ -8,6 +8,7 @@ mod engine;
 mod evidence;
 mod fields;
 mod formats;
+mod lenient;
 mod locate;
 mod model;
 mod notify;
@@ -233,13 +234,13 @@ fn parse_partial(
         let name: &str = key.get_ref();
         match name {
             "version" => sections.version = de(value, &mut diags),
-            "drill" => sections.drill = de(value, &mut diags),
-            "vars" => sections.vars = de(value, &mut diags),
-            "secrets" => sections.secrets = de(value, &mut diags),
-            "gates" => sections.gates = de(value, &mut diags),
-            "report" => sections.report = de(value, &mut diags),
-            "evidence" => sections.evidence = de(value, &mut diags),
-            "notify" => sections.notify = de(value, &mut diags),
+            "drill" => sections.drill = lenient::de_lenient(value, &mut diags),
+            "vars" => sections.vars = lenient::de_lenient(value, &mut diags),
+            "secrets" => sections.secrets = lenient::de_lenient(value, &mut diags),
+            "gates" => sections.gates = lenient::de_lenient(value, &mut diags),
+            "report" => sections.report = lenient::de_lenient(value, &mut diags),
+            "evidence" => sections.evidence = lenient::de_lenient(value, &mut diags),
+            "notify" => sections.notify = lenient::de_lenient(value, &mut diags),
             "setup" => sections.setup = de_steps(Section::Setup, value, &mut layout, &mut diags),
             "steps" => sections.steps = de_steps(Section::Steps, value, &mut layout, &mut diags),
             "cleanup" => {
@@ -268,7 +269,7 @@ fn parse_partial(
     layout
         .steps
         .sort_by_key(|(section, i, _, _)| (order(section), *i));
-    (sections.finish().map(|pb| (pb, layout)), diags)
+    (Some((sections.finish(), layout)), diags)
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -292,10 +293,12 @@ struct Sections {
 }
 
 impl Sections {
-    fn finish(self) -> Option<Playbook> {
-        Some(Playbook {
-            version: self.version?,
-            drill: self.drill?,
+    /// A bad or missing `version` or `[drill]` is reported already: the rest is checked
+    /// all the same (a playbook with a problem is never run).
+    fn finish(self) -> Playbook {
+        Playbook {
+            version: self.version.unwrap_or(1),
+            drill: self.drill.unwrap_or_default(),
             vars: self.vars.unwrap_or_default(),
             secrets: self.secrets.unwrap_or_default(),
             gates: self.gates.unwrap_or_default(),
@@ -305,7 +308,7 @@ impl Sections {
             setup: self.setup.unwrap_or_default(),
             steps: self.steps.unwrap_or_default(),
             cleanup: self.cleanup.unwrap_or_default(),
-        })
+        }
     }
 }
 
@@ -345,49 +348,13 @@ fn de_steps(
             .and_then(|t| t.get("id"))
             .and_then(|v| v.get_ref().as_str())
             .map(str::to_string);
-        let parsed = de_step(item, diags).map(|step| {
+        let parsed = lenient::de_lenient::<Step>(item, diags).map(|step| {
             steps.push(step);
             steps.len() - 1
         });
         layout.steps.push((section, i, id, parsed));
     }
     Some(steps)
-}
-
-/// A step, reporting every field that does not deserialize: each bad field is reported,
-/// then left out and the rest read again, so that one bad field hides neither the next
-/// nor the checks of the whole step (required fields are judged on the text as written).
-fn de_step(item: &Spanned<DeValue<'_>>, diags: &mut Vec<Diagnostic>) -> Option<Step> {
-    let mut item = item.clone();
-    // Each round reads the step again: bounded, so a step of ten thousand bad fields
-    // costs no more than the problems that are shown.
-    let mut removed: Vec<String> = Vec::new();
-    for _ in 0..MAX_SHOWN {
-        let before = diags.len();
-        if let Some(step) = de::<Step>(&item, diags) {
-            return Some(step);
-        }
-        // A field it cannot do without (`id`, `kind`) was bad: reported already.
-        if removed
-            .iter()
-            .any(|k| diags[before].message == format!("missing field `{k}`"))
-        {
-            diags.truncate(before);
-            return None;
-        }
-        let at = diags.get(before)?.span.clone()?;
-        let DeValue::Table(table) = item.get_mut() else {
-            return None;
-        };
-        // The field holding the problem; none (a missing `id`): the step stays unread.
-        let key = table
-            .iter()
-            .find(|(k, v)| k.span().start <= at.start && at.start < v.span().end)
-            .map(|(k, _)| k.get_ref().to_string())?;
-        table.remove(key.as_str());
-        removed.push(key);
-    }
-    None
 }
 
 fn toml_diagnostic(err: &toml::de::Error) -> Diagnostic {

@@ -46,7 +46,7 @@ pub struct Playbook {
     pub cleanup: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillMeta {
     /// `[a-z0-9_-]+`; used in file names and locks.

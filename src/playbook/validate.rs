@@ -128,8 +128,14 @@ impl<'a> Validator<'a> {
             && name
                 .chars()
                 .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'));
-        if !valid {
-            let span = self.spans.value(&[Seg::Key("drill"), Seg::Key("name")]);
+        // A name not written (or not a string) is reported by the parse.
+        let path = [Seg::Key("drill"), Seg::Key("name")];
+        let written = self
+            .spans
+            .find(&path)
+            .is_some_and(|v| v.get_ref().as_str().is_some());
+        if !valid && written {
+            let span = self.spans.value(&path);
             self.error(format!("drill name `{name}` is not [a-z0-9_-]+"), span)
                 .help = Some(
                 "the name is used in file names; use lowercase letters, digits, `_` and `-`".into(),
@@ -368,7 +374,7 @@ impl<'a> Validator<'a> {
             let span = self
                 .spans
                 .value(&[&cpath[..], &[Seg::Key("name")]].concat());
-            let problem = match (&check.query, check.builtin) {
+            let shape = match (&check.query, check.builtin) {
                 (Some(_), Some(_)) => Some("has both `query` and `builtin`: choose one".to_string()),
                 (None, None) => Some("needs a `query` or a `builtin`".to_string()),
                 (Some(_), None)
@@ -388,17 +394,22 @@ impl<'a> Validator<'a> {
                 (None, Some(Builtin::TableCounts)) if check.compare_to.is_none() => {
                     Some("`table_counts` needs `compare_to`, e.g. \"{{ steps.backup.table_counts }}\"".to_string())
                 }
-                _ => content_check_problem(check)
-                    .or_else(|| self.lacking(step, check))
-                    .or_else(|| files_check_problem(step.kind, check)),
+                _ => None,
             };
+            // Each is its own problem: all are shown.
+            let problems = [
+                shape,
+                content_check_problem(check),
+                self.lacking(step, check),
+                files_check_problem(step.kind, check),
+            ];
             // Results are kept by name (`steps.<id>.checks['<name>']`): one per name.
             let twin = checks[..i].iter().position(|c| c.name == check.name);
             let twin = twin.map(|n| format!("has the name of check {} of the step: results are kept by name, so one would hide the other", n + 1));
-            if let Some(problem) = problem.or(twin) {
+            for problem in problems.into_iter().chain([twin]).flatten() {
                 self.error(
                     format!("check `{}` of step `{}` {problem}", check.name, step.id),
-                    span,
+                    span.clone(),
                 );
             }
         }

@@ -673,3 +673,148 @@ fn a_write_among_the_backups_a_local_glob_reads_is_refused() {
         .toml();
     Drill::new(&fine).validate().expect_code(0);
 }
+
+/// `validate` of `toml` (as written) names each `(problem, line:column)` at its place with
+/// a caret, and counts `problems` in all.
+fn reports_each(toml: &str, expected: &[(&str, &str)], problems: usize) -> String {
+    let out = Drill::new(toml).validate().expect_code(2);
+    let blocks: Vec<&str> = out.stderr.split("\nerror: ").collect();
+    for (message, at) in expected {
+        let place = format!("--> playbook.toml:{at}\n");
+        assert!(
+            blocks
+                .iter()
+                .any(|b| b.contains(message) && b.contains(&place) && b.contains('^')),
+            "missing {message:?} at {at} in:\n{}",
+            out.stderr
+        );
+    }
+    out.stderr_has(&format!("{problems} problems found"));
+    out.stderr.clone()
+}
+
+#[test]
+fn a_bad_field_of_drill_or_gates_hides_neither_the_next_nor_the_steps() {
+    let toml = "version = 1\n[drill]\nname = \"t\"\nbogus = 1\nbogus2 = 2\n[gates]\n\
+        rto = \"a while\"\nrtoo = \"1m\"\nrpoo = \"1m\"\n\
+        [[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"later\"\n";
+    let expected = [
+        ("unknown field `bogus`", "4:1"),
+        ("unknown field `bogus2`", "5:1"),
+        ("bad duration `a while`", "7:7"),
+        ("unknown field `rtoo`", "8:1"),
+        ("unknown field `rpoo`", "9:1"),
+        ("bad duration `later`", "13:12"),
+    ];
+    reports_each(toml, &expected, 6);
+}
+
+#[test]
+fn a_bad_version_or_drill_table_hides_nothing_else() {
+    let toml = "version = \"one\"\n[drill]\nname = 3\n\
+        [[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"later\"\n";
+    let expected = [
+        ("expected u32", "1:11"),
+        ("expected a string", "3:8"),
+        ("bad duration `later`", "7:12"),
+    ];
+    reports_each(toml, &expected, 3);
+    let toml = "[[steps]]\nid = \"w\"\nkind = \"wait\"\nduration = \"later\"\n";
+    let expected = [
+        ("missing field `version`", "1:1"),
+        ("missing table `[drill]`", "1:1"),
+        ("bad duration `later`", "4:12"),
+    ];
+    reports_each(toml, &expected, 3);
+}
+
+#[test]
+fn every_bad_field_of_a_nested_table_is_reported_with_the_rest_of_its_step() {
+    let toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"l\"\nkind = \"locate\"\n\
+        output = \"x\"\nrestic = { repository = \"/srv/r\", bogus = 1, bogus2 = 2 }\n\
+        timeout = \"zz\"\n";
+    let expected = [
+        ("unknown field `bogus`", "8:35"),
+        ("unknown field `bogus2`", "8:46"),
+        ("bad duration `zz`", "9:11"),
+    ];
+    reports_each(toml, &expected, 3);
+}
+
+/// A step of `[[steps.checks]]` tables (`checks`, each a TOML text of fields).
+fn sql_step_with_checks(checks: &[&str]) -> String {
+    let mut toml = "version = 1\n[drill]\nname = \"t\"\n[[steps]]\nid = \"v\"\nkind = \"sql\"\n\
+        engine = \"sqlite\"\ndatabase = \"x.db\"\ntimeout = \"zz\"\n"
+        .to_string();
+    for check in checks {
+        toml += &format!("[[steps.checks]]\n{check}\n");
+    }
+    toml
+}
+
+#[test]
+fn every_bad_check_of_a_list_is_reported_with_the_rest_of_its_step() {
+    let toml = sql_step_with_checks(&[
+        "name = \"a\"\nquery = \"select 1\"\nbogus = 1",
+        "name = 3\nquery = \"select 1\"",
+        "name = \"b\"\nquery = \"select 1\"\nbogus2 = 1\nexpect = 1",
+    ]);
+    let expected = [
+        ("bad duration `zz`", "9:11"),
+        ("unknown field `bogus`", "13:1"),
+        ("expected a string", "15:8"),
+        ("unknown field `bogus2`", "20:1"),
+    ];
+    reports_each(&toml, &expected, 4);
+    // A check lacking the field another had wrong (left out there) is its own problem.
+    let toml = sql_step_with_checks(&[
+        "name = 3\nquery = \"select 1\"\nexpect = 1",
+        "query = \"select 1\"\nexpect = 1",
+    ]);
+    let expected = [
+        ("expected a string", "11:8"),
+        ("missing field `name`", "14:1"),
+    ];
+    reports_each(&toml, &expected, 3);
+    // An unknown field of a check leaves the check's own problems to be seen.
+    let toml = sql_step_with_checks(&["name = \"a\"\nquery = \"select 1\"\nbogus = 1"]);
+    let expected = [
+        ("unknown field `bogus`", "13:1"),
+        (
+            "check `a` of step `v` has a query but no expectation",
+            "11:8",
+        ),
+    ];
+    reports_each(&toml, &expected, 3);
+}
+
+#[test]
+fn every_problem_of_one_check_is_reported() {
+    let toml = sql_step_with_checks(&[
+        "name = \"a\"\nbuiltin = \"integrity\"",
+        "name = \"a\"\nbuiltin = \"tables_exist\"",
+    ]);
+    let expected = [
+        (
+            "check `a` of step `v` `tables_exist` needs `tables`",
+            "14:8",
+        ),
+        ("check `a` of step `v` has the name of check 1", "14:8"),
+    ];
+    reports_each(&toml, &expected, 3);
+}
+
+#[test]
+fn every_bad_value_of_a_list_is_reported() {
+    let toml = sql_step_with_checks(&["name = \"a\"\nbuiltin = \"tables_exist\"\ntables = [1, 2]"])
+        + "[report]\nformats = [\"pdf\", \"doc\"]\n";
+    let expected = [
+        ("expected a string", "13:11"),
+        ("expected a string", "13:14"),
+        ("unknown value `pdf`", "15:12"),
+        ("unknown value `doc`", "15:19"),
+    ];
+    // The check read without its `tables` would seem to lack them: not said.
+    let stderr = reports_each(&toml, &expected, 5);
+    assert!(!stderr.contains("needs `tables`"), "{stderr}");
+}
