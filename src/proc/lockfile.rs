@@ -17,6 +17,10 @@ use super::owner::{Liveness, Owner};
 /// bucket, that says `running` this long after it started is of a run that died.
 pub const FOREIGN_RUNNING_MAX_S: f64 = 48.0 * 3600.0;
 
+/// The largest lock file read: its holder and the process groups the run has not stopped
+/// yet (a few hundred bytes each).
+const MAX_LOCK_BYTES: u64 = 1 << 20;
+
 /// What a run shown as died is said to be.
 pub const NO_HOLDER: &str = "the run died (no process holds its lock)";
 
@@ -48,7 +52,7 @@ fn died_here(dir: &Path, drill: &str, run_id: &str) -> Option<String> {
     if drill.is_empty() || drill.contains(['/', '\0']) {
         return died;
     }
-    let text = match crate::limits::read_regular_text(&path(dir, drill), 64 * 1024) {
+    let text = match crate::limits::read_regular_text(&path(dir, drill), MAX_LOCK_BYTES) {
         Ok(text) => text,
         // Another user's: who holds it cannot be told.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,

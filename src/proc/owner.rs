@@ -58,6 +58,20 @@ impl Owner {
         }
     }
 
+    /// This process as the holder of run `run_id`'s lock: the fields a drill's lock file
+    /// names its holder by, which [`Owner::of_lock`] reads back.
+    pub fn lock_fields(run_id: &str) -> serde_json::Map<String, Value> {
+        let me = Self::this_run("");
+        let mut fields = serde_json::Map::new();
+        fields.insert("pid".into(), me.pid.into());
+        fields.insert("host".into(), me.host.into());
+        fields.insert("run_id".into(), run_id.into());
+        fields.insert("boot_id".into(), me.boot.into());
+        fields.insert("start".into(), me.start.into());
+        fields.insert("pidns".into(), me.pidns.into());
+        fields
+    }
+
     /// The holder a drill's lock file names (see `lockfile`). A lock written before it
     /// recorded its pid namespace was written in this one (same host and boot).
     pub fn of_lock(lock: &Value) -> Self {

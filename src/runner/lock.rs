@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{Value, json};
 
 use super::RunError;
-use crate::proc::{Tracked, stat};
+use crate::proc::Tracked;
 
 pub struct DrillLock {
     state: Arc<State>,
@@ -78,24 +78,13 @@ impl DrillLock {
         let previous = read_all(&mut file);
         let took_over = (!previous.trim().is_empty()).then(|| holder(&previous));
         let inherited = inherited(&previous);
-        let mut me = serde_json::Map::new();
-        me.insert("pid".into(), std::process::id().into());
-        me.insert(
-            "host".into(),
-            gethostname::gethostname().to_string_lossy().into(),
-        );
+        // Which process is this run (for the message of a second run, and for `history`
+        // and `status`, which tell a run that died from one still running).
+        let mut me = crate::proc::Owner::lock_fields(run_id);
         me.insert(
             "started_at".into(),
             jiff::Timestamp::now().to_string().into(),
         );
-        me.insert("run_id".into(), run_id.into());
-        me.insert("boot_id".into(), stat::boot_id().into());
-        // With the pid, which process is this run (for `history` and `status`).
-        me.insert(
-            "start".into(),
-            stat::start_time(std::process::id() as i32).into(),
-        );
-        me.insert("pidns".into(), crate::proc::owner::this_pidns().into());
         let state = State {
             file: Mutex::new(Written {
                 file,
@@ -227,6 +216,7 @@ fn holder(content: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proc::stat;
 
     #[test]
     fn a_second_holder_is_refused_and_names_the_first() {
