@@ -199,12 +199,18 @@ impl Runner<'_> {
             return Ok(None);
         }
         let runbook = runbook.unwrap_or("(no runbook)");
+        // Skipping what a step proves fails the drill (a wait proves nothing): said
+        // before the operator chooses.
+        let skip = match step.kind {
+            StepKind::Wait => "`skip`",
+            _ => "`skip`: the drill then cannot pass",
+        };
         let prompt = format!(
-            "\n── next: {title} ──\n{runbook}\n\nPress Enter to run it (or type a note, or `skip`): "
+            "\n── next: {title} ──\n{runbook}\n\nPress Enter to run it (or type a note, or {skip}): "
         );
         match operator.ask(&prompt) {
             operator::Answer::Line(a) if a.eq_ignore_ascii_case("skip") => {
-                Err("skipped by the operator".into())
+                Err(super::verdict::OPERATOR_SKIP.into())
             }
             operator::Answer::Line(a) => Ok((!a.is_empty()).then_some(a)),
             // Stdin closed: nobody left to confirm, the drill goes on.

@@ -3,7 +3,9 @@
 //! its status, and the one-line summary.
 
 use super::{Runner, gates};
-use crate::artifact::{GateKind, GateRecord, GateStatus, RunRecord, RunStatus, StepStatus};
+use crate::artifact::{
+    GateKind, GateRecord, GateStatus, RunRecord, RunStatus, StepRecord, StepStatus,
+};
 use crate::events::Event;
 use crate::fmt::plural;
 use crate::playbook::Section;
@@ -73,12 +75,16 @@ impl Runner<'_> {
         // A step that failed and let the drill go on (`continue_on_failure`): recovery
         // did not succeed, so its time and the age of what it restored mean nothing.
         let failed = drill_steps().find(|s| s.status.is_failure());
-        let completed = !self.interrupted && !stopped && failed.is_none();
-        let why = match failed {
+        // A step the operator skipped in a walkthrough: the time of a recovery without
+        // it is not the recovery's.
+        let unproved = drill_steps().find(|s| skipped_by_operator(s));
+        let completed = !self.interrupted && !stopped && failed.is_none() && unproved.is_none();
+        let why = match (failed, unproved) {
             _ if self.interrupted => "the drill was interrupted".to_string(),
             _ if stopped => "the drill stopped before recovery finished".to_string(),
-            Some(s) => format!("step `{}` failed: recovery did not finish", s.id),
-            None => String::new(),
+            (Some(s), _) => format!("step `{}` failed: recovery did not finish", s.id),
+            (None, Some(s)) => format!("step `{}` {OPERATOR_SKIP}: recovery was not proved", s.id),
+            (None, None) => String::new(),
         };
         let why = why.as_str();
         if let Some(gate) = gates::rto_gate(&rto) {
@@ -140,7 +146,8 @@ impl Runner<'_> {
             .gates
             .iter()
             .any(|g| g.status == GateStatus::Failed || unmet(g));
-        if step_failed || gate_failed || nothing_ran(&self.record) {
+        let unproved = self.record.steps.iter().any(skipped_by_operator);
+        if step_failed || gate_failed || unproved || nothing_ran(&self.record) {
             RunStatus::Failed
         } else {
             RunStatus::Passed
@@ -156,6 +163,21 @@ fn nothing_ran(record: &RunRecord) -> bool {
         all.filter(|s| s.section == Section::Steps)
     };
     steps().next().is_some() && steps().all(|s| s.status == StepStatus::Skipped)
+}
+
+/// Why a step the operator answered `skip` to in a walkthrough did not run (its
+/// `skipped_because`).
+pub(super) const OPERATOR_SKIP: &str = "skipped by the operator";
+
+/// A step of the drill itself that the operator skipped in a walkthrough: what it was to
+/// prove went unproved, so the drill cannot pass (as a manual step answered `skip` is
+/// not done). A `wait` proves nothing: skipping one fails nothing; nor does a step
+/// skipped by its playbook's `when`.
+fn skipped_by_operator(step: &StepRecord) -> bool {
+    step.section == Section::Steps
+        && step.status == StepStatus::Skipped
+        && step.kind != "wait"
+        && step.outputs.get("skipped_because").and_then(|v| v.as_str()) == Some(OPERATOR_SKIP)
 }
 
 /// What [`nothing_ran`] says in the summary.
@@ -198,8 +220,14 @@ pub fn summary(record: &RunRecord) -> String {
         _ if unmet(g) => Some(format!("gate {} not evaluated: {}", g.name, g.detail)),
         _ => None,
     });
+    let unproved = record.steps.iter().filter(|s| skipped_by_operator(s));
+    let unproved = unproved.map(|s| format!("step `{}` {OPERATOR_SKIP}: not proved", s.id));
     let nothing = nothing_ran(record).then(|| NOTHING_RAN.to_string());
-    let mut reasons = nothing.into_iter().chain(steps).chain(gates);
+    let mut reasons = nothing
+        .into_iter()
+        .chain(steps)
+        .chain(unproved)
+        .chain(gates);
     let count = |status: StepStatus| record.steps.iter().filter(|s| s.status == status).count();
     let text = match record.status {
         RunStatus::Passed => {

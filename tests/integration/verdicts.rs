@@ -505,6 +505,45 @@ fn a_manual_step_skipped_in_a_walkthrough_is_not_done() {
     assert!(error.contains("answered `skip`"), "{error}");
 }
 
+/// In a walkthrough, `skip` at a step that proves something (here an exec standing for a
+/// check) let the drill pass, its RTO measured without the skipped step.
+#[test]
+fn a_step_the_operator_skipped_leaves_the_drill_unproved() {
+    use std::io::Write as _;
+    let book = pb("t")
+        .gate("rto", "15m")
+        .step(exec("check", "true").set("phase", "verify"))
+        .step(exec("after", "true"));
+    let d = book.drill();
+    let mut child = super::commands::walkthrough(&d, std::process::Stdio::piped());
+    // Skip the first step, run the second: the drill goes on after a skip.
+    child.stdin.take().unwrap().write_all(b"skip\n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`skip`: the drill then cannot pass"),
+        "{stderr}"
+    );
+    let record = newest_record(&d.path().join("artifacts"));
+    assert_eq!(record["steps"][0]["status"], "skipped", "{record}");
+    assert_eq!(record["steps"][1]["status"], "passed", "{record}");
+    assert_eq!(
+        record["summary"], "failed: step `check` skipped by the operator: not proved (and 1 more)",
+        "the one more: the RTO, not measured without the step"
+    );
+    let rto = &record["gates"][0];
+    assert_eq!(rto["status"], "not_evaluated", "{rto}");
+    assert!(
+        rto["detail"]
+            .as_str()
+            .unwrap()
+            .contains("skipped by the operator"),
+        "{rto}"
+    );
+    assert!(record["rto"]["measured_s"].is_null(), "{record}");
+}
+
 /// A second Ctrl-C cut cleanup short (its running step interrupted, the next never run),
 /// yet the summary on the terminal, in the record, the reports and JUnit said
 /// "aborted: interrupted; cleanup ran".
