@@ -6,6 +6,8 @@ mod schedule;
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use crate::artifact;
 use crate::cli::{Command, RunArgs, SchemaKind};
 use crate::exit::ExitCode;
@@ -190,21 +192,36 @@ fn report(
         );
         return ExitCode::Usage;
     }
-    let record = match artifact::read(path) {
+    let mut record = match artifact::read(path) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::Usage;
         }
     };
+    // A record that says `running` of a run that died is reported as died (as `history`
+    // and `status` show it), never as a drill still under way.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let who = [
+        &*record.drill.name,
+        &record.run_id,
+        &record.host,
+        &record.started_at,
+    ];
+    let died = fleet::died(record.status, Some(dir.unwrap_or(Path::new("."))), who);
+    if let Some(why) = &died {
+        record.summary = format!("died: {why}");
+    }
     let template = match template {
         Some(t) => TemplateSource::File(t.to_path_buf()),
         None => TemplateSource::from_setting("builtin:markdown", Path::new(".")),
     };
     let mut data = serde_json::to_value(&record).expect("a record serializes");
+    if let (Some(why), Value::Object(map)) = (died, &mut data) {
+        map.insert("died".into(), why.into());
+    }
     if format == ReportFormat::Html {
         // The history chart, from the records beside it.
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         let past = artifact::list(dir.unwrap_or(Path::new("."))).unwrap_or_default();
         let past: Vec<_> = past
             .iter()

@@ -146,7 +146,11 @@ trait Judged {
 }
 
 /// Why the run of a record that says `status` is over, or None (see [`Judged`]).
-fn died(status: artifact::RunStatus, dir: Option<&Path>, who: [&str; 4]) -> Option<String> {
+pub(super) fn died(
+    status: artifact::RunStatus,
+    dir: Option<&Path>,
+    who: [&str; 4],
+) -> Option<String> {
     let [drill, run_id, host, started_at] = who;
     (status == artifact::RunStatus::Running)
         .then(|| crate::proc::lockfile::died(dir, drill, run_id, host, started_at))

@@ -43,6 +43,22 @@ fn rows(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What `report` makes of the newest record in `dir`'s `artifacts` folder, in markdown,
+/// html and junit, each with its format.
+fn reports(dir: &Path) -> Vec<(&'static str, String)> {
+    let record = newest_artifact(&dir.join("artifacts"), ".json");
+    let record = record.to_str().unwrap();
+    ["markdown", "html", "junit"]
+        .into_iter()
+        .map(|f| {
+            (
+                f,
+                restore_drill(dir, &["report", record, "--format", f]).stdout,
+            )
+        })
+        .collect()
+}
+
 /// Drill `t`, whose step `long` sleeps a minute.
 fn long_drill() -> Drill {
     pb("t").step(exec("long", "exec sleep 60")).drill()
@@ -60,8 +76,22 @@ fn a_killed_run_is_shown_died_and_a_running_one_running() {
             assert_has(&row, "running", &cmd);
         }
     }
+    for (format, text) in reports(run.path()) {
+        assert!(!text.contains("DIED"), "{format}: still running: {text}");
+        assert!(!text.contains("died:"), "{format}: still running: {text}");
+    }
     run.signal(libc::SIGKILL);
     let out = run.finish();
+    // A single record's report says it died too, red, never "running".
+    let said = "died: the run died (no process holds its lock)";
+    for (format, text) in reports(out.path()) {
+        assert_has(&text, said, format);
+        match format {
+            "markdown" => assert_has(&text, "restore drill ❌ DIED", format),
+            "html" => assert_has(&text, "<span class=\"badge failed\">DIED</span>", format),
+            _ => assert_has(&text, &format!("<error message=\"{said}\">"), format),
+        }
+    }
     out.status("running");
     let _workdir = out.kept_workdir();
     for (cmd, row) in rows(out.path()) {
