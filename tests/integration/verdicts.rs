@@ -284,7 +284,8 @@ fn the_junit_report_of_a_killed_run_is_not_green() {
         &["report", json.to_str().unwrap(), "--format", "html"],
     );
     let html = html.expect_code(0).stdout;
-    assert!(html.contains("<p class=\"summary running\">"), "{html}");
+    // A killed run's record is reported died: red, as a failure.
+    assert!(html.contains("<p class=\"summary failed\">"), "{html}");
     let rule = html.lines().find(|l| l.starts_with(".summary {")).unwrap();
     assert!(!rule.contains("#2e7d32"), "green for any status: {rule}");
 }
