@@ -236,7 +236,8 @@ fn validate_names_an_unknown_secret_wherever_a_template_reads_it() {
     out.stderr_has("did you mean `token`?");
     out.stderr_has("3 problems found");
     let notify = toml.lines().position(|l| l.starts_with("ntfy =")).unwrap() + 1;
-    out.stderr_has(&format!("--> playbook.toml:{notify}:8"));
+    // The caret stands under the name, not at the value's quote (column 8).
+    out.stderr_has(&format!("--> playbook.toml:{notify}:28"));
     // Declared, they are fine.
     let fixed = toml.replace("secrets.topic", "secrets.token");
     let fixed = fixed.replace("secrets.minisign_key", "secrets.token");

@@ -206,7 +206,9 @@ fn validate_quotes_no_url_password_of_the_playbook() {
         let line =
             format!("database = \"postgres://drill:{stars}@db.internal/prod?{{{{ nope }}}}\"");
         assert_has(&out.stderr, &line, sub);
-        let caret = format!("| {}^^^", " ".repeat("database = ".len()));
+        // Under `nope`: a star for each character of the password kept it in place.
+        let before = format!("database = \"postgres://drill:{stars}@db.internal/prod?{{{{ ");
+        let caret = format!("| {}^^^^\n", " ".repeat(before.len()));
         assert_has(&out.stderr, &caret, sub);
     }
 }

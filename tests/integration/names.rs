@@ -129,7 +129,7 @@ compare_to = "{{ steps.backup.tablecounts }}"
         ("invalid type: string \"three\"", "12:11"),
         ("bad duration `5 parsecs`", "20:15"),
         ("invalid type: string \"yes\", expected a boolean", "21:13"),
-        ("step `backup` has no output `tablecounts`", "31:14"),
+        ("step `backup` has no output `tablecounts`", "31:18"),
     ];
     let errors: Vec<&str> = out
         .stderr

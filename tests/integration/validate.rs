@@ -146,7 +146,7 @@ fn a_template_referencing_an_unknown_step_is_refused() {
     let message = "template references unknown step `bakup`";
     rejects_helping(
         &toml,
-        (message, "12:8", "from = "),
+        (message, "12:12", "from = "),
         "did you mean `backup`?",
     );
 }
@@ -156,7 +156,7 @@ fn a_template_referencing_a_later_step_is_refused() {
     let first = exec("first", "echo {{ steps.second.status }}");
     let toml = pb("t").step([first, wait("second", "1s")]).toml();
     let message = "references step `second`, which runs later";
-    rejects(&toml, message, "7:7", "run = ");
+    rejects(&toml, message, "7:16", "run = ");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! variable is always set where the drill runs).
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::super::engine::EngineSpec;
 use super::super::model::Playbook;
@@ -71,15 +72,16 @@ impl Validator<'_> {
             // Suggestions search every step id: only for the problems that are shown, so
             // that ten thousand bad references stay linear.
             let suggest = self.diags.len() < MAX_SHOWN;
+            let at = || within(self.text, span.clone(), src, &name);
             if let Some(problem) = unknown_name(&name, scope, &self.known, suggest) {
-                self.error(problem.0, span.clone()).help = problem.1;
+                self.error(problem.0, at()).help = problem.1;
             } else if let Some(var) = name.strip_prefix("env.")
                 && !has_default(src, var)
             {
                 let var = var.split('.').next().unwrap_or(var);
                 let warning = self.error(
                     format!("`env.{var}` has no default: the run stops when {var} is not set"),
-                    span.clone(),
+                    at(),
                 );
                 warning.warning = true;
                 warning.help = Some(format!(
@@ -88,6 +90,27 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Where the template `src`, the value written at `span` of the playbook `text`, reads
+/// `name` (e.g. `steps.bakup.path`): the longest of its dotted beginnings that the
+/// template spells out (`steps.bakup` of `steps.bakup['path']`), so the caret stands under
+/// the name rather than at the value's first quote. The whole value where the template
+/// is not written in it as is (escapes, a multi-line string's trimmed first newline) or
+/// does not spell the name out.
+fn within(text: &str, span: Option<Range<usize>>, src: &str, name: &str) -> Option<Range<usize>> {
+    let span = span?;
+    let narrowed = || {
+        let start = span.start + text.get(span.clone())?.find(src)?;
+        let ends = name.match_indices('.').map(|(i, _)| i).chain([name.len()]);
+        let ends: Vec<usize> = ends.collect();
+        ends.into_iter().rev().find_map(|end| {
+            let spelt = &name[..end];
+            let at = src.find(spelt)?;
+            Some(start + at..start + at + spelt.len())
+        })
+    };
+    narrowed().or(Some(span))
 }
 
 /// Why `name` (e.g. `steps.bakup.path`) cannot be read here, with a hint.
@@ -232,6 +255,27 @@ fn has_default(src: &str, var: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caret_stands_under_the_name_the_template_spells_out() {
+        fn at<'t>(text: &'t str, src: &str, name: &str) -> Option<&'t str> {
+            let value = text.find('"').unwrap()..text.len();
+            within(text, Some(value), src, name).map(|r| &text[r])
+        }
+        let text = r#"from = "{{ steps.bakup.path }}""#;
+        assert_eq!(
+            at(text, "{{ steps.bakup.path }}", "steps.bakup.path"),
+            Some("steps.bakup.path")
+        );
+        // A subscript: the dotted part that is spelt out.
+        let text = r#"from = "{{ steps.bakup['path'] }}""#;
+        let src = "{{ steps.bakup['path'] }}";
+        assert_eq!(at(text, src, "steps.bakup.path"), Some("steps.bakup"));
+        // Escapes: the template is not written as is, so the whole value.
+        let text = r#"run = "echo \"{{ nope }}\"""#;
+        assert_eq!(at(text, "echo \"{{ nope }}\"", "nope"), Some(&text[6..]));
+        assert_eq!(within(text, None, "x", "nope"), None);
+    }
 
     #[test]
     fn subscripted_checks_are_found_with_either_quote() {
