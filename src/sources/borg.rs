@@ -4,6 +4,10 @@
 //! check is `borg check --repository-only` (the segments' checksums, every byte read):
 //! borg's archives check reserves nonces, which writes the repository's `nonce` file.
 //! The archives' own chunks are verified by borg as `extract` reads them.
+//!
+//! What the chosen archive was taken of (its host, and the paths `borg create` was given)
+//! is read for it alone, by a second `borg list` (see [`Borg::origin`]): `borg info`
+//! would say it too, but builds borg's whole cache of the repository to count sizes.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +16,7 @@ use serde_json::Value;
 
 use super::cli::{Cli, PrivateState, Via};
 use super::repo::{self, Base, Entry, InDir, Repository, Wanted};
-use super::{Point, Source};
+use super::{Point, Source, TakenOf};
 use crate::playbook::{self, Step};
 
 pub struct Borg {
@@ -163,6 +167,73 @@ fn archive_time(text: &str) -> anyhow::Result<jiff::Timestamp> {
     Ok(civil.to_zoned(jiff::tz::TimeZone::system())?.timestamp())
 }
 
+/// A `--glob-archives` pattern matching the archive `name` (and maybe others: `[`, which
+/// borg's patterns cannot escape without a warning, becomes `?`); the archive is then
+/// told by its id.
+fn glob_of(name: &str) -> String {
+    let mut glob = String::new();
+    for c in name.chars() {
+        match c {
+            '*' => glob.push_str("[*]"),
+            '?' => glob.push_str("[?]"),
+            '[' => glob.push('?'),
+            c => glob.push(c),
+        }
+    }
+    glob
+}
+
+/// The paths an archive was created from, as its `command_line` (borg's argv) names them,
+/// taken broadly: every absolute path after `create`, but the first `repository::archive`.
+/// An option's own value is taken too when it is an absolute path (`--exclude
+/// /srv/app/cache`: protecting more is safe), and so is the root of a `--pattern "R
+/// /srv/app"`. A relative path is left out: the directory `borg create` ran in is not
+/// recorded. Roots from `--patterns-from`, `--paths-from-stdin` or `--paths-from-command`
+/// are not in the command line and stay unknown.
+fn created_from(command_line: &[&str]) -> Vec<String> {
+    let Some(create) = command_line.iter().skip(1).position(|a| *a == "create") else {
+        return Vec::new();
+    };
+    let mut spec_seen = false;
+    let mut paths = Vec::new();
+    for arg in &command_line[create + 2..] {
+        if !spec_seen && arg.contains("::") {
+            spec_seen = true;
+            continue;
+        }
+        let pattern = arg.strip_prefix("--pattern=").unwrap_or(arg);
+        let root = pattern.strip_prefix('R').map(str::trim_start);
+        let path = root.filter(|r| r.starts_with('/')).unwrap_or(arg);
+        if path.starts_with('/') {
+            paths.push(path.to_string());
+        }
+    }
+    paths
+}
+
+/// What the archive `point` was taken of, from a `borg list --json` holding it with its
+/// `hostname` and `command_line`; None when borg recorded either not.
+fn taken_of(point: &Point, listing: &Value) -> anyhow::Result<Option<TakenOf>> {
+    let archives = listing.get("archives").and_then(Value::as_array);
+    let field = |a: &Value, name: &str| a.get(name).and_then(Value::as_str).map(str::to_string);
+    let this = |a: &&Value| match &point.id {
+        Some(id) => field(a, "id").as_ref() == Some(id),
+        None => field(a, "name").is_some_and(|n| point.is_named(&n)),
+    };
+    let Some(archive) = archives.into_iter().flatten().find(this) else {
+        anyhow::bail!("borg lists the archive no more");
+    };
+    let command_line = archive.get("command_line").and_then(Value::as_array);
+    let Some((host, command_line)) = field(archive, "hostname").zip(command_line) else {
+        return Ok(None);
+    };
+    let command_line: Vec<&str> = command_line.iter().filter_map(Value::as_str).collect();
+    Ok(Some(TakenOf {
+        host,
+        paths: created_from(&command_line),
+    }))
+}
+
 /// The recovery points of `borg list --json`.
 fn points(repository: &str, listing: &Value) -> anyhow::Result<Vec<Point>> {
     let archives = listing.get("archives").and_then(Value::as_array);
@@ -234,6 +305,28 @@ impl Repository for Borg {
         args.extend(paths.iter().cloned());
         (args, Some(dir.to_path_buf()))
     }
+
+    /// The repository's listing of that archive alone, with the fields that `--format`
+    /// names added (the listing of all archives leaves them out: each is one more read
+    /// of an archive's metadata).
+    fn origin(&self, point: &Point) -> Option<Vec<String>> {
+        let archive = self.archive(point);
+        let name = archive.rsplit_once("::").map_or("", |(_, name)| name);
+        Some(repo::args(&[
+            "list",
+            "--json",
+            "--bypass-lock",
+            "--format",
+            "{hostname}{command_line}",
+            "--glob-archives",
+            &glob_of(name),
+            &self.base.repository,
+        ]))
+    }
+
+    fn taken_of(&self, point: &Point, listing: &Value) -> anyhow::Result<Option<TakenOf>> {
+        taken_of(point, listing)
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +351,69 @@ mod tests {
         assert_eq!(points[0].time, local);
         assert_eq!(points[1].time.to_string(), "2026-11-28T03:00:00Z");
         assert!(super::points("r", &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn what_an_archive_was_created_from_is_every_absolute_path_after_create() {
+        let command_line = [
+            "/usr/bin/borg",
+            "--lock-wait",
+            "/etc/create",
+            "create",
+            "--exclude",
+            "/srv/app/cache",
+            "--exclude=/srv/app/tmp",
+            "--comment",
+            "nightly",
+            "-x",
+            "--pattern=R/var/lib/app",
+            "--pattern",
+            "R /opt/app",
+            "/srv/borg::host-{now}",
+            "/srv/app",
+            "relative/data",
+            "./also-relative",
+            "/",
+            "/odd::name",
+        ];
+        assert_eq!(
+            created_from(&command_line),
+            [
+                "/srv/app/cache",
+                "/var/lib/app",
+                "/opt/app",
+                "/srv/app",
+                "/",
+                "/odd::name"
+            ],
+            "`/` is kept, as restic lists it: the guard leaves it out"
+        );
+        assert!(created_from(&["borg", "import-tar", "/r::a", "/x.tar"]).is_empty());
+        assert!(created_from(&["borg", "create", "::a", "data"]).is_empty());
+        assert_eq!(glob_of("we[i]rd*?"), "we?i]rd[*][?]");
+    }
+
+    #[test]
+    fn the_chosen_archive_is_told_by_its_id_in_the_listing() {
+        let listing = serde_json::json!({"archives": [
+            {"name": "a?", "id": "1111", "hostname": "other", "command_line": ["borg", "create", "r::a?", "/x"]},
+            {"name": "a[", "id": "2222", "hostname": "db1", "command_line": ["borg", "create", "r::a[", "/srv/app", "rel"]},
+            {"name": "old", "id": "3333"}
+        ]});
+        let point = |id: &str| Point {
+            url: "borg:r::x".into(),
+            time: jiff::Timestamp::UNIX_EPOCH,
+            bytes: 0,
+            id: Some(id.into()),
+            taken_of: None,
+        };
+        let taken_of = taken_of(&point("2222"), &listing).unwrap().unwrap();
+        assert_eq!(
+            (taken_of.host.as_str(), taken_of.paths),
+            ("db1", vec!["/srv/app".to_string()])
+        );
+        assert!(super::taken_of(&point("3333"), &listing).unwrap().is_none());
+        let gone = super::taken_of(&point("4444"), &listing).unwrap_err();
+        assert_eq!(gone.to_string(), "borg lists the archive no more");
     }
 }

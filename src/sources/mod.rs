@@ -45,7 +45,8 @@ pub struct Point {
     pub bytes: u64,
     /// A repository's snapshot id (restic) or archive id (borg).
     pub id: Option<String>,
-    /// What a snapshot was taken of, where the repository says (restic).
+    /// What a snapshot was taken of, where the listing says (restic); borg's is read for
+    /// the chosen point alone ([`Source::taken_of`]).
     pub taken_of: Option<TakenOf>,
 }
 
@@ -81,8 +82,9 @@ pub struct Fetched {
     pub verified: Vec<String>,
 }
 
-/// A kind of place holding recovery points.
-pub trait Source {
+/// A kind of place holding recovery points; shared with the thread that reads what the
+/// chosen point was taken of while it is brought.
+pub trait Source: Sync {
     /// What the source is, for messages (`s3://bucket/hourly/*.db`).
     fn describe(&self) -> String;
     /// Every recovery point there is, in no particular order.
@@ -112,6 +114,13 @@ pub trait Source {
     ) -> anyhow::Result<(Vec<Point>, Option<Prefetched>)> {
         let _ = output;
         Ok((self.list(ctx)?, None))
+    }
+    /// What the snapshot `point` was taken of (the host, and the paths there), where the
+    /// source says: its listing's ([`Point::taken_of`]) by default; borg reads it for
+    /// this point alone, its listing of all archives not saying it.
+    fn taken_of(&self, point: &Point, ctx: &Ctx<'_>) -> anyhow::Result<Option<TakenOf>> {
+        let _ = ctx;
+        Ok(point.taken_of.clone())
     }
 }
 

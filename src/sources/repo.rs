@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::cli::Cli;
 use super::download::{Download, Expect, buffered, tempdir_beside};
 use super::dump;
-use super::{Fetched, Point, Source};
+use super::{Fetched, Point, Source, TakenOf};
 use crate::engines::Ctx;
 use crate::playbook::Step;
 
@@ -47,6 +47,17 @@ pub trait Repository: Sync {
     }
     /// Restores `paths` (all without any) into `dir`; with the directory it runs in.
     fn restore(&self, point: &Point, paths: &[String], dir: &Path) -> InDir;
+    /// Lists, as one JSON document, what the snapshot `point` was taken of, where the
+    /// snapshots' listing does not say it (borg); None where it does (restic).
+    fn origin(&self, point: &Point) -> Option<Vec<String>> {
+        let _ = point;
+        None
+    }
+    /// What `point` was taken of, from the listing of [`Repository::origin`].
+    fn taken_of(&self, point: &Point, listing: &Value) -> anyhow::Result<Option<TakenOf>> {
+        let _ = listing;
+        Ok(point.taken_of.clone())
+    }
 }
 
 /// What every repository source holds.
@@ -113,6 +124,15 @@ impl<R: Repository> Source for R {
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<(Vec<Point>, Option<super::Prefetched>)> {
         newest_while_listing(self, output, ctx)
+    }
+
+    fn taken_of(&self, point: &Point, ctx: &Ctx<'_>) -> anyhow::Result<Option<TakenOf>> {
+        let Some(args) = self.origin(point) else {
+            return Ok(point.taken_of.clone());
+        };
+        let what = || format!("reading what {} was taken of", self.snapshot(point));
+        let listing = self.base().cli.json(&args, ctx).with_context(what)?;
+        Repository::taken_of(self, point, &listing).with_context(what)
     }
 }
 

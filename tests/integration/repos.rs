@@ -678,11 +678,39 @@ fn the_restic_playbook_runs_against_a_local_repository() {
 /// them is refused, as when `paths` names them.
 #[test]
 fn restic_what_a_snapshot_of_this_host_was_taken_of_is_a_source() {
-    let Some(repo) = Repo::new(Tool::Restic) else {
+    if let Some(repo) = Repo::new(Tool::Restic) {
+        taken_of_this_host_is_a_source(&repo);
+    }
+}
+
+/// The same for borg, whose listing of all archives does not say what each was taken
+/// of: the chosen archive's host and the absolute paths its `borg create` was given are
+/// read for it alone (a relative path left out, the directory it ran in unknown), its
+/// name with pattern characters matched as itself.
+#[test]
+fn borg_what_an_archive_of_this_host_was_created_from_is_a_source() {
+    let Some(repo) = Repo::new(Tool::Borg) else {
         return;
     };
     let live = repo.dir.path().join("data");
-    let before = super::pitr::hash_tree(&live);
+    let archive = format!("{}::live-[0]*?", repo.path().display());
+    ok(Tool::Borg.cmd(repo.dir.path()).args([
+        "create",
+        "--exclude",
+        "*.tmp",
+        &archive,
+        live.to_str().unwrap(),
+        "data",
+    ]));
+    taken_of_this_host_is_a_source(&repo);
+}
+
+/// The newest snapshot of `repo`, whose live data is `data/` of its directory, located
+/// whole; a backup written inside `data/` after it is refused naming it, and `data/` and
+/// the repository are left as they were.
+fn taken_of_this_host_is_a_source(repo: &Repo) {
+    let live = repo.dir.path().join("data");
+    let (before, repo_before) = (super::pitr::hash_tree(&live), repo.hash());
     let into_live = format!("{}/sub/app.db", live.display());
     let out = repo
         .locate("output = \"out/tree\"")
@@ -703,11 +731,12 @@ fn restic_what_a_snapshot_of_this_host_was_taken_of_is_a_source() {
         serde_json::json!([live.display().to_string()])
     );
     out.step("backup")
-        .failed_with("a source of this playbook")
+        .failed_with(&format!("lies inside {}, a source", live.display()))
         .failed_with("what the snapshot step `latest` located was taken of");
     assert_eq!(
         super::pitr::hash_tree(&live),
         before,
         "the live data changed"
     );
+    assert_eq!(repo.hash(), repo_before, "the repository changed");
 }
