@@ -219,6 +219,24 @@ impl Sources {
         self.check_new(field, path, false)
     }
 
+    /// Checks the `output` of the `locate` step `step_id` as [`Sources::check`] does, with
+    /// what the snapshot it brings was taken of (`host`, `paths`: on this host, the live
+    /// data), known only once the snapshot is chosen, before anything is brought there.
+    pub fn check_beside_snapshot(
+        &self,
+        output: &Path,
+        step_id: &str,
+        host: &str,
+        paths: &[String],
+    ) -> anyhow::Result<PathBuf> {
+        let mut with = self.clone();
+        for live in live_paths(host, paths.iter().map(String::as_str)) {
+            let why = format!("what the snapshot step `{step_id}` locates was taken of");
+            with.add(live, why);
+        }
+        with.check("output", output)
+    }
+
     /// Checks the `database` a writable `sql` step (one with `execute`) opens, as any
     /// path a step writes (see [`Sources::check`]), and returns where it leads (None for
     /// a step that writes no file). A database that does not exist yet harms nothing
@@ -325,17 +343,20 @@ impl Sources {
 /// host (its `snapshot_host`): the live data. `/` is left out: it holds the work
 /// directory too, and no drill could write anywhere.
 fn live_paths_of_snapshot(outputs: &Map<String, Value>) -> Vec<PathBuf> {
-    let this_host = gethostname::gethostname();
     let host = outputs.get("snapshot_host").and_then(Value::as_str);
-    if host.is_none_or(|h| *h != *this_host) {
+    let paths = outputs.get("snapshot_paths").and_then(Value::as_array);
+    let paths = paths.into_iter().flatten().filter_map(Value::as_str);
+    live_paths(host.unwrap_or_default(), paths)
+}
+
+/// Of the `paths` a snapshot taken on `host` was taken of, those that are live data here
+/// (see [`live_paths_of_snapshot`]).
+fn live_paths<'a>(host: &str, paths: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+    if *host != *gethostname::gethostname() {
         return Vec::new();
     }
-    let paths = outputs.get("snapshot_paths").and_then(Value::as_array);
+    let paths = paths.into_iter().map(PathBuf::from);
     paths
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(PathBuf::from)
         .filter(|p| p.is_absolute() && p != Path::new("/"))
         .collect()
 }

@@ -82,9 +82,8 @@ pub struct Fetched {
     pub verified: Vec<String>,
 }
 
-/// A kind of place holding recovery points; shared with the thread that reads what the
-/// chosen point was taken of while it is brought.
-pub trait Source: Sync {
+/// A kind of place holding recovery points.
+pub trait Source {
     /// What the source is, for messages (`s3://bucket/hourly/*.db`).
     fn describe(&self) -> String;
     /// Every recovery point there is, in no particular order.

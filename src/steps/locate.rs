@@ -44,33 +44,30 @@ pub fn run(step: &Step, ctx: &StepCtx) -> anyhow::Result<StepOutcome> {
                     (n, Some(w)) => format!("no backup within {w} matches `{what}` ({n} older)"),
                 })?,
         };
-        let fetch = || match (&decode, prefetched) {
+        // What the snapshot was taken of (on this host, the live data: no later step writes
+        // into it), read before anything is brought, since `output` must not lie in it
+        // either (borg: one more listing, 0.3 s or so). A newest file restic brought
+        // while it listed is still in its temporary file beside `output`, removed if
+        // this refuses.
+        let taken_of = source.taken_of(chosen, ectx)?;
+        if let (Some(taken_of), Some(output)) = (&taken_of, output) {
+            let (host, paths) = (&taken_of.host, &taken_of.paths);
+            ctx.sources
+                .check_beside_snapshot(output, &step.id, host, paths)?;
+        }
+        let fetched = match (&decode, prefetched) {
             (None, Some(early)) if chosen.id.as_ref() == Some(&early.id) => {
-                early.finish(source.as_ref(), chosen, output, ectx)
+                early.finish(source.as_ref(), chosen, output, ectx)?
             }
-            (None, _) => source.fetch(chosen, output, ectx),
+            (None, _) => source.fetch(chosen, output, ectx)?,
             (Some(decode), _) => {
                 let name = match step.paths.as_deref() {
                     Some([one]) => one.as_str(),
                     _ => chosen.url.as_str(),
                 };
-                decode.fetch(source.as_ref(), chosen, name, output, ectx)
+                decode.fetch(source.as_ref(), chosen, name, output, ectx)?
             }
         };
-        // What a later step must not write into, read beside the fetch (borg: one more
-        // listing, a fixed 0.3 s or so, that would otherwise delay it).
-        let (taken_of, fetched) = std::thread::scope(|s| {
-            let taken_of = s.spawn(|| source.taken_of(chosen, ectx));
-            let fetched = fetch();
-            let taken_of = taken_of.join();
-            (taken_of, fetched)
-        });
-        let fetched = fetched?;
-        let taken_of = taken_of.unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the thread reading what the snapshot was taken of panicked"
-            ))
-        })?;
         let age_s = now.duration_since(chosen.time).as_secs_f64().max(0.0);
         let verified = match fetched.verified.is_empty() {
             true => String::new(),

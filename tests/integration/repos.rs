@@ -739,4 +739,24 @@ fn taken_of_this_host_is_a_source(repo: &Repo) {
         "the live data changed"
     );
     assert_eq!(repo.hash(), repo_before, "the repository changed");
+
+    // The locate's own `output` inside the live data is refused before anything is
+    // brought there (the snapshot's paths are known only once it is chosen).
+    let restored = live.join("restored");
+    let out = repo
+        .locate(&format!("output = \"{}/tree\"", restored.display()))
+        .drill()
+        .env("REPO_PW", PASSWORD)
+        .run()
+        .expect_code(1);
+    out.step("latest")
+        .failed_with(&format!("lies inside {}, a source", live.display()))
+        .failed_with("what the snapshot step `latest` locates was taken of");
+    assert!(!restored.exists(), "the locate wrote into the live data");
+    assert_eq!(
+        super::pitr::hash_tree(&live),
+        before,
+        "the live data changed"
+    );
+    assert_eq!(repo.hash(), repo_before, "the repository changed");
 }
