@@ -34,6 +34,13 @@ impl Redactor {
         if secret.trim().len() < 3 {
             return;
         }
+        // Output reaches the log and the record line by line: each line of a key file
+        // (a minisign or age key, a PEM) is hidden on its own.
+        if secret.trim().contains('\n') {
+            for line in secret.lines() {
+                self.add(line);
+            }
+        }
         let escaped = |s: String| s[1..s.len() - 1].to_string();
         let forms = [
             secret.to_string(),
@@ -80,7 +87,41 @@ impl Redactor {
                 }
             }
         }
+        if let Some(masked) = self.mask_cut_pieces(&out) {
+            out = Cow::Owned(masked);
+        }
         out
+    }
+
+    /// `text` with the piece of a secret that a cut marked `…` left on either side of it
+    /// replaced: a body or a message shortened before it was redacted (`p@s…`), a long
+    /// line or a tail cut in the middle of one (`…ss/w`). None when there is none.
+    fn mask_cut_pieces(&self, text: &str) -> Option<String> {
+        if !text.contains(CUT) {
+            return None;
+        }
+        let mut masked = false;
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(CUT) {
+            let before = &rest[..at];
+            let head = self.literal.iter().map(|s| cut_head(before, s)).max();
+            out.push_str(&before[..before.len() - head.unwrap_or(0)]);
+            if head.unwrap_or(0) > 0 {
+                out.push_str(MASK);
+                masked = true;
+            }
+            out.push_str(CUT);
+            rest = &rest[at + CUT.len()..];
+            let tail = self.literal.iter().map(|s| cut_tail(rest, s)).max();
+            if let Some(tail) = tail.filter(|n| *n > 0) {
+                out.push_str(MASK);
+                rest = &rest[tail..];
+                masked = true;
+            }
+        }
+        out.push_str(rest);
+        masked.then_some(out)
     }
 
     /// Redacts every string (and map key) in `value`; true when something was replaced.
@@ -302,6 +343,27 @@ pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     Cow::Owned(out)
 }
 
+/// How text shortened by a cut is marked, where the piece of it was left out.
+pub const CUT: &str = "…";
+
+/// The length of the longest beginning of `secret` (not all of it) that ends `before`.
+fn cut_head(before: &str, secret: &str) -> usize {
+    (1..secret.len())
+        .rev()
+        .filter(|n| secret.is_char_boundary(*n))
+        .find(|n| before.ends_with(&secret[..*n]))
+        .unwrap_or(0)
+}
+
+/// The length of the longest end of `secret` (not all of it) that begins `after`.
+fn cut_tail(after: &str, secret: &str) -> usize {
+    (1..secret.len())
+        .filter(|n| secret.is_char_boundary(*n))
+        .map(|n| &secret[n..])
+        .find(|end| after.starts_with(end))
+        .map_or(0, str::len)
+}
+
 /// `text` with every percent-encoded spelling of `secret` (any mix of raw bytes and `%XX`
 /// in either case, `+` for a space) replaced; None when there is none.
 fn replace_encoded(text: &str, secret: &[u8]) -> Option<String> {
@@ -351,217 +413,5 @@ fn hex_byte(two: &[u8]) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with(secrets: &[&str]) -> Redactor {
-        let mut r = Redactor::default();
-        for s in secrets {
-            r.add(s);
-        }
-        r
-    }
-
-    #[test]
-    fn a_credentials_name_is_told_from_a_word_that_only_holds_one() {
-        for name in [
-            "password",
-            "PGPASSWORD",
-            "MYSQL_PWD",
-            "passphrase",
-            "secret_key",
-            "access_key",
-            "api-key",
-            "X-Auth-Token",
-            "Authorization",
-            "auth",
-            "X-Amz-Credential",
-            "X-Amz-Signature",
-            "sig",
-            "age_identity",
-            "private_key",
-            "Cookie",
-            "pass",
-        ] {
-            assert!(is_secret_name(name), "{name} is a credential's name");
-        }
-        for name in [
-            "passed", "author", "bypass", "compass", "url", "sign_key", "signal",
-        ] {
-            assert!(!is_secret_name(name), "{name} is not a credential's name");
-        }
-    }
-
-    #[test]
-    fn redacts_nested_strings_and_keys_longest_first() {
-        let r = with(&["hunter2", "hunter2hunter2"]);
-        let mut v = serde_json::json!({"a": ["postgres://u:hunter2hunter2@h/db"], "b": "x hunter2", "hunter2": 1});
-        assert!(r.redact_value(&mut v));
-        assert_eq!(
-            v,
-            serde_json::json!({"a": ["postgres://u:***@h/db"], "b": "x ***", "***": 1})
-        );
-        assert!(!r.redact_value(&mut v), "nothing left to replace");
-    }
-
-    #[test]
-    fn redacts_every_percent_encoded_spelling() {
-        let r = with(&["p@ss/w:rd!"]);
-        for url in [
-            "mysql://u:p%40ss%2Fw%3Ard%21@h/db",
-            "mysql://u:p%40ss%2fw%3ard!@h/db",
-            "mysql://u:p%40ss/w:rd!@h/db",
-            "mysql://u:%70%40ss/w:rd%21@h/db",
-        ] {
-            assert_eq!(r.redact(url), "mysql://u:***@h/db", "{url}");
-        }
-        assert_eq!(r.redact("a p@ss/w:rd! b"), "a *** b");
-        // Not a spelling of it: left alone.
-        assert_eq!(r.redact("p%40ss%2Fw%3Ard"), "p%40ss%2Fw%3Ard");
-        assert_eq!(with(&["two words"]).redact("q=two+words&x=1"), "q=***&x=1");
-    }
-
-    #[test]
-    fn redacts_quoted_and_trimmed_forms() {
-        let r = with(&["say \"hi\"\\now\n"]);
-        let quoted = serde_json::to_string("token=say \"hi\"\\now\n").unwrap();
-        assert_eq!(r.redact(&quoted), "\"token=***\"");
-        assert_eq!(r.redact(&format!("{:?}", "say \"hi\"\\now\n")), "\"***\"");
-        assert_eq!(r.redact("x say \"hi\"\\now y"), "x *** y");
-    }
-
-    #[test]
-    fn keeps_text_valid_around_multibyte_chars() {
-        let r = with(&["gëhéim"]);
-        assert_eq!(r.redact("ä g%C3%ABh%c3%a9im ö gëhéim"), "ä *** ö ***");
-        assert_eq!(r.redact("100% sure"), "100% sure");
-        assert_eq!(r.redact("ends with %"), "ends with %");
-        assert_eq!(r.redact("ends with %4"), "ends with %4");
-    }
-
-    /// A url's password is masked with no `[secrets]` at all, wherever the url sits.
-    #[test]
-    fn masks_the_password_of_any_url() {
-        let r = Redactor::default();
-        let cases = [
-            (
-                "GET http://drill:pw@127.0.0.1:1/h?x",
-                "GET http://drill:***@127.0.0.1:1/h?x",
-            ),
-            ("postgres://u:p@ss@h", "postgres://u:***@h"),
-            (
-                "\"mysql://u:pw@h\", x://a:b@c d",
-                "\"mysql://u:***@h\", x://a:***@c d",
-            ),
-            (
-                "ssh://git@host/x http://h:80/a@b",
-                "ssh://git@host/x http://h:80/a@b",
-            ),
-            ("x://u:@h x://u:***@h ://", "x://u:@h x://u:***@h ://"),
-            ("ü://ü:ö@ä", "ü://ü:***@ä"),
-            (
-                "POST https://ntfy.sh/t?auth=tk_9x&x=1 failed",
-                "POST https://ntfy.sh/t?auth=***&x=1 failed",
-            ),
-            (
-                "\"http://h/hook?a=1&Token=t0k&api_key=k#f\" http://u:p@h/?next=http://v:w@i/?token=z",
-                "\"http://h/hook?a=1&Token=***&api_key=***#f\" http://u:***@h/?next=http://v:***@i/?token=***",
-            ),
-            ("http://h/?token=&auth=***", "http://h/?token=&auth=***"),
-        ];
-        for (text, masked) in cases {
-            assert_eq!(r.redact(text), masked, "{text}");
-        }
-        assert!(matches!(r.redact_cow("http://h/a:b@c"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn a_credential_written_in_a_line_or_a_table_is_not_shown() {
-        let stars = |v: &str| "*".repeat(v.chars().count());
-        let line = r#"restic = { repository = "/r", password = "hunter22", x = 1 }"#;
-        let want = r#"restic = { repository = "/r", password = "********", x = 1 }"#;
-        assert_eq!(replace_secret_values(line, stars), want);
-        let line = r#"s3 = { "secret_key" = 'a"b=c', access_key = "AK\"I" }, PGPASSWORD="pw""#;
-        let want = r#"s3 = { "secret_key" = '*****', access_key = "*****" }, PGPASSWORD="**""#;
-        assert_eq!(replace_secret_values(line, stars), want);
-        for kept in [
-            r#"password = "{{ secrets.pw }}""#,
-            r#"output = "out/a.db", passphrase = """#,
-            "password = 1",
-            "x == 'password'",
-            r#"password = "unterminated"#,
-        ] {
-            let masked = replace_secret_values(kept, stars);
-            assert!(
-                !masked.contains('*') || kept.contains("unterminated"),
-                "{masked}"
-            );
-        }
-        let mut step = serde_json::json!({
-            "restic": {"repository": "/r", "password": "hunter22"},
-            "headers": {"Authorization": "Bearer t0k3n", "Accept": "text/plain"},
-            "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
-            "s3": {"secret_key": "", "region": "eu"},
-        });
-        mask_secret_fields(&mut step, "<secret>");
-        assert_eq!(
-            step,
-            serde_json::json!({
-                "restic": {"repository": "/r", "password": "***"},
-                "headers": {"Authorization": "***", "Accept": "text/plain"},
-                "env": {"PGPASSWORD": "<secret>", "HOME": "/root"},
-                "s3": {"secret_key": "", "region": "eu"},
-            })
-        );
-    }
-
-    #[test]
-    fn short_values_are_not_secrets_worth_hiding() {
-        let r = with(&["ab", "  x "]);
-        assert!(r.is_empty());
-        assert_eq!(r.redact("ab x"), "ab x");
-    }
-
-    #[test]
-    fn scrub_replaces_inside_a_typed_value() {
-        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
-        struct Item {
-            name: String,
-            detail: Option<String>,
-            n: u32,
-        }
-        let r = with(&["s3cret"]);
-        let mut item = Item {
-            name: "uses s3cret".into(),
-            detail: Some("s%33cret".into()),
-            n: 7,
-        };
-        let value = r.scrub(&mut item).unwrap();
-        assert_eq!(
-            item,
-            Item {
-                name: "uses ***".into(),
-                detail: Some("***".into()),
-                n: 7
-            }
-        );
-        assert_eq!(value["name"], "uses ***");
-    }
-
-    /// Issue 16: a secret in a map key alone is replaced, at any depth, and reported.
-    #[test]
-    fn redacts_secrets_in_object_keys_alone() {
-        let r = with(&["hunter2"]);
-        let mut v = serde_json::json!({"user hunter2": 1, "nested": [{"hunter%32": {"ok": 2}}]});
-        assert!(r.redact_value(&mut v), "a key alone changed");
-        assert_eq!(
-            v,
-            serde_json::json!({"user ***": 1, "nested": [{"***": {"ok": 2}}]})
-        );
-        let mut only_nested = serde_json::json!([{"x": {"hunter2": null}}]);
-        assert!(r.redact_value(&mut only_nested));
-        assert_eq!(only_nested, serde_json::json!([{"x": {"***": null}}]));
-        let mut clean = serde_json::json!({"k": "v", "n": [1, true]});
-        assert!(!r.redact_value(&mut clean));
-    }
-}
+#[path = "redact_tests.rs"]
+mod tests;

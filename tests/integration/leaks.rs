@@ -272,3 +272,62 @@ fn plan_and_validate_show_no_credential_written_in_the_playbook() {
         }
     }
 }
+
+/// A secret cut in pieces on its way out: each line of a multi-line key printed (the log
+/// is written line by line), a line longer than 8 KiB cut in the middle of the secret,
+/// and a probe's body shortened (for its output, the log tail and the failure message)
+/// inside it. No piece of either secret is written or shown.
+#[test]
+fn a_secret_cut_in_pieces_leaves_no_piece_anywhere() {
+    const KEY_LINE: &str = "RWQf6LRCGA9i53mlYecO4IzT51pk";
+    const PW: &str = "Cut-Secret-77x";
+    let key = format!("untrusted comment: drill key\n{KEY_LINE}");
+    // The secret at the end of each cut: the excerpt (300), the log tail (1024), the
+    // kept body (2048), a few characters of it before each.
+    let mut body = "x".repeat(295) + PW;
+    body += &"y".repeat(1019 - body.len());
+    body += PW;
+    body += &"z".repeat(2045 - body.len());
+    body += PW;
+    let site = super::receiver::replying(&body);
+    let playbook = pb("pieces")
+        .secret("key", "DRILL_KEY")
+        .secret("pw", "DRILL_PW")
+        .step([
+            exec(
+                "talk",
+                "echo \"$K\"; head -c 8190 /dev/zero | tr '\\0' y; echo \"$P tail\"; exit 1",
+            )
+            .set(
+                "env",
+                raw("{ K = \"{{ secrets.key }}\", P = \"{{ secrets.pw }}\" }"),
+            )
+            .set("continue_on_failure", true),
+            http("probe", &format!("{}/", site.base)).set("expect_body_contains", "nope"),
+        ]);
+    let drill = playbook.drill().env("DRILL_KEY", &key).env("DRILL_PW", PW);
+    let out = drill.run().expect_code(1);
+    assert!(
+        out.log().contains("[talk] stdout: ***"),
+        "{}",
+        tail(&out.log())
+    );
+    assert!(out.log().contains("…*** tail"), "{}", tail(&out.log()));
+    let pieces = [
+        KEY_LINE,
+        &KEY_LINE[..8],
+        &PW[..5],
+        &PW[3..],
+        "Cut-",
+        "77x tail",
+    ];
+    for (what, text) in everything_written(&out) {
+        for piece in pieces {
+            assert!(
+                !text.contains(piece),
+                "`{piece}` is in {what}:\n{}",
+                tail(&text)
+            );
+        }
+    }
+}
