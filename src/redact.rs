@@ -8,7 +8,8 @@
 //! A secret is found as given, with JSON or Rust string escapes (how a value is quoted
 //! in a check's detail), without surrounding whitespace, and percent-encoded in any mix
 //! (`p%40ss`, `p%40ss%2fw`, `%70@ss`, `+` for a space): how a password sits in a
-//! connection url.
+//! connection url; base64-encoded with what surrounds it (a `Basic` header); line by line
+//! (a key file); and in pieces beside a cut marked `…`.
 
 use std::borrow::Cow;
 
@@ -26,6 +27,8 @@ pub struct Redactor {
     literal: Vec<String>,
     /// The secrets as given, longest first, for the percent-encoded search.
     raw: Vec<Vec<u8>>,
+    /// Their base64 spellings, longest first (see [`base64_forms`]).
+    encoded: Vec<String>,
 }
 
 impl Redactor {
@@ -53,6 +56,11 @@ impl Redactor {
                 self.literal.push(form);
             }
         }
+        for form in base64_forms(secret) {
+            if !self.encoded.contains(&form) {
+                self.encoded.push(form);
+            }
+        }
         for form in [secret, secret.trim()] {
             let form = form.as_bytes().to_vec();
             if !self.raw.contains(&form) {
@@ -62,6 +70,7 @@ impl Redactor {
         // Longest first, so a secret containing another is replaced whole.
         self.literal.sort_by_key(|s| std::cmp::Reverse(s.len()));
         self.raw.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.encoded.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,7 +84,7 @@ impl Redactor {
     /// `text` itself when it holds no secret (the common case costs no copy).
     pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = mask_url_passwords(text);
-        for secret in &self.literal {
+        for secret in self.literal.iter().chain(&self.encoded) {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
@@ -341,6 +350,36 @@ pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     }
     out.push_str(&line[copied..]);
     Cow::Owned(out)
+}
+
+/// The base64 spellings of `secret` wherever it sits in what was encoded (`user:secret`
+/// in a `Basic` header that `curl -v` prints, a Kubernetes Secret's data): from each of
+/// the three byte offsets, the characters that only its own bytes make, with the padded
+/// ending too (the secret ends the value), in the standard and the url alphabets.
+fn base64_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    /// Fewer characters than this would hide unrelated text.
+    const MIN_CHARS: usize = 8;
+    let bytes = secret.as_bytes();
+    let mut forms = Vec::new();
+    for skip in 0..3.min(bytes.len()) {
+        let rest = &bytes[skip..];
+        let whole = &rest[..rest.len() / 3 * 3];
+        for engine in [STANDARD, URL_SAFE] {
+            for part in [rest, whole] {
+                let mut form = engine.encode(part);
+                if part.len() % 3 == 0 {
+                    // No padding: the value may go on after the secret.
+                    form = form.trim_end_matches('=').to_string();
+                }
+                if form.trim_end_matches('=').len() >= MIN_CHARS && !forms.contains(&form) {
+                    forms.push(form);
+                }
+            }
+        }
+    }
+    forms
 }
 
 /// How text shortened by a cut is marked, where the piece of it was left out.

@@ -235,3 +235,25 @@ fn a_secret_cut_by_an_ellipsis_leaves_no_piece() {
     assert_eq!(r.redact("plain… text…"), "plain… text…");
     assert!(matches!(r.redact_cow("zzz…"), Cow::Borrowed(_)));
 }
+
+/// A secret base64-encoded with what is around it (`curl -v`'s `Authorization: Basic`
+/// of `user:secret`), at any of the three offsets, keeps none of the characters that
+/// only its own bytes make.
+#[test]
+fn a_base64_encoded_secret_is_hidden_at_any_offset() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let secret = "Hunter2PwLongish";
+    let r = with(&[secret]);
+    for user in ["", "d", "dr", "drill:", "drill", "dril"] {
+        for engine in [STANDARD, URL_SAFE] {
+            let header = engine.encode(format!("{user}:{secret}"));
+            let masked = r.redact(&format!("Authorization: Basic {header}"));
+            assert!(masked.contains(MASK), "{user}: {masked}");
+            // At most the characters the secret shares with its neighbours are left.
+            let left = masked.len() - "Authorization: Basic ".len() - MASK.len();
+            assert!(left <= 4 * (user.len() + 1) / 3 + 4 + 3, "{user}: {masked}");
+        }
+    }
+    assert_eq!(r.redact("SGVsbG8gd29ybGQ="), "SGVsbG8gd29ybGQ=");
+}

@@ -331,3 +331,41 @@ fn a_secret_cut_in_pieces_leaves_no_piece_anywhere() {
         }
     }
 }
+
+/// `curl -v` prints the `Authorization: Basic` header it sends: the base64 of
+/// `user:password`, which decodes to the secret. Neither it nor the url's password
+/// spelling reaches the log, the record or a report.
+#[test]
+fn a_secret_base64_encoded_by_a_tool_is_hidden() {
+    const PW: &str = "B64-Secret-Pw9";
+    let site = super::receiver::receiver(200, std::time::Duration::ZERO);
+    let playbook = pb("basic").secret("pw", "DRILL_PW").step(
+        exec(
+            "curl",
+            "curl -sv -u \"drill:$P\" \"$U\" -o /dev/null; curl -sv -u \"ab:$P\" \"$U\" -o /dev/null; exit 1",
+        )
+        .set(
+            "env",
+            raw(format!("{{ P = \"{{{{ secrets.pw }}}}\", U = \"{}/\" }}", site.base)),
+        ),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    let sent: Vec<String> = site
+        .requests()
+        .iter()
+        .filter_map(|q| q.header("authorization").map(str::to_string))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    // `drill:` and `ab:` put the password at two different offsets of the encoding.
+    for masked in ["Basic ZHJpbGw6***\n", "Basic YWI6***\n"] {
+        assert!(out.log().contains(masked), "{}", out.log());
+    }
+    for (what, text) in everything_written(&out) {
+        for header in &sent {
+            let encoded = header.trim_start_matches("Basic ");
+            // The characters only the password's bytes make (the middle of it).
+            let middle = &encoded[8..encoded.len() - 4];
+            assert!(!text.contains(middle), "{header} is in {what}:\n{text}");
+        }
+    }
+}
