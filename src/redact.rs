@@ -8,7 +8,7 @@
 //! A secret is found as given, with JSON or Rust string escapes (how a value is quoted
 //! in a check's detail), without surrounding whitespace, and percent-encoded in any mix
 //! (`p%40ss`, `p%40ss%2fw`, `%70@ss`, `+` for a space): how a password sits in a
-//! connection url; base64-encoded with what surrounds it (a `Basic` header); line by line
+//! connection url; in any case; base64-encoded with what surrounds it (a `Basic` header); line by line
 //! (a key file); and in pieces beside a cut marked `…`.
 
 use std::borrow::Cow;
@@ -84,7 +84,14 @@ impl Redactor {
     /// `text` itself when it holds no secret (the common case costs no copy).
     pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = mask_url_passwords(text);
-        for secret in self.literal.iter().chain(&self.encoded) {
+        // A tool may change a secret's case (`tr a-z A-Z`, an upper-cased error message).
+        for secret in &self.literal {
+            if let Some(replaced) = replace_ignoring_case(&out, secret) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        // Base64 tells cases apart: another case is another text.
+        for secret in &self.encoded {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), MASK));
             }
@@ -350,6 +357,25 @@ pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     }
     out.push_str(&line[copied..]);
     Cow::Owned(out)
+}
+
+/// `text` with `secret` replaced in any mix of ASCII cases; None when it is not there.
+fn replace_ignoring_case(text: &str, secret: &str) -> Option<String> {
+    // Lowering ASCII keeps every byte in place (and leaves other characters alone), so
+    // where the lowered secret is in the lowered text, the secret is in the text.
+    let lowered = text.to_ascii_lowercase();
+    let wanted = secret.to_ascii_lowercase();
+    let mut found = lowered.match_indices(&wanted).peekable();
+    found.peek()?;
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in found {
+        out.push_str(&text[copied..at]);
+        out.push_str(MASK);
+        copied = at + wanted.len();
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// The base64 spellings of `secret` wherever it sits in what was encoded (`user:secret`

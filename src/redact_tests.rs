@@ -257,3 +257,11 @@ fn a_base64_encoded_secret_is_hidden_at_any_offset() {
     }
     assert_eq!(r.redact("SGVsbG8gd29ybGQ="), "SGVsbG8gd29ybGQ=");
 }
+
+/// A tool that changes a secret's case (`tr a-z A-Z`) shows it all the same.
+#[test]
+fn a_secret_in_another_case_is_hidden() {
+    let r = with(&["Hunter2Pw", "gëhéim"]);
+    assert_eq!(r.redact("HUNTER2PW hunter2pw hUnTeR2pW"), "*** *** ***");
+    assert_eq!(r.redact("GëHéIM gËhéim"), "*** gËhéim");
+}

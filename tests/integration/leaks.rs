@@ -369,3 +369,27 @@ fn a_secret_base64_encoded_by_a_tool_is_hidden() {
         }
     }
 }
+
+/// A tool that prints a secret in another case (upper-cased, lower-cased) does not show
+/// it: the log, the record and the reports mask it as they mask it as written.
+#[test]
+fn a_secret_in_another_case_is_hidden() {
+    const PW: &str = "Case-Secret-Pw9";
+    let playbook = pb("case").secret("pw", "DRILL_PW").step(
+        exec(
+            "shout",
+            "echo \"up $P\" | tr a-z A-Z; echo \"down $P\" | tr A-Z a-z >&2; exit 1",
+        )
+        .set("env", raw("{ P = \"{{ secrets.pw }}\" }")),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    assert_eq!(out.output("shout", "stdout"), "UP ***");
+    assert!(out.log().contains("stderr: down ***"), "{}", out.log());
+    for (what, text) in everything_written(&out) {
+        let lowered = text.to_ascii_lowercase();
+        assert!(
+            !lowered.contains(&PW.to_ascii_lowercase()),
+            "the password is in {what}:\n{text}"
+        );
+    }
+}
