@@ -8,8 +8,10 @@
 //! A secret is found as given, with JSON or Rust string escapes (how a value is quoted
 //! in a check's detail), without surrounding whitespace, and percent-encoded in any mix
 //! (`p%40ss`, `p%40ss%2fw`, `%70@ss`, `+` for a space): how a password sits in a
-//! connection url; in any case; base64-encoded with what surrounds it (a `Basic` header); line by line
-//! (a key file); and in pieces beside a cut marked `…`.
+//! connection url; in any case; as other JSON encoders quote it (`\u00eb`, Go's
+//! `\u0026`, PHP's `\/`) and as a web page does (`&amp;`); base64-encoded with what
+//! surrounds it (a `Basic` header); line by line (a key file); and in pieces beside a cut
+//! marked `…`.
 
 use std::borrow::Cow;
 
@@ -50,6 +52,11 @@ impl Redactor {
             secret.trim().to_string(),
             escaped(serde_json::to_string(secret).unwrap_or_default()),
             escaped(format!("{secret:?}")),
+            // Python's `json.dumps`, Go's `encoding/json`, PHP's `json_encode`.
+            json_escaping(secret, |c| !c.is_ascii()),
+            json_escaping(secret, |c| "<>&\u{2028}\u{2029}".contains(c)),
+            json_escaping(secret, |c| !c.is_ascii() || c == '/'),
+            html_escaped(secret),
         ];
         for form in forms {
             if form.len() >= 3 && !self.literal.contains(&form) {
@@ -357,6 +364,41 @@ pub fn replace_secret_values(line: &str, by: impl Fn(&str) -> String) -> Cow<'_,
     }
     out.push_str(&line[copied..]);
     Cow::Owned(out)
+}
+
+/// `secret` as a JSON encoder quotes it that writes the characters `escapes` picks as
+/// `\uXXXX` (surrogate pairs beyond the BMP) and `/` as `\/` when it picks that: Python's
+/// `\u00eb`, Go's `\u0026`, PHP's `\/`.
+fn json_escaping(secret: &str, escapes: impl Fn(char) -> bool) -> String {
+    let mut out = String::new();
+    for c in secret.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '/' if escapes('/') => out.push_str("\\/"),
+            c if !escapes(c) && !c.is_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `secret` as a web page quotes it back (`&amp;`, `&lt;`, `&gt;`, `&quot;`, `&#39;`).
+fn html_escaped(secret: &str) -> String {
+    secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// `text` with `secret` replaced in any mix of ASCII cases; None when it is not there.

@@ -265,3 +265,19 @@ fn a_secret_in_another_case_is_hidden() {
     assert_eq!(r.redact("HUNTER2PW hunter2pw hUnTeR2pW"), "*** *** ***");
     assert_eq!(r.redact("GëHéIM gËhéim"), "*** gËhéim");
 }
+
+/// A secret quoted by another JSON encoder (Python's ASCII-only, Go's HTML-safe, PHP's
+/// escaped slashes) or by a web page is the secret all the same.
+#[test]
+fn a_secret_quoted_by_other_encoders_is_hidden() {
+    let r = with(&["gë/h&<éim>\"🔑"]);
+    for quoted in [
+        r#"{"pw": "g\u00eb/h&<\u00e9im>\"\ud83d\udd11"}"#,
+        r#"{"pw":"gë/h\u0026\u003céim\u003e\"🔑"}"#,
+        r#"{"pw":"g\u00eb\/h&<\u00e9im>\"\ud83d\udd11"}"#,
+        "<td>gë/h&amp;&lt;éim&gt;&quot;🔑</td>",
+    ] {
+        let masked = r.redact(quoted);
+        assert!(masked.contains(MASK) && !masked.contains("im"), "{masked}");
+    }
+}

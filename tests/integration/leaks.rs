@@ -393,3 +393,26 @@ fn a_secret_in_another_case_is_hidden() {
         );
     }
 }
+
+/// A tool that quotes a secret its own way: Python's `json.dumps` (non-ASCII as
+/// `\u00eb`) and `html.escape` (`&amp;`, `&lt;`). Neither spelling reaches the log, the
+/// record or a report.
+#[test]
+fn a_secret_quoted_by_a_tool_is_hidden() {
+    const PW: &str = "Qüote&<Pw>9";
+    let script = "import html, json, os\nprint(json.dumps({'pw': os.environ['P']}))\nprint('<td>' + html.escape(os.environ['P']) + '</td>')\nraise SystemExit(1)";
+    let playbook = pb("quoted").secret("pw", "DRILL_PW").step(
+        exec("quote", &format!("python3 -c \"{script}\""))
+            .set("env", raw("{ P = \"{{ secrets.pw }}\" }")),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    assert_eq!(
+        out.output("quote", "stdout"),
+        "{\"pw\": \"***\"}\n<td>***</td>"
+    );
+    for (what, text) in everything_written(&out) {
+        for form in ["Q\\u00fcote", "ote&amp;&lt;Pw"] {
+            assert!(!text.contains(form), "{form} is in {what}:\n{text}");
+        }
+    }
+}
