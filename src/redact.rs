@@ -14,6 +14,7 @@
 //! marked `…`.
 
 use std::borrow::Cow;
+use std::sync::{PoisonError, RwLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,9 +23,35 @@ use serde_json::{Map, Value};
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
 
-/// Replaces every secret value with `***` wherever it appears.
-#[derive(Debug, Clone, Default)]
+/// Replaces every secret value with `***` wherever it appears. Shared (in an `Arc`) by
+/// the log, the record's observers and the runner, which adds the credentials of each
+/// step as it renders them: each sees them from then on.
+#[derive(Debug, Default)]
 pub struct Redactor {
+    forms: RwLock<Forms>,
+}
+
+impl Redactor {
+    pub fn add(&self, secret: &str) {
+        let mut forms = self.forms.write().unwrap_or_else(PoisonError::into_inner);
+        forms.add(secret);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        let forms = self.forms.read().unwrap_or_else(PoisonError::into_inner);
+        forms.literal.is_empty()
+    }
+
+    /// `text` itself when it holds no secret (the common case costs no copy).
+    pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let forms = self.forms.read().unwrap_or_else(PoisonError::into_inner);
+        forms.redact_cow(text)
+    }
+}
+
+/// The spellings of every secret, the text the redactor looks for.
+#[derive(Debug, Default)]
+struct Forms {
     /// The literal forms of every secret, longest first.
     literal: Vec<String>,
     /// The secrets as given, longest first, for the percent-encoded search.
@@ -33,8 +60,8 @@ pub struct Redactor {
     encoded: Vec<String>,
 }
 
-impl Redactor {
-    pub fn add(&mut self, secret: &str) {
+impl Forms {
+    fn add(&mut self, secret: &str) {
         // Very short values would redact unrelated text; they are not worth hiding.
         if secret.trim().len() < 3 {
             return;
@@ -80,16 +107,7 @@ impl Redactor {
         self.encoded.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.literal.is_empty()
-    }
-
-    pub fn redact(&self, text: &str) -> String {
-        self.redact_cow(text).into_owned()
-    }
-
-    /// `text` itself when it holds no secret (the common case costs no copy).
-    pub fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
+    fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = mask_url_passwords(text);
         // A tool may change a secret's case (`tr a-z A-Z`, an upper-cased error message).
         for secret in &self.literal {
@@ -145,6 +163,12 @@ impl Redactor {
         }
         out.push_str(rest);
         masked.then_some(out)
+    }
+}
+
+impl Redactor {
+    pub fn redact(&self, text: &str) -> String {
+        self.redact_cow(text).into_owned()
     }
 
     /// Redacts every string (and map key) in `value`; true when something was replaced.
@@ -310,6 +334,33 @@ pub fn mask_secret_fields(value: &mut Value, keep: &str) {
         }
         Value::Array(items) => items.iter_mut().for_each(|v| mask_secret_fields(v, keep)),
         _ => {}
+    }
+}
+
+/// The value of every string field of `value` (at any depth) whose name holds a
+/// credential (see [`is_secret_name`]): what [`mask_secret_fields`] hides in `plan`.
+pub fn secret_field_values(value: &Value) -> Vec<&str> {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, field)| match field {
+                Value::String(s) if is_secret_name(key) => vec![s.as_str()],
+                other => secret_field_values(other),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(secret_field_values).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What in a credential field's `value` is secret: all of it, but the scheme of an
+/// `Authorization` header (`Bearer <token>` shows as `Bearer ***`, and a server that
+/// echoes the token alone shows `***`).
+pub fn credentials_of(value: &str) -> &str {
+    const SCHEMES: [&str; 6] = ["basic", "bearer", "digest", "negotiate", "token", "apikey"];
+    match value.trim().split_once(' ') {
+        Some((scheme, rest)) if SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) => rest,
+        _ => value,
     }
 }
 

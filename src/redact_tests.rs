@@ -1,7 +1,7 @@
 use super::*;
 
 fn with(secrets: &[&str]) -> Redactor {
-    let mut r = Redactor::default();
+    let r = Redactor::default();
     for s in secrets {
         r.add(s);
     }
@@ -280,4 +280,21 @@ fn a_secret_quoted_by_other_encoders_is_hidden() {
         let masked = r.redact(quoted);
         assert!(masked.contains(MASK) && !masked.contains("im"), "{masked}");
     }
+}
+
+/// The credentials of a step's fields: every string whose name says it is one, at any
+/// depth; an `Authorization` header's scheme is not secret.
+#[test]
+fn a_steps_credentials_are_its_credential_fields() {
+    let step = serde_json::json!({
+        "run": "true",
+        "restic": {"repository": "/r", "password": "Lit-Pw"},
+        "headers": {"Authorization": "Bearer t0k3n", "Accept": "text/plain"},
+        "env": {"PGPASSWORD": "pg-pw", "HOME": "/root"},
+    });
+    let mut found = secret_field_values(&step);
+    found.sort();
+    assert_eq!(found, ["Bearer t0k3n", "Lit-Pw", "pg-pw"]);
+    assert_eq!(credentials_of("Bearer t0k3n"), "t0k3n");
+    assert_eq!(credentials_of("my pass phrase"), "my pass phrase");
 }

@@ -56,6 +56,14 @@ impl Runner<'_> {
                 );
             }
         };
+        // A credential written in the step (a literal, an `env`, a `--var`: a restic
+        // password, an S3 key, an `Authorization` header) is a secret from here on, so
+        // a tool or a server that echoes it shows `***`.
+        if let Ok(fields) = serde_json::to_value(&rendered) {
+            for value in crate::redact::secret_field_values(&fields) {
+                self.redactor.add(crate::redact::credentials_of(value));
+            }
+        }
         if rendered.name.is_some() {
             self.record.steps[index].name = rendered.title();
         }

@@ -416,3 +416,43 @@ fn a_secret_quoted_by_a_tool_is_hidden() {
         }
     }
 }
+
+/// A credential written in a step but not in `[secrets]` (from `env` here, as from a
+/// literal or a `--var`): an `Authorization` header a server echoes back in the probe's
+/// body, and an exec's `PGPASSWORD` the command prints. Neither reaches the record, the
+/// log or a report: the step's credential fields are secrets once it is rendered.
+#[test]
+fn a_credential_written_in_a_step_is_hidden_when_echoed() {
+    const TOKEN: &str = "Env-Hdr-Token9";
+    const PG: &str = "Lit-Pg-Pw-77";
+    let server = super::receiver::echo(200);
+    let formats = list(&["markdown", "html", "junit", "prometheus"]);
+    let playbook = pb("echoed").table("report", "formats", formats).step([
+        http("probe", &format!("{}/health", server.base)).set(
+            "headers",
+            raw("{ Authorization = \"Bearer {{ env.DRILL_TOKEN }}\" }"),
+        ),
+        exec("e", "echo \"pw $PGPASSWORD\"; exit 1")
+            .set("env", raw(format!("{{ PGPASSWORD = \"{PG}\" }}"))),
+    ]);
+    let out = playbook
+        .drill()
+        .env("DRILL_TOKEN", TOKEN)
+        .run()
+        .expect_code(1);
+    let sent = server.requests()[0]
+        .header("authorization")
+        .map(str::to_string);
+    assert_eq!(sent, Some(format!("Bearer {TOKEN}")));
+    out.step("probe").output_has("body", "Bearer ***");
+    assert_eq!(out.output("e", "stdout"), "pw ***");
+    let written = everything_written(&out).into_iter();
+    for (what, text) in written.filter(|(p, _)| !p.ends_with("playbook.toml")) {
+        for credential in [TOKEN, PG] {
+            assert!(
+                !text.contains(credential),
+                "{credential} is in {what}:\n{text}"
+            );
+        }
+    }
+}
