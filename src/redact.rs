@@ -355,13 +355,21 @@ pub fn secret_field_values(value: &Value) -> Vec<&str> {
 
 /// What in a credential field's `value` is secret: all of it, but the scheme of an
 /// `Authorization` header (`Bearer <token>` shows as `Bearer ***`, and a server that
-/// echoes the token alone shows `***`).
-pub fn credentials_of(value: &str) -> &str {
+/// echoes the token alone shows `***`); nothing when it is a path (`age_identity` names
+/// the file that holds the identity: the path is no secret, and errors name it).
+pub fn credentials_of(value: &str) -> Option<&str> {
     const SCHEMES: [&str; 6] = ["basic", "bearer", "digest", "negotiate", "token", "apikey"];
-    match value.trim().split_once(' ') {
+    let trimmed = value.trim();
+    let path = ["/", "./", "../", "~/"]
+        .iter()
+        .any(|p| trimmed.starts_with(p));
+    if path && !trimmed.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(match trimmed.split_once(' ') {
         Some((scheme, rest)) if SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) => rest,
         _ => value,
-    }
+    })
 }
 
 /// A line of TOML with the quoted value of every `key = "value"` whose key holds a

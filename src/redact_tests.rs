@@ -295,6 +295,13 @@ fn a_steps_credentials_are_its_credential_fields() {
     let mut found = secret_field_values(&step);
     found.sort();
     assert_eq!(found, ["Bearer t0k3n", "Lit-Pw", "pg-pw"]);
-    assert_eq!(credentials_of("Bearer t0k3n"), "t0k3n");
-    assert_eq!(credentials_of("my pass phrase"), "my pass phrase");
+    assert_eq!(credentials_of("Bearer t0k3n"), Some("t0k3n"));
+    assert_eq!(credentials_of("my pass phrase"), Some("my pass phrase"));
+    assert_eq!(
+        credentials_of("AGE-SECRET-KEY-1QQ"),
+        Some("AGE-SECRET-KEY-1QQ")
+    );
+    for path in ["/etc/keys/age.txt", "./id.txt", "~/.age/key"] {
+        assert_eq!(credentials_of(path), None, "{path}");
+    }
 }

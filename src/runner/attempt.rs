@@ -60,8 +60,9 @@ impl Runner<'_> {
         // password, an S3 key, an `Authorization` header) is a secret from here on, so
         // a tool or a server that echoes it shows `***`.
         if let Ok(fields) = serde_json::to_value(&rendered) {
-            for value in crate::redact::secret_field_values(&fields) {
-                self.redactor.add(crate::redact::credentials_of(value));
+            let values = crate::redact::secret_field_values(&fields).into_iter();
+            for credentials in values.filter_map(crate::redact::credentials_of) {
+                self.redactor.add(credentials);
             }
         }
         if rendered.name.is_some() {
