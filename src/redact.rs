@@ -58,6 +58,8 @@ struct Forms {
     raw: Vec<Vec<u8>>,
     /// Their base64 spellings, longest first (see [`base64_forms`]).
     encoded: Vec<String>,
+    /// `literal` lowered, for a case-blind search that copies nothing when it finds none.
+    lowered: Vec<String>,
 }
 
 impl Forms {
@@ -105,14 +107,23 @@ impl Forms {
         self.literal.sort_by_key(|s| std::cmp::Reverse(s.len()));
         self.raw.sort_by_key(|s| std::cmp::Reverse(s.len()));
         self.encoded.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.lowered = self
+            .literal
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
     }
 
     fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = mask_url_passwords(text);
         // A tool may change a secret's case (`tr a-z A-Z`, an upper-cased error message).
-        for secret in &self.literal {
-            if let Some(replaced) = replace_ignoring_case(&out, secret) {
+        let mut text_lowered = out.to_ascii_lowercase();
+        for (secret, lowered) in self.literal.iter().zip(&self.lowered) {
+            if text_lowered.contains(lowered.as_str())
+                && let Some(replaced) = replace_ignoring_case(&out, secret)
+            {
                 out = Cow::Owned(replaced);
+                text_lowered = out.to_ascii_lowercase();
             }
         }
         // Base64 tells cases apart: another case is another text.
