@@ -81,10 +81,17 @@ pub fn tail_file(path: &Path, max_lines: usize, max_bytes: u64) -> String {
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(max_bytes);
-    let _ = file.seek(SeekFrom::Start(start));
+    // From the byte before: whether the tail starts a line or cuts one.
+    let _ = file.seek(SeekFrom::Start(start.saturating_sub(1)));
     let mut buf = Vec::new();
     let _ = file.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let text = match (start, buf.split_first()) {
+        (0, _) => String::from_utf8_lossy(&buf).into_owned(),
+        (_, Some((b'\n', rest))) => String::from_utf8_lossy(rest).into_owned(),
+        // A cut line is marked, so the redactor hides the end of a secret left there.
+        (_, Some((_, rest))) => format!("{}{}", crate::redact::CUT, String::from_utf8_lossy(rest)),
+        (_, None) => String::new(),
+    };
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }

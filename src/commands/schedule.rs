@@ -18,6 +18,20 @@ pub(super) fn schedule(args: ScheduleArgs) -> ExitCode {
     }
 }
 
+/// Why `--var key=value` cannot be scheduled, when it holds a credential (a url's
+/// password, or a var named as one, such as `api_token`): the unit's command line is
+/// every run's argv, which `ps` shows to every user, and the unit file keeps it.
+fn credential_var(key: &str, value: &str) -> Option<String> {
+    let masked = crate::redact::mask_url_passwords(value);
+    let holds = matches!(masked, std::borrow::Cow::Owned(_))
+        || (crate::redact::is_secret_name(key) && !value.trim().is_empty());
+    holds.then(|| {
+        format!(
+            "--var {key}: its value holds a credential, which the scheduled command line would show to every user (ps) on every run and the unit would keep: read it from the environment with [secrets] (`{{{{ secrets.NAME }}}}`) instead"
+        )
+    })
+}
+
 fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
     use crate::schedule::{self, InCluster, Local};
     let usage = |e: String| {
@@ -51,6 +65,9 @@ fn schedule_text(args: &ScheduleArgs) -> Result<String, ExitCode> {
         return Err(usage(format!(
             "--var {key}: the playbook has no var `{key}` (its [vars] are what --var overrides)"
         )));
+    }
+    if let Some(why) = args.vars.iter().find_map(|(k, v)| credential_var(k, v)) {
+        return Err(usage(why));
     }
     if args.target == ScheduleTarget::Kubernetes {
         let file = configmap_key(&args.playbook).map_err(usage)?;

@@ -56,6 +56,15 @@ impl Runner<'_> {
                 );
             }
         };
+        // A credential written in the step (a literal, an `env`, a `--var`: a restic
+        // password, an S3 key, an `Authorization` header) is a secret from here on, so
+        // a tool or a server that echoes it shows `***`.
+        if let Ok(fields) = serde_json::to_value(&rendered) {
+            let values = crate::redact::secret_field_values(&fields).into_iter();
+            for credentials in values.filter_map(crate::redact::credentials_of) {
+                self.redactor.add(credentials);
+            }
+        }
         if rendered.name.is_some() {
             self.record.steps[index].name = rendered.title();
         }

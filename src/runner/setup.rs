@@ -49,7 +49,7 @@ impl<'a> Runner<'a> {
         crate::proc::kernel::set_run_id(&run_id);
         let _ = crate::proc::kernel::become_subreaper();
         let procs = crate::proc::Registry::new(lock.recorder());
-        let mut redactor = Redactor::default();
+        let redactor = Redactor::default();
         let mut secrets = Map::new();
         for (name, source) in &book.secrets {
             let value = match std::env::var(&source.env) {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::StepCtx;
 use crate::log::LogSink;
+use crate::redact::CUT;
 
 /// Lines kept for a failure's log tail (both streams, in order); the log has them all.
 const TAIL_LINES: usize = 40;
@@ -142,11 +143,21 @@ impl Pump {
     fn run(self, stream: os_pipe::PipeReader) {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
+        // Whether the line goes on from a piece cut off before.
+        let mut goes_on = false;
         loop {
             buf.clear();
             match reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => return,
-                Ok(_) => self.line(&String::from_utf8_lossy(&buf)),
+                Ok(_) => {
+                    // Both sides of a cut are marked, so the redactor hides the piece of
+                    // a secret each side holds.
+                    let cut = !buf.ends_with(b"\n") && buf.len() as u64 == MAX_LINE;
+                    let text = String::from_utf8_lossy(&buf);
+                    let (from, to) = (if goes_on { CUT } else { "" }, if cut { CUT } else { "" });
+                    self.line(&format!("{from}{text}{to}"));
+                    goes_on = cut;
+                }
             }
         }
     }

@@ -209,7 +209,8 @@ esac
             "restic snapshots printed JSON longer than 64 MiB (the limit)",
         ),
         ("endless_line", "restic ls printed a line longer than 1 MiB"),
-        ("loud", "restic snapshots exited with 1: eeee"),
+        // Its tail starts inside the one long line: the cut is marked.
+        ("loud", "restic snapshots exited with 1: …eeee"),
     ] {
         assert_has(&failed_step(&record, id), says, id);
     }

@@ -272,3 +272,187 @@ fn plan_and_validate_show_no_credential_written_in_the_playbook() {
         }
     }
 }
+
+/// A secret cut in pieces on its way out: each line of a multi-line key printed (the log
+/// is written line by line), a line longer than 8 KiB cut in the middle of the secret,
+/// and a probe's body shortened (for its output, the log tail and the failure message)
+/// inside it. No piece of either secret is written or shown.
+#[test]
+fn a_secret_cut_in_pieces_leaves_no_piece_anywhere() {
+    const KEY_LINE: &str = "RWQf6LRCGA9i53mlYecO4IzT51pk";
+    const PW: &str = "Cut-Secret-77x";
+    let key = format!("untrusted comment: drill key\n{KEY_LINE}");
+    // The secret at the end of each cut: the excerpt (300), the log tail (1024), the
+    // kept body (2048), a few characters of it before each.
+    let mut body = "x".repeat(295) + PW;
+    body += &"y".repeat(1019 - body.len());
+    body += PW;
+    body += &"z".repeat(2045 - body.len());
+    body += PW;
+    let site = super::receiver::replying(&body);
+    let playbook = pb("pieces")
+        .secret("key", "DRILL_KEY")
+        .secret("pw", "DRILL_PW")
+        .step([
+            exec(
+                "talk",
+                "echo \"$K\"; head -c 8190 /dev/zero | tr '\\0' y; echo \"$P tail\"; exit 1",
+            )
+            .set(
+                "env",
+                raw("{ K = \"{{ secrets.key }}\", P = \"{{ secrets.pw }}\" }"),
+            )
+            .set("continue_on_failure", true),
+            http("probe", &format!("{}/", site.base)).set("expect_body_contains", "nope"),
+        ]);
+    let drill = playbook.drill().env("DRILL_KEY", &key).env("DRILL_PW", PW);
+    let out = drill.run().expect_code(1);
+    assert!(
+        out.log().contains("[talk] stdout: ***"),
+        "{}",
+        tail(&out.log())
+    );
+    assert!(out.log().contains("…*** tail"), "{}", tail(&out.log()));
+    let pieces = [
+        KEY_LINE,
+        &KEY_LINE[..8],
+        &PW[..5],
+        &PW[3..],
+        "Cut-",
+        "77x tail",
+    ];
+    for (what, text) in everything_written(&out) {
+        for piece in pieces {
+            assert!(
+                !text.contains(piece),
+                "`{piece}` is in {what}:\n{}",
+                tail(&text)
+            );
+        }
+    }
+}
+
+/// `curl -v` prints the `Authorization: Basic` header it sends: the base64 of
+/// `user:password`, which decodes to the secret. Neither it nor the url's password
+/// spelling reaches the log, the record or a report.
+#[test]
+fn a_secret_base64_encoded_by_a_tool_is_hidden() {
+    const PW: &str = "B64-Secret-Pw9";
+    let site = super::receiver::receiver(200, std::time::Duration::ZERO);
+    let playbook = pb("basic").secret("pw", "DRILL_PW").step(
+        exec(
+            "curl",
+            "curl -sv -u \"drill:$P\" \"$U\" -o /dev/null; curl -sv -u \"ab:$P\" \"$U\" -o /dev/null; exit 1",
+        )
+        .set(
+            "env",
+            raw(format!("{{ P = \"{{{{ secrets.pw }}}}\", U = \"{}/\" }}", site.base)),
+        ),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    let sent: Vec<String> = site
+        .requests()
+        .iter()
+        .filter_map(|q| q.header("authorization").map(str::to_string))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    // `drill:` and `ab:` put the password at two different offsets of the encoding.
+    for masked in ["Basic ZHJpbGw6***\n", "Basic YWI6***\n"] {
+        assert!(out.log().contains(masked), "{}", out.log());
+    }
+    for (what, text) in everything_written(&out) {
+        for header in &sent {
+            let encoded = header.trim_start_matches("Basic ");
+            // The characters only the password's bytes make (the middle of it).
+            let middle = &encoded[8..encoded.len() - 4];
+            assert!(!text.contains(middle), "{header} is in {what}:\n{text}");
+        }
+    }
+}
+
+/// A tool that prints a secret in another case (upper-cased, lower-cased) does not show
+/// it: the log, the record and the reports mask it as they mask it as written.
+#[test]
+fn a_secret_in_another_case_is_hidden() {
+    const PW: &str = "Case-Secret-Pw9";
+    let playbook = pb("case").secret("pw", "DRILL_PW").step(
+        exec(
+            "shout",
+            "echo \"up $P\" | tr a-z A-Z; echo \"down $P\" | tr A-Z a-z >&2; exit 1",
+        )
+        .set("env", raw("{ P = \"{{ secrets.pw }}\" }")),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    assert_eq!(out.output("shout", "stdout"), "UP ***");
+    assert!(out.log().contains("stderr: down ***"), "{}", out.log());
+    for (what, text) in everything_written(&out) {
+        let lowered = text.to_ascii_lowercase();
+        assert!(
+            !lowered.contains(&PW.to_ascii_lowercase()),
+            "the password is in {what}:\n{text}"
+        );
+    }
+}
+
+/// A tool that quotes a secret its own way: Python's `json.dumps` (non-ASCII as
+/// `\u00eb`) and `html.escape` (`&amp;`, `&lt;`). Neither spelling reaches the log, the
+/// record or a report.
+#[test]
+fn a_secret_quoted_by_a_tool_is_hidden() {
+    const PW: &str = "Qüote&<Pw>9";
+    let script = "import html, json, os\nprint(json.dumps({'pw': os.environ['P']}))\nprint('<td>' + html.escape(os.environ['P']) + '</td>')\nraise SystemExit(1)";
+    let playbook = pb("quoted").secret("pw", "DRILL_PW").step(
+        exec("quote", &format!("python3 -c \"{script}\""))
+            .set("env", raw("{ P = \"{{ secrets.pw }}\" }")),
+    );
+    let out = playbook.drill().env("DRILL_PW", PW).run().expect_code(1);
+    assert_eq!(
+        out.output("quote", "stdout"),
+        "{\"pw\": \"***\"}\n<td>***</td>"
+    );
+    for (what, text) in everything_written(&out) {
+        for form in ["Q\\u00fcote", "ote&amp;&lt;Pw"] {
+            assert!(!text.contains(form), "{form} is in {what}:\n{text}");
+        }
+    }
+}
+
+/// A credential written in a step but not in `[secrets]` (from `env` here, as from a
+/// literal or a `--var`): an `Authorization` header a server echoes back in the probe's
+/// body, and an exec's `PGPASSWORD` the command prints. Neither reaches the record, the
+/// log or a report: the step's credential fields are secrets once it is rendered.
+#[test]
+fn a_credential_written_in_a_step_is_hidden_when_echoed() {
+    const TOKEN: &str = "Env-Hdr-Token9";
+    const PG: &str = "Lit-Pg-Pw-77";
+    let server = super::receiver::echo(200);
+    let formats = list(&["markdown", "html", "junit", "prometheus"]);
+    let playbook = pb("echoed").table("report", "formats", formats).step([
+        http("probe", &format!("{}/health", server.base)).set(
+            "headers",
+            raw("{ Authorization = \"Bearer {{ env.DRILL_TOKEN }}\" }"),
+        ),
+        exec("e", "echo \"pw $PGPASSWORD\"; exit 1")
+            .set("env", raw(format!("{{ PGPASSWORD = \"{PG}\" }}"))),
+    ]);
+    let out = playbook
+        .drill()
+        .env("DRILL_TOKEN", TOKEN)
+        .run()
+        .expect_code(1);
+    let sent = server.requests()[0]
+        .header("authorization")
+        .map(str::to_string);
+    assert_eq!(sent, Some(format!("Bearer {TOKEN}")));
+    out.step("probe").output_has("body", "Bearer ***");
+    assert_eq!(out.output("e", "stdout"), "pw ***");
+    let written = everything_written(&out).into_iter();
+    for (what, text) in written.filter(|(p, _)| !p.ends_with("playbook.toml")) {
+        for credential in [TOKEN, PG] {
+            assert!(
+                !text.contains(credential),
+                "{credential} is in {what}:\n{text}"
+            );
+        }
+    }
+}

@@ -258,3 +258,31 @@ fn a_scheduled_run_takes_the_vars_it_was_given() {
         "kubernetes",
     );
 }
+
+/// A `--var` holding a credential (a url's password, a var named `api_token`) is not
+/// written into the unit's command line, which every run's argv would show to every user
+/// (`ps`) and the unit file would keep: `schedule` refuses it without showing it.
+#[test]
+fn a_scheduled_run_takes_no_credential_in_its_command_line() {
+    let book = pb("db")
+        .var("url", "")
+        .var("api_token", "")
+        .step(wait("w", "1ms"))
+        .toml();
+    let drill = Drill::new(&book);
+    for target in ["systemd", "cron"] {
+        for (var, value) in [
+            ("url", "postgres://u:Sched-Pw-9@db/prod"),
+            ("api_token", "Sched-Tok-9"),
+        ] {
+            let given = format!("{var}={value}");
+            let args = ["schedule", target, "playbook.toml", "--var", &given];
+            let ran = restore_drill(drill.path(), &args).expect_code(2);
+            let says = format!("--var {var}: its value holds a credential");
+            assert_has(&ran.stderr, &says, target);
+            for shown in [&ran.stdout, &ran.stderr] {
+                assert!(!shown.contains("Sched-"), "{target}: {shown}");
+            }
+        }
+    }
+}
