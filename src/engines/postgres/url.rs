@@ -142,7 +142,10 @@ pub fn strip_password(url: &str) -> (String, Option<String>) {
                         password = Some(percent_decode(p));
                         false
                     }
-                    None => true,
+                    // The passphrase of the client key: a secret no command line, log or
+                    // message may hold (libpq takes it from no file nor variable, and the
+                    // in-process client refuses it: such a url is refused, never shown).
+                    None => !kv.starts_with("sslpassword="),
                 })
                 .collect();
             if kept.is_empty() {
@@ -269,6 +272,12 @@ mod tests {
         let (public, pw) = strip_password("postgresql://app@/shop?host=/tmp&password=x%20y&port=5");
         assert_eq!(public, "postgresql://app@/shop?host=/tmp&port=5");
         assert_eq!(pw.as_deref(), Some("x y"));
+        // A client key's passphrase is no part of what is shown nor of a command line.
+        let (public, pw) = strip_password("postgres://u@h/db?sslpassword=Hunter2&sslmode=require");
+        assert_eq!(public, "postgres://u@h/db?sslmode=require");
+        assert_eq!(pw, None);
+        let refused = PgUrl::parse("postgres://u@h/db?sslpassword=Hunter2").unwrap_err();
+        assert!(!format!("{refused:#}").contains("Hunter2"), "{refused:#}");
         let (public, pw) = strip_password("postgres://h/db");
         assert_eq!((public.as_str(), pw), ("postgres://h/db", None));
     }
