@@ -117,13 +117,15 @@ impl Forms {
     fn redact_cow<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = mask_url_passwords(text);
         // A tool may change a secret's case (`tr a-z A-Z`, an upper-cased error message).
-        let mut text_lowered = out.to_ascii_lowercase();
-        for (secret, lowered) in self.literal.iter().zip(&self.lowered) {
-            if text_lowered.contains(lowered.as_str())
-                && let Some(replaced) = replace_ignoring_case(&out, secret)
-            {
-                out = Cow::Owned(replaced);
-                text_lowered = out.to_ascii_lowercase();
+        // The text is lowered once (again only after a replacement), and not at all
+        // without secrets: every line of every step's output passes here.
+        if !self.lowered.is_empty() {
+            let mut text_lowered = out.to_ascii_lowercase();
+            for lowered in &self.lowered {
+                if let Some(replaced) = replace_ignoring_case(&out, &text_lowered, lowered) {
+                    out = Cow::Owned(replaced);
+                    text_lowered = out.to_ascii_lowercase();
+                }
             }
         }
         // Base64 tells cases apart: another case is another text.
@@ -471,13 +473,12 @@ fn html_escaped(secret: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// `text` with `secret` replaced in any mix of ASCII cases; None when it is not there.
-fn replace_ignoring_case(text: &str, secret: &str) -> Option<String> {
+/// `text` with a secret replaced in any mix of ASCII cases, found as `wanted` (the secret
+/// lowered) in `lowered` (the text lowered); None when it is not there.
+fn replace_ignoring_case(text: &str, lowered: &str, wanted: &str) -> Option<String> {
     // Lowering ASCII keeps every byte in place (and leaves other characters alone), so
     // where the lowered secret is in the lowered text, the secret is in the text.
-    let lowered = text.to_ascii_lowercase();
-    let wanted = secret.to_ascii_lowercase();
-    let mut found = lowered.match_indices(&wanted).peekable();
+    let mut found = lowered.match_indices(wanted).peekable();
     found.peek()?;
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
